@@ -1,0 +1,1 @@
+//! Local filesystem backend. Implemented by the blob work item.

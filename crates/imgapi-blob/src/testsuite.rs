@@ -1,0 +1,1 @@
+//! Conformance suite. Implemented by the blob work item.

@@ -1,0 +1,2 @@
+//! Building records from create/import bodies and applying updates (manifest.md §5).
+// Implemented by the validation work item.

@@ -1,0 +1,94 @@
+//! Metadata store: image records, persisted by one backend behind [`MetaStore`].
+//!
+//! Services call stores; stores never call services. Every backend passes the
+//! same conformance suite ([`testsuite`], feature `testing`).
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use imgapi_domain::filter::ImageQuery;
+use imgapi_domain::ImageRecord;
+use uuid::Uuid;
+
+mod error;
+pub mod sqlite;
+#[cfg(any(test, feature = "testing"))]
+pub mod testsuite;
+
+pub use error::MetaError;
+
+/// Optimistic-concurrency token: changes on every successful write.
+pub type Revision = i64;
+
+/// A record together with the revision it was read at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredImage {
+    pub image: ImageRecord,
+    pub revision: Revision,
+}
+
+/// The contract every metadata backend keeps.
+#[async_trait]
+pub trait MetaStore: Send + Sync + 'static {
+    /// The record with this uuid, or `None`.
+    async fn get(&self, uuid: Uuid) -> Result<Option<StoredImage>, MetaError>;
+
+    /// Insert a new record. `MetaError::AlreadyExists` if the uuid is taken.
+    async fn insert(&self, image: &ImageRecord) -> Result<Revision, MetaError>;
+
+    /// Replace the record `image.uuid` if its revision is still `expected`.
+    /// `MetaError::Conflict` if someone else wrote it meanwhile,
+    /// `MetaError::NotFound` if it was deleted.
+    async fn update(&self, image: &ImageRecord, expected: Revision) -> Result<Revision, MetaError>;
+
+    /// Overwrite (or create) the record unconditionally; used where the
+    /// original overwrites a placeholder on import.
+    async fn put(&self, image: &ImageRecord) -> Result<Revision, MetaError>;
+
+    /// Atomically replace record `old_uuid` (at revision `expected`) with
+    /// `image`, which carries a different uuid (operator uuid change).
+    async fn rename(
+        &self,
+        old_uuid: Uuid,
+        expected: Revision,
+        image: &ImageRecord,
+    ) -> Result<Revision, MetaError>;
+
+    /// Delete the record; `Ok(false)` if it did not exist.
+    async fn delete(&self, uuid: Uuid) -> Result<bool, MetaError>;
+
+    /// Images matching the query, sorted by `published_at` (missing = 0,
+    /// ties by uuid) in the query's order, at most `limit` of them. The
+    /// filter is evaluated by the backend (never by loading every record).
+    async fn list(&self, query: &ImageQuery) -> Result<Vec<ImageRecord>, MetaError>;
+
+    /// UUIDs of images whose `origin` is `origin`, restricted to images in
+    /// `channel` when given; sorted by `published_at` then uuid.
+    async fn dependents(&self, origin: Uuid, channel: Option<&str>)
+        -> Result<Vec<Uuid>, MetaError>;
+
+    /// Number of records per state, for AdminGetState and metrics.
+    async fn count_by_state(&self) -> Result<Vec<(String, u64)>, MetaError>;
+
+    /// Cheap health check (Ping, readiness).
+    async fn ping(&self) -> Result<(), MetaError>;
+}
+
+/// Which metadata backend a database URL selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+}
+
+impl FromStr for Engine {
+    type Err = String;
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        let scheme = url.split(':').next().unwrap_or_default();
+        match scheme {
+            "sqlite" => Ok(Engine::Sqlite),
+            other => Err(format!(
+                "unknown database engine `{other}` in `{url}` (options: sqlite)"
+            )),
+        }
+    }
+}

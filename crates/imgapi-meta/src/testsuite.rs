@@ -1,0 +1,1 @@
+//! Conformance suite every MetaStore backend runs. Implemented by the meta work item.

@@ -1,0 +1,25 @@
+//! The IMGAPI wire contract shared by the server and clients.
+//!
+//! Nothing here does I/O: these are the shapes that cross the wire and the
+//! single restCode table from which `docs/errors.md` is generated.
+
+pub mod error_body;
+pub mod error_code;
+
+pub use error_body::{ErrorBody, FieldCode, FieldError};
+pub use error_code::RestCode;
+
+/// Owner given to imported images in public/private mode (api.md §1.4).
+pub const UNSET_OWNER_UUID: &str = "00000000-0000-0000-0000-000000000000";
+
+/// Maximum image file size: 20 GiB (api.md §7).
+pub const MAX_IMAGE_FILE_SIZE: u64 = 21_474_836_480;
+
+/// Maximum icon size: 128 KiB (api.md §7).
+pub const MAX_ICON_SIZE: u64 = 131_072;
+
+/// Default and maximum page size of ListImages (api.md §5.1).
+pub const LIST_LIMIT_MAX: u32 = 1000;
+
+/// Version reported by Ping and the `Server` header: the original's API level.
+pub const API_VERSION: &str = "4.11.0";
