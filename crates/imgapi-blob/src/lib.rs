@@ -13,12 +13,15 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::Stream;
 
+mod digest;
 mod error;
+mod lane;
 pub mod local;
 #[cfg(any(test, feature = "testing"))]
 pub mod testsuite;
 
 pub use error::BlobError;
+pub use local::LocalBlobStore;
 
 /// A stream of body chunks. The error type is `std::io::Error` so a client
 /// disconnect (or any source failure) can travel through it.

@@ -1,1 +1,656 @@
-//! Local filesystem backend. Implemented by the blob work item.
+//! Local filesystem backend: one file per key under a root directory.
+//!
+//! Layout: `<root>/<key>` (key segments become directories) and
+//! `<root>/.staging/<uuid>.part` for puts in progress. `.staging` is on the
+//! same filesystem as the objects, so committing is a `rename(2)`.
+//!
+//! Put pipeline (`put_stream`): the request body is read on the async task,
+//! counted against `max_size`, and coalesced into ~1 MiB buffers; each buffer
+//! is shared (refcounted, not copied) with three lanes (see `lane.rs`) that
+//! run in parallel on the blocking pool: the file writer, SHA-1 and MD5. A
+//! fourth lane nudged every [`DEFAULT_WRITEBACK_EVERY`] bytes calls
+//! `fdatasync` on a second handle so the disk starts writing while the body
+//! is still arriving (otherwise Linux keeps everything dirty in the page
+//! cache and the final fsync pays for the whole file at the end). Commit:
+//! fsync the file, rename it into place (creating parent directories), fsync
+//! the parent directories that changed. Any failure, or dropping the future,
+//! removes the staging file.
+//!
+//! Get pipeline (`get_stream`): a reader task reads 1 MiB chunks on the
+//! blocking pool (no extra copy) and keeps up to four of them ready ahead of
+//! the consumer.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+
+use crate::digest::StreamDigests;
+use crate::lane::Lane;
+use crate::{BlobError, BlobMeta, BlobRead, BlobStore, ByteStream, PutOutcome};
+
+/// Name of the staging directory under the root; reserved, never a key.
+pub const STAGING_DIR: &str = ".staging";
+
+/// Size of the buffers handed to the writer and digest lanes, and of the
+/// chunks a read yields.
+const CHUNK: usize = 1 << 20;
+/// Buffers queued per put lane (memory per put is bounded by about
+/// `(LANE_DEPTH + 2) * CHUNK` whatever the object size).
+const LANE_DEPTH: usize = 4;
+/// Chunks a read keeps ready ahead of its consumer.
+const READ_AHEAD: usize = 4;
+/// Default interval, in bytes written, between early `fdatasync` calls.
+pub const DEFAULT_WRITEBACK_EVERY: u64 = 32 << 20;
+/// Longest accepted key, in bytes.
+const MAX_KEY_LEN: usize = 1024;
+/// Longest accepted key segment, in bytes (NAME_MAX on common filesystems).
+const MAX_SEGMENT_LEN: usize = 255;
+
+/// Blob store on a local directory. Cheap to share (`Arc<dyn BlobStore>`).
+#[derive(Debug, Clone)]
+pub struct LocalBlobStore {
+    root: PathBuf,
+    staging: PathBuf,
+    writeback_every: u64,
+}
+
+impl LocalBlobStore {
+    /// Open (creating if needed) a store rooted at `root`, with its staging
+    /// directory `<root>/.staging`. Does not sweep staging leftovers: call
+    /// [`BlobStore::sweep_staging`] at start-up.
+    pub fn open(root: &Path) -> Result<Self, BlobError> {
+        fs::create_dir_all(root)?;
+        let staging = root.join(STAGING_DIR);
+        fs::create_dir_all(&staging)?;
+        Ok(LocalBlobStore {
+            root: root.to_path_buf(),
+            staging,
+            writeback_every: DEFAULT_WRITEBACK_EVERY,
+        })
+    }
+
+    /// Start writing back a put's data to disk every `bytes` bytes instead
+    /// of only at the final fsync; `0` disables early write-back.
+    #[must_use]
+    pub fn with_writeback_every(mut self, bytes: u64) -> Self {
+        self.writeback_every = bytes;
+        self
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Number of entries currently in the staging directory (puts in
+    /// progress or leftovers of interrupted ones).
+    pub fn staging_entries(&self) -> Result<usize, BlobError> {
+        Ok(fs::read_dir(&self.staging)?.count())
+    }
+
+    /// The file path of `key`, after validating it.
+    fn path_for(&self, key: &str) -> Result<PathBuf, BlobError> {
+        validate_key(key)?;
+        Ok(self.root.join(key))
+    }
+
+    async fn put_to_staging(
+        &self,
+        staging: &Path,
+        mut body: ByteStream,
+        max_size: u64,
+    ) -> Result<(File, PutOutcome), BlobError> {
+        let path = staging.to_path_buf();
+        let file = blocking(move || {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(BlobError::Io)
+        })
+        .await?;
+        let mut pipe = PutPipeline::spawn(file, self.writeback_every)?;
+
+        let mut size: u64 = 0;
+        let mut pending = BytesMut::new();
+        while let Some(item) = body.next().await {
+            let chunk = item.map_err(BlobError::Source)?;
+            size = size.saturating_add(chunk.len() as u64);
+            if size > max_size {
+                return Err(BlobError::TooLarge { limit: max_size });
+            }
+            if pending.is_empty() && chunk.len() >= CHUNK {
+                pipe.push(chunk).await?;
+                continue;
+            }
+            if pending.is_empty() {
+                pending.reserve(CHUNK.max(chunk.len()));
+            }
+            pending.extend_from_slice(&chunk);
+            if pending.len() >= CHUNK {
+                pipe.push(pending.split().freeze()).await?;
+            }
+        }
+        if !pending.is_empty() {
+            pipe.push(pending.freeze()).await?;
+        }
+        let (file, sha1, md5_base64) = pipe.finish().await?;
+        Ok((
+            file,
+            PutOutcome {
+                size,
+                sha1,
+                md5_base64,
+            },
+        ))
+    }
+}
+
+/// The writer, digest and flusher lanes of one put.
+struct PutPipeline {
+    writer: Lane<File>,
+    digests: StreamDigests,
+    flusher: Option<Lane<File>>,
+    writeback_every: u64,
+    since_flush: u64,
+}
+
+impl PutPipeline {
+    fn spawn(file: File, writeback_every: u64) -> Result<Self, BlobError> {
+        let flusher = if writeback_every > 0 {
+            let handle = file.try_clone()?;
+            Some(Lane::spawn(handle, 1, |f: &mut File, _: &[u8]| {
+                f.sync_data()
+            }))
+        } else {
+            None
+        };
+        Ok(PutPipeline {
+            writer: Lane::spawn(file, LANE_DEPTH, |f: &mut File, b: &[u8]| f.write_all(b)),
+            digests: StreamDigests::spawn(LANE_DEPTH),
+            flusher,
+            writeback_every,
+            since_flush: 0,
+        })
+    }
+
+    async fn push(&mut self, buf: Bytes) -> Result<(), BlobError> {
+        let len = buf.len() as u64;
+        let sent = match self.writer.send(buf.clone()).await {
+            Ok(()) => self.digests.update(buf).await,
+            Err(e) => Err(e),
+        };
+        if sent.is_err() {
+            return Err(self.stopped_error().await);
+        }
+        self.since_flush += len;
+        if self.since_flush >= self.writeback_every {
+            if let Some(flusher) = &self.flusher {
+                if flusher.nudge(Bytes::new()).is_err() {
+                    return Err(self.stopped_error().await);
+                }
+            }
+            self.since_flush = 0;
+        }
+        Ok(())
+    }
+
+    /// A lane stopped early: find out why.
+    async fn stopped_error(&mut self) -> BlobError {
+        if let Err(e) = self.writer.finish().await {
+            return BlobError::Io(e);
+        }
+        if let Some(flusher) = &mut self.flusher {
+            if let Err(e) = flusher.finish().await {
+                return BlobError::Io(e);
+            }
+        }
+        match self.digests.finish().await {
+            Err(e) => BlobError::Io(e),
+            Ok(_) => BlobError::Io(io::Error::other("blob pipeline stopped unexpectedly")),
+        }
+    }
+
+    /// Wait for every lane; returns the file (all bytes written, not yet
+    /// synced), sha1 hex and md5 base64.
+    async fn finish(mut self) -> Result<(File, String, String), BlobError> {
+        let file = self.writer.finish().await?;
+        if let Some(flusher) = &mut self.flusher {
+            flusher.finish().await?;
+        }
+        let (sha1, md5) = self.digests.finish().await?;
+        Ok((file, sha1, md5))
+    }
+}
+
+/// Removes the staging file unless disarmed: on error paths via
+/// [`StagingGuard::discard`], when the put future is dropped via `Drop`.
+struct StagingGuard {
+    path: Option<PathBuf>,
+}
+
+impl StagingGuard {
+    fn disarm(mut self) {
+        self.path = None;
+    }
+
+    async fn discard(mut self) {
+        if let Some(path) = self.path.take() {
+            let _ = tokio::task::spawn_blocking(move || remove_staging(&path)).await;
+        }
+    }
+}
+
+impl Drop for StagingGuard {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            remove_staging(&path);
+        }
+    }
+}
+
+fn remove_staging(path: &Path) {
+    match fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "could not remove staging file")
+        }
+    }
+}
+
+/// Make the staged file durable and visible under `dest`.
+fn commit(file: File, staging: &Path, dest: &Path, root: &Path) -> Result<(), BlobError> {
+    file.sync_all()?;
+    drop(file);
+    let parent = dest.parent().unwrap_or(root);
+    // A concurrent delete may remove a parent directory it found empty between
+    // our create_dir_all and rename: recreate and retry.
+    let mut attempts = 0;
+    let first_existing = loop {
+        let first_existing = create_parents(parent, root)?;
+        match fs::rename(staging, dest) {
+            Ok(()) => break first_existing,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 5 => attempts += 1,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    // Persist the new directory entry, and those of any directories we had to
+    // create, up to the first one that already existed.
+    let mut dir = parent;
+    loop {
+        File::open(dir)?.sync_all()?;
+        if dir == first_existing {
+            break;
+        }
+        match dir.parent() {
+            Some(up) if up.starts_with(root) => dir = up,
+            _ => break,
+        }
+    }
+    Ok(())
+}
+
+/// `create_dir_all(dir)`; returns the deepest ancestor of `dir` (or `dir`
+/// itself) that existed before.
+fn create_parents<'a>(dir: &'a Path, root: &'a Path) -> io::Result<&'a Path> {
+    let mut existing = dir;
+    while !existing.is_dir() && existing != root {
+        match existing.parent() {
+            Some(up) => existing = up,
+            None => break,
+        }
+    }
+    if existing != dir {
+        fs::create_dir_all(dir)?;
+    }
+    Ok(existing)
+}
+
+/// Run blocking filesystem work off the async runtime.
+async fn blocking<T, F>(f: F) -> Result<T, BlobError>
+where
+    F: FnOnce() -> Result<T, BlobError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| BlobError::Io(io::Error::other(format!("blob task failed: {e}"))))?
+}
+
+fn invalid(key: &str) -> BlobError {
+    BlobError::InvalidKey(key.to_owned())
+}
+
+fn is_key_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')
+}
+
+fn valid_segment(seg: &str) -> bool {
+    !seg.is_empty()
+        && seg != "."
+        && seg != ".."
+        && seg.len() <= MAX_SEGMENT_LEN
+        && seg.bytes().all(is_key_byte)
+}
+
+/// A key is a relative path of '/'-separated segments made of
+/// `[A-Za-z0-9._-]`, none empty, `.` or `..`, whose first segment is not the
+/// staging directory. So a key can never name anything outside the root.
+pub fn validate_key(key: &str) -> Result<(), BlobError> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        return Err(invalid(key));
+    }
+    for (i, seg) in key.split('/').enumerate() {
+        if !valid_segment(seg) || (i == 0 && seg == STAGING_DIR) {
+            return Err(invalid(key));
+        }
+    }
+    Ok(())
+}
+
+fn not_found_as(key: &str) -> impl Fn(io::Error) -> BlobError + '_ {
+    move |e| {
+        if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory {
+            BlobError::NotFound(key.to_owned())
+        } else {
+            BlobError::Io(e)
+        }
+    }
+}
+
+/// Open `path` for reading as a regular file, or `NotFound`.
+fn open_regular(key: &str, path: &Path) -> Result<(File, u64), BlobError> {
+    let file = File::open(path).map_err(not_found_as(key))?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(BlobError::NotFound(key.to_owned()));
+    }
+    Ok((file, meta.len()))
+}
+
+/// Stream `len` bytes from `file`'s current position in `CHUNK` pieces.
+fn read_stream(file: File, len: u64) -> ByteStream {
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(READ_AHEAD);
+    tokio::spawn(async move {
+        let mut file = file;
+        let mut remaining = len;
+        while remaining > 0 {
+            // Wait for room first, so nothing is read for a gone consumer.
+            let Ok(permit) = tx.reserve().await else {
+                return;
+            };
+            let n = usize::try_from(remaining.min(CHUNK as u64)).unwrap_or(CHUNK);
+            let read = tokio::task::spawn_blocking(move || {
+                let mut buf = BytesMut::zeroed(n);
+                read_full(&mut file, &mut buf)?;
+                Ok::<_, io::Error>((file, buf.freeze()))
+            })
+            .await
+            .map_err(|e| io::Error::other(format!("blob read task failed: {e}")));
+            match read {
+                Ok(Ok((f, buf))) => {
+                    file = f;
+                    remaining -= n as u64;
+                    permit.send(Ok(buf));
+                }
+                Ok(Err(e)) | Err(e) => {
+                    permit.send(Err(e));
+                    return;
+                }
+            }
+        }
+    });
+    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
+
+fn read_full(file: &mut File, mut buf: &mut [u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        match file.read(buf) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "blob file shorter than expected (truncated while reading?)",
+                ))
+            }
+            Ok(n) => buf = &mut buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Collect the keys of regular files under `dir` (whose key is `dir_key`,
+/// empty for the root) that start with `prefix`.
+fn walk(
+    dir: &Path,
+    dir_key: &str,
+    prefix: &str,
+    skip_staging: bool,
+    out: &mut Vec<String>,
+) -> io::Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            // Removed while we were listing.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if !valid_segment(&name) || (skip_staging && name == STAGING_DIR) {
+            continue;
+        }
+        let key = if dir_key.is_empty() {
+            name
+        } else {
+            format!("{dir_key}/{name}")
+        };
+        // Prune subtrees that cannot contain a match.
+        if !(key.starts_with(prefix) || prefix.starts_with(&key)) {
+            continue;
+        }
+        let file_type = match entry.file_type() {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        if file_type.is_dir() {
+            walk(&entry.path(), &key, prefix, false, out)?;
+        } else if file_type.is_file() && key.starts_with(prefix) {
+            out.push(key);
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl BlobStore for LocalBlobStore {
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+
+    async fn put_stream(
+        &self,
+        key: &str,
+        body: ByteStream,
+        max_size: u64,
+    ) -> Result<PutOutcome, BlobError> {
+        let dest = self.path_for(key)?;
+        let staging = self
+            .staging
+            .join(format!("{}.part", uuid::Uuid::new_v4().simple()));
+        let guard = StagingGuard {
+            path: Some(staging.clone()),
+        };
+        let t0 = std::time::Instant::now();
+        let staged = self.put_to_staging(&staging, body, max_size).await;
+        let t1 = t0.elapsed();
+        let result = match staged {
+            Ok((file, outcome)) => {
+                let root = self.root.clone();
+                let staging = staging.clone();
+                blocking(move || commit(file, &staging, &dest, &root))
+                    .await
+                    .map(|()| outcome)
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(outcome) => {
+                eprintln!("TIMING stream {:?} total {:?}", t1, t0.elapsed());
+                guard.disarm();
+                tracing::debug!(key, size = outcome.size, "blob committed");
+                Ok(outcome)
+            }
+            Err(e) => {
+                guard.discard().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn get_stream(
+        &self,
+        key: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<BlobRead, BlobError> {
+        let path = self.path_for(key)?;
+        let key = key.to_owned();
+        let (file, total_size, range) = blocking(move || {
+            let (mut file, total) = open_regular(&key, &path)?;
+            // The caller clamps; clamp again so a stale range cannot read past
+            // the end or go backwards.
+            let range = match range {
+                Some(r) => {
+                    let end = r.end.min(total);
+                    r.start.min(end)..end
+                }
+                None => 0..total,
+            };
+            if range.start > 0 {
+                file.seek(SeekFrom::Start(range.start))?;
+            }
+            Ok((file, total, range))
+        })
+        .await?;
+        let stream = read_stream(file, range.end - range.start);
+        Ok(BlobRead {
+            total_size,
+            range,
+            stream,
+        })
+    }
+
+    async fn stat(&self, key: &str) -> Result<BlobMeta, BlobError> {
+        let path = self.path_for(key)?;
+        let key = key.to_owned();
+        blocking(move || {
+            let meta = fs::metadata(&path).map_err(not_found_as(&key))?;
+            if !meta.is_file() {
+                return Err(BlobError::NotFound(key));
+            }
+            Ok(BlobMeta { size: meta.len() })
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        let path = self.path_for(key)?;
+        let root = self.root.clone();
+        blocking(move || {
+            match fs::symlink_metadata(&path) {
+                Ok(meta) if meta.is_dir() => return Ok(()), // a key prefix, not a blob
+                Ok(_) => match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                    Err(e) => return Err(e.into()),
+                },
+                Err(e)
+                    if e.kind() == io::ErrorKind::NotFound
+                        || e.kind() == io::ErrorKind::NotADirectory =>
+                {
+                    return Ok(())
+                }
+                Err(e) => return Err(e.into()),
+            }
+            // Best effort: remove parent directories left empty.
+            let mut dir = path.parent();
+            while let Some(d) = dir {
+                if d == root || !d.starts_with(&root) || fs::remove_dir(d).is_err() {
+                    break;
+                }
+                dir = d.parent();
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, BlobError> {
+        if !prefix.bytes().all(|b| b == b'/' || is_key_byte(b)) {
+            return Err(invalid(prefix));
+        }
+        // Start at the deepest directory the prefix names completely.
+        let (dir_key, start) = match prefix.rfind('/') {
+            Some(i) => {
+                let dir_key = &prefix[..i];
+                validate_key(dir_key).map_err(|_| invalid(prefix))?;
+                (dir_key.to_owned(), self.root.join(dir_key))
+            }
+            None => (String::new(), self.root.clone()),
+        };
+        let prefix = prefix.to_owned();
+        blocking(move || {
+            let mut keys = Vec::new();
+            walk(&start, &dir_key, &prefix, dir_key.is_empty(), &mut keys)?;
+            keys.sort_unstable();
+            Ok(keys)
+        })
+        .await
+    }
+
+    async fn sweep_staging(&self) -> Result<u64, BlobError> {
+        let staging = self.staging.clone();
+        blocking(move || {
+            fs::create_dir_all(&staging)?;
+            let mut removed = 0;
+            for entry in fs::read_dir(&staging)? {
+                let entry = entry?;
+                let path = entry.path();
+                let result = if entry.file_type()?.is_dir() {
+                    fs::remove_dir_all(&path)
+                } else {
+                    fs::remove_file(&path)
+                };
+                match result {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if removed > 0 {
+                tracing::info!(removed, "removed staging leftovers of interrupted puts");
+            }
+            Ok(removed)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -16,6 +16,7 @@ pub mod sqlite;
 pub mod testsuite;
 
 pub use error::MetaError;
+pub use sqlite::SqliteStore;
 
 /// Optimistic-concurrency token: changes on every successful write.
 pub type Revision = i64;

@@ -73,6 +73,7 @@ rest_codes! {
     UnauthorizedError = 401, "restify", "Authentication failed or is required (e.g. `inclAdminFields` without auth).";
     ServiceUnavailableError = 503, "restify", "The metadata database is unavailable.";
     BadRequestError = 400, "restify", "A malformed conditional date header.";
+    RequestedRangeNotSatisfiable = 416, "extension", "A `Range` request outside the file (the response carries `Content-Range: bytes */<size>`).";
     RequestEntityTooLarge = 413, "extension", "A JSON request body exceeds the endpoint's limit.";
 }
 

@@ -1,1 +1,19 @@
+//! Integration tests: a real server on 127.0.0.1 (ephemeral port, temp
+//! dirs), spoken to over HTTP. One binary for compile speed.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cloned_ref_to_slice_refs
+)]
 
+mod support;
+
+mod channels;
+mod conditional;
+mod dc_mode;
+mod errors;
+mod files;
+mod lifecycle;
+mod listing;
+mod misc;
+mod persistence;

@@ -1,0 +1,105 @@
+//! AppState: everything a request needs, built once from the Config.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use imgapi_blob::local::LocalBlobStore;
+use imgapi_blob::BlobStore;
+use imgapi_domain::RuleContext;
+use imgapi_meta::sqlite::SqliteStore;
+use imgapi_meta::MetaStore;
+
+use crate::config::{AuthType, ChannelConfig, Config};
+
+/// Shared state of a running server.
+pub struct AppState {
+    pub config: Config,
+    pub meta: Arc<dyn MetaStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub hostname: String,
+    pub started: Instant,
+}
+
+pub type App = Arc<AppState>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open metadata database {url}: {source}")]
+    Meta {
+        url: String,
+        source: imgapi_meta::MetaError,
+    },
+    #[error("cannot open file storage at {path}: {source}")]
+    Blob {
+        path: std::path::PathBuf,
+        source: imgapi_blob::BlobError,
+    },
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl AppState {
+    /// Open the stores named by the config and sweep upload leftovers.
+    pub async fn open(config: Config) -> Result<App, StartupError> {
+        if config.auth_type == AuthType::Signature {
+            return Err(StartupError::Unsupported(
+                "auth_type = \"signature\" is not implemented yet; use \"none\"".into(),
+            ));
+        }
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartupError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let url = config.database_url();
+        let meta = SqliteStore::open_url(&url)
+            .await
+            .map_err(|source| StartupError::Meta {
+                url: url.clone(),
+                source,
+            })?;
+        let files_dir = config.files_dir();
+        let blobs = LocalBlobStore::open(&files_dir).map_err(|source| StartupError::Blob {
+            path: files_dir.clone(),
+            source,
+        })?;
+        match blobs.sweep_staging().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "swept interrupted uploads"),
+            Err(e) => tracing::warn!(error = %e, "could not sweep staging area"),
+        }
+        Ok(Arc::new(AppState {
+            config,
+            meta: Arc::new(meta),
+            blobs: Arc::new(blobs),
+            hostname: gethostname::gethostname().to_string_lossy().into_owned(),
+            started: Instant::now(),
+        }))
+    }
+
+    pub fn rules(&self) -> RuleContext {
+        RuleContext {
+            mode: self.config.mode,
+            channels_enabled: self.channels_enabled(),
+        }
+    }
+
+    pub fn channels_enabled(&self) -> bool {
+        !self.config.channels.is_empty()
+    }
+
+    pub fn channels(&self) -> &[ChannelConfig] {
+        &self.config.channels
+    }
+
+    pub fn default_channel(&self) -> Option<&ChannelConfig> {
+        self.config
+            .channels
+            .iter()
+            .find(|c| c.default == Some(true))
+    }
+}

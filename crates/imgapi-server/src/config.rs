@@ -1,0 +1,316 @@
+//! Typed configuration, layered: built-in defaults → TOML file → `IMGAPI_*`
+//! environment variables. This is the only module that reads the environment.
+//!
+//! Every key is listed in [`KEYS`], from which `docs/config.md` is generated.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use imgapi_domain::Mode;
+use serde::Deserialize;
+
+/// How requests are authenticated (api.md §1.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthType {
+    None,
+    Signature,
+}
+
+/// One `[[channels]]` table (api.md §1.7).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelConfig {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Echoed by ListChannels exactly as configured (`true` or `false`).
+    #[serde(default)]
+    pub default: Option<bool>,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub mode: Mode,
+    pub auth_type: AuthType,
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH`; default `sqlite://<data_dir>/imgapi.sqlite`.
+    pub database_url: Option<String>,
+    pub server_name: String,
+    pub admin_uuid: Option<uuid::Uuid>,
+    pub channels: Vec<ChannelConfig>,
+    pub log_level: String,
+}
+
+/// A documented configuration key.
+pub struct KeyDoc {
+    pub key: &'static str,
+    pub env: &'static str,
+    pub default: &'static str,
+    pub doc: &'static str,
+}
+
+/// Every configuration key, its environment variable and default.
+pub const KEYS: &[KeyDoc] = &[
+    KeyDoc { key: "listen", env: "IMGAPI_LISTEN", default: "127.0.0.1:8080", doc: "Address and port the HTTP API listens on." },
+    KeyDoc { key: "mode", env: "IMGAPI_MODE", default: "public", doc: "`public`, `private` or `dc` (api.md §1.4): decides visibility and validation rules." },
+    KeyDoc { key: "auth_type", env: "IMGAPI_AUTH_TYPE", default: "none", doc: "`none` or `signature`. Only `none` is implemented so far; `signature` is refused at start-up." },
+    KeyDoc { key: "data_dir", env: "IMGAPI_DATA_DIR", default: "./data", doc: "Directory holding the SQLite database and the image files (`files/`)." },
+    KeyDoc { key: "database_url", env: "IMGAPI_DATABASE_URL", default: "sqlite://<data_dir>/imgapi.sqlite", doc: "Metadata database URL." },
+    KeyDoc { key: "server_name", env: "IMGAPI_SERVER_NAME", default: "imgapi/4.11.0", doc: "Value of the `Server` response header." },
+    KeyDoc { key: "admin_uuid", env: "IMGAPI_ADMIN_UUID", default: "(none)", doc: "dc mode: the operator account; imports with the zero owner get this owner." },
+    KeyDoc { key: "channels", env: "IMGAPI_CHANNELS", default: "(none)", doc: "`[[channels]]` tables with `name`, `description`, `default`. In the environment: a JSON array of the same objects. No channels = a server without channels." },
+    KeyDoc { key: "log_level", env: "IMGAPI_LOG_LEVEL", default: "info", doc: "Log filter (tracing `EnvFilter` syntax). Audit lines are logged at info." },
+];
+
+/// The file form: every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    mode: Option<String>,
+    auth_type: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    server_name: Option<String>,
+    admin_uuid: Option<String>,
+    channels: Option<Vec<ChannelConfig>>,
+    log_level: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid value for `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            mode: Mode::Public,
+            auth_type: AuthType::None,
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            server_name: format!("imgapi/{}", imgapi_types::API_VERSION),
+            admin_uuid: None,
+            channels: Vec::new(),
+            log_level: "info".into(),
+        }
+    }
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// Defaults, overlaid by the file (if any), overlaid by `IMGAPI_*` vars.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut layer = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        // The one place the environment is read (clippy.toml bans it elsewhere).
+        #[allow(clippy::disallowed_methods)]
+        layer.overlay_env(|name| std::env::var(name).ok())?;
+        Config::from_layer(layer)
+    }
+
+    /// Build from a TOML string only (tests).
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let layer = toml::from_str::<FileConfig>(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<string>"),
+            message: e.to_string(),
+        })?;
+        Config::from_layer(layer)
+    }
+
+    fn from_layer(layer: FileConfig) -> Result<Config, ConfigError> {
+        let mut cfg = Config::default();
+        if let Some(listen) = layer.listen {
+            cfg.listen = listen
+                .parse()
+                .map_err(|e| invalid("listen", format!("{listen:?}: {e}")))?;
+        }
+        if let Some(mode) = layer.mode {
+            cfg.mode = mode.parse().map_err(|e: String| invalid("mode", e))?;
+        }
+        if let Some(auth) = layer.auth_type {
+            cfg.auth_type = match auth.as_str() {
+                "none" => AuthType::None,
+                "signature" => AuthType::Signature,
+                other => {
+                    return Err(invalid(
+                        "auth_type",
+                        format!("unknown auth type `{other}` (options: none, signature)"),
+                    ))
+                }
+            };
+        }
+        if let Some(dir) = layer.data_dir {
+            cfg.data_dir = dir;
+        }
+        cfg.database_url = layer.database_url;
+        if let Some(name) = layer.server_name {
+            cfg.server_name = name;
+        }
+        if let Some(admin) = layer.admin_uuid {
+            let parsed = uuid::Uuid::parse_str(&admin)
+                .map_err(|e| invalid("admin_uuid", format!("{admin:?}: {e}")))?;
+            cfg.admin_uuid = Some(parsed);
+        }
+        if let Some(channels) = layer.channels {
+            validate_channels(&channels)?;
+            cfg.channels = channels;
+        }
+        if let Some(level) = layer.log_level {
+            cfg.log_level = level;
+        }
+        Ok(cfg)
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}", self.data_dir.join("imgapi.sqlite").display())
+        })
+    }
+
+    pub fn files_dir(&self) -> PathBuf {
+        self.data_dir.join("files")
+    }
+}
+
+impl FileConfig {
+    fn overlay_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = get("IMGAPI_LISTEN") {
+            self.listen = Some(v);
+        }
+        if let Some(v) = get("IMGAPI_MODE") {
+            self.mode = Some(v);
+        }
+        if let Some(v) = get("IMGAPI_AUTH_TYPE") {
+            self.auth_type = Some(v);
+        }
+        if let Some(v) = get("IMGAPI_DATA_DIR") {
+            self.data_dir = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("IMGAPI_DATABASE_URL") {
+            self.database_url = Some(v);
+        }
+        if let Some(v) = get("IMGAPI_SERVER_NAME") {
+            self.server_name = Some(v);
+        }
+        if let Some(v) = get("IMGAPI_ADMIN_UUID") {
+            self.admin_uuid = Some(v);
+        }
+        if let Some(v) = get("IMGAPI_CHANNELS") {
+            let parsed: Vec<ChannelConfig> = serde_json::from_str(&v).map_err(|e| {
+                invalid(
+                    "channels",
+                    format!("IMGAPI_CHANNELS is not a JSON array of channel objects: {e}"),
+                )
+            })?;
+            self.channels = Some(parsed);
+        }
+        if let Some(v) = get("IMGAPI_LOG_LEVEL") {
+            self.log_level = Some(v);
+        }
+        Ok(())
+    }
+}
+
+fn validate_channels(channels: &[ChannelConfig]) -> Result<(), ConfigError> {
+    for ch in channels {
+        let mut chars = ch.name.chars();
+        let valid = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+            && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        if !valid {
+            return Err(invalid(
+                "channels",
+                format!("channel name {:?} must match ^[a-z][a-z0-9_-]*$", ch.name),
+            ));
+        }
+    }
+    let defaults = channels.iter().filter(|c| c.default == Some(true)).count();
+    if defaults > 1 {
+        return Err(invalid(
+            "channels",
+            "at most one channel may have `default = true`",
+        ));
+    }
+    for (i, ch) in channels.iter().enumerate() {
+        if channels[..i].iter().any(|c| c.name == ch.name) {
+            return Err(invalid(
+                "channels",
+                format!("channel {:?} is listed twice", ch.name),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_without_config() {
+        let cfg = Config::from_toml("").ok();
+        assert_eq!(cfg, Some(Config::default()));
+        let cfg = Config::default();
+        assert_eq!(cfg.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(cfg.mode, Mode::Public);
+    }
+
+    #[test]
+    fn channels_and_errors() {
+        let cfg = Config::from_toml(
+            "mode = \"private\"\n[[channels]]\nname = \"dev\"\ndescription = \"d\"\ndefault = true\n[[channels]]\nname = \"release\"\n",
+        );
+        assert!(matches!(cfg, Ok(ref c) if c.channels.len() == 2 && c.mode == Mode::Private));
+        let err = Config::from_toml("mode = \"bogus\"")
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("invalid value for `mode`: unknown mode `bogus` (options: public, private, dc)")
+        );
+        assert!(Config::from_toml("[[channels]]\nname = \"Bad\"").is_err());
+        assert!(Config::from_toml("bogus_key = 1").is_err());
+    }
+
+    #[test]
+    fn env_overlay() {
+        let mut layer = FileConfig::default();
+        let env = |k: &str| match k {
+            "IMGAPI_MODE" => Some("dc".to_string()),
+            "IMGAPI_CHANNELS" => Some(r#"[{"name":"dev","default":true}]"#.to_string()),
+            _ => None,
+        };
+        assert!(layer.overlay_env(env).is_ok());
+        let cfg = Config::from_layer(layer).ok();
+        assert!(matches!(cfg, Some(ref c) if c.mode == Mode::Dc && c.channels.len() == 1));
+    }
+}

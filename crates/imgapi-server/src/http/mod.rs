@@ -1,0 +1,176 @@
+//! HTTP layer: parse each request into a typed operation, authenticate it,
+//! call a service, and map the result (or the error) to the wire.
+//! Handlers call services; they never touch the stores directly.
+
+pub mod auth;
+pub mod conditional;
+pub mod error;
+pub mod query;
+pub mod request;
+pub mod response;
+pub mod router;
+pub mod routes;
+pub mod version;
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use imgapi_types::RestCode;
+
+use crate::app::App;
+use auth::authenticate;
+use error::{ApiError, ErrorCause};
+use query::QueryParams;
+use request::Req;
+use router::{dispatch, method_not_allowed, Route};
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
+const X_RESPONSE_TIME: HeaderName = HeaderName::from_static("x-response-time");
+const X_SERVER_NAME: HeaderName = HeaderName::from_static("x-server-name");
+
+/// The axum application: every request goes through [`handle`].
+pub fn app_router(app: App) -> axum::Router {
+    axum::Router::new().fallback(handle).with_state(app)
+}
+
+/// Route, authenticate and run one request, then add the common headers of
+/// api.md §1.2 and write one audit log line.
+async fn handle(State(app): State<App>, request: Request) -> Response {
+    let started = Instant::now();
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID)
+        .or_else(|| request.headers().get(X_REQUEST_ID))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let method = request.method().clone();
+    let url = request
+        .uri()
+        .path_and_query()
+        .map(|pq| pq.as_str().to_string())
+        .unwrap_or_else(|| request.uri().path().to_string());
+    let keep_alive = request.version() == http::Version::HTTP_11
+        && !request
+            .headers()
+            .get(header::CONNECTION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+
+    let (mut resp, user) = match route_request(&app, request).await {
+        Ok((resp, user)) => (resp, user),
+        Err(e) => (e.into_response(), "-".to_string()),
+    };
+    if method == Method::HEAD {
+        *resp.body_mut() = Body::empty();
+    }
+    let headers = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&app.config.server_name) {
+        headers.insert(header::SERVER, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        headers.insert(X_REQUEST_ID, v);
+    }
+    let elapsed = started.elapsed();
+    headers.insert(
+        X_RESPONSE_TIME,
+        HeaderValue::from(elapsed.as_millis() as u64),
+    );
+    if let Ok(v) = HeaderValue::from_str(&app.hostname) {
+        headers.insert(X_SERVER_NAME, v);
+    }
+    if keep_alive {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        headers.insert(
+            HeaderName::from_static("keep-alive"),
+            HeaderValue::from_static("timeout=5"),
+        );
+    }
+    audit(&resp, &method, &url, &request_id, &user, elapsed);
+    resp
+}
+
+fn audit(
+    resp: &Response,
+    method: &Method,
+    url: &str,
+    request_id: &str,
+    user: &str,
+    elapsed: std::time::Duration,
+) {
+    let status = resp.status().as_u16();
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    match resp.extensions().get::<ErrorCause>() {
+        Some(ErrorCause(cause)) if resp.status().is_server_error() => tracing::error!(
+            target: "audit", %method, url, status, latency_ms, caller = user, req_id = request_id, cause = %cause, "request"
+        ),
+        Some(ErrorCause(cause)) => tracing::info!(
+            target: "audit", %method, url, status, latency_ms, caller = user, req_id = request_id, cause = %cause, "request"
+        ),
+        None => tracing::info!(
+            target: "audit", %method, url, status, latency_ms, caller = user, req_id = request_id, "request"
+        ),
+    }
+}
+
+async fn route_request(app: &App, request: Request) -> Result<(Response, String), ApiError> {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_string();
+    let route = Route::parse(app, &path)
+        .ok_or_else(|| ApiError::not_found(format!("{path} does not exist")))?;
+    if !route.methods().contains(&parts.method) {
+        return Err(method_not_allowed(&route, &parts.method));
+    }
+    let accept = parts
+        .headers
+        .get("accept-version")
+        .and_then(|v| v.to_str().ok());
+    let version = version::negotiate(accept).ok_or_else(|| {
+        ApiError::new(
+            RestCode::InvalidVersion,
+            format!(
+                "{} is not supported by {} {path}",
+                accept.unwrap_or_default(),
+                parts.method
+            ),
+        )
+    })?;
+    let caller = authenticate(app, &parts.headers, route.auth_policy(&parts.method))?;
+    let user = caller.log_name().to_string();
+    let url = parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str().to_string())
+        .unwrap_or_else(|| path.clone());
+    let req = Req {
+        method: parts.method,
+        query: QueryParams::parse(parts.uri.query()),
+        path,
+        url,
+        headers: parts.headers,
+        version,
+        caller,
+        body: std::sync::Mutex::new(Some(body)),
+    };
+    let resp = dispatch(app, route, req).await?;
+    Ok((resp, user))
+}
+
+/// 404 for a malformed `:uuid` (api.md §1.10): the message quotes the URL.
+pub fn parse_uuid(req: &Req, raw: &str) -> Result<uuid::Uuid, ApiError> {
+    if imgapi_domain::validate::is_lower_uuid(raw) {
+        if let Ok(u) = uuid::Uuid::parse_str(raw) {
+            return Ok(u);
+        }
+    }
+    Err(ApiError::not_found(format!("{} does not exist", req.url)))
+}
+
+/// 200 `{}`-style JSON convenience.
+pub fn ok_json<T: serde::Serialize + ?Sized>(body: &T) -> Response {
+    response::json(StatusCode::OK, body)
+}

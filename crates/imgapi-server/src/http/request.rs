@@ -1,0 +1,110 @@
+//! The parsed request every handler receives: method, path, query, API
+//! version, caller and the not-yet-read body.
+
+use axum::body::Body;
+use futures_util::TryStreamExt;
+use http::{header, HeaderMap, Method};
+use http_body_util::{BodyExt, Limited};
+use imgapi_blob::ByteStream;
+use imgapi_domain::serialize::SerializeOptions;
+use imgapi_types::RestCode;
+use serde_json::Value;
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::query::QueryParams;
+use super::version::ApiVersion;
+use crate::app::AppState;
+
+/// Largest JSON request body accepted (manifests with big tag objects fit).
+pub const MAX_JSON_BODY: usize = 4 * 1024 * 1024;
+
+pub struct Req {
+    pub method: Method,
+    /// Raw (still percent-encoded) path.
+    pub path: String,
+    /// Path and query as received.
+    pub url: String,
+    pub headers: HeaderMap,
+    pub query: QueryParams,
+    pub version: ApiVersion,
+    pub caller: Caller,
+    /// Behind a mutex only so `&Req` is `Sync` (handler futures hold it
+    /// across awaits); it is taken at most once.
+    pub body: std::sync::Mutex<Option<Body>>,
+}
+
+impl Req {
+    pub fn header(&self, name: &header::HeaderName) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// `Content-Length` when present and numeric (a non-numeric one is ignored).
+    pub fn content_length(&self) -> Option<u64> {
+        self.header(&header::CONTENT_LENGTH)
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    fn is_json(&self) -> bool {
+        self.header(&header::CONTENT_TYPE)
+            .and_then(|ct| ct.split(';').next())
+            .is_some_and(|mt| mt.trim().eq_ignore_ascii_case("application/json"))
+    }
+
+    /// The JSON body under the original's rules (api.md §1.1): parsed only
+    /// with `Content-Type: application/json` and a non-empty body.
+    pub async fn json_body(&mut self) -> Result<Option<Value>, ApiError> {
+        let Some(body) = self.take_body() else {
+            return Ok(None);
+        };
+        if !self.is_json() {
+            return Ok(None);
+        }
+        let bytes = match Limited::new(body, MAX_JSON_BODY).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return Err(ApiError::new(
+                    RestCode::RequestEntityTooLarge,
+                    format!("request body exceeds the maximum of {MAX_JSON_BODY} bytes"),
+                ))
+            }
+            Err(e) => {
+                return Err(ApiError::new(
+                    RestCode::BadRequestError,
+                    format!("error reading request body: {e}"),
+                ))
+            }
+        };
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| ApiError::new(RestCode::InvalidContent, format!("Invalid JSON: {e}")))
+    }
+
+    /// The body as a byte stream for uploads (errors become io::Error so
+    /// a client disconnect reaches the blob store as a source failure).
+    pub fn body_stream(&mut self) -> ByteStream {
+        let body = self.take_body().unwrap_or_else(Body::empty);
+        Box::pin(TryStreamExt::map_err(
+            body.into_data_stream(),
+            std::io::Error::other,
+        ))
+    }
+
+    fn take_body(&mut self) -> Option<Body> {
+        match self.body.get_mut() {
+            Ok(body) => body.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        }
+    }
+
+    pub fn serialize_options(&self, app: &AppState, admin_fields: bool) -> SerializeOptions {
+        SerializeOptions {
+            mode: app.config.mode,
+            channels: self.version.v2,
+            admin_fields,
+        }
+    }
+}

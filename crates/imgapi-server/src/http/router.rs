@@ -1,0 +1,145 @@
+//! The whole route table on one screen (api.md §2), grouped by client:
+//! native IMGAPI, admin, legacy DSAPI `/datasets`.
+//!
+//! Routing is done by hand rather than with axum's router because the wire
+//! contract fixes details a generic router decides differently: 404 bodies
+//! naming the path, 405 with `Allow` for HEAD and OPTIONS too, `/images/`
+//! matching ListImages, and the uuid check's place in the handler order.
+
+use axum::response::{IntoResponse, Response};
+use http::Method;
+use imgapi_types::RestCode;
+
+use super::auth::AuthPolicy;
+use super::error::ApiError;
+use super::request::Req;
+use super::routes::{datasets, files, images, misc};
+use crate::app::AppState;
+use imgapi_domain::Mode;
+
+/// A matched resource; `Uuid*` variants carry the raw `:uuid` segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    // native
+    Ping,
+    Channels,
+    Images,
+    Image(String),
+    ImageFile(String),
+    ImageFileFromUrl(String),
+    ImageIcon(String),
+    ImageAcl(String),
+    ImageClone(String),
+    ImageJobs(String),
+    // admin
+    State,
+    AuthKeysReload,
+    // legacy DSAPI
+    Datasets,
+    Dataset(String),
+}
+
+impl Route {
+    pub fn parse(app: &AppState, path: &str) -> Option<Route> {
+        let trimmed = path.strip_prefix('/')?;
+        let segs: Vec<&str> = trimmed.split('/').collect();
+        let route = match segs.as_slice() {
+            ["ping"] => Route::Ping,
+            ["channels"] if app.channels_enabled() => Route::Channels,
+            ["images"] | ["images", ""] => Route::Images,
+            ["images", id] => Route::Image((*id).into()),
+            ["images", id, "file"] => Route::ImageFile((*id).into()),
+            ["images", id, "file", "from-url"] => Route::ImageFileFromUrl((*id).into()),
+            ["images", id, "icon"] => Route::ImageIcon((*id).into()),
+            ["images", id, "acl"] => Route::ImageAcl((*id).into()),
+            ["images", id, "clone"] if app.config.mode == Mode::Dc => {
+                Route::ImageClone((*id).into())
+            }
+            ["images", id, "jobs"] => Route::ImageJobs((*id).into()),
+            ["state"] => Route::State,
+            ["authkeys", "reload"] => Route::AuthKeysReload,
+            ["datasets"] => Route::Datasets,
+            ["datasets", arg] if !arg.is_empty() => Route::Dataset((*arg).into()),
+            _ => return None,
+        };
+        Some(route)
+    }
+
+    /// Methods registered for the resource, as listed in `Allow`.
+    pub fn methods(&self) -> &'static [Method] {
+        match self {
+            Route::Ping | Route::Channels | Route::ImageJobs(_) => &[Method::GET],
+            Route::Datasets | Route::Dataset(_) => &[Method::GET],
+            Route::Images | Route::State => &[Method::GET, Method::POST],
+            Route::Image(_) => &[Method::GET, Method::POST, Method::DELETE],
+            Route::ImageFile(_) => &[Method::GET, Method::PUT],
+            Route::ImageIcon(_) => &[Method::GET, Method::PUT, Method::DELETE],
+            Route::ImageFileFromUrl(_)
+            | Route::ImageAcl(_)
+            | Route::ImageClone(_)
+            | Route::AuthKeysReload => &[Method::POST],
+        }
+    }
+
+    /// The route's authentication policy for `method` (api.md §2 "Auth").
+    pub fn auth_policy(&self, method: &Method) -> AuthPolicy {
+        match self {
+            Route::Ping | Route::Channels | Route::Images if method == Method::GET => {
+                AuthPolicy::Passive
+            }
+            Route::Image(_) if method == Method::GET => AuthPolicy::Passive,
+            Route::ImageFile(_) | Route::ImageIcon(_) if method == Method::GET => AuthPolicy::None,
+            Route::ImageJobs(_) | Route::Datasets | Route::Dataset(_) => AuthPolicy::None,
+            _ => AuthPolicy::Strict,
+        }
+    }
+}
+
+/// 405 with the `Allow` header (api.md §1.10).
+pub fn method_not_allowed(route: &Route, method: &Method) -> ApiError {
+    let allow = route
+        .methods()
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    ApiError {
+        allow: Some(allow),
+        ..ApiError::new(
+            RestCode::MethodNotAllowedError,
+            format!("{method} is not allowed"),
+        )
+    }
+}
+
+/// Call the handler of `route` for the request's method.
+pub async fn dispatch(app: &AppState, route: Route, req: Req) -> Result<Response, ApiError> {
+    let m = req.method.clone();
+    match (route, m) {
+        (Route::Ping, Method::GET) => misc::ping(app, req).await,
+        (Route::Channels, Method::GET) => misc::list_channels(app, req).await,
+        (Route::State, Method::GET) => misc::get_state(app, req).await,
+        (Route::State, Method::POST) => misc::update_state(app, req).await,
+        (Route::AuthKeysReload, Method::POST) => misc::reload_auth_keys(app, req).await,
+        (Route::Images, Method::GET) => images::list(app, req).await,
+        (Route::Images, Method::POST) => images::create(app, req).await,
+        (Route::Image(id), Method::GET) => images::get(app, req, &id).await,
+        (Route::Image(id), Method::POST) => images::action(app, req, &id).await,
+        (Route::Image(id), Method::DELETE) => images::delete(app, req, &id).await,
+        (Route::ImageAcl(id), Method::POST) => images::acl(app, req, &id).await,
+        (Route::ImageClone(id), Method::POST) => images::clone(app, req, &id).await,
+        (Route::ImageJobs(id), Method::GET) => images::jobs(app, req, &id).await,
+        (Route::ImageFile(id), Method::GET) => files::get_file(app, req, &id).await,
+        (Route::ImageFile(id), Method::PUT) => files::add_file(app, req, &id).await,
+        (Route::ImageFileFromUrl(id), Method::POST) => {
+            files::add_file_from_url(app, req, &id).await
+        }
+        (Route::ImageIcon(id), Method::GET) => files::get_icon(app, req, &id).await,
+        (Route::ImageIcon(id), Method::PUT) => files::add_icon(app, req, &id).await,
+        (Route::ImageIcon(id), Method::DELETE) => files::delete_icon(app, req, &id).await,
+        (Route::Datasets, Method::GET) => Ok(datasets::list()),
+        (Route::Dataset(arg), Method::GET) => Ok(datasets::get(&arg)),
+        (route, method) => Err(method_not_allowed(&route, &method)),
+    }
+    .map(IntoResponse::into_response)
+}

@@ -1,0 +1,336 @@
+//! Image file and icon handlers (api.md §5.4–§5.10), incl. `Range`.
+
+use std::ops::Range;
+use std::time::SystemTime;
+
+use axum::body::Body;
+use axum::response::Response;
+use http::{header, HeaderValue, StatusCode};
+use imgapi_domain::image::parse_iso_ms;
+use imgapi_domain::ImageRecord;
+use imgapi_types::{FieldCode, FieldError, RestCode};
+
+use super::images::current_etag;
+use crate::app::AppState;
+use crate::http::conditional::{evaluate, Precondition};
+use crate::http::error::ApiError;
+use crate::http::parse_uuid;
+use crate::http::request::Req;
+use crate::http::response;
+use crate::service::files::{self as svc, AddFileParams, AddIconParams};
+use crate::service::{load_image, resolve_channel, ChannelRule, ServiceError};
+
+/// What a download serves: digests and times of the stored object.
+struct Served<'a> {
+    sha1: &'a str,
+    md5: &'a str,
+    size: u64,
+    mtime: &'a str,
+    content_type: &'a str,
+    key: Option<&'a str>,
+}
+
+fn mtime_of(iso: &str) -> Option<SystemTime> {
+    let ms = parse_iso_ms(iso)?;
+    let ms = u64::try_from(ms).ok()?;
+    Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+}
+
+/// Parse a single `bytes=` range against `size`. `Ok(None)` = serve all;
+/// `Err(())` = unsatisfiable.
+fn parse_range(header: &str, size: u64) -> Result<Option<Range<u64>>, ()> {
+    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None); // multiple ranges: answer with the whole file
+    }
+    let Some((start, end)) = spec.trim().split_once('-') else {
+        return Ok(None);
+    };
+    let (start, end) = (start.trim(), end.trim());
+    let range = if start.is_empty() {
+        let suffix: u64 = end.parse().map_err(|_| ())?;
+        if suffix == 0 {
+            return Err(());
+        }
+        size.saturating_sub(suffix)..size
+    } else {
+        let s: u64 = start.parse().map_err(|_| ())?;
+        let e = if end.is_empty() {
+            size
+        } else {
+            end.parse::<u64>()
+                .map_err(|_| ())?
+                .saturating_add(1)
+                .min(size)
+        };
+        if s >= size || s >= e {
+            return Err(());
+        }
+        s..e
+    };
+    Ok(Some(range))
+}
+
+/// `If-Range` holds the validator the client saw: the sha1 or a date.
+fn if_range_allows(req: &Req, served: &Served<'_>) -> bool {
+    let Some(v) = req.header(&header::IF_RANGE) else {
+        return true;
+    };
+    let tag = v.trim().trim_start_matches("W/").trim_matches('"');
+    if tag == served.sha1 {
+        return true;
+    }
+    match (httpdate::parse_http_date(v.trim()), mtime_of(served.mtime)) {
+        (Ok(date), Some(m)) => {
+            let secs = m
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or_default();
+            SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs) <= date
+        }
+        _ => false,
+    }
+}
+
+fn set(resp: &mut Response, name: header::HeaderName, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        resp.headers_mut().insert(name, v);
+    }
+}
+
+fn validators(resp: &mut Response, served: &Served<'_>) {
+    set(resp, header::ETAG, served.sha1);
+    if let Some(m) = mtime_of(served.mtime) {
+        set(resp, header::LAST_MODIFIED, &httpdate::fmt_http_date(m));
+    }
+}
+
+/// Stream a stored object with conditional and range handling.
+async fn download(
+    app: &AppState,
+    req: &Req,
+    img: &ImageRecord,
+    served: Served<'_>,
+    what: &str,
+) -> Result<Response, ApiError> {
+    let etag = current_etag(app, req, img);
+    let last_modified = mtime_of(served.mtime);
+    if evaluate(&req.method, &req.headers, &etag, last_modified)? == Precondition::NotModified {
+        let mut resp = response::empty(StatusCode::NOT_MODIFIED);
+        validators(&mut resp, &served);
+        return Ok(resp);
+    }
+    let range = match req.header(&header::RANGE) {
+        Some(h) if if_range_allows(req, &served) => match parse_range(h, served.size) {
+            Ok(r) => r,
+            Err(()) => {
+                let mut err = ApiError::new(
+                    RestCode::RequestedRangeNotSatisfiable,
+                    format!(
+                        "range {h:?} is not satisfiable for a {} byte {what}",
+                        served.size
+                    ),
+                )
+                .into_response_parts();
+                set(
+                    &mut err,
+                    header::CONTENT_RANGE,
+                    &format!("bytes */{}", served.size),
+                );
+                return Ok(err);
+            }
+        },
+        _ => None,
+    };
+    let read = svc::open_blob(app, served.key, range.clone(), what).await?;
+    let mut resp = Response::new(Body::from_stream(read.stream));
+    let len = read.range.end - read.range.start;
+    if range.is_some() {
+        *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+        set(
+            &mut resp,
+            header::CONTENT_RANGE,
+            &format!(
+                "bytes {}-{}/{}",
+                read.range.start,
+                read.range.end.saturating_sub(1),
+                read.total_size
+            ),
+        );
+    }
+    set(&mut resp, header::CONTENT_TYPE, served.content_type);
+    set(&mut resp, header::CONTENT_LENGTH, &len.to_string());
+    set(&mut resp, header::ACCEPT_RANGES, "bytes");
+    set(
+        &mut resp,
+        header::HeaderName::from_static("content-md5"),
+        served.md5,
+    );
+    validators(&mut resp, &served);
+    Ok(resp)
+}
+
+/// GetImageFile (api.md §5.4).
+pub async fn get_file(app: &AppState, req: Req, id: &str) -> Result<Response, ApiError> {
+    let uuid = parse_uuid(&req, id)?;
+    let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::ChannelOrStar)?;
+    let loaded = load_image(app, uuid, req.query.get("account"), channel.as_deref()).await?;
+    let img = &loaded.stored.image;
+    let file = svc::select_file(img, req.query.get("index"))?;
+    let served = Served {
+        sha1: &file.sha1,
+        md5: &file.content_md5,
+        size: file.size,
+        mtime: &file.mtime,
+        content_type: "application/octet-stream",
+        key: file.blob_key.as_deref(),
+    };
+    download(app, &req, img, served, "image file").await
+}
+
+/// AddImageFile (api.md §5.5): streamed to storage, never buffered.
+pub async fn add_file(app: &AppState, mut req: Req, id: &str) -> Result<Response, ApiError> {
+    let uuid = parse_uuid(&req, id)?;
+    let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::Channel)?;
+    let loaded = load_image(app, uuid, req.query.get("account"), channel.as_deref()).await?;
+    loaded.ensure_owner()?;
+    if req.query.contains("source") {
+        if loaded.stored.image.activated {
+            return Err(imgapi_domain::DomainError::ImageFilesImmutable(uuid).into());
+        }
+        return Err(ServiceError::NotAvailable(
+            "adding a file from a source IMGAPI is not available yet; upload the bytes instead"
+                .into(),
+        )
+        .into());
+    }
+    let body = req.body_stream();
+    let params = AddFileParams {
+        compression: req.query.get("compression"),
+        sha1: req.query.get_nonempty("sha1"),
+        dataset_guid: req.query.get_nonempty("dataset_guid"),
+        storage: req.query.get("storage"),
+        account_given: loaded.account.is_some(),
+        content_length: req.content_length(),
+    };
+    let record = svc::add_file(app, loaded.stored, params, body).await?;
+    Ok(response::image(imgapi_domain::serialize::api_object(
+        &record,
+        req.serialize_options(app, false),
+    )))
+}
+
+/// AddImageFileFromUrl (api.md §5.7): the checks that need no network.
+pub async fn add_file_from_url(
+    app: &AppState,
+    mut req: Req,
+    id: &str,
+) -> Result<Response, ApiError> {
+    let uuid = parse_uuid(&req, id)?;
+    let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::Channel)?;
+    let loaded = load_image(app, uuid, req.query.get("account"), channel.as_deref()).await?;
+    loaded.ensure_owner()?;
+    let body = req.json_body().await?;
+    if loaded.stored.image.activated {
+        return Err(imgapi_domain::DomainError::ImageFilesImmutable(uuid).into());
+    }
+    if req.query.get_nonempty("compression").is_none() {
+        return Err(ApiError::invalid_param(
+            "missing \"compression\"",
+            vec![FieldError::new("compression", FieldCode::Missing)],
+        ));
+    }
+    match body.as_ref().and_then(|b| b.get("file_url")) {
+        None => Err(ApiError::invalid_param(
+            "missing \"file_url\" field from request body",
+            vec![FieldError::new("file_url", FieldCode::Missing)],
+        )),
+        Some(serde_json::Value::String(url)) if !url.starts_with("https:") => {
+            Err(ApiError::invalid_param(
+                "Only URLs using the https: scheme are supported",
+                vec![FieldError::invalid("file_url")],
+            ))
+        }
+        Some(serde_json::Value::String(_)) => Err(ServiceError::NotAvailable(
+            "adding a file from a URL is not available yet; upload the bytes instead".into(),
+        )
+        .into()),
+        Some(_) => Err(ApiError::invalid_param(
+            "invalid \"file_url\" field from request body (not a string)",
+            vec![FieldError::invalid("file_url")],
+        )),
+    }
+}
+
+/// GetImageIcon (api.md §5.8).
+pub async fn get_icon(app: &AppState, req: Req, id: &str) -> Result<Response, ApiError> {
+    let uuid = parse_uuid(&req, id)?;
+    let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::ChannelOrStar)?;
+    let loaded = load_image(app, uuid, req.query.get("account"), channel.as_deref()).await?;
+    let img = &loaded.stored.image;
+    let icon = img
+        .icon
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found(format!("image \"{uuid}\" has no icon")))?;
+    let served = Served {
+        sha1: &icon.sha1,
+        md5: &icon.content_md5,
+        size: icon.size,
+        mtime: &icon.mtime,
+        content_type: &icon.content_type,
+        key: icon.blob_key.as_deref(),
+    };
+    download(app, &req, img, served, "image icon").await
+}
+
+/// AddImageIcon (api.md §5.9).
+pub async fn add_icon(app: &AppState, mut req: Req, id: &str) -> Result<Response, ApiError> {
+    let uuid = parse_uuid(&req, id)?;
+    let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::Channel)?;
+    let loaded = load_image(app, uuid, req.query.get("account"), channel.as_deref()).await?;
+    loaded.ensure_owner()?;
+    let body = req.body_stream();
+    let params = AddIconParams {
+        content_type: req.header(&header::CONTENT_TYPE),
+        sha1: req.query.get_nonempty("sha1"),
+        storage: req.query.get("storage"),
+        account_given: loaded.account.is_some(),
+        content_length: req.content_length(),
+    };
+    let record = svc::add_icon(app, loaded.stored, params, body).await?;
+    Ok(response::image(imgapi_domain::serialize::api_object(
+        &record,
+        req.serialize_options(app, false),
+    )))
+}
+
+/// DeleteImageIcon (api.md §5.10).
+pub async fn delete_icon(app: &AppState, req: Req, id: &str) -> Result<Response, ApiError> {
+    let uuid = parse_uuid(&req, id)?;
+    let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::Channel)?;
+    let loaded = load_image(app, uuid, req.query.get("account"), channel.as_deref()).await?;
+    loaded.ensure_owner()?;
+    let record = svc::delete_icon(app, loaded.stored).await?;
+    Ok(response::image(imgapi_domain::serialize::api_object(
+        &record,
+        req.serialize_options(app, false),
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), Ok(Some(0..10)));
+        assert_eq!(parse_range("bytes=90-", 100), Ok(Some(90..100)));
+        assert_eq!(parse_range("bytes=-10", 100), Ok(Some(90..100)));
+        assert_eq!(parse_range("bytes=95-200", 100), Ok(Some(95..100)));
+        assert_eq!(parse_range("bytes=100-", 100), Err(()));
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), Ok(None));
+        assert_eq!(parse_range("items=0-1", 100), Ok(None));
+    }
+}

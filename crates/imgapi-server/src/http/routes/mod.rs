@@ -1,0 +1,6 @@
+//! Thin handlers, one module per resource: extract → call service → respond.
+
+pub mod datasets;
+pub mod files;
+pub mod images;
+pub mod misc;

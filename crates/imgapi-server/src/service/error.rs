@@ -1,0 +1,116 @@
+//! ServiceError: what a use case can fail with. Mapped to the wire in
+//! exactly one place, `http::error`.
+
+use imgapi_blob::BlobError;
+use imgapi_domain::DomainError;
+use imgapi_meta::MetaError;
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// 404 ResourceNotFound with this message.
+    #[error("{0}")]
+    NotFound(String),
+    #[error("this endpoint may only be called by an operator")]
+    OperatorOnly,
+    #[error("image uuid \"{0}\" already exists")]
+    ImageUuidAlreadyExists(Uuid),
+    #[error("origin image \"{0}\" does not exist")]
+    OriginDoesNotExist(Uuid),
+    #[error("image \"{uuid}\" has {} dependent incremental image(s): {}", dependents.len(), dependents_list(dependents))]
+    ImageHasDependentImages { uuid: Uuid, dependents: Vec<Uuid> },
+    /// 400 Upload (file too large, icon problems).
+    #[error("{0}")]
+    Upload(String),
+    /// 400 Download (integrity problems).
+    #[error("{0}")]
+    Download(String),
+    /// 400 NotImplemented.
+    #[error("{0}")]
+    NotImplemented(String),
+    /// 501 NotAvailable.
+    #[error("{0}")]
+    NotAvailable(String),
+    #[error("storage type is unsupported")]
+    StorageUnsupported,
+    /// 503 ServiceUnavailableError: background job service not available.
+    #[error("Workflow API is down.")]
+    WorkflowUnavailable,
+    /// 422 ImageNotShared (original message with its arguments swapped).
+    #[error("Image {account} is not shared with account {uuid}")]
+    ImageNotShared { account: Uuid, uuid: Uuid },
+    /// 500 InternalError with a message fit for the client.
+    #[error("{0}")]
+    Internal(String),
+    /// 401 UnauthorizedError with this message.
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{context}: {source}")]
+    Meta {
+        context: String,
+        #[source]
+        source: MetaError,
+    },
+    #[error("{context}: {source}")]
+    Blob {
+        context: String,
+        #[source]
+        source: BlobError,
+    },
+}
+
+fn dependents_list(deps: &[Uuid]) -> String {
+    let all: Vec<String> = deps.iter().map(Uuid::to_string).collect();
+    if all.len() < 10 {
+        all.join(", ")
+    } else {
+        format!("{}, and {} more...", all[..5].join(", "), all.len() - 5)
+    }
+}
+
+impl ServiceError {
+    pub fn meta(context: impl Into<String>) -> impl FnOnce(MetaError) -> ServiceError {
+        let context = context.into();
+        move |source| ServiceError::Meta { context, source }
+    }
+
+    pub fn blob(context: impl Into<String>) -> impl FnOnce(BlobError) -> ServiceError {
+        let context = context.into();
+        move |source| ServiceError::Blob { context, source }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ServiceError {
+        ServiceError::NotFound(message.into())
+    }
+
+    pub fn validation(message: impl Into<String>, errors: Vec<imgapi_types::FieldError>) -> Self {
+        ServiceError::Domain(DomainError::validation(message, errors))
+    }
+
+    pub fn invalid_parameter(
+        message: impl Into<String>,
+        errors: Vec<imgapi_types::FieldError>,
+    ) -> Self {
+        ServiceError::Domain(DomainError::invalid_parameter(message, errors))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dependents_message() {
+        let deps: Vec<Uuid> = (1..=11).map(Uuid::from_u128).collect();
+        let err = ServiceError::ImageHasDependentImages {
+            uuid: Uuid::from_u128(0),
+            dependents: deps,
+        };
+        assert!(err.to_string().ends_with(", and 6 more..."));
+        assert!(err
+            .to_string()
+            .contains("has 11 dependent incremental image(s): "));
+    }
+}

@@ -1,0 +1,330 @@
+//! Image files and icons (api.md §5.4–§5.10): streaming uploads with
+//! digests computed on the fly, atomic commit, ranged downloads.
+//!
+//! Every upload goes to a fresh blob key, so a failed or rejected upload
+//! never touches the bytes an image currently points to; the record update
+//! is the commit, and the previous blob is deleted afterwards.
+
+use std::ops::Range;
+
+use imgapi_blob::{BlobError, BlobRead, ByteStream, PutOutcome};
+use imgapi_domain::{DomainError, IconRecord, ImageFile, ImageRecord};
+use imgapi_meta::StoredImage;
+use imgapi_types::{FieldCode, FieldError, MAX_ICON_SIZE, MAX_IMAGE_FILE_SIZE};
+use uuid::Uuid;
+
+use super::images::modify;
+use super::ServiceError;
+use crate::app::AppState;
+
+const COMPRESSIONS: [&str; 4] = ["bzip2", "gzip", "xz", "none"];
+const ICON_TYPES: [&str; 3] = ["image/jpeg", "image/gif", "image/png"];
+/// Storage names a client may ask for; only `local` is configured here.
+const STORAGE_TYPES: [&str; 2] = ["local", "manta"];
+
+/// Query inputs of AddImageFile.
+pub struct AddFileParams<'a> {
+    pub compression: Option<&'a str>,
+    pub sha1: Option<&'a str>,
+    pub dataset_guid: Option<&'a str>,
+    pub storage: Option<&'a str>,
+    pub account_given: bool,
+    pub content_length: Option<u64>,
+}
+
+fn check_compression(compression: Option<&str>) -> Result<String, ServiceError> {
+    match compression.filter(|c| !c.is_empty()) {
+        None => Err(ServiceError::invalid_parameter(
+            "missing \"compression\"",
+            vec![FieldError::new("compression", FieldCode::Missing)],
+        )),
+        Some(c) if COMPRESSIONS.contains(&c) => Ok(c.to_string()),
+        Some(c) => Err(ServiceError::invalid_parameter(
+            format!("invalid compression \"{c}\" (must be one of gzip, bzip2, xz, none)"),
+            vec![FieldError::invalid("compression")],
+        )),
+    }
+}
+
+/// The `storage` rules shared by file and icon uploads (api.md §5.5 step 4).
+fn check_storage(storage: Option<&str>, account_given: bool) -> Result<(), ServiceError> {
+    let Some(s) = storage else { return Ok(()) };
+    if account_given {
+        return Err(ServiceError::invalid_parameter(
+            format!("invalid storage \"{s}\""),
+            vec![FieldError::with_message(
+                "storage",
+                FieldCode::NotAllowed,
+                "Parameter cannot be specified by non-operators",
+            )],
+        ));
+    }
+    if !STORAGE_TYPES.contains(&s) {
+        return Err(ServiceError::invalid_parameter(
+            format!("invalid storage \"{s}\" (must be one of local, manta)"),
+            vec![FieldError::invalid("storage")],
+        ));
+    }
+    Ok(())
+}
+
+fn new_blob_key(uuid: Uuid, slot: &str) -> String {
+    format!("images/{uuid}/{slot}-{}", Uuid::new_v4().simple())
+}
+
+async fn discard(app: &AppState, key: &str) {
+    if let Err(e) = app.blobs.delete(key).await {
+        tracing::warn!(key, error = %e, "could not delete rejected upload");
+    }
+}
+
+/// AddImageFile (api.md §5.5).
+pub async fn add_file(
+    app: &AppState,
+    stored: StoredImage,
+    params: AddFileParams<'_>,
+    body: ByteStream,
+) -> Result<ImageRecord, ServiceError> {
+    let uuid = stored.image.uuid;
+    if stored.image.activated {
+        return Err(DomainError::ImageFilesImmutable(uuid).into());
+    }
+    let compression = check_compression(params.compression)?;
+    check_storage(params.storage, params.account_given)?;
+    if let Some(cl) = params.content_length.filter(|cl| *cl > MAX_IMAGE_FILE_SIZE) {
+        return Err(ServiceError::Upload(format!(
+            "image file size {cl} (from Content-Length) exceeds the maximum allowed size, 20 GiB"
+        )));
+    }
+    let key = new_blob_key(uuid, "file0");
+    let outcome = match app.blobs.put_stream(&key, body, MAX_IMAGE_FILE_SIZE).await {
+        Ok(o) => o,
+        Err(BlobError::TooLarge { .. }) => {
+            return Err(ServiceError::Upload(
+                "image file size exceeds the maximum allowed size, 20 GiB".into(),
+            ))
+        }
+        Err(e) => return Err(ServiceError::blob("error receiving image file")(e)),
+    };
+    if let Err(e) = verify_file(&outcome, params.content_length, params.sha1) {
+        discard(app, &key).await;
+        return Err(e);
+    }
+    let file = ImageFile {
+        sha1: outcome.sha1,
+        size: outcome.size,
+        compression,
+        dataset_guid: params.dataset_guid.map(str::to_string),
+        content_md5: outcome.md5_base64,
+        mtime: imgapi_domain::image::now_iso(),
+        stor: app.blobs.kind().to_string(),
+        digest: None,
+        uncompressed_digest: None,
+        blob_key: Some(key.clone()),
+    };
+    let previous = stored.image.files.first().and_then(|f| f.blob_key.clone());
+    let saved = modify(app, stored, true, |img| {
+        if img.activated {
+            return Err(DomainError::ImageAlreadyActivated(img.uuid).into());
+        }
+        let mut new = img.clone();
+        new.files = vec![file.clone()];
+        Ok(new)
+    })
+    .await;
+    match saved {
+        Ok(record) => {
+            if let Some(old) = previous.filter(|old| *old != key) {
+                discard(app, &old).await;
+            }
+            Ok(record)
+        }
+        Err(e) => {
+            discard(app, &key).await;
+            Err(e)
+        }
+    }
+}
+
+fn verify_file(
+    outcome: &PutOutcome,
+    content_length: Option<u64>,
+    sha1: Option<&str>,
+) -> Result<(), ServiceError> {
+    if outcome.size == 0 {
+        return Err(ServiceError::Download(
+            "image file size is 0 bytes, empty files are not allowed".into(),
+        ));
+    }
+    if let Some(cl) = content_length.filter(|cl| *cl != outcome.size) {
+        return Err(ServiceError::Download(format!(
+            "\"Content-Length\" header, {cl}, does not match uploaded size, {}",
+            outcome.size
+        )));
+    }
+    if let Some(expected) = sha1.filter(|s| *s != outcome.sha1) {
+        return Err(ServiceError::Download(format!(
+            "\"sha1\" hash, {expected}, does not match the uploaded file sha1 hash, {}",
+            outcome.sha1
+        )));
+    }
+    Ok(())
+}
+
+/// Choose the file of GetImageFile (`index`, parsed leniently).
+pub fn select_file<'a>(
+    img: &'a ImageRecord,
+    index: Option<&str>,
+) -> Result<&'a ImageFile, ServiceError> {
+    if img.files.is_empty() {
+        return Err(ServiceError::not_found(format!(
+            "image \"{}\" has no file",
+            img.uuid
+        )));
+    }
+    let n: usize = index.and_then(|i| i.trim().parse().ok()).unwrap_or(0);
+    img.files.get(n).ok_or_else(|| {
+        ServiceError::not_found(format!("image \"{}\" has no file at index {n}", img.uuid))
+    })
+}
+
+/// Open a stored blob for download.
+pub async fn open_blob(
+    app: &AppState,
+    key: Option<&str>,
+    range: Option<Range<u64>>,
+    what: &str,
+) -> Result<BlobRead, ServiceError> {
+    let key = key.ok_or_else(|| {
+        ServiceError::blob(format!("error getting {what}"))(BlobError::NotFound("(no key)".into()))
+    })?;
+    app.blobs
+        .get_stream(key, range)
+        .await
+        .map_err(ServiceError::blob(format!("error getting {what}")))
+}
+
+/// Query/header inputs of AddImageIcon.
+pub struct AddIconParams<'a> {
+    pub content_type: Option<&'a str>,
+    pub sha1: Option<&'a str>,
+    pub storage: Option<&'a str>,
+    pub account_given: bool,
+    pub content_length: Option<u64>,
+}
+
+/// AddImageIcon (api.md §5.9). An empty icon is refused (the original
+/// accepted it and then lost the image).
+pub async fn add_icon(
+    app: &AppState,
+    stored: StoredImage,
+    params: AddIconParams<'_>,
+    body: ByteStream,
+) -> Result<ImageRecord, ServiceError> {
+    let content_type = match params.content_type {
+        Some(ct) if ICON_TYPES.contains(&ct) => ct.to_string(),
+        other => {
+            return Err(ServiceError::Upload(format!(
+                "invalid content-type, {}, must be one of image/jpeg, image/gif, image/png",
+                other.unwrap_or("undefined")
+            )))
+        }
+    };
+    check_storage(params.storage, params.account_given)?;
+    if let Some(cl) = params.content_length.filter(|cl| *cl > MAX_ICON_SIZE) {
+        return Err(ServiceError::Upload(format!(
+            "icon size {cl} (from Content-Length) exceeds the maximum allowed size, 128 KiB"
+        )));
+    }
+    let uuid = stored.image.uuid;
+    let key = new_blob_key(uuid, "icon");
+    let outcome = match app.blobs.put_stream(&key, body, MAX_ICON_SIZE).await {
+        Ok(o) => o,
+        Err(BlobError::TooLarge { .. }) => {
+            return Err(ServiceError::Upload(
+                "icon size exceeds the maximum allowed size, 128 KiB".into(),
+            ))
+        }
+        Err(e) => return Err(ServiceError::blob("error receiving image icon")(e)),
+    };
+    if let Err(e) = verify_icon(&outcome, params.content_length, params.sha1) {
+        discard(app, &key).await;
+        return Err(e);
+    }
+    let icon = IconRecord {
+        sha1: outcome.sha1,
+        size: outcome.size,
+        content_type,
+        content_md5: outcome.md5_base64,
+        mtime: imgapi_domain::image::now_iso(),
+        stor: app.blobs.kind().to_string(),
+        blob_key: Some(key.clone()),
+    };
+    let previous = stored.image.icon.as_ref().and_then(|i| i.blob_key.clone());
+    let saved = modify(app, stored, true, |img| {
+        let mut new = img.clone();
+        new.icon = Some(icon.clone());
+        Ok(new)
+    })
+    .await;
+    match saved {
+        Ok(record) => {
+            if let Some(old) = previous.filter(|old| *old != key) {
+                discard(app, &old).await;
+            }
+            Ok(record)
+        }
+        Err(e) => {
+            discard(app, &key).await;
+            Err(e)
+        }
+    }
+}
+
+fn verify_icon(
+    outcome: &PutOutcome,
+    content_length: Option<u64>,
+    sha1: Option<&str>,
+) -> Result<(), ServiceError> {
+    if outcome.size == 0 {
+        return Err(ServiceError::Upload(
+            "icon size is 0 bytes, empty icons are not allowed".into(),
+        ));
+    }
+    if let Some(cl) = content_length.filter(|cl| *cl != outcome.size) {
+        return Err(ServiceError::Upload(format!(
+            "\"Content-Length\" header, {cl}, does not match uploaded size, {}",
+            outcome.size
+        )));
+    }
+    if let Some(expected) = sha1.filter(|s| *s != outcome.sha1) {
+        return Err(ServiceError::Upload(format!(
+            "\"sha1\" hash, {expected}, does not match the uploaded icon file sha1 hash, {}",
+            outcome.sha1
+        )));
+    }
+    Ok(())
+}
+
+/// DeleteImageIcon (api.md §5.10): 404 when there is no icon.
+pub async fn delete_icon(app: &AppState, stored: StoredImage) -> Result<ImageRecord, ServiceError> {
+    let uuid = stored.image.uuid;
+    let Some(icon) = stored.image.icon.clone() else {
+        return Err(ServiceError::not_found(format!(
+            "image \"{uuid}\" has no icon"
+        )));
+    };
+    let record = modify(app, stored, true, |img| {
+        let mut new = img.clone();
+        new.icon = None;
+        Ok(new)
+    })
+    .await?;
+    if let Some(key) = &icon.blob_key {
+        app.blobs
+            .delete(key)
+            .await
+            .map_err(ServiceError::blob("error deleting image icon"))?;
+    }
+    Ok(record)
+}

@@ -1,0 +1,417 @@
+//! Image lifecycle use cases: create, import, activate, disable/enable,
+//! channel-add, update, delete, ACLs (api.md §4.2, §5.3, §5.11–§5.18).
+
+use imgapi_domain::build::{apply_update, build_record, parse_acl_body, BuildKind};
+use imgapi_domain::validate::is_lower_uuid;
+use imgapi_domain::{ImageRecord, ImageState, Mode};
+use imgapi_meta::{MetaError, StoredImage};
+use imgapi_types::{FieldCode, FieldError, UNSET_OWNER_UUID};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::{parse_account, parse_bool_param, ServiceError};
+use crate::app::AppState;
+
+/// How many times a write is re-applied after losing an optimistic-
+/// concurrency race before giving up.
+const MAX_WRITE_ATTEMPTS: usize = 8;
+
+fn as_object(body: Option<Value>) -> Map<String, Value> {
+    match body {
+        Some(Value::Object(map)) => map,
+        _ => Map::new(),
+    }
+}
+
+/// JS-ish rendering of a JSON value inside a message (`undefined` if absent).
+fn js_string(v: Option<&Value>) -> String {
+    match v {
+        None => "undefined".into(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// Check that `origin` (when it is a UUID) names an existing image.
+async fn ensure_origin_exists(
+    app: &AppState,
+    body: &Map<String, Value>,
+) -> Result<(), ServiceError> {
+    let Some(Value::String(origin)) = body.get("origin") else {
+        return Ok(());
+    };
+    if !is_lower_uuid(origin) {
+        return Ok(()); // validation reports the malformed value
+    }
+    let Ok(uuid) = Uuid::parse_str(origin) else {
+        return Ok(());
+    };
+    let found = app
+        .meta
+        .get(uuid)
+        .await
+        .map_err(ServiceError::meta(format!(
+            "error loading origin image {uuid}"
+        )))?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(ServiceError::OriginDoesNotExist(uuid)),
+    }
+}
+
+fn set_channels(app: &AppState, body: &mut Map<String, Value>, channel: Option<&str>) {
+    body.remove("channels");
+    if app.channels_enabled() {
+        if let Some(ch) = channel {
+            body.insert(
+                "channels".into(),
+                Value::Array(vec![Value::String(ch.into())]),
+            );
+        }
+    }
+}
+
+/// CreateImage (api.md §5.3).
+pub async fn create_image(
+    app: &AppState,
+    body: Option<Value>,
+    account: Option<&str>,
+    channel: Option<&str>,
+) -> Result<ImageRecord, ServiceError> {
+    let account = parse_account(account)?;
+    let mut body = as_object(body);
+    if let Some(acc) = account {
+        match body.get("owner") {
+            None => {
+                body.insert("owner".into(), Value::String(acc.to_string()));
+            }
+            Some(owner) if owner.as_str() != Some(acc.to_string().as_str()) => {
+                return Err(ServiceError::invalid_parameter(
+                    format!(
+                        "invalid owner: given owner, \"{}\", does not match account, \"{acc}\"",
+                        js_string(Some(owner))
+                    ),
+                    vec![FieldError::invalid("owner")],
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    if body.contains_key("state") {
+        return Err(ServiceError::validation(
+            "invalid image data: \"state\"",
+            vec![FieldError::with_message(
+                "state",
+                FieldCode::NotAllowed,
+                "Parameter cannot be set",
+            )],
+        ));
+    }
+    set_channels(app, &mut body, channel);
+    ensure_origin_exists(app, &body).await?;
+    let record = build_record(body, BuildKind::Create, Uuid::new_v4(), &app.rules())?;
+    app.meta
+        .insert(&record)
+        .await
+        .map_err(ServiceError::meta(format!(
+            "error saving image {}",
+            record.uuid
+        )))?;
+    Ok(record)
+}
+
+/// Query inputs of AdminImportImage.
+pub struct ImportParams<'a> {
+    pub account_given: bool,
+    pub skip_owner_check: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+}
+
+/// AdminImportImage (api.md §5.18): keeps uuid and published_at.
+pub async fn import_image(
+    app: &AppState,
+    uuid: Uuid,
+    body: Option<Value>,
+    params: ImportParams<'_>,
+    channel: Option<&str>,
+) -> Result<ImageRecord, ServiceError> {
+    if params.account_given {
+        return Err(ServiceError::OperatorOnly);
+    }
+    let mut body = as_object(body);
+    if body.get("uuid").and_then(Value::as_str) != Some(uuid.to_string().as_str()) {
+        return Err(ServiceError::invalid_parameter(
+            format!(
+                "URL UUID, \"{uuid}\" and body UUID, \"{}\" do not match",
+                js_string(body.get("uuid"))
+            ),
+            vec![FieldError::invalid("uuid")],
+        ));
+    }
+    parse_bool_param("skip_owner_check", params.skip_owner_check)?;
+    set_channels(app, &mut body, channel);
+    let existing = app
+        .meta
+        .get(uuid)
+        .await
+        .map_err(ServiceError::meta(format!("error loading image {uuid}")))?;
+    let overwrite_placeholder = match &existing {
+        Some(s) if s.image.state == ImageState::Creating => true,
+        Some(_) => return Err(ServiceError::ImageUuidAlreadyExists(uuid)),
+        None => false,
+    };
+    ensure_origin_exists(app, &body).await?;
+    apply_import_owner(app, &mut body);
+    apply_imgadm_min_platform_compat(app, &mut body, params.user_agent).await?;
+    let record = build_record(body, BuildKind::Import, uuid, &app.rules())?;
+    let saved = if overwrite_placeholder {
+        app.meta.put(&record).await
+    } else {
+        app.meta.insert(&record).await
+    };
+    saved.map_err(ServiceError::meta(format!("error saving image {uuid}")))?;
+    Ok(record)
+}
+
+/// Owner rules of an import (api.md §5.18 step 7).
+fn apply_import_owner(app: &AppState, body: &mut Map<String, Value>) {
+    let unset = Value::String(UNSET_OWNER_UUID.into());
+    if app.config.mode == Mode::Dc {
+        if body.get("owner") == Some(&unset) {
+            if let Some(admin) = app.config.admin_uuid {
+                body.insert("owner".into(), Value::String(admin.to_string()));
+            }
+        }
+    } else {
+        body.insert("owner".into(), unset);
+    }
+}
+
+/// IMGAPI-651: old imgadm (< 3.7.4) sends a wrong lx-dataset min_platform;
+/// use the origin's instead (or drop it).
+async fn apply_imgadm_min_platform_compat(
+    app: &AppState,
+    body: &mut Map<String, Value>,
+    user_agent: Option<&str>,
+) -> Result<(), ServiceError> {
+    let old_imgadm = user_agent
+        .and_then(|ua| ua.strip_prefix("imgadm/"))
+        .and_then(|rest| rest.split_once(' '))
+        .and_then(|(ver, _)| semver::Version::parse(ver).ok())
+        .is_some_and(|v| v < semver::Version::new(3, 7, 4));
+    let is_lx = body.get("type").and_then(Value::as_str) == Some("lx-dataset");
+    let has_min = body
+        .get("requirements")
+        .and_then(Value::as_object)
+        .is_some_and(|r| r.contains_key("min_platform"));
+    if !(old_imgadm && is_lx && has_min) {
+        return Ok(());
+    }
+    let origin_min = match body
+        .get("origin")
+        .and_then(Value::as_str)
+        .and_then(|o| Uuid::parse_str(o).ok())
+    {
+        Some(origin) => app
+            .meta
+            .get(origin)
+            .await
+            .map_err(ServiceError::meta(format!(
+                "error loading origin image {origin}"
+            )))?
+            .and_then(|s| s.image.requirements)
+            .and_then(|r| r.get("min_platform").cloned()),
+        None => None,
+    };
+    if let Some(Value::Object(reqs)) = body.get_mut("requirements") {
+        match origin_min {
+            Some(min) => {
+                reqs.insert("min_platform".into(), min);
+            }
+            None => {
+                reqs.remove("min_platform");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Apply `change` to the image and save it with optimistic concurrency,
+/// re-reading and re-applying after a lost race when `retry` is allowed
+/// (it is not when the client sent a precondition on the version it saw).
+pub async fn modify<F>(
+    app: &AppState,
+    mut stored: StoredImage,
+    retry: bool,
+    change: F,
+) -> Result<ImageRecord, ServiceError>
+where
+    F: Fn(&ImageRecord) -> Result<ImageRecord, ServiceError>,
+{
+    let uuid = stored.image.uuid;
+    for _ in 0..MAX_WRITE_ATTEMPTS {
+        let new = change(&stored.image)?;
+        if new == stored.image {
+            return Ok(new);
+        }
+        let result = if new.uuid == uuid {
+            app.meta.update(&new, stored.revision).await
+        } else {
+            app.meta.rename(uuid, stored.revision, &new).await
+        };
+        match result {
+            Ok(_) => return Ok(new),
+            Err(MetaError::Conflict(_)) if retry => {
+                stored = app
+                    .meta
+                    .get(uuid)
+                    .await
+                    .map_err(ServiceError::meta(format!("error loading image {uuid}")))?
+                    .ok_or_else(|| ServiceError::not_found(format!("image {uuid} not found")))?;
+            }
+            Err(MetaError::NotFound(_)) => {
+                return Err(ServiceError::not_found(format!("image {uuid} not found")))
+            }
+            Err(e) => return Err(ServiceError::meta(format!("error saving image {uuid}"))(e)),
+        }
+    }
+    Err(ServiceError::meta(format!("error saving image {uuid}"))(
+        MetaError::Conflict(uuid),
+    ))
+}
+
+/// ActivateImage (api.md §5.11).
+pub fn activated(img: &ImageRecord) -> Result<ImageRecord, ServiceError> {
+    if img.activated {
+        return Err(imgapi_domain::DomainError::ImageAlreadyActivated(img.uuid).into());
+    }
+    if img.files.is_empty() {
+        return Err(imgapi_domain::DomainError::NoActivationNoFile(img.uuid).into());
+    }
+    let mut new = img.clone();
+    if new.published_at.is_none() {
+        new.published_at = Some(imgapi_domain::image::now_iso());
+    }
+    new.activated = true;
+    new.state = ImageState::derive(true, new.disabled);
+    new.expires_at = None;
+    Ok(new)
+}
+
+/// DisableImage / EnableImage (api.md §5.12): flag, then derived state.
+pub fn with_disabled(img: &ImageRecord, disabled: bool) -> ImageRecord {
+    let mut new = img.clone();
+    new.disabled = disabled;
+    new.state = ImageState::derive(new.activated, disabled);
+    new
+}
+
+/// ChannelAddImage (api.md §4.2): `body.channel` must be a configured channel.
+pub fn with_channel_added(
+    app: &AppState,
+    img: &ImageRecord,
+    body: Option<&Value>,
+) -> Result<ImageRecord, ServiceError> {
+    let requested = body.and_then(|b| b.get("channel"));
+    let name = match requested {
+        Some(Value::String(s)) if app.channels().iter().any(|c| &c.name == s) => s.clone(),
+        other => {
+            return Err(ServiceError::validation(
+                format!("unknown channel: {}", js_string(other)),
+                vec![FieldError::invalid("channel")],
+            ))
+        }
+    };
+    let mut new = img.clone();
+    let channels = new.channels.get_or_insert_with(Vec::new);
+    if !channels.contains(&name) {
+        channels.push(name);
+    }
+    Ok(new)
+}
+
+/// UpdateImage (api.md §5.13).
+pub fn updated(
+    app: &AppState,
+    img: &ImageRecord,
+    body: Option<&Value>,
+    operator: bool,
+) -> Result<ImageRecord, ServiceError> {
+    Ok(apply_update(img, body, operator, &app.rules())?)
+}
+
+/// AddImageAcl / RemoveImageAcl (api.md §5.15–§5.16).
+pub fn with_acl_change(
+    img: &ImageRecord,
+    body: Option<&Value>,
+    add: bool,
+) -> Result<ImageRecord, ServiceError> {
+    let accounts = parse_acl_body(body)?;
+    let mut new = img.clone();
+    if add {
+        for acc in accounts {
+            if !new.acl.contains(&acc) {
+                new.acl.push(acc);
+            }
+        }
+    } else {
+        new.acl.retain(|a| !accounts.contains(a));
+    }
+    Ok(new)
+}
+
+/// DeleteImage (api.md §5.14). Returns once the record is gone (or, for a
+/// multi-channel image, once the current channel is removed).
+pub async fn delete_image(
+    app: &AppState,
+    stored: StoredImage,
+    channel: Option<&str>,
+    force_all_channels: Option<&str>,
+) -> Result<(), ServiceError> {
+    let force = parse_bool_param("force_all_channels", force_all_channels)?.unwrap_or(false);
+    let uuid = stored.image.uuid;
+    let dependents = app
+        .meta
+        .dependents(uuid, channel)
+        .await
+        .map_err(ServiceError::meta(format!(
+            "error loading dependents of {uuid}"
+        )))?;
+    if !dependents.is_empty() {
+        return Err(ServiceError::ImageHasDependentImages { uuid, dependents });
+    }
+    if let Some(ch) = channel {
+        let in_several = stored.image.channels.as_ref().is_some_and(|c| c.len() > 1);
+        if in_several && !force {
+            let ch = ch.to_string();
+            modify(app, stored, true, move |img| {
+                let mut new = img.clone();
+                if let Some(chs) = new.channels.as_mut() {
+                    chs.retain(|c| c != &ch);
+                }
+                Ok(new)
+            })
+            .await?;
+            return Ok(());
+        }
+    }
+    app.meta
+        .delete(uuid)
+        .await
+        .map_err(ServiceError::meta(format!("error deleting image {uuid}")))?;
+    let image = stored.image;
+    for file in &image.files {
+        if let Some(key) = &file.blob_key {
+            app.blobs
+                .delete(key)
+                .await
+                .map_err(ServiceError::blob("error deleting image file"))?;
+        }
+    }
+    if let Some(key) = image.icon.as_ref().and_then(|i| i.blob_key.as_ref()) {
+        if let Err(e) = app.blobs.delete(key).await {
+            tracing::warn!(image = %uuid, error = %e, "could not delete icon of deleted image");
+        }
+    }
+    Ok(())
+}

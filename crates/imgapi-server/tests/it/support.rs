@@ -1,0 +1,198 @@
+//! TestServer and request helpers.
+
+use std::path::{Path, PathBuf};
+
+use imgapi_server::{AppState, Config};
+use reqwest::{Client, Method, RequestBuilder, Response};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const OWNER: &str = "86055c40-2547-11e2-8a6b-4bb37edc84ba";
+pub const BOB: &str = "91ba0e64-2547-11e2-a972-df579e5fddb3";
+pub const CAROL: &str = "a0b6b534-2547-11e2-b758-63a2afd747d1";
+
+pub struct TestServer {
+    pub url: String,
+    pub client: Client,
+    pub dir: Option<TempDir>,
+    pub data_dir: PathBuf,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Public mode, no channels.
+    pub async fn spawn() -> TestServer {
+        Self::spawn_with("").await
+    }
+
+    pub async fn spawn_with(extra_toml: &str) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().to_path_buf();
+        let mut server = Self::spawn_in(&data_dir, extra_toml).await;
+        server.dir = Some(dir);
+        server
+    }
+
+    /// A server on an existing data dir (restarts).
+    pub async fn spawn_in(data_dir: &Path, extra_toml: &str) -> TestServer {
+        let toml = format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nlog_level = \"warn\"\n{extra_toml}",
+            data_dir.display().to_string()
+        );
+        let config = Config::from_toml(&toml).unwrap();
+        let app = AppState::open(config).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            imgapi_server::serve(app, listener, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        TestServer {
+            url: format!("http://{addr}"),
+            client: Client::new(),
+            dir: None,
+            data_dir: data_dir.to_path_buf(),
+            shutdown: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    /// Stop the server gracefully; returns the temp dir so data survives.
+    pub async fn stop(mut self) -> Option<TempDir> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            let _ = h.await;
+        }
+        self.dir.take()
+    }
+
+    pub fn addr(&self) -> String {
+        self.url.trim_start_matches("http://").to_string()
+    }
+
+    pub fn req(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.url))
+    }
+
+    pub fn get(&self, path: &str) -> RequestBuilder {
+        self.req(Method::GET, path)
+    }
+
+    pub fn post(&self, path: &str) -> RequestBuilder {
+        self.req(Method::POST, path)
+    }
+
+    pub fn put(&self, path: &str) -> RequestBuilder {
+        self.req(Method::PUT, path)
+    }
+
+    pub fn delete(&self, path: &str) -> RequestBuilder {
+        self.req(Method::DELETE, path)
+    }
+
+    /// POST JSON and return (status, body).
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        status_json(self.post(path).json(body).send().await.unwrap()).await
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        status_json(self.get(path).send().await.unwrap()).await
+    }
+
+    /// CreateImage with a valid public-mode manifest plus `extra` fields.
+    pub async fn create(&self, extra: Value) -> Value {
+        let mut body = manifest();
+        merge(&mut body, extra);
+        let (status, img) = self.post_json("/images", &body).await;
+        assert_eq!(status, 200, "create failed: {img}");
+        img
+    }
+
+    pub async fn upload(&self, uuid: &str, bytes: Vec<u8>) -> (u16, Value) {
+        status_json(
+            self.put(&format!("/images/{uuid}/file?compression=gzip"))
+                .body(bytes)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn activate(&self, uuid: &str) -> (u16, Value) {
+        self.post_json(&format!("/images/{uuid}?action=activate"), &json!({}))
+            .await
+    }
+
+    /// Create, upload and activate; returns the active image.
+    pub async fn publish(&self, extra: Value) -> Value {
+        let img = self.create(extra).await;
+        let uuid = img["uuid"].as_str().unwrap().to_string();
+        let (s, _) = self.upload(&uuid, b"image bytes".to_vec()).await;
+        assert_eq!(s, 200);
+        let (s, img) = self.activate(&uuid).await;
+        assert_eq!(s, 200, "{img}");
+        img
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub async fn status_json(resp: Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, body)
+}
+
+/// A valid public-mode manifest.
+pub fn manifest() -> Value {
+    json!({
+        "name": "base",
+        "version": "1.0.0",
+        "type": "zone-dataset",
+        "os": "smartos",
+        "owner": OWNER,
+        "public": true
+    })
+}
+
+pub fn merge(base: &mut Value, extra: Value) {
+    if let (Some(b), Value::Object(e)) = (base.as_object_mut(), extra) {
+        for (k, v) in e {
+            b.insert(k, v);
+        }
+    }
+}
+
+pub fn uuid_of(img: &Value) -> String {
+    img["uuid"].as_str().unwrap().to_string()
+}
+
+/// Assert an error response: status, restCode, and optionally the message.
+pub fn assert_error(got: &(u16, Value), status: u16, code: &str, message: Option<&str>) {
+    assert_eq!(got.0, status, "unexpected status, body: {}", got.1);
+    assert_eq!(got.1["code"], code, "body: {}", got.1);
+    if let Some(m) = message {
+        assert_eq!(got.1["message"], m, "body: {}", got.1);
+    }
+}
