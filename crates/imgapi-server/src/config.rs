@@ -305,8 +305,16 @@ mod tests {
     fn example_config_lists_every_key_and_parses() {
         let text = include_str!("../../../etc/imgapi.toml");
         for k in KEYS {
-            assert!(text.contains(k.key), "etc/imgapi.toml does not mention `{}`", k.key);
-            assert!(text.contains(k.env), "etc/imgapi.toml does not mention `{}`", k.env);
+            assert!(
+                text.contains(k.key),
+                "etc/imgapi.toml does not mention `{}`",
+                k.key
+            );
+            assert!(
+                text.contains(k.env),
+                "etc/imgapi.toml does not mention `{}`",
+                k.env
+            );
         }
         assert!(Config::from_toml(text).is_ok());
     }

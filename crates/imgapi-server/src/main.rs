@@ -31,6 +31,7 @@ async fn main() -> ExitCode {
         .json()
         .with_env_filter(filter)
         .with_current_span(false)
+        .with_writer(std::io::stderr)
         .init();
     let listen = config.listen;
     let app = match AppState::open(config).await {
