@@ -208,9 +208,13 @@ fn blob_error(context: &str, source: &BlobError, cause: String) -> ApiError {
             cause: Some(cause),
             ..ApiError::new(RestCode::StorageIsDown, "storage is down at the moment")
         },
+        // The client stopped sending: its fault, not the server's.
+        BlobError::Source(_) => ApiError {
+            cause: Some(cause),
+            ..ApiError::new(RestCode::Upload, format!("{context}: {source}"))
+        },
         BlobError::NotFound(_)
         | BlobError::TooLarge { .. }
-        | BlobError::Source(_)
         | BlobError::InvalidKey(_)
         | BlobError::Io(_) => ApiError::internal(format!("{context}: {source}"), cause),
     }

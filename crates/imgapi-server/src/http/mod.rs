@@ -12,9 +12,11 @@ pub mod router;
 pub mod routes;
 pub mod version;
 
+use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 use axum::body::Body;
+use futures_util::FutureExt;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderName, HeaderValue, Method, StatusCode};
@@ -61,9 +63,21 @@ async fn handle(State(app): State<App>, request: Request) -> Response {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
 
-    let (mut resp, user) = match route_request(&app, request).await {
-        Ok((resp, user)) => (resp, user),
-        Err(e) => (e.into_response(), "-".to_string()),
+    // A panic is a bug, but it must cost one request a 500, never the
+    // connection or the process.
+    let outcome = AssertUnwindSafe(route_request(&app, request)).catch_unwind().await;
+    let (mut resp, user) = match outcome {
+        Ok(Ok((resp, user))) => (resp, user),
+        Ok(Err(e)) => (e.into_response(), "-".to_string()),
+        Err(panic) => {
+            let detail = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            let err = ApiError::internal("internal error", format!("handler panicked: {detail}"));
+            (err.into_response(), "-".to_string())
+        }
     };
     if method == Method::HEAD {
         *resp.body_mut() = Body::empty();
