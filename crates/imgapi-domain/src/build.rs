@@ -92,6 +92,11 @@ fn copy_fields(data: &mut Map<String, Value>) -> Map<String, Value> {
             raw.insert(key.into(), v);
         }
     }
+    // `blob_key` is internal (where the bytes live): a client-supplied icon
+    // must never point at another blob.
+    if let Some(Value::Object(icon)) = raw.get_mut("icon") {
+        icon.shift_remove("blob_key");
+    }
     for key in COPIED_WHEN_PRESENT {
         if let Some(v) = data.shift_remove(key) {
             raw.insert(key.into(), v);
@@ -463,8 +468,10 @@ mod tests {
     }
 
     fn body(extra: Value) -> Map<String, Value> {
-        let mut m = obj(json!({"name": "foo", "version": "1.0.0", "type": "zone-dataset",
-            "os": "smartos", "owner": OWNER}));
+        let mut m = obj(
+            json!({"name": "foo", "version": "1.0.0", "type": "zone-dataset",
+            "os": "smartos", "owner": OWNER}),
+        );
         m.extend(obj(extra));
         m
     }
@@ -523,12 +530,19 @@ mod tests {
         assert_eq!(rec.description, None);
         assert_eq!(rec.tags, Some(obj(json!({"a": 1}))));
         // v: 1 is accepted as-is (original quirk).
-        assert_eq!(create(body(json!({"v": 1})), &dc()).unwrap().v, serde_json::Number::from(1));
+        assert_eq!(
+            create(body(json!({"v": 1})), &dc()).unwrap().v,
+            serde_json::Number::from(1)
+        );
     }
 
     #[test]
     fn create_drops_files_and_state() {
-        let rec = create(body(json!({"files": [{"sha1": "x"}], "state": "active"})), &dc()).unwrap();
+        let rec = create(
+            body(json!({"files": [{"sha1": "x"}], "state": "active"})),
+            &dc(),
+        )
+        .unwrap();
         assert!(rec.files.is_empty());
         assert_eq!(rec.state, ImageState::Unactivated);
     }
@@ -552,17 +566,26 @@ mod tests {
 
     #[test]
     fn create_validation_failures() {
-        assert_eq!(err_message(create(body(json!({"name": 42})), &dc())), "VF invalid image data: name");
+        assert_eq!(
+            err_message(create(body(json!({"name": 42})), &dc())),
+            "VF invalid image data: name"
+        );
         assert_eq!(
             err_message(create(body(json!({"name": "!", "version": ""})), &dc())),
             "VF invalid image data: name, version"
         );
         let (message, errors) = parts(create(body(json!({})), &ctx(Mode::Public)).unwrap_err());
         assert_eq!(message, "VF invalid image data: public");
-        assert_eq!(errors[0].2, "private images are not allowed on a public Images API");
+        assert_eq!(
+            errors[0].2,
+            "private images are not allowed on a public Images API"
+        );
         let (message, errors) = parts(create(body(json!({"icon": true})), &dc()).unwrap_err());
         assert_eq!(message, "VF invalid image data: icon");
-        assert_eq!(errors[0].2, "invalid image \"icon\": icon missing \"contentMD5\" field");
+        assert_eq!(
+            errors[0].2,
+            "invalid image \"icon\": icon missing \"contentMD5\" field"
+        );
         assert_eq!(
             err_message(create(body(json!({"v": "abc"})), &dc())),
             "VF invalid image data: v"
@@ -579,8 +602,17 @@ mod tests {
     }
 
     #[test]
+    fn create_never_takes_a_client_blob_key() {
+        let icon = json!({"contentMD5": "m", "size": 1, "contentType": "image/png", "sha1": "s",
+            "mtime": "t", "stor": "local", "blob_key": "other/file0"});
+        let rec = create(body(json!({ "icon": icon })), &dc()).unwrap();
+        assert_eq!(rec.icon.and_then(|i| i.blob_key), None);
+    }
+
+    #[test]
     fn create_spec_ordering_example() {
-        let b = body(json!({"requirements": {"foo": 1, "ssh_key": "x", "min_platform": {"7.0": "x"}}}));
+        let b =
+            body(json!({"requirements": {"foo": 1, "ssh_key": "x", "min_platform": {"7.0": "x"}}}));
         assert_eq!(
             err_message(create(b, &dc())),
             "VF invalid image data: requirements.ssh_key, requirements.min_platform, foo"
@@ -593,7 +625,10 @@ mod tests {
         let (message, errors) = parts(create(body(zvol.clone()), &dc()).unwrap_err());
         assert_eq!(message, "VF invalid image data: image_size");
         assert_eq!(errors[0].1, "Invalid");
-        assert_eq!(errors[0].2, "invalid image image_size: \"NaN\" (must be a positive integer)");
+        assert_eq!(
+            errors[0].2,
+            "invalid image image_size: \"NaN\" (must be a positive integer)"
+        );
         let mut ok = body(zvol);
         ok.insert("image_size".into(), json!("16384"));
         let rec = create(ok, &dc()).unwrap();
@@ -603,29 +638,51 @@ mod tests {
 
     #[test]
     fn import_identity_rules() {
-        let b = body(json!({"v": 2, "uuid": UUID, "published_at": "2013-01-08T20:21:17.932Z",
-            "urn": "sdc:sdc:foo:1.0.0", "state": "active", "files": []}));
+        let b = body(
+            json!({"v": 2, "uuid": UUID, "published_at": "2013-01-08T20:21:17.932Z",
+            "urn": "sdc:sdc:foo:1.0.0", "state": "active", "files": []}),
+        );
         let rec = import(b, &dc()).unwrap();
         assert_eq!(rec.uuid.to_string(), UUID);
-        assert_eq!(rec.published_at.as_deref(), Some("2013-01-08T20:21:17.932Z"));
+        assert_eq!(
+            rec.published_at.as_deref(),
+            Some("2013-01-08T20:21:17.932Z")
+        );
         assert_eq!(rec.urn.as_deref(), Some("sdc:sdc:foo:1.0.0"));
         assert_eq!(rec.state, ImageState::Unactivated);
 
         let (message, errors) = parts(import(body(json!({"v": 2})), &dc()).unwrap_err());
         assert_eq!(message, "IP missing \"uuid\"");
-        assert_eq!(errors, vec![("uuid".into(), "MissingParameter", String::new())]);
+        assert_eq!(
+            errors,
+            vec![("uuid".into(), "MissingParameter", String::new())]
+        );
 
-        let (message, errors) =
-            parts(import(body(json!({"v": 2, "uuid": UUID, "published_at": 42})), &dc()).unwrap_err());
+        let (message, errors) = parts(
+            import(
+                body(json!({"v": 2, "uuid": UUID, "published_at": 42})),
+                &dc(),
+            )
+            .unwrap_err(),
+        );
         assert_eq!(message, "IP invalid \"published_at\"");
-        assert_eq!(errors, vec![("published_at".into(), "Invalid", String::new())]);
+        assert_eq!(
+            errors,
+            vec![("published_at".into(), "Invalid", String::new())]
+        );
 
         let (message, errors) = parts(import(body(json!({"uuid": UUID})), &dc()).unwrap_err());
         assert_eq!(message, "VF invalid image data: v");
-        assert_eq!(errors, vec![("v".into(), "MissingParameter", String::new())]);
+        assert_eq!(
+            errors,
+            vec![("v".into(), "MissingParameter", String::new())]
+        );
 
         assert_eq!(
-            err_message(import(body(json!({"v": 2, "uuid": UUID, "published_at": "2013"})), &dc())),
+            err_message(import(
+                body(json!({"v": 2, "uuid": UUID, "published_at": "2013"})),
+                &dc()
+            )),
             "VF invalid image data: published_at"
         );
     }
@@ -637,13 +694,22 @@ mod tests {
     fn import_legacy_manifest_in_dc_mode() {
         let rec = import(serde_json::from_str(DS_NODEJS).unwrap(), &dc()).unwrap();
         assert_eq!(rec.uuid.to_string(), "1fc068b0-13b0-11e2-9f4e-2f3f6a96d9bc");
-        assert_eq!(rec.owner.to_string(), "91ba0e64-2547-11e2-a972-df579e5fddb3");
+        assert_eq!(
+            rec.owner.to_string(),
+            "91ba0e64-2547-11e2-a972-df579e5fddb3"
+        );
         assert!(rec.public && !rec.disabled && !rec.activated);
         assert_eq!(rec.state, ImageState::Unactivated);
         assert_eq!(rec.urn.as_deref(), Some("sdc:sdc:nodejs:1.4.0"));
-        assert_eq!(rec.published_at.as_deref(), Some("2012-10-11T14:40:57.936Z"));
+        assert_eq!(
+            rec.published_at.as_deref(),
+            Some("2012-10-11T14:40:57.936Z")
+        );
         assert_eq!(rec.generate_passwords, Some(true));
-        assert_eq!(rec.inherited_directories, Some(vec!["/opt/node_service".to_string()]));
+        assert_eq!(
+            rec.inherited_directories,
+            Some(vec!["/opt/node_service".to_string()])
+        );
         assert!(rec.files.is_empty());
 
         let zvol = import(serde_json::from_str(DS_UBUNTU).unwrap(), &dc()).unwrap();
@@ -654,7 +720,10 @@ mod tests {
     #[test]
     fn legacy_manifest_with_forced_owner_is_not_upgraded() {
         let mut b: Map<String, Value> = serde_json::from_str(DS_NODEJS).unwrap();
-        b.insert("owner".into(), json!("00000000-0000-0000-0000-000000000000"));
+        b.insert(
+            "owner".into(),
+            json!("00000000-0000-0000-0000-000000000000"),
+        );
         assert_eq!(
             err_message(import(b, &ctx(Mode::Public))),
             "IP invalid extra parameters: \"creator_uuid\", \"vendor_uuid\", \"creator_name\", \"platform_type\", \"cloud_name\", \"created_at\", \"updated_at\""
@@ -688,30 +757,60 @@ mod tests {
     #[test]
     fn update_body_shape() {
         let cur = sample();
-        for b in [None, Some(json!(null)), Some(json!("str")), Some(json!([1, 2]))] {
+        for b in [
+            None,
+            Some(json!(null)),
+            Some(json!("str")),
+            Some(json!([1, 2])),
+        ] {
             let (message, errors) = parts(apply_update(&cur, b.as_ref(), true, &dc()).unwrap_err());
             assert_eq!(message, "VF missing request body");
-            assert_eq!(errors, vec![("body".into(), "MissingParameter", String::new())]);
+            assert_eq!(
+                errors,
+                vec![("body".into(), "MissingParameter", String::new())]
+            );
         }
         let (message, errors) = parts(update(&cur, json!({}), true).unwrap_err());
-        assert_eq!(message, "VF invalid image update data: no parameters provided");
+        assert_eq!(
+            message,
+            "VF invalid image update data: no parameters provided"
+        );
         assert!(errors.is_empty());
     }
 
     #[test]
     fn update_key_error_order() {
         let cur = sample();
-        let (message, errors) =
-            parts(update(&cur, json!({"billing_tags": ["a"], "state": "failed"}), false).unwrap_err());
+        let (message, errors) = parts(
+            update(
+                &cur,
+                json!({"billing_tags": ["a"], "state": "failed"}),
+                false,
+            )
+            .unwrap_err(),
+        );
         assert_eq!(message, "VF invalid image update data: state, billing_tags");
         assert_eq!(errors[0].2, "Can only be updated by operators");
         let (message, errors) = parts(
-            update(&cur, json!({"v": 3, "name": "ok", "type": "zvol", "uuid": UUID}), false).unwrap_err(),
+            update(
+                &cur,
+                json!({"v": 3, "name": "ok", "type": "zvol", "uuid": UUID}),
+                false,
+            )
+            .unwrap_err(),
         );
         assert_eq!(message, "VF invalid image update data: v, type, uuid");
-        assert_eq!(errors[0], ("v".into(), "NotAllowed", "Parameter cannot be updated".into()));
+        assert_eq!(
+            errors[0],
+            (
+                "v".into(),
+                "NotAllowed",
+                "Parameter cannot be updated".into()
+            )
+        );
         let active = with_file(true);
-        let (message, errors) = parts(update(&active, json!({"uuid": UUID, "origin": OWNER}), true).unwrap_err());
+        let (message, errors) =
+            parts(update(&active, json!({"uuid": UUID, "origin": OWNER}), true).unwrap_err());
         assert_eq!(message, "VF invalid image update data: origin, uuid");
         assert_eq!(errors[0].2, "Can only be updated on unactivated images");
     }
@@ -721,8 +820,12 @@ mod tests {
         let mut cur = sample();
         cur.homepage = Some("http://a".into());
         cur.tags = Some(obj(json!({"a": 1, "b": 2})));
-        let rec = update(&cur, json!({"homepage": null, "tags": {"c": 3}, "acl": OWNER,
-            "requirements": {"min_ram": 512}}), false)
+        let rec = update(
+            &cur,
+            json!({"homepage": null, "tags": {"c": 3}, "acl": OWNER,
+            "requirements": {"min_ram": 512}}),
+            false,
+        )
         .unwrap();
         assert_eq!(rec.homepage, None);
         assert_eq!(rec.tags, Some(obj(json!({"c": 3}))));
@@ -739,7 +842,10 @@ mod tests {
         let (message, errors) =
             parts(apply_update(&cur, Some(&json!({"public": false})), false, &public).unwrap_err());
         assert_eq!(message, "VF invalid image data: public");
-        assert_eq!(errors[0].2, "private images are not allowed on a public Images API");
+        assert_eq!(
+            errors[0].2,
+            "private images are not allowed on a public Images API"
+        );
         assert_eq!(
             err_message(update(&cur, json!({"name": null}), false)),
             "VF invalid image data: name"
@@ -749,7 +855,12 @@ mod tests {
     #[test]
     fn operator_updates() {
         let cur = with_file(false);
-        let rec = update(&cur, json!({"state": "failed", "error": {"message": "m"}}), true).unwrap();
+        let rec = update(
+            &cur,
+            json!({"state": "failed", "error": {"message": "m"}}),
+            true,
+        )
+        .unwrap();
         assert_eq!(rec.state, ImageState::Failed);
         assert!(!rec.activated);
         let rec = update(&cur, json!({"uuid": UUID}), true).unwrap();
@@ -761,17 +872,29 @@ mod tests {
         )
         .unwrap();
         assert_eq!(rec.files[0].digest.as_deref(), Some("sha256:1"));
-        assert_eq!(rec.files[0].uncompressed_digest.as_deref(), Some("sha256:2"));
+        assert_eq!(
+            rec.files[0].uncompressed_digest.as_deref(),
+            Some("sha256:2")
+        );
         assert_eq!(rec.files[0].sha1, "abc");
-        assert_eq!(err_message(update(&cur, json!({"state": "bogus"}), true)), "VF invalid image data: state");
+        assert_eq!(
+            err_message(update(&cur, json!({"state": "bogus"}), true)),
+            "VF invalid image data: state"
+        );
     }
 
     #[test]
     fn file_updates_limited_to_digests() {
         let files_msg = "Can only update \"digest\" or \"uncompressedDigest\" fields on files";
         let cur = with_file(false);
-        let (message, errors) =
-            parts(update(&cur, json!({"files": [{"sha1": "other", "size": 42}]}), true).unwrap_err());
+        let (message, errors) = parts(
+            update(
+                &cur,
+                json!({"files": [{"sha1": "other", "size": 42}]}),
+                true,
+            )
+            .unwrap_err(),
+        );
         assert_eq!(message, "VF invalid image update data: files");
         assert_eq!(errors[0], ("files".into(), "NotAllowed", files_msg.into()));
         for bad in [json!([]), json!(null), json!("x"), json!([1])] {
@@ -797,16 +920,30 @@ mod tests {
         assert_eq!(message, "IP invalid image \"acl\" (not an array)");
         assert_eq!(errors, vec![("acl".into(), "Invalid", String::new())]);
         assert_eq!(
-            parts(parse_acl_body(Some(&json!({"a": 1}))).map(|_| sample()).unwrap_err()).0,
+            parts(
+                parse_acl_body(Some(&json!({"a": 1})))
+                    .map(|_| sample())
+                    .unwrap_err()
+            )
+            .0,
             "IP invalid image \"acl\" (not an array)"
         );
-        let (message, errors) =
-            parts(parse_acl_body(Some(&json!([OWNER, "nope", 5]))).map(|_| sample()).unwrap_err());
-        assert_eq!(message, "IP invalid image \"acl\" (item 1 is not a UUID): nope");
+        let (message, errors) = parts(
+            parse_acl_body(Some(&json!([OWNER, "nope", 5])))
+                .map(|_| sample())
+                .unwrap_err(),
+        );
+        assert_eq!(
+            message,
+            "IP invalid image \"acl\" (item 1 is not a UUID): nope"
+        );
         assert_eq!(errors, vec![("acl".into(), "Invalid", String::new())]);
         assert_eq!(
             parse_acl_body(Some(&json!([OWNER, UUID, OWNER]))).unwrap(),
-            vec![Uuid::parse_str(OWNER).unwrap(), Uuid::parse_str(UUID).unwrap()]
+            vec![
+                Uuid::parse_str(OWNER).unwrap(),
+                Uuid::parse_str(UUID).unwrap()
+            ]
         );
         assert!(parse_acl_body(Some(&json!([]))).unwrap().is_empty());
     }
@@ -820,12 +957,46 @@ mod proptests {
     use proptest::prelude::*;
 
     const KEYS: [&str; 40] = [
-        "v", "uuid", "owner", "name", "version", "description", "homepage", "eula", "icon",
-        "state", "error", "disabled", "activated", "public", "published_at", "type", "os",
-        "origin", "files", "acl", "requirements", "users", "billing_tags", "traits", "tags",
-        "generate_passwords", "inherited_directories", "nic_driver", "disk_driver", "cpu_type",
-        "image_size", "channels", "urn", "creator_uuid", "min_platform", "networks", "bootrom",
-        "brand", "sha1", "digest",
+        "v",
+        "uuid",
+        "owner",
+        "name",
+        "version",
+        "description",
+        "homepage",
+        "eula",
+        "icon",
+        "state",
+        "error",
+        "disabled",
+        "activated",
+        "public",
+        "published_at",
+        "type",
+        "os",
+        "origin",
+        "files",
+        "acl",
+        "requirements",
+        "users",
+        "billing_tags",
+        "traits",
+        "tags",
+        "generate_passwords",
+        "inherited_directories",
+        "nic_driver",
+        "disk_driver",
+        "cpu_type",
+        "image_size",
+        "channels",
+        "urn",
+        "creator_uuid",
+        "min_platform",
+        "networks",
+        "bootrom",
+        "brand",
+        "sha1",
+        "digest",
     ];
 
     fn key() -> impl Strategy<Value = String> {
@@ -842,9 +1013,25 @@ mod proptests {
             any::<i64>().prop_map(Value::from),
             (-1e6f64..1e6).prop_map(Value::from),
             prop::sample::select(vec![
-                "true", "false", "zvol", "zone-dataset", "lxd", "smartos", "null", "creating",
-                "2013-01-08T20:21:17Z", "20130308T102805Z", "bhyve", "bios", "gzip", "16384",
-                "e70502b0-705e-498e-a810-53a03980eabf", "NaN", "", "0x1f", "Infinity",
+                "true",
+                "false",
+                "zvol",
+                "zone-dataset",
+                "lxd",
+                "smartos",
+                "null",
+                "creating",
+                "2013-01-08T20:21:17Z",
+                "20130308T102805Z",
+                "bhyve",
+                "bios",
+                "gzip",
+                "16384",
+                "e70502b0-705e-498e-a810-53a03980eabf",
+                "NaN",
+                "",
+                "0x1f",
+                "Infinity",
             ])
             .prop_map(Value::from),
             ".{0,12}".prop_map(Value::from),
