@@ -439,7 +439,15 @@ fn walk(
 ) -> io::Result<()> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        // No such prefix directory (or it is an object): nothing to list.
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(())
+        }
         Err(e) => return Err(e),
     };
     for entry in entries {
@@ -497,9 +505,9 @@ impl BlobStore for LocalBlobStore {
         let guard = StagingGuard {
             path: Some(staging.clone()),
         };
-        let t0 = std::time::Instant::now();
+        let started = std::time::Instant::now();
         let staged = self.put_to_staging(&staging, body, max_size).await;
-        let t1 = t0.elapsed();
+        let streamed = started.elapsed();
         let result = match staged {
             Ok((file, outcome)) => {
                 let root = self.root.clone();
@@ -512,9 +520,14 @@ impl BlobStore for LocalBlobStore {
         };
         match result {
             Ok(outcome) => {
-                eprintln!("TIMING stream {:?} total {:?}", t1, t0.elapsed());
                 guard.disarm();
-                tracing::debug!(key, size = outcome.size, "blob committed");
+                tracing::debug!(
+                    key,
+                    size = outcome.size,
+                    stream_ms = streamed.as_millis() as u64,
+                    total_ms = started.elapsed().as_millis() as u64,
+                    "blob committed"
+                );
                 Ok(outcome)
             }
             Err(e) => {

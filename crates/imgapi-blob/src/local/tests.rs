@@ -222,6 +222,8 @@ async fn directories_are_not_objects() {
         store.stat("d/f/g").await,
         Err(BlobError::NotFound(_))
     ));
+    assert!(store.list("d/f/").await.unwrap().is_empty());
+    assert_eq!(store.list("d/").await.unwrap(), ["d/f"]);
     store.delete("d").await.unwrap();
     store.delete("d/f/g").await.unwrap();
     assert_eq!(store.stat("d/f").await.unwrap().size, 1);
