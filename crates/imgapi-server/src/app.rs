@@ -41,6 +41,8 @@ pub enum StartupError {
     },
     #[error("{0}")]
     Unsupported(String),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 impl AppState {
@@ -50,6 +52,9 @@ impl AppState {
             return Err(StartupError::Unsupported(
                 "auth_type = \"signature\" is not implemented yet; use \"none\"".into(),
             ));
+        }
+        if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
+            crate::tls::acceptor(cert, key)?; // fail at start-up, naming the bad file
         }
         std::fs::create_dir_all(&config.data_dir).map_err(|source| StartupError::DataDir {
             path: config.data_dir.clone(),
@@ -86,6 +91,10 @@ impl AppState {
             mode: self.config.mode,
             channels_enabled: self.channels_enabled(),
         }
+    }
+
+    pub fn body_idle_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.config.body_idle_timeout_secs)
     }
 
     pub fn channels_enabled(&self) -> bool {

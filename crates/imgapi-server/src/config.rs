@@ -42,6 +42,14 @@ pub struct Config {
     pub admin_uuid: Option<uuid::Uuid>,
     pub channels: Vec<ChannelConfig>,
     pub log_level: String,
+    /// PEM certificate chain; with `tls_key`, the server speaks HTTPS.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub max_connections: usize,
+    pub header_read_timeout_secs: u64,
+    pub max_header_bytes: usize,
+    pub body_idle_timeout_secs: u64,
+    pub shutdown_grace_secs: u64,
 }
 
 /// A documented configuration key.
@@ -62,6 +70,13 @@ pub const KEYS: &[KeyDoc] = &[
     KeyDoc { key: "server_name", env: "IMGAPI_SERVER_NAME", default: "imgapi/4.11.0", doc: "Value of the `Server` response header." },
     KeyDoc { key: "admin_uuid", env: "IMGAPI_ADMIN_UUID", default: "(none)", doc: "dc mode: the operator account; imports with the zero owner get this owner." },
     KeyDoc { key: "channels", env: "IMGAPI_CHANNELS", default: "(none)", doc: "`[[channels]]` tables with `name`, `description`, `default`. In the environment: a JSON array of the same objects. No channels = a server without channels." },
+    KeyDoc { key: "tls_cert", env: "IMGAPI_TLS_CERT", default: "(none)", doc: "PEM certificate chain. With `tls_key` the server speaks HTTPS on `listen` (rustls); without both, plain HTTP." },
+    KeyDoc { key: "tls_key", env: "IMGAPI_TLS_KEY", default: "(none)", doc: "PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls_cert`." },
+    KeyDoc { key: "max_connections", env: "IMGAPI_MAX_CONNECTIONS", default: "1024", doc: "Concurrent connections served; one more gets an immediate 503 ServiceUnavailableError and is closed." },
+    KeyDoc { key: "header_read_timeout_secs", env: "IMGAPI_HEADER_READ_TIMEOUT_SECS", default: "10", doc: "A client must send a request's whole header section within this time (slowloris protection); also bounds idle keep-alive waits." },
+    KeyDoc { key: "max_header_bytes", env: "IMGAPI_MAX_HEADER_BYTES", default: "65536", doc: "Largest request line + headers accepted (URI included); larger requests get 431." },
+    KeyDoc { key: "body_idle_timeout_secs", env: "IMGAPI_BODY_IDLE_TIMEOUT_SECS", default: "120", doc: "An upload that sends no byte for this long is aborted (and leaves nothing behind)." },
+    KeyDoc { key: "shutdown_grace_secs", env: "IMGAPI_SHUTDOWN_GRACE_SECS", default: "30", doc: "On SIGTERM/SIGINT: stop accepting, let in-flight requests finish for at most this long." },
     KeyDoc { key: "log_level", env: "IMGAPI_LOG_LEVEL", default: "info", doc: "Log filter (tracing `EnvFilter` syntax). Audit lines are logged at info." },
 ];
 
@@ -78,6 +93,13 @@ struct FileConfig {
     admin_uuid: Option<String>,
     channels: Option<Vec<ChannelConfig>>,
     log_level: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    max_connections: Option<usize>,
+    header_read_timeout_secs: Option<u64>,
+    max_header_bytes: Option<usize>,
+    body_idle_timeout_secs: Option<u64>,
+    shutdown_grace_secs: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +127,13 @@ impl Default for Config {
             admin_uuid: None,
             channels: Vec::new(),
             log_level: "info".into(),
+            tls_cert: None,
+            tls_key: None,
+            max_connections: 1024,
+            header_read_timeout_secs: 10,
+            max_header_bytes: 65536,
+            body_idle_timeout_secs: 120,
+            shutdown_grace_secs: 30,
         }
     }
 }
@@ -188,6 +217,44 @@ impl Config {
         if let Some(level) = layer.log_level {
             cfg.log_level = level;
         }
+        match (layer.tls_cert, layer.tls_key) {
+            (Some(c), Some(k)) => {
+                cfg.tls_cert = Some(c);
+                cfg.tls_key = Some(k);
+            }
+            (None, None) => {}
+            _ => {
+                return Err(invalid(
+                    "tls_cert",
+                    "`tls_cert` and `tls_key` must be set together",
+                ))
+            }
+        }
+        set_positive(
+            &mut cfg.max_connections,
+            layer.max_connections,
+            "max_connections",
+        )?;
+        set_positive(
+            &mut cfg.header_read_timeout_secs,
+            layer.header_read_timeout_secs,
+            "header_read_timeout_secs",
+        )?;
+        set_positive(
+            &mut cfg.max_header_bytes,
+            layer.max_header_bytes,
+            "max_header_bytes",
+        )?;
+        set_positive(
+            &mut cfg.body_idle_timeout_secs,
+            layer.body_idle_timeout_secs,
+            "body_idle_timeout_secs",
+        )?;
+        set_positive(
+            &mut cfg.shutdown_grace_secs,
+            layer.shutdown_grace_secs,
+            "shutdown_grace_secs",
+        )?;
         Ok(cfg)
     }
 
@@ -199,6 +266,16 @@ impl Config {
 
     pub fn files_dir(&self) -> PathBuf {
         self.data_dir.join("files")
+    }
+
+    pub fn serve_limits(&self) -> crate::serve::ServeLimits {
+        crate::serve::ServeLimits {
+            max_connections: self.max_connections,
+            header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_secs),
+            max_header_bytes: self.max_header_bytes,
+            tls_handshake_timeout: std::time::Duration::from_secs(self.header_read_timeout_secs),
+            shutdown_grace: std::time::Duration::from_secs(self.shutdown_grace_secs),
+        }
     }
 }
 
@@ -237,7 +314,74 @@ impl FileConfig {
         if let Some(v) = get("IMGAPI_LOG_LEVEL") {
             self.log_level = Some(v);
         }
+        if let Some(v) = get("IMGAPI_TLS_CERT") {
+            self.tls_cert = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("IMGAPI_TLS_KEY") {
+            self.tls_key = Some(PathBuf::from(v));
+        }
+        env_number(
+            &get,
+            "IMGAPI_MAX_CONNECTIONS",
+            "max_connections",
+            &mut self.max_connections,
+        )?;
+        env_number(
+            &get,
+            "IMGAPI_HEADER_READ_TIMEOUT_SECS",
+            "header_read_timeout_secs",
+            &mut self.header_read_timeout_secs,
+        )?;
+        env_number(
+            &get,
+            "IMGAPI_MAX_HEADER_BYTES",
+            "max_header_bytes",
+            &mut self.max_header_bytes,
+        )?;
+        env_number(
+            &get,
+            "IMGAPI_BODY_IDLE_TIMEOUT_SECS",
+            "body_idle_timeout_secs",
+            &mut self.body_idle_timeout_secs,
+        )?;
+        env_number(
+            &get,
+            "IMGAPI_SHUTDOWN_GRACE_SECS",
+            "shutdown_grace_secs",
+            &mut self.shutdown_grace_secs,
+        )?;
         Ok(())
+    }
+}
+
+fn env_number<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &str,
+    key: &'static str,
+    slot: &mut Option<T>,
+) -> Result<(), ConfigError> {
+    if let Some(v) = get(var) {
+        let parsed = v
+            .trim()
+            .parse()
+            .map_err(|_| invalid(key, format!("{var}={v:?} is not a number")))?;
+        *slot = Some(parsed);
+    }
+    Ok(())
+}
+
+fn set_positive<T: PartialOrd + Default + Copy>(
+    slot: &mut T,
+    value: Option<T>,
+    key: &'static str,
+) -> Result<(), ConfigError> {
+    match value {
+        Some(v) if v <= T::default() => Err(invalid(key, "must be greater than 0")),
+        Some(v) => {
+            *slot = v;
+            Ok(())
+        }
+        None => Ok(()),
     }
 }
 

@@ -5,7 +5,9 @@ pub mod app;
 pub mod config;
 pub mod docs;
 pub mod http;
+pub mod serve;
 pub mod service;
+pub mod tls;
 
 use std::future::Future;
 
@@ -14,14 +16,16 @@ use tokio::net::TcpListener;
 pub use app::{App, AppState};
 pub use config::Config;
 
-/// Serve the API on `listener` until `shutdown` resolves; in-flight requests
-/// are allowed to finish.
+/// Serve the API on `listener` (HTTPS when the config names a certificate)
+/// until `shutdown` resolves; in-flight requests are allowed to finish.
 pub async fn serve(
     app: App,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, http::app_router(app))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let tls = match (&app.config.tls_cert, &app.config.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key).map_err(std::io::Error::other)?),
+        _ => None,
+    };
+    serve::serve(app, listener, tls, shutdown).await
 }

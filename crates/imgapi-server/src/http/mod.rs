@@ -16,9 +16,9 @@ use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 use axum::body::Body;
-use futures_util::FutureExt;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt;
 use http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use imgapi_types::RestCode;
 
@@ -65,7 +65,9 @@ async fn handle(State(app): State<App>, request: Request) -> Response {
 
     // A panic is a bug, but it must cost one request a 500, never the
     // connection or the process.
-    let outcome = AssertUnwindSafe(route_request(&app, request)).catch_unwind().await;
+    let outcome = AssertUnwindSafe(route_request(&app, request))
+        .catch_unwind()
+        .await;
     let (mut resp, user) = match outcome {
         Ok(Ok((resp, user))) => (resp, user),
         Ok(Err(e)) => (e.into_response(), "-".to_string()),

@@ -19,6 +19,30 @@ use crate::app::AppState;
 /// Largest JSON request body accepted (manifests with big tag objects fit).
 pub const MAX_JSON_BODY: usize = 4 * 1024 * 1024;
 
+/// End `stream` with a `TimedOut` error when no item arrives within `idle`.
+fn with_idle_timeout<S>(
+    stream: S,
+    idle: std::time::Duration,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + Unpin + 'static,
+{
+    futures_util::stream::unfold(Some(stream), move |state| async move {
+        let mut stream = state?;
+        match tokio::time::timeout(idle, futures_util::StreamExt::next(&mut stream)).await {
+            Ok(Some(item)) => Some((item, Some(stream))),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no data received for {} s", idle.as_secs()),
+                )),
+                None,
+            )),
+        }
+    })
+}
+
 pub struct Req {
     pub method: Method,
     /// Raw (still percent-encoded) path.
@@ -84,13 +108,12 @@ impl Req {
     }
 
     /// The body as a byte stream for uploads (errors become io::Error so
-    /// a client disconnect reaches the blob store as a source failure).
-    pub fn body_stream(&mut self) -> ByteStream {
+    /// a client disconnect reaches the blob store as a source failure). A
+    /// client that sends nothing for `idle` fails the stream the same way.
+    pub fn body_stream(&mut self, idle: std::time::Duration) -> ByteStream {
         let body = self.take_body().unwrap_or_else(Body::empty);
-        Box::pin(TryStreamExt::map_err(
-            body.into_data_stream(),
-            std::io::Error::other,
-        ))
+        let chunks = TryStreamExt::map_err(body.into_data_stream(), std::io::Error::other);
+        Box::pin(with_idle_timeout(chunks, idle))
     }
 
     fn take_body(&mut self) -> Option<Body> {

@@ -13,6 +13,7 @@ mod conditional;
 mod dc_mode;
 mod errors;
 mod files;
+mod hardening;
 mod lifecycle;
 mod listing;
 mod misc;

@@ -206,7 +206,7 @@ pub async fn add_file(app: &AppState, mut req: Req, id: &str) -> Result<Response
         )
         .into());
     }
-    let body = req.body_stream();
+    let body = req.body_stream(app.body_idle_timeout());
     let params = AddFileParams {
         compression: req.query.get("compression"),
         sha1: req.query.get_nonempty("sha1"),
@@ -291,7 +291,7 @@ pub async fn add_icon(app: &AppState, mut req: Req, id: &str) -> Result<Response
     let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::Channel)?;
     let loaded = load_image(app, uuid, req.query.get("account"), channel.as_deref()).await?;
     loaded.ensure_owner()?;
-    let body = req.body_stream();
+    let body = req.body_stream(app.body_idle_timeout());
     let params = AddIconParams {
         content_type: req.header(&header::CONTENT_TYPE),
         sha1: req.query.get_nonempty("sha1"),
