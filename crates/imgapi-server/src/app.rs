@@ -16,6 +16,7 @@ pub struct AppState {
     pub config: Config,
     pub meta: Arc<dyn MetaStore>,
     pub blobs: Arc<dyn BlobStore>,
+    pub auth_keys: Arc<crate::auth_keys::AuthKeys>,
     pub hostname: String,
     pub started: Instant,
 }
@@ -39,8 +40,11 @@ pub enum StartupError {
         path: std::path::PathBuf,
         source: imgapi_blob::BlobError,
     },
-    #[error("{0}")]
-    Unsupported(String),
+    #[error("cannot load auth keys from {path}: {source}")]
+    AuthKeys {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
 }
@@ -48,10 +52,21 @@ pub enum StartupError {
 impl AppState {
     /// Open the stores named by the config and sweep upload leftovers.
     pub async fn open(config: Config) -> Result<App, StartupError> {
+        let (auth_keys, stats) = crate::auth_keys::AuthKeys::load(
+            config.auth_keys.clone(),
+            config.auth_keys_dir.clone(),
+        )
+        .map_err(|source| StartupError::AuthKeys {
+            path: config.auth_keys_dir.clone().unwrap_or_default(),
+            source,
+        })?;
         if config.auth_type == AuthType::Signature {
-            return Err(StartupError::Unsupported(
-                "auth_type = \"signature\" is not implemented yet; use \"none\"".into(),
-            ));
+            tracing::info!(
+                users = stats.users,
+                keys = stats.keys,
+                skipped = stats.skipped,
+                "auth keys loaded"
+            );
         }
         if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
             crate::tls::acceptor(cert, key)?; // fail at start-up, naming the bad file
@@ -81,6 +96,7 @@ impl AppState {
             config,
             meta: Arc::new(meta),
             blobs: Arc::new(blobs),
+            auth_keys: Arc::new(auth_keys),
             hostname: gethostname::gethostname().to_string_lossy().into_owned(),
             started: Instant::now(),
         }))

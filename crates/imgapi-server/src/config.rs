@@ -42,6 +42,10 @@ pub struct Config {
     pub admin_uuid: Option<uuid::Uuid>,
     pub channels: Vec<ChannelConfig>,
     pub log_level: String,
+    /// username → OpenSSH public key lines (HTTP Signature, keyId = username).
+    pub auth_keys: std::collections::BTreeMap<String, Vec<String>>,
+    /// Directory of `<username>.keys` files.
+    pub auth_keys_dir: Option<PathBuf>,
     /// PEM certificate chain; with `tls_key`, the server speaks HTTPS.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -64,7 +68,9 @@ pub struct KeyDoc {
 pub const KEYS: &[KeyDoc] = &[
     KeyDoc { key: "listen", env: "IMGAPI_LISTEN", default: "127.0.0.1:8080", doc: "Address and port the HTTP API listens on." },
     KeyDoc { key: "mode", env: "IMGAPI_MODE", default: "public", doc: "`public`, `private` or `dc` (api.md §1.4): decides visibility and validation rules." },
-    KeyDoc { key: "auth_type", env: "IMGAPI_AUTH_TYPE", default: "none", doc: "`none` or `signature`. Only `none` is implemented so far; `signature` is refused at start-up." },
+    KeyDoc { key: "auth_type", env: "IMGAPI_AUTH_TYPE", default: "none", doc: "`none` (nothing is checked: dc mode behind a firewall) or `signature` (HTTP Signature with SSH keys, api.md §1.5)." },
+    KeyDoc { key: "auth_keys", env: "IMGAPI_AUTH_KEYS", default: "(none)", doc: "Table username → list of OpenSSH public key lines accepted for HTTP Signature auth (keyId = username). In the environment: a JSON object." },
+    KeyDoc { key: "auth_keys_dir", env: "IMGAPI_AUTH_KEYS_DIR", default: "(none)", doc: "Directory of `<username>.keys` files (one OpenSSH public key per line, `#` comments); re-read by POST /authkeys/reload without a restart." },
     KeyDoc { key: "data_dir", env: "IMGAPI_DATA_DIR", default: "./data", doc: "Directory holding the SQLite database and the image files (`files/`)." },
     KeyDoc { key: "database_url", env: "IMGAPI_DATABASE_URL", default: "sqlite://<data_dir>/imgapi.sqlite", doc: "Metadata database URL." },
     KeyDoc { key: "server_name", env: "IMGAPI_SERVER_NAME", default: "imgapi/4.11.0", doc: "Value of the `Server` response header." },
@@ -93,6 +99,8 @@ struct FileConfig {
     admin_uuid: Option<String>,
     channels: Option<Vec<ChannelConfig>>,
     log_level: Option<String>,
+    auth_keys: Option<std::collections::BTreeMap<String, Vec<String>>>,
+    auth_keys_dir: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     max_connections: Option<usize>,
@@ -127,6 +135,8 @@ impl Default for Config {
             admin_uuid: None,
             channels: Vec::new(),
             log_level: "info".into(),
+            auth_keys: std::collections::BTreeMap::new(),
+            auth_keys_dir: None,
             tls_cert: None,
             tls_key: None,
             max_connections: 1024,
@@ -217,6 +227,10 @@ impl Config {
         if let Some(level) = layer.log_level {
             cfg.log_level = level;
         }
+        if let Some(keys) = layer.auth_keys {
+            cfg.auth_keys = keys;
+        }
+        cfg.auth_keys_dir = layer.auth_keys_dir;
         match (layer.tls_cert, layer.tls_key) {
             (Some(c), Some(k)) => {
                 cfg.tls_cert = Some(c);
@@ -313,6 +327,18 @@ impl FileConfig {
         }
         if let Some(v) = get("IMGAPI_LOG_LEVEL") {
             self.log_level = Some(v);
+        }
+        if let Some(v) = get("IMGAPI_AUTH_KEYS") {
+            let parsed = serde_json::from_str(&v).map_err(|e| {
+                invalid(
+                    "auth_keys",
+                    format!("IMGAPI_AUTH_KEYS is not a JSON object of key lists: {e}"),
+                )
+            })?;
+            self.auth_keys = Some(parsed);
+        }
+        if let Some(v) = get("IMGAPI_AUTH_KEYS_DIR") {
+            self.auth_keys_dir = Some(PathBuf::from(v));
         }
         if let Some(v) = get("IMGAPI_TLS_CERT") {
             self.tls_cert = Some(PathBuf::from(v));

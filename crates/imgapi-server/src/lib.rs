@@ -2,6 +2,7 @@
 //! HTTP layer. `main.rs` only wires these together.
 
 pub mod app;
+pub mod auth_keys;
 pub mod config;
 pub mod docs;
 pub mod http;

@@ -2,7 +2,13 @@
 //! "none"` every caller is anonymous; the HTTP Signature scheme plugs in here
 //! (strict / passive / none policy per route, api.md §1.5).
 
+use std::time::SystemTime;
+
 use http::HeaderMap;
+use imgapi_types::RestCode;
+
+use super::signature::verify_request;
+use crate::config::AuthType;
 
 use super::error::ApiError;
 use crate::app::AppState;
@@ -32,20 +38,40 @@ pub enum AuthPolicy {
     None,
 }
 
-/// Authenticate a request under `policy`.
+/// Authenticate a request under `policy` (api.md §1.5): with `auth_type =
+/// "none"` nothing is checked; with `signature`, strict routes need a valid
+/// signature, passive routes accept anonymous callers but refuse a bad
+/// signature, and `none` routes ignore the header.
 pub fn authenticate(
     app: &AppState,
-    _headers: &HeaderMap,
-    _policy: AuthPolicy,
+    method: &http::Method,
+    path_and_query: &str,
+    headers: &HeaderMap,
+    policy: AuthPolicy,
 ) -> Result<Caller, ApiError> {
     match app.config.auth_type {
-        // With authType none nothing is ever checked (api.md §1.5).
-        crate::config::AuthType::None => Ok(Caller::default()),
-        // Refused at start-up until the signature scheme lands; never let a
-        // request through unauthenticated by mistake.
-        crate::config::AuthType::Signature => Err(ApiError::new(
-            imgapi_types::RestCode::UnauthorizedError,
-            "Unauthorized",
-        )),
+        AuthType::None => Ok(Caller::default()),
+        AuthType::Signature => {
+            if policy == AuthPolicy::None {
+                return Ok(Caller::default());
+            }
+            if !headers.contains_key(http::header::AUTHORIZATION) {
+                return match policy {
+                    AuthPolicy::Passive => Ok(Caller::default()),
+                    _ => Err(ApiError::new(RestCode::UnauthorizedError, "Unauthorized")),
+                };
+            }
+            verify_request(
+                headers,
+                method,
+                path_and_query,
+                &app.auth_keys,
+                SystemTime::now(),
+            )
+            .map(|user| Caller {
+                username: Some(user),
+            })
+            .map_err(|e| ApiError::new(RestCode::UnauthorizedError, e.to_string()))
+        }
     }
 }

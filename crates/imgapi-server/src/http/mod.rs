@@ -10,6 +10,7 @@ pub mod request;
 pub mod response;
 pub mod router;
 pub mod routes;
+pub mod signature;
 pub mod version;
 
 use std::panic::AssertUnwindSafe;
@@ -155,7 +156,18 @@ async fn route_request(app: &App, request: Request) -> Result<(Response, String)
             ),
         )
     })?;
-    let caller = authenticate(app, &parts.headers, route.auth_policy(&parts.method))?;
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("/");
+    let caller = authenticate(
+        app,
+        &parts.method,
+        path_and_query,
+        &parts.headers,
+        route.auth_policy(&parts.method),
+    )?;
     let user = caller.log_name().to_string();
     let url = parts
         .uri

@@ -8,6 +8,7 @@
 
 mod support;
 
+mod auth;
 mod channels;
 mod conditional;
 mod dc_mode;

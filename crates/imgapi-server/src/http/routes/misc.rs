@@ -163,7 +163,18 @@ pub async fn update_state(_app: &AppState, req: Req) -> Result<Response, ApiErro
     }
 }
 
-/// AdminReloadAuthKeys (api.md §3.4): a no-op without signature auth.
-pub async fn reload_auth_keys(_app: &AppState, _req: Req) -> Result<Response, ApiError> {
+/// AdminReloadAuthKeys (api.md §3.4): re-read the keys directory.
+pub async fn reload_auth_keys(app: &AppState, _req: Req) -> Result<Response, ApiError> {
+    let keys = app.auth_keys.clone();
+    let stats = tokio::task::spawn_blocking(move || keys.reload())
+        .await
+        .map_err(|e| ApiError::internal("error reloading auth keys", e.to_string()))?
+        .map_err(|e| ApiError::internal("error reloading auth keys", e.to_string()))?;
+    tracing::info!(
+        users = stats.users,
+        keys = stats.keys,
+        skipped = stats.skipped,
+        "auth keys reloaded"
+    );
     Ok(ok_json(&json!({})))
 }
