@@ -1,6 +1,8 @@
 //! MetaError: what a metadata backend can report.
 
-#[derive(Debug, thiserror::Error)]
+/// `Clone` so that a failed group commit can report its error to every
+/// write in the batch.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum MetaError {
     #[error("image {0} not found")]
     NotFound(uuid::Uuid),

@@ -3,9 +3,11 @@
 //! - One database file in WAL mode with `synchronous=FULL`: a write that
 //!   returned `Ok` survives a power cut (NORMAL would only protect against
 //!   corruption, not against losing the last acknowledged commits).
-//! - A single-connection writer pool (writes are serialised in-process and
-//!   every write is one `BEGIN IMMEDIATE` transaction) and a read-only pool
-//!   of several connections (WAL readers never block the writer).
+//! - A single-connection writer pool, used only by the writer task, which
+//!   commits queued writes in batches, one fsync per batch ([`writer`]), and
+//!   a read-only pool of several connections (WAL readers never block the
+//!   writer; they see committed data only, and a write is acknowledged only
+//!   once committed).
 //! - Migrations are embedded (`migrations/sqlite/`) and run on open.
 //! - `record` holds the [`ImageRecord`] JSON; the other columns and the side
 //!   tables are derived from it in the same transaction, so ListImages is
@@ -30,11 +32,13 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use crate::{MetaError, MetaStore, Revision, StoredImage};
+use writer::Writer;
 
 mod query;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
+mod writer;
 
 /// Connections in the read-only pool.
 const READ_POOL_SIZE: u32 = 8;
@@ -51,8 +55,10 @@ pub struct SqliteStore {
     /// Read-only connections for `get`, `list`, … (the writer pool itself
     /// for in-memory databases, which cannot be shared between pools).
     reader: SqlitePool,
-    /// The single read-write connection.
+    /// The single read-write connection, used by `writes` (and by tests).
     writer: SqlitePool,
+    /// Where every write goes.
+    writes: Writer,
 }
 
 impl SqliteStore {
@@ -93,7 +99,12 @@ impl SqliteStore {
             .connect_with(base.read_only(true))
             .await
             .map_err(map_err)?;
-        Ok(SqliteStore { reader, writer })
+        let writes = Writer::spawn(writer.clone());
+        Ok(SqliteStore {
+            reader,
+            writer,
+            writes,
+        })
     }
 
     /// A fresh, private in-memory database (tests). One connection serves
@@ -116,6 +127,7 @@ impl SqliteStore {
         MIGRATOR.run(&pool).await.map_err(map_migrate_err)?;
         Ok(SqliteStore {
             reader: pool.clone(),
+            writes: Writer::spawn(pool.clone()),
             writer: pool,
         })
     }
@@ -140,58 +152,140 @@ impl SqliteStore {
     }
 
     /// Close both pools, waiting for running queries (graceful shutdown).
+    /// Later writes fail with `Unavailable`.
     pub async fn close(&self) {
         self.writer.close().await;
         self.reader.close().await;
     }
-
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, MetaError> {
-        // IMMEDIATE takes the write lock up front, so a transaction never
-        // fails half-way while upgrading a read lock.
-        self.writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_err)
-    }
 }
 
-/// The derived columns of one record.
-struct Columns<'a> {
+/// One record as written: the derived columns and side-table rows.
+/// Built by the caller (serialising is the costly part), so the writer
+/// task only runs SQL.
+pub(super) struct Columns {
+    id: Uuid,
     uuid: String,
     owner: String,
-    name: &'a str,
-    version: &'a str,
+    name: String,
+    version: String,
     state: &'static str,
     activated: bool,
     disabled: bool,
     public: bool,
-    image_type: &'a str,
-    os: &'a str,
+    image_type: String,
+    os: String,
     origin: Option<String>,
     published_ms: Option<i64>,
     record: String,
+    tags: Vec<(String, String)>,
+    billing_tags: Vec<String>,
+    channels: Vec<String>,
+    acl: Vec<String>,
 }
 
-impl<'a> Columns<'a> {
-    fn of(image: &'a ImageRecord) -> Result<Self, MetaError> {
+impl Columns {
+    fn of(image: &ImageRecord) -> Result<Self, MetaError> {
         let record = serde_json::to_string(image).map_err(|e| {
             MetaError::Backend(format!("cannot serialise image {}: {e}", image.uuid))
         })?;
         Ok(Columns {
+            id: image.uuid,
             uuid: image.uuid.to_string(),
             owner: image.owner.to_string(),
-            name: &image.name,
-            version: &image.version,
+            name: image.name.clone(),
+            version: image.version.clone(),
             state: image.state.as_str(),
             activated: image.activated,
             disabled: image.disabled,
             public: image.public,
-            image_type: &image.image_type,
-            os: &image.os,
+            image_type: image.image_type.clone(),
+            os: image.os.clone(),
             origin: image.origin.map(|o| o.to_string()),
             published_ms: image.published_at_ms(),
             record,
+            tags: image.tags.as_ref().map(search_pairs).unwrap_or_default(),
+            billing_tags: image.billing_tags.clone().unwrap_or_default(),
+            channels: image.channels.clone().unwrap_or_default(),
+            acl: image.acl.iter().map(Uuid::to_string).collect(),
         })
+    }
+}
+
+/// A write, as queued for the writer task.
+pub(super) enum Op {
+    Insert(Columns),
+    Update {
+        row: Columns,
+        expected: Revision,
+    },
+    Put(Columns),
+    Rename {
+        old_uuid: Uuid,
+        expected: Revision,
+        row: Columns,
+    },
+    Delete(Uuid),
+}
+
+/// Perform `op` on `conn`, inside the writer's transaction. Yields the new
+/// revision, or for `Delete` the number of rows deleted. On `Err` the
+/// caller rolls back whatever `op` did.
+async fn apply(conn: &mut SqliteConnection, op: &Op) -> Result<i64, MetaError> {
+    match op {
+        Op::Insert(row) => {
+            let revision = next_revision(conn).await?;
+            write_row(conn, INSERT_SQL, row, revision)
+                .await
+                .map_err(|e| map_insert_err(e, row.id))?;
+            insert_side_rows(conn, row).await?;
+            Ok(revision)
+        }
+        Op::Update { row, expected } => {
+            let revision = next_revision(conn).await?;
+            if !update_row(conn, row, revision, *expected).await? {
+                return Err(missed_write(conn, row.id).await);
+            }
+            replace_side_rows(conn, row).await?;
+            Ok(revision)
+        }
+        Op::Put(row) => {
+            let revision = next_revision(conn).await?;
+            write_row(conn, UPSERT_SQL, row, revision)
+                .await
+                .map_err(map_err)?;
+            replace_side_rows(conn, row).await?;
+            Ok(revision)
+        }
+        Op::Rename {
+            old_uuid,
+            expected,
+            row,
+        } => {
+            let revision = next_revision(conn).await?;
+            let deleted = sqlx::query("DELETE FROM images WHERE uuid = ? AND revision = ?")
+                .bind(old_uuid.to_string())
+                .bind(expected)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)?;
+            if deleted.rows_affected() != 1 {
+                return Err(missed_write(conn, *old_uuid).await);
+            }
+            write_row(conn, INSERT_SQL, row, revision)
+                .await
+                .map_err(|e| map_insert_err(e, row.id))?;
+            insert_side_rows(conn, row).await?;
+            Ok(revision)
+        }
+        Op::Delete(uuid) => {
+            // Side rows go by ON DELETE CASCADE (foreign_keys is on).
+            let done = sqlx::query("DELETE FROM images WHERE uuid = ?")
+                .bind(uuid.to_string())
+                .execute(conn)
+                .await
+                .map_err(map_err)?;
+            Ok(i64::try_from(done.rows_affected()).unwrap_or(i64::MAX))
+        }
     }
 }
 
@@ -220,21 +314,21 @@ const UPDATE_SQL: &str = "UPDATE images SET \
 async fn write_row(
     conn: &mut SqliteConnection,
     sql: &'static str,
-    c: &Columns<'_>,
+    c: &Columns,
     revision: Revision,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(sql)
         .bind(&c.uuid)
         .bind(revision)
         .bind(&c.owner)
-        .bind(c.name)
-        .bind(c.version)
+        .bind(&c.name)
+        .bind(&c.version)
         .bind(c.state)
         .bind(c.activated)
         .bind(c.disabled)
         .bind(c.public)
-        .bind(c.image_type)
-        .bind(c.os)
+        .bind(&c.image_type)
+        .bind(&c.os)
         .bind(c.origin.as_deref())
         .bind(c.published_ms)
         .bind(&c.record)
@@ -246,21 +340,21 @@ async fn write_row(
 /// Conditional update of the main row; `true` if it was at `expected`.
 async fn update_row(
     conn: &mut SqliteConnection,
-    c: &Columns<'_>,
+    c: &Columns,
     revision: Revision,
     expected: Revision,
 ) -> Result<bool, MetaError> {
     let done = sqlx::query(UPDATE_SQL)
         .bind(revision)
         .bind(&c.owner)
-        .bind(c.name)
-        .bind(c.version)
+        .bind(&c.name)
+        .bind(&c.version)
         .bind(c.state)
         .bind(c.activated)
         .bind(c.disabled)
         .bind(c.public)
-        .bind(c.image_type)
-        .bind(c.os)
+        .bind(&c.image_type)
+        .bind(&c.os)
         .bind(c.origin.as_deref())
         .bind(c.published_ms)
         .bind(&c.record)
@@ -272,12 +366,8 @@ async fn update_row(
     Ok(done.rows_affected() == 1)
 }
 
-/// Rewrite the side tables of `image` (tags, billing tags, channels, acl).
-async fn replace_side_rows(
-    conn: &mut SqliteConnection,
-    image: &ImageRecord,
-    uuid: &str,
-) -> Result<(), MetaError> {
+/// Rewrite the side tables of `row` (tags, billing tags, channels, acl).
+async fn replace_side_rows(conn: &mut SqliteConnection, row: &Columns) -> Result<(), MetaError> {
     for table in [
         "DELETE FROM image_tags WHERE uuid = ?",
         "DELETE FROM image_billing_tags WHERE uuid = ?",
@@ -285,45 +375,50 @@ async fn replace_side_rows(
         "DELETE FROM image_acl WHERE uuid = ?",
     ] {
         sqlx::query(table)
-            .bind(uuid)
+            .bind(&row.uuid)
             .execute(&mut *conn)
             .await
             .map_err(map_err)?;
     }
-    if let Some(tags) = &image.tags {
-        for (key, value) in search_pairs(tags) {
-            sqlx::query("INSERT INTO image_tags (uuid, key, value) VALUES (?, ?, ?)")
+    insert_side_rows(conn, row).await
+}
+
+/// Write the side rows of a freshly inserted main row. There are none to
+/// clear first: they reference `images` with ON DELETE CASCADE, so none
+/// can outlive a previous row with this uuid.
+async fn insert_side_rows(conn: &mut SqliteConnection, row: &Columns) -> Result<(), MetaError> {
+    let uuid = row.uuid.as_str();
+    for (key, value) in &row.tags {
+        sqlx::query("INSERT INTO image_tags (uuid, key, value) VALUES (?, ?, ?)")
+            .bind(uuid)
+            .bind(key)
+            .bind(value)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    }
+    for (sql, values) in [
+        (
+            "INSERT OR IGNORE INTO image_billing_tags (uuid, tag) VALUES (?, ?)",
+            &row.billing_tags,
+        ),
+        (
+            "INSERT OR IGNORE INTO image_channels (uuid, channel) VALUES (?, ?)",
+            &row.channels,
+        ),
+        (
+            "INSERT OR IGNORE INTO image_acl (uuid, account) VALUES (?, ?)",
+            &row.acl,
+        ),
+    ] {
+        for value in values {
+            sqlx::query(sql)
                 .bind(uuid)
-                .bind(key)
                 .bind(value)
                 .execute(&mut *conn)
                 .await
                 .map_err(map_err)?;
         }
-    }
-    for tag in image.billing_tags.iter().flatten() {
-        sqlx::query("INSERT OR IGNORE INTO image_billing_tags (uuid, tag) VALUES (?, ?)")
-            .bind(uuid)
-            .bind(tag.as_str())
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
-    }
-    for channel in image.channels.iter().flatten() {
-        sqlx::query("INSERT OR IGNORE INTO image_channels (uuid, channel) VALUES (?, ?)")
-            .bind(uuid)
-            .bind(channel.as_str())
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
-    }
-    for account in &image.acl {
-        sqlx::query("INSERT OR IGNORE INTO image_acl (uuid, account) VALUES (?, ?)")
-            .bind(uuid)
-            .bind(account.to_string())
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
     }
     Ok(())
 }
@@ -429,39 +524,16 @@ impl MetaStore for SqliteStore {
     }
 
     async fn insert(&self, image: &ImageRecord) -> Result<Revision, MetaError> {
-        let cols = Columns::of(image)?;
-        let mut tx = self.begin_write().await?;
-        let revision = next_revision(&mut tx).await?;
-        write_row(&mut tx, INSERT_SQL, &cols, revision)
-            .await
-            .map_err(|e| map_insert_err(e, image.uuid))?;
-        replace_side_rows(&mut tx, image, &cols.uuid).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(revision)
+        self.writes.run(Op::Insert(Columns::of(image)?)).await
     }
 
     async fn update(&self, image: &ImageRecord, expected: Revision) -> Result<Revision, MetaError> {
-        let cols = Columns::of(image)?;
-        let mut tx = self.begin_write().await?;
-        let revision = next_revision(&mut tx).await?;
-        if !update_row(&mut tx, &cols, revision, expected).await? {
-            return Err(missed_write(&mut tx, image.uuid).await);
-        }
-        replace_side_rows(&mut tx, image, &cols.uuid).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(revision)
+        let row = Columns::of(image)?;
+        self.writes.run(Op::Update { row, expected }).await
     }
 
     async fn put(&self, image: &ImageRecord) -> Result<Revision, MetaError> {
-        let cols = Columns::of(image)?;
-        let mut tx = self.begin_write().await?;
-        let revision = next_revision(&mut tx).await?;
-        write_row(&mut tx, UPSERT_SQL, &cols, revision)
-            .await
-            .map_err(map_err)?;
-        replace_side_rows(&mut tx, image, &cols.uuid).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(revision)
+        self.writes.run(Op::Put(Columns::of(image)?)).await
     }
 
     async fn rename(
@@ -473,36 +545,18 @@ impl MetaStore for SqliteStore {
         if old_uuid == image.uuid {
             return self.update(image, expected).await;
         }
-        let cols = Columns::of(image)?;
-        let mut tx = self.begin_write().await?;
-        let revision = next_revision(&mut tx).await?;
-        let deleted = sqlx::query("DELETE FROM images WHERE uuid = ? AND revision = ?")
-            .bind(old_uuid.to_string())
-            .bind(expected)
-            .execute(&mut *tx)
+        let row = Columns::of(image)?;
+        self.writes
+            .run(Op::Rename {
+                old_uuid,
+                expected,
+                row,
+            })
             .await
-            .map_err(map_err)?;
-        if deleted.rows_affected() != 1 {
-            return Err(missed_write(&mut tx, old_uuid).await);
-        }
-        write_row(&mut tx, INSERT_SQL, &cols, revision)
-            .await
-            .map_err(|e| map_insert_err(e, image.uuid))?;
-        replace_side_rows(&mut tx, image, &cols.uuid).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(revision)
     }
 
     async fn delete(&self, uuid: Uuid) -> Result<bool, MetaError> {
-        // Side rows go by ON DELETE CASCADE (foreign_keys is on).
-        let mut tx = self.begin_write().await?;
-        let done = sqlx::query("DELETE FROM images WHERE uuid = ?")
-            .bind(uuid.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(done.rows_affected() > 0)
+        Ok(self.writes.run(Op::Delete(uuid)).await? > 0)
     }
 
     async fn list(&self, query: &ImageQuery) -> Result<Vec<ImageRecord>, MetaError> {
