@@ -46,6 +46,9 @@ pub struct Config {
     pub auth_keys: std::collections::BTreeMap<String, Vec<String>>,
     /// Directory of `<username>.keys` files.
     pub auth_keys_dir: Option<PathBuf>,
+    /// username → account uuid: signed users that act for one account
+    /// (as CloudAPI's `account=` would) instead of as operators.
+    pub user_accounts: std::collections::BTreeMap<String, uuid::Uuid>,
     /// PEM certificate chain; with `tls_key`, the server speaks HTTPS.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -70,6 +73,7 @@ pub const KEYS: &[KeyDoc] = &[
     KeyDoc { key: "mode", env: "IMGAPI_MODE", default: "public", doc: "`public`, `private` or `dc` (api.md §1.4): decides visibility and validation rules." },
     KeyDoc { key: "auth_type", env: "IMGAPI_AUTH_TYPE", default: "none", doc: "`none` (nothing is checked: dc mode behind a firewall) or `signature` (HTTP Signature with SSH keys, api.md §1.5)." },
     KeyDoc { key: "auth_keys", env: "IMGAPI_AUTH_KEYS", default: "(none)", doc: "Table username → list of OpenSSH public key lines accepted for HTTP Signature auth (keyId = username). In the environment: a JSON object." },
+    KeyDoc { key: "user_accounts", env: "IMGAPI_USER_ACCOUNTS", default: "(none)", doc: "Table username → account uuid. A signed user listed here always acts for that account (as if `account=<uuid>` were passed: sees what the account may see, changes only its images, no operator endpoints); unlisted signed users are operators. In the environment: a JSON object." },
     KeyDoc { key: "auth_keys_dir", env: "IMGAPI_AUTH_KEYS_DIR", default: "(none)", doc: "Directory of `<username>.keys` files (one OpenSSH public key per line, `#` comments); re-read by POST /authkeys/reload without a restart." },
     KeyDoc { key: "data_dir", env: "IMGAPI_DATA_DIR", default: "./data", doc: "Directory holding the SQLite database and the image files (`files/`)." },
     KeyDoc { key: "database_url", env: "IMGAPI_DATABASE_URL", default: "sqlite://<data_dir>/imgapi.sqlite", doc: "Metadata database URL." },
@@ -101,6 +105,7 @@ struct FileConfig {
     log_level: Option<String>,
     auth_keys: Option<std::collections::BTreeMap<String, Vec<String>>>,
     auth_keys_dir: Option<PathBuf>,
+    user_accounts: Option<std::collections::BTreeMap<String, uuid::Uuid>>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     max_connections: Option<usize>,
@@ -137,6 +142,7 @@ impl Default for Config {
             log_level: "info".into(),
             auth_keys: std::collections::BTreeMap::new(),
             auth_keys_dir: None,
+            user_accounts: std::collections::BTreeMap::new(),
             tls_cert: None,
             tls_key: None,
             max_connections: 1024,
@@ -231,6 +237,9 @@ impl Config {
             cfg.auth_keys = keys;
         }
         cfg.auth_keys_dir = layer.auth_keys_dir;
+        if let Some(map) = layer.user_accounts {
+            cfg.user_accounts = map;
+        }
         match (layer.tls_cert, layer.tls_key) {
             (Some(c), Some(k)) => {
                 cfg.tls_cert = Some(c);
@@ -336,6 +345,15 @@ impl FileConfig {
                 )
             })?;
             self.auth_keys = Some(parsed);
+        }
+        if let Some(v) = get("IMGAPI_USER_ACCOUNTS") {
+            let parsed = serde_json::from_str(&v).map_err(|e| {
+                invalid(
+                    "user_accounts",
+                    format!("IMGAPI_USER_ACCOUNTS is not a JSON object of account uuids: {e}"),
+                )
+            })?;
+            self.user_accounts = Some(parsed);
         }
         if let Some(v) = get("IMGAPI_AUTH_KEYS_DIR") {
             self.auth_keys_dir = Some(PathBuf::from(v));

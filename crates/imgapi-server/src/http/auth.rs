@@ -18,6 +18,9 @@ use crate::app::AppState;
 pub struct Caller {
     /// The authenticated username; `None` for anonymous callers.
     pub username: Option<String>,
+    /// The account a signed user is mapped to (`user_accounts`): such a
+    /// user always acts for that account, never as an operator.
+    pub account: Option<String>,
 }
 
 impl Caller {
@@ -61,17 +64,44 @@ pub fn authenticate(
                     _ => Err(ApiError::new(RestCode::UnauthorizedError, "Unauthorized")),
                 };
             }
-            verify_request(
+            let user = verify_request(
                 headers,
                 method,
                 path_and_query,
                 &app.auth_keys,
                 SystemTime::now(),
             )
-            .map(|user| Caller {
+            .map_err(|e| ApiError::new(RestCode::UnauthorizedError, e.to_string()))?;
+            let account = app.config.user_accounts.get(&user).map(|a| a.to_string());
+            if let (Some(own), Some(asked)) = (&account, query_account(path_and_query)) {
+                if *own != asked {
+                    // Acting for another account is what operators do.
+                    return Err(ApiError::new(
+                        RestCode::OperatorOnly,
+                        "this endpoint may only be called by an operator",
+                    ));
+                }
+            }
+            Ok(Caller {
                 username: Some(user),
+                account,
             })
-            .map_err(|e| ApiError::new(RestCode::UnauthorizedError, e.to_string()))
         }
+    }
+}
+
+/// The `account` query parameter of a request target.
+fn query_account(path_and_query: &str) -> Option<String> {
+    let query = path_and_query.split_once('?')?.1;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "account")
+        .map(|(_, v)| v.into_owned())
+}
+
+impl Caller {
+    /// Operators: everyone under `auth_type = "none"`, and signed users not
+    /// mapped to an account.
+    pub fn is_operator(&self) -> bool {
+        self.account.is_none()
     }
 }

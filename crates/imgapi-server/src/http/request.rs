@@ -59,6 +59,15 @@ pub struct Req {
 }
 
 impl Req {
+    /// The account the request acts for (api.md §1.6): the signed user's own
+    /// account when the user is mapped to one, else the `account` parameter.
+    pub fn account(&self) -> Option<&str> {
+        self.caller
+            .account
+            .as_deref()
+            .or_else(|| self.query.get("account"))
+    }
+
     pub fn header(&self, name: &header::HeaderName) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }

@@ -157,6 +157,7 @@ pub fn admin_fields_allowed(
 pub async fn list_images(
     app: &AppState,
     q: &QueryParams,
+    account: Option<&str>,
     channel: Option<&str>,
     authenticated: bool,
 ) -> Result<(Vec<ImageRecord>, bool), ServiceError> {
@@ -191,7 +192,7 @@ pub async fn list_images(
         }
     }
     let filter = ListFilter {
-        account: q.get("account").map(str::to_string),
+        account: account.map(str::to_string),
         owner: q.get("owner").map(str::to_string),
         state,
         public,

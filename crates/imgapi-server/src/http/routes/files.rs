@@ -176,7 +176,7 @@ async fn download(
 pub async fn get_file(app: &AppState, req: Req, id: &str) -> Result<Response, ApiError> {
     let uuid = parse_uuid(&req, id)?;
     let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::ChannelOrStar)?;
-    let loaded = load_image(app, uuid, req.query.get("account"), channel.as_deref()).await?;
+    let loaded = load_image(app, uuid, req.account(), channel.as_deref()).await?;
     let img = &loaded.stored.image;
     let file = svc::select_file(img, req.query.get("index"))?;
     let served = Served {
@@ -194,7 +194,7 @@ pub async fn get_file(app: &AppState, req: Req, id: &str) -> Result<Response, Ap
 pub async fn add_file(app: &AppState, mut req: Req, id: &str) -> Result<Response, ApiError> {
     let uuid = parse_uuid(&req, id)?;
     let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::Channel)?;
-    let loaded = load_image(app, uuid, req.query.get("account"), channel.as_deref()).await?;
+    let loaded = load_image(app, uuid, req.account(), channel.as_deref()).await?;
     loaded.ensure_owner()?;
     if req.query.contains("source") {
         if loaded.stored.image.activated {
@@ -230,7 +230,7 @@ pub async fn add_file_from_url(
 ) -> Result<Response, ApiError> {
     let uuid = parse_uuid(&req, id)?;
     let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::Channel)?;
-    let loaded = load_image(app, uuid, req.query.get("account"), channel.as_deref()).await?;
+    let loaded = load_image(app, uuid, req.account(), channel.as_deref()).await?;
     loaded.ensure_owner()?;
     let body = req.json_body().await?;
     if loaded.stored.image.activated {
@@ -268,7 +268,7 @@ pub async fn add_file_from_url(
 pub async fn get_icon(app: &AppState, req: Req, id: &str) -> Result<Response, ApiError> {
     let uuid = parse_uuid(&req, id)?;
     let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::ChannelOrStar)?;
-    let loaded = load_image(app, uuid, req.query.get("account"), channel.as_deref()).await?;
+    let loaded = load_image(app, uuid, req.account(), channel.as_deref()).await?;
     let img = &loaded.stored.image;
     let icon = img
         .icon
@@ -289,7 +289,7 @@ pub async fn get_icon(app: &AppState, req: Req, id: &str) -> Result<Response, Ap
 pub async fn add_icon(app: &AppState, mut req: Req, id: &str) -> Result<Response, ApiError> {
     let uuid = parse_uuid(&req, id)?;
     let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::Channel)?;
-    let loaded = load_image(app, uuid, req.query.get("account"), channel.as_deref()).await?;
+    let loaded = load_image(app, uuid, req.account(), channel.as_deref()).await?;
     loaded.ensure_owner()?;
     let body = req.body_stream(app.body_idle_timeout());
     let params = AddIconParams {
@@ -310,7 +310,7 @@ pub async fn add_icon(app: &AppState, mut req: Req, id: &str) -> Result<Response
 pub async fn delete_icon(app: &AppState, req: Req, id: &str) -> Result<Response, ApiError> {
     let uuid = parse_uuid(&req, id)?;
     let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::Channel)?;
-    let loaded = load_image(app, uuid, req.query.get("account"), channel.as_deref()).await?;
+    let loaded = load_image(app, uuid, req.account(), channel.as_deref()).await?;
     loaded.ensure_owner()?;
     let record = svc::delete_icon(app, loaded.stored).await?;
     Ok(response::image(imgapi_domain::serialize::api_object(

@@ -35,6 +35,7 @@ pub async fn list(app: &AppState, req: Req) -> Result<Response, ApiError> {
     let (images, admin) = list_images(
         app,
         &req.query,
+        req.account(),
         channel.as_deref(),
         req.caller.is_authenticated(),
     )
@@ -51,7 +52,7 @@ pub async fn list(app: &AppState, req: Req) -> Result<Response, ApiError> {
 pub async fn get(app: &AppState, req: Req, id: &str) -> Result<Response, ApiError> {
     let uuid = parse_uuid(&req, id)?;
     let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::ChannelOrStar)?;
-    let loaded = load_image(app, uuid, req.query.get("account"), channel.as_deref()).await?;
+    let loaded = load_image(app, uuid, req.account(), channel.as_deref()).await?;
     let admin = admin_fields_allowed(
         app,
         req.query.get("inclAdminFields"),
@@ -77,7 +78,7 @@ pub async fn create(app: &AppState, mut req: Req) -> Result<Response, ApiError> 
             .into())
         }
         Some("import-docker-image" | "import-lxd-image") => {
-            if req.query.contains("account") {
+            if req.account().is_some() {
                 return Err(ServiceError::OperatorOnly.into());
             }
             return Err(ServiceError::NotAvailable(
@@ -88,7 +89,7 @@ pub async fn create(app: &AppState, mut req: Req) -> Result<Response, ApiError> 
         Some(other) => return Err(invalid_action(other)),
     }
     let body = req.json_body().await?;
-    let record = svc::create_image(app, body, req.query.get("account"), channel.as_deref()).await?;
+    let record = svc::create_image(app, body, req.account(), channel.as_deref()).await?;
     Ok(image_response(&record, req.serialize_options(app, false)))
 }
 
@@ -105,7 +106,7 @@ pub async fn action(app: &AppState, mut req: Req, id: &str) -> Result<Response, 
     let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::Channel)?;
     let body = req.json_body().await?;
     let action = req.query.get("action").map(str::to_string);
-    let account_given = req.query.contains("account");
+    let account_given = req.account().is_some();
     match action.as_deref() {
         Some("import-remote") => return import_remote(app, &req, uuid).await,
         Some("import") if req.query.contains("source") => {
@@ -133,7 +134,7 @@ pub async fn action(app: &AppState, mut req: Req, id: &str) -> Result<Response, 
         Some("import-from-datacenter") => return import_from_datacenter(app, &req),
         _ => {}
     }
-    let loaded = load_image(app, uuid, req.query.get("account"), channel.as_deref()).await?;
+    let loaded = load_image(app, uuid, req.account(), channel.as_deref()).await?;
     if action.as_deref() == Some("change-stor") {
         return change_stor(app, &req, loaded);
     }
@@ -189,7 +190,7 @@ async fn import_remote(app: &AppState, req: &Req, uuid: uuid::Uuid) -> Result<Re
             vec![FieldError::missing("source")],
         ));
     }
-    if req.query.contains("account") {
+    if req.account().is_some() {
         return Err(ServiceError::OperatorOnly.into());
     }
     crate::service::parse_bool_param("skip_owner_check", req.query.get("skip_owner_check"))?;
@@ -207,7 +208,7 @@ async fn import_remote(app: &AppState, req: &Req, uuid: uuid::Uuid) -> Result<Re
 /// ImportFromDatacenter (api.md §5.21): parameter checks; no peer
 /// datacenters are configured on this server.
 fn import_from_datacenter(_app: &AppState, req: &Req) -> Result<Response, ApiError> {
-    let account = req.query.get("account");
+    let account = req.account();
     if !account.is_some_and(imgapi_domain::validate::is_lower_uuid) {
         return Err(ApiError::validation(
             format!(
@@ -300,7 +301,7 @@ fn export(req: &Req) -> Result<Response, ApiError> {
 pub async fn delete(app: &AppState, req: Req, id: &str) -> Result<Response, ApiError> {
     let uuid = parse_uuid(&req, id)?;
     let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::Channel)?;
-    let loaded = load_image(app, uuid, req.query.get("account"), channel.as_deref()).await?;
+    let loaded = load_image(app, uuid, req.account(), channel.as_deref()).await?;
     loaded.ensure_owner()?;
     svc::delete_image(
         app,
@@ -317,7 +318,7 @@ pub async fn acl(app: &AppState, mut req: Req, id: &str) -> Result<Response, Api
     let uuid = parse_uuid(&req, id)?;
     let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::Channel)?;
     let body = req.json_body().await?;
-    let loaded = load_image(app, uuid, req.query.get("account"), channel.as_deref()).await?;
+    let loaded = load_image(app, uuid, req.account(), channel.as_deref()).await?;
     loaded.ensure_owner()?;
     let add = match req.query.get("action") {
         None | Some("add") => true,
@@ -335,8 +336,8 @@ pub async fn acl(app: &AppState, mut req: Req, id: &str) -> Result<Response, Api
 pub async fn clone(app: &AppState, req: Req, id: &str) -> Result<Response, ApiError> {
     let uuid = parse_uuid(&req, id)?;
     let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::Channel)?;
-    let loaded = load_image(app, uuid, req.query.get("account"), channel.as_deref()).await?;
-    let record = clone_svc::clone_image(app, loaded, req.query.get("account")).await?;
+    let loaded = load_image(app, uuid, req.account(), channel.as_deref()).await?;
+    let record = clone_svc::clone_image(app, loaded, req.account()).await?;
     Ok(image_response(&record, req.serialize_options(app, false)))
 }
 
@@ -344,7 +345,7 @@ pub async fn clone(app: &AppState, req: Req, id: &str) -> Result<Response, ApiEr
 pub async fn jobs(app: &AppState, req: Req, id: &str) -> Result<Response, ApiError> {
     let uuid = parse_uuid(&req, id)?;
     let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::ChannelOrStar)?;
-    load_image(app, uuid, req.query.get("account"), channel.as_deref()).await?;
+    load_image(app, uuid, req.account(), channel.as_deref()).await?;
     Err(ApiError::new(
         RestCode::ServiceUnavailableError,
         "Workflow API is down.",

@@ -95,6 +95,18 @@ fn ping_error(name: &str) -> ApiError {
     }
 }
 
+/// Admin endpoints refuse users mapped to an account.
+fn ensure_operator(req: &Req) -> Result<(), ApiError> {
+    if req.caller.is_operator() {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            RestCode::OperatorOnly,
+            "this endpoint may only be called by an operator",
+        ))
+    }
+}
+
 /// Ping (api.md §3.1).
 pub async fn ping(app: &AppState, req: Req) -> Result<Response, ApiError> {
     if let Some(name) = req.query.get("error") {
@@ -132,7 +144,8 @@ pub async fn list_channels(app: &AppState, _req: Req) -> Result<Response, ApiErr
 }
 
 /// AdminGetState (api.md §3.2): a debugging snapshot.
-pub async fn get_state(app: &AppState, _req: Req) -> Result<Response, ApiError> {
+pub async fn get_state(app: &AppState, req: Req) -> Result<Response, ApiError> {
+    ensure_operator(&req)?;
     let counts = app
         .meta
         .count_by_state()
@@ -150,6 +163,7 @@ pub async fn get_state(app: &AppState, _req: Req) -> Result<Response, ApiError> 
 
 /// AdminUpdateState (api.md §3.3). There are no response caches to drop.
 pub async fn update_state(_app: &AppState, req: Req) -> Result<Response, ApiError> {
+    ensure_operator(&req)?;
     match req.query.get("action") {
         Some("dropcaches") => Ok(response::empty(StatusCode::ACCEPTED)),
         Some(other) => Err(ApiError::new(
@@ -164,7 +178,8 @@ pub async fn update_state(_app: &AppState, req: Req) -> Result<Response, ApiErro
 }
 
 /// AdminReloadAuthKeys (api.md §3.4): re-read the keys directory.
-pub async fn reload_auth_keys(app: &AppState, _req: Req) -> Result<Response, ApiError> {
+pub async fn reload_auth_keys(app: &AppState, req: Req) -> Result<Response, ApiError> {
+    ensure_operator(&req)?;
     let keys = app.auth_keys.clone();
     let stats = tokio::task::spawn_blocking(move || keys.reload())
         .await
