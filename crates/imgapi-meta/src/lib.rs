@@ -73,6 +73,11 @@ pub trait MetaStore: Send + Sync + 'static {
 
     /// Cheap health check (Ping, readiness).
     async fn ping(&self) -> Result<(), MetaError>;
+
+    /// A number that changes (grows) with every committed write, across
+    /// every instance sharing the database: a cache stamped with it is
+    /// still valid while the number is unchanged.
+    async fn generation(&self) -> Result<i64, MetaError>;
 }
 
 /// Which metadata backend a database URL selects.

@@ -36,6 +36,24 @@ pub async fn run_all(store: &dyn MetaStore) {
     list_matching_nothing(store).await;
     dependents_by_origin_and_channel(store).await;
     count_by_state_counts(store).await;
+    generation_grows_with_writes(store).await;
+}
+
+/// Every committed write moves the generation forward; reads do not.
+pub async fn generation_grows_with_writes(store: &dyn MetaStore) {
+    let before = ok(store.generation().await, "generation");
+    let again = ok(store.generation().await, "generation");
+    assert!(again >= before);
+    let img = fixture(Uuid::new_v4());
+    ok(store.insert(&img).await, "insert");
+    let after_insert = ok(store.generation().await, "generation");
+    assert!(after_insert > before, "insert must bump the generation");
+    ok(store.delete(img.uuid).await, "delete");
+    let after_delete = ok(store.generation().await, "generation");
+    assert!(
+        after_delete > after_insert,
+        "delete must bump the generation"
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -17,6 +17,7 @@ pub struct AppState {
     pub meta: Arc<dyn MetaStore>,
     pub blobs: Arc<dyn BlobStore>,
     pub auth_keys: Arc<crate::auth_keys::AuthKeys>,
+    pub list_cache: crate::service::list_cache::ListCache,
     pub hostname: String,
     pub started: Instant,
 }
@@ -97,6 +98,7 @@ impl AppState {
             meta: Arc::new(meta),
             blobs: Arc::new(blobs),
             auth_keys: Arc::new(auth_keys),
+            list_cache: Default::default(),
             hostname: gethostname::gethostname().to_string_lossy().into_owned(),
             started: Instant::now(),
         }))

@@ -278,6 +278,8 @@ async fn apply(conn: &mut SqliteConnection, op: &Op) -> Result<i64, MetaError> {
             Ok(revision)
         }
         Op::Delete(uuid) => {
+            // Deletes move the generation too, so caches stamped with it expire.
+            next_revision(conn).await?;
             // Side rows go by ON DELETE CASCADE (foreign_keys is on).
             let done = sqlx::query("DELETE FROM images WHERE uuid = ?")
                 .bind(uuid.to_string())
@@ -627,5 +629,12 @@ impl MetaStore for SqliteStore {
             .await
             .map_err(map_err)?;
         Ok(())
+    }
+
+    async fn generation(&self) -> Result<i64, MetaError> {
+        sqlx::query_scalar::<_, i64>("SELECT value FROM revision_counter WHERE id = 1")
+            .fetch_one(&self.reader)
+            .await
+            .map_err(map_err)
     }
 }

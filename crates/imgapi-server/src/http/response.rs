@@ -19,6 +19,17 @@ pub fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
     resp
 }
 
+/// 200-style JSON response from already serialised bytes.
+pub fn json_bytes(status: StatusCode, bytes: bytes::Bytes) -> Response {
+    let mut resp = Response::new(Body::from(bytes));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
 /// Lower-case hex SHA-1 of the compact JSON of an image object.
 pub fn etag_of(obj: &Map<String, Value>) -> String {
     hex::encode(Sha1::digest(

@@ -6,6 +6,7 @@ pub mod clone;
 mod error;
 pub mod files;
 pub mod images;
+pub mod list_cache;
 pub mod listing;
 
 pub use error::ServiceError;

@@ -10,9 +10,9 @@ use serde_json::Value;
 use crate::app::AppState;
 use crate::http::conditional::{evaluate, Precondition};
 use crate::http::error::ApiError;
+use crate::http::parse_uuid;
 use crate::http::request::Req;
 use crate::http::response::{self, etag_of};
-use crate::http::{ok_json, parse_uuid};
 use crate::service::images::{self as svc, ImportParams};
 use crate::service::listing::{admin_fields_allowed, list_images};
 use crate::service::{
@@ -29,9 +29,26 @@ pub fn current_etag(app: &AppState, req: &Req, img: &ImageRecord) -> String {
     etag_of(&api_object(img, req.serialize_options(app, false)))
 }
 
-/// ListImages (api.md §5.1).
+/// ListImages (api.md §5.1). Answers are cached per query and caller until
+/// the next write anywhere (see `service::list_cache`).
 pub async fn list(app: &AppState, req: Req) -> Result<Response, ApiError> {
     let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::ChannelOrStar)?;
+    let generation = app
+        .meta
+        .generation()
+        .await
+        .map_err(ServiceError::meta("error reading the metadata generation"))?;
+    let key = format!(
+        "{}|{}|{}|{}|{}",
+        req.url,
+        req.account().unwrap_or(""),
+        req.caller.is_authenticated(),
+        req.version.v2,
+        channel.as_deref().unwrap_or("*"),
+    );
+    if let Some(body) = app.list_cache.get(&key, generation) {
+        return Ok(response::json_bytes(StatusCode::OK, body));
+    }
     let (images, admin) = list_images(
         app,
         &req.query,
@@ -45,7 +62,9 @@ pub async fn list(app: &AppState, req: Req) -> Result<Response, ApiError> {
         .iter()
         .map(|img| Value::Object(api_object(img, opts)))
         .collect();
-    Ok(ok_json(&body))
+    let bytes = bytes::Bytes::from(serde_json::to_vec_pretty(&body).unwrap_or_default());
+    app.list_cache.put(key, generation, bytes.clone());
+    Ok(response::json_bytes(StatusCode::OK, bytes))
 }
 
 /// GetImage (api.md §5.2).

@@ -1,0 +1,1616 @@
+//! The access matrix (issue 3 item 4): every endpoint × caller {anonymous,
+//! owner, another account, an account on the ACL, operator} × mode {public,
+//! private, dc} (plus a dc variant with public images and a channel-enabled
+//! private server).
+//!
+//! Expectations are *derived* from the rules of api.md §1.5 (auth policies,
+//! strict → 401), §1.6 (account visibility → 404 `image not found`,
+//! ownership → 422 NotImageOwner, operator-only → 403), §2 (policy per
+//! route) and §5 (per-endpoint checks), and of our `user_accounts`
+//! extension (a signed user listed there acts for that account on routes
+//! that authenticate; an unlisted signed user is an operator). A handful of
+//! hand-written spot checks at the end of each mode pin the derivation to
+//! literal expectations.
+//!
+//! Every error response is scanned for the secret marker of the fixtures'
+//! manifests, the files' and icons' byte patterns and their SHA-1s: no
+//! error may carry a byte of an image. ListImages results are checked
+//! against the independent visibility rule (safety) and against the spec's
+//! account algorithm (exact set).
+//!
+//! Mutating cells run against fresh images (created by the operator per
+//! cell), so allowed mutations never leak into later cells; every denied
+//! mutation is followed by an operator read proving the image is unchanged.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use base64::Engine;
+use ed25519_dalek::{Signer, SigningKey};
+use reqwest::{Method, RequestBuilder};
+use serde_json::{json, Value};
+use sha1::Digest;
+
+use crate::support::{TestServer, BOB, CAROL, OWNER};
+
+/// Accounts: the fixtures' owner, an unrelated account, one on the ACL.
+const OTHER: &str = BOB;
+const ACL: &str = CAROL;
+/// An account added to ACLs by AddImageAcl cells.
+const NEW_ACL: &str = "f0e1d2c3-b4a5-4697-8899-aabbccddeeff";
+const ADMIN_UUID: &str = "930896af-bf8c-48d4-885c-6573a94b1853";
+const UNSET_OWNER: &str = "00000000-0000-0000-0000-000000000000";
+
+/// Every fixture manifest carries this (plus a per-image suffix) in its
+/// description and in a tag; no error body may contain it.
+const SECRET: &str = "S3CR3T-MARKER";
+
+// ---------------------------------------------------------------------------
+// Callers, modes
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    Anon,
+    Owner,
+    Other,
+    Acl,
+    Operator,
+}
+
+const CALLERS: [Caller; 5] = [
+    Caller::Anon,
+    Caller::Owner,
+    Caller::Other,
+    Caller::Acl,
+    Caller::Operator,
+];
+
+impl Caller {
+    /// The account this caller acts for (through `user_accounts` in the
+    /// signature modes, through `?account=` in dc mode).
+    fn account(self) -> Option<&'static str> {
+        match self {
+            Caller::Owner => Some(OWNER),
+            Caller::Other => Some(OTHER),
+            Caller::Acl => Some(ACL),
+            Caller::Anon | Caller::Operator => None,
+        }
+    }
+
+    fn username(self) -> Option<&'static str> {
+        match self {
+            Caller::Anon => None,
+            Caller::Owner => Some("owneruser"),
+            Caller::Other => Some("otheruser"),
+            Caller::Acl => Some("acluser"),
+            Caller::Operator => Some("operator"),
+        }
+    }
+
+    fn seed(self) -> u8 {
+        match self {
+            Caller::Anon => 0,
+            Caller::Owner => 21,
+            Caller::Other => 22,
+            Caller::Acl => 23,
+            Caller::Operator => 24,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ModeCfg {
+    name: &'static str,
+    /// `mode = "dc"` with `auth_type = "none"`; otherwise public/private
+    /// with `auth_type = "signature"`.
+    dc: bool,
+    /// `mode = "private"` (only meaningful when not dc).
+    private: bool,
+    /// The `public` flag of every image in this mode.
+    public_images: bool,
+    /// Channel-enabled (dev = default, staging, release).
+    channels: bool,
+}
+
+impl ModeCfg {
+    fn sig(&self) -> bool {
+        !self.dc
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Policy {
+    Strict,
+    Passive,
+    None,
+}
+
+/// The account a request acts for (api.md §1.6 + `user_accounts`). On
+/// auth-`none` routes the signature header is ignored, so in the signature
+/// modes only an explicit `?account=` (never sent by this matrix) counts.
+fn eff_account(m: &ModeCfg, c: Caller, p: Policy) -> Option<&'static str> {
+    if m.sig() && p == Policy::None {
+        return None;
+    }
+    c.account()
+}
+
+/// "Authenticated request" (api.md §1.5): never with auth type none.
+fn authenticated(m: &ModeCfg, c: Caller, p: Policy) -> bool {
+    m.sig() && c != Caller::Anon && p != Policy::None
+}
+
+fn ed_key(c: Caller) -> SigningKey {
+    SigningKey::from_bytes(&[c.seed(); 32])
+}
+
+fn public_line(c: Caller) -> String {
+    let key = ed_key(c);
+    let mut blob = Vec::new();
+    for part in [b"ssh-ed25519".as_slice(), key.verifying_key().as_bytes()] {
+        blob.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        blob.extend_from_slice(part);
+    }
+    format!(
+        "ssh-ed25519 {} {}@matrix",
+        base64::engine::general_purpose::STANDARD.encode(blob),
+        c.username().unwrap_or("anon")
+    )
+}
+
+fn sign(c: Caller, rb: RequestBuilder) -> RequestBuilder {
+    let Some(user) = c.username() else {
+        return rb;
+    };
+    let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+    let sig = ed_key(c).sign(format!("date: {date}").as_bytes());
+    let b64 = base64::engine::general_purpose::STANDARD.encode(sig.to_bytes());
+    rb.header("date", date).header(
+        "authorization",
+        format!("Signature keyId=\"{user}\",algorithm=\"ed25519\",signature=\"{b64}\""),
+    )
+}
+
+fn config_toml(m: &ModeCfg) -> String {
+    let mut t = String::new();
+    if m.dc {
+        t.push_str(&format!(
+            "mode = \"dc\"\nauth_type = \"none\"\nadmin_uuid = \"{ADMIN_UUID}\"\n"
+        ));
+    } else {
+        t.push_str(&format!(
+            "mode = \"{}\"\nauth_type = \"signature\"\n",
+            if m.private { "private" } else { "public" }
+        ));
+        t.push_str("[auth_keys]\n");
+        for c in CALLERS.iter().filter(|c| c.username().is_some()) {
+            t.push_str(&format!(
+                "{} = [{:?}]\n",
+                c.username().unwrap(),
+                public_line(*c)
+            ));
+        }
+        t.push_str("[user_accounts]\n");
+        for c in [Caller::Owner, Caller::Other, Caller::Acl] {
+            t.push_str(&format!(
+                "{} = \"{}\"\n",
+                c.username().unwrap(),
+                c.account().unwrap()
+            ));
+        }
+    }
+    if m.channels {
+        t.push_str(
+            "[[channels]]\nname = \"dev\"\ndescription = \"dev\"\ndefault = true\n\
+             [[channels]]\nname = \"staging\"\ndescription = \"staging\"\n\
+             [[channels]]\nname = \"release\"\ndescription = \"release\"\n",
+        );
+    }
+    t
+}
+
+// ---------------------------------------------------------------------------
+// Responses and expectations
+
+struct Resp {
+    status: u16,
+    headers: String,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Expect {
+    /// Success with this status.
+    Ok(u16),
+    /// Error: status, restCode, and optionally the exact message.
+    Err(u16, &'static str, Option<String>),
+}
+
+fn unauthorized() -> Expect {
+    Expect::Err(401, "UnauthorizedError", Some("Unauthorized".into()))
+}
+
+fn operator_only() -> Expect {
+    Expect::Err(
+        403,
+        "OperatorOnly",
+        Some("this endpoint may only be called by an operator".into()),
+    )
+}
+
+fn not_visible() -> Expect {
+    Expect::Err(404, "ResourceNotFound", Some("image not found".into()))
+}
+
+fn not_owner(account: &str, uuid: &str) -> Expect {
+    Expect::Err(
+        422,
+        "NotImageOwner",
+        Some(format!("account {account} is not the owner of image {uuid}")),
+    )
+}
+
+enum Body {
+    Empty,
+    Json(Value),
+    Bytes(Vec<u8>, &'static str),
+}
+
+// ---------------------------------------------------------------------------
+// The image model the rules are evaluated on
+
+#[derive(Debug, Clone)]
+struct Img {
+    uuid: String,
+    owner: String,
+    public: bool,
+    activated: bool,
+    disabled: bool,
+    acl: Vec<String>,
+    has_file: bool,
+    has_icon: bool,
+    name: String,
+    tag_secret: Option<String>,
+    published_at: Option<String>,
+    channels: Vec<String>,
+}
+
+impl Img {
+    fn from_json(v: &Value) -> Img {
+        let state = v["state"].as_str().unwrap_or_default();
+        Img {
+            uuid: v["uuid"].as_str().unwrap().to_string(),
+            owner: v["owner"].as_str().unwrap_or_default().to_string(),
+            public: v["public"].as_bool().unwrap_or(false),
+            activated: state == "active" || state == "disabled",
+            disabled: state == "disabled",
+            acl: v["acl"]
+                .as_array()
+                .map(|a| a.iter().map(|x| x.as_str().unwrap().to_string()).collect())
+                .unwrap_or_default(),
+            has_file: v["files"].as_array().is_some_and(|f| !f.is_empty()),
+            has_icon: v["icon"] == json!(true),
+            name: v["name"].as_str().unwrap_or_default().to_string(),
+            tag_secret: v["tags"]["secret"].as_str().map(str::to_string),
+            published_at: v["published_at"].as_str().map(str::to_string),
+            channels: v["channels"]
+                .as_array()
+                .map(|a| a.iter().map(|x| x.as_str().unwrap().to_string()).collect())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// api.md §1.6 rule 2.
+fn visible(img: &Img, account: &str) -> bool {
+    img.owner == account
+        || (img.activated && (img.public || img.acl.iter().any(|a| a == account)))
+}
+
+// ---------------------------------------------------------------------------
+// Endpoints on one image
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ep {
+    GetImage,
+    GetImageAdmin,
+    GetImageStaging,
+    GetFile,
+    GetIcon,
+    AddFile,
+    AddIcon,
+    DeleteIcon,
+    Activate,
+    Disable,
+    Enable,
+    Update,
+    Delete,
+    AclAdd,
+    AclRemove,
+    Clone,
+}
+
+const READ_EPS: [Ep; 5] = [
+    Ep::GetImage,
+    Ep::GetImageAdmin,
+    Ep::GetImageStaging,
+    Ep::GetFile,
+    Ep::GetIcon,
+];
+
+const WRITE_EPS: [Ep; 11] = [
+    Ep::AddFile,
+    Ep::AddIcon,
+    Ep::DeleteIcon,
+    Ep::Activate,
+    Ep::Disable,
+    Ep::Enable,
+    Ep::Update,
+    Ep::Delete,
+    Ep::AclAdd,
+    Ep::AclRemove,
+    Ep::Clone,
+];
+
+impl Ep {
+    fn policy(self) -> Policy {
+        match self {
+            Ep::GetImage | Ep::GetImageAdmin | Ep::GetImageStaging => Policy::Passive,
+            Ep::GetFile | Ep::GetIcon => Policy::None,
+            _ => Policy::Strict,
+        }
+    }
+
+    /// Endpoints that modify the image (ownership rule 3).
+    fn needs_owner(self) -> bool {
+        !matches!(
+            self,
+            Ep::GetImage | Ep::GetImageAdmin | Ep::GetImageStaging | Ep::GetFile | Ep::GetIcon
+        ) && self != Ep::Clone
+    }
+
+    fn request(self, uuid: &str, file: &[u8], icon: &[u8]) -> (Method, String, Body) {
+        let p = format!("/images/{uuid}");
+        match self {
+            Ep::GetImage => (Method::GET, p, Body::Empty),
+            Ep::GetImageAdmin => (Method::GET, format!("{p}?inclAdminFields=true"), Body::Empty),
+            Ep::GetImageStaging => (Method::GET, format!("{p}?channel=staging"), Body::Empty),
+            Ep::GetFile => (Method::GET, format!("{p}/file"), Body::Empty),
+            Ep::GetIcon => (Method::GET, format!("{p}/icon"), Body::Empty),
+            Ep::AddFile => (
+                Method::PUT,
+                format!("{p}/file?compression=gzip"),
+                Body::Bytes(file.to_vec(), "application/octet-stream"),
+            ),
+            Ep::AddIcon => (
+                Method::PUT,
+                format!("{p}/icon"),
+                Body::Bytes(icon.to_vec(), "image/png"),
+            ),
+            Ep::DeleteIcon => (Method::DELETE, format!("{p}/icon"), Body::Empty),
+            Ep::Activate => (
+                Method::POST,
+                format!("{p}?action=activate"),
+                Body::Json(json!({})),
+            ),
+            Ep::Disable => (
+                Method::POST,
+                format!("{p}?action=disable"),
+                Body::Json(json!({})),
+            ),
+            Ep::Enable => (
+                Method::POST,
+                format!("{p}?action=enable"),
+                Body::Json(json!({})),
+            ),
+            Ep::Update => (
+                Method::POST,
+                format!("{p}?action=update"),
+                Body::Json(json!({"description": "changed by a matrix cell"})),
+            ),
+            Ep::Delete => (Method::DELETE, p, Body::Empty),
+            Ep::AclAdd => (Method::POST, format!("{p}/acl"), Body::Json(json!([NEW_ACL]))),
+            Ep::AclRemove => (
+                Method::POST,
+                format!("{p}/acl?action=remove"),
+                Body::Json(json!([ACL])),
+            ),
+            Ep::Clone => (Method::POST, format!("{p}/clone"), Body::Json(json!({}))),
+        }
+    }
+}
+
+/// What the spec says `c` gets for `ep` on `t` in mode `m`.
+fn expect_image_ep(m: &ModeCfg, c: Caller, ep: Ep, t: &Img) -> Expect {
+    let uuid = &t.uuid;
+    if ep == Ep::Clone && !m.dc {
+        // §2 / §1.10: the route is not mounted outside dc mode.
+        return Expect::Err(
+            404,
+            "ResourceNotFound",
+            Some(format!("/images/{uuid}/clone does not exist")),
+        );
+    }
+    let policy = ep.policy();
+    if policy == Policy::Strict && m.sig() && c == Caller::Anon {
+        return unauthorized();
+    }
+    let account = eff_account(m, c, policy);
+    // Load step (§2.1 step 9): channel membership, then visibility.
+    if ep == Ep::GetImageStaging {
+        if !m.channels {
+            // Channel logic is skipped entirely on a server without channels.
+        } else if !t.channels.iter().any(|ch| ch == "staging") {
+            return not_visible();
+        }
+    }
+    if let Some(a) = account {
+        if !visible(t, a) {
+            return not_visible();
+        }
+    }
+    if ep == Ep::Clone {
+        // §5.17 steps 2–4.
+        let Some(a) = account else {
+            return Expect::Err(
+                422,
+                "InvalidParameter",
+                Some("invalid \"account\": not a UUID: \"undefined\"".into()),
+            );
+        };
+        if !t.activated {
+            return Expect::Err(
+                422,
+                "ValidationFailed",
+                Some("image is not active".into()),
+            );
+        }
+        if !t.acl.iter().any(|x| x == a) {
+            return Expect::Err(422, "ImageNotShared", None);
+        }
+        return Expect::Ok(200);
+    }
+    if ep.needs_owner() {
+        if let Some(a) = account {
+            if a != t.owner {
+                return not_owner(a, uuid);
+            }
+        }
+    }
+    let no_icon = || {
+        Expect::Err(
+            404,
+            "ResourceNotFound",
+            Some(format!("image \"{uuid}\" has no icon")),
+        )
+    };
+    match ep {
+        Ep::GetImage | Ep::GetImageStaging => Expect::Ok(200),
+        Ep::GetImageAdmin => {
+            if !m.dc && !authenticated(m, c, policy) {
+                Expect::Err(
+                    401,
+                    "UnauthorizedError",
+                    Some(
+                        "Unauthorized (auth required to use \"inclAdminFields\" parameter)".into(),
+                    ),
+                )
+            } else {
+                Expect::Ok(200)
+            }
+        }
+        Ep::GetFile => {
+            if t.has_file {
+                Expect::Ok(200)
+            } else {
+                Expect::Err(404, "ResourceNotFound", None)
+            }
+        }
+        Ep::GetIcon | Ep::DeleteIcon => {
+            if t.has_icon {
+                Expect::Ok(200)
+            } else {
+                no_icon()
+            }
+        }
+        Ep::AddFile => {
+            if t.activated {
+                Expect::Err(
+                    422,
+                    "ImageFilesImmutable",
+                    Some(format!("cannot modify files on activated image {uuid}")),
+                )
+            } else {
+                Expect::Ok(200)
+            }
+        }
+        Ep::Activate => {
+            if t.activated {
+                Expect::Err(
+                    422,
+                    "ImageAlreadyActivated",
+                    Some(format!("image \"{uuid}\" is already activated")),
+                )
+            } else if !t.has_file {
+                Expect::Err(422, "NoActivationNoFile", None)
+            } else {
+                Expect::Ok(200)
+            }
+        }
+        Ep::Delete => Expect::Ok(204),
+        Ep::AddIcon | Ep::Disable | Ep::Enable | Ep::Update | Ep::AclAdd | Ep::AclRemove => {
+            Expect::Ok(200)
+        }
+        Ep::Clone => unreachable!(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// ListImages model
+
+#[derive(Debug, Clone, Default)]
+struct ListQ {
+    state: Option<&'static str>,
+    owner: Option<&'static str>,
+    public: Option<bool>,
+    name: Option<String>,
+    tag_secret: Option<String>,
+    limit: Option<usize>,
+    /// (query value, published_at threshold if the marker applies)
+    marker: Option<(String, Option<String>)>,
+    desc: bool,
+    channel: Option<&'static str>,
+    admin: bool,
+}
+
+impl ListQ {
+    fn query(&self) -> String {
+        let mut q: Vec<String> = Vec::new();
+        if let Some(s) = self.state {
+            q.push(format!("state={s}"));
+        }
+        if let Some(o) = self.owner {
+            q.push(format!("owner={o}"));
+        }
+        if let Some(p) = self.public {
+            q.push(format!("public={p}"));
+        }
+        if let Some(n) = &self.name {
+            q.push(format!("name={n}"));
+        }
+        if let Some(t) = &self.tag_secret {
+            q.push(format!("tag.secret={t}"));
+        }
+        if let Some(l) = self.limit {
+            q.push(format!("limit={l}"));
+        }
+        if let Some((mk, _)) = &self.marker {
+            q.push(format!("marker={mk}"));
+        }
+        if self.desc {
+            q.push("sort=published_at.desc".into());
+        }
+        if let Some(ch) = self.channel {
+            q.push(format!("channel={ch}"));
+        }
+        if self.admin {
+            q.push("inclAdminFields=true".into());
+        }
+        q.join("&")
+    }
+}
+
+/// api.md §5.1, transcribed: the expected set, or the expected error.
+fn expect_list(m: &ModeCfg, c: Caller, q: &ListQ, truth: &[Img]) -> Result<BTreeSet<String>, Expect> {
+    let authed = authenticated(m, c, Policy::Passive);
+    if q.admin && !m.dc && !authed {
+        return Err(Expect::Err(
+            401,
+            "UnauthorizedError",
+            Some("Unauthorized (auth required to use \"inclAdminFields\" parameter)".into()),
+        ));
+    }
+    let account = eff_account(m, c, Policy::Passive);
+    let limit_to_active = !m.dc && !authed;
+    let mut state = q.state.unwrap_or("active");
+    if limit_to_active {
+        match state {
+            "disabled" | "unactivated" => return Ok(BTreeSet::new()),
+            "all" => state = "active",
+            _ => {}
+        }
+    }
+    let own_only = matches!(state, "disabled" | "unactivated");
+    let state_ok = |i: &Img| match state {
+        "active" => i.activated && !i.disabled,
+        "disabled" => i.activated && i.disabled,
+        "unactivated" => !i.activated,
+        "all" => true,
+        other => panic!("state {other} not modelled"),
+    };
+    let channel = if !m.channels {
+        None
+    } else {
+        match q.channel {
+            None => Some("dev"),
+            Some("*") => None,
+            Some(ch) => Some(ch),
+        }
+    };
+    let common = |i: &Img| {
+        q.public.is_none_or(|p| i.public == p)
+            && q.name.as_ref().is_none_or(|n| match n.strip_prefix('~') {
+                Some(sub) => i.name.contains(sub),
+                None => &i.name == n,
+            })
+            && q
+                .tag_secret
+                .as_ref()
+                .is_none_or(|t| i.tag_secret.as_ref() == Some(t))
+            && channel.is_none_or(|ch| i.channels.iter().any(|x| x == ch))
+            && q.marker.as_ref().is_none_or(|(_, thr)| match thr {
+                None => true,
+                Some(thr) => i.published_at.as_ref().is_some_and(|p| {
+                    if q.desc {
+                        p <= thr
+                    } else {
+                        p >= thr
+                    }
+                }),
+            })
+    };
+    let shared = |i: &Img, a: &str| {
+        (q.public != Some(false) && i.public && i.activated)
+            || (q.public != Some(true)
+                && !i.public
+                && i.activated
+                && i.acl.iter().any(|x| x == a))
+    };
+    let account_ok = |i: &Img| match (account, q.owner) {
+        (None, o) => o.is_none_or(|o| i.owner == o),
+        (Some(a), None) => i.owner == a || (!own_only && shared(i, a)),
+        (Some(a), Some(o)) if a == o => i.owner == a,
+        (Some(a), Some(o)) => !own_only && i.owner == o && shared(i, a),
+    };
+    Ok(truth
+        .iter()
+        .filter(|i| state_ok(i) && common(i) && account_ok(i))
+        .map(|i| i.uuid.clone())
+        .collect())
+}
+
+// ---------------------------------------------------------------------------
+// The world of one mode
+
+struct World {
+    s: TestServer,
+    m: ModeCfg,
+    file: Vec<u8>,
+    icon: Vec<u8>,
+    /// Byte strings no error response may contain.
+    forbidden: Vec<Vec<u8>>,
+    failures: Vec<String>,
+    cells: usize,
+    seq: usize,
+}
+
+fn file_bytes(mode: &str) -> Vec<u8> {
+    let mut v = Vec::new();
+    for i in 0..200u32 {
+        v.extend_from_slice(format!("FILEBYTES-{mode}-{i:04}|").as_bytes());
+        v.extend_from_slice(&[0xfe, 0xed, (i % 251) as u8]);
+    }
+    v
+}
+
+fn icon_bytes(mode: &str) -> Vec<u8> {
+    let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
+    for i in 0..64u32 {
+        v.extend_from_slice(format!("ICONBYTES-{mode}-{i:03}|").as_bytes());
+    }
+    v
+}
+
+fn sha1_hex(b: &[u8]) -> String {
+    let mut h = sha1::Sha1::new();
+    h.update(b);
+    h.finalize().iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl World {
+    async fn new(m: ModeCfg) -> World {
+        let s = TestServer::spawn_with(&config_toml(&m)).await;
+        let file = file_bytes(m.name);
+        let icon = icon_bytes(m.name);
+        let forbidden = vec![
+            SECRET.as_bytes().to_vec(),
+            b"FILEBYTES".to_vec(),
+            b"ICONBYTES".to_vec(),
+            b"\xfe\xed".to_vec(),
+            sha1_hex(&file).into_bytes(),
+            sha1_hex(&icon).into_bytes(),
+        ];
+        World {
+            s,
+            m,
+            file,
+            icon,
+            forbidden,
+            failures: Vec::new(),
+            cells: 0,
+            seq: 0,
+        }
+    }
+
+    /// Send a request as `c`: signed by the caller's key in the signature
+    /// modes, with `?account=` in dc mode.
+    async fn call(&self, c: Caller, method: Method, path: &str, body: Body) -> Resp {
+        let mut url = path.to_string();
+        if self.m.dc {
+            if let Some(a) = c.account() {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                url = format!("{url}{sep}account={a}");
+            }
+        }
+        let mut rb = self.s.req(method, &url);
+        if self.m.sig() {
+            rb = sign(c, rb);
+        }
+        rb = match body {
+            Body::Empty => rb,
+            Body::Json(v) => rb.json(&v),
+            Body::Bytes(b, ct) => rb.header("content-type", ct).body(b),
+        };
+        let resp = rb.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| format!("{k}: {}\n", String::from_utf8_lossy(v.as_bytes())))
+            .collect::<String>();
+        let body = resp.bytes().await.unwrap().to_vec();
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn op(&self, method: Method, path: &str, body: Body) -> Resp {
+        self.call(Caller::Operator, method, path, body).await
+    }
+
+    fn fail(&mut self, msg: String) {
+        self.failures.push(format!("[{}] {msg}", self.m.name));
+    }
+
+    /// Check one cell: status and restCode (and message), and for every
+    /// error that no byte of an image leaks. Returns whether it matched.
+    fn check(&mut self, label: &str, got: &Resp, want: &Expect) -> bool {
+        self.cells += 1;
+        let mut ok = true;
+        match want {
+            Expect::Ok(status) => {
+                if got.status != *status {
+                    ok = false;
+                    self.fail(format!(
+                        "{label}: want {status}, got {} {}",
+                        got.status,
+                        got.text()
+                    ));
+                }
+            }
+            Expect::Err(status, code, message) => {
+                let body = got.json();
+                if got.status != *status || body["code"] != *code {
+                    ok = false;
+                    self.fail(format!(
+                        "{label}: want {status} {code}, got {} {}",
+                        got.status,
+                        got.text()
+                    ));
+                } else if let Some(msg) = message {
+                    if body["message"] != *msg.as_str() {
+                        ok = false;
+                        self.fail(format!(
+                            "{label}: want message {msg:?}, got {}",
+                            got.text()
+                        ));
+                    }
+                }
+            }
+        }
+        if got.status >= 300 {
+            self.scan(label, got);
+        }
+        ok
+    }
+
+    /// No image byte in an error response (body and headers).
+    fn scan(&mut self, label: &str, got: &Resp) {
+        let hay: Vec<u8> = [got.headers.as_bytes(), got.body.as_slice()].concat();
+        for pat in self.forbidden.clone() {
+            if hay.windows(pat.len()).any(|w| w == pat.as_slice()) {
+                self.fail(format!(
+                    "{label}: LEAK of {:?} in {} response: {}{}",
+                    String::from_utf8_lossy(&pat),
+                    got.status,
+                    got.headers,
+                    got.text()
+                ));
+            }
+        }
+        for h in ["etag:", "content-md5:", "last-modified:"] {
+            if got.headers.to_ascii_lowercase().contains(h) && got.status != 304 {
+                self.fail(format!(
+                    "{label}: error response carries a validator header {h} {}",
+                    got.headers
+                ));
+            }
+        }
+    }
+
+    /// Create (as the operator) an image owned by `owner`; `kind`:
+    /// "unactivated" (with a file), "active" (file, icon, activated),
+    /// "disabled" (as active, then disabled), "bare" (no file).
+    async fn make(&mut self, kind: &str, owner: &str, acl: &[&str], tag: &str) -> Img {
+        self.seq += 1;
+        let secret = format!("{SECRET}-{tag}-{}", self.seq);
+        let body = json!({
+            "name": format!("matrix-{tag}-{}", self.seq),
+            "version": "1.0.0",
+            "type": "zone-dataset",
+            "os": "smartos",
+            "owner": owner,
+            "public": self.m.public_images,
+            "acl": acl,
+            "description": format!("private manifest {secret}"),
+            "tags": {"secret": secret},
+        });
+        let r = self.op(Method::POST, "/images", Body::Json(body)).await;
+        assert_eq!(r.status, 200, "fixture create: {}", r.text());
+        let uuid = r.json()["uuid"].as_str().unwrap().to_string();
+        if kind != "bare" {
+            let r = self
+                .op(
+                    Method::PUT,
+                    &format!("/images/{uuid}/file?compression=gzip"),
+                    Body::Bytes(self.file.clone(), "application/octet-stream"),
+                )
+                .await;
+            assert_eq!(r.status, 200, "fixture file: {}", r.text());
+        }
+        if kind == "active" || kind == "disabled" {
+            let r = self
+                .op(
+                    Method::PUT,
+                    &format!("/images/{uuid}/icon"),
+                    Body::Bytes(self.icon.clone(), "image/png"),
+                )
+                .await;
+            assert_eq!(r.status, 200, "fixture icon: {}", r.text());
+            let r = self
+                .op(
+                    Method::POST,
+                    &format!("/images/{uuid}?action=activate"),
+                    Body::Json(json!({})),
+                )
+                .await;
+            assert_eq!(r.status, 200, "fixture activate: {}", r.text());
+        }
+        if kind == "disabled" {
+            let r = self
+                .op(
+                    Method::POST,
+                    &format!("/images/{uuid}?action=disable"),
+                    Body::Json(json!({})),
+                )
+                .await;
+            assert_eq!(r.status, 200, "fixture disable: {}", r.text());
+        }
+        self.truth_of(&uuid).await.expect("fixture readable")
+    }
+
+    /// The operator's view of one image (the ground truth), None if gone.
+    async fn truth_of(&self, uuid: &str) -> Option<Img> {
+        let path = if self.m.channels {
+            format!("/images/{uuid}?channel=*")
+        } else {
+            format!("/images/{uuid}")
+        };
+        let r = self.s.client.request(Method::GET, format!("{}{path}", self.s.url));
+        let r = if self.m.sig() { sign(Caller::Operator, r) } else { r };
+        let r = r.header("accept-version", "~2").send().await.unwrap();
+        if r.status() == 404 {
+            return None;
+        }
+        assert_eq!(r.status(), 200);
+        Some(Img::from_json(&r.json::<Value>().await.unwrap()))
+    }
+
+    /// The raw operator view, for before/after comparisons.
+    async fn raw_of(&self, uuid: &str) -> String {
+        let path = if self.m.channels {
+            format!("/images/{uuid}?channel=*")
+        } else {
+            format!("/images/{uuid}")
+        };
+        let r = self.op(Method::GET, &path, Body::Empty).await;
+        format!("{} {}", r.status, r.text())
+    }
+
+    /// All images (operator, state=all, every channel).
+    async fn truth(&self) -> Vec<Img> {
+        let path = if self.m.channels {
+            "/images?state=all&channel=*"
+        } else {
+            "/images?state=all"
+        };
+        let r = self.s.client.request(Method::GET, format!("{}{path}", self.s.url));
+        let r = if self.m.sig() { sign(Caller::Operator, r) } else { r };
+        let r = r.header("accept-version", "~2").send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        v.as_array().unwrap().iter().map(Img::from_json).collect()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The matrix
+
+struct Fixtures {
+    a: Img,
+    u: Img,
+    d: Img,
+    x: Img,
+}
+
+async fn run_mode(m: ModeCfg) {
+    let started = Instant::now();
+    let mut w = World::new(m).await;
+    // Fixtures (by the operator): A active (file, icon, ACL), U unactivated
+    // (file, ACL), D disabled (file, icon, ACL), X active, owned by the
+    // other account, no ACL.
+    let fx = Fixtures {
+        a: w.make("active", OWNER, &[ACL], "A").await,
+        u: w.make("unactivated", OWNER, &[ACL], "U").await,
+        d: w.make("disabled", OWNER, &[ACL], "D").await,
+        x: w.make("active", OTHER, &[], "X").await,
+    };
+    let fixtures = [&fx.a, &fx.u, &fx.d, &fx.x];
+    let before: Vec<String> = {
+        let mut v = Vec::new();
+        for f in fixtures {
+            v.push(w.raw_of(&f.uuid).await);
+        }
+        v
+    };
+
+    let mut per_section: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut mark = |w: &World, section: &'static str, from: usize| {
+        *per_section.entry(section).or_default() += w.cells - from;
+    };
+
+    // --- Reads on the fixtures ------------------------------------------
+    let from = w.cells;
+    for ep in READ_EPS {
+        for t in fixtures {
+            for c in CALLERS {
+                let (method, path, body) = ep.request(&t.uuid, &w.file, &w.icon);
+                let want = expect_image_ep(&m, c, ep, t);
+                let got = w.call(c, method, &path, body).await;
+                let label = format!("{ep:?} {c:?} on {}", t.name);
+                if w.check(&label, &got, &want) && got.status == 200 {
+                    // The success is the right object.
+                    let ok = match ep {
+                        Ep::GetFile => got.body == w.file,
+                        Ep::GetIcon => got.body == w.icon,
+                        _ => got.json()["uuid"] == *t.uuid.as_str(),
+                    };
+                    if !ok {
+                        w.fail(format!("{label}: 200 with the wrong body"));
+                    }
+                    if ep == Ep::GetImageAdmin && got.json()["files"][0]["stor"].is_null() {
+                        w.fail(format!("{label}: inclAdminFields=true without stor"));
+                    }
+                    if ep == Ep::GetImage && !got.json()["files"][0]["stor"].is_null() {
+                        w.fail(format!("{label}: admin field without inclAdminFields"));
+                    }
+                }
+            }
+        }
+    }
+    mark(&w, "reads (GetImage/inclAdminFields/channel, GetImageFile, GetImageIcon)", from);
+
+    // --- ListImages -----------------------------------------------------
+    let from = w.cells;
+    let truth = w.truth().await;
+    for f in fixtures {
+        assert!(truth.iter().any(|t| t.uuid == f.uuid), "fixture in truth");
+    }
+    let mut combos: Vec<ListQ> = vec![
+        ListQ::default(),
+        ListQ { state: Some("active"), ..Default::default() },
+        ListQ { state: Some("all"), ..Default::default() },
+        ListQ { state: Some("unactivated"), ..Default::default() },
+        ListQ { state: Some("disabled"), ..Default::default() },
+        ListQ { owner: Some(OWNER), ..Default::default() },
+        ListQ { owner: Some(OWNER), state: Some("all"), ..Default::default() },
+        ListQ { owner: Some(OWNER), state: Some("unactivated"), ..Default::default() },
+        ListQ { owner: Some(OWNER), state: Some("disabled"), ..Default::default() },
+        ListQ { owner: Some(OTHER), state: Some("all"), ..Default::default() },
+        ListQ { owner: Some(ACL), state: Some("all"), ..Default::default() },
+        ListQ { public: Some(true), state: Some("all"), ..Default::default() },
+        ListQ { public: Some(false), state: Some("all"), ..Default::default() },
+        ListQ { public: Some(false), owner: Some(OWNER), state: Some("all"), ..Default::default() },
+        ListQ { name: Some("~matrix".into()), state: Some("all"), ..Default::default() },
+        ListQ { name: Some(fx.u.name.clone()), state: Some("all"), ..Default::default() },
+        ListQ { name: Some(fx.a.name.clone()), ..Default::default() },
+        ListQ { tag_secret: fx.a.tag_secret.clone(), state: Some("all"), ..Default::default() },
+        ListQ { tag_secret: fx.u.tag_secret.clone(), state: Some("all"), ..Default::default() },
+        ListQ { tag_secret: fx.x.tag_secret.clone(), ..Default::default() },
+        ListQ { limit: Some(1), state: Some("all"), ..Default::default() },
+        ListQ { limit: Some(2), state: Some("all"), desc: true, ..Default::default() },
+        ListQ { limit: Some(1), ..Default::default() },
+        ListQ {
+            state: Some("all"),
+            marker: Some((fx.a.uuid.clone(), fx.a.published_at.clone())),
+            ..Default::default()
+        },
+        ListQ {
+            state: Some("all"),
+            desc: true,
+            marker: Some((fx.x.uuid.clone(), fx.x.published_at.clone())),
+            ..Default::default()
+        },
+        ListQ {
+            // An unactivated marker image is ignored.
+            state: Some("all"),
+            limit: Some(3),
+            marker: Some((fx.u.uuid.clone(), None)),
+            ..Default::default()
+        },
+        ListQ {
+            state: Some("all"),
+            marker: Some(("2000-01-01".into(), Some("2000-01-01".into()))),
+            ..Default::default()
+        },
+        ListQ { admin: true, ..Default::default() },
+        ListQ { admin: true, state: Some("all"), ..Default::default() },
+    ];
+    if m.channels {
+        combos.push(ListQ { channel: Some("*"), state: Some("all"), ..Default::default() });
+        combos.push(ListQ { channel: Some("dev"), state: Some("all"), ..Default::default() });
+        combos.push(ListQ { channel: Some("staging"), state: Some("all"), ..Default::default() });
+        combos.push(ListQ {
+            channel: Some("*"),
+            owner: Some(OWNER),
+            state: Some("all"),
+            ..Default::default()
+        });
+    }
+    for q in &combos {
+        for c in CALLERS {
+            let qs = q.query();
+            let path = if qs.is_empty() { "/images".to_string() } else { format!("/images?{qs}") };
+            let label = format!("ListImages {c:?} {path}");
+            let got = w.call(c, Method::GET, &path, Body::Empty).await;
+            match expect_list(&m, c, q, &truth) {
+                Err(want) => {
+                    w.check(&label, &got, &want);
+                }
+                Ok(expected) => {
+                    if !w.check(&label, &got, &Expect::Ok(200)) {
+                        continue;
+                    }
+                    let list = got.json();
+                    let Some(items) = list.as_array() else {
+                        w.fail(format!("{label}: not an array"));
+                        continue;
+                    };
+                    let returned: Vec<String> = items
+                        .iter()
+                        .map(|i| i["uuid"].as_str().unwrap_or_default().to_string())
+                        .collect();
+                    // Safety, from the visibility rule alone.
+                    let account = eff_account(&m, c, Policy::Passive);
+                    let limit_to_active = !m.dc && !authenticated(&m, c, Policy::Passive);
+                    for u in &returned {
+                        let Some(img) = truth.iter().find(|t| &t.uuid == u) else {
+                            w.fail(format!("{label}: unknown image {u}"));
+                            continue;
+                        };
+                        if let Some(a) = account {
+                            if !visible(img, a) {
+                                w.fail(format!(
+                                    "{label}: LEAK: returned {} ({}) not visible to {a}",
+                                    img.name, img.uuid
+                                ));
+                            }
+                        }
+                        if limit_to_active && !(img.activated && !img.disabled) {
+                            w.fail(format!(
+                                "{label}: LEAK: unauthenticated list shows non-active {}",
+                                img.name
+                            ));
+                        }
+                    }
+                    // Exactness against the spec's algorithm.
+                    let got_set: BTreeSet<String> = returned.iter().cloned().collect();
+                    if got_set.len() != returned.len() {
+                        w.fail(format!("{label}: duplicates in {returned:?}"));
+                    }
+                    match q.limit {
+                        None => {
+                            if got_set != expected {
+                                let name = |u: &String| {
+                                    truth.iter().find(|t| &t.uuid == u).map_or(u.clone(), |t| t.name.clone())
+                                };
+                                w.fail(format!(
+                                    "{label}: got {:?}, want {:?}",
+                                    got_set.iter().map(name).collect::<Vec<_>>(),
+                                    expected.iter().map(name).collect::<Vec<_>>()
+                                ));
+                            }
+                        }
+                        Some(n) => {
+                            if !got_set.is_subset(&expected) || returned.len() != n.min(expected.len()) {
+                                w.fail(format!(
+                                    "{label}: limit {n}: got {returned:?}, allowed {expected:?}"
+                                ));
+                            }
+                        }
+                    }
+                    // The visible fixtures are present when the filters match.
+                    if q.limit.is_none() {
+                        for f in fixtures {
+                            if expected.contains(&f.uuid) && !got_set.contains(&f.uuid) {
+                                w.fail(format!("{label}: visible fixture {} missing", f.name));
+                            }
+                        }
+                    }
+                    if q.admin
+                        && items.iter().any(|i| {
+                            i["files"].as_array().is_some_and(|f| !f.is_empty())
+                                && i["files"][0]["stor"].is_null()
+                        })
+                    {
+                        w.fail(format!("{label}: inclAdminFields=true without stor"));
+                    }
+                    if !q.admin && items.iter().any(|i| !i["files"][0]["stor"].is_null()) {
+                        w.fail(format!("{label}: admin field without inclAdminFields"));
+                    }
+                }
+            }
+        }
+    }
+    mark(&w, "ListImages", from);
+
+    // The reads left the fixtures unchanged.
+    for (f, b) in fixtures.iter().zip(&before) {
+        let now = w.raw_of(&f.uuid).await;
+        if &now != b {
+            w.fail(format!("fixture {} changed by reads: {b} → {now}", f.name));
+        }
+    }
+
+    // --- Writes on one image, each on a fresh image -----------------------
+    let from = w.cells;
+    for ep in WRITE_EPS {
+        for kind in ["active", "unactivated"] {
+            for c in CALLERS {
+                let t = w.make(kind, OWNER, &[ACL], "W").await;
+                let before = w.raw_of(&t.uuid).await;
+                let want = expect_image_ep(&m, c, ep, &t);
+                let (method, path, body) = ep.request(&t.uuid, &w.file, &w.icon);
+                let got = w.call(c, method, &path, body).await;
+                let label = format!("{ep:?} {c:?} on fresh {kind} image");
+                let ok = w.check(&label, &got, &want);
+                if ok && got.status >= 300 {
+                    // A denied write changed nothing.
+                    let after = w.raw_of(&t.uuid).await;
+                    if after != before {
+                        w.fail(format!("{label}: denied, but the image changed: {before} → {after}"));
+                    }
+                }
+                if ok && got.status < 300 {
+                    check_effect(&mut w, &label, ep, c, &t, &got).await;
+                }
+            }
+        }
+    }
+    // A write on another account's image (X-like): the fixtures' owner is
+    // "another account" here.
+    for ep in [Ep::Update, Ep::Delete, Ep::AddIcon, Ep::AclAdd] {
+        for c in CALLERS {
+            let t = w.make("active", OTHER, &[], "WX").await;
+            let before = w.raw_of(&t.uuid).await;
+            let want = expect_image_ep(&m, c, ep, &t);
+            let (method, path, body) = ep.request(&t.uuid, &w.file, &w.icon);
+            let got = w.call(c, method, &path, body).await;
+            let label = format!("{ep:?} {c:?} on fresh image of the other account");
+            if w.check(&label, &got, &want) && got.status >= 300 {
+                let after = w.raw_of(&t.uuid).await;
+                if after != before {
+                    w.fail(format!("{label}: denied, but the image changed"));
+                }
+            }
+        }
+    }
+    mark(&w, "image writes (file, icon, actions, update, delete, acl, clone)", from);
+
+    // --- CreateImage ----------------------------------------------------
+    let from = w.cells;
+    for c in CALLERS {
+        // With an explicit owner (the fixtures' owner).
+        let body = json!({"name": "matrix-create", "version": "1.0.0", "type": "zone-dataset",
+            "os": "smartos", "owner": OWNER, "public": m.public_images});
+        let got = w.call(c, Method::POST, "/images", Body::Json(body)).await;
+        let account = eff_account(&m, c, Policy::Strict);
+        let want = if m.sig() && c == Caller::Anon {
+            unauthorized()
+        } else {
+            match account {
+                Some(a) if a != OWNER => Expect::Err(
+                    422,
+                    "InvalidParameter",
+                    Some(format!(
+                        "invalid owner: given owner, \"{OWNER}\", does not match account, \"{a}\""
+                    )),
+                ),
+                _ => Expect::Ok(200),
+            }
+        };
+        let label = format!("CreateImage {c:?} owner=fixture owner");
+        if w.check(&label, &got, &want) && got.status == 200 && got.json()["owner"] != OWNER {
+            w.fail(format!("{label}: wrong owner {}", got.text()));
+        }
+        // Without an owner: the account's, or 422 for operators.
+        let body = json!({"name": "matrix-create", "version": "1.0.0", "type": "zone-dataset",
+            "os": "smartos", "public": m.public_images});
+        let got = w.call(c, Method::POST, "/images", Body::Json(body)).await;
+        let want = if m.sig() && c == Caller::Anon {
+            unauthorized()
+        } else if account.is_some() {
+            Expect::Ok(200)
+        } else {
+            Expect::Err(422, "ValidationFailed", None)
+        };
+        let label = format!("CreateImage {c:?} no owner");
+        if w.check(&label, &got, &want) && got.status == 200 && got.json()["owner"] != account.unwrap_or("?")
+        {
+            w.fail(format!("{label}: owner is not the caller's account: {}", got.text()));
+        }
+    }
+    mark(&w, "CreateImage", from);
+
+    // --- AdminImportImage (operator only; does not load the image) --------
+    let from = w.cells;
+    for c in CALLERS {
+        for existing in [false, true] {
+            let uuid = if existing {
+                fx.a.uuid.clone()
+            } else {
+                format!("{:08x}-aaaa-4bbb-8ccc-{:012x}", 0x1234_5678u32, w.seq * 10 + c.seed() as usize)
+            };
+            w.seq += 1;
+            let body = json!({"v": 2, "uuid": uuid, "owner": OWNER, "name": "matrix-import",
+                "version": "1.0.0", "type": "zone-dataset", "os": "smartos",
+                "public": m.public_images, "published_at": "2015-07-27T17:30:39Z"});
+            let got = w
+                .call(c, Method::POST, &format!("/images/{uuid}?action=import"), Body::Json(body))
+                .await;
+            let want = if m.sig() && c == Caller::Anon {
+                unauthorized()
+            } else if eff_account(&m, c, Policy::Strict).is_some() {
+                operator_only()
+            } else if existing {
+                Expect::Err(
+                    409,
+                    "ImageUuidAlreadyExists",
+                    Some(format!("image uuid \"{uuid}\" already exists")),
+                )
+            } else {
+                Expect::Ok(200)
+            };
+            let label = format!("AdminImportImage {c:?} existing={existing}");
+            if w.check(&label, &got, &want) && got.status == 200 {
+                let img = got.json();
+                let owner = if m.dc { OWNER } else { UNSET_OWNER };
+                if img["owner"] != owner || img["state"] != "unactivated" {
+                    w.fail(format!("{label}: imported {img}"));
+                }
+            }
+        }
+    }
+    mark(&w, "AdminImportImage", from);
+
+    // --- Admin endpoints, Ping --------------------------------------------
+    let from = w.cells;
+    for c in CALLERS {
+        for (method, path, name) in [
+            (Method::GET, "/state", "AdminGetState"),
+            (Method::POST, "/authkeys/reload", "AdminReloadAuthKeys"),
+        ] {
+            let got = w.call(c, method, path, Body::Empty).await;
+            // Under auth type none every caller is an operator (the original
+            // has no operator check on these two routes, §3.2/§3.4); with
+            // signatures a user mapped to an account is refused.
+            let want = if m.sig() && c == Caller::Anon {
+                unauthorized()
+            } else if m.sig() && c.account().is_some() {
+                operator_only()
+            } else {
+                Expect::Ok(200)
+            };
+            let label = format!("{name} {c:?}");
+            w.check(&label, &got, &want);
+            if c != Caller::Operator && got.status == 200 {
+                // dc mode: the snapshot must not carry image data either.
+                w.scan(&format!("{label} (200 body)"), &got);
+            }
+            if name == "AdminReloadAuthKeys" && got.status == 200 && got.json() != json!({}) {
+                w.fail(format!("{label}: body {}", got.text()));
+            }
+        }
+        let got = w.call(c, Method::GET, "/ping", Body::Empty).await;
+        let label = format!("Ping {c:?}");
+        if w.check(&label, &got, &Expect::Ok(200)) {
+            let p = got.json();
+            let authed = authenticated(&m, c, Policy::Passive);
+            let mut want = json!({"ping": "pong", "version": "4.11.0", "imgapi": true});
+            if m.dc || authed {
+                want["pid"] = p["pid"].clone();
+                if !p["pid"].is_number() {
+                    w.fail(format!("{label}: pid missing: {p}"));
+                }
+            }
+            if authed {
+                want["user"] = json!(c.username().unwrap());
+            }
+            if p != want {
+                w.fail(format!("{label}: got {p}, want {want}"));
+            }
+        }
+    }
+    mark(&w, "AdminGetState, AdminReloadAuthKeys, Ping", from);
+
+    // The fixtures are untouched by everything above.
+    for (f, b) in fixtures.iter().zip(&before) {
+        let now = w.raw_of(&f.uuid).await;
+        if &now != b {
+            w.fail(format!("fixture {} changed: {b} → {now}", f.name));
+        }
+    }
+
+    // --- Hand-written spot checks -----------------------------------------
+    let from = w.cells;
+    spot_checks(&mut w, &fx).await;
+    mark(&w, "hand-written spot checks", from);
+
+    let elapsed = started.elapsed();
+    println!(
+        "access matrix [{}]: {} cells in {:.2?}: {per_section:?}",
+        m.name, w.cells, elapsed
+    );
+    assert!(
+        w.failures.is_empty(),
+        "{} of {} cells failed in mode {}:\n{}",
+        w.failures.len(),
+        w.cells,
+        m.name,
+        w.failures.join("\n")
+    );
+}
+
+/// What an allowed write did.
+async fn check_effect(w: &mut World, label: &str, ep: Ep, c: Caller, t: &Img, got: &Resp) {
+    let after = w.truth_of(&t.uuid).await;
+    let ok = match ep {
+        Ep::Delete => after.is_none() && got.body.is_empty(),
+        Ep::Clone => {
+            let clone = got.json();
+            clone["owner"] == *c.account().unwrap_or("?")
+                && clone["uuid"] != *t.uuid.as_str()
+                && clone.get("acl").is_none()
+                && after.is_some_and(|a| a.owner == t.owner)
+        }
+        _ => {
+            let Some(a) = after else {
+                w.fail(format!("{label}: image vanished"));
+                return;
+            };
+            match ep {
+                Ep::AddFile => a.has_file,
+                Ep::AddIcon => a.has_icon,
+                Ep::DeleteIcon => !a.has_icon,
+                Ep::Activate => a.activated && a.published_at.is_some(),
+                Ep::Disable => a.disabled || !a.activated,
+                Ep::Enable => !a.disabled,
+                Ep::Update => got.json()["description"] == "changed by a matrix cell",
+                Ep::AclAdd => a.acl.iter().any(|x| x == NEW_ACL),
+                Ep::AclRemove => !a.acl.iter().any(|x| x == ACL),
+                _ => true,
+            }
+        }
+    };
+    if !ok {
+        w.fail(format!("{label}: allowed, but no effect: {}", got.text()));
+    }
+}
+
+/// Literal expectations, independent of the rule functions above.
+async fn spot_checks(w: &mut World, fx: &Fixtures) {
+    let m = w.m;
+    let a = fx.a.uuid.clone();
+    let u = fx.u.uuid.clone();
+    if m.sig() {
+        // Unsigned write: 401 with exactly this body.
+        let got = w
+            .call(Caller::Anon, Method::POST, &format!("/images/{a}?action=update"), Body::Json(json!({"description": "x"})))
+            .await;
+        w.check("spot: unsigned update", &got, &unauthorized());
+        assert_eq!(got.json(), json!({"code": "UnauthorizedError", "message": "Unauthorized"}));
+        // A mapped user may not act for another account.
+        let got = w
+            .call(Caller::Other, Method::GET, &format!("/images/{a}?account={OWNER}"), Body::Empty)
+            .await;
+        w.check("spot: mapped user passing another account", &got, &operator_only());
+        // The ACL account never sees the unactivated image, nor lists it.
+        let got = w.call(Caller::Acl, Method::GET, &format!("/images/{u}"), Body::Empty).await;
+        w.check("spot: acl user GetImage U", &got, &not_visible());
+        let got = w
+            .call(Caller::Acl, Method::GET, "/images?state=unactivated", Body::Empty)
+            .await;
+        assert_eq!(got.status, 200);
+        assert_eq!(got.json(), json!([]), "acl user: unactivated list");
+        // Anonymous: only active images are listed, whatever the state.
+        let got = w.call(Caller::Anon, Method::GET, "/images?state=all", Body::Empty).await;
+        assert_eq!(got.status, 200);
+        for i in got.json().as_array().unwrap() {
+            assert_eq!(i["state"], "active", "anonymous list: {i}");
+        }
+    }
+    if !m.dc && !m.private {
+        // Public mode: the other account sees A (public) but may not change it.
+        let got = w
+            .call(Caller::Other, Method::POST, &format!("/images/{a}?action=update"), Body::Json(json!({"description": "x"})))
+            .await;
+        w.check("spot: other updates public A", &got, &not_owner(OTHER, &a));
+        assert_eq!(
+            got.json(),
+            json!({"code": "NotImageOwner", "message": format!("account {OTHER} is not the owner of image {a}")})
+        );
+    }
+    if m.private || (m.dc && !m.public_images) {
+        // Private images: the other account gets the same 404 as for a
+        // missing image (modulo the message of api.md §1.6 rule 2).
+        for (method, path) in [
+            (Method::GET, format!("/images/{a}")),
+            (Method::POST, format!("/images/{a}?action=update")),
+            (Method::DELETE, format!("/images/{a}")),
+            (Method::PUT, format!("/images/{a}/icon")),
+        ] {
+            let got = w.call(Caller::Other, method, &path, Body::Json(json!({}))).await;
+            w.check(&format!("spot: other {path}"), &got, &not_visible());
+            assert_eq!(got.json(), json!({"code": "ResourceNotFound", "message": "image not found"}));
+        }
+        // The ACL account sees A but may not change it.
+        let got = w.call(Caller::Acl, Method::GET, &format!("/images/{a}"), Body::Empty).await;
+        assert_eq!(got.status, 200);
+        assert_eq!(got.json()["uuid"], a.as_str());
+        let got = w
+            .call(Caller::Acl, Method::DELETE, &format!("/images/{a}"), Body::Empty)
+            .await;
+        w.check("spot: acl deletes A", &got, &not_owner(ACL, &a));
+    }
+    if m.dc {
+        // dc: anonymous == operator; account-less requests see everything.
+        let got = w.call(Caller::Anon, Method::GET, "/images?state=unactivated", Body::Empty).await;
+        assert_eq!(got.status, 200);
+        assert!(got.json().as_array().unwrap().iter().any(|i| i["uuid"] == u.as_str()));
+        let got = w.call(Caller::Owner, Method::GET, "/state", Body::Empty).await;
+        assert_eq!(got.status, 200, "dc: /state ignores account: {}", got.text());
+        let got = w
+            .call(Caller::Other, Method::POST, &format!("/images/{a}?action=import"), Body::Json(json!({"uuid": a})))
+            .await;
+        w.check("spot: dc import with account", &got, &operator_only());
+        // Malformed account.
+        let got = w
+            .call(Caller::Anon, Method::GET, &format!("/images/{a}?account=NOT-A-UUID"), Body::Empty)
+            .await;
+        w.check(
+            "spot: malformed account",
+            &got,
+            &Expect::Err(422, "InvalidParameter", Some("invalid \"account\": not a UUID: \"NOT-A-UUID\"".into())),
+        );
+        // Clone by the ACL account works (icon stripped); by the owner: not shared.
+        let got = w.call(Caller::Owner, Method::POST, &format!("/images/{a}/clone"), Body::Empty).await;
+        w.check("spot: owner clones own image", &got, &Expect::Err(422, "ImageNotShared", None));
+    }
+    if m.channels {
+        let got = w.call(Caller::Owner, Method::GET, &format!("/images/{a}?channel=staging"), Body::Empty).await;
+        w.check("spot: owner A via staging", &got, &not_visible());
+        let got = w.call(Caller::Operator, Method::GET, "/images?channel=bogus", Body::Empty).await;
+        w.check(
+            "spot: unknown channel",
+            &got,
+            &Expect::Err(422, "ValidationFailed", Some("unknown channel: bogus".into())),
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_matrix_public() {
+    run_mode(ModeCfg {
+        name: "public",
+        dc: false,
+        private: false,
+        public_images: true,
+        channels: false,
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_matrix_private() {
+    run_mode(ModeCfg {
+        name: "private",
+        dc: false,
+        private: true,
+        public_images: false,
+        channels: false,
+    })
+    .await;
+}
+
+/// dc mode, auth type none: the "anonymous" caller and the operator are the
+/// same caller (no signature exists, no `account` parameter); both are run
+/// and expected to behave identically.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_matrix_dc() {
+    run_mode(ModeCfg {
+        name: "dc",
+        dc: true,
+        private: false,
+        public_images: false,
+        channels: false,
+    })
+    .await;
+}
+
+/// dc mode with public images (other accounts see them, cannot change them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_matrix_dc_public_images() {
+    run_mode(ModeCfg {
+        name: "dc-public-images",
+        dc: true,
+        private: false,
+        public_images: true,
+        channels: false,
+    })
+    .await;
+}
+
+/// A channel-enabled private server (channel / channel-or-star rules).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_matrix_private_channels() {
+    run_mode(ModeCfg {
+        name: "private-channels",
+        dc: false,
+        private: true,
+        public_images: false,
+        channels: true,
+    })
+    .await;
+}
