@@ -18,6 +18,7 @@ pub struct AppState {
     pub blobs: Arc<dyn BlobStore>,
     pub auth_keys: Arc<crate::auth_keys::AuthKeys>,
     pub list_cache: crate::service::list_cache::ListCache,
+    pub accounts: Arc<dyn crate::accounts::AccountDirectory>,
     pub hostname: String,
     pub started: Instant,
 }
@@ -48,6 +49,8 @@ pub enum StartupError {
     },
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error("account directory: {0}")]
+    AccountDirectory(#[from] crate::accounts::DirectoryError),
 }
 
 impl AppState {
@@ -72,6 +75,7 @@ impl AppState {
         if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
             crate::tls::acceptor(cert, key)?; // fail at start-up, naming the bad file
         }
+        let accounts = crate::accounts::open(&config.account_directory).await?;
         std::fs::create_dir_all(&config.data_dir).map_err(|source| StartupError::DataDir {
             path: config.data_dir.clone(),
             source,
@@ -99,6 +103,7 @@ impl AppState {
             blobs: Arc::new(blobs),
             auth_keys: Arc::new(auth_keys),
             list_cache: Default::default(),
+            accounts,
             hostname: gethostname::gethostname().to_string_lossy().into_owned(),
             started: Instant::now(),
         }))

@@ -46,6 +46,8 @@ pub struct Config {
     pub auth_keys: std::collections::BTreeMap<String, Vec<String>>,
     /// Directory of `<username>.keys` files.
     pub auth_keys_dir: Option<PathBuf>,
+    /// Where owner / account existence is checked (dc mode).
+    pub account_directory: crate::accounts::AccountDirectoryConfig,
     /// username → account uuid: signed users that act for one account
     /// (as CloudAPI's `account=` would) instead of as operators.
     pub user_accounts: std::collections::BTreeMap<String, uuid::Uuid>,
@@ -73,6 +75,7 @@ pub const KEYS: &[KeyDoc] = &[
     KeyDoc { key: "mode", env: "IMGAPI_MODE", default: "public", doc: "`public`, `private` or `dc` (api.md §1.4): decides visibility and validation rules." },
     KeyDoc { key: "auth_type", env: "IMGAPI_AUTH_TYPE", default: "none", doc: "`none` (nothing is checked: dc mode behind a firewall) or `signature` (HTTP Signature with SSH keys, api.md §1.5)." },
     KeyDoc { key: "auth_keys", env: "IMGAPI_AUTH_KEYS", default: "(none)", doc: "Table username → list of OpenSSH public key lines accepted for HTTP Signature auth (keyId = username). In the environment: a JSON object." },
+    KeyDoc { key: "account_directory", env: "IMGAPI_ACCOUNT_DIRECTORY", default: "kind = \"none\"", doc: "dc mode: where owner existence is checked (OwnerDoesNotExist). `kind = \"none\"` accepts any uuid; `\"static\"` with `accounts = [uuids]`; `\"ldap\"` with `url` (ldap://), `base_dn`, optional `bind_dn`, `bind_password`, `timeout_secs` (5), `cache_ttl_secs` (60; 10 for misses). In the environment: a JSON object." },
     KeyDoc { key: "user_accounts", env: "IMGAPI_USER_ACCOUNTS", default: "(none)", doc: "Table username → account uuid. A signed user listed here always acts for that account (as if `account=<uuid>` were passed: sees what the account may see, changes only its images, no operator endpoints); unlisted signed users are operators. In the environment: a JSON object." },
     KeyDoc { key: "auth_keys_dir", env: "IMGAPI_AUTH_KEYS_DIR", default: "(none)", doc: "Directory of `<username>.keys` files (one OpenSSH public key per line, `#` comments); re-read by POST /authkeys/reload without a restart." },
     KeyDoc { key: "data_dir", env: "IMGAPI_DATA_DIR", default: "./data", doc: "Directory holding the SQLite database and the image files (`files/`)." },
@@ -106,6 +109,8 @@ struct FileConfig {
     auth_keys: Option<std::collections::BTreeMap<String, Vec<String>>>,
     auth_keys_dir: Option<PathBuf>,
     user_accounts: Option<std::collections::BTreeMap<String, uuid::Uuid>>,
+    #[serde(default)]
+    account_directory: crate::accounts::AccountDirectoryConfig,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     max_connections: Option<usize>,
@@ -143,6 +148,7 @@ impl Default for Config {
             auth_keys: std::collections::BTreeMap::new(),
             auth_keys_dir: None,
             user_accounts: std::collections::BTreeMap::new(),
+            account_directory: Default::default(),
             tls_cert: None,
             tls_key: None,
             max_connections: 1024,
@@ -240,6 +246,11 @@ impl Config {
         if let Some(map) = layer.user_accounts {
             cfg.user_accounts = map;
         }
+        layer
+            .account_directory
+            .validate()
+            .map_err(|e| invalid("account_directory", e.to_string()))?;
+        cfg.account_directory = layer.account_directory;
         match (layer.tls_cert, layer.tls_key) {
             (Some(c), Some(k)) => {
                 cfg.tls_cert = Some(c);
@@ -345,6 +356,14 @@ impl FileConfig {
                 )
             })?;
             self.auth_keys = Some(parsed);
+        }
+        if let Some(v) = get("IMGAPI_ACCOUNT_DIRECTORY") {
+            self.account_directory = serde_json::from_str(&v).map_err(|e| {
+                invalid(
+                    "account_directory",
+                    format!("IMGAPI_ACCOUNT_DIRECTORY is not a JSON directory object: {e}"),
+                )
+            })?;
         }
         if let Some(v) = get("IMGAPI_USER_ACCOUNTS") {
             let parsed = serde_json::from_str(&v).map_err(|e| {

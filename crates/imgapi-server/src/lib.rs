@@ -1,6 +1,7 @@
 //! The IMGAPI server: configuration, application state, services and the
 //! HTTP layer. `main.rs` only wires these together.
 
+pub mod accounts;
 pub mod app;
 pub mod auth_keys;
 pub mod config;

@@ -158,6 +158,16 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::ImageNotShared { .. } => ApiError::new(RestCode::ImageNotShared, message),
             ServiceError::Internal(m) => ApiError::new(RestCode::InternalError, m),
+            ServiceError::OwnerDoesNotExist(_) => {
+                ApiError::new(RestCode::OwnerDoesNotExist, message)
+            }
+            ServiceError::AccountDoesNotExist(_) => {
+                ApiError::new(RestCode::AccountDoesNotExist, message)
+            }
+            ServiceError::AccountDirectoryUnavailable(_) => ApiError {
+                cause: Some(message),
+                ..ApiError::new(RestCode::ServiceUnavailableError, "service unavailable")
+            },
             ServiceError::Unauthorized(m) => ApiError::new(RestCode::UnauthorizedError, m),
             ServiceError::Meta {
                 ref context,

@@ -121,7 +121,7 @@ async fn clone_one(
             .get_stream(key, None)
             .await
             .map_err(ServiceError::blob("error reading image file to clone"))?;
-        let new_key = format!("images/{uuid}/file0-{}", Uuid::new_v4().simple());
+        let new_key = crate::service::files::new_blob_key(uuid, "file0");
         app.blobs
             .put_stream(&new_key, read.stream, imgapi_types::MAX_IMAGE_FILE_SIZE)
             .await

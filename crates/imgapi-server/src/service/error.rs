@@ -41,6 +41,13 @@ pub enum ServiceError {
     /// 422 ImageNotShared (original message with its arguments swapped).
     #[error("Image {account} is not shared with account {uuid}")]
     ImageNotShared { account: Uuid, uuid: Uuid },
+    #[error("owner \"{0}\" does not exist")]
+    OwnerDoesNotExist(Uuid),
+    #[error("account \"{0}\" does not exist")]
+    AccountDoesNotExist(Uuid),
+    /// 503: the account directory cannot be reached.
+    #[error("account directory unavailable: {0}")]
+    AccountDirectoryUnavailable(String),
     /// 500 InternalError with a message fit for the client.
     #[error("{0}")]
     Internal(String),

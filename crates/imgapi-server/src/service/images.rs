@@ -59,6 +59,29 @@ async fn ensure_origin_exists(
     }
 }
 
+/// dc mode: the owner must exist in the account directory (api.md §5.3
+/// step 4). A missing or malformed owner is left to validation.
+pub async fn ensure_owner_exists(
+    app: &AppState,
+    owner: Option<&Value>,
+) -> Result<(), ServiceError> {
+    if app.config.mode != Mode::Dc {
+        return Ok(());
+    }
+    let Some(owner) = owner
+        .and_then(Value::as_str)
+        .filter(|s| is_lower_uuid(s))
+        .and_then(|s| Uuid::parse_str(s).ok())
+    else {
+        return Ok(());
+    };
+    match app.accounts.exists(owner).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(ServiceError::OwnerDoesNotExist(owner)),
+        Err(e) => Err(ServiceError::AccountDirectoryUnavailable(e.to_string())),
+    }
+}
+
 fn set_channels(app: &AppState, body: &mut Map<String, Value>, channel: Option<&str>) {
     body.remove("channels");
     if app.channels_enabled() {
@@ -108,6 +131,7 @@ pub async fn create_image(
         ));
     }
     set_channels(app, &mut body, channel);
+    ensure_owner_exists(app, body.get("owner")).await?;
     ensure_origin_exists(app, &body).await?;
     let record = build_record(body, BuildKind::Create, Uuid::new_v4(), &app.rules())?;
     app.meta
@@ -148,7 +172,7 @@ pub async fn import_image(
             vec![FieldError::invalid("uuid")],
         ));
     }
-    parse_bool_param("skip_owner_check", params.skip_owner_check)?;
+    let skip_owner_check = parse_bool_param("skip_owner_check", params.skip_owner_check)?;
     set_channels(app, &mut body, channel);
     let existing = app
         .meta
@@ -161,7 +185,16 @@ pub async fn import_image(
         None => false,
     };
     ensure_origin_exists(app, &body).await?;
+    let zero_owner = body.get("owner") == Some(&Value::String(UNSET_OWNER_UUID.into()));
     apply_import_owner(app, &mut body);
+    if !zero_owner && skip_owner_check != Some(true) {
+        // A legacy manifest's owner is its creator_uuid.
+        let owner = body
+            .get("owner")
+            .or_else(|| body.get("creator_uuid"))
+            .cloned();
+        ensure_owner_exists(app, owner.as_ref()).await?;
+    }
     apply_imgadm_min_platform_compat(app, &mut body, params.user_agent).await?;
     let record = build_record(body, BuildKind::Import, uuid, &app.rules())?;
     let saved = if overwrite_placeholder {

@@ -253,3 +253,52 @@ async fn legacy_dsapi_import_in_dc_mode() {
             "files": [], "urn": "sdc:sdc:nodejs:1.4.0"})
     );
 }
+
+#[tokio::test]
+async fn owner_must_exist_in_the_account_directory() {
+    let toml = format!(
+        "mode = \"dc\"\n[account_directory]\nkind = \"static\"\naccounts = [\"{OWNER}\", \"{BOB}\"]\n"
+    );
+    let s = TestServer::spawn_with(&toml).await;
+    let body = json!({"name": "n", "version": "1", "type": "other", "os": "other", "owner": CAROL});
+    let got = s.post_json("/images", &body).await;
+    assert_error(
+        &got,
+        422,
+        "OwnerDoesNotExist",
+        Some(&format!("owner \"{CAROL}\" does not exist")),
+    );
+    let uuid = "1fc068b0-13b0-11e2-9f4e-2f3f6a96d9bc";
+    let import = json!({"v": 2, "uuid": uuid, "owner": CAROL, "name": "n", "version": "1",
+        "type": "other", "os": "other", "public": true});
+    let got = s
+        .post_json(&format!("/images/{uuid}?action=import"), &import)
+        .await;
+    assert_error(&got, 422, "OwnerDoesNotExist", None);
+    let (status, _) = s
+        .post_json(
+            &format!("/images/{uuid}?action=import&skip_owner_check=true"),
+            &import,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut ok_body = body.clone();
+    ok_body["owner"] = json!(OWNER);
+    let (status, img) = s.post_json("/images", &ok_body).await;
+    assert_eq!(status, 200, "{img}");
+    let got = s
+        .post_json(
+            &format!("/images/{}?action=update", uuid_of(&img)),
+            &json!({"owner": CAROL}),
+        )
+        .await;
+    assert_error(&got, 422, "OwnerDoesNotExist", None);
+    let (status, img) = s
+        .post_json(
+            &format!("/images/{}?action=update", uuid_of(&img)),
+            &json!({"owner": BOB}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(img["owner"], BOB);
+}

@@ -185,6 +185,12 @@ pub async fn action(app: &AppState, mut req: Req, id: &str) -> Result<Response, 
             .await?
         }
         Some("update") => {
+            // Validation errors first, then (dc mode) the new owner's existence.
+            let preview = svc::updated(app, &stored.image, body.as_ref(), operator)?;
+            if preview.owner != stored.image.owner {
+                let owner = Value::String(preview.owner.to_string());
+                svc::ensure_owner_exists(app, Some(&owner)).await?;
+            }
             svc::modify(app, stored, retry, |img| {
                 svc::updated(app, img, body.as_ref(), operator)
             })
