@@ -8,6 +8,7 @@
 
 mod support;
 
+mod access_matrix;
 mod auth;
 mod channels;
 mod conditional;
