@@ -153,3 +153,50 @@ async fn private_mode_rules() {
         json!([{"field": "public", "code": "Invalid", "message": "public images are not allowed on a private Images API"}])
     );
 }
+
+#[tokio::test]
+async fn force_all_channels_deletes_everywhere() {
+    let s = TestServer::spawn_with(CHANNELS).await;
+    let body = json!({"name": "x", "version": "1", "type": "other", "os": "other", "owner": OWNER, "public": false});
+    let (_, img) = s.post_json("/images", &body).await;
+    let uuid = uuid_of(&img);
+    for ch in ["staging", "release"] {
+        let (status, _) = s
+            .post_json(
+                &format!("/images/{uuid}?action=channel-add"),
+                &json!({"channel": ch}),
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    let got = status_json(
+        s.delete(&format!(
+            "/images/{uuid}?channel=staging&force_all_channels=maybe"
+        ))
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_error(
+        &got,
+        422,
+        "InvalidParameter",
+        Some("invalid value for \"force_all_channels\" param: \"maybe\" is not a boolean"),
+    );
+    let resp = s
+        .delete(&format!(
+            "/images/{uuid}?channel=staging&force_all_channels=true"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    for ch in ["dev", "staging", "release", "*"] {
+        assert_eq!(
+            s.get_json(&format!("/images/{uuid}?channel={ch}")).await.0,
+            404,
+            "{ch}"
+        );
+    }
+}
