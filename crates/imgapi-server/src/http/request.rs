@@ -43,6 +43,57 @@ where
     })
 }
 
+/// Most a rejected upload is read (and discarded) so that its client,
+/// still sending, receives the error response instead of a broken pipe.
+const MAX_DRAIN_BYTES: u64 = 1 << 30;
+
+/// An upload body that, when dropped unfinished (the request was refused
+/// before or while reading it), keeps reading and discarding the rest in the
+/// background, up to [`MAX_DRAIN_BYTES`]: HTTP/1.1 clients such as the
+/// original's node client only read the answer once they have sent the
+/// whole body.
+struct DrainOnDrop {
+    inner: Option<ByteStream>,
+    finished: bool,
+}
+
+impl futures_util::Stream for DrainOnDrop {
+    type Item = Result<bytes::Bytes, std::io::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let Some(inner) = self.inner.as_mut() else {
+            return std::task::Poll::Ready(None);
+        };
+        let polled = inner.as_mut().poll_next(cx);
+        if matches!(polled, std::task::Poll::Ready(None | Some(Err(_)))) {
+            self.finished = true;
+        }
+        polled
+    }
+}
+
+impl Drop for DrainOnDrop {
+    fn drop(&mut self) {
+        let Some(mut rest) = self.inner.take().filter(|_| !self.finished) else {
+            return;
+        };
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                let mut drained = 0u64;
+                while let Some(Ok(chunk)) = futures_util::StreamExt::next(&mut rest).await {
+                    drained += chunk.len() as u64;
+                    if drained > MAX_DRAIN_BYTES {
+                        break;
+                    }
+                }
+            });
+        }
+    }
+}
+
 pub struct Req {
     pub method: Method,
     /// Raw (still percent-encoded) path.
@@ -122,7 +173,12 @@ impl Req {
     pub fn body_stream(&mut self, idle: std::time::Duration) -> ByteStream {
         let body = self.take_body().unwrap_or_else(Body::empty);
         let chunks = TryStreamExt::map_err(body.into_data_stream(), std::io::Error::other);
-        Box::pin(with_idle_timeout(chunks, idle))
+        // A body announced bigger than we would drain is cut off at once.
+        let drain = self.content_length().is_none_or(|cl| cl <= MAX_DRAIN_BYTES);
+        Box::pin(DrainOnDrop {
+            inner: Some(Box::pin(with_idle_timeout(chunks, idle))),
+            finished: !drain,
+        })
     }
 
     fn take_body(&mut self) -> Option<Body> {

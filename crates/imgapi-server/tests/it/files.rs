@@ -382,3 +382,33 @@ async fn icons_uc10() {
         Some(&format!("image \"{uuid}\" has no icon")),
     );
 }
+
+#[tokio::test]
+async fn refused_uploads_still_get_their_answer() {
+    // A client that sends the whole body before reading gets the 422, not a
+    // broken pipe: the server drains what it refused.
+    let s = TestServer::spawn().await;
+    let img = s.publish(json!({})).await;
+    let uuid = uuid_of(&img);
+    for _ in 0..3 {
+        let got = status_json(
+            s.put(&format!("/images/{uuid}/file?compression=none"))
+                .body(vec![7u8; 8 * 1024 * 1024])
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_error(&got, 422, "ImageFilesImmutable", None);
+    }
+    let got = status_json(
+        s.put(&format!("/images/{uuid}/icon"))
+            .header("content-type", "image/svg+xml")
+            .body(vec![7u8; 100_000])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(&got, 400, "Upload", None);
+}
