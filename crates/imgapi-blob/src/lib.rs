@@ -17,11 +17,13 @@ mod digest;
 mod error;
 mod lane;
 pub mod local;
+pub mod s3;
 #[cfg(any(test, feature = "testing"))]
 pub mod testsuite;
 
 pub use error::BlobError;
 pub use local::LocalBlobStore;
+pub use s3::{S3BlobStore, S3Config};
 
 /// A stream of body chunks. The error type is `std::io::Error` so a client
 /// disconnect (or any source failure) can travel through it.

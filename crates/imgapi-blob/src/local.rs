@@ -327,7 +327,7 @@ fn invalid(key: &str) -> BlobError {
     BlobError::InvalidKey(key.to_owned())
 }
 
-fn is_key_byte(b: u8) -> bool {
+pub(crate) fn is_key_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')
 }
 

@@ -4,18 +4,22 @@
 //! same conformance suite ([`testsuite`], feature `testing`).
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use imgapi_domain::filter::ImageQuery;
 use imgapi_domain::ImageRecord;
 use uuid::Uuid;
 
+mod columns;
 mod error;
+pub mod postgres;
 pub mod sqlite;
 #[cfg(any(test, feature = "testing"))]
 pub mod testsuite;
 
 pub use error::MetaError;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// Optimistic-concurrency token: changes on every successful write.
@@ -83,7 +87,10 @@ pub trait MetaStore: Send + Sync + 'static {
 /// Which metadata backend a database URL selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
+    /// `sqlite://PATH`, `sqlite:PATH`, `sqlite::memory:`.
     Sqlite,
+    /// `postgres://…` or `postgresql://…`.
+    Postgres,
 }
 
 impl FromStr for Engine {
@@ -92,9 +99,22 @@ impl FromStr for Engine {
         let scheme = url.split(':').next().unwrap_or_default();
         match scheme {
             "sqlite" => Ok(Engine::Sqlite),
+            "postgres" | "postgresql" => Ok(Engine::Postgres),
+            // Only the scheme: the rest of a URL may hold a password.
             other => Err(format!(
-                "unknown database engine `{other}` in `{url}` (options: sqlite)"
+                "unknown database engine `{other}` (options: sqlite, postgres; \
+                 e.g. sqlite:///var/imgapi/meta.db, postgres://USER@HOST:5432/DATABASE)"
             )),
         }
+    }
+}
+
+/// Open the metadata store a database URL names: SQLite
+/// ([`SqliteStore::open_url`]) or PostgreSQL ([`PostgresStore::connect`]).
+/// Schema migrations run before this returns.
+pub async fn open(url: &str) -> Result<Arc<dyn MetaStore>, MetaError> {
+    match url.parse::<Engine>().map_err(MetaError::Backend)? {
+        Engine::Sqlite => Ok(Arc::new(SqliteStore::open_url(url).await?)),
+        Engine::Postgres => Ok(Arc::new(PostgresStore::connect(url).await?)),
     }
 }

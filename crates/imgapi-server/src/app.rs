@@ -4,12 +4,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use imgapi_blob::local::LocalBlobStore;
+use imgapi_blob::s3::{S3BlobStore, S3Config};
 use imgapi_blob::BlobStore;
 use imgapi_domain::RuleContext;
-use imgapi_meta::sqlite::SqliteStore;
 use imgapi_meta::MetaStore;
 
-use crate::config::{AuthType, ChannelConfig, Config};
+use crate::config::{AuthType, ChannelConfig, Config, StorageConfig};
 
 /// Shared state of a running server.
 pub struct AppState {
@@ -37,9 +37,9 @@ pub enum StartupError {
         url: String,
         source: imgapi_meta::MetaError,
     },
-    #[error("cannot open file storage at {path}: {source}")]
+    #[error("cannot open file storage {location}: {source}")]
     Blob {
-        path: std::path::PathBuf,
+        location: String,
         source: imgapi_blob::BlobError,
     },
     #[error("cannot load auth keys from {path}: {source}")]
@@ -81,17 +81,13 @@ impl AppState {
             source,
         })?;
         let url = config.database_url();
-        let meta = SqliteStore::open_url(&url)
+        let meta = imgapi_meta::open(&url)
             .await
             .map_err(|source| StartupError::Meta {
-                url: url.clone(),
+                url: redact_password(&url),
                 source,
             })?;
-        let files_dir = config.files_dir();
-        let blobs = LocalBlobStore::open(&files_dir).map_err(|source| StartupError::Blob {
-            path: files_dir.clone(),
-            source,
-        })?;
+        let blobs = open_blobs(&config).await?;
         match blobs.sweep_staging().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "swept interrupted uploads"),
@@ -99,8 +95,8 @@ impl AppState {
         }
         Ok(Arc::new(AppState {
             config,
-            meta: Arc::new(meta),
-            blobs: Arc::new(blobs),
+            meta,
+            blobs,
             auth_keys: Arc::new(auth_keys),
             list_cache: Default::default(),
             accounts,
@@ -133,5 +129,89 @@ impl AppState {
             .channels
             .iter()
             .find(|c| c.default == Some(true))
+    }
+}
+
+/// The configured blob store, checked to be reachable.
+async fn open_blobs(config: &Config) -> Result<Arc<dyn BlobStore>, StartupError> {
+    match &config.storage {
+        StorageConfig::Local => {
+            let dir = config.files_dir();
+            let store = LocalBlobStore::open(&dir).map_err(|source| StartupError::Blob {
+                location: dir.display().to_string(),
+                source,
+            })?;
+            Ok(Arc::new(store))
+        }
+        StorageConfig::S3 {
+            endpoint,
+            bucket,
+            region,
+            prefix,
+        } => {
+            let location = format!(
+                "s3 bucket {bucket:?} at {}",
+                endpoint.as_deref().unwrap_or("AWS")
+            );
+            let store = S3BlobStore::open(S3Config {
+                endpoint: endpoint.clone(),
+                bucket: bucket.clone(),
+                region: region.clone(),
+                prefix: prefix.clone(),
+                access_key_id: None,
+                secret_access_key: None,
+            })
+            .map_err(|source| StartupError::Blob {
+                location: location.clone(),
+                source,
+            })?;
+            store
+                .check()
+                .await
+                .map_err(|source| StartupError::Blob { location, source })?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// `scheme://user:secret@host/db` → `scheme://user:***@host/db`, so start-up
+/// errors can name the database without printing its password.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_string()
+            };
+            format!("{scheme}://{masked}@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_password;
+
+    #[test]
+    fn passwords_are_masked() {
+        assert_eq!(
+            redact_password("postgres://imgapi:s3cret@db:5432/imgapi"),
+            "postgres://imgapi:***@db:5432/imgapi"
+        );
+        assert_eq!(redact_password("postgres://u@db/x"), "postgres://u@db/x");
+        assert_eq!(
+            redact_password("sqlite://./data/imgapi.sqlite"),
+            "sqlite://./data/imgapi.sqlite"
+        );
     }
 }

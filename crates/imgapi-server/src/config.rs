@@ -17,6 +17,31 @@ pub enum AuthType {
     Signature,
 }
 
+/// Where image files and icons live (`[storage]`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum StorageConfig {
+    /// `<data_dir>/files` on local disk.
+    #[default]
+    Local,
+    /// An S3-compatible bucket; credentials from the standard AWS
+    /// environment variables.
+    S3 {
+        /// `http(s)://host:port`; absent = AWS S3 of `region`.
+        endpoint: Option<String>,
+        bucket: String,
+        #[serde(default = "default_region")]
+        region: String,
+        /// Key prefix inside the bucket (several registries can share one).
+        #[serde(default)]
+        prefix: String,
+    },
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+
 /// One `[[channels]]` table (api.md §1.7).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,6 +71,8 @@ pub struct Config {
     pub auth_keys: std::collections::BTreeMap<String, Vec<String>>,
     /// Directory of `<username>.keys` files.
     pub auth_keys_dir: Option<PathBuf>,
+    /// Where image files and icons are stored.
+    pub storage: StorageConfig,
     /// Where owner / account existence is checked (dc mode).
     pub account_directory: crate::accounts::AccountDirectoryConfig,
     /// username → account uuid: signed users that act for one account
@@ -75,6 +102,7 @@ pub const KEYS: &[KeyDoc] = &[
     KeyDoc { key: "mode", env: "IMGAPI_MODE", default: "public", doc: "`public`, `private` or `dc` (api.md §1.4): decides visibility and validation rules." },
     KeyDoc { key: "auth_type", env: "IMGAPI_AUTH_TYPE", default: "none", doc: "`none` (nothing is checked: dc mode behind a firewall) or `signature` (HTTP Signature with SSH keys, api.md §1.5)." },
     KeyDoc { key: "auth_keys", env: "IMGAPI_AUTH_KEYS", default: "(none)", doc: "Table username → list of OpenSSH public key lines accepted for HTTP Signature auth (keyId = username). In the environment: a JSON object." },
+    KeyDoc { key: "storage", env: "IMGAPI_STORAGE", default: "kind = \"local\"", doc: "Where image files and icons live: `kind = \"local\"` (`<data_dir>/files`) or `kind = \"s3\"` with `bucket`, optional `endpoint` (http(s)://host:port of an S3-compatible server, path-style), `region` (us-east-1), `prefix`; credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY. In the environment: a JSON object." },
     KeyDoc { key: "account_directory", env: "IMGAPI_ACCOUNT_DIRECTORY", default: "kind = \"none\"", doc: "dc mode: where owner existence is checked (OwnerDoesNotExist). `kind = \"none\"` accepts any uuid; `\"static\"` with `accounts = [uuids]`; `\"ldap\"` with `url` (ldap://), `base_dn`, optional `bind_dn`, `bind_password`, `timeout_secs` (5), `cache_ttl_secs` (60; 10 for misses). In the environment: a JSON object." },
     KeyDoc { key: "user_accounts", env: "IMGAPI_USER_ACCOUNTS", default: "(none)", doc: "Table username → account uuid. A signed user listed here always acts for that account (as if `account=<uuid>` were passed: sees what the account may see, changes only its images, no operator endpoints); unlisted signed users are operators. In the environment: a JSON object." },
     KeyDoc { key: "auth_keys_dir", env: "IMGAPI_AUTH_KEYS_DIR", default: "(none)", doc: "Directory of `<username>.keys` files (one OpenSSH public key per line, `#` comments); re-read by POST /authkeys/reload without a restart." },
@@ -111,6 +139,7 @@ struct FileConfig {
     user_accounts: Option<std::collections::BTreeMap<String, uuid::Uuid>>,
     #[serde(default)]
     account_directory: crate::accounts::AccountDirectoryConfig,
+    storage: Option<StorageConfig>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     max_connections: Option<usize>,
@@ -149,6 +178,7 @@ impl Default for Config {
             auth_keys_dir: None,
             user_accounts: std::collections::BTreeMap::new(),
             account_directory: Default::default(),
+            storage: StorageConfig::Local,
             tls_cert: None,
             tls_key: None,
             max_connections: 1024,
@@ -251,6 +281,14 @@ impl Config {
             .validate()
             .map_err(|e| invalid("account_directory", e.to_string()))?;
         cfg.account_directory = layer.account_directory;
+        if let Some(storage) = layer.storage {
+            if let StorageConfig::S3 { bucket, .. } = &storage {
+                if bucket.is_empty() {
+                    return Err(invalid("storage", "`bucket` must not be empty"));
+                }
+            }
+            cfg.storage = storage;
+        }
         match (layer.tls_cert, layer.tls_key) {
             (Some(c), Some(k)) => {
                 cfg.tls_cert = Some(c);
@@ -356,6 +394,15 @@ impl FileConfig {
                 )
             })?;
             self.auth_keys = Some(parsed);
+        }
+        if let Some(v) = get("IMGAPI_STORAGE") {
+            let parsed = serde_json::from_str(&v).map_err(|e| {
+                invalid(
+                    "storage",
+                    format!("IMGAPI_STORAGE is not a JSON storage object: {e}"),
+                )
+            })?;
+            self.storage = Some(parsed);
         }
         if let Some(v) = get("IMGAPI_ACCOUNT_DIRECTORY") {
             self.account_directory = serde_json::from_str(&v).map_err(|e| {

@@ -21,7 +21,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use imgapi_domain::filter::ImageQuery;
-use imgapi_domain::tags::search_pairs;
 use imgapi_domain::ImageRecord;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::sqlite::{
@@ -31,6 +30,7 @@ use sqlx::sqlite::{
 use sqlx::Row;
 use uuid::Uuid;
 
+use crate::columns::Columns;
 use crate::{MetaError, MetaStore, Revision, StoredImage};
 use writer::Writer;
 
@@ -156,58 +156,6 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.writer.close().await;
         self.reader.close().await;
-    }
-}
-
-/// One record as written: the derived columns and side-table rows.
-/// Built by the caller (serialising is the costly part), so the writer
-/// task only runs SQL.
-pub(super) struct Columns {
-    id: Uuid,
-    uuid: String,
-    owner: String,
-    name: String,
-    version: String,
-    state: &'static str,
-    activated: bool,
-    disabled: bool,
-    public: bool,
-    image_type: String,
-    os: String,
-    origin: Option<String>,
-    published_ms: Option<i64>,
-    record: String,
-    tags: Vec<(String, String)>,
-    billing_tags: Vec<String>,
-    channels: Vec<String>,
-    acl: Vec<String>,
-}
-
-impl Columns {
-    fn of(image: &ImageRecord) -> Result<Self, MetaError> {
-        let record = serde_json::to_string(image).map_err(|e| {
-            MetaError::Backend(format!("cannot serialise image {}: {e}", image.uuid))
-        })?;
-        Ok(Columns {
-            id: image.uuid,
-            uuid: image.uuid.to_string(),
-            owner: image.owner.to_string(),
-            name: image.name.clone(),
-            version: image.version.clone(),
-            state: image.state.as_str(),
-            activated: image.activated,
-            disabled: image.disabled,
-            public: image.public,
-            image_type: image.image_type.clone(),
-            os: image.os.clone(),
-            origin: image.origin.map(|o| o.to_string()),
-            published_ms: image.published_at_ms(),
-            record,
-            tags: image.tags.as_ref().map(search_pairs).unwrap_or_default(),
-            billing_tags: image.billing_tags.clone().unwrap_or_default(),
-            channels: image.channels.clone().unwrap_or_default(),
-            acl: image.acl.iter().map(Uuid::to_string).collect(),
-        })
     }
 }
 

@@ -143,7 +143,7 @@ async fn public_mode_with_signatures_uc2() {
         .unwrap();
     let (status, list) = status_json(resp).await;
     assert_eq!(status, 200);
-    assert_eq!(list[0]["files"][0]["stor"], "local");
+    assert_eq!(list[0]["files"][0]["stor"], expected_stor());
     // Ping: anonymous exactly three keys; signed adds pid and user.
     let (_, ping) = s.get_json("/ping").await;
     assert_eq!(

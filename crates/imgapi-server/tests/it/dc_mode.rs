@@ -193,12 +193,12 @@ async fn dc_specifics() {
         .get_json(&format!("/images/{uuid}?inclAdminFields=true"))
         .await;
     assert_eq!(status, 200);
-    assert_eq!(img["files"][0]["stor"], "local");
+    assert_eq!(img["files"][0]["stor"], expected_stor());
     let (_, list) = s.get_json("/images?state=all").await;
     assert_eq!(list.as_array().unwrap().len(), 1);
     let got = s
         .post_json(
-            &format!("/images/{uuid}?action=change-stor&stor=s3"),
+            &format!("/images/{uuid}?action=change-stor&stor=manta"),
             &json!({}),
         )
         .await;
@@ -206,16 +206,16 @@ async fn dc_specifics() {
         &got,
         422,
         "ValidationFailed",
-        Some("unknown storage type \"s3\""),
+        Some("unknown storage type \"manta\""),
     );
     let (status, img) = s
         .post_json(
-            &format!("/images/{uuid}?action=change-stor&stor=local"),
+            &format!("/images/{uuid}?action=change-stor&stor={}", expected_stor()),
             &json!({}),
         )
         .await;
     assert_eq!(status, 200);
-    assert_eq!(img["files"][0]["stor"], "local");
+    assert_eq!(img["files"][0]["stor"], expected_stor());
     // Import with the zero owner maps to the admin uuid in dc mode.
     let new = "1fc068b0-13b0-11e2-9f4e-2f3f6a96d9bc";
     let body = json!({"v": 2, "uuid": new, "owner": "00000000-0000-0000-0000-000000000000", "name": "n",

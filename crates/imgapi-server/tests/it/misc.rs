@@ -215,7 +215,7 @@ async fn admin_state_endpoints() {
     let s = TestServer::spawn().await;
     let (status, state) = s.get_json("/state").await;
     assert_eq!(status, 200);
-    assert_eq!(state["storageTypes"], json!(["local"]));
+    assert_eq!(state["storageTypes"], json!([expected_stor()]));
     let resp = s.post("/state?action=dropcaches").send().await.unwrap();
     assert_eq!(resp.status(), 202);
     let got = status_json(s.post("/state?action=bogus").send().await.unwrap()).await;

@@ -39,8 +39,10 @@ impl TestServer {
     /// A server on an existing data dir (restarts).
     pub async fn spawn_in(data_dir: &Path, extra_toml: &str) -> TestServer {
         let toml = format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nlog_level = \"warn\"\n{extra_toml}",
-            data_dir.display().to_string()
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nlog_level = \"warn\"\n{}{extra_toml}\n{}",
+            data_dir.display().to_string(),
+            pg_override(data_dir),
+            s3_override(data_dir),
         );
         let config = Config::from_toml(&toml).unwrap();
         let app = AppState::open(config).await.unwrap();
@@ -194,5 +196,67 @@ pub fn assert_error(got: &(u16, Value), status: u16, code: &str, message: Option
     assert_eq!(got.1["code"], code, "body: {}", got.1);
     if let Some(m) = message {
         assert_eq!(got.1["message"], m, "body: {}", got.1);
+    }
+}
+
+/// Config lines that point a test server at the scale-out backends when
+/// `.ci/run` asks for them (`IMGAPI_TEST_PG_URL` = an admin URL of a
+/// PostgreSQL server): every server gets a database of its own, created here
+/// (or reused by a restart on the same data dir). Empty = SQLite + local disk.
+/// `IMGAPI_TEST_S3_ENDPOINT` + `IMGAPI_TEST_S3_BUCKET` (credentials in the
+/// AWS_* variables): files go to that bucket under a prefix of their own.
+fn s3_override(data_dir: &Path) -> String {
+    #[allow(clippy::disallowed_methods)] // test harness switch, not server config
+    let (Ok(endpoint), Ok(bucket)) = (
+        std::env::var("IMGAPI_TEST_S3_ENDPOINT"),
+        std::env::var("IMGAPI_TEST_S3_BUCKET"),
+    ) else {
+        return String::new();
+    };
+    let marker = data_dir.join("s3-prefix");
+    let prefix = std::fs::read_to_string(&marker).unwrap_or_else(|_| {
+        let p = format!("it-{}", uuid::Uuid::new_v4().simple());
+        std::fs::write(&marker, &p).unwrap();
+        p
+    });
+    format!(
+        "[storage]\nkind = \"s3\"\nendpoint = {endpoint:?}\nbucket = {bucket:?}\nprefix = {prefix:?}\n"
+    )
+}
+
+fn pg_override(data_dir: &Path) -> String {
+    #[allow(clippy::disallowed_methods)] // test harness switch, not server config
+    let Ok(admin_url) = std::env::var("IMGAPI_TEST_PG_URL") else {
+        return String::new();
+    };
+    let marker = data_dir.join("pg-database-name");
+    let db = match std::fs::read_to_string(&marker) {
+        Ok(name) => name,
+        Err(_) => {
+            let name = format!("imgapi_it_{}", uuid::Uuid::new_v4().simple());
+            let out = std::process::Command::new("psql")
+                .args([admin_url.as_str(), "-v", "ON_ERROR_STOP=1", "-qc"])
+                .arg(format!("CREATE DATABASE {name}"))
+                .output()
+                .expect("psql must be installed to run the suite on PostgreSQL");
+            assert!(out.status.success(), "CREATE DATABASE failed: {out:?}");
+            std::fs::write(&marker, &name).unwrap();
+            name
+        }
+    };
+    let base = admin_url
+        .rsplit_once('/')
+        .map_or(admin_url.as_str(), |(b, _)| b);
+    format!("database_url = \"{base}/{db}\"\n")
+}
+
+/// The `stor` name of the blob backend the suite runs on.
+pub fn expected_stor() -> &'static str {
+    #[allow(clippy::disallowed_methods)] // test harness switch
+    let s3 = std::env::var("IMGAPI_TEST_S3_ENDPOINT").is_ok();
+    if s3 {
+        "s3"
+    } else {
+        "local"
     }
 }

@@ -1,0 +1,904 @@
+//! S3-compatible backend (AWS S3, Garage, MinIO, Ceph RGW, s3s…) on
+//! `object_store`'s `AmazonS3`, with path-style requests.
+//!
+//! Layout: object `<prefix>/<key>` in one bucket (`<key>` when the prefix is
+//! empty). Keys follow the same rules as the local backend
+//! ([`crate::local::validate_key`]).
+//!
+//! Visibility / commit: a put never writes a temporary *object*. A body that
+//! ends before one part is filled is sent with a single `PutObject` (atomic on
+//! every S3 implementation). A larger body goes to the final key through a
+//! multipart upload, which S3 keeps invisible until
+//! `CompleteMultipartUpload`; that call is made only after every part is
+//! stored, the size cap held, and the SHA-1/MD5 lanes finished. So readers see
+//! the previous object or the new one, whole, never a mix, and there is no
+//! server-side copy (which would double the I/O and is limited to 5 GiB).
+//!
+//! Abort paths: `TooLarge`, a failing body stream, a failed part or complete,
+//! and a failed digest lane all abort the multipart upload (after cancelling
+//! the part uploads still in flight) before returning. If the put future is
+//! dropped mid-way (client gone, timeout), [`UploadGuard`]'s `Drop` spawns the
+//! abort on the runtime. A crash of the process itself leaves an incomplete
+//! multipart upload, invisible but billed: [`BlobStore::sweep_staging`] lists
+//! the bucket's multipart uploads under our prefix and aborts those older than
+//! [`S3BlobStore::with_sweep_min_age`] (default one hour, so puts running on
+//! other instances are left alone). An `AbortIncompleteMultipartUpload`
+//! lifecycle rule on the bucket is a good second line of defence.
+//!
+//! Memory per put: the part being filled ([`DEFAULT_PART_SIZE`], 8 MiB) plus
+//! at most [`DEFAULT_UPLOAD_CONCURRENCY`] parts in flight, whose buffers the
+//! digest lanes share (refcounted, not copied): about 24–40 MiB whatever the
+//! object size. The part size doubles every 1000 parts (S3 allows 10,000), so
+//! objects of many TiB fit.
+//!
+//! Errors: connection failures, timeouts and 5xx answers (after the client's
+//! few fast retries) are [`BlobError::Unavailable`] (→ 503 StorageIsDown);
+//! 404 is [`BlobError::NotFound`].
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use futures_util::{StreamExt, TryStreamExt};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AwsAuthorizer};
+use object_store::client::{HttpClient, HttpConnector, HttpError, HttpErrorKind, HttpRequest};
+use object_store::path::Path;
+use object_store::signer::Signer;
+use object_store::{
+    BackoffConfig, ClientOptions, GetOptions, GetRange, MultipartUpload, ObjectStore,
+    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, RetryConfig,
+};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use tokio::task::JoinSet;
+
+use crate::digest::StreamDigests;
+use crate::local::{is_key_byte, validate_key};
+use crate::{BlobError, BlobMeta, BlobRead, BlobStore, ByteStream, PutOutcome};
+
+/// Size of the first 1000 parts of a multipart upload (S3's minimum is
+/// 5 MiB for every part but the last).
+pub const DEFAULT_PART_SIZE: usize = 8 << 20;
+/// Parts uploaded concurrently by one put.
+pub const DEFAULT_UPLOAD_CONCURRENCY: usize = 2;
+/// Incomplete multipart uploads younger than this are not swept (they may
+/// be puts in progress on another instance).
+pub const DEFAULT_SWEEP_MIN_AGE: Duration = Duration::from_secs(3600);
+/// Parts per part-size step: the part size doubles after every this many.
+const PARTS_PER_STEP: usize = 1000;
+/// Buffers queued per digest lane.
+const DIGEST_DEPTH: usize = 2;
+/// Connect timeout: an unreachable endpoint fails fast.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// No byte received for this long → the request fails (and is retried).
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Where and how to reach the bucket.
+#[derive(Clone, Default)]
+pub struct S3Config {
+    /// `http(s)://host:port` of an S3-compatible server; `None` = AWS S3 of
+    /// `region`. Plain `http` is accepted (meant for loopback test servers).
+    pub endpoint: Option<String>,
+    pub bucket: String,
+    pub region: String,
+    /// Key prefix inside the bucket (`a/b`, no leading or trailing `/`); may
+    /// be empty.
+    pub prefix: String,
+    /// Explicit credentials; when absent, the standard AWS environment
+    /// variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_SESSION_TOKEN`) and the usual AWS credential providers are used.
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+}
+
+impl fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("prefix", &self.prefix)
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// Blob store in an S3 bucket. Cheap to clone and share.
+#[derive(Debug, Clone)]
+pub struct S3BlobStore {
+    s3: Arc<AmazonS3>,
+    /// Raw client for the two calls `object_store` does not expose
+    /// (ListMultipartUploads, AbortMultipartUpload by id).
+    http: HttpClient,
+    /// `scheme://host[:port]/bucket`, no trailing slash.
+    bucket_url: String,
+    region: String,
+    prefix: String,
+    part_size: usize,
+    concurrency: usize,
+    sweep_min_age: Duration,
+}
+
+/// One incomplete multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingUpload {
+    /// Key relative to the store's prefix.
+    pub key: String,
+    pub upload_id: String,
+    /// When it was started, if the server said.
+    pub initiated: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl S3BlobStore {
+    /// Build the client. Does no I/O: use [`S3BlobStore::check`] to find out
+    /// whether the bucket is reachable.
+    pub fn open(cfg: S3Config) -> Result<Self, BlobError> {
+        let misconfigured = |what: String| BlobError::Io(std::io::Error::other(what));
+        if cfg.bucket.is_empty() {
+            return Err(misconfigured("S3 storage: no bucket configured".into()));
+        }
+        let prefix = cfg.prefix.trim_matches('/').to_owned();
+        if !prefix.is_empty() {
+            validate_key(&prefix).map_err(|_| {
+                misconfigured(format!(
+                    "S3 storage: invalid key prefix {:?} ('/'-separated segments of [A-Za-z0-9._-])",
+                    cfg.prefix
+                ))
+            })?;
+        }
+        let region = if cfg.region.is_empty() {
+            "us-east-1".to_owned()
+        } else {
+            cfg.region.clone()
+        };
+        let endpoint = cfg
+            .endpoint
+            .as_deref()
+            .map(|e| e.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+        let allow_http = endpoint.starts_with("http://");
+        let options = ClientOptions::new()
+            .with_allow_http(allow_http)
+            .with_connect_timeout(CONNECT_TIMEOUT)
+            .with_timeout_disabled()
+            .with_read_timeout(READ_TIMEOUT);
+        let retry = RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: Duration::from_millis(50),
+                max_backoff: Duration::from_secs(1),
+                base: 2.0,
+            },
+            max_retries: 3,
+            retry_timeout: Duration::from_secs(10),
+        };
+        // from_env: the standard AWS_* credential variables; everything we
+        // know explicitly overrides what the environment says.
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(&cfg.bucket)
+            .with_region(&region)
+            .with_endpoint(&endpoint)
+            .with_virtual_hosted_style_request(false)
+            .with_allow_http(allow_http)
+            .with_client_options(options.clone())
+            .with_retry(retry);
+        if let Some(id) = &cfg.access_key_id {
+            builder = builder.with_access_key_id(id);
+        }
+        if let Some(secret) = &cfg.secret_access_key {
+            builder = builder.with_secret_access_key(secret);
+        }
+        let s3 = builder
+            .build()
+            .map_err(|e| misconfigured(format!("S3 storage configuration: {e}")))?;
+        let http = object_store::client::ReqwestConnector::default()
+            .connect(&options)
+            .map_err(|e| misconfigured(format!("S3 storage HTTP client: {e}")))?;
+        Ok(S3BlobStore {
+            s3: Arc::new(s3),
+            http,
+            bucket_url: format!("{endpoint}/{}", encode_segment(&cfg.bucket)),
+            region,
+            prefix,
+            part_size: DEFAULT_PART_SIZE,
+            concurrency: DEFAULT_UPLOAD_CONCURRENCY,
+            sweep_min_age: DEFAULT_SWEEP_MIN_AGE,
+        })
+    }
+
+    /// Part size of multipart uploads (at least 5 MiB; smaller values are
+    /// raised) and how many parts one put uploads at once (at least 1).
+    #[must_use]
+    pub fn with_parts(mut self, part_size: usize, concurrency: usize) -> Self {
+        self.part_size = part_size.max(5 << 20);
+        self.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// Minimum age of the incomplete multipart uploads that
+    /// [`BlobStore::sweep_staging`] aborts.
+    #[must_use]
+    pub fn with_sweep_min_age(mut self, age: Duration) -> Self {
+        self.sweep_min_age = age;
+        self
+    }
+
+    /// The key prefix inside the bucket (empty or `a/b`).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// One cheap authenticated request (a list of at most one key) to tell
+    /// whether the bucket is reachable and the credentials work.
+    pub async fn check(&self) -> Result<(), BlobError> {
+        let prefix = self.dir_path("")?;
+        let mut list = self.s3.list(prefix.as_ref());
+        match list.next().await {
+            None | Some(Ok(_)) => Ok(()),
+            Some(Err(e)) => Err(map_err(e, "")),
+        }
+    }
+
+    /// A URL that lets anyone GET `key` for `expires` (the optional download
+    /// redirect). No request is made; the object is not checked.
+    pub async fn presigned_get_url(
+        &self,
+        key: &str,
+        expires: Duration,
+    ) -> Result<String, BlobError> {
+        let path = self.path_for(key)?;
+        let url = self
+            .s3
+            .signed_url(http::Method::GET, &path, expires)
+            .await
+            .map_err(|e| map_err(e, key))?;
+        Ok(url.to_string())
+    }
+
+    /// Incomplete multipart uploads under this store's prefix (puts in
+    /// progress, or leftovers of crashed ones).
+    pub async fn pending_uploads(&self) -> Result<Vec<PendingUpload>, BlobError> {
+        let list_prefix = self.object_key("");
+        let mut out = Vec::new();
+        let mut markers: Option<(String, String)> = None;
+        loop {
+            let mut url = format!(
+                "{}?uploads&prefix={}",
+                self.bucket_url,
+                encode_query(&list_prefix)
+            );
+            if let Some((key, id)) = &markers {
+                url.push_str(&format!(
+                    "&key-marker={}&upload-id-marker={}",
+                    encode_query(key),
+                    encode_query(id)
+                ));
+            }
+            let body = self.raw(http::Method::GET, &url).await?;
+            let page = parse_list_uploads(&body);
+            for upload in page.uploads {
+                let Some(key) = upload.key.strip_prefix(&list_prefix) else {
+                    continue;
+                };
+                out.push(PendingUpload {
+                    key: key.to_owned(),
+                    upload_id: upload.upload_id,
+                    initiated: upload.initiated,
+                });
+            }
+            match (page.truncated, page.next_key, page.next_upload_id) {
+                (true, Some(k), Some(id)) => markers = Some((k, id)),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Abort one incomplete multipart upload (missing = Ok).
+    pub async fn abort_upload(&self, upload: &PendingUpload) -> Result<(), BlobError> {
+        let key = self.object_key(&upload.key);
+        let encoded: Vec<String> = key.split('/').map(encode_segment).collect();
+        let url = format!(
+            "{}/{}?uploadId={}",
+            self.bucket_url,
+            encoded.join("/"),
+            encode_query(&upload.upload_id)
+        );
+        match self.raw(http::Method::DELETE, &url).await {
+            Ok(_) | Err(BlobError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A signed request outside `object_store`'s API; returns the body.
+    async fn raw(&self, method: http::Method, url: &str) -> Result<String, BlobError> {
+        let credential = self
+            .s3
+            .credentials()
+            .get_credential()
+            .await
+            .map_err(|e| map_err(e, ""))?;
+        let mut request: HttpRequest = http::Request::builder()
+            .method(method.clone())
+            .uri(url)
+            .body(Bytes::new().into())
+            .map_err(|e| BlobError::Io(std::io::Error::other(format!("S3 request {url}: {e}"))))?;
+        AwsAuthorizer::new(&credential, "s3", &self.region)
+            .try_authorize(&mut request, None)
+            .map_err(|e| map_err(e, ""))?;
+        let response = self
+            .http
+            .execute(request)
+            .await
+            .map_err(|e| http_error(&e, &format!("{method} {url}")))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .bytes()
+            .await
+            .map_err(|e| http_error(&e, &format!("{method} {url}")))?;
+        let body = String::from_utf8_lossy(&body).into_owned();
+        if status.is_success() {
+            Ok(body)
+        } else if status == http::StatusCode::NOT_FOUND {
+            Err(BlobError::NotFound(url.to_owned()))
+        } else if status.is_server_error() && status != http::StatusCode::NOT_IMPLEMENTED {
+            // (501: the server lacks this call, e.g. s3s-fs and
+            // ListMultipartUploads; not an outage.)
+            Err(BlobError::Unavailable(format!(
+                "S3 {method} {url}: {status}: {body}"
+            )))
+        } else {
+            Err(BlobError::Io(std::io::Error::other(format!(
+                "S3 {method} {url}: {status}: {body}"
+            ))))
+        }
+    }
+
+    /// `<prefix>/<key>` (or `<key>`), unvalidated.
+    fn object_key(&self, key: &str) -> String {
+        if self.prefix.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}/{key}", self.prefix)
+        }
+    }
+
+    fn path_for(&self, key: &str) -> Result<Path, BlobError> {
+        validate_key(key)?;
+        Path::parse(self.object_key(key)).map_err(|_| BlobError::InvalidKey(key.to_owned()))
+    }
+
+    /// The object_store path of the "directory" `dir_key` (empty = the
+    /// store's prefix; `None` = the whole bucket).
+    fn dir_path(&self, dir_key: &str) -> Result<Option<Path>, BlobError> {
+        let full = match (self.prefix.is_empty(), dir_key.is_empty()) {
+            (true, true) => return Ok(None),
+            (false, true) => self.prefix.clone(),
+            _ => self.object_key(dir_key),
+        };
+        Path::parse(full)
+            .map(Some)
+            .map_err(|_| BlobError::InvalidKey(dir_key.to_owned()))
+    }
+
+    fn part_size_for(&self, part_index: usize) -> usize {
+        let step = u32::try_from(part_index / PARTS_PER_STEP)
+            .unwrap_or(u32::MAX)
+            .min(10);
+        self.part_size.saturating_mul(1usize << step)
+    }
+
+    async fn put_inner(
+        &self,
+        key: &str,
+        path: &Path,
+        mut body: ByteStream,
+        max_size: u64,
+        guard: &mut UploadGuard,
+    ) -> Result<PutOutcome, BlobError> {
+        let mut digests = StreamDigests::spawn(DIGEST_DEPTH);
+        let mut size: u64 = 0;
+        let mut part_index = 0usize;
+        let mut part_size = self.part_size_for(0);
+        let mut buf = BytesMut::new();
+        while let Some(item) = body.next().await {
+            let mut chunk = item.map_err(BlobError::Source)?;
+            size = size.saturating_add(chunk.len() as u64);
+            if size > max_size {
+                return Err(BlobError::TooLarge { limit: max_size });
+            }
+            while !chunk.is_empty() {
+                if buf.is_empty() {
+                    // Once multipart, fill each part in place; until then, a
+                    // small body does not pay for a whole part buffer.
+                    let want = if guard.upload.is_some() {
+                        part_size
+                    } else {
+                        part_size.min(chunk.len().max(64 << 10))
+                    };
+                    buf.reserve(want);
+                }
+                let take = chunk.len().min(part_size - buf.len());
+                buf.extend_from_slice(&chunk.split_to(take));
+                if buf.len() == part_size {
+                    let part = buf.split().freeze();
+                    if guard.upload.is_none() {
+                        let upload = self
+                            .s3
+                            .put_multipart_opts(path, PutMultipartOptions::default())
+                            .await
+                            .map_err(|e| map_err(e, key))?;
+                        guard.upload = Some(upload);
+                    }
+                    self.send_part(key, part, &digests, guard).await?;
+                    part_index += 1;
+                    part_size = self.part_size_for(part_index);
+                }
+            }
+            // Surface a failed part early instead of at the end.
+            if let Some(done) = guard.parts.try_join_next() {
+                part_result(done, key)?;
+            }
+        }
+        let last = buf.freeze();
+        if guard.upload.is_none() {
+            // Everything fit in one part: a single atomic PUT.
+            let lane = digests.update(last.clone()).await;
+            let (sha1, md5_base64) = finish_digests(&mut digests, lane).await?;
+            self.s3
+                .put_opts(path, PutPayload::from(last), PutOptions::default())
+                .await
+                .map_err(|e| map_err(e, key))?;
+            return Ok(PutOutcome {
+                size,
+                sha1,
+                md5_base64,
+            });
+        }
+        if !last.is_empty() {
+            self.send_part(key, last, &digests, guard).await?;
+        }
+        while let Some(done) = guard.parts.join_next().await {
+            part_result(done, key)?;
+        }
+        let (sha1, md5_base64) = finish_digests(&mut digests, Ok(())).await?;
+        if let Some(upload) = guard.upload.as_mut() {
+            upload.complete().await.map_err(|e| map_err(e, key))?;
+        }
+        // Completed: nothing to abort any more.
+        guard.upload = None;
+        Ok(PutOutcome {
+            size,
+            sha1,
+            md5_base64,
+        })
+    }
+
+    /// Hand `part` to the digest lanes and start its upload, first waiting
+    /// for a slot when `concurrency` parts are already in flight.
+    async fn send_part(
+        &self,
+        key: &str,
+        part: Bytes,
+        digests: &StreamDigests,
+        guard: &mut UploadGuard,
+    ) -> Result<(), BlobError> {
+        if digests.update(part.clone()).await.is_err() {
+            return Err(BlobError::Io(std::io::Error::other(
+                "digest lane stopped unexpectedly",
+            )));
+        }
+        while guard.parts.len() >= self.concurrency {
+            match guard.parts.join_next().await {
+                Some(done) => part_result(done, key)?,
+                None => break,
+            }
+        }
+        let Some(upload) = guard.upload.as_mut() else {
+            return Err(BlobError::Io(std::io::Error::other(
+                "multipart upload not started",
+            )));
+        };
+        let future = upload.put_part(PutPayload::from(part));
+        guard.parts.spawn(future);
+        Ok(())
+    }
+}
+
+async fn finish_digests(
+    digests: &mut StreamDigests,
+    lane: Result<(), crate::lane::LaneStopped>,
+) -> Result<(String, String), BlobError> {
+    let finished = digests.finish().await;
+    match (lane, finished) {
+        (_, Err(e)) => Err(BlobError::Io(e)),
+        (Err(_), Ok(_)) => Err(BlobError::Io(std::io::Error::other(
+            "digest lane stopped unexpectedly",
+        ))),
+        (Ok(()), Ok(digests)) => Ok(digests),
+    }
+}
+
+fn part_result(
+    done: Result<object_store::Result<()>, tokio::task::JoinError>,
+    key: &str,
+) -> Result<(), BlobError> {
+    match done {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(map_err(e, key)),
+        Err(e) => Err(BlobError::Io(std::io::Error::other(format!(
+            "S3 part upload task failed: {e}"
+        )))),
+    }
+}
+
+/// The multipart upload of one put and its part uploads in flight. Aborted
+/// by [`UploadGuard::abort`] on error paths, and by `Drop` (spawned on the
+/// runtime) when the put future is dropped; disarmed by taking `upload`.
+struct UploadGuard {
+    upload: Option<Box<dyn MultipartUpload>>,
+    parts: JoinSet<object_store::Result<()>>,
+}
+
+impl UploadGuard {
+    async fn abort(&mut self, key: &str) {
+        self.parts.shutdown().await;
+        if let Some(mut upload) = self.upload.take() {
+            if let Err(e) = upload.abort().await {
+                tracing::warn!(key, error = %e, "could not abort S3 multipart upload (sweep_staging will)");
+            }
+        }
+    }
+}
+
+impl Drop for UploadGuard {
+    fn drop(&mut self) {
+        self.parts.abort_all();
+        if let Some(mut upload) = self.upload.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(handle) => {
+                    handle.spawn(async move {
+                        if let Err(e) = upload.abort().await {
+                            tracing::warn!(error = %e, "could not abort S3 multipart upload of a cancelled put (sweep_staging will)");
+                        }
+                    });
+                }
+                Err(_) => tracing::warn!(
+                    "S3 multipart upload of a cancelled put left for sweep_staging (no runtime)"
+                ),
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl BlobStore for S3BlobStore {
+    fn kind(&self) -> &'static str {
+        "s3"
+    }
+
+    async fn put_stream(
+        &self,
+        key: &str,
+        body: ByteStream,
+        max_size: u64,
+    ) -> Result<PutOutcome, BlobError> {
+        let path = self.path_for(key)?;
+        let mut guard = UploadGuard {
+            upload: None,
+            parts: JoinSet::new(),
+        };
+        let started = std::time::Instant::now();
+        let result = self.put_inner(key, &path, body, max_size, &mut guard).await;
+        match result {
+            Ok(outcome) => {
+                tracing::debug!(
+                    key,
+                    size = outcome.size,
+                    total_ms = started.elapsed().as_millis() as u64,
+                    "blob committed to S3"
+                );
+                Ok(outcome)
+            }
+            Err(e) => {
+                guard.abort(key).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn get_stream(
+        &self,
+        key: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<BlobRead, BlobError> {
+        let path = self.path_for(key)?;
+        let empty_range = matches!(&range, Some(r) if r.start >= r.end);
+        if empty_range {
+            // S3 cannot serve an empty range: answer from the metadata.
+            let meta = self.s3.head(&path).await.map_err(|e| map_err(e, key))?;
+            let start = range.map_or(0, |r| r.start).min(meta.size);
+            return Ok(BlobRead {
+                total_size: meta.size,
+                range: start..start,
+                stream: Box::pin(futures_util::stream::empty()),
+            });
+        }
+        let options = GetOptions {
+            range: range.map(GetRange::Bounded),
+            ..GetOptions::default()
+        };
+        let result = match self.s3.get_opts(&path, options).await {
+            Ok(result) => result,
+            Err(object_store::Error::Generic { source, .. })
+                if error_chain(source.as_ref()).contains("416") =>
+            {
+                // Range starts at/after the end (object shrank since the
+                // caller clamped): an empty read, like the local backend.
+                let meta = self.s3.head(&path).await.map_err(|e| map_err(e, key))?;
+                return Ok(BlobRead {
+                    total_size: meta.size,
+                    range: meta.size..meta.size,
+                    stream: Box::pin(futures_util::stream::empty()),
+                });
+            }
+            Err(e) => return Err(map_err(e, key)),
+        };
+        let total_size = result.meta.size;
+        let range = result.range.clone();
+        let key = key.to_owned();
+        let stream = result
+            .into_stream()
+            .map_err(move |e| std::io::Error::other(map_err(e, &key)));
+        Ok(BlobRead {
+            total_size,
+            range,
+            stream: Box::pin(stream),
+        })
+    }
+
+    async fn stat(&self, key: &str) -> Result<BlobMeta, BlobError> {
+        let path = self.path_for(key)?;
+        let meta = self.s3.head(&path).await.map_err(|e| map_err(e, key))?;
+        Ok(BlobMeta { size: meta.size })
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        let path = self.path_for(key)?;
+        match self.s3.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(map_err(e, key)),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, BlobError> {
+        let invalid = || BlobError::InvalidKey(prefix.to_owned());
+        if !prefix.bytes().all(|b| b == b'/' || is_key_byte(b)) {
+            return Err(invalid());
+        }
+        // object_store lists whole path segments: list the deepest
+        // "directory" the prefix names completely, then filter by string.
+        let dir_key = match prefix.rfind('/') {
+            Some(i) => {
+                let dir_key = &prefix[..i];
+                validate_key(dir_key).map_err(|_| invalid())?;
+                dir_key
+            }
+            None => "",
+        };
+        let dir = self.dir_path(dir_key)?;
+        let strip = self.object_key("");
+        let mut keys = Vec::new();
+        let mut listing = self.s3.list(dir.as_ref());
+        while let Some(item) = listing.next().await {
+            let meta = item.map_err(|e| map_err(e, prefix))?;
+            let full = meta.location.as_ref();
+            if let Some(key) = full.strip_prefix(&strip) {
+                if key.starts_with(prefix) {
+                    keys.push(key.to_owned());
+                }
+            }
+        }
+        keys.sort_unstable();
+        Ok(keys)
+    }
+
+    /// Aborts the incomplete multipart uploads under the prefix that are
+    /// older than the sweep minimum age. A server that does not implement
+    /// ListMultipartUploads counts as nothing to sweep (logged).
+    async fn sweep_staging(&self) -> Result<u64, BlobError> {
+        let uploads = match self.pending_uploads().await {
+            Ok(uploads) => uploads,
+            Err(BlobError::Unavailable(e)) => return Err(BlobError::Unavailable(e)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list S3 multipart uploads; rely on a lifecycle rule");
+                return Ok(0);
+            }
+        };
+        let now = chrono::Utc::now();
+        let min_age =
+            chrono::Duration::from_std(self.sweep_min_age).unwrap_or(chrono::Duration::MAX);
+        let mut removed = 0;
+        for upload in uploads {
+            let old_enough = match upload.initiated {
+                Some(at) => now.signed_duration_since(at) >= min_age,
+                None => self.sweep_min_age.is_zero(),
+            };
+            if old_enough {
+                self.abort_upload(&upload).await?;
+                tracing::info!(key = %upload.key, upload_id = %upload.upload_id, "aborted stale S3 multipart upload");
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+// ------------------------------------------------------------- errors
+
+/// The whole error chain as one string (for classification and messages).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Is this a transport failure (connect, timeout, reset) somewhere in the
+/// chain?
+fn is_transport(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if let Some(http) = err.downcast_ref::<HttpError>() {
+            if matches!(
+                http.kind(),
+                HttpErrorKind::Connect
+                    | HttpErrorKind::Timeout
+                    | HttpErrorKind::Request
+                    | HttpErrorKind::Interrupted
+            ) {
+                return true;
+            }
+        }
+        current = err.source();
+    }
+    false
+}
+
+/// Does the message report a 5xx answer? (`object_store` keeps the status
+/// in a private type; its message reads "…status code: 503 …".)
+fn reports_server_error(message: &str) -> bool {
+    message.match_indices("status code: ").any(|(i, m)| {
+        message[i + m.len()..]
+            .bytes()
+            .next()
+            .is_some_and(|b| b == b'5')
+    })
+}
+
+fn classify(e: &(dyn std::error::Error + 'static), key: &str) -> BlobError {
+    let message = error_chain(e);
+    if is_transport(e) || reports_server_error(&message) {
+        BlobError::Unavailable(format!("S3: {message}"))
+    } else {
+        BlobError::Io(std::io::Error::other(format!("S3 ({key}): {message}")))
+    }
+}
+
+fn map_err(e: object_store::Error, key: &str) -> BlobError {
+    match e {
+        object_store::Error::NotFound { .. } => BlobError::NotFound(key.to_owned()),
+        other => classify(&other, key),
+    }
+}
+
+fn http_error(e: &HttpError, what: &str) -> BlobError {
+    if is_transport(e) {
+        BlobError::Unavailable(format!("S3 {what}: {}", error_chain(e)))
+    } else {
+        BlobError::Io(std::io::Error::other(format!(
+            "S3 {what}: {}",
+            error_chain(e)
+        )))
+    }
+}
+
+// ------------------------------------------- ListMultipartUploads (raw)
+
+/// Characters left as-is in SigV4 canonical URIs/queries: A-Z a-z 0-9 - _ . ~
+const AWS_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+fn encode_query(s: &str) -> String {
+    utf8_percent_encode(s, AWS_ENCODE).to_string()
+}
+
+fn encode_segment(s: &str) -> String {
+    utf8_percent_encode(s, AWS_ENCODE).to_string()
+}
+
+#[derive(Debug, Default)]
+struct UploadsPage {
+    uploads: Vec<RawUpload>,
+    truncated: bool,
+    next_key: Option<String>,
+    next_upload_id: Option<String>,
+}
+
+#[derive(Debug)]
+struct RawUpload {
+    key: String,
+    upload_id: String,
+    initiated: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Text of the first `<tag>…</tag>` in `xml`.
+fn tag<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+    let open = format!("<{name}>");
+    let close = format!("</{name}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find(&close)? + start;
+    Some(&xml[start..end])
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+/// A minimal reader of the ListMultipartUploadsResult document (the
+/// elements we need are flat and never nested in each other).
+fn parse_list_uploads(xml: &str) -> UploadsPage {
+    let mut page = UploadsPage::default();
+    let mut rest = xml;
+    while let Some(start) = rest.find("<Upload>") {
+        let after = &rest[start + "<Upload>".len()..];
+        let Some(end) = after.find("</Upload>") else {
+            break;
+        };
+        let upload = &after[..end];
+        if let (Some(key), Some(id)) = (tag(upload, "Key"), tag(upload, "UploadId")) {
+            page.uploads.push(RawUpload {
+                key: unescape(key),
+                upload_id: unescape(id),
+                initiated: tag(upload, "Initiated")
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t.trim()).ok())
+                    .map(|t| t.with_timezone(&chrono::Utc)),
+            });
+        }
+        rest = &after[end..];
+    }
+    // Page-level elements, outside the <Upload> blocks.
+    let head = match xml.find("<Upload>") {
+        Some(i) => &xml[..i],
+        None => xml,
+    };
+    let tail = match xml.rfind("</Upload>") {
+        Some(i) => &xml[i..],
+        None => "",
+    };
+    let page_tag = |name: &str| tag(head, name).or_else(|| tag(tail, name)).map(unescape);
+    page.truncated = page_tag("IsTruncated").is_some_and(|t| t.trim() == "true");
+    page.next_key = page_tag("NextKeyMarker").filter(|s| !s.is_empty());
+    page.next_upload_id = page_tag("NextUploadIdMarker").filter(|s| !s.is_empty());
+    page
+}
+
+#[cfg(test)]
+mod tests;

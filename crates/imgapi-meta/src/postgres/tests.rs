@@ -1,0 +1,332 @@
+//! Tests of the PostgreSQL backend. Those needing a server read
+//! `DATABASE_URL` (`.ci/pg-start.sh` prints it) and otherwise print a SKIP
+//! line and pass. They share one database with each other and with other
+//! runs: every check uses its own uuids.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use super::*;
+use crate::testsuite;
+
+const SKIP: &str =
+    "SKIP: PostgreSQL conformance suite needs DATABASE_URL (started by .ci/pg-start.sh)";
+
+/// `DATABASE_URL` if it names a PostgreSQL database, else prints SKIP.
+#[allow(clippy::disallowed_methods)] // tests read their own service's URL
+#[allow(clippy::print_stdout)] // the SKIP line
+fn database_url() -> Option<String> {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Some(url),
+        _ => {
+            println!("{SKIP}");
+            None
+        }
+    }
+}
+
+async fn store() -> Option<PostgresStore> {
+    let url = database_url()?;
+    Some(PostgresStore::connect(&url).await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance() {
+    let Some(store) = store().await else { return };
+    testsuite::run_all(&store).await;
+}
+
+/// Two instances (two pools) connecting at once (the migration lock) and
+/// running the suite concurrently on one database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_two_instances_concurrently() {
+    let Some(url) = database_url() else { return };
+    let (a, b) = tokio::join!(PostgresStore::connect(&url), PostgresStore::connect(&url));
+    let (a, b) = (Arc::new(a.unwrap()), Arc::new(b.unwrap()));
+    let ta = tokio::spawn(async move { testsuite::run_all(a.as_ref()).await });
+    let tb = tokio::spawn(async move { testsuite::run_all(b.as_ref()).await });
+    ta.await.unwrap();
+    tb.await.unwrap();
+}
+
+/// Two instances update one image from the same revision, many times:
+/// exactly one wins each round, the other gets `Conflict`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_updates_from_two_instances() {
+    let Some(url) = database_url() else { return };
+    let stores = [
+        Arc::new(PostgresStore::connect(&url).await.unwrap()),
+        Arc::new(PostgresStore::connect(&url).await.unwrap()),
+    ];
+    for round in 0..30 {
+        let img = testsuite::fixture(Uuid::new_v4());
+        let rev = stores[0].insert(&img).await.unwrap();
+        let tasks: Vec<_> = stores
+            .iter()
+            .enumerate()
+            .map(|(i, store)| {
+                let store = Arc::clone(store);
+                let mut img = img.clone();
+                img.description = Some(format!("writer {i}"));
+                tokio::spawn(async move { (store.update(&img, rev).await, img) })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        let mut conflicts = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                (Ok(new_rev), img) => winners.push((img, new_rev)),
+                (Err(MetaError::Conflict(u)), _) if u == img.uuid => conflicts += 1,
+                (Err(e), _) => panic!("round {round}: unexpected {e:?}"),
+            }
+        }
+        assert_eq!((winners.len(), conflicts), (1, 1), "round {round}");
+        let got = stores[1].get(img.uuid).await.unwrap().unwrap();
+        assert_eq!(
+            Some((got.image, got.revision)),
+            winners.pop(),
+            "round {round}: the winner's write is what is stored"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unreachable_database_fails_fast_with_unavailable() {
+    let started = Instant::now();
+    let result = PostgresStore::connect("postgres://imgapi:s3cret-pw@127.0.0.1:1/imgapi").await;
+    let elapsed = started.elapsed();
+    match result {
+        Err(MetaError::Unavailable(msg)) => {
+            assert!(msg.contains("127.0.0.1:1"), "names host and port: {msg}");
+            assert!(!msg.contains("s3cret-pw"), "never the password: {msg}");
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    assert!(elapsed < Duration::from_secs(7), "took {elapsed:?}");
+}
+
+/// Once connected, losing the database makes calls fail with Unavailable
+/// within the acquire timeout (a closed pool stands in for it here).
+#[tokio::test]
+async fn calls_on_a_closed_pool_are_unavailable() {
+    let Some(store) = store().await else { return };
+    store.close().await;
+    assert!(matches!(store.ping().await, Err(MetaError::Unavailable(_))));
+    let img = testsuite::fixture(Uuid::new_v4());
+    assert!(matches!(
+        store.insert(&img).await,
+        Err(MetaError::Unavailable(_))
+    ));
+}
+
+#[tokio::test]
+async fn bad_url_is_reported_without_password() {
+    match PostgresStore::connect("postgres://u:pw-secret@127.0.0.1:notaport/db").await {
+        Err(MetaError::Backend(msg)) => {
+            assert!(!msg.contains("pw-secret"), "{msg}");
+            assert!(msg.contains("invalid PostgreSQL URL"), "{msg}");
+        }
+        Err(MetaError::Unavailable(msg)) => assert!(!msg.contains("pw-secret"), "{msg}"),
+        Ok(_) => panic!("connected with a bad URL"),
+        Err(e) => panic!("unexpected {e:?}"),
+    }
+}
+
+#[test]
+fn redact_hides_only_the_password() {
+    assert_eq!(
+        redact_url("postgres://u:secret@h:5432/db?sslmode=require"),
+        "postgres://u:***@h:5432/db?sslmode=require"
+    );
+    assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+    assert_eq!(redact_url("postgres://h/db"), "postgres://h/db");
+    assert_eq!(
+        redact_url("postgresql://u:p@ss@h/db"),
+        "postgresql://u:***@h/db"
+    );
+}
+
+#[test]
+fn engine_from_url() {
+    use crate::Engine;
+    assert_eq!("postgres://u@h/db".parse::<Engine>(), Ok(Engine::Postgres));
+    assert_eq!(
+        "postgresql://u@h/db".parse::<Engine>(),
+        Ok(Engine::Postgres)
+    );
+    assert_eq!("sqlite::memory:".parse::<Engine>(), Ok(Engine::Sqlite));
+    let err = "mysql://u:secret@h/db".parse::<Engine>().unwrap_err();
+    assert!(err.contains("`mysql`"), "{err}");
+    assert!(err.contains("options: sqlite, postgres"), "{err}");
+    assert!(!err.contains("secret"), "{err}");
+}
+
+#[tokio::test]
+async fn open_picks_the_backend() {
+    let sqlite = crate::open("sqlite::memory:").await.unwrap();
+    let img = testsuite::fixture(Uuid::new_v4());
+    sqlite.insert(&img).await.unwrap();
+    assert!(sqlite.get(img.uuid).await.unwrap().is_some());
+    assert!(matches!(
+        crate::open("mysql://h/db").await,
+        Err(MetaError::Backend(_))
+    ));
+    assert!(matches!(
+        crate::open("postgres://u:p@127.0.0.1:1/db").await,
+        Err(MetaError::Unavailable(_))
+    ));
+    let Some(url) = database_url() else { return };
+    let pg = crate::open(&url).await.unwrap();
+    pg.insert(&img).await.unwrap();
+    assert_eq!(pg.get(img.uuid).await.unwrap().unwrap().image, img);
+}
+
+/// The generation moves with the commit, not before it: a write still in
+/// flight (its stripe bumped, not committed) is invisible in it.
+#[tokio::test]
+async fn generation_moves_only_at_commit() {
+    let Some(store) = store().await else { return };
+    let before = store.generation().await.unwrap();
+    let mut tx = store.pool.begin().await.unwrap();
+    let img = testsuite::fixture(Uuid::new_v4());
+    let row = Columns::of(&img).unwrap();
+    apply(&mut tx, &Op::Insert(&row)).await.ok().unwrap();
+    sqlx::query("UPDATE write_generation SET value = value + 1 WHERE stripe = $1")
+        .bind(stripe(img.uuid))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    // Other writers may share the database: only "not ours yet" is checked.
+    assert!(store.get(img.uuid).await.unwrap().is_none());
+    let during = store.generation().await.unwrap();
+    tx.commit().await.unwrap();
+    let after = store.generation().await.unwrap();
+    assert!(after > during && during >= before);
+    assert!(store.get(img.uuid).await.unwrap().is_some());
+}
+
+/// Every ListImages filter and the unfiltered sorted page can be answered
+/// from an index (with sequential scans disabled, a plan that still scans a
+/// table means there is no usable index).
+#[tokio::test]
+async fn list_filters_have_indexes() {
+    let Some(store) = store().await else { return };
+    let mut tx = store.pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL enable_seqscan = off")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let exists = |table: &str, cond: &str| {
+        format!("EXISTS (SELECT 1 FROM {table} s WHERE s.uuid = images.uuid AND {cond})")
+    };
+    let cases = [
+        "owner = 'x'".to_owned(),
+        "state = 'active'".to_owned(),
+        "name = 'base'".to_owned(),
+        "published_ms >= 5".to_owned(),
+        exists("image_tags", "md5(s.key) = md5('role') AND s.key = 'role'"),
+        exists(
+            "image_tags",
+            "md5(s.key) = md5('role') AND s.key = 'role' AND s.value = 'db'",
+        ),
+        exists("image_billing_tags", "s.tag = 'bt'"),
+        exists(
+            "image_channels",
+            "md5(s.channel) = md5('dev') AND s.channel = 'dev'",
+        ),
+        exists("image_acl", "s.account = 'a'"),
+    ];
+    for cond in cases {
+        let sql = format!(
+            "EXPLAIN SELECT uuid, record FROM images WHERE ({cond}) \
+             ORDER BY COALESCE(published_ms, 0) ASC, uuid ASC LIMIT 1000"
+        );
+        let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+        assert!(
+            !plan.iter().any(|l| l.contains("Seq Scan")),
+            "{cond}: {plan:#?}"
+        );
+    }
+    for dir in ["ASC", "DESC"] {
+        let sql = format!(
+            "EXPLAIN SELECT uuid, record FROM images WHERE (TRUE) \
+             ORDER BY COALESCE(published_ms, 0) {dir}, uuid {dir} LIMIT 1000"
+        );
+        let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+        assert!(
+            plan.iter().any(|l| l.contains("images_sort")),
+            "{dir}: {plan:#?}"
+        );
+        assert!(
+            !plan
+                .iter()
+                .any(|l| l.trim_start().starts_with("->  Sort")
+                    || l.trim_start().starts_with("Sort")),
+            "{dir}: {plan:#?}"
+        );
+    }
+}
+
+/// Instances starting together on a fresh database: sqlx's advisory lock
+/// lets one apply the migrations; the others wait, then find them applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn instances_starting_together_migrate_once() {
+    let Some(url) = database_url() else { return };
+    let name = format!("imgapi_mig_{}", Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(&url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    // Same server and user, the fresh database (any ?parameters kept).
+    let (base, params) = url.split_once('?').unwrap_or((url.as_str(), ""));
+    let server = &base[..base.rfind('/').unwrap()];
+    let fresh = if params.is_empty() {
+        format!("{server}/{name}")
+    } else {
+        format!("{server}/{name}?{params}")
+    };
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let fresh = fresh.clone();
+            tokio::spawn(async move { PostgresStore::connect(&fresh).await })
+        })
+        .collect();
+    let mut stores = Vec::new();
+    for t in tasks {
+        stores.push(t.await.unwrap().unwrap());
+    }
+    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&stores[0].pool)
+        .await
+        .unwrap();
+    assert_eq!(applied, i64::try_from(MIGRATOR.iter().count()).unwrap());
+    testsuite::insert_get_round_trip(&stores[3]).await;
+    for store in &stores {
+        store.close().await;
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {name} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+}
+
+/// The server may start stores from spawned tasks.
+#[test]
+fn open_and_connect_are_spawnable() {
+    fn spawnable<F: std::future::Future + Send + 'static>(_: &F) {}
+    let open = crate::open("postgres://u@127.0.0.1:1/db");
+    spawnable(&open);
+    let connect = PostgresStore::connect("postgres://u@127.0.0.1:1/db");
+    spawnable(&connect);
+}
