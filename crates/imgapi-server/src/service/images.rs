@@ -13,8 +13,8 @@ use super::{parse_account, parse_bool_param, ServiceError};
 use crate::app::AppState;
 
 /// How many times a write is re-applied after losing an optimistic-
-/// concurrency race before giving up.
-const MAX_WRITE_ATTEMPTS: usize = 8;
+/// concurrency race before giving up (many instances may write one image).
+const MAX_WRITE_ATTEMPTS: u32 = 50;
 
 fn as_object(body: Option<Value>) -> Map<String, Value> {
     match body {
@@ -282,7 +282,13 @@ where
     F: Fn(&ImageRecord) -> Result<ImageRecord, ServiceError>,
 {
     let uuid = stored.image.uuid;
-    for _ in 0..MAX_WRITE_ATTEMPTS {
+    for attempt in 0..MAX_WRITE_ATTEMPTS {
+        if attempt > 0 {
+            // Jittered back-off so racing writers stop colliding in lockstep.
+            let jitter = u64::from(uuid::Uuid::new_v4().as_u128() as u8 % 8);
+            let wait = u64::from(attempt.min(10)) + jitter;
+            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+        }
         let new = change(&stored.image)?;
         if new == stored.image {
             return Ok(new);

@@ -19,4 +19,5 @@ mod hardening;
 mod lifecycle;
 mod listing;
 mod misc;
+mod multi_instance;
 mod persistence;

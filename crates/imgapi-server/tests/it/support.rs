@@ -36,6 +36,19 @@ impl TestServer {
         server
     }
 
+    /// A server configured by `toml` alone (no backend overrides), on a
+    /// temp data dir: for tests that wire several servers together.
+    pub async fn spawn_raw(toml: &str) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let full = format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nlog_level = \"warn\"\n{toml}",
+            dir.path().display().to_string()
+        );
+        let mut server = Self::start(&full, dir.path()).await;
+        server.dir = Some(dir);
+        server
+    }
+
     /// A server on an existing data dir (restarts).
     pub async fn spawn_in(data_dir: &Path, extra_toml: &str) -> TestServer {
         let toml = format!(
@@ -44,7 +57,11 @@ impl TestServer {
             pg_override(data_dir),
             s3_override(data_dir),
         );
-        let config = Config::from_toml(&toml).unwrap();
+        Self::start(&toml, data_dir).await
+    }
+
+    async fn start(toml: &str, data_dir: &Path) -> TestServer {
+        let config = Config::from_toml(toml).unwrap();
         let app = AppState::open(config).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -229,28 +246,42 @@ fn pg_override(data_dir: &Path) -> String {
     let Ok(admin_url) = std::env::var("IMGAPI_TEST_PG_URL") else {
         return String::new();
     };
-    let marker = data_dir.join("pg-database-name");
-    let db = match std::fs::read_to_string(&marker) {
-        Ok(name) => name,
-        Err(_) => {
-            let name = format!("imgapi_it_{}", uuid::Uuid::new_v4().simple());
-            let out = std::process::Command::new("psql")
-                .args([admin_url.as_str(), "-v", "ON_ERROR_STOP=1", "-qc"])
-                .arg(format!("CREATE DATABASE {name}"))
-                .output()
-                .expect("psql must be installed to run the suite on PostgreSQL");
-            assert!(out.status.success(), "CREATE DATABASE failed: {out:?}");
-            std::fs::write(&marker, &name).unwrap();
-            name
-        }
-    };
-    let base = admin_url
-        .rsplit_once('/')
-        .map_or(admin_url.as_str(), |(b, _)| b);
-    format!("database_url = \"{base}/{db}\"\n")
+    // A restart on the same data dir finds its database again.
+    let marker = data_dir.join("pg-database-url");
+    let url = std::fs::read_to_string(&marker).unwrap_or_else(|_| {
+        let url = create_database(&admin_url);
+        std::fs::write(&marker, &url).unwrap();
+        url
+    });
+    format!("database_url = \"{url}\"\n")
 }
 
 /// The `stor` name of the blob backend the suite runs on.
+/// `(admin PostgreSQL URL, S3 endpoint, S3 bucket)` when the suite runs on
+/// the scale-out backends.
+pub fn scale_out_env() -> Option<(String, String, String)> {
+    #[allow(clippy::disallowed_methods)] // test harness switch
+    let get = |k: &str| std::env::var(k).ok();
+    Some((
+        get("IMGAPI_TEST_PG_URL")?,
+        get("IMGAPI_TEST_S3_ENDPOINT")?,
+        get("IMGAPI_TEST_S3_BUCKET")?,
+    ))
+}
+
+/// A fresh, empty database on the test PostgreSQL server; returns its URL.
+pub fn create_database(admin_url: &str) -> String {
+    let name = format!("imgapi_it_{}", uuid::Uuid::new_v4().simple());
+    let out = std::process::Command::new("psql")
+        .args([admin_url, "-v", "ON_ERROR_STOP=1", "-qc"])
+        .arg(format!("CREATE DATABASE {name}"))
+        .output()
+        .expect("psql must be installed to run the suite on PostgreSQL");
+    assert!(out.status.success(), "CREATE DATABASE failed: {out:?}");
+    let base = admin_url.rsplit_once('/').map_or(admin_url, |(b, _)| b);
+    format!("{base}/{name}")
+}
+
 pub fn expected_stor() -> &'static str {
     #[allow(clippy::disallowed_methods)] // test harness switch
     let s3 = std::env::var("IMGAPI_TEST_S3_ENDPOINT").is_ok();

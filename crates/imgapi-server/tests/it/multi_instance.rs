@@ -1,0 +1,133 @@
+//! Several stateless instances on one PostgreSQL + one S3 bucket (issue 4):
+//! publish through one, download through another, delete through a third;
+//! concurrent updates from two instances lose nothing; parallel uploads
+//! spread over the instances all stay intact.
+
+use futures_util::future::join_all;
+use serde_json::json;
+use sha1::{Digest, Sha1};
+
+use crate::support::*;
+
+async fn three_instances() -> Option<Vec<TestServer>> {
+    let Some((admin_url, endpoint, bucket)) = scale_out_env() else {
+        println!("SKIP: multi-instance test needs IMGAPI_TEST_PG_URL and IMGAPI_TEST_S3_* (set by .ci/run)");
+        return None;
+    };
+    let db = create_database(&admin_url);
+    let prefix = format!("multi-{}", uuid::Uuid::new_v4().simple());
+    let toml = format!(
+        "mode = \"dc\"\ndatabase_url = {db:?}\n[storage]\nkind = \"s3\"\nendpoint = {endpoint:?}\nbucket = {bucket:?}\nprefix = {prefix:?}\n"
+    );
+    let mut servers = Vec::new();
+    for _ in 0..3 {
+        servers.push(TestServer::spawn_raw(&toml).await);
+    }
+    Some(servers)
+}
+
+#[tokio::test]
+async fn publish_download_delete_across_instances() {
+    let Some(s) = three_instances().await else {
+        return;
+    };
+    let img = s[0].publish(json!({"name": "shared"})).await;
+    let uuid = uuid_of(&img);
+    let (status, got) = s[1].get_json(&format!("/images/{uuid}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(got, img);
+    let bytes = s[1]
+        .get(&format!("/images/{uuid}/file"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&bytes[..], b"image bytes");
+    let (_, list) = s[2].get_json("/images?name=shared").await;
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        1,
+        "a list cached before is refreshed"
+    );
+    assert_eq!(
+        s[2].delete(&format!("/images/{uuid}"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    for server in &s {
+        assert_eq!(server.get_json(&format!("/images/{uuid}")).await.0, 404);
+        let (_, list) = server.get_json("/images?name=shared").await;
+        assert_eq!(list, json!([]), "no instance serves a stale list");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_updates_from_two_instances_lose_nothing() {
+    let Some(s) = three_instances().await else {
+        return;
+    };
+    let uuid = uuid_of(&s[0].publish(json!({})).await);
+    // 20 different ACL additions, alternating between two instances, all at once.
+    let accounts: Vec<String> = (0..20).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    let calls = accounts.iter().enumerate().map(|(i, acc)| {
+        let server = &s[i % 2];
+        let uuid = uuid.clone();
+        async move {
+            server
+                .post_json(&format!("/images/{uuid}/acl"), &json!([acc]))
+                .await
+                .0
+        }
+    });
+    let statuses = join_all(calls).await;
+    assert!(statuses.iter().all(|st| *st == 200), "{statuses:?}");
+    let (_, img) = s[2].get_json(&format!("/images/{uuid}")).await;
+    let acl = img["acl"].as_array().unwrap();
+    assert_eq!(acl.len(), 20, "every concurrent update kept: {img}");
+}
+
+#[tokio::test]
+async fn fifty_parallel_uploads_over_three_instances() {
+    let Some(s) = three_instances().await else {
+        return;
+    };
+    let mut uuids = Vec::new();
+    for _ in 0..50 {
+        uuids.push(uuid_of(&s[0].create(json!({})).await));
+    }
+    let uploads = uuids.iter().enumerate().map(|(i, uuid)| {
+        let server = &s[i % 3];
+        let data: Vec<u8> = (0..(100_000 + i * 1000))
+            .map(|b| (b * (i + 1) % 251) as u8)
+            .collect();
+        async move {
+            let sha = hex::encode(Sha1::digest(&data));
+            let resp = server
+                .put(&format!("/images/{uuid}/file?compression=none&sha1={sha}"))
+                .body(data)
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), sha)
+        }
+    });
+    let results = join_all(uploads).await;
+    for (i, (status, sha)) in results.iter().enumerate() {
+        assert_eq!(*status, 200, "upload {i}");
+        let server = &s[(i + 1) % 3];
+        let bytes = server
+            .get(&format!("/images/{}/file", uuids[i]))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(&hex::encode(Sha1::digest(&bytes)), sha, "file {i} intact");
+    }
+}
