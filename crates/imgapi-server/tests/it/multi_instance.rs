@@ -11,7 +11,7 @@ use crate::support::*;
 
 async fn three_instances() -> Option<Vec<TestServer>> {
     let Some((admin_url, endpoint, bucket)) = scale_out_env() else {
-        println!("SKIP: multi-instance test needs IMGAPI_TEST_PG_URL and IMGAPI_TEST_S3_* (set by .ci/run)");
+        eprintln!("SKIP: multi-instance test needs IMGAPI_TEST_PG_URL and IMGAPI_TEST_S3_* (set by .ci/run)");
         return None;
     };
     let db = create_database(&admin_url);
