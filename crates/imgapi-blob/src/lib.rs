@@ -89,4 +89,15 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Remove staging leftovers of interrupted puts (run at start-up).
     /// Returns how many were removed.
     async fn sweep_staging(&self) -> Result<u64, BlobError>;
+
+    /// A time-limited URL from which a client can fetch `key` directly
+    /// (downloads redirected to the object store), or `None` when the
+    /// backend cannot hand out such URLs.
+    async fn redirect_url(
+        &self,
+        _key: &str,
+        _expires: std::time::Duration,
+    ) -> Result<Option<String>, BlobError> {
+        Ok(None)
+    }
 }

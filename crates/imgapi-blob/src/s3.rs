@@ -709,6 +709,14 @@ impl BlobStore for S3BlobStore {
         Ok(keys)
     }
 
+    async fn redirect_url(
+        &self,
+        key: &str,
+        expires: Duration,
+    ) -> Result<Option<String>, BlobError> {
+        self.presigned_get_url(key, expires).await.map(Some)
+    }
+
     /// Aborts the incomplete multipart uploads under the prefix that are
     /// older than the sweep minimum age. A server that does not implement
     /// ListMultipartUploads counts as nothing to sweep (logged).

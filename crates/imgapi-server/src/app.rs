@@ -116,6 +116,17 @@ impl AppState {
         std::time::Duration::from_secs(self.config.body_idle_timeout_secs)
     }
 
+    /// GetImageFile redirects to the object store.
+    pub fn redirect_downloads(&self) -> bool {
+        matches!(
+            self.config.storage,
+            StorageConfig::S3 {
+                redirect_downloads: true,
+                ..
+            }
+        )
+    }
+
     pub fn channels_enabled(&self) -> bool {
         !self.config.channels.is_empty()
     }
@@ -148,6 +159,7 @@ async fn open_blobs(config: &Config) -> Result<Arc<dyn BlobStore>, StartupError>
             bucket,
             region,
             prefix,
+            redirect_downloads: _,
         } => {
             let location = format!(
                 "s3 bucket {bucket:?} at {}",

@@ -131,3 +131,44 @@ async fn fifty_parallel_uploads_over_three_instances() {
         assert_eq!(&hex::encode(Sha1::digest(&bytes)), sha, "file {i} intact");
     }
 }
+
+#[tokio::test]
+async fn downloads_can_redirect_to_the_object_store() {
+    let Some((admin_url, endpoint, bucket)) = scale_out_env() else {
+        eprintln!(
+            "SKIP: redirect test needs IMGAPI_TEST_PG_URL and IMGAPI_TEST_S3_* (set by .ci/run)"
+        );
+        return;
+    };
+    let db = create_database(&admin_url);
+    let prefix = format!("redirect-{}", uuid::Uuid::new_v4().simple());
+    let s = TestServer::spawn_raw(&format!(
+        "database_url = {db:?}\n[storage]\nkind = \"s3\"\nendpoint = {endpoint:?}\nbucket = {bucket:?}\nprefix = {prefix:?}\nredirect_downloads = true\n"
+    ))
+    .await;
+    let uuid = uuid_of(&s.publish(json!({})).await);
+    let no_follow = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = no_follow
+        .get(format!("{}/images/{uuid}/file", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 302);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.contains("X-Amz-Signature"), "{location}");
+    let bytes = reqwest::get(&location)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&bytes[..], b"image bytes");
+    // Authorisation still applies before any redirect.
+    let got = s
+        .get_json(&format!("/images/{uuid}/file?account=not-a-uuid"))
+        .await;
+    assert_eq!(got.0, 422);
+}

@@ -28,7 +28,12 @@ struct Served<'a> {
     mtime: &'a str,
     content_type: &'a str,
     key: Option<&'a str>,
+    /// Send the client to the object store instead of proxying.
+    redirect: bool,
 }
+
+/// How long a redirected download URL stays valid.
+const REDIRECT_URL_LIFETIME: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 fn mtime_of(iso: &str) -> Option<SystemTime> {
     let ms = parse_iso_ms(iso)?;
@@ -122,6 +127,21 @@ async fn download(
         validators(&mut resp, &served);
         return Ok(resp);
     }
+    if served.redirect {
+        if let Some(key) = served.key {
+            let url = app
+                .blobs
+                .redirect_url(key, REDIRECT_URL_LIFETIME)
+                .await
+                .map_err(ServiceError::blob(format!("error signing {what} URL")))?;
+            if let Some(url) = url {
+                let mut resp = response::empty(StatusCode::FOUND);
+                set(&mut resp, header::LOCATION, &url);
+                validators(&mut resp, &served);
+                return Ok(resp);
+            }
+        }
+    }
     let range = match req.header(&header::RANGE) {
         Some(h) if if_range_allows(req, &served) => match parse_range(h, served.size) {
             Ok(r) => r,
@@ -186,6 +206,7 @@ pub async fn get_file(app: &AppState, req: Req, id: &str) -> Result<Response, Ap
         mtime: &file.mtime,
         content_type: "application/octet-stream",
         key: file.blob_key.as_deref(),
+        redirect: app.redirect_downloads(),
     };
     download(app, &req, img, served, "image file").await
 }
@@ -281,6 +302,7 @@ pub async fn get_icon(app: &AppState, req: Req, id: &str) -> Result<Response, Ap
         mtime: &icon.mtime,
         content_type: &icon.content_type,
         key: icon.blob_key.as_deref(),
+        redirect: false,
     };
     download(app, &req, img, served, "image icon").await
 }
