@@ -144,7 +144,7 @@ impl AppState {
 }
 
 /// The configured blob store, checked to be reachable.
-async fn open_blobs(config: &Config) -> Result<Arc<dyn BlobStore>, StartupError> {
+pub(crate) async fn open_blobs(config: &Config) -> Result<Arc<dyn BlobStore>, StartupError> {
     match &config.storage {
         StorageConfig::Local => {
             let dir = config.files_dir();
@@ -188,7 +188,7 @@ async fn open_blobs(config: &Config) -> Result<Arc<dyn BlobStore>, StartupError>
 
 /// `scheme://user:secret@host/db` → `scheme://user:***@host/db`, so start-up
 /// errors can name the database without printing its password.
-fn redact_password(url: &str) -> String {
+pub(crate) fn redact_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };

@@ -7,6 +7,7 @@ pub mod auth_keys;
 pub mod config;
 pub mod docs;
 pub mod http;
+pub mod migrate;
 pub mod serve;
 pub mod service;
 pub mod tls;

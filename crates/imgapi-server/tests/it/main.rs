@@ -18,6 +18,7 @@ mod files;
 mod hardening;
 mod lifecycle;
 mod listing;
+mod migrate;
 mod misc;
 mod multi_instance;
 mod persistence;

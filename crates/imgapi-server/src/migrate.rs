@@ -1,0 +1,387 @@
+//! `imgapi migrate`: copy a whole registry (manifests, files, icons) from one
+//! backend pair to another, straight between the stores (no HTTP).
+//!
+//! For every image of the source, each blob (`files[].blob_key`,
+//! `icon.blob_key`) is streamed to the target under the same key and its
+//! SHA-1 (and MD5, when the record has one) checked against the record; only
+//! then is the record written to the target (`put`, with every `stor` set to
+//! the target backend). So an interrupted run never leaves a target record
+//! pointing at a missing blob, and a rerun resumes: images whose target
+//! record already equals the re-`stor`ed source record and whose blobs exist
+//! with the right size are skipped.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use imgapi_blob::{BlobError, BlobStore};
+use imgapi_domain::filter::ImageQuery;
+use imgapi_domain::ImageRecord;
+use imgapi_meta::{MetaError, MetaStore};
+use uuid::Uuid;
+
+use crate::config::{Config, StorageConfig};
+
+/// One side of a migration: a metadata store and a blob store.
+#[derive(Clone)]
+pub struct Stores {
+    pub meta: Arc<dyn MetaStore>,
+    pub blobs: Arc<dyn BlobStore>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MigrateOptions {
+    /// Report what would be copied; write nothing.
+    pub dry_run: bool,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct MigrateSummary {
+    /// Images in the source.
+    pub total: usize,
+    /// Images whose blobs and/or record were written (or would be, dry run).
+    pub copied: usize,
+    /// Images already present and identical in the target.
+    pub skipped: usize,
+    /// Images that could not be migrated (see `failures`).
+    pub failed: usize,
+    /// Blob bytes copied (or that would be copied, dry run).
+    pub bytes: u64,
+    pub elapsed: Duration,
+    /// `(uuid, reason)` of every failed image.
+    pub failures: Vec<(Uuid, String)>,
+}
+
+impl MigrateSummary {
+    pub fn ok(&self) -> bool {
+        self.failed == 0
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error("{side}: cannot open metadata database {url}: {source}")]
+    Meta {
+        side: &'static str,
+        url: String,
+        source: MetaError,
+    },
+    #[error("{side}: {source}")]
+    Storage {
+        side: &'static str,
+        source: crate::app::StartupError,
+    },
+    #[error("source and target are the same registry ({0}); nothing to migrate")]
+    SameRegistry(String),
+    #[error("source database {0} does not exist")]
+    NoSource(String),
+    #[error("cannot list the source images: {0}")]
+    List(MetaError),
+}
+
+/// Open the stores a configuration names, without creating anything beyond
+/// what the backends create on open and without sweeping staging areas (a
+/// server may still be running on the source).
+pub async fn open_stores(config: &Config, side: &'static str) -> Result<Stores, MigrateError> {
+    let url = config.database_url();
+    let meta = imgapi_meta::open(&url)
+        .await
+        .map_err(|source| MigrateError::Meta {
+            side,
+            url: crate::app::redact_password(&url),
+            source,
+        })?;
+    let blobs = crate::app::open_blobs(config)
+        .await
+        .map_err(|source| MigrateError::Storage { side, source })?;
+    Ok(Stores { meta, blobs })
+}
+
+/// Migrate between the registries two configurations name; progress lines
+/// go to `progress`.
+pub async fn migrate_configs(
+    from: &Config,
+    to: &Config,
+    opts: MigrateOptions,
+    progress: &mut (dyn Write + Send),
+) -> Result<MigrateSummary, MigrateError> {
+    if from.database_url() == to.database_url() && same_storage(from, to) {
+        return Err(MigrateError::SameRegistry(crate::app::redact_password(
+            &from.database_url(),
+        )));
+    }
+    // Opening a SQLite URL creates the database: a mistyped source path
+    // would otherwise "migrate" an empty registry successfully.
+    if let Some(path) = sqlite_path(&from.database_url()) {
+        if !std::path::Path::new(&path).exists() {
+            return Err(MigrateError::NoSource(path));
+        }
+    }
+    let source = open_stores(from, "source").await?;
+    let target = open_stores(to, "target").await?;
+    migrate(&source, &target, opts, progress).await
+}
+
+/// The file a `sqlite:` URL names (`None` for other engines / in-memory).
+fn sqlite_path(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !path.starts_with(":memory:")).then(|| path.to_string())
+}
+
+fn same_storage(a: &Config, b: &Config) -> bool {
+    match (&a.storage, &b.storage) {
+        (StorageConfig::Local, StorageConfig::Local) => a.files_dir() == b.files_dir(),
+        (
+            StorageConfig::S3 {
+                endpoint: e1,
+                bucket: b1,
+                prefix: p1,
+                ..
+            },
+            StorageConfig::S3 {
+                endpoint: e2,
+                bucket: b2,
+                prefix: p2,
+                ..
+            },
+        ) => (e1, b1, p1) == (e2, b2, p2),
+        _ => false,
+    }
+}
+
+/// Migrate every image of `source` into `target`.
+///
+/// Limitation: the source is listed in one query (all records in memory,
+/// never any file bytes); fine for registries of ~10^5 images.
+pub async fn migrate(
+    source: &Stores,
+    target: &Stores,
+    opts: MigrateOptions,
+    progress: &mut (dyn Write + Send),
+) -> Result<MigrateSummary, MigrateError> {
+    let started = Instant::now();
+    let images = source
+        .meta
+        .list(&ImageQuery::all())
+        .await
+        .map_err(MigrateError::List)?;
+    let mut summary = MigrateSummary {
+        total: images.len(),
+        ..Default::default()
+    };
+    let n = images.len();
+    for (i, image) in images.iter().enumerate() {
+        let label = format!(
+            "[{}/{n}] {} {}@{}",
+            i + 1,
+            image.uuid,
+            image.name,
+            image.version
+        );
+        match migrate_one(source, target, image, opts).await {
+            Ok(Outcome::Skipped) => {
+                summary.skipped += 1;
+                let _ = writeln!(progress, "{label}: skipped");
+            }
+            Ok(Outcome::Copied { bytes }) => {
+                summary.copied += 1;
+                summary.bytes += bytes;
+                let verb = if opts.dry_run { "would copy" } else { "copied" };
+                let _ = writeln!(progress, "{label}: {verb} {}", human_bytes(bytes));
+            }
+            Err(reason) => {
+                summary.failed += 1;
+                let _ = writeln!(progress, "{label}: ERROR {reason}");
+                summary.failures.push((image.uuid, reason));
+            }
+        }
+    }
+    summary.elapsed = started.elapsed();
+    let _ = writeln!(
+        progress,
+        "{}{} images: {} copied, {} skipped, {} failed; {} copied in {:.1}s",
+        if opts.dry_run { "dry run: " } else { "" },
+        summary.total,
+        summary.copied,
+        summary.skipped,
+        summary.failed,
+        human_bytes(summary.bytes),
+        summary.elapsed.as_secs_f64()
+    );
+    Ok(summary)
+}
+
+enum Outcome {
+    Skipped,
+    Copied { bytes: u64 },
+}
+
+/// A blob a record names, with what the record says about it.
+struct BlobRef<'a> {
+    what: String,
+    key: &'a str,
+    size: u64,
+    sha1: &'a str,
+    /// Base64 MD5; empty when the record has none.
+    md5: &'a str,
+}
+
+fn blob_refs(image: &ImageRecord) -> Vec<BlobRef<'_>> {
+    let mut refs = Vec::new();
+    for (i, f) in image.files.iter().enumerate() {
+        if let Some(key) = f.blob_key.as_deref() {
+            refs.push(BlobRef {
+                what: format!("file {i}"),
+                key,
+                size: f.size,
+                sha1: &f.sha1,
+                md5: &f.content_md5,
+            });
+        }
+    }
+    if let Some(icon) = &image.icon {
+        if let Some(key) = icon.blob_key.as_deref() {
+            refs.push(BlobRef {
+                what: "icon".into(),
+                key,
+                size: icon.size,
+                sha1: &icon.sha1,
+                md5: &icon.content_md5,
+            });
+        }
+    }
+    refs
+}
+
+/// The record as the target stores it: every `stor` names the target.
+pub fn restor(image: &ImageRecord, kind: &str) -> ImageRecord {
+    let mut out = image.clone();
+    for f in &mut out.files {
+        f.stor = kind.to_string();
+    }
+    if let Some(icon) = &mut out.icon {
+        icon.stor = kind.to_string();
+    }
+    out
+}
+
+async fn migrate_one(
+    source: &Stores,
+    target: &Stores,
+    image: &ImageRecord,
+    opts: MigrateOptions,
+) -> Result<Outcome, String> {
+    let wanted = restor(image, target.blobs.kind());
+    let mut to_copy = Vec::new();
+    for blob in blob_refs(image) {
+        match target.blobs.stat(blob.key).await {
+            Ok(meta) if meta.size == blob.size => {}
+            Ok(_) | Err(BlobError::NotFound(_)) => to_copy.push(blob),
+            Err(e) => return Err(format!("{}: target stat {}: {e}", blob.what, blob.key)),
+        }
+    }
+    let existing = target
+        .meta
+        .get(image.uuid)
+        .await
+        .map_err(|e| format!("reading the target record: {e}"))?;
+    let record_current = existing.as_ref().is_some_and(|s| s.image == wanted);
+    if to_copy.is_empty() && record_current {
+        return Ok(Outcome::Skipped);
+    }
+    let mut bytes = 0;
+    for blob in &to_copy {
+        if opts.dry_run {
+            bytes += blob.size;
+        } else {
+            bytes += copy_blob(source, target, blob).await?;
+        }
+    }
+    if !opts.dry_run && !record_current {
+        target
+            .meta
+            .put(&wanted)
+            .await
+            .map_err(|e| format!("writing the target record: {e}"))?;
+    }
+    Ok(Outcome::Copied { bytes })
+}
+
+/// Stream one blob source → target and verify it; on a digest mismatch the
+/// target copy is deleted. Returns the bytes copied.
+async fn copy_blob(source: &Stores, target: &Stores, blob: &BlobRef<'_>) -> Result<u64, String> {
+    let read = source
+        .blobs
+        .get_stream(blob.key, None)
+        .await
+        .map_err(|e| format!("{}: reading source blob {}: {e}", blob.what, blob.key))?;
+    if read.total_size != blob.size {
+        return Err(format!(
+            "{}: source blob {} is {} bytes, the record says {}",
+            blob.what, blob.key, read.total_size, blob.size
+        ));
+    }
+    let put = target
+        .blobs
+        .put_stream(blob.key, read.stream, blob.size)
+        .await
+        .map_err(|e| format!("{}: writing target blob {}: {e}", blob.what, blob.key))?;
+    let mismatch = if put.size != blob.size {
+        Some(format!("size {} (expected {})", put.size, blob.size))
+    } else if !put.sha1.eq_ignore_ascii_case(blob.sha1) {
+        Some(format!("sha1 {} (expected {})", put.sha1, blob.sha1))
+    } else if !blob.md5.is_empty() && put.md5_base64 != blob.md5 {
+        Some(format!("md5 {} (expected {})", put.md5_base64, blob.md5))
+    } else {
+        None
+    };
+    if let Some(m) = mismatch {
+        let cleanup = match target.blobs.delete(blob.key).await {
+            Ok(()) => String::new(),
+            Err(e) => format!("; deleting the bad copy failed too: {e}"),
+        };
+        return Err(format!(
+            "{}: blob {} copied with {m}: source is corrupt{cleanup}",
+            blob.what, blob.key
+        ));
+    }
+    Ok(put.size)
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(3 * 1024 * 1024), "3.0 MiB");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+    }
+
+    #[test]
+    fn sqlite_paths() {
+        assert_eq!(sqlite_path("sqlite:///a/b.db").as_deref(), Some("/a/b.db"));
+        assert_eq!(sqlite_path("sqlite:x.db?mode=rwc").as_deref(), Some("x.db"));
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://h/db"), None);
+    }
+}
