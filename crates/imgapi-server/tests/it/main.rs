@@ -14,6 +14,7 @@ mod channels;
 mod conditional;
 mod dc_mode;
 mod errors;
+mod faults;
 mod files;
 mod hardening;
 mod lifecycle;
