@@ -15,7 +15,10 @@ use crate::config::{AuthType, ChannelConfig, Config, StorageConfig};
 pub struct AppState {
     pub config: Config,
     pub meta: Arc<dyn MetaStore>,
+    /// Where new files go.
     pub blobs: Arc<dyn BlobStore>,
+    /// Further stores files may live in (`files[].stor` names the store).
+    pub extra_blobs: Vec<Arc<dyn BlobStore>>,
     pub auth_keys: Arc<crate::auth_keys::AuthKeys>,
     pub list_cache: crate::service::list_cache::ListCache,
     pub accounts: Arc<dyn crate::accounts::AccountDirectory>,
@@ -88,6 +91,12 @@ impl AppState {
                 source,
             })?;
         let blobs = open_blobs(&config).await?;
+        let extra_blobs = open_extra_blobs(&config)?;
+        for extra in &extra_blobs {
+            if let Err(e) = extra.sweep_staging().await {
+                tracing::warn!(error = %e, store = extra.kind(), "could not sweep staging area");
+            }
+        }
         match blobs.sweep_staging().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "swept interrupted uploads"),
@@ -97,6 +106,7 @@ impl AppState {
             config,
             meta,
             blobs,
+            extra_blobs,
             auth_keys: Arc::new(auth_keys),
             list_cache: Default::default(),
             accounts,
@@ -114,6 +124,22 @@ impl AppState {
 
     pub fn body_idle_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.config.body_idle_timeout_secs)
+    }
+
+    /// The store a file with `stor` lives in (records written before a
+    /// store change may name another configured store).
+    pub fn blob_store(&self, stor: &str) -> Option<&Arc<dyn BlobStore>> {
+        if stor.is_empty() || stor == self.blobs.kind() {
+            return Some(&self.blobs);
+        }
+        self.extra_blobs.iter().find(|b| b.kind() == stor)
+    }
+
+    /// Every configured storage type, the default first.
+    pub fn storage_kinds(&self) -> Vec<&'static str> {
+        std::iter::once(self.blobs.kind())
+            .chain(self.extra_blobs.iter().map(|b| b.kind()))
+            .collect()
     }
 
     /// GetImageFile redirects to the object store.
@@ -160,6 +186,7 @@ pub(crate) async fn open_blobs(config: &Config) -> Result<Arc<dyn BlobStore>, St
             region,
             prefix,
             redirect_downloads: _,
+            local_secondary: _,
         } => {
             let location = format!(
                 "s3 bucket {bucket:?} at {}",
@@ -183,6 +210,24 @@ pub(crate) async fn open_blobs(config: &Config) -> Result<Arc<dyn BlobStore>, St
                 .map_err(|source| StartupError::Blob { location, source })?;
             Ok(Arc::new(store))
         }
+    }
+}
+
+/// The local second store of an S3 set-up, when asked for.
+fn open_extra_blobs(config: &Config) -> Result<Vec<Arc<dyn BlobStore>>, StartupError> {
+    match &config.storage {
+        StorageConfig::S3 {
+            local_secondary: true,
+            ..
+        } => {
+            let dir = config.files_dir();
+            let store = LocalBlobStore::open(&dir).map_err(|source| StartupError::Blob {
+                location: dir.display().to_string(),
+                source,
+            })?;
+            Ok(vec![Arc::new(store)])
+        }
+        _ => Ok(Vec::new()),
     }
 }
 

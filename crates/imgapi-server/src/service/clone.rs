@@ -116,8 +116,7 @@ async fn clone_one(
         let Some(key) = file.blob_key.as_deref() else {
             continue;
         };
-        let read = app
-            .blobs
+        let read = super::store_for(app, &file.stor)?
             .get_stream(key, None)
             .await
             .map_err(ServiceError::blob("error reading image file to clone"))?;
@@ -128,6 +127,7 @@ async fn clone_one(
             .map_err(ServiceError::blob("error copying image file"))?;
         let mut copy = file.clone();
         copy.blob_key = Some(new_key);
+        copy.stor = app.blobs.kind().to_string();
         files.push(copy);
     }
     let mut clone = source.clone();

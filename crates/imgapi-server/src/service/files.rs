@@ -7,7 +7,9 @@
 
 use std::ops::Range;
 
-use imgapi_blob::{BlobError, BlobRead, ByteStream, PutOutcome};
+use std::sync::Arc;
+
+use imgapi_blob::{BlobError, BlobRead, BlobStore, ByteStream, PutOutcome};
 use imgapi_domain::{DomainError, IconRecord, ImageFile, ImageRecord};
 use imgapi_meta::StoredImage;
 use imgapi_types::{FieldCode, FieldError, MAX_ICON_SIZE, MAX_IMAGE_FILE_SIZE};
@@ -20,7 +22,7 @@ use crate::app::AppState;
 const COMPRESSIONS: [&str; 4] = ["bzip2", "gzip", "xz", "none"];
 const ICON_TYPES: [&str; 3] = ["image/jpeg", "image/gif", "image/png"];
 /// Storage names a client may ask for; only `local` is configured here.
-const STORAGE_TYPES: [&str; 2] = ["local", "manta"];
+const STORAGE_TYPES: [&str; 3] = ["local", "manta", "s3"];
 
 /// Query inputs of AddImageFile.
 pub struct AddFileParams<'a> {
@@ -46,7 +48,20 @@ fn check_compression(compression: Option<&str>) -> Result<String, ServiceError> 
     }
 }
 
-/// The `storage` rules shared by file and icon uploads (api.md §5.5 step 4).
+/// The `storage` rules shared by file and icon uploads (api.md §5.5 step
+/// 4), and the store the upload goes to: the named one when configured,
+/// else the default (as the original falls back to local).
+fn choose_store<'a>(
+    app: &'a AppState,
+    storage: Option<&str>,
+    account_given: bool,
+) -> Result<&'a Arc<dyn BlobStore>, ServiceError> {
+    check_storage(storage, account_given)?;
+    Ok(storage
+        .and_then(|s| app.blob_store(s))
+        .unwrap_or(&app.blobs))
+}
+
 fn check_storage(storage: Option<&str>, account_given: bool) -> Result<(), ServiceError> {
     let Some(s) = storage else { return Ok(()) };
     if account_given {
@@ -77,8 +92,8 @@ pub fn new_blob_key(uuid: Uuid, slot: &str) -> String {
     format!("images/{fan}/{uuid}-{slot}-{}", Uuid::new_v4().simple())
 }
 
-async fn discard(app: &AppState, key: &str) {
-    if let Err(e) = app.blobs.delete(key).await {
+async fn discard(store: &Arc<dyn BlobStore>, key: &str) {
+    if let Err(e) = store.delete(key).await {
         tracing::warn!(key, error = %e, "could not delete rejected upload");
     }
 }
@@ -95,14 +110,14 @@ pub async fn add_file(
         return Err(DomainError::ImageFilesImmutable(uuid).into());
     }
     let compression = check_compression(params.compression)?;
-    check_storage(params.storage, params.account_given)?;
+    let store = choose_store(app, params.storage, params.account_given)?;
     if let Some(cl) = params.content_length.filter(|cl| *cl > MAX_IMAGE_FILE_SIZE) {
         return Err(ServiceError::Upload(format!(
             "image file size {cl} (from Content-Length) exceeds the maximum allowed size, 20 GiB"
         )));
     }
     let key = new_blob_key(uuid, "file0");
-    let outcome = match app.blobs.put_stream(&key, body, MAX_IMAGE_FILE_SIZE).await {
+    let outcome = match store.put_stream(&key, body, MAX_IMAGE_FILE_SIZE).await {
         Ok(o) => o,
         Err(BlobError::TooLarge { .. }) => {
             return Err(ServiceError::Upload(
@@ -112,7 +127,7 @@ pub async fn add_file(
         Err(e) => return Err(ServiceError::blob("error receiving image file")(e)),
     };
     if let Err(e) = verify_file(&outcome, params.content_length, params.sha1) {
-        discard(app, &key).await;
+        discard(store, &key).await;
         return Err(e);
     }
     let file = ImageFile {
@@ -122,12 +137,16 @@ pub async fn add_file(
         dataset_guid: params.dataset_guid.map(str::to_string),
         content_md5: outcome.md5_base64,
         mtime: imgapi_domain::image::now_iso(),
-        stor: app.blobs.kind().to_string(),
+        stor: store.kind().to_string(),
         digest: None,
         uncompressed_digest: None,
         blob_key: Some(key.clone()),
     };
-    let previous = stored.image.files.first().and_then(|f| f.blob_key.clone());
+    let previous = stored
+        .image
+        .files
+        .first()
+        .and_then(|f| Some((f.blob_key.clone()?, f.stor.clone())));
     let saved = modify(app, stored, true, |img| {
         if img.activated {
             return Err(DomainError::ImageAlreadyActivated(img.uuid).into());
@@ -137,15 +156,29 @@ pub async fn add_file(
         Ok(new)
     })
     .await;
+    finish_replacement(app, store, &key, previous, saved).await
+}
+
+/// After a record update that points at `key`: delete the blob the record
+/// pointed at before, or, if the update failed, the new blob.
+async fn finish_replacement(
+    app: &AppState,
+    store: &Arc<dyn BlobStore>,
+    key: &str,
+    previous: Option<(String, String)>,
+    saved: Result<ImageRecord, ServiceError>,
+) -> Result<ImageRecord, ServiceError> {
     match saved {
         Ok(record) => {
-            if let Some(old) = previous.filter(|old| *old != key) {
-                discard(app, &old).await;
+            if let Some((old, stor)) = previous.filter(|(old, _)| old != key) {
+                if let Some(old_store) = app.blob_store(&stor) {
+                    discard(old_store, &old).await;
+                }
             }
             Ok(record)
         }
         Err(e) => {
-            discard(app, &key).await;
+            discard(store, key).await;
             Err(e)
         }
     }
@@ -196,6 +229,7 @@ pub fn select_file<'a>(
 /// Open a stored blob for download.
 pub async fn open_blob(
     app: &AppState,
+    stor: &str,
     key: Option<&str>,
     range: Option<Range<u64>>,
     what: &str,
@@ -203,7 +237,7 @@ pub async fn open_blob(
     let key = key.ok_or_else(|| {
         ServiceError::blob(format!("error getting {what}"))(BlobError::NotFound("(no key)".into()))
     })?;
-    app.blobs
+    super::store_for(app, stor)?
         .get_stream(key, range)
         .await
         .map_err(ServiceError::blob(format!("error getting {what}")))
@@ -235,7 +269,7 @@ pub async fn add_icon(
             )))
         }
     };
-    check_storage(params.storage, params.account_given)?;
+    let store = choose_store(app, params.storage, params.account_given)?;
     if let Some(cl) = params.content_length.filter(|cl| *cl > MAX_ICON_SIZE) {
         return Err(ServiceError::Upload(format!(
             "icon size {cl} (from Content-Length) exceeds the maximum allowed size, 128 KiB"
@@ -243,7 +277,7 @@ pub async fn add_icon(
     }
     let uuid = stored.image.uuid;
     let key = new_blob_key(uuid, "icon");
-    let outcome = match app.blobs.put_stream(&key, body, MAX_ICON_SIZE).await {
+    let outcome = match store.put_stream(&key, body, MAX_ICON_SIZE).await {
         Ok(o) => o,
         Err(BlobError::TooLarge { .. }) => {
             return Err(ServiceError::Upload(
@@ -253,7 +287,7 @@ pub async fn add_icon(
         Err(e) => return Err(ServiceError::blob("error receiving image icon")(e)),
     };
     if let Err(e) = verify_icon(&outcome, params.content_length, params.sha1) {
-        discard(app, &key).await;
+        discard(store, &key).await;
         return Err(e);
     }
     let icon = IconRecord {
@@ -262,28 +296,21 @@ pub async fn add_icon(
         content_type,
         content_md5: outcome.md5_base64,
         mtime: imgapi_domain::image::now_iso(),
-        stor: app.blobs.kind().to_string(),
+        stor: store.kind().to_string(),
         blob_key: Some(key.clone()),
     };
-    let previous = stored.image.icon.as_ref().and_then(|i| i.blob_key.clone());
+    let previous = stored
+        .image
+        .icon
+        .as_ref()
+        .and_then(|i| Some((i.blob_key.clone()?, i.stor.clone())));
     let saved = modify(app, stored, true, |img| {
         let mut new = img.clone();
         new.icon = Some(icon.clone());
         Ok(new)
     })
     .await;
-    match saved {
-        Ok(record) => {
-            if let Some(old) = previous.filter(|old| *old != key) {
-                discard(app, &old).await;
-            }
-            Ok(record)
-        }
-        Err(e) => {
-            discard(app, &key).await;
-            Err(e)
-        }
-    }
+    finish_replacement(app, store, &key, previous, saved).await
 }
 
 fn verify_icon(
@@ -326,10 +353,74 @@ pub async fn delete_icon(app: &AppState, stored: StoredImage) -> Result<ImageRec
     })
     .await?;
     if let Some(key) = &icon.blob_key {
-        app.blobs
+        super::store_for(app, &icon.stor)?
             .delete(key)
             .await
             .map_err(ServiceError::blob("error deleting image icon"))?;
     }
     Ok(record)
+}
+
+/// AdminChangeImageStor (api.md §5.22): copy file 0 to the `stor` store
+/// (streamed, size and digests verified), point the record at the copy,
+/// then delete the old bytes. The same store is a no-op.
+pub async fn change_stor(
+    app: &AppState,
+    stored: StoredImage,
+    stor: &str,
+) -> Result<ImageRecord, ServiceError> {
+    let img = &stored.image;
+    let target = app.blob_store(stor).ok_or_else(|| {
+        ServiceError::validation(
+            format!("unknown storage type \"{stor}\""),
+            vec![FieldError::invalid("stor")],
+        )
+    })?;
+    if img.icon.is_some() {
+        return Err(ServiceError::NotImplemented(
+            "cannot change stor for images with an icon".into(),
+        ));
+    }
+    if img.files.len() > 1 {
+        return Err(ServiceError::NotImplemented(
+            "cannot change stor for images with multiple files".into(),
+        ));
+    }
+    let file = select_file(img, None)?.clone();
+    let source = super::store_for(app, &file.stor)?;
+    if source.kind() == target.kind() {
+        return Ok(stored.image);
+    }
+    let old_key = file.blob_key.clone().unwrap_or_default();
+    let read = source
+        .get_stream(&old_key, None)
+        .await
+        .map_err(ServiceError::blob("error reading image file"))?;
+    let new_key = new_blob_key(img.uuid, "file0");
+    let outcome = target
+        .put_stream(&new_key, read.stream, MAX_IMAGE_FILE_SIZE)
+        .await
+        .map_err(ServiceError::blob("error copying image file"))?;
+    let intact = outcome.size == file.size
+        && outcome.sha1 == file.sha1
+        && (file.content_md5.is_empty() || outcome.md5_base64 == file.content_md5);
+    if !intact {
+        discard(target, &new_key).await;
+        return Err(ServiceError::Internal(format!(
+            "copy of image {} file to {stor} does not match its manifest (size {} sha1 {})",
+            img.uuid, outcome.size, outcome.sha1
+        )));
+    }
+    let target_kind = target.kind().to_string();
+    let saved = modify(app, stored, true, |img| {
+        let mut new = img.clone();
+        if let Some(f) = new.files.first_mut() {
+            f.stor = target_kind.clone();
+            f.blob_key = Some(new_key.clone());
+        }
+        Ok(new)
+    })
+    .await;
+    let previous = Some((old_key, file.stor.clone()));
+    finish_replacement(app, target, &new_key, previous, saved).await
 }

@@ -441,14 +441,19 @@ pub async fn delete_image(
     let image = stored.image;
     for file in &image.files {
         if let Some(key) = &file.blob_key {
-            app.blobs
+            super::store_for(app, &file.stor)?
                 .delete(key)
                 .await
                 .map_err(ServiceError::blob("error deleting image file"))?;
         }
     }
-    if let Some(key) = image.icon.as_ref().and_then(|i| i.blob_key.as_ref()) {
-        if let Err(e) = app.blobs.delete(key).await {
+    if let Some(icon) = image.icon.as_ref() {
+        let key = icon.blob_key.as_deref().unwrap_or_default();
+        let deleted = match app.blob_store(&icon.stor) {
+            Some(store) if !key.is_empty() => store.delete(key).await,
+            _ => Ok(()),
+        };
+        if let Err(e) = deleted {
             tracing::warn!(image = %uuid, error = %e, "could not delete icon of deleted image");
         }
     }

@@ -19,6 +19,14 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 
+/// The configured store named by a file's `stor`.
+pub fn store_for<'a>(
+    app: &'a AppState,
+    stor: &str,
+) -> Result<&'a std::sync::Arc<dyn imgapi_blob::BlobStore>, ServiceError> {
+    app.blob_store(stor).ok_or(ServiceError::StorageUnsupported)
+}
+
 /// How a route resolves `?channel=` (api.md §1.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChannelRule {

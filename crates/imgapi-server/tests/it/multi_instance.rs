@@ -172,3 +172,65 @@ async fn downloads_can_redirect_to_the_object_store() {
         .await;
     assert_eq!(got.0, 422);
 }
+
+#[tokio::test]
+async fn change_stor_moves_files_between_s3_and_local() {
+    let Some((_, endpoint, bucket)) = scale_out_env() else {
+        eprintln!("SKIP: change-stor test needs IMGAPI_TEST_S3_* (set by .ci/run)");
+        return;
+    };
+    let prefix = format!("stor-{}", uuid::Uuid::new_v4().simple());
+    let s = TestServer::spawn_raw(&format!(
+        "mode = \"dc\"\n[storage]\nkind = \"s3\"\nendpoint = {endpoint:?}\nbucket = {bucket:?}\nprefix = {prefix:?}\nlocal_secondary = true\n"
+    ))
+    .await;
+    let (_, state) = s.get_json("/state").await;
+    assert_eq!(state["storageTypes"], json!(["s3", "local"]));
+    let uuid = uuid_of(&s.publish(json!({})).await);
+    let (_, img) = s
+        .get_json(&format!("/images/{uuid}?inclAdminFields=true"))
+        .await;
+    assert_eq!(img["files"][0]["stor"], "s3");
+    for (to, other) in [("local", "s3"), ("s3", "local")] {
+        let (status, img) = s
+            .post_json(
+                &format!("/images/{uuid}?action=change-stor&stor={to}"),
+                &json!({}),
+            )
+            .await;
+        assert_eq!(status, 200, "{img}");
+        assert_eq!(img["files"][0]["stor"], to);
+        let bytes = s
+            .get(&format!("/images/{uuid}/file"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(
+            &bytes[..],
+            b"image bytes",
+            "intact after moving to {to} from {other}"
+        );
+    }
+    let got = s
+        .post_json(
+            &format!("/images/{uuid}?action=change-stor&stor=manta"),
+            &json!({}),
+        )
+        .await;
+    assert_error(
+        &got,
+        422,
+        "ValidationFailed",
+        Some("unknown storage type \"manta\""),
+    );
+    let got = s
+        .post_json(
+            &format!("/images/{uuid}?action=change-stor&stor=local&account={OWNER}"),
+            &json!({}),
+        )
+        .await;
+    assert_error(&got, 403, "OperatorOnly", None);
+}

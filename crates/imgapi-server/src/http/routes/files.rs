@@ -28,6 +28,8 @@ struct Served<'a> {
     mtime: &'a str,
     content_type: &'a str,
     key: Option<&'a str>,
+    /// Which store holds it.
+    stor: &'a str,
     /// Send the client to the object store instead of proxying.
     redirect: bool,
 }
@@ -129,8 +131,7 @@ async fn download(
     }
     if served.redirect {
         if let Some(key) = served.key {
-            let url = app
-                .blobs
+            let url = crate::service::store_for(app, served.stor)?
                 .redirect_url(key, REDIRECT_URL_LIFETIME)
                 .await
                 .map_err(ServiceError::blob(format!("error signing {what} URL")))?;
@@ -164,7 +165,7 @@ async fn download(
         },
         _ => None,
     };
-    let read = svc::open_blob(app, served.key, range.clone(), what).await?;
+    let read = svc::open_blob(app, served.stor, served.key, range.clone(), what).await?;
     let mut resp = Response::new(Body::from_stream(read.stream));
     let len = read.range.end - read.range.start;
     if range.is_some() {
@@ -206,6 +207,7 @@ pub async fn get_file(app: &AppState, req: Req, id: &str) -> Result<Response, Ap
         mtime: &file.mtime,
         content_type: "application/octet-stream",
         key: file.blob_key.as_deref(),
+        stor: &file.stor,
         redirect: app.redirect_downloads(),
     };
     download(app, &req, img, served, "image file").await
@@ -302,6 +304,7 @@ pub async fn get_icon(app: &AppState, req: Req, id: &str) -> Result<Response, Ap
         mtime: &icon.mtime,
         content_type: &icon.content_type,
         key: icon.blob_key.as_deref(),
+        stor: &icon.stor,
         redirect: false,
     };
     download(app, &req, img, served, "image icon").await

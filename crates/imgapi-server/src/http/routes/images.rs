@@ -155,7 +155,7 @@ pub async fn action(app: &AppState, mut req: Req, id: &str) -> Result<Response, 
     }
     let loaded = load_image(app, uuid, req.account(), channel.as_deref()).await?;
     if action.as_deref() == Some("change-stor") {
-        return change_stor(app, &req, loaded);
+        return change_stor(app, &req, loaded).await;
     }
     loaded.ensure_owner()?;
     if action.as_deref() == Some("export") {
@@ -255,49 +255,25 @@ fn import_from_datacenter(_app: &AppState, req: &Req) -> Result<Response, ApiErr
     }
 }
 
-/// AdminChangeImageStor (api.md §5.22). Only the `local` backend exists
-/// here, so the only valid target is the current one (a no-op).
-fn change_stor(app: &AppState, req: &Req, loaded: Loaded) -> Result<Response, ApiError> {
+/// AdminChangeImageStor (api.md §5.22): move the file to another
+/// configured store, verifying it, then point the record at the copy.
+async fn change_stor(app: &AppState, req: &Req, loaded: Loaded) -> Result<Response, ApiError> {
     if loaded.account.is_some() {
         return Err(ServiceError::OperatorOnly.into());
     }
-    let img = &loaded.stored.image;
     let stor = req.query.get_nonempty("stor").ok_or_else(|| {
         ApiError::validation(
             "missing \"stor\" query parameter",
             vec![FieldError::missing("stor")],
         )
     })?;
-    if stor != app.blobs.kind() {
-        return Err(ApiError::validation(
-            format!("unknown storage type \"{stor}\""),
-            vec![FieldError::invalid("stor")],
-        ));
-    }
-    if img.icon.is_some() {
-        return Err(ServiceError::NotImplemented(
-            "cannot change stor for images with an icon".into(),
-        )
-        .into());
-    }
-    if img.files.len() > 1 {
-        return Err(ServiceError::NotImplemented(
-            "cannot change stor for images with multiple files".into(),
-        )
-        .into());
-    }
-    if img.files.is_empty() {
-        return Err(ApiError::not_found(format!(
-            "image \"{}\" has no file",
-            img.uuid
-        )));
-    }
+    let record = crate::service::files::change_stor(app, loaded.stored, stor).await?;
     let opts = SerializeOptions {
         mode: app.config.mode,
         channels: true,
         admin_fields: true,
     };
-    Ok(response::json(StatusCode::OK, &api_object(img, opts)))
+    Ok(response::json(StatusCode::OK, &api_object(&record, opts)))
 }
 
 /// ExportImage (api.md §5.23): parameter checks; Manta is not configured.

@@ -154,7 +154,7 @@ pub async fn get_state(app: &AppState, req: Req) -> Result<Response, ApiError> {
     let images: Map<String, Value> = counts.into_iter().map(|(k, v)| (k, json!(v))).collect();
     Ok(ok_json(&json!({
         "log": {"level": app.config.log_level},
-        "storageTypes": [app.blobs.kind()],
+        "storageTypes": app.storage_kinds(),
         "mode": app.config.mode.as_str(),
         "uptimeSeconds": app.started.elapsed().as_secs(),
         "images": images,
