@@ -569,8 +569,12 @@ impl MetaStore for PostgresStore {
             return Ok(Vec::new());
         }
         let mut builder = query::list_query(query);
+        // Not a prepared statement: PostgreSQL then plans each list with its
+        // actual values. A cached generic plan walked the sort index and
+        // filtered most of the table (57 ms instead of 4 ms at 100k images).
         let rows = builder
             .build()
+            .persistent(false)
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.err(e))?;
