@@ -10,6 +10,8 @@
 //! published_at 2020-01-01 + i seconds, one fake file; images with
 //! (i / OWNERS) % 7 == 6 are disabled, the rest active. Idempotent: an image whose uuid already exists
 //! is skipped (`AlreadyExists`), so a rerun only adds what is missing.
+// A benchmark fill tool: bad arguments may abort it, and it reports on stdout.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::print_stdout)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -61,7 +63,7 @@ fn record(i: u64, owners: u64) -> ImageRecord {
         } else {
             ImageState::Active
         },
-        public: i % 3 != 0,
+        public: !i.is_multiple_of(3),
         image_type: "other".into(),
         os: "other".into(),
         origin: None,
