@@ -17,6 +17,13 @@ pub enum AuthType {
     Signature,
 }
 
+/// The `[database]` table: `url = "sqlite://…" | "postgres://…"`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DatabaseSection {
+    url: Option<String>,
+}
+
 /// Where image files and icons live (`[storage]`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
@@ -116,7 +123,7 @@ pub const KEYS: &[KeyDoc] = &[
     KeyDoc { key: "user_accounts", env: "IMGAPI_USER_ACCOUNTS", default: "(none)", doc: "Table username → account uuid. A signed user listed here always acts for that account (as if `account=<uuid>` were passed: sees what the account may see, changes only its images, no operator endpoints); unlisted signed users are operators. In the environment: a JSON object." },
     KeyDoc { key: "auth_keys_dir", env: "IMGAPI_AUTH_KEYS_DIR", default: "(none)", doc: "Directory of `<username>.keys` files (one OpenSSH public key per line, `#` comments); re-read by POST /authkeys/reload without a restart." },
     KeyDoc { key: "data_dir", env: "IMGAPI_DATA_DIR", default: "./data", doc: "Directory holding the SQLite database and the image files (`files/`)." },
-    KeyDoc { key: "database_url", env: "IMGAPI_DATABASE_URL", default: "sqlite://<data_dir>/imgapi.sqlite", doc: "Metadata database URL." },
+    KeyDoc { key: "database_url", env: "IMGAPI_DATABASE_URL", default: "sqlite://<data_dir>/imgapi.sqlite", doc: "Metadata database: `sqlite://PATH` (embedded default) or `postgres://user:password@host:port/db` (scale-out; several instances may share it). Also accepted as `[database] url`." },
     KeyDoc { key: "server_name", env: "IMGAPI_SERVER_NAME", default: "imgapi/4.11.0", doc: "Value of the `Server` response header." },
     KeyDoc { key: "admin_uuid", env: "IMGAPI_ADMIN_UUID", default: "(none)", doc: "dc mode: the operator account; imports with the zero owner get this owner." },
     KeyDoc { key: "channels", env: "IMGAPI_CHANNELS", default: "(none)", doc: "`[[channels]]` tables with `name`, `description`, `default`. In the environment: a JSON array of the same objects. No channels = a server without channels." },
@@ -139,6 +146,7 @@ struct FileConfig {
     auth_type: Option<String>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
+    database: Option<DatabaseSection>,
     server_name: Option<String>,
     admin_uuid: Option<String>,
     channels: Option<Vec<ChannelConfig>>,
@@ -262,7 +270,15 @@ impl Config {
         if let Some(dir) = layer.data_dir {
             cfg.data_dir = dir;
         }
-        cfg.database_url = layer.database_url;
+        cfg.database_url = match (layer.database_url, layer.database.and_then(|d| d.url)) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "database_url",
+                    "set either `database_url` or `[database] url`, not both",
+                ))
+            }
+            (a, b) => a.or(b),
+        };
         if let Some(name) = layer.server_name {
             cfg.server_name = name;
         }
@@ -580,6 +596,16 @@ mod tests {
             );
         }
         assert!(Config::from_toml(text).is_ok());
+    }
+
+    #[test]
+    fn database_table_form() {
+        let cfg = Config::from_toml("[database]\nurl = \"postgres://db/imgapi\"\n");
+        assert!(matches!(cfg, Ok(ref c) if c.database_url() == "postgres://db/imgapi"));
+        let both = Config::from_toml(
+            "database_url = \"sqlite://x\"\n[database]\nurl = \"postgres://db/x\"\n",
+        );
+        assert!(both.is_err());
     }
 
     #[test]
