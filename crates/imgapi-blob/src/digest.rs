@@ -11,13 +11,11 @@ use sha1::{Digest, Sha1};
 use crate::lane::{Lane, LaneStopped};
 
 /// Lower-case hex SHA-1 of `data` (one-shot; for small inputs and tests).
-#[cfg(any(test, feature = "testing"))]
 pub(crate) fn sha1_hex(data: &[u8]) -> String {
     hex::encode(Sha1::digest(data))
 }
 
 /// Base64 (standard alphabet, padded) MD5 of `data`: the `Content-MD5` form.
-#[cfg(any(test, feature = "testing"))]
 pub(crate) fn md5_base64(data: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(Md5::digest(data))
 }

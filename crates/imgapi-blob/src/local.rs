@@ -102,6 +102,7 @@ impl LocalBlobStore {
     async fn put_to_staging(
         &self,
         staging: &Path,
+        head: Bytes,
         mut body: ByteStream,
         max_size: u64,
     ) -> Result<(File, PutOutcome), BlobError> {
@@ -116,8 +117,11 @@ impl LocalBlobStore {
         .await?;
         let mut pipe = PutPipeline::spawn(file, self.writeback_every)?;
 
-        let mut size: u64 = 0;
-        let mut pending = BytesMut::new();
+        let mut size: u64 = head.len() as u64;
+        let mut pending = BytesMut::from(&head[..]);
+        if pending.len() >= CHUNK {
+            pipe.push(pending.split().freeze()).await?;
+        }
         while let Some(item) = body.next().await {
             let chunk = item.map_err(BlobError::Source)?;
             size = size.saturating_add(chunk.len() as u64);
@@ -265,6 +269,45 @@ fn remove_staging(path: &Path) {
 }
 
 /// Make the staged file durable and visible under `dest`.
+/// Read up to [`CHUNK`] bytes of `body`; `true` when the body ended within
+/// them (a small object).
+async fn read_head(body: &mut ByteStream, max_size: u64) -> Result<(Bytes, bool), BlobError> {
+    let mut head = BytesMut::new();
+    while head.len() < CHUNK {
+        match body.next().await {
+            None => return Ok((head.freeze(), true)),
+            Some(Err(e)) => return Err(BlobError::Source(e)),
+            Some(Ok(chunk)) => {
+                if (head.len() + chunk.len()) as u64 > max_size {
+                    return Err(BlobError::TooLarge { limit: max_size });
+                }
+                head.extend_from_slice(&chunk);
+            }
+        }
+    }
+    Ok((head.freeze(), false))
+}
+
+/// Write, hash and commit a small object in one go.
+fn write_small(
+    data: &[u8],
+    staging: &Path,
+    dest: &Path,
+    root: &Path,
+) -> Result<PutOutcome, BlobError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(staging)?;
+    file.write_all(data)?;
+    commit(file, staging, dest, root)?;
+    Ok(PutOutcome {
+        size: data.len() as u64,
+        sha1: crate::digest::sha1_hex(data),
+        md5_base64: crate::digest::md5_base64(data),
+    })
+}
+
 fn commit(file: File, staging: &Path, dest: &Path, root: &Path) -> Result<(), BlobError> {
     file.sync_all()?;
     drop(file);
@@ -506,18 +549,29 @@ impl BlobStore for LocalBlobStore {
             path: Some(staging.clone()),
         };
         let started = std::time::Instant::now();
-        let staged = self.put_to_staging(&staging, body, max_size).await;
-        let streamed = started.elapsed();
-        let result = match staged {
-            Ok((file, outcome)) => {
+        let mut body = body;
+        let result = match read_head(&mut body, max_size).await {
+            // Small bodies (icons, tiny files) are written, hashed and
+            // committed in one blocking step: the lanes' thread hand-offs
+            // would cost more than the work.
+            Ok((head, true)) => {
                 let root = self.root.clone();
                 let staging = staging.clone();
-                blocking(move || commit(file, &staging, &dest, &root))
-                    .await
-                    .map(|()| outcome)
+                blocking(move || write_small(&head, &staging, &dest, &root)).await
             }
+            Ok((head, false)) => match self.put_to_staging(&staging, head, body, max_size).await {
+                Ok((file, outcome)) => {
+                    let root = self.root.clone();
+                    let staging = staging.clone();
+                    blocking(move || commit(file, &staging, &dest, &root))
+                        .await
+                        .map(|()| outcome)
+                }
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
+        let streamed = started.elapsed();
         match result {
             Ok(outcome) => {
                 guard.disarm();
