@@ -1,0 +1,117 @@
+//! [`ClientError`]: everything a client call can fail with.
+
+use imgapi_types::{ErrorBody, FieldError};
+
+/// An error from a client call.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error status. `rest_code` and `message`
+    /// come from the JSON error body (`{code, message[, errors]}`); when the
+    /// body is not such JSON (e.g. a 412 on a file download, or a proxy's
+    /// page), `rest_code` is empty and `message` is the body text or the
+    /// status's reason phrase.
+    #[error("{}", api_display(*.status, .rest_code, .message))]
+    Api {
+        status: u16,
+        rest_code: String,
+        message: String,
+        errors: Vec<FieldError>,
+    },
+    /// Transport failure (connection, timeout, protocol).
+    #[error("http error: {0}")]
+    Http(#[from] reqwest::Error),
+    /// Local file system failure.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// Downloaded or uploaded bytes do not match the manifest.
+    #[error("integrity check failed: expected {expected}, got {actual}")]
+    Integrity { expected: String, actual: String },
+    /// A response (or an argument) could not be decoded as expected.
+    #[error("decode error: {0}")]
+    Decode(String),
+}
+
+fn api_display(status: u16, rest_code: &str, message: &str) -> String {
+    if rest_code.is_empty() {
+        format!("HTTP {status}: {message}")
+    } else {
+        format!("{rest_code} ({status}): {message}")
+    }
+}
+
+impl ClientError {
+    /// Build an [`ClientError::Api`] from a status and a raw error body.
+    pub fn from_body(status: u16, body: &[u8]) -> ClientError {
+        match serde_json::from_slice::<ErrorBody>(body) {
+            Ok(b) => ClientError::Api {
+                status,
+                rest_code: b.code,
+                message: b.message,
+                errors: b.errors.unwrap_or_default(),
+            },
+            Err(_) => {
+                let text = String::from_utf8_lossy(body).trim().to_string();
+                let message = if text.is_empty() {
+                    reqwest::StatusCode::from_u16(status)
+                        .ok()
+                        .and_then(|s| s.canonical_reason())
+                        .unwrap_or("error")
+                        .to_string()
+                } else {
+                    text
+                };
+                ClientError::Api {
+                    status,
+                    rest_code: String::new(),
+                    message,
+                    errors: Vec::new(),
+                }
+            }
+        }
+    }
+
+    /// The restCode of an API error (`None` for other errors).
+    pub fn rest_code(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { rest_code, .. } if !rest_code.is_empty() => Some(rest_code),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of an API error.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            ClientError::Http(e) => e.status().map(|s| s.as_u16()),
+            _ => None,
+        }
+    }
+
+    /// True for a 404 (missing image, file, route).
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_rest_body() {
+        let body = br#"{"code":"ValidationFailed","message":"bad","errors":[{"field":"name","code":"MissingParameter"}]}"#;
+        let e = ClientError::from_body(422, body);
+        assert_eq!(e.rest_code(), Some("ValidationFailed"));
+        match e {
+            ClientError::Api { errors, .. } => assert_eq!(errors[0].field, "name"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn non_json_body() {
+        let e = ClientError::from_body(412, b"");
+        assert_eq!(e.rest_code(), None);
+        assert_eq!(e.to_string(), "HTTP 412: Precondition Failed");
+    }
+}

@@ -1,0 +1,520 @@
+//! Typed async client for the IMGAPI wire API (see `spec/api.md`).
+//!
+//! Calls return image objects as [`serde_json::Value`] exactly as the server
+//! sent them (key order preserved); [`FileInfo::of`] decodes `files[0]`.
+//! Errors carry the server's restCode ([`ClientError::Api`]). File transfers
+//! stream from and to disk and report progress through
+//! [`progress::Reporter`]; downloads resume with `Range` and are verified
+//! against the manifest's size and SHA-1 before they appear at their path.
+//!
+//! Not yet here: HTTP Signature signing (key file / ssh-agent), icons,
+//! channel-add, clone and the other admin actions.
+
+pub mod error;
+pub mod progress;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::{header, Method, RequestBuilder, Response, StatusCode, Url};
+use serde::Deserialize;
+use serde_json::Value;
+use sha1::{Digest, Sha1};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use uuid::Uuid;
+
+pub use error::ClientError;
+pub use imgapi_types::FieldError;
+pub use progress::Reporter;
+
+/// Attempts for idempotent requests (connection errors and 503).
+const ATTEMPTS: u32 = 3;
+/// First retry delay; doubled for each further attempt.
+const BACKOFF: Duration = Duration::from_millis(200);
+/// Upload chunk size.
+const CHUNK: usize = 256 * 1024;
+
+/// `files[0]` of an image, as far as transfers need it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct FileInfo {
+    pub sha1: String,
+    pub size: u64,
+    #[serde(default)]
+    pub compression: Option<String>,
+}
+
+impl FileInfo {
+    /// Decode `files[0]` of an image object (`None` if it has no file).
+    pub fn of(image: &Value) -> Result<Option<FileInfo>, ClientError> {
+        match image.get("files").and_then(|f| f.get(0)) {
+            None => Ok(None),
+            Some(f) => serde_json::from_value(f.clone())
+                .map(Some)
+                .map_err(|e| ClientError::Decode(format!("invalid files[0]: {e}"))),
+        }
+    }
+}
+
+/// A client for one IMGAPI server.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: Url,
+    user_agent: String,
+}
+
+impl Client {
+    /// A client for the server at `base_url` (e.g. `http://127.0.0.1:8080`).
+    pub fn new(base_url: &str) -> Result<Client, ClientError> {
+        let mut base = Url::parse(base_url)
+            .map_err(|e| ClientError::Decode(format!("invalid URL {base_url:?}: {e}")))?;
+        if !base.path().ends_with('/') {
+            let p = format!("{}/", base.path());
+            base.set_path(&p);
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(Client {
+            http,
+            base,
+            user_agent: format!("imgapi-client/{}", env!("CARGO_PKG_VERSION")),
+        })
+    }
+
+    /// Use `ua` as the `User-Agent` of every request.
+    pub fn with_user_agent(mut self, ua: impl Into<String>) -> Client {
+        self.user_agent = ua.into();
+        self
+    }
+
+    /// The server's base URL.
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+
+    fn url(&self, path: &str, query: &[(&str, &str)]) -> Result<Url, ClientError> {
+        let mut url = self
+            .base
+            .join(path.trim_start_matches('/'))
+            .map_err(|e| ClientError::Decode(format!("invalid path {path:?}: {e}")))?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        Ok(url)
+    }
+
+    fn request(&self, method: Method, url: Url) -> RequestBuilder {
+        self.http
+            .request(method, url)
+            .header(header::USER_AGENT, &self.user_agent)
+            .header(header::ACCEPT, "application/json")
+    }
+
+    /// Send a request built by `build`, retrying with backoff on connection
+    /// errors and 503. Only for idempotent requests.
+    async fn send_retrying(
+        &self,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<Response, ClientError> {
+        let mut delay = BACKOFF;
+        let mut attempt = 1;
+        loop {
+            let result = build().send().await;
+            let retry = match &result {
+                Ok(r) => r.status() == StatusCode::SERVICE_UNAVAILABLE,
+                Err(e) => e.is_connect() || e.is_timeout(),
+            };
+            if !retry || attempt >= ATTEMPTS {
+                return Ok(result?);
+            }
+            tokio::time::sleep(delay).await;
+            delay *= 2;
+            attempt += 1;
+        }
+    }
+
+    /// Turn an error status into [`ClientError::Api`].
+    async fn check(resp: Response) -> Result<Response, ClientError> {
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let body = resp.bytes().await.unwrap_or_default();
+        Err(ClientError::from_body(status.as_u16(), &body))
+    }
+
+    async fn json(resp: Response) -> Result<Value, ClientError> {
+        let resp = Self::check(resp).await?;
+        let body = resp.bytes().await?;
+        if body.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&body).map_err(|e| ClientError::Decode(format!("invalid JSON: {e}")))
+    }
+
+    async fn get_json(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, ClientError> {
+        let url = self.url(path, query)?;
+        let resp = self
+            .send_retrying(|| self.request(Method::GET, url.clone()))
+            .await?;
+        Self::json(resp).await
+    }
+
+    async fn post_json(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Value, ClientError> {
+        let url = self.url(path, query)?;
+        let mut req = self.request(Method::POST, url);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        Self::json(req.send().await?).await
+    }
+
+    // ---- misc ----
+
+    /// `GET /ping`.
+    pub async fn ping(&self) -> Result<Value, ClientError> {
+        self.get_json("/ping", &[]).await
+    }
+
+    /// `GET /channels` (404 when the server has no channels).
+    pub async fn list_channels(&self) -> Result<Vec<Value>, ClientError> {
+        let v = self.get_json("/channels", &[]).await?;
+        array(v)
+    }
+
+    // ---- images ----
+
+    /// `GET /images` with filters such as `("name", "~base")`, `("state", "all")`.
+    pub async fn list_images(&self, query: &[(&str, &str)]) -> Result<Vec<Value>, ClientError> {
+        let v = self.get_json("/images", query).await?;
+        array(v)
+    }
+
+    /// `GET /images/:uuid`.
+    pub async fn get_image(&self, uuid: &Uuid) -> Result<Value, ClientError> {
+        self.get_json(&format!("/images/{uuid}"), &[]).await
+    }
+
+    /// `POST /images` with a manifest; returns the unactivated image.
+    pub async fn create_image(&self, manifest: &Value) -> Result<Value, ClientError> {
+        self.post_json("/images", &[], Some(manifest)).await
+    }
+
+    async fn action(
+        &self,
+        uuid: &Uuid,
+        action: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ClientError> {
+        self.post_json(&format!("/images/{uuid}"), &[("action", action)], body)
+            .await
+    }
+
+    /// `POST /images/:uuid?action=activate`.
+    pub async fn activate_image(&self, uuid: &Uuid) -> Result<Value, ClientError> {
+        self.action(uuid, "activate", None).await
+    }
+
+    /// `POST /images/:uuid?action=disable`.
+    pub async fn disable_image(&self, uuid: &Uuid) -> Result<Value, ClientError> {
+        self.action(uuid, "disable", None).await
+    }
+
+    /// `POST /images/:uuid?action=enable`.
+    pub async fn enable_image(&self, uuid: &Uuid) -> Result<Value, ClientError> {
+        self.action(uuid, "enable", None).await
+    }
+
+    /// `POST /images/:uuid?action=update` with the fields to change.
+    pub async fn update_image(&self, uuid: &Uuid, fields: &Value) -> Result<Value, ClientError> {
+        self.action(uuid, "update", Some(fields)).await
+    }
+
+    /// `POST /images/:uuid?action=import` (operator): create with the
+    /// manifest's own `uuid`. The path uuid is taken from the manifest.
+    pub async fn import_image(&self, manifest: &Value) -> Result<Value, ClientError> {
+        let uuid = manifest
+            .get("uuid")
+            .and_then(Value::as_str)
+            .and_then(|s| Uuid::parse_str(s).ok())
+            .ok_or_else(|| ClientError::Decode("manifest has no valid \"uuid\"".into()))?;
+        self.action(&uuid, "import", Some(manifest)).await
+    }
+
+    /// `DELETE /images/:uuid`.
+    pub async fn delete_image(&self, uuid: &Uuid) -> Result<(), ClientError> {
+        let url = self.url(&format!("/images/{uuid}"), &[])?;
+        let resp = self.request(Method::DELETE, url).send().await?;
+        Self::check(resp).await.map(|_| ())
+    }
+
+    /// `POST /images/:uuid/acl?action=add`.
+    pub async fn add_acl(&self, uuid: &Uuid, accounts: &[Uuid]) -> Result<Value, ClientError> {
+        self.acl(uuid, "add", accounts).await
+    }
+
+    /// `POST /images/:uuid/acl?action=remove`.
+    pub async fn remove_acl(&self, uuid: &Uuid, accounts: &[Uuid]) -> Result<Value, ClientError> {
+        self.acl(uuid, "remove", accounts).await
+    }
+
+    async fn acl(
+        &self,
+        uuid: &Uuid,
+        action: &str,
+        accounts: &[Uuid],
+    ) -> Result<Value, ClientError> {
+        let body = Value::Array(
+            accounts
+                .iter()
+                .map(|u| Value::String(u.to_string()))
+                .collect(),
+        );
+        self.post_json(
+            &format!("/images/{uuid}/acl"),
+            &[("action", action)],
+            Some(&body),
+        )
+        .await
+    }
+
+    // ---- files ----
+
+    /// `PUT /images/:uuid/file?compression=…`, streaming `path` from disk.
+    ///
+    /// The SHA-1 is computed while streaming (the file is read once) and
+    /// checked against the `files[0].sha1`/`size` the server returns; a
+    /// mismatch is [`ClientError::Integrity`].
+    pub async fn add_image_file(
+        &self,
+        uuid: &Uuid,
+        path: &Path,
+        compression: &str,
+        reporter: Option<&dyn Reporter>,
+    ) -> Result<Value, ClientError> {
+        let file = tokio::fs::File::open(path).await?;
+        let size = file.metadata().await?.len();
+        let url = self.url(
+            &format!("/images/{uuid}/file"),
+            &[("compression", compression)],
+        )?;
+        let state = Arc::new(Mutex::new((Sha1::new(), 0u64)));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+        let stream_state = Arc::clone(&state);
+        let stream = futures_util::stream::try_unfold(file, move |mut file| {
+            let state = Arc::clone(&stream_state);
+            let tx = tx.clone();
+            async move {
+                let mut buf = vec![0u8; CHUNK];
+                let n = file.read(&mut buf).await?;
+                if n == 0 {
+                    return Ok::<_, std::io::Error>(None);
+                }
+                buf.truncate(n);
+                {
+                    let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+                    s.0.update(&buf);
+                    s.1 += n as u64;
+                }
+                let _ = tx.send(n as u64);
+                Ok(Some((Bytes::from(buf), file)))
+            }
+        });
+        if let Some(r) = reporter {
+            r.on_start(Some(size), 0);
+        }
+        let send = self
+            .request(Method::PUT, url)
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .header(header::CONTENT_LENGTH, size)
+            .body(reqwest::Body::wrap_stream(stream))
+            .send();
+        tokio::pin!(send);
+        let resp = loop {
+            tokio::select! {
+                res = &mut send => break res?,
+                Some(n) = rx.recv() => {
+                    if let Some(r) = reporter { r.on_progress(n); }
+                }
+            }
+        };
+        while let Ok(n) = rx.try_recv() {
+            if let Some(r) = reporter {
+                r.on_progress(n);
+            }
+        }
+        let image = Self::json(resp).await?;
+        let (sha1, sent) = {
+            let s = state.lock().unwrap_or_else(|e| e.into_inner());
+            (hex::encode(s.0.clone().finalize()), s.1)
+        };
+        let info = FileInfo::of(&image)?
+            .ok_or_else(|| ClientError::Decode("uploaded image has no files[0]".into()))?;
+        if info.size != sent {
+            return Err(ClientError::Integrity {
+                expected: format!("size {sent}"),
+                actual: format!("size {}", info.size),
+            });
+        }
+        if !info.sha1.eq_ignore_ascii_case(&sha1) {
+            return Err(ClientError::Integrity {
+                expected: sha1,
+                actual: info.sha1,
+            });
+        }
+        if let Some(r) = reporter {
+            r.on_complete();
+        }
+        Ok(image)
+    }
+
+    /// Download `files[0]` of image `uuid` to `dest`.
+    ///
+    /// Bytes go to `<dest>.part`; an existing `.part` is resumed with
+    /// `Range: bytes=<len>-` (a 200 answer restarts from zero). When complete
+    /// the size and SHA-1 are checked against the manifest's `files[0]`; on a
+    /// mismatch the `.part` is removed and [`ClientError::Integrity`] is
+    /// returned, otherwise it is renamed to `dest` atomically. Returns the
+    /// verified file info.
+    pub async fn get_image_file(
+        &self,
+        uuid: &Uuid,
+        dest: &Path,
+        reporter: Option<&dyn Reporter>,
+    ) -> Result<FileInfo, ClientError> {
+        let image = self.get_image(uuid).await?;
+        let info = FileInfo::of(&image)?.ok_or_else(|| ClientError::Api {
+            status: 404,
+            rest_code: "ResourceNotFound".into(),
+            message: format!("image \"{uuid}\" has no file"),
+            errors: Vec::new(),
+        })?;
+        let part = part_path(dest);
+        let mut already = match tokio::fs::metadata(&part).await {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(e.into()),
+        };
+        if already > info.size {
+            tokio::fs::remove_file(&part).await?;
+            already = 0;
+        }
+
+        let mut hasher = Sha1::new();
+        let mut out;
+        if already == info.size && already > 0 {
+            hash_file(&part, &mut hasher).await?;
+            if let Some(r) = reporter {
+                r.on_start(Some(info.size), already);
+            }
+        } else {
+            let url = self.url(&format!("/images/{uuid}/file"), &[])?;
+            let resp = self
+                .send_retrying(|| {
+                    let req = self.request(Method::GET, url.clone());
+                    if already > 0 {
+                        req.header(header::RANGE, format!("bytes={already}-"))
+                            .header(header::IF_RANGE, info.sha1.as_str())
+                    } else {
+                        req
+                    }
+                })
+                .await?;
+            let resp = Self::check(resp).await?;
+            if resp.status() == StatusCode::PARTIAL_CONTENT && already > 0 {
+                hash_file(&part, &mut hasher).await?;
+                out = tokio::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&part)
+                    .await?;
+            } else {
+                already = 0;
+                out = tokio::fs::File::create(&part).await?;
+            }
+            if let Some(r) = reporter {
+                r.on_start(Some(info.size), already);
+            }
+            let mut resp = resp;
+            while let Some(chunk) = resp.chunk().await? {
+                hasher.update(&chunk);
+                out.write_all(&chunk).await?;
+                if let Some(r) = reporter {
+                    r.on_progress(chunk.len() as u64);
+                }
+            }
+            out.flush().await?;
+            out.sync_all().await?;
+            drop(out);
+        }
+
+        let size = tokio::fs::metadata(&part).await?.len();
+        let sha1 = hex::encode(hasher.finalize());
+        if size != info.size {
+            let _ = tokio::fs::remove_file(&part).await;
+            return Err(ClientError::Integrity {
+                expected: format!("size {}", info.size),
+                actual: format!("size {size}"),
+            });
+        }
+        if !sha1.eq_ignore_ascii_case(&info.sha1) {
+            let _ = tokio::fs::remove_file(&part).await;
+            return Err(ClientError::Integrity {
+                expected: info.sha1,
+                actual: sha1,
+            });
+        }
+        tokio::fs::rename(&part, dest).await?;
+        if let Some(r) = reporter {
+            r.on_complete();
+        }
+        Ok(info)
+    }
+}
+
+/// `<dest>.part`.
+pub fn part_path(dest: &Path) -> PathBuf {
+    let mut s = dest.as_os_str().to_owned();
+    s.push(".part");
+    PathBuf::from(s)
+}
+
+async fn hash_file(path: &Path, hasher: &mut Sha1) -> Result<(), ClientError> {
+    let mut f = tokio::fs::File::open(path).await?;
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = f.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+fn array(v: Value) -> Result<Vec<Value>, ClientError> {
+    match v {
+        Value::Array(a) => Ok(a),
+        other => Err(ClientError::Decode(format!(
+            "expected a JSON array, got {}",
+            kind(&other)
+        ))),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
