@@ -1,0 +1,141 @@
+//! clap definitions only: no behaviour lives here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use uuid::Uuid;
+
+/// Publish and manage images in an IMGAPI registry.
+#[derive(Debug, Parser)]
+#[command(name = "imgadm", version)]
+pub struct Cli {
+    /// Base URL of the IMGAPI server (required).
+    #[arg(short = 'u', long, env = "IMGAPI_URL", global = true)]
+    pub url: Option<String>,
+    /// Print JSON instead of human-readable output.
+    #[arg(short = 'j', long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check that the server answers.
+    Ping,
+    /// Show an image's manifest (pretty JSON).
+    Get(UuidArg),
+    /// List images.
+    List(ListArgs),
+    /// Create an image from a manifest; with -f, also upload its file and activate it.
+    Create(CreateArgs),
+    /// Upload the file of an unactivated image.
+    AddFile(AddFileArgs),
+    /// Activate an image (it must have a file).
+    Activate(UuidArg),
+    /// Disable an image.
+    Disable(UuidArg),
+    /// Enable a disabled image.
+    Enable(UuidArg),
+    /// Update mutable manifest fields: FIELD=VALUE (VALUE is JSON if it parses, else a string).
+    Update(UpdateArgs),
+    /// Delete an image and its file.
+    Delete(UuidArg),
+    /// Add accounts to an image's ACL.
+    AddAcl(AclArgs),
+    /// Remove accounts from an image's ACL.
+    RemoveAcl(AclArgs),
+    /// Download an image's file (resumes a partial download, verifies size and SHA-1).
+    GetFile(GetFileArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UuidArg {
+    /// Image UUID.
+    pub uuid: Uuid,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Omit the header row.
+    #[arg(short = 'H')]
+    pub no_header: bool,
+    /// Columns to show, comma separated (e.g. uuid,name,version,state).
+    #[arg(short = 'o', value_delimiter = ',')]
+    pub columns: Vec<String>,
+    /// Sort by this field.
+    #[arg(short = 's')]
+    pub sort: Option<String>,
+    /// Filter on name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Filter on version.
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Filter on os.
+    #[arg(long)]
+    pub os: Option<String>,
+    /// Filter on type.
+    #[arg(long = "type")]
+    pub type_: Option<String>,
+    /// Filter on state (active, unactivated, disabled, all).
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Filter on owner UUID.
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// More filters as FIELD=VALUE, passed as query parameters.
+    pub filters: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Manifest JSON file.
+    #[arg(short = 'm', long)]
+    pub manifest: PathBuf,
+    /// Image file to upload, then activate the image.
+    #[arg(short = 'f', long)]
+    pub file: Option<PathBuf>,
+    /// Compression of the file (none, gzip, bzip2, xz).
+    #[arg(short = 'c', long, default_value = "none")]
+    pub compression: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AddFileArgs {
+    /// Image UUID.
+    pub uuid: Uuid,
+    /// Image file to upload.
+    #[arg(short = 'f', long)]
+    pub file: PathBuf,
+    /// Compression of the file (none, gzip, bzip2, xz).
+    #[arg(short = 'c', long)]
+    pub compression: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Image UUID.
+    pub uuid: Uuid,
+    /// FIELD=VALUE pairs.
+    #[arg(required = true)]
+    pub fields: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AclArgs {
+    /// Image UUID.
+    pub uuid: Uuid,
+    /// Account UUIDs.
+    #[arg(required = true)]
+    pub accounts: Vec<Uuid>,
+}
+
+#[derive(Debug, Args)]
+pub struct GetFileArgs {
+    /// Image UUID.
+    pub uuid: Uuid,
+    /// Where to write the file.
+    #[arg(short = 'o', long)]
+    pub output: PathBuf,
+}

@@ -1,0 +1,12 @@
+use super::{label, Ctx, Failure};
+use crate::cli::AclArgs;
+
+pub async fn run(ctx: &Ctx, args: AclArgs) -> Result<(), Failure> {
+    let image = ctx.client.add_acl(&args.uuid, &args.accounts).await?;
+    let line = format!(
+        "Added {} account(s) to the ACL of image {}",
+        args.accounts.len(),
+        label(&image)
+    );
+    ctx.print_image(&line, &image)
+}

@@ -1,0 +1,12 @@
+use super::{label, Ctx, Failure};
+use crate::cli::AddFileArgs;
+use crate::reporters::Bar;
+
+pub async fn run(ctx: &Ctx, args: AddFileArgs) -> Result<(), Failure> {
+    let bar = Bar::new("Uploading");
+    let image = ctx
+        .client
+        .add_image_file(&args.uuid, &args.file, &args.compression, Some(&bar))
+        .await?;
+    ctx.print_image(&format!("Added file to image {}", label(&image)), &image)
+}

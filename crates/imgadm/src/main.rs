@@ -1,0 +1,42 @@
+//! `imgadm`: the IMGAPI command-line client.
+// The CLI is the one place that prints to stdout.
+#![allow(clippy::print_stdout)]
+
+mod cli;
+mod commands;
+mod output;
+mod reporters;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use crate::cli::Cli;
+use crate::commands::Failure;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let Some(url) = cli.url.clone() else {
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "the following required argument was not provided: --url <URL> (or IMGAPI_URL)",
+            )
+            .exit()
+    };
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::other(format!("cannot start runtime: {e}")))
+        .and_then(|rt| rt.block_on(commands::run(&url, cli.json, cli.command)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            match &f.code {
+                Some(code) => eprintln!("imgadm: error ({code}): {}", f.message),
+                None => eprintln!("imgadm: error: {}", f.message),
+            }
+            ExitCode::from(f.exit)
+        }
+    }
+}
