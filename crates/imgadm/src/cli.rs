@@ -15,6 +15,13 @@ pub struct Cli {
     /// Print JSON instead of human-readable output.
     #[arg(short = 'j', long, global = true)]
     pub json: bool,
+    /// Sign requests (HTTP Signature) as this user.
+    #[arg(long, env = "IMGAPI_USER", global = true)]
+    pub user: Option<String>,
+    /// Unencrypted private key to sign with (OpenSSH or PEM); with --user,
+    /// defaults to ~/.ssh/id_ed25519.
+    #[arg(long, env = "IMGAPI_KEY", global = true)]
+    pub key: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }

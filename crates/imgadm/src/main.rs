@@ -24,11 +24,13 @@ fn main() -> ExitCode {
             )
             .exit()
     };
-    let result = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::other(format!("cannot start runtime: {e}")))
-        .and_then(|rt| rt.block_on(commands::run(&url, cli.json, cli.command)));
+    let result = commands::signer(cli.user.as_deref(), cli.key.as_deref()).and_then(|signer| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Failure::other(format!("cannot start runtime: {e}")))
+            .and_then(|rt| rt.block_on(commands::run(&url, cli.json, signer, cli.command)))
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {

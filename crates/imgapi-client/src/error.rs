@@ -29,6 +29,9 @@ pub enum ClientError {
     /// A response (or an argument) could not be decoded as expected.
     #[error("decode error: {0}")]
     Decode(String),
+    /// A signing key could not be read or is not supported.
+    #[error("signing key error: {0}")]
+    Key(String),
 }
 
 fn api_display(status: u16, rest_code: &str, message: &str) -> String {

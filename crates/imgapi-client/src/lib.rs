@@ -7,11 +7,15 @@
 //! [`progress::Reporter`]; downloads resume with `Range` and are verified
 //! against the manifest's size and SHA-1 before they appear at their path.
 //!
-//! Not yet here: HTTP Signature signing (key file / ssh-agent), icons,
+//! Requests are signed with HTTP Signature when a [`Signer`] is set
+//! ([`Client::with_signer`]).
+//!
+//! Not yet here: ssh-agent signing and encrypted keys, icons,
 //! channel-add, clone and the other admin actions.
 
 pub mod error;
 pub mod progress;
+pub mod signing;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -28,6 +32,7 @@ use uuid::Uuid;
 pub use error::ClientError;
 pub use imgapi_types::FieldError;
 pub use progress::Reporter;
+pub use signing::Signer;
 
 /// Attempts for idempotent requests (connection errors and 503).
 const ATTEMPTS: u32 = 3;
@@ -63,6 +68,7 @@ pub struct Client {
     http: reqwest::Client,
     base: Url,
     user_agent: String,
+    signer: Option<Arc<Signer>>,
 }
 
 impl Client {
@@ -81,12 +87,20 @@ impl Client {
             http,
             base,
             user_agent: format!("imgapi-client/{}", env!("CARGO_PKG_VERSION")),
+            signer: None,
         })
     }
 
     /// Use `ua` as the `User-Agent` of every request.
     pub fn with_user_agent(mut self, ua: impl Into<String>) -> Client {
         self.user_agent = ua.into();
+        self
+    }
+
+    /// Sign every request with `signer` (HTTP Signature over a `Date`
+    /// header added to each request).
+    pub fn with_signer(mut self, signer: Signer) -> Client {
+        self.signer = Some(Arc::new(signer));
         self
     }
 
@@ -107,10 +121,20 @@ impl Client {
     }
 
     fn request(&self, method: Method, url: Url) -> RequestBuilder {
-        self.http
+        let req = self
+            .http
             .request(method, url)
             .header(header::USER_AGENT, &self.user_agent)
-            .header(header::ACCEPT, "application/json")
+            .header(header::ACCEPT, "application/json");
+        match &self.signer {
+            None => req,
+            Some(signer) => {
+                let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+                let authorization = signer.authorization(&date);
+                req.header(header::DATE, date)
+                    .header(header::AUTHORIZATION, authorization)
+            }
+        }
     }
 
     /// Send a request built by `build`, retrying with backoff on connection

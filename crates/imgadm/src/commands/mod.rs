@@ -14,7 +14,7 @@ mod ping;
 mod remove_acl;
 mod update;
 
-use imgapi_client::{Client, ClientError};
+use imgapi_client::{Client, ClientError, Signer};
 use serde_json::Value;
 
 use crate::cli::Command;
@@ -111,8 +111,40 @@ pub fn label(image: &Value) -> String {
     format!("{} ({}@{})", get("uuid"), get("name"), get("version"))
 }
 
-pub async fn run(url: &str, json: bool, command: Command) -> Result<(), Failure> {
-    let client = Client::new(url)?.with_user_agent(concat!("imgadm/", env!("CARGO_PKG_VERSION")));
+/// The request signer for `--user`/`--key`: none without a user; the key
+/// defaults to `~/.ssh/id_ed25519`. An unreadable key is a usage error.
+pub fn signer(
+    user: Option<&str>,
+    key: Option<&std::path::Path>,
+) -> Result<Option<Signer>, Failure> {
+    let Some(user) = user.filter(|u| !u.is_empty()) else {
+        return Ok(None);
+    };
+    let key = match key {
+        Some(k) => k.to_path_buf(),
+        None => match std::env::var_os("HOME") {
+            Some(home) => std::path::Path::new(&home).join(".ssh").join("id_ed25519"),
+            None => return Err(Failure::usage(
+                "--user given without --key and $HOME is not set (cannot find ~/.ssh/id_ed25519)",
+            )),
+        },
+    };
+    Signer::from_key_file(user, &key)
+        .map(Some)
+        .map_err(|e| Failure::usage(format!("cannot use private key for --user {user}: {e}")))
+}
+
+pub async fn run(
+    url: &str,
+    json: bool,
+    signer: Option<Signer>,
+    command: Command,
+) -> Result<(), Failure> {
+    let mut client =
+        Client::new(url)?.with_user_agent(concat!("imgadm/", env!("CARGO_PKG_VERSION")));
+    if let Some(signer) = signer {
+        client = client.with_signer(signer);
+    }
     let ctx = Ctx { client, json };
     match command {
         Command::Ping => ping::run(&ctx).await,
