@@ -22,6 +22,13 @@ pub struct Cli {
     /// defaults to ~/.ssh/id_ed25519.
     #[arg(long, env = "IMGAPI_KEY", global = true)]
     pub key: Option<PathBuf>,
+    /// Directory holding consumer configuration (`sources.json`).
+    #[arg(long, env = "IMGADM_CONFIG_DIR", global = true)]
+    pub config_dir: Option<PathBuf>,
+    /// Local image store for `import`, `installed`, `vacuum`
+    /// (default `<config dir>/images`).
+    #[arg(long, env = "IMGADM_STORE", global = true)]
+    pub store: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -54,6 +61,91 @@ pub enum Command {
     RemoveAcl(AclArgs),
     /// Download an image's file (resumes a partial download, verifies size and SHA-1).
     GetFile(GetFileArgs),
+    /// Consumer: list, add or delete image sources (kept in `<config dir>/sources.json`).
+    Sources(SourcesArgs),
+    /// Consumer: list active images available from all sources.
+    Avail(AvailArgs),
+    /// Consumer: import an image (and its origin chain) into the local store.
+    Import(ImportArgs),
+    /// Consumer: list installed images; `installed get|delete UUID`.
+    Installed(InstalledArgs),
+    /// Consumer: remove leftover temporary directories and stale locks from the store.
+    Vacuum(VacuumArgs),
+}
+
+impl Command {
+    /// Consumer verbs work on sources and the local store; they need no `--url`.
+    pub fn is_consumer(&self) -> bool {
+        matches!(
+            self,
+            Command::Sources(_)
+                | Command::Avail(_)
+                | Command::Import(_)
+                | Command::Installed(_)
+                | Command::Vacuum(_)
+        )
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SourcesArgs {
+    #[command(subcommand)]
+    pub action: Option<SourcesAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SourcesAction {
+    /// List sources (the default).
+    List,
+    /// Add a source URL (http or https).
+    Add(UrlArg),
+    /// Delete a source URL.
+    Delete(UrlArg),
+}
+
+#[derive(Debug, Args)]
+pub struct UrlArg {
+    /// Source URL.
+    pub url: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AvailArgs {
+    /// Omit the header row.
+    #[arg(short = 'H')]
+    pub no_header: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Image UUID.
+    pub uuid: Uuid,
+}
+
+#[derive(Debug, Args)]
+pub struct InstalledArgs {
+    #[command(subcommand)]
+    pub action: Option<InstalledAction>,
+    /// Omit the header row.
+    #[arg(short = 'H')]
+    pub no_header: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InstalledAction {
+    /// List installed images (the default).
+    List,
+    /// Show an installed image's manifest (JSON).
+    Get(UuidArg),
+    /// Delete an installed image.
+    Delete(UuidArg),
+}
+
+#[derive(Debug, Args)]
+pub struct VacuumArgs {
+    /// Dry run: print what would be removed.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

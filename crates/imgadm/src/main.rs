@@ -16,6 +16,9 @@ use crate::commands::Failure;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.command.is_consumer() {
+        return finish(commands::local::run(cli));
+    }
     let Some(url) = cli.url.clone() else {
         Cli::command()
             .error(
@@ -31,6 +34,10 @@ fn main() -> ExitCode {
             .map_err(|e| Failure::other(format!("cannot start runtime: {e}")))
             .and_then(|rt| rt.block_on(commands::run(&url, cli.json, signer, cli.command)))
     });
+    finish(result)
+}
+
+fn finish(result: Result<(), Failure>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {

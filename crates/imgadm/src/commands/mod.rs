@@ -10,9 +10,16 @@ mod enable;
 mod get;
 mod get_file;
 mod list;
+pub mod local;
 mod ping;
 mod remove_acl;
 mod update;
+
+mod avail;
+mod import;
+mod installed;
+mod sources;
+mod vacuum;
 
 use imgapi_client::{Client, ClientError, Signer};
 use serde_json::Value;
@@ -34,6 +41,14 @@ impl Failure {
             code: None,
             message: message.into(),
             exit: 1,
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Failure {
+        Failure {
+            code: Some("ResourceNotFound".to_string()),
+            message: message.into(),
+            exit: 3,
         }
     }
 
@@ -160,5 +175,10 @@ pub async fn run(
         Command::AddAcl(a) => add_acl::run(&ctx, a).await,
         Command::RemoveAcl(a) => remove_acl::run(&ctx, a).await,
         Command::GetFile(a) => get_file::run(&ctx, a).await,
+        Command::Sources(_)
+        | Command::Avail(_)
+        | Command::Import(_)
+        | Command::Installed(_)
+        | Command::Vacuum(_) => Err(Failure::other("consumer verb dispatched as publisher verb")),
     }
 }

@@ -1,0 +1,128 @@
+use std::collections::HashSet;
+
+use imgapi_client::{Client, FileInfo};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::local::{write_synced, Local, Lock};
+use super::{label, Failure};
+use crate::cli::ImportArgs;
+use crate::reporters::Bar;
+
+/// Find `uuid` on the first source that has it.
+async fn find(local: &Local, uuid: &Uuid) -> Result<(Client, Value), Failure> {
+    let sources = local.sources()?;
+    if sources.is_empty() {
+        return Err(Failure::usage(
+            "no sources configured: add one with `imgadm sources add URL`",
+        ));
+    }
+    let mut last_err = None;
+    for url in &sources {
+        let client = local.client(url)?;
+        match client.get_image(uuid).await {
+            Ok(m) => return Ok((client, m)),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => {
+                eprintln!("imgadm: warning: source {url}: {e}");
+                last_err = Some(Failure::from(e));
+            }
+        }
+    }
+    Err(last_err
+        .unwrap_or_else(|| Failure::not_found(format!("image {uuid} not found on any source"))))
+}
+
+fn origin_of(manifest: &Value) -> Result<Option<Uuid>, Failure> {
+    match manifest.get("origin").and_then(Value::as_str) {
+        None => Ok(None),
+        Some(o) => Uuid::parse_str(o)
+            .map(Some)
+            .map_err(|e| Failure::other(format!("invalid origin {o:?}: {e}"))),
+    }
+}
+
+pub async fn run(local: &Local, args: ImportArgs) -> Result<(), Failure> {
+    if let Some(m) = local.installed(&args.uuid)? {
+        println!("Image {} is already installed", label(&m));
+        return Ok(());
+    }
+    // The chain from the image down to the first installed origin.
+    let mut chain = Vec::new();
+    let mut seen = HashSet::new();
+    let mut cur = Some(args.uuid);
+    while let Some(uuid) = cur {
+        if !seen.insert(uuid) {
+            return Err(Failure::other(format!("origin loop at image {uuid}")));
+        }
+        if local.installed(&uuid)?.is_some() {
+            break;
+        }
+        let (client, manifest) = find(local, &uuid).await?;
+        cur = origin_of(&manifest)?;
+        chain.push((uuid, client, manifest));
+    }
+    for (uuid, client, manifest) in chain.into_iter().rev() {
+        install(local, &uuid, &client, &manifest).await?;
+    }
+    Ok(())
+}
+
+/// Download into `<store>/.tmp-<uuid>/`, verify, then rename into place.
+async fn install(
+    local: &Local,
+    uuid: &Uuid,
+    client: &Client,
+    manifest: &Value,
+) -> Result<(), Failure> {
+    std::fs::create_dir_all(&local.store)
+        .map_err(|e| Failure::other(format!("cannot create {}: {e}", local.store.display())))?;
+    let _lock = Lock::acquire(local.lock_path(uuid), uuid)?;
+    // Another process may have finished it while we waited for the lock.
+    if local.installed(uuid)?.is_some() {
+        println!("Image {} is already installed", label(manifest));
+        return Ok(());
+    }
+    if FileInfo::of(manifest)?.is_none() {
+        return Err(Failure::other(format!(
+            "image {} has no file to import",
+            label(manifest)
+        )));
+    }
+    let tmp = local.tmp_dir(uuid);
+    std::fs::create_dir_all(&tmp)
+        .map_err(|e| Failure::other(format!("cannot create {}: {e}", tmp.display())))?;
+    if !local.json {
+        println!("Importing image {}", label(manifest));
+    }
+    let bar = Bar::new("Downloading");
+    let info = client
+        .get_image_file(uuid, &tmp.join("file"), Some(&bar))
+        .await
+        .map_err(|e| Failure::from(e).context(format!("downloading image {uuid}")))?;
+    let text = serde_json::to_string_pretty(manifest)
+        .map_err(|e| Failure::other(format!("cannot encode JSON: {e}")))?;
+    let mtmp = tmp.join("manifest.json.tmp");
+    write_synced(&mtmp, format!("{text}\n").as_bytes())?;
+    let mpath = tmp.join("manifest.json");
+    std::fs::rename(&mtmp, &mpath)
+        .map_err(|e| Failure::other(format!("cannot write {}: {e}", mpath.display())))?;
+    let dest = local.image_dir(uuid);
+    std::fs::rename(&tmp, &dest).map_err(|e| {
+        Failure::other(format!(
+            "cannot install {} as {}: {e}",
+            tmp.display(),
+            dest.display()
+        ))
+    })?;
+    if let Ok(d) = std::fs::File::open(&local.store) {
+        let _ = d.sync_all();
+    }
+    println!(
+        "Installed image {} ({} bytes, sha1 {})",
+        label(manifest),
+        info.size,
+        info.sha1
+    );
+    Ok(())
+}
