@@ -2,48 +2,15 @@
 //! end against real in-process imgapi-servers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::{spawn, Server};
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use imgapi_server::{AppState, Config};
 use serde_json::{json, Value};
-use tempfile::TempDir;
 
 const OWNER: &str = "86055c40-2547-11e2-8a6b-4bb37edc84ba";
-
-struct Server {
-    url: String,
-    dir: TempDir,
-    _rt: tokio::runtime::Runtime,
-}
-
-fn spawn() -> Server {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let url = rt.block_on(async {
-        let toml = format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nlog_level = \"warn\"\n",
-            data.display().to_string()
-        );
-        let app = AppState::open(Config::from_toml(&toml).unwrap())
-            .await
-            .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            imgapi_server::serve(app, listener, std::future::pending::<()>())
-                .await
-                .unwrap();
-        });
-        format!("http://{addr}")
-    });
-    Server { url, dir, _rt: rt }
-}
 
 impl Server {
     /// Create, upload and activate an image (publisher verbs); return its uuid.
@@ -77,7 +44,7 @@ fn p(path: &Path) -> &str {
 
 /// A consumer: its own config dir (and store below it), no IMGAPI_URL.
 struct Consumer {
-    dir: TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Consumer {

@@ -62,3 +62,19 @@ impl Columns {
         })
     }
 }
+
+/// A stored record's JSON back into an [`ImageRecord`] (both SQL backends).
+pub(crate) fn decode_record(uuid: &str, record: &str) -> Result<ImageRecord, MetaError> {
+    serde_json::from_str(record).map_err(|e| MetaError::Corrupt {
+        uuid: uuid.to_owned(),
+        detail: e.to_string(),
+    })
+}
+
+/// A uuid column back into a [`Uuid`].
+pub(crate) fn decode_uuid(text: &str) -> Result<Uuid, MetaError> {
+    Uuid::parse_str(text).map_err(|e| MetaError::Corrupt {
+        uuid: text.to_owned(),
+        detail: format!("bad uuid column: {e}"),
+    })
+}

@@ -42,6 +42,7 @@ use sqlx::{Connection, Row};
 use uuid::Uuid;
 
 use crate::columns::Columns;
+use crate::columns::{decode_record, decode_uuid};
 use crate::{MetaError, MetaStore, Revision, StoredImage};
 
 mod query;
@@ -432,20 +433,6 @@ async fn missed_write(conn: &mut PgConnection, uuid: Uuid) -> Failure {
         Ok(None) => Failure::Meta(MetaError::NotFound(uuid)),
         Err(e) => Failure::Sql(e),
     }
-}
-
-fn decode_record(uuid: &str, record: &str) -> Result<ImageRecord, MetaError> {
-    serde_json::from_str(record).map_err(|e| MetaError::Corrupt {
-        uuid: uuid.to_owned(),
-        detail: e.to_string(),
-    })
-}
-
-fn decode_uuid(text: &str) -> Result<Uuid, MetaError> {
-    Uuid::parse_str(text).map_err(|e| MetaError::Corrupt {
-        uuid: text.to_owned(),
-        detail: format!("bad uuid column: {e}"),
-    })
 }
 
 /// SQLSTATEs meaning "the database is not (currently) usable": connection

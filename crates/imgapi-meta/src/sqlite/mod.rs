@@ -31,6 +31,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use crate::columns::Columns;
+use crate::columns::{decode_record, decode_uuid};
 use crate::{MetaError, MetaStore, Revision, StoredImage};
 use writer::Writer;
 
@@ -394,20 +395,6 @@ async fn missed_write(conn: &mut SqliteConnection, uuid: Uuid) -> MetaError {
         Ok(None) => MetaError::NotFound(uuid),
         Err(e) => map_err(e),
     }
-}
-
-fn decode_record(uuid: &str, record: &str) -> Result<ImageRecord, MetaError> {
-    serde_json::from_str(record).map_err(|e| MetaError::Corrupt {
-        uuid: uuid.to_owned(),
-        detail: e.to_string(),
-    })
-}
-
-fn decode_uuid(text: &str) -> Result<Uuid, MetaError> {
-    Uuid::parse_str(text).map_err(|e| MetaError::Corrupt {
-        uuid: text.to_owned(),
-        detail: format!("bad uuid column: {e}"),
-    })
 }
 
 /// Map a sqlx error: the database not being reachable (or locked past the
