@@ -6,23 +6,36 @@ use clap::{Args, Parser, Subcommand};
 use uuid::Uuid;
 
 /// Publish and manage images in an IMGAPI registry.
+///
+/// Publisher commands talk to one IMGAPI server (--url, IMGAPI_URL or the
+/// profile file); consumer commands install images from configured sources
+/// into a local store. Errors print as `imgadm: error (RestCode): message`;
+/// exit status 1 is a server or network failure, 2 a usage error, 3 not found.
 #[derive(Debug, Parser)]
 #[command(name = "imgadm", version)]
 pub struct Cli {
-    /// Base URL of the IMGAPI server (required).
+    /// Base URL of the IMGAPI server (required: flag, env or profile).
     #[arg(short = 'u', long, env = "IMGAPI_URL", global = true)]
     pub url: Option<String>,
     /// Print JSON instead of human-readable output.
     #[arg(short = 'j', long, global = true)]
     pub json: bool,
-    /// Sign requests (HTTP Signature) as this user.
+    /// Sign requests (HTTP Signature) as this user, through ssh-agent
+    /// ($SSH_AUTH_SOCK) when it holds the key, else with the --key file.
     #[arg(long, env = "IMGAPI_USER", global = true)]
     pub user: Option<String>,
-    /// Unencrypted private key to sign with (OpenSSH or PEM); with --user,
-    /// defaults to ~/.ssh/id_ed25519.
+    /// Key to sign with: a private key (OpenSSH or PEM; an encrypted one
+    /// is decrypted with $IMGAPI_KEY_PASSPHRASE or a passphrase prompt), or
+    /// a public key whose private key ssh-agent holds. With --user,
+    /// defaults to ssh-agent's first key, then ~/.ssh/id_ed25519.
     #[arg(long, env = "IMGAPI_KEY", global = true)]
     pub key: Option<PathBuf>,
-    /// Directory holding consumer configuration (`sources.json`).
+    /// Channel of every image request (`?channel=`; `*` = any channel when
+    /// reading); the server's default channel when unset.
+    #[arg(long, env = "IMGAPI_CHANNEL", global = true)]
+    pub channel: Option<String>,
+    /// Directory holding configuration: `profile.json` (defaults for --url,
+    /// --user, --key, --channel) and `sources.json`; default ~/.imgadm.
     #[arg(long, env = "IMGADM_CONFIG_DIR", global = true)]
     pub config_dir: Option<PathBuf>,
     /// Local image store for `import`, `installed`, `vacuum`
@@ -61,6 +74,24 @@ pub enum Command {
     RemoveAcl(AclArgs),
     /// Download an image's file (resumes a partial download, verifies size and SHA-1).
     GetFile(GetFileArgs),
+    /// Add or replace an image's icon (PNG, GIF or JPEG, at most 128 KiB).
+    AddIcon(AddIconArgs),
+    /// Download an image's icon (verifies size and SHA-1).
+    GetIcon(GetIconArgs),
+    /// Delete an image's icon.
+    DeleteIcon(UuidArg),
+    /// List the server's channels.
+    Channels(ChannelsArgs),
+    /// Add an image to one more channel (look it up with --channel).
+    ChannelAdd(ChannelAddArgs),
+    /// Operator: import a manifest keeping its uuid; with -f, also upload its file and activate it.
+    AdminImport(AdminImportArgs),
+    /// Write a v2 manifest for an image file (uuid, sha1, size, compression; image_size for zvol).
+    CreateManifest(CreateManifestArgs),
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff).
+    Man,
     /// Consumer: list, add or delete image sources (kept in `<config dir>/sources.json`).
     Sources(SourcesArgs),
     /// Consumer: list active images available from all sources.
@@ -74,6 +105,14 @@ pub enum Command {
 }
 
 impl Command {
+    /// Verbs that talk to no server and read no configuration.
+    pub fn is_offline(&self) -> bool {
+        matches!(
+            self,
+            Command::CreateManifest(_) | Command::Completions(_) | Command::Man
+        )
+    }
+
     /// Consumer verbs work on sources and the local store; they need no `--url`.
     pub fn is_consumer(&self) -> bool {
         matches!(
@@ -106,6 +145,9 @@ pub enum SourcesAction {
 #[derive(Debug, Args)]
 pub struct UrlArg {
     /// Source URL.
+    // Its own id: `url` is the global --url (and IMGAPI_URL), which would
+    // otherwise share this value.
+    #[arg(id = "source_url", value_name = "URL")]
     pub url: String,
 }
 
@@ -195,9 +237,10 @@ pub struct CreateArgs {
     /// Image file to upload, then activate the image.
     #[arg(short = 'f', long)]
     pub file: Option<PathBuf>,
-    /// Compression of the file (none, gzip, bzip2, xz).
-    #[arg(short = 'c', long, default_value = "none")]
-    pub compression: String,
+    /// Compression of the file (none, gzip, bzip2, xz; default: the
+    /// manifest's files[0].compression, else none).
+    #[arg(short = 'c', long)]
+    pub compression: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -237,4 +280,110 @@ pub struct GetFileArgs {
     /// Where to write the file.
     #[arg(short = 'o', long)]
     pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct AddIconArgs {
+    /// Image UUID.
+    pub uuid: Uuid,
+    /// Icon file; its type comes from the extension (.png, .gif, .jpg, .jpeg).
+    #[arg(short = 'f', long)]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct GetIconArgs {
+    /// Image UUID.
+    pub uuid: Uuid,
+    /// Where to write the icon.
+    #[arg(short = 'o', long)]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ChannelsArgs {
+    /// Omit the header row.
+    #[arg(short = 'H')]
+    pub no_header: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ChannelAddArgs {
+    /// Image UUID.
+    pub uuid: Uuid,
+    /// Channel to add the image to.
+    // Its own id: `channel` is the global --channel, which would take this value.
+    #[arg(id = "to_channel", value_name = "CHANNEL")]
+    pub channel: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AdminImportArgs {
+    /// Manifest JSON file; it must have a `uuid` (and `v`), which are kept.
+    #[arg(short = 'm', long)]
+    pub manifest: PathBuf,
+    /// Image file to upload, then activate the image.
+    #[arg(short = 'f', long)]
+    pub file: Option<PathBuf>,
+    /// Compression of the file (none, gzip, bzip2, xz; default: the
+    /// manifest's files[0].compression, else none).
+    #[arg(short = 'c', long)]
+    pub compression: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateManifestArgs {
+    /// Image file to describe (hashed, not modified).
+    #[arg(short = 'f', long)]
+    pub file: PathBuf,
+    /// Image name.
+    #[arg(long)]
+    pub name: String,
+    /// Image version.
+    #[arg(long)]
+    pub version: String,
+    /// Image type.
+    #[arg(long = "type", default_value = "other", value_parser = [
+        "zvol", "zone-dataset", "lx-dataset", "docker", "other",
+    ])]
+    pub type_: String,
+    /// Operating system.
+    #[arg(long, default_value = "other", value_parser = [
+        "smartos", "linux", "windows", "bsd", "illumos", "other",
+    ])]
+    pub os: String,
+    /// Description.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Owner account UUID [default: 00000000-0000-0000-0000-000000000000, "unset"].
+    #[arg(long)]
+    pub owner: Option<Uuid>,
+    /// Mark the image public (required by a public-mode server, refused by a private one).
+    #[arg(long)]
+    pub public: bool,
+    /// Compression of FILE [default: guessed from its first bytes].
+    #[arg(short = 'c', long, value_parser = ["none", "gzip", "bzip2", "xz"])]
+    pub compression: Option<String>,
+    /// zvol only: virtual disk size in MiB [default: measured with
+    /// `qemu-img info`; required for a compressed file].
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..))]
+    pub image_size: Option<u64>,
+    /// zvol only: NIC driver [default: virtio].
+    #[arg(long)]
+    pub nic_driver: Option<String>,
+    /// zvol only: disk driver [default: virtio].
+    #[arg(long)]
+    pub disk_driver: Option<String>,
+    /// zvol only: CPU type [default: host].
+    #[arg(long)]
+    pub cpu_type: Option<String>,
+    /// Write the manifest to this file instead of printing it.
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// Shell to complete for.
+    pub shell: clap_complete::Shell,
 }

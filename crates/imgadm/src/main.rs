@@ -5,6 +5,7 @@
 mod cli;
 mod commands;
 mod output;
+mod profile;
 mod reporters;
 
 use std::process::ExitCode;
@@ -15,7 +16,14 @@ use crate::cli::Cli;
 use crate::commands::Failure;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if cli.command.is_offline() {
+        return finish(commands::offline::run(cli.json, cli.command));
+    }
+    // Flags and environment first; the profile fills what they left unset.
+    if let Err(f) = profile::apply(&mut cli) {
+        return finish(Err(f));
+    }
     if cli.command.is_consumer() {
         return finish(commands::local::run(cli));
     }
@@ -23,7 +31,8 @@ fn main() -> ExitCode {
         Cli::command()
             .error(
                 clap::error::ErrorKind::MissingRequiredArgument,
-                "the following required argument was not provided: --url <URL> (or IMGAPI_URL)",
+                "the following required argument was not provided: --url <URL> \
+                 (or IMGAPI_URL, or \"url\" in <config dir>/profile.json)",
             )
             .exit()
     };
@@ -32,7 +41,15 @@ fn main() -> ExitCode {
             .enable_all()
             .build()
             .map_err(|e| Failure::other(format!("cannot start runtime: {e}")))
-            .and_then(|rt| rt.block_on(commands::run(&url, cli.json, signer, cli.command)))
+            .and_then(|rt| {
+                rt.block_on(commands::run(
+                    &url,
+                    cli.json,
+                    cli.channel.as_deref(),
+                    signer,
+                    cli.command,
+                ))
+            })
     });
     finish(result)
 }

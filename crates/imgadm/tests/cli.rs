@@ -17,6 +17,9 @@ impl Server {
     fn cmd(&self) -> Command {
         let mut cmd = Command::cargo_bin("imgadm").unwrap();
         cmd.env("IMGAPI_URL", &self.url);
+        // Never pick up the developer's ~/.imgadm/profile.json or channel.
+        cmd.env("IMGADM_CONFIG_DIR", self.dir.path().join("config"))
+            .env_remove("IMGAPI_CHANNEL");
         cmd
     }
 
@@ -301,6 +304,15 @@ fn every_verb_has_help() {
         "add-acl",
         "remove-acl",
         "get-file",
+        "add-icon",
+        "get-icon",
+        "delete-icon",
+        "channels",
+        "channel-add",
+        "admin-import",
+        "create-manifest",
+        "completions",
+        "man",
     ] {
         Command::cargo_bin("imgadm")
             .unwrap()
@@ -308,4 +320,585 @@ fn every_verb_has_help() {
             .assert()
             .success();
     }
+}
+
+// ---- icons
+
+#[test]
+fn icon_add_get_delete() {
+    let s = spawn();
+    let uuid = s.create_active("iconic", b"x");
+    let icon: Vec<u8> = b"\x89PNG\r\n\x1a\n"
+        .iter()
+        .copied()
+        .chain((0..5000u32).map(|i| (i % 253) as u8))
+        .collect();
+    let f = s.write("icon.png", &icon);
+    let out = s.ok(&["add-icon", &uuid, "-f", p(&f)]);
+    assert!(
+        out.contains("Added icon") && out.contains("image/png"),
+        "{out}"
+    );
+    assert_eq!(s.ok_json(&["get", &uuid])["icon"], true);
+
+    let dest = s.dir.path().join("got.png");
+    let out = s.ok(&["get-icon", &uuid, "-o", p(&dest)]);
+    assert!(out.contains("Saved icon"), "{out}");
+    assert_eq!(std::fs::read(&dest).unwrap(), icon);
+    let info = s.ok_json(&["-j", "get-icon", &uuid, "-o", p(&dest)]);
+    assert_eq!(info["contentType"], "image/png");
+    assert_eq!(info["size"], icon.len());
+
+    // A JPEG replaces it, with its own content type.
+    let jpg = s.write("icon.JPEG", b"\xff\xd8\xff\xe0 not really a jpeg");
+    s.ok(&["add-icon", &uuid, "-f", p(&jpg)]);
+    let info = s.ok_json(&["-j", "get-icon", &uuid, "-o", p(&dest)]);
+    assert_eq!(info["contentType"], "image/jpeg");
+
+    let out = s.ok(&["delete-icon", &uuid]);
+    assert!(out.contains("Deleted icon"), "{out}");
+    assert!(s.ok_json(&["get", &uuid]).get("icon").is_none());
+    let a = s
+        .cmd()
+        .args(["get-icon", &uuid, "-o", p(&dest)])
+        .assert()
+        .code(3);
+    assert!(
+        stderr_of(&a).starts_with("imgadm: error (ResourceNotFound): "),
+        "{}",
+        stderr_of(&a)
+    );
+    assert!(!imgapi_client_part(&dest).exists());
+}
+
+#[test]
+fn icon_usage_errors() {
+    let s = spawn();
+    let uuid = s.create_bare("icon-usage");
+    let svg = s.write("icon.svg", b"<svg/>");
+    let a = s
+        .cmd()
+        .args(["add-icon", &uuid, "-f", p(&svg)])
+        .assert()
+        .code(2);
+    assert!(stderr_of(&a).contains(".png, .gif, .jpg or .jpeg"));
+    let missing = s.dir.path().join("missing.png");
+    s.cmd()
+        .args(["add-icon", &uuid, "-f", p(&missing)])
+        .assert()
+        .code(2);
+    // Too big for the server (128 KiB): its error, exit 1.
+    let big = s.write("big.gif", &vec![0u8; 200 * 1024]);
+    let a = s
+        .cmd()
+        .args(["add-icon", &uuid, "-f", p(&big)])
+        .assert()
+        .code(1);
+    assert!(stderr_of(&a).contains("128 KiB"), "{}", stderr_of(&a));
+    s.cmd()
+        .args(["delete-icon", "00000000-0000-4000-8000-000000000000"])
+        .assert()
+        .code(3);
+}
+
+// ---- create-manifest, create, admin-import
+
+/// `imgadm create-manifest ARGS -o <dir>/<out>`; returns the manifest.
+fn create_manifest(s: &Server, out: &str, args: &[&str]) -> (PathBuf, Value) {
+    let path = s.dir.path().join(out);
+    let mut all = vec!["create-manifest"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-o", p(&path)]);
+    let stdout = s.ok(&all);
+    assert!(stdout.starts_with("Wrote manifest"), "{stdout}");
+    let m = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    (path, m)
+}
+
+fn sha1_hex(data: &[u8]) -> String {
+    use sha1::Digest;
+    hex::encode(sha1::Sha1::digest(data))
+}
+
+fn qemu_img(args: &[&str]) -> bool {
+    matches!(
+        std::process::Command::new("qemu-img").args(args).output(),
+        Ok(o) if o.status.success()
+    )
+}
+
+#[test]
+fn create_manifest_zvol_measures_with_qemu_img_and_publishes() {
+    let s = spawn();
+    if !qemu_img(&["--version"]) {
+        eprintln!("SKIP: qemu-img not installed");
+        return;
+    }
+    // qcow2: the virtual size (10 MiB), not the small file size.
+    let qcow = s.dir.path().join("disk.qcow2");
+    assert!(qemu_img(&["create", "-q", "-f", "qcow2", p(&qcow), "10M"]));
+    let (mpath, m) = create_manifest(
+        &s,
+        "disk.json",
+        &[
+            "-f",
+            p(&qcow),
+            "--name",
+            "disk",
+            "--version",
+            "1.0.0",
+            "--type",
+            "zvol",
+            "--os",
+            "linux",
+            "--public",
+        ],
+    );
+    let bytes = std::fs::read(&qcow).unwrap();
+    assert_eq!(m["v"], 2);
+    assert_eq!(m["image_size"], 10);
+    assert_eq!(m["type"], "zvol");
+    assert_eq!(m["files"][0]["sha1"], sha1_hex(&bytes).as_str());
+    assert_eq!(m["files"][0]["size"], bytes.len());
+    assert_eq!(m["files"][0]["compression"], "none");
+    uuid::Uuid::parse_str(m["uuid"].as_str().unwrap()).unwrap();
+
+    // Published unchanged: `create -m OUT -f FILE`.
+    let v = s.ok_json(&["-j", "create", "-m", p(&mpath), "-f", p(&qcow)]);
+    assert_eq!(v["state"], "active");
+    assert_eq!(v["image_size"], 10);
+    assert_eq!(v["files"][0]["sha1"], m["files"][0]["sha1"]);
+    assert_eq!(v["files"][0]["compression"], "none");
+
+    // Raw: a size that is not a whole number of MiB is rounded up.
+    let raw = s.dir.path().join("disk.raw");
+    assert!(qemu_img(&["create", "-q", "-f", "raw", p(&raw), "1500K"]));
+    let (_, m) = create_manifest(
+        &s,
+        "raw.json",
+        &[
+            "-f",
+            p(&raw),
+            "--name",
+            "raw",
+            "--version",
+            "1",
+            "--type",
+            "zvol",
+        ],
+    );
+    assert_eq!(m["image_size"], 2);
+    assert_eq!(m["public"], false);
+    assert_eq!(m["owner"], "00000000-0000-0000-0000-000000000000");
+
+    // --image-size wins over measuring.
+    let (_, m) = create_manifest(
+        &s,
+        "given.json",
+        &[
+            "-f",
+            p(&raw),
+            "--name",
+            "raw",
+            "--version",
+            "1",
+            "--type",
+            "zvol",
+            "--image-size",
+            "64",
+        ],
+    );
+    assert_eq!(m["image_size"], 64);
+}
+
+#[test]
+fn create_manifest_zvol_without_qemu_img_is_a_usage_error() {
+    let s = spawn();
+    let f = s.write("plain.img", &[0u8; 4096]);
+    let a = s
+        .cmd()
+        .env("PATH", s.dir.path().join("empty-path"))
+        .args([
+            "create-manifest",
+            "-f",
+            p(&f),
+            "--name",
+            "n",
+            "--version",
+            "1",
+            "--type",
+            "zvol",
+        ])
+        .assert()
+        .code(2);
+    let err = stderr_of(&a);
+    assert!(
+        err.contains("qemu-img") && err.contains("--image-size"),
+        "{err}"
+    );
+}
+
+/// A gzip tarball made with `tar -czf` (None when tar is missing).
+fn tarball(s: &Server) -> Option<PathBuf> {
+    let src = s.dir.path().join("root");
+    std::fs::create_dir_all(src.join("etc")).unwrap();
+    std::fs::write(src.join("etc/motd"), "hello\n".repeat(1000)).unwrap();
+    let out = s.dir.path().join("root.tgz");
+    let ok = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(&out)
+        .arg("-C")
+        .arg(&src)
+        .arg(".")
+        .status()
+        .is_ok_and(|st| st.success());
+    ok.then_some(out)
+}
+
+#[test]
+fn create_manifest_gzip_tarball_then_publish() {
+    let s = spawn();
+    let Some(tgz) = tarball(&s) else {
+        eprintln!("SKIP: tar not installed");
+        return;
+    };
+    let (mpath, m) = create_manifest(
+        &s,
+        "tb.json",
+        &[
+            "-f",
+            p(&tgz),
+            "--name",
+            "tarball",
+            "--version",
+            "2.0",
+            "--type",
+            "lx-dataset",
+            "--os",
+            "linux",
+            "--description",
+            "a tarball",
+            "--owner",
+            OWNER,
+            "--public",
+        ],
+    );
+    assert_eq!(m["files"][0]["compression"], "gzip");
+    assert_eq!(m["owner"], OWNER);
+    assert_eq!(m["description"], "a tarball");
+    assert!(m.get("image_size").is_none());
+    let bytes = std::fs::read(&tgz).unwrap();
+    assert_eq!(m["files"][0]["sha1"], sha1_hex(&bytes).as_str());
+
+    // Without stdout redirection the manifest is printed.
+    let printed = s.ok_json(&[
+        "create-manifest",
+        "-f",
+        p(&tgz),
+        "--name",
+        "tarball",
+        "--version",
+        "2.0",
+    ]);
+    assert_eq!(printed["files"][0]["compression"], "gzip");
+    assert_ne!(printed["uuid"], m["uuid"], "a fresh uuid each time");
+
+    // `create` takes the compression from the manifest (no -c).
+    let a = s
+        .cmd()
+        .args(["create", "-m", p(&mpath), "-f", p(&tgz)])
+        .assert()
+        .success();
+    let out = String::from_utf8(a.get_output().stdout.clone()).unwrap();
+    assert!(out.contains("Activated image"), "{out}");
+    assert!(stderr_of(&a).contains("not used"), "{}", stderr_of(&a));
+    let v = &s.ok_json(&["list", "-j", "--name", "tarball"])[0];
+    assert_eq!(v["state"], "active");
+    assert_eq!(v["files"][0]["compression"], "gzip");
+    assert_eq!(v["files"][0]["sha1"], m["files"][0]["sha1"]);
+    assert_eq!(v["description"], "a tarball");
+
+    // A compressed zvol cannot be measured.
+    let a = s
+        .cmd()
+        .args([
+            "create-manifest",
+            "-f",
+            p(&tgz),
+            "--name",
+            "z",
+            "--version",
+            "1",
+            "--type",
+            "zvol",
+        ])
+        .assert()
+        .code(2);
+    assert!(stderr_of(&a).contains("--image-size"), "{}", stderr_of(&a));
+}
+
+#[test]
+fn create_manifest_rejects_invalid_input() {
+    let s = spawn();
+    let f = s.write("data.bin", b"some bytes");
+    let base = ["create-manifest", "-f", p(&f), "--version", "1"];
+    let run = |extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        stderr_of(&s.cmd().args(&args).assert().code(2))
+    };
+    let err = run(&["--name", "no good!"]);
+    assert!(err.contains("invalid manifest: name:"), "{err}");
+    let err = run(&["--name", "n", "--image-size", "5"]);
+    assert!(err.contains("only for --type zvol"), "{err}");
+    run(&["--name", "n", "--type", "bogus"]);
+    let empty = s.write("empty.bin", b"");
+    s.cmd()
+        .args(["create-manifest", "-f", p(&empty), "--name", "n"])
+        .args(["--version", "1"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn create_checks_the_file_against_the_manifest_first() {
+    let s = spawn();
+    let f = s.write("real.bin", b"the real bytes");
+    let (mpath, _) = create_manifest(
+        &s,
+        "real.json",
+        &["-f", p(&f), "--name", "real", "--version", "1", "--public"],
+    );
+    let other = s.write("other.bin", b"other bytes");
+    let a = s
+        .cmd()
+        .args(["create", "-m", p(&mpath), "-f", p(&other)])
+        .assert()
+        .code(2);
+    assert!(stderr_of(&a).contains("files[0].size"), "{}", stderr_of(&a));
+    let a = s
+        .cmd()
+        .args(["create", "-m", p(&mpath), "-f", p(&f), "-c", "gzip"])
+        .assert()
+        .code(2);
+    assert!(stderr_of(&a).contains("contradicts"), "{}", stderr_of(&a));
+    // Same size, other bytes: the server refuses them (sha1 sent along).
+    let same_size = s.write("same.bin", b"the fake bytes");
+    let a = s
+        .cmd()
+        .args(["create", "-m", p(&mpath), "-f", p(&same_size)])
+        .assert()
+        .code(1);
+    let err = stderr_of(&a);
+    assert!(err.contains("adding its file failed"), "{err}");
+    assert!(err.contains("(Download)") && err.contains("sha1"), "{err}");
+    let at = err.find("image ").unwrap() + "image ".len();
+    let v = s.ok_json(&["get", &err[at..at + 36]]);
+    assert_eq!(v["state"], "unactivated");
+    assert_eq!(v["files"], json!([]), "the refused bytes were not kept");
+}
+
+#[test]
+fn admin_import_keeps_uuid_uploads_and_activates() {
+    let s = spawn();
+    let data = vec![42u8; 70_000];
+    let f = s.write("imp.bin", &data);
+    let (mpath, m) = create_manifest(
+        &s,
+        "imp.json",
+        &[
+            "-f",
+            p(&f),
+            "--name",
+            "imported",
+            "--version",
+            "3.0",
+            "--owner",
+            OWNER,
+            "--public",
+        ],
+    );
+    let uuid = m["uuid"].as_str().unwrap();
+    let out = s.ok(&["admin-import", "-m", p(&mpath), "-f", p(&f)]);
+    assert!(
+        out.contains("Imported image") && out.contains("Added file") && out.contains("Activated"),
+        "{out}"
+    );
+    assert!(out.contains(uuid), "{out}");
+    let v = s.ok_json(&["get", uuid]);
+    assert_eq!(v["state"], "active");
+    assert_eq!(v["files"][0]["sha1"], sha1_hex(&data).as_str());
+    assert_eq!(v["files"][0]["size"], data.len());
+
+    // Importing the same uuid again: the server's 409.
+    let a = s
+        .cmd()
+        .args(["admin-import", "-m", p(&mpath)])
+        .assert()
+        .code(1);
+    assert!(
+        stderr_of(&a).contains("(ImageUuidAlreadyExists)"),
+        "{}",
+        stderr_of(&a)
+    );
+
+    // Without -f: imported, unactivated; a failing upload names the step.
+    let (mpath, m) = create_manifest(
+        &s,
+        "imp2.json",
+        &[
+            "-f",
+            p(&f),
+            "--name",
+            "imported2",
+            "--version",
+            "1",
+            "--public",
+        ],
+    );
+    let v = s.ok_json(&["-j", "admin-import", "-m", p(&mpath)]);
+    assert_eq!(v["uuid"], m["uuid"]);
+    assert_eq!(v["state"], "unactivated");
+
+    let (mpath, m) = create_manifest(
+        &s,
+        "imp3.json",
+        &[
+            "-f",
+            p(&f),
+            "--name",
+            "imported3",
+            "--version",
+            "1",
+            "--public",
+        ],
+    );
+    std::fs::remove_file(&f).unwrap();
+    let a = s
+        .cmd()
+        .args(["admin-import", "-m", p(&mpath), "-f", p(&f)])
+        .assert()
+        .code(1);
+    let err = stderr_of(&a);
+    assert!(
+        err.contains("was imported but adding its file failed"),
+        "{err}"
+    );
+    let uuid = m["uuid"].as_str().unwrap();
+    assert_eq!(s.ok_json(&["get", uuid])["state"], "unactivated");
+
+    // A manifest without uuid is a usage error.
+    let bare = s.manifest("no-uuid");
+    s.cmd()
+        .args(["admin-import", "-m", p(&bare)])
+        .assert()
+        .code(2);
+}
+
+// ---- profile
+
+#[test]
+fn profile_fills_what_flags_and_env_leave_unset() {
+    let s = spawn();
+    let dir = s.dir.path().join("profile-dir");
+    std::fs::create_dir_all(&dir).unwrap();
+    let dead = {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        format!("http://127.0.0.1:{port}")
+    };
+    let write_profile = |url: &str| {
+        std::fs::write(dir.join("profile.json"), json!({ "url": url }).to_string()).unwrap();
+    };
+    let imgadm = || {
+        let mut c = Command::cargo_bin("imgadm").unwrap();
+        c.env_remove("IMGAPI_URL")
+            .env_remove("IMGAPI_CHANNEL")
+            .env("IMGADM_CONFIG_DIR", &dir);
+        c
+    };
+    // profile only
+    write_profile(&s.url);
+    imgadm().arg("ping").assert().success();
+    // env beats profile
+    write_profile(&dead);
+    imgadm()
+        .env("IMGAPI_URL", &s.url)
+        .arg("ping")
+        .assert()
+        .success();
+    imgadm().arg("ping").assert().code(1);
+    // flag beats env
+    imgadm()
+        .env("IMGAPI_URL", &dead)
+        .args(["-u", &s.url, "ping"])
+        .assert()
+        .success();
+    // --config-dir beats IMGADM_CONFIG_DIR
+    let other = s.dir.path().join("other-dir");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(
+        other.join("profile.json"),
+        json!({ "url": s.url }).to_string(),
+    )
+    .unwrap();
+    imgadm()
+        .args(["--config-dir", p(&other), "ping"])
+        .assert()
+        .success();
+    // A broken profile is a usage error naming the file.
+    std::fs::write(dir.join("profile.json"), r#"{"uri": "typo"}"#).unwrap();
+    let a = imgadm().arg("ping").assert().code(2);
+    let err = stderr_of(&a);
+    assert!(err.contains("profile.json") && err.contains("uri"), "{err}");
+    // ... but does not break the verbs that read no configuration.
+    imgadm().arg("man").assert().success();
+}
+
+// ---- completions and man page
+
+#[test]
+fn completions_for_shells() {
+    for shell in ["bash", "zsh", "fish"] {
+        let a = Command::cargo_bin("imgadm")
+            .unwrap()
+            .env_remove("IMGAPI_URL")
+            .args(["completions", shell])
+            .assert()
+            .success();
+        let script = String::from_utf8(a.get_output().stdout.clone()).unwrap();
+        assert!(script.len() > 500, "{shell}: {script}");
+        assert!(script.contains("create-manifest"), "{shell}");
+        assert!(script.contains("admin-import"), "{shell}");
+    }
+    Command::cargo_bin("imgadm")
+        .unwrap()
+        .args(["completions", "tcsh"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn man_page_is_checked_in_and_current() {
+    let a = Command::cargo_bin("imgadm")
+        .unwrap()
+        .env_remove("IMGAPI_URL")
+        .arg("man")
+        .assert()
+        .success();
+    let page = String::from_utf8(a.get_output().stdout.clone()).unwrap();
+    assert!(page.contains("\n.TH imgadm 1 "), "{}", &page[..200]);
+    for verb in ["create-manifest", "admin-import", "channel-add", "get-icon"] {
+        assert!(page.contains(&format!("imgadm {verb}")), "{verb}");
+    }
+    let checked_in = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/man/imgadm.1");
+    let file = std::fs::read_to_string(&checked_in).unwrap_or_default();
+    assert!(
+        file == page,
+        "docs/man/imgadm.1 is stale (or missing): regenerate it with \
+         `cargo run -p imgadm -- man > docs/man/imgadm.1` and commit it"
+    );
 }

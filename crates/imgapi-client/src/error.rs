@@ -32,6 +32,17 @@ pub enum ClientError {
     /// A signing key could not be read or is not supported.
     #[error("signing key error: {0}")]
     Key(String),
+    /// The private key is encrypted (passphrase-protected) and no
+    /// passphrase was given. `key` names it (its path).
+    #[error("{key}: the private key is encrypted (passphrase-protected): a passphrase is needed")]
+    KeyEncrypted { key: String },
+    /// The passphrase given does not decrypt the private key `key`.
+    #[error("{key}: wrong passphrase for the encrypted private key")]
+    KeyPassphrase { key: String },
+    /// ssh-agent could not be used: not reachable, does not hold the key,
+    /// or refused to sign.
+    #[error("ssh-agent error: {0}")]
+    Agent(String),
 }
 
 fn api_display(status: u16, rest_code: &str, message: &str) -> String {

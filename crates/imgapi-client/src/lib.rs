@@ -10,9 +10,12 @@
 //! Requests are signed with HTTP Signature when a [`Signer`] is set
 //! ([`Client::with_signer`]).
 //!
-//! Not yet here: ssh-agent signing and encrypted keys, icons,
-//! channel-add, clone and the other admin actions.
+//! With [`Client::with_channel`] every image call carries `?channel=`.
+//!
+//! Not yet here: ssh-agent signing and encrypted keys, clone and the other
+//! admin actions.
 
+pub mod agent;
 pub mod error;
 pub mod progress;
 pub mod signing;
@@ -40,6 +43,8 @@ const ATTEMPTS: u32 = 3;
 const BACKOFF: Duration = Duration::from_millis(200);
 /// Upload chunk size.
 const CHUNK: usize = 256 * 1024;
+/// Largest icon the server accepts (api.md §5.9).
+const MAX_ICON_SIZE: u64 = 128 * 1024;
 
 /// `files[0]` of an image, as far as transfers need it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -69,6 +74,18 @@ pub struct Client {
     base: Url,
     user_agent: String,
     signer: Option<Arc<Signer>>,
+    /// `?channel=` for every `/images...` request (api.md §1.7).
+    channel: Option<String>,
+}
+
+/// What [`Client::get_image_icon`] saved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IconInfo {
+    /// The icon's `Content-Type` as stored (`image/png`, `image/gif`, `image/jpeg`).
+    pub content_type: String,
+    pub size: u64,
+    /// SHA-1 (hex) of the saved bytes.
+    pub sha1: String,
 }
 
 impl Client {
@@ -88,6 +105,7 @@ impl Client {
             base,
             user_agent: format!("imgapi-client/{}", env!("CARGO_PKG_VERSION")),
             signer: None,
+            channel: None,
         })
     }
 
@@ -104,6 +122,20 @@ impl Client {
         self
     }
 
+    /// Send `?channel=<channel>` with every image request (list, get,
+    /// create, files, icons, actions, ACLs, delete), as the original client
+    /// does; `*` on reads means "any channel". An empty name clears it.
+    pub fn with_channel(mut self, channel: impl Into<String>) -> Client {
+        let channel = channel.into();
+        self.channel = (!channel.is_empty()).then_some(channel);
+        self
+    }
+
+    /// The channel set with [`Client::with_channel`].
+    pub fn channel(&self) -> Option<&str> {
+        self.channel.as_deref()
+    }
+
     /// The server's base URL.
     pub fn base_url(&self) -> &Url {
         &self.base
@@ -114,25 +146,36 @@ impl Client {
             .base
             .join(path.trim_start_matches('/'))
             .map_err(|e| ClientError::Decode(format!("invalid path {path:?}: {e}")))?;
-        if !query.is_empty() {
-            url.query_pairs_mut().extend_pairs(query);
+        let channel = self
+            .channel
+            .as_deref()
+            .filter(|_| is_images_path(path) && !query.iter().any(|(k, _)| *k == "channel"));
+        if !query.is_empty() || channel.is_some() {
+            let mut pairs = url.query_pairs_mut();
+            pairs.extend_pairs(query);
+            if let Some(c) = channel {
+                pairs.append_pair("channel", c);
+            }
         }
         Ok(url)
     }
 
-    fn request(&self, method: Method, url: Url) -> RequestBuilder {
+    /// A request with the common headers, signed when a signer is set
+    /// (fails only when signing through ssh-agent fails).
+    fn request(&self, method: Method, url: Url) -> Result<RequestBuilder, ClientError> {
         let req = self
             .http
             .request(method, url)
             .header(header::USER_AGENT, &self.user_agent)
             .header(header::ACCEPT, "application/json");
         match &self.signer {
-            None => req,
+            None => Ok(req),
             Some(signer) => {
                 let date = httpdate::fmt_http_date(std::time::SystemTime::now());
-                let authorization = signer.authorization(&date);
-                req.header(header::DATE, date)
-                    .header(header::AUTHORIZATION, authorization)
+                let authorization = signer.authorization(&date)?;
+                Ok(req
+                    .header(header::DATE, date)
+                    .header(header::AUTHORIZATION, authorization))
             }
         }
     }
@@ -141,12 +184,12 @@ impl Client {
     /// errors and 503. Only for idempotent requests.
     async fn send_retrying(
         &self,
-        build: impl Fn() -> RequestBuilder,
+        build: impl Fn() -> Result<RequestBuilder, ClientError>,
     ) -> Result<Response, ClientError> {
         let mut delay = BACKOFF;
         let mut attempt = 1;
         loop {
-            let result = build().send().await;
+            let result = build()?.send().await;
             let retry = match &result {
                 Ok(r) => r.status() == StatusCode::SERVICE_UNAVAILABLE,
                 Err(e) => e.is_connect() || e.is_timeout(),
@@ -194,7 +237,7 @@ impl Client {
         body: Option<&Value>,
     ) -> Result<Value, ClientError> {
         let url = self.url(path, query)?;
-        let mut req = self.request(Method::POST, url);
+        let mut req = self.request(Method::POST, url)?;
         if let Some(b) = body {
             req = req.json(b);
         }
@@ -273,10 +316,23 @@ impl Client {
         self.action(&uuid, "import", Some(manifest)).await
     }
 
+    /// `POST /images/:uuid?action=channel-add` with body `{"channel": …}`:
+    /// add the image to `channel`. The image itself is looked up through
+    /// the client's channel ([`Client::with_channel`]; the server's default
+    /// channel when unset).
+    pub async fn channel_add_image(
+        &self,
+        uuid: &Uuid,
+        channel: &str,
+    ) -> Result<Value, ClientError> {
+        let body = serde_json::json!({ "channel": channel });
+        self.action(uuid, "channel-add", Some(&body)).await
+    }
+
     /// `DELETE /images/:uuid`.
     pub async fn delete_image(&self, uuid: &Uuid) -> Result<(), ClientError> {
         let url = self.url(&format!("/images/{uuid}"), &[])?;
-        let resp = self.request(Method::DELETE, url).send().await?;
+        let resp = self.request(Method::DELETE, url)?.send().await?;
         Self::check(resp).await.map(|_| ())
     }
 
@@ -324,12 +380,29 @@ impl Client {
         compression: &str,
         reporter: Option<&dyn Reporter>,
     ) -> Result<Value, ClientError> {
+        self.add_image_file_checked(uuid, path, compression, None, reporter)
+            .await
+    }
+
+    /// [`Client::add_image_file`], also sending `?sha1=<expected_sha1>`
+    /// when given: the server then refuses (400 Download) and does not keep
+    /// bytes whose SHA-1 differs, e.g. a file that is not the one a
+    /// manifest's `files[0]` describes.
+    pub async fn add_image_file_checked(
+        &self,
+        uuid: &Uuid,
+        path: &Path,
+        compression: &str,
+        expected_sha1: Option<&str>,
+        reporter: Option<&dyn Reporter>,
+    ) -> Result<Value, ClientError> {
         let file = tokio::fs::File::open(path).await?;
         let size = file.metadata().await?.len();
-        let url = self.url(
-            &format!("/images/{uuid}/file"),
-            &[("compression", compression)],
-        )?;
+        let mut query = vec![("compression", compression)];
+        if let Some(sha1) = expected_sha1 {
+            query.push(("sha1", sha1));
+        }
+        let url = self.url(&format!("/images/{uuid}/file"), &query)?;
         let state = Arc::new(Mutex::new((Sha1::new(), 0u64)));
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
         let stream_state = Arc::clone(&state);
@@ -356,7 +429,7 @@ impl Client {
             r.on_start(Some(size), 0);
         }
         let send = self
-            .request(Method::PUT, url)
+            .request(Method::PUT, url)?
             .header(header::CONTENT_TYPE, "application/octet-stream")
             .header(header::CONTENT_LENGTH, size)
             .body(reqwest::Body::wrap_stream(stream))
@@ -400,6 +473,144 @@ impl Client {
         Ok(image)
     }
 
+    // ---- icons ----
+
+    /// `PUT /images/:uuid/icon` with the icon at `path`, streamed.
+    ///
+    /// `content_type` must be `image/png`, `image/gif` or `image/jpeg` (the
+    /// server refuses others, and icons over 128 KiB). The file's SHA-1 is
+    /// sent as `?sha1=` so the server, which computes its own while
+    /// receiving, refuses bytes that changed on the way. Returns the image
+    /// (with `"icon": true`).
+    pub async fn add_image_icon(
+        &self,
+        uuid: &Uuid,
+        path: &Path,
+        content_type: &str,
+    ) -> Result<Value, ClientError> {
+        let size = tokio::fs::metadata(path).await?.len();
+        // Hash first only what the server can accept: a larger icon is
+        // refused from its Content-Length before any byte is read.
+        let sha1 = if size <= MAX_ICON_SIZE {
+            let mut hasher = Sha1::new();
+            hash_file(path, &mut hasher).await?;
+            Some(hex::encode(hasher.finalize()))
+        } else {
+            None
+        };
+        let file = tokio::fs::File::open(path).await?;
+        self.add_image_icon_stream(uuid, file, Some(size), content_type, sha1.as_deref())
+            .await
+    }
+
+    /// `PUT /images/:uuid/icon` streaming `reader`. `size`, when known, is
+    /// sent as `Content-Length`; `sha1` (hex), when known, as `?sha1=` for
+    /// the server to check.
+    pub async fn add_image_icon_stream<R>(
+        &self,
+        uuid: &Uuid,
+        reader: R,
+        size: Option<u64>,
+        content_type: &str,
+        sha1: Option<&str>,
+    ) -> Result<Value, ClientError>
+    where
+        R: tokio::io::AsyncRead + Send + Unpin + 'static,
+    {
+        let query: Vec<(&str, &str)> = sha1.map(|s| ("sha1", s)).into_iter().collect();
+        let url = self.url(&format!("/images/{uuid}/icon"), &query)?;
+        let stream = futures_util::stream::try_unfold(reader, |mut reader| async move {
+            let mut buf = vec![0u8; CHUNK];
+            let n = reader.read(&mut buf).await?;
+            if n == 0 {
+                return Ok::<_, std::io::Error>(None);
+            }
+            buf.truncate(n);
+            Ok(Some((Bytes::from(buf), reader)))
+        });
+        let mut req = self
+            .request(Method::PUT, url)?
+            .header(header::CONTENT_TYPE, content_type);
+        if let Some(size) = size {
+            req = req.header(header::CONTENT_LENGTH, size);
+        }
+        let resp = req.body(reqwest::Body::wrap_stream(stream)).send().await?;
+        Self::json(resp).await
+    }
+
+    /// `GET /images/:uuid/icon` saved to `dest` (through `<dest>.part`,
+    /// renamed into place once complete). The size is checked against
+    /// `Content-Length` and the SHA-1 against the `ETag` (the icon's sha1);
+    /// on a mismatch nothing is left at `dest` and
+    /// [`ClientError::Integrity`] is returned. An image without an icon is a
+    /// 404 `ResourceNotFound`.
+    pub async fn get_image_icon(&self, uuid: &Uuid, dest: &Path) -> Result<IconInfo, ClientError> {
+        let url = self.url(&format!("/images/{uuid}/icon"), &[])?;
+        let resp = self
+            .send_retrying(|| self.request(Method::GET, url.clone()))
+            .await?;
+        let mut resp = Self::check(resp).await?;
+        let header_str = |name: header::HeaderName| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let content_type = header_str(header::CONTENT_TYPE)
+            .unwrap_or_else(|| "application/octet-stream".to_string());
+        let etag = header_str(header::ETAG)
+            .map(|e| {
+                e.trim_start_matches("W/")
+                    .trim_matches('"')
+                    .to_ascii_lowercase()
+            })
+            .filter(|e| e.len() == 40 && e.bytes().all(|b| b.is_ascii_hexdigit()));
+        let expected_len = resp.content_length();
+        let part = part_path(dest);
+        let mut out = tokio::fs::File::create(&part).await?;
+        let mut hasher = Sha1::new();
+        let mut size = 0u64;
+        let copied: Result<(), ClientError> = async {
+            while let Some(chunk) = resp.chunk().await? {
+                hasher.update(&chunk);
+                out.write_all(&chunk).await?;
+                size += chunk.len() as u64;
+            }
+            out.flush().await?;
+            out.sync_all().await?;
+            Ok(())
+        }
+        .await;
+        drop(out);
+        if let Err(e) = copied {
+            let _ = tokio::fs::remove_file(&part).await;
+            return Err(e);
+        }
+        let sha1 = hex::encode(hasher.finalize());
+        let mismatch = match (expected_len, &etag) {
+            (Some(n), _) if n != size => Some((format!("size {n}"), format!("size {size}"))),
+            (_, Some(e)) if *e != sha1 => Some((e.clone(), sha1.clone())),
+            _ => None,
+        };
+        if let Some((expected, actual)) = mismatch {
+            let _ = tokio::fs::remove_file(&part).await;
+            return Err(ClientError::Integrity { expected, actual });
+        }
+        tokio::fs::rename(&part, dest).await?;
+        Ok(IconInfo {
+            content_type,
+            size,
+            sha1,
+        })
+    }
+
+    /// `DELETE /images/:uuid/icon`; returns the image (without `icon`).
+    pub async fn delete_image_icon(&self, uuid: &Uuid) -> Result<Value, ClientError> {
+        let url = self.url(&format!("/images/{uuid}/icon"), &[])?;
+        let resp = self.request(Method::DELETE, url)?.send().await?;
+        Self::json(resp).await
+    }
+
     /// Download `files[0]` of image `uuid` to `dest`.
     ///
     /// Bytes go to `<dest>.part`; an existing `.part` is resumed with
@@ -433,50 +644,14 @@ impl Client {
         }
 
         let mut hasher = Sha1::new();
-        let mut out;
         if already == info.size && already > 0 {
             hash_file(&part, &mut hasher).await?;
             if let Some(r) = reporter {
                 r.on_start(Some(info.size), already);
             }
         } else {
-            let url = self.url(&format!("/images/{uuid}/file"), &[])?;
-            let resp = self
-                .send_retrying(|| {
-                    let req = self.request(Method::GET, url.clone());
-                    if already > 0 {
-                        req.header(header::RANGE, format!("bytes={already}-"))
-                            .header(header::IF_RANGE, info.sha1.as_str())
-                    } else {
-                        req
-                    }
-                })
+            self.download_resuming(uuid, &info, &part, already, &mut hasher, reporter)
                 .await?;
-            let resp = Self::check(resp).await?;
-            if resp.status() == StatusCode::PARTIAL_CONTENT && already > 0 {
-                hash_file(&part, &mut hasher).await?;
-                out = tokio::fs::OpenOptions::new()
-                    .append(true)
-                    .open(&part)
-                    .await?;
-            } else {
-                already = 0;
-                out = tokio::fs::File::create(&part).await?;
-            }
-            if let Some(r) = reporter {
-                r.on_start(Some(info.size), already);
-            }
-            let mut resp = resp;
-            while let Some(chunk) = resp.chunk().await? {
-                hasher.update(&chunk);
-                out.write_all(&chunk).await?;
-                if let Some(r) = reporter {
-                    r.on_progress(chunk.len() as u64);
-                }
-            }
-            out.flush().await?;
-            out.sync_all().await?;
-            drop(out);
         }
 
         let size = tokio::fs::metadata(&part).await?.len();
@@ -501,6 +676,105 @@ impl Client {
         }
         Ok(info)
     }
+
+    /// Download the rest of the file into `part` (which holds `already`
+    /// bytes), appending and hashing. A connection lost mid-body is resumed
+    /// with `Range` from the last byte written; it gives up after
+    /// [`ATTEMPTS`] attempts in a row that bring no new byte.
+    async fn download_resuming(
+        &self,
+        uuid: &Uuid,
+        info: &FileInfo,
+        part: &Path,
+        mut already: u64,
+        hasher: &mut Sha1,
+        reporter: Option<&dyn Reporter>,
+    ) -> Result<(), ClientError> {
+        let url = self.url(&format!("/images/{uuid}/file"), &[])?;
+        let mut hashed_prefix = false;
+        let mut started = false;
+        let mut fruitless = 0;
+        let mut delay = BACKOFF;
+        loop {
+            let from = already;
+            let resp = self
+                .send_retrying(|| {
+                    let req = self.request(Method::GET, url.clone())?;
+                    Ok(if from > 0 {
+                        req.header(header::RANGE, format!("bytes={from}-"))
+                            .header(header::IF_RANGE, info.sha1.as_str())
+                    } else {
+                        req
+                    })
+                })
+                .await?;
+            let resp = Self::check(resp).await?;
+            let mut out = if resp.status() == StatusCode::PARTIAL_CONTENT && from > 0 {
+                if !hashed_prefix {
+                    hash_file(part, hasher).await?;
+                    hashed_prefix = true;
+                }
+                tokio::fs::OpenOptions::new()
+                    .append(true)
+                    .open(part)
+                    .await?
+            } else {
+                // The whole file again (no range support, or it changed).
+                *hasher = Sha1::new();
+                hashed_prefix = true;
+                already = 0;
+                tokio::fs::File::create(part).await?
+            };
+            if let Some(r) = reporter {
+                if !started {
+                    r.on_start(Some(info.size), already);
+                    started = true;
+                }
+            }
+            let mut resp = resp;
+            let outcome = loop {
+                match resp.chunk().await {
+                    Ok(Some(chunk)) => {
+                        hasher.update(&chunk);
+                        out.write_all(&chunk).await?;
+                        already += chunk.len() as u64;
+                        if let Some(r) = reporter {
+                            r.on_progress(chunk.len() as u64);
+                        }
+                    }
+                    Ok(None) => break Ok(()),
+                    Err(e) => break Err(e),
+                }
+            };
+            out.flush().await?;
+            out.sync_all().await?;
+            drop(out);
+            match outcome {
+                Ok(()) => return Ok(()),
+                // Every byte arrived; the size and sha1 checks decide.
+                Err(_) if already >= info.size => return Ok(()),
+                Err(e) => {
+                    if already > from {
+                        fruitless = 0;
+                        delay = BACKOFF;
+                    } else {
+                        fruitless += 1;
+                        if fruitless >= ATTEMPTS {
+                            return Err(e.into());
+                        }
+                        tokio::time::sleep(delay).await;
+                        delay *= 2;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `images`, `images/…` (after any leading `/`): the paths that take `?channel=`.
+fn is_images_path(path: &str) -> bool {
+    let p = path.trim_start_matches('/');
+    p == "images" || p.starts_with("images/") || p.starts_with("images?")
 }
 
 /// `<dest>.part`.
@@ -540,5 +814,33 @@ fn kind(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_goes_on_image_requests_only() {
+        let c = Client::new("http://h:1/base").unwrap().with_channel("dev");
+        let u = c.url("/images/abc", &[("action", "activate")]).unwrap();
+        assert_eq!(
+            u.as_str(),
+            "http://h:1/base/images/abc?action=activate&channel=dev"
+        );
+        let u = c.url("/images", &[]).unwrap();
+        assert_eq!(u.as_str(), "http://h:1/base/images?channel=dev");
+        assert_eq!(
+            c.url("/ping", &[]).unwrap().as_str(),
+            "http://h:1/base/ping"
+        );
+        assert_eq!(c.url("/channels", &[]).unwrap().query(), None);
+        // An explicit channel in the query wins.
+        let u = c.url("/images", &[("channel", "*")]).unwrap();
+        assert_eq!(u.query(), Some("channel=*"));
+        let c = c.with_channel("");
+        assert_eq!(c.channel(), None);
+        assert_eq!(c.url("/images", &[]).unwrap().query(), None);
     }
 }

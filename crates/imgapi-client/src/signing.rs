@@ -5,16 +5,20 @@
 //! Authorization: Signature keyId="<username>",algorithm="<alg>",signature="<base64>"
 //! ```
 //!
-//! over the signing string `date: <Date header>`. The key is read from an
-//! unencrypted private key file: OpenSSH format (`-----BEGIN OPENSSH PRIVATE
-//! KEY-----`, what `ssh-keygen` writes by default) holding an Ed25519, RSA or
-//! ECDSA P-256 key; or PEM `RSA PRIVATE KEY` (PKCS#1), `EC PRIVATE KEY`
-//! (SEC1, P-256) or `PRIVATE KEY` (PKCS#8, RSA or P-256).
+//! over the signing string `date: <Date header>`. The key is either
+//!
+//! - a private key file: OpenSSH format (`-----BEGIN OPENSSH PRIVATE
+//!   KEY-----`, what `ssh-keygen` writes by default) holding an Ed25519, RSA
+//!   or ECDSA P-256 key, unencrypted or passphrase-protected (any cipher and
+//!   KDF OpenSSH uses: bcrypt-pbkdf with aes256-ctr by default); or PEM
+//!   `RSA PRIVATE KEY` (PKCS#1), `EC PRIVATE KEY` (SEC1, P-256), `PRIVATE
+//!   KEY` (PKCS#8, RSA or P-256) or `ENCRYPTED PRIVATE KEY` (PKCS#8 PBES2).
+//!   The legacy OpenSSL encryption of PKCS#1/SEC1 files (`Proc-Type:
+//!   4,ENCRYPTED`) is not supported; or
+//! - a key held by ssh-agent ([`Signer::from_agent`], see [`crate::agent`]).
 //!
 //! Algorithms: `ed25519` (raw 64-byte signature), `rsa-sha256` (PKCS#1
-//! v1.5), `ecdsa-sha256` (DER signature).
-//!
-//! Not here yet: encrypted keys and ssh-agent.
+//! v1.5), `ecdsa-sha256` (DER signature), whichever holds the key.
 
 use std::fmt;
 use std::path::Path;
@@ -22,6 +26,7 @@ use std::path::Path;
 use base64::Engine as _;
 use sha2::Digest as _;
 
+use crate::agent::{self, AgentKey, KeyKind};
 use crate::ClientError;
 
 /// The private key of a [`Signer`].
@@ -29,6 +34,8 @@ enum SigningKey {
     Ed25519(Box<ed25519_dalek::SigningKey>),
     Rsa(Box<rsa::PrivateKey>),
     EcdsaP256(Box<p256::ecdsa::SigningKey>),
+    /// A key held by ssh-agent.
+    Agent(AgentKey),
 }
 
 /// Signs requests as one user with one private key.
@@ -42,6 +49,7 @@ impl fmt::Debug for Signer {
         f.debug_struct("Signer")
             .field("username", &self.username)
             .field("algorithm", &self.algorithm())
+            .field("agent", &self.uses_agent())
             .finish_non_exhaustive()
     }
 }
@@ -50,16 +58,63 @@ fn key_error(path: &Path, msg: impl fmt::Display) -> ClientError {
     ClientError::Key(format!("{}: {msg}", path.display()))
 }
 
+/// Why a private key could not be loaded.
+enum LoadError {
+    /// Encrypted, and no passphrase was given.
+    Encrypted,
+    /// Encrypted, and the passphrase given does not decrypt it.
+    BadPassphrase,
+    Other(String),
+}
+
+impl From<String> for LoadError {
+    fn from(msg: String) -> LoadError {
+        LoadError::Other(msg)
+    }
+}
+
+impl From<&str> for LoadError {
+    fn from(msg: &str) -> LoadError {
+        LoadError::Other(msg.to_string())
+    }
+}
+
+impl LoadError {
+    /// The client error for the key named `name` (a path or "private key").
+    fn into_client_error(self, name: String) -> ClientError {
+        match self {
+            LoadError::Encrypted => ClientError::KeyEncrypted { key: name },
+            LoadError::BadPassphrase => ClientError::KeyPassphrase { key: name },
+            LoadError::Other(msg) => ClientError::Key(format!("{name}: {msg}")),
+        }
+    }
+}
+
 impl Signer {
     /// Read the unencrypted private key at `path` and sign as `username`.
+    /// An encrypted key is [`ClientError::KeyEncrypted`].
     pub fn from_key_file(
         username: impl Into<String>,
         path: impl AsRef<Path>,
     ) -> Result<Signer, ClientError> {
+        Signer::from_key_file_with_passphrase(username, path, None)
+    }
+
+    /// Read the private key at `path`, decrypting it with `passphrase` when
+    /// it is encrypted, and sign as `username`. An encrypted key without a
+    /// passphrase is [`ClientError::KeyEncrypted`], a wrong passphrase
+    /// [`ClientError::KeyPassphrase`]; the passphrase of an unencrypted key
+    /// is ignored.
+    pub fn from_key_file_with_passphrase(
+        username: impl Into<String>,
+        path: impl AsRef<Path>,
+        passphrase: Option<&str>,
+    ) -> Result<Signer, ClientError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path)
             .map_err(|e| key_error(path, format!("cannot read private key: {e}")))?;
-        let key = parse_private_key(&text).map_err(|e| key_error(path, e))?;
+        let key = parse_private_key(&text, passphrase)
+            .map_err(|e| e.into_client_error(path.display().to_string()))?;
         Ok(Signer {
             username: username.into(),
             key,
@@ -68,10 +123,81 @@ impl Signer {
 
     /// Parse an unencrypted private key from its file contents.
     pub fn from_key_text(username: impl Into<String>, text: &str) -> Result<Signer, ClientError> {
-        let key = parse_private_key(text).map_err(ClientError::Key)?;
+        Signer::from_key_text_with_passphrase(username, text, None)
+    }
+
+    /// Parse a private key from its file contents, decrypting it with
+    /// `passphrase` when it is encrypted (errors as
+    /// [`Signer::from_key_file_with_passphrase`]).
+    pub fn from_key_text_with_passphrase(
+        username: impl Into<String>,
+        text: &str,
+        passphrase: Option<&str>,
+    ) -> Result<Signer, ClientError> {
+        let key = parse_private_key(text, passphrase)
+            .map_err(|e| e.into_client_error("private key".to_string()))?;
         Ok(Signer {
             username: username.into(),
             key,
+        })
+    }
+
+    /// Sign through the ssh-agent listening on `socket` (usually
+    /// `$SSH_AUTH_SOCK`, see [`agent::socket_from_env`]).
+    ///
+    /// With `key`, the agent must hold that key: `key` is a public key
+    /// file, or a private key file whose public half is known (an OpenSSH
+    /// private key, encrypted or not, names it; otherwise `<key>.pub` is
+    /// read). Without `key`, the agent's first Ed25519, RSA or ECDSA P-256
+    /// identity is used. Fails with [`ClientError::Agent`] when the agent
+    /// cannot be reached or holds no such key.
+    pub fn from_agent(
+        username: impl Into<String>,
+        socket: impl AsRef<Path>,
+        key: Option<&Path>,
+    ) -> Result<Signer, ClientError> {
+        let socket = socket.as_ref();
+        let identities = agent::list_identities(socket)?;
+        let (identity, kind) = match key {
+            Some(path) => {
+                let blob = public_key_of(path).map_err(|e| key_error(path, e))?;
+                let identity =
+                    identities
+                        .into_iter()
+                        .find(|i| i.blob == blob)
+                        .ok_or_else(|| {
+                            ClientError::Agent(format!(
+                                "the agent at {} does not hold the key {}",
+                                socket.display(),
+                                path.display()
+                            ))
+                        })?;
+                let kind = KeyKind::of_blob(&identity.blob).ok_or_else(|| {
+                    key_error(
+                        path,
+                        format!(
+                            "unsupported key type \"{}\" (supported: {})",
+                            identity.key_type(),
+                            agent::SUPPORTED_TYPES
+                        ),
+                    )
+                })?;
+                (identity, kind)
+            }
+            None => identities
+                .into_iter()
+                .find_map(|i| KeyKind::of_blob(&i.blob).map(|k| (i, k)))
+                .ok_or_else(|| {
+                    ClientError::Agent(format!(
+                        "the agent at {} holds no usable key (supported: {})",
+                        socket.display(),
+                        agent::SUPPORTED_TYPES
+                    ))
+                })?,
+        };
+        Ok(Signer {
+            username: username.into(),
+            key: SigningKey::Agent(AgentKey::new(socket, identity, kind)),
         })
     }
 
@@ -80,18 +206,25 @@ impl Signer {
         &self.username
     }
 
+    /// True when signatures are made by ssh-agent.
+    pub fn uses_agent(&self) -> bool {
+        matches!(self.key, SigningKey::Agent(_))
+    }
+
     /// The HTTP Signature algorithm name used.
     pub fn algorithm(&self) -> &'static str {
-        match self.key {
-            SigningKey::Ed25519(_) => "ed25519",
-            SigningKey::Rsa(_) => "rsa-sha256",
-            SigningKey::EcdsaP256(_) => "ecdsa-sha256",
-        }
+        let kind = match &self.key {
+            SigningKey::Ed25519(_) => KeyKind::Ed25519,
+            SigningKey::Rsa(_) => KeyKind::Rsa,
+            SigningKey::EcdsaP256(_) => KeyKind::EcdsaP256,
+            SigningKey::Agent(k) => k.kind(),
+        };
+        kind.algorithm()
     }
 
     /// The raw signature over `message`.
-    fn sign(&self, message: &[u8]) -> Vec<u8> {
-        match &self.key {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, ClientError> {
+        Ok(match &self.key {
             SigningKey::Ed25519(k) => {
                 use ed25519_dalek::Signer as _;
                 k.sign(message).to_bytes().to_vec()
@@ -109,54 +242,158 @@ impl Signer {
                 let sig: p256::ecdsa::Signature = k.sign(message);
                 sig.to_der().as_bytes().to_vec()
             }
-        }
+            SigningKey::Agent(k) => k.sign(message)?,
+        })
     }
 
     /// The `Authorization` header value for a request whose `Date` header
-    /// is `date`.
-    pub fn authorization(&self, date: &str) -> String {
-        let signature = self.sign(format!("date: {date}").as_bytes());
-        format!(
+    /// is `date`. Fails only when signing through ssh-agent fails (agent
+    /// gone, key removed, confirmation refused).
+    pub fn authorization(&self, date: &str) -> Result<String, ClientError> {
+        let signature = self.sign(format!("date: {date}").as_bytes())?;
+        Ok(format!(
             "Signature keyId=\"{}\",algorithm=\"{}\",signature=\"{}\"",
             self.username,
             self.algorithm(),
             base64::engine::general_purpose::STANDARD.encode(signature)
-        )
+        ))
     }
 }
 
-const ENCRYPTED_HINT: &str = "the private key is encrypted (passphrase-protected); use an unencrypted key (ssh-agent support is not implemented yet)";
+const LEGACY_PEM_ENCRYPTION: &str = "legacy OpenSSL PEM encryption (Proc-Type: 4,ENCRYPTED) is not supported; convert the key to OpenSSH format with `ssh-keygen -p -f FILE`, or load it into ssh-agent";
 
-/// Parse a private key file's contents.
-fn parse_private_key(text: &str) -> Result<SigningKey, String> {
+const PUBLIC_NOT_PRIVATE: &str = "this is a public key, not a private key: give the private key, or load it into ssh-agent (SSH_AUTH_SOCK)";
+
+/// Parse a private key file's contents, decrypting with `passphrase` when
+/// the key is encrypted.
+fn parse_private_key(text: &str, passphrase: Option<&str>) -> Result<SigningKey, LoadError> {
+    if parse_public_key_line(text).is_some() {
+        return Err(PUBLIC_NOT_PRIVATE.into());
+    }
     let (label, headers, der) = parse_pem(text)?;
     if headers.iter().any(|h| h.starts_with("Proc-Type")) {
-        return Err(ENCRYPTED_HINT.into());
+        return Err(LEGACY_PEM_ENCRYPTION.into());
     }
     match label.as_str() {
-        "OPENSSH PRIVATE KEY" => parse_openssh(&der),
+        "OPENSSH PRIVATE KEY" => {
+            if !openssh_is_encrypted(&der)? {
+                return Ok(parse_openssh(&der)?);
+            }
+            let passphrase = passphrase.ok_or(LoadError::Encrypted)?;
+            decrypt_openssh(text, passphrase)
+        }
         "RSA PRIVATE KEY" => {
             use rsa::pkcs1::DecodeRsaPrivateKey as _;
             rsa::PrivateKey::from_pkcs1_der(&der)
                 .map(|k| SigningKey::Rsa(Box::new(k)))
-                .map_err(|e| format!("invalid RSA private key: {e}"))
+                .map_err(|e| format!("invalid RSA private key: {e}").into())
         }
         "EC PRIVATE KEY" => p256::SecretKey::from_sec1_der(&der)
             .map(|k| SigningKey::EcdsaP256(Box::new(k.into())))
-            .map_err(|e| format!("invalid EC private key (only P-256 is supported): {e}")),
-        "PRIVATE KEY" => {
-            use p256::pkcs8::DecodePrivateKey as _;
-            if let Ok(k) = rsa::PrivateKey::from_pkcs8_der(&der) {
-                return Ok(SigningKey::Rsa(Box::new(k)));
-            }
-            if let Ok(k) = p256::ecdsa::SigningKey::from_pkcs8_der(&der) {
-                return Ok(SigningKey::EcdsaP256(Box::new(k)));
-            }
-            Err("unsupported PKCS#8 private key (supported: RSA, ECDSA P-256)".into())
+            .map_err(|e| format!("invalid EC private key (only P-256 is supported): {e}").into()),
+        "PRIVATE KEY" => Ok(parse_pkcs8(&der)?),
+        "ENCRYPTED PRIVATE KEY" => {
+            let passphrase = passphrase.ok_or(LoadError::Encrypted)?;
+            let plain = decrypt_pkcs8(&der, passphrase)?;
+            Ok(parse_pkcs8(plain.as_bytes())?)
         }
-        "ENCRYPTED PRIVATE KEY" => Err(ENCRYPTED_HINT.into()),
-        other => Err(format!("unsupported private key type \"{other}\"")),
+        other => Err(format!("unsupported private key type \"{other}\"").into()),
     }
+}
+
+/// Parse an unencrypted PKCS#8 `PrivateKeyInfo`.
+fn parse_pkcs8(der: &[u8]) -> Result<SigningKey, String> {
+    use p256::pkcs8::DecodePrivateKey as _;
+    if let Ok(k) = rsa::PrivateKey::from_pkcs8_der(der) {
+        return Ok(SigningKey::Rsa(Box::new(k)));
+    }
+    if let Ok(k) = p256::ecdsa::SigningKey::from_pkcs8_der(der) {
+        return Ok(SigningKey::EcdsaP256(Box::new(k)));
+    }
+    Err("unsupported PKCS#8 private key (supported: RSA, ECDSA P-256)".into())
+}
+
+/// Decrypt a PKCS#8 `EncryptedPrivateKeyInfo` (PBES2: PBKDF2 or scrypt,
+/// AES-CBC/GCM) into its `PrivateKeyInfo` DER.
+fn decrypt_pkcs8(der: &[u8], passphrase: &str) -> Result<pkcs8::SecretDocument, LoadError> {
+    let info = pkcs8::EncryptedPrivateKeyInfoRef::try_from(der)
+        .map_err(|e| format!("invalid encrypted PKCS#8 private key: {e}"))?;
+    let plain = match info.decrypt(passphrase) {
+        Ok(plain) => plain,
+        // A wrong key shows as bad padding or as plaintext that is not DER.
+        Err(
+            pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::DecryptFailed)
+            | pkcs8::Error::Asn1(_),
+        ) => return Err(LoadError::BadPassphrase),
+        Err(e) => return Err(format!("cannot decrypt the private key: {e}").into()),
+    };
+    // Padding that checks out by chance still leaves garbage.
+    if pkcs8::PrivateKeyInfoRef::try_from(plain.as_bytes()).is_err() {
+        return Err(LoadError::BadPassphrase);
+    }
+    Ok(plain)
+}
+
+/// Decrypt and parse an encrypted OpenSSH private key file.
+fn decrypt_openssh(text: &str, passphrase: &str) -> Result<SigningKey, LoadError> {
+    let key = ssh_key::PrivateKey::from_openssh(text)
+        .map_err(|e| format!("invalid encrypted OpenSSH private key: {e}"))?;
+    let plain = match key.decrypt(passphrase) {
+        Ok(plain) => plain,
+        // Check bytes that differ after decryption, or a failed AEAD tag.
+        Err(ssh_key::Error::Crypto) => return Err(LoadError::BadPassphrase),
+        Err(e) => return Err(format!("cannot decrypt the private key: {e}").into()),
+    };
+    // Re-encoded unencrypted (zeroed on drop) for the one OpenSSH parser.
+    let plain = plain
+        .to_openssh(ssh_key::LineEnding::LF)
+        .map_err(|e| format!("cannot re-encode the decrypted private key: {e}"))?;
+    let (_, _, der) = parse_pem(&plain)?;
+    Ok(parse_openssh(&der)?)
+}
+
+/// The SSH public key blob (RFC 4253 §6.6) of the key at `path`, which is
+/// an OpenSSH public key (`ssh-ed25519 AAAA... comment`), an OpenSSH private
+/// key (encrypted or not; the public half is stored in the clear), or any
+/// other private key with a `<path>.pub` beside it.
+pub(crate) fn public_key_of(path: &Path) -> Result<Vec<u8>, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read the key file: {e}"))?;
+    if let Some(blob) = parse_public_key_line(&text) {
+        return Ok(blob);
+    }
+    if let Ok((label, _, der)) = parse_pem(&text) {
+        if label == "OPENSSH PRIVATE KEY" {
+            return openssh_public_blob(&der);
+        }
+    }
+    let mut pub_path = path.as_os_str().to_owned();
+    pub_path.push(".pub");
+    let pub_path = Path::new(&pub_path);
+    match std::fs::read_to_string(pub_path) {
+        Ok(text) => parse_public_key_line(&text)
+            .ok_or_else(|| format!("{} is not an OpenSSH public key", pub_path.display())),
+        Err(e) => Err(format!(
+            "cannot tell its public key: it is neither an OpenSSH public or private key, and {} cannot be read: {e}",
+            pub_path.display()
+        )),
+    }
+}
+
+/// The key blob of an OpenSSH public key line (`<type> <base64> [comment]`,
+/// the format of `id_*.pub` files), when `text` starts with one.
+fn parse_public_key_line(text: &str) -> Option<Vec<u8>> {
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))?;
+    let mut fields = line.split_whitespace();
+    let key_type = fields.next()?;
+    let blob = base64::engine::general_purpose::STANDARD
+        .decode(fields.next()?)
+        .ok()?;
+    let inner = Wire(&blob).string().ok()?;
+    (inner == key_type.as_bytes()).then_some(blob)
 }
 
 /// Split a PEM file into its label, its `Name: value` header lines and its
@@ -196,30 +433,30 @@ fn parse_pem(text: &str) -> Result<(String, Vec<String>, Vec<u8>), String> {
 }
 
 /// Reader of SSH wire-format fields (RFC 4251 §5).
-struct Wire<'a>(&'a [u8]);
+pub(crate) struct Wire<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Wire<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         if self.0.len() < n {
-            return Err("truncated OpenSSH private key".into());
+            return Err("truncated SSH wire data".into());
         }
         let (head, tail) = self.0.split_at(n);
         self.0 = tail;
         Ok(head)
     }
 
-    fn u32(&mut self) -> Result<u32, String> {
+    pub(crate) fn u32(&mut self) -> Result<u32, String> {
         let b = self.take(4)?;
         Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
 
-    fn string(&mut self) -> Result<&'a [u8], String> {
+    pub(crate) fn string(&mut self) -> Result<&'a [u8], String> {
         let n = self.u32()? as usize;
         self.take(n)
     }
 
     /// An mpint as unsigned big-endian bytes (leading zeros stripped).
-    fn mpint(&mut self) -> Result<&'a [u8], String> {
+    pub(crate) fn mpint(&mut self) -> Result<&'a [u8], String> {
         let b = self.string()?;
         let zeros = b.iter().take_while(|&&x| x == 0).count();
         Ok(&b[zeros..])
@@ -228,8 +465,17 @@ impl<'a> Wire<'a> {
 
 const OPENSSH_MAGIC: &[u8] = b"openssh-key-v1\0";
 
-/// Parse the body of an `OPENSSH PRIVATE KEY` (PROTOCOL.key in OpenSSH).
-fn parse_openssh(data: &[u8]) -> Result<SigningKey, String> {
+/// The header of an `OPENSSH PRIVATE KEY` (PROTOCOL.key in OpenSSH), which
+/// is never encrypted.
+struct OpensshHeader<'a> {
+    encrypted: bool,
+    /// The public key blob.
+    public: &'a [u8],
+    /// The (possibly encrypted) private section.
+    private: &'a [u8],
+}
+
+fn openssh_header(data: &[u8]) -> Result<OpensshHeader<'_>, String> {
     let mut r = Wire(
         data.strip_prefix(OPENSSH_MAGIC)
             .ok_or("not an OpenSSH private key (bad magic)")?,
@@ -237,17 +483,36 @@ fn parse_openssh(data: &[u8]) -> Result<SigningKey, String> {
     let cipher = r.string()?;
     let kdf = r.string()?;
     let _kdf_options = r.string()?;
-    if cipher != b"none" || kdf != b"none" {
-        return Err(ENCRYPTED_HINT.into());
-    }
     let nkeys = r.u32()?;
     if nkeys != 1 {
         return Err(format!(
             "OpenSSH private key file holds {nkeys} keys; exactly one is supported"
         ));
     }
-    let _public = r.string()?;
-    let mut p = Wire(r.string()?);
+    let public = r.string()?;
+    let private = r.string()?;
+    Ok(OpensshHeader {
+        encrypted: cipher != b"none" || kdf != b"none",
+        public,
+        private,
+    })
+}
+
+fn openssh_is_encrypted(data: &[u8]) -> Result<bool, String> {
+    Ok(openssh_header(data)?.encrypted)
+}
+
+fn openssh_public_blob(data: &[u8]) -> Result<Vec<u8>, String> {
+    Ok(openssh_header(data)?.public.to_vec())
+}
+
+/// Parse the body of an unencrypted `OPENSSH PRIVATE KEY`.
+fn parse_openssh(data: &[u8]) -> Result<SigningKey, String> {
+    let header = openssh_header(data)?;
+    if header.encrypted {
+        return Err("the OpenSSH private key is still encrypted".into());
+    }
+    let mut p = Wire(header.private);
     let (check1, check2) = (p.u32()?, p.u32()?);
     if check1 != check2 {
         return Err("corrupt OpenSSH private key (check bytes differ)".into());

@@ -1,11 +1,13 @@
 //! HTTP Signature signing against a real in-process imgapi-server with
-//! `auth_type = "signature"`. Keys are made with `ssh-keygen`; the tests
-//! print SKIP and pass when it is missing.
+//! `auth_type = "signature"`. Keys are made with `ssh-keygen`, plain and
+//! passphrase-protected, and signed with directly or through a real
+//! `ssh-agent`; the tests print SKIP and pass when those are missing.
 // Helpers outside #[test] fns unwrap too (clippy.toml only covers test fns).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use imgapi_client::{Client, ClientError, Signer};
 use imgapi_server::{AppState, Config};
@@ -19,10 +21,15 @@ const OWNER: &str = "86055c40-2547-11e2-8a6b-4bb37edc84ba";
 /// Generate a private key `<dir>/<name>` with `ssh-keygen <args>`; `None`
 /// (after printing SKIP) when ssh-keygen is not available.
 fn keygen(dir: &Path, name: &str, args: &[&str]) -> Option<(PathBuf, String)> {
+    keygen_pass(dir, name, args, "")
+}
+
+/// [`keygen`] with passphrase `pass` ("" for none).
+fn keygen_pass(dir: &Path, name: &str, args: &[&str], pass: &str) -> Option<(PathBuf, String)> {
     let path = dir.join(name);
     let status = Command::new("ssh-keygen")
         .args(args)
-        .args(["-N", "", "-q", "-C", "test", "-f"])
+        .args(["-N", pass, "-q", "-C", "test", "-f"])
         .arg(&path)
         .status();
     match status {
@@ -93,15 +100,23 @@ fn assert_unauthorized(r: Result<serde_json::Value, ClientError>) {
 
 /// The full signed flow with the key at `key`.
 async fn signed_flow(server: &Server, key: &Path, dir: &Path) {
+    signed_flow_with(
+        server,
+        |user| Signer::from_key_file(user, key).unwrap(),
+        dir,
+    )
+    .await;
+}
+
+/// The full signed flow with the signers `make(user)` returns.
+async fn signed_flow_with(server: &Server, make: impl Fn(&str) -> Signer, dir: &Path) {
     // Unsigned: refused.
     let anon = Client::new(&server.url).unwrap();
     assert_unauthorized(anon.create_image(&manifest("anon")).await);
     assert!(anon.ping().await.unwrap().get("user").is_none());
 
     // Signed: create, upload, activate.
-    let client = Client::new(&server.url)
-        .unwrap()
-        .with_signer(Signer::from_key_file("alice", key).unwrap());
+    let client = Client::new(&server.url).unwrap().with_signer(make("alice"));
     let img = client.create_image(&manifest("signed")).await.unwrap();
     let uuid: Uuid = img["uuid"].as_str().unwrap().parse().unwrap();
     let file = dir.join("file.bin");
@@ -115,9 +130,7 @@ async fn signed_flow(server: &Server, key: &Path, dir: &Path) {
     assert_eq!(client.ping().await.unwrap()["user"], "alice");
 
     // Right key, wrong user: refused.
-    let bob = Client::new(&server.url)
-        .unwrap()
-        .with_signer(Signer::from_key_file("bob", key).unwrap());
+    let bob = Client::new(&server.url).unwrap().with_signer(make("bob"));
     assert_unauthorized(bob.create_image(&manifest("bob")).await);
 }
 
@@ -180,21 +193,34 @@ async fn ecdsa_p256_keys_sign() {
 #[test]
 fn encrypted_and_bad_keys_are_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("enc");
-    let status = Command::new("ssh-keygen")
-        .args(["-t", "ed25519", "-N", "secret-pass", "-q", "-f"])
-        .arg(&path)
-        .status();
-    if matches!(status, Ok(s) if s.success()) {
-        let err = Signer::from_key_file("alice", &path)
+    if let Some((path, _)) = keygen_pass(dir.path(), "enc", &["-t", "ed25519"], "secret-pass") {
+        let err = Signer::from_key_file("alice", &path).unwrap_err();
+        assert!(matches!(err, ClientError::KeyEncrypted { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("encrypted") && msg.contains("passphrase") && msg.contains("enc"),
+            "{msg}"
+        );
+        // A public key given as the private key says so.
+        let err = Signer::from_key_file("alice", path.with_extension("pub"))
             .unwrap_err()
             .to_string();
-        assert!(
-            err.contains("encrypted") && err.contains("unencrypted"),
-            "{err}"
-        );
-    } else {
-        println!("SKIP: ssh-keygen unavailable");
+        assert!(err.contains("public key"), "{err}");
+    }
+    // Legacy OpenSSL-encrypted PEM: not supported, and says how to convert.
+    if let Some((path, _)) = keygen_pass(
+        dir.path(),
+        "legacy",
+        &["-t", "rsa", "-b", "2048", "-m", "PEM"],
+        "secret-pass",
+    ) {
+        assert!(std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("Proc-Type: 4,ENCRYPTED"));
+        let err = Signer::from_key_file_with_passphrase("alice", &path, Some("secret-pass"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ssh-keygen -p"), "{err}");
     }
     let err = Signer::from_key_file("alice", dir.path().join("missing"))
         .unwrap_err()
@@ -204,4 +230,244 @@ fn encrypted_and_bad_keys_are_refused_clearly() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("PEM"), "{err}");
+}
+
+/// Check that `key` (encrypted with `pass`) is refused without a
+/// passphrase and with a wrong one, then run the signed flow with `pass`.
+async fn encrypted_flow(server: &Server, key: &Path, pass: &str, algorithm: &str, dir: &Path) {
+    let err = Signer::from_key_file("alice", key).unwrap_err();
+    assert!(matches!(err, ClientError::KeyEncrypted { .. }), "{err:?}");
+    let err = Signer::from_key_file_with_passphrase("alice", key, Some("wrong")).unwrap_err();
+    assert!(matches!(err, ClientError::KeyPassphrase { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("wrong passphrase") && msg.contains(&key.display().to_string()),
+        "{msg}"
+    );
+    let signer = Signer::from_key_file_with_passphrase("alice", key, Some(pass)).unwrap();
+    assert_eq!(signer.algorithm(), algorithm);
+    assert!(!signer.uses_agent());
+    signed_flow_with(
+        server,
+        |user| Signer::from_key_file_with_passphrase(user, key, Some(pass)).unwrap(),
+        dir,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn passphrase_protected_openssh_keys_sign() {
+    let dir = tempfile::tempdir().unwrap();
+    let pass = "correct horse";
+    // `-a 4` KDF rounds (default 16) keeps the debug-build bcrypt fast.
+    let Some((ed, ed_pub)) = keygen_pass(dir.path(), "ed", &["-t", "ed25519", "-a", "4"], pass)
+    else {
+        return;
+    };
+    let Some((rsa, rsa_pub)) = keygen_pass(
+        dir.path(),
+        "rsa",
+        &["-t", "rsa", "-b", "2048", "-a", "4"],
+        pass,
+    ) else {
+        return;
+    };
+    let Some((ec, ec_pub)) = keygen_pass(
+        dir.path(),
+        "ec",
+        &["-t", "ecdsa", "-b", "256", "-a", "4"],
+        pass,
+    ) else {
+        return;
+    };
+    let text = std::fs::read_to_string(&ed).unwrap();
+    assert!(text.contains("BEGIN OPENSSH PRIVATE KEY"), "{text}");
+    let server = spawn_signature(&[ed_pub, rsa_pub, ec_pub]).await;
+    encrypted_flow(&server, &ed, pass, "ed25519", dir.path()).await;
+    encrypted_flow(&server, &rsa, pass, "rsa-sha256", dir.path()).await;
+    encrypted_flow(&server, &ec, pass, "ecdsa-sha256", dir.path()).await;
+    // The text API decrypts too; an unencrypted key ignores a passphrase.
+    let signer = Signer::from_key_text_with_passphrase("alice", &text, Some(pass)).unwrap();
+    assert_eq!(signer.algorithm(), "ed25519");
+    let Some((plain, _)) = keygen(dir.path(), "plain", &["-t", "ed25519"]) else {
+        return;
+    };
+    assert!(Signer::from_key_file_with_passphrase("alice", &plain, Some("x")).is_ok());
+}
+
+#[tokio::test]
+async fn default_kdf_rounds_decrypt() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((key, public)) = keygen_pass(dir.path(), "key", &["-t", "ed25519"], "secret") else {
+        return;
+    };
+    let server = spawn_signature(&[public]).await;
+    let client = Client::new(&server.url)
+        .unwrap()
+        .with_signer(Signer::from_key_file_with_passphrase("alice", &key, Some("secret")).unwrap());
+    assert_eq!(client.ping().await.unwrap()["user"], "alice");
+}
+
+#[tokio::test]
+async fn passphrase_protected_pkcs8_keys_sign() {
+    let dir = tempfile::tempdir().unwrap();
+    let pass = "pkcs8-pass";
+    let Some((rsa, rsa_pub)) = keygen_pass(
+        dir.path(),
+        "rsa",
+        &["-t", "rsa", "-b", "2048", "-m", "PKCS8"],
+        pass,
+    ) else {
+        return;
+    };
+    let Some((ec, ec_pub)) = keygen_pass(
+        dir.path(),
+        "ec",
+        &["-t", "ecdsa", "-b", "256", "-m", "PKCS8"],
+        pass,
+    ) else {
+        return;
+    };
+    for key in [&rsa, &ec] {
+        let text = std::fs::read_to_string(key).unwrap();
+        assert!(text.contains("BEGIN ENCRYPTED PRIVATE KEY"), "{text}");
+    }
+    let server = spawn_signature(&[rsa_pub, ec_pub]).await;
+    encrypted_flow(&server, &rsa, pass, "rsa-sha256", dir.path()).await;
+    encrypted_flow(&server, &ec, pass, "ecdsa-sha256", dir.path()).await;
+}
+
+/// A real `ssh-agent -D` on a socket in a temp dir, killed on drop.
+struct Agent {
+    child: Child,
+    sock: PathBuf,
+    _dir: TempDir,
+}
+
+impl Agent {
+    /// `None` (after printing SKIP) when ssh-agent or ssh-add is missing.
+    fn start() -> Option<Agent> {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("agent.sock");
+        let child = match Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&sock)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(_) => {
+                eprintln!("SKIP: ssh-agent not installed");
+                return None;
+            }
+        };
+        let mut agent = Agent {
+            child,
+            sock,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !agent.sock.exists() {
+            assert!(Instant::now() < deadline, "ssh-agent did not start");
+            assert!(
+                agent.child.try_wait().unwrap().is_none(),
+                "ssh-agent exited"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(agent)
+    }
+
+    /// `ssh-add` the unencrypted private key at `key`.
+    fn add(&self, key: &Path) {
+        let out = Command::new("ssh-add")
+            .arg(key)
+            .env("SSH_AUTH_SOCK", &self.sock)
+            .stdin(Stdio::null())
+            .output()
+            .expect("ssh-add");
+        assert!(out.status.success(), "ssh-add: {out:?}");
+    }
+
+    /// Stop the agent (by its PID) and reap it.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test]
+async fn agent_signs_with_each_key_type() {
+    let Some(mut agent) = Agent::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let Some((ed, ed_pub)) = keygen(dir.path(), "ed", &["-t", "ed25519"]) else {
+        return;
+    };
+    let Some((rsa, rsa_pub)) = keygen(dir.path(), "rsa", &["-t", "rsa", "-b", "2048"]) else {
+        return;
+    };
+    let Some((ec, ec_pub)) = keygen(dir.path(), "ec", &["-t", "ecdsa", "-b", "256"]) else {
+        return;
+    };
+    let Some((other, _)) = keygen(dir.path(), "other", &["-t", "ed25519"]) else {
+        return;
+    };
+    // An empty agent has no key to offer.
+    let err = Signer::from_agent("alice", &agent.sock, None).unwrap_err();
+    assert!(matches!(err, ClientError::Agent(_)), "{err:?}");
+    assert!(err.to_string().contains("no usable key"), "{err}");
+
+    for key in [&ed, &rsa, &ec] {
+        agent.add(key);
+    }
+    let ids = imgapi_client::agent::list_identities(&agent.sock).unwrap();
+    let types: Vec<String> = ids.iter().map(|i| i.key_type()).collect();
+    assert_eq!(types, ["ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256"]);
+
+    let server = spawn_signature(&[ed_pub, rsa_pub, ec_pub]).await;
+    for (key, algorithm) in [
+        (&ed, "ed25519"),
+        (&rsa, "rsa-sha256"),
+        (&ec, "ecdsa-sha256"),
+    ] {
+        // Chosen by the private key file, and by its .pub.
+        let signer = Signer::from_agent("alice", &agent.sock, Some(key)).unwrap();
+        assert!(signer.uses_agent());
+        assert_eq!(signer.algorithm(), algorithm);
+        let public = key.with_extension("pub");
+        let signer = Signer::from_agent("alice", &agent.sock, Some(&public)).unwrap();
+        assert_eq!(signer.algorithm(), algorithm);
+        signed_flow_with(
+            &server,
+            |user| Signer::from_agent(user, &agent.sock, Some(key)).unwrap(),
+            dir.path(),
+        )
+        .await;
+    }
+    // No key: the agent's first usable identity.
+    let signer = Signer::from_agent("alice", &agent.sock, None).unwrap();
+    assert_eq!(signer.algorithm(), "ed25519");
+
+    // A key the agent does not hold.
+    let err = Signer::from_agent("alice", &agent.sock, Some(&other)).unwrap_err();
+    assert!(matches!(err, ClientError::Agent(_)), "{err:?}");
+    assert!(err.to_string().contains("does not hold"), "{err}");
+
+    // The agent goes away: signing fails with a clear error, no request.
+    let client = Client::new(&server.url).unwrap().with_signer(signer);
+    agent.kill();
+    let err = client.ping().await.unwrap_err();
+    assert!(matches!(err, ClientError::Agent(_)), "{err:?}");
+    assert!(err.to_string().contains("ssh-agent"), "{err}");
 }

@@ -1,55 +1,139 @@
+use std::path::Path;
+
 use serde_json::Value;
+use uuid::Uuid;
 
 use super::{label, Ctx, Failure};
 use crate::cli::CreateArgs;
 use crate::reporters::Bar;
 
 pub async fn run(ctx: &Ctx, args: CreateArgs) -> Result<(), Failure> {
-    let text = std::fs::read_to_string(&args.manifest).map_err(|e| {
-        Failure::usage(format!(
-            "cannot read manifest {}: {e}",
-            args.manifest.display()
-        ))
-    })?;
-    let manifest: Value = serde_json::from_str(&text).map_err(|e| {
-        Failure::usage(format!(
-            "manifest {} is not JSON: {e}",
-            args.manifest.display()
-        ))
-    })?;
+    let mut manifest = read_manifest(&args.manifest)?;
+    let upload = match &args.file {
+        Some(file) => Some(Upload::prepare(
+            file,
+            args.compression.as_deref(),
+            &manifest,
+        )?),
+        None => None,
+    };
+    // CreateImage assigns the uuid and refuses one in the body; a manifest
+    // from `create-manifest` (or another IMGAPI) has one: publish it anyway.
+    if let Value::Object(map) = &mut manifest {
+        if let Some(old) = map.shift_remove("uuid") {
+            eprintln!(
+                "imgadm: note: the server assigns a new uuid; the manifest's uuid {} is \
+                 not used (admin-import keeps it)",
+                old.as_str().unwrap_or("?")
+            );
+        }
+    }
     let image = ctx.client.create_image(&manifest).await?;
-    let uuid = image
-        .get("uuid")
-        .and_then(Value::as_str)
-        .and_then(|s| s.parse::<uuid::Uuid>().ok())
-        .ok_or_else(|| Failure::other("server answered without an image uuid"))?;
+    let uuid = uuid_of(&image)?;
     if !ctx.json {
         println!("Created image {}", label(&image));
     }
-    let Some(file) = args.file else {
+    let Some(upload) = upload else {
         return if ctx.json {
             super::print_json(&image)
         } else {
             Ok(())
         };
     };
-    let bar = Bar::new("Uploading");
-    ctx.client
-        .add_image_file(&uuid, &file, &args.compression, Some(&bar))
-        .await
-        .map_err(|e| {
+    upload.run(ctx, &uuid, "created").await
+}
+
+/// Read and parse a manifest file (errors are usage errors).
+pub(super) fn read_manifest(path: &Path) -> Result<Value, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::usage(format!("cannot read manifest {}: {e}", path.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|e| Failure::usage(format!("manifest {} is not JSON: {e}", path.display())))
+}
+
+pub(super) fn uuid_of(image: &Value) -> Result<Uuid, Failure> {
+    image
+        .get("uuid")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse::<Uuid>().ok())
+        .ok_or_else(|| Failure::other("server answered without an image uuid"))
+}
+
+/// A file to upload after creating (or importing) an image, then activate.
+pub(super) struct Upload<'a> {
+    file: &'a Path,
+    compression: String,
+    /// `files[0].sha1` of the manifest: the server refuses other bytes.
+    sha1: Option<String>,
+}
+
+impl<'a> Upload<'a> {
+    /// Decide the compression (`-c`, else the manifest's
+    /// `files[0].compression`, else `none`) and check what can be checked
+    /// before anything is created: a `-c` that contradicts the manifest, a
+    /// file whose size is not the manifest's `files[0].size`.
+    pub(super) fn prepare(
+        file: &'a Path,
+        compression: Option<&str>,
+        manifest: &Value,
+    ) -> Result<Upload<'a>, Failure> {
+        let described = manifest.get("files").and_then(|f| f.get(0));
+        let field = |k: &str| described.and_then(|d| d.get(k));
+        let from_manifest = field("compression").and_then(Value::as_str);
+        let compression = match (compression, from_manifest) {
+            (Some(c), Some(m)) if c != m => {
+                return Err(Failure::usage(format!(
+                    "-c {c} contradicts the manifest's files[0].compression \"{m}\""
+                )))
+            }
+            (Some(c), _) | (None, Some(c)) => c.to_string(),
+            (None, None) => "none".to_string(),
+        };
+        if let (Some(want), Ok(meta)) = (field("size").and_then(Value::as_u64), file.metadata()) {
+            if meta.len() != want {
+                return Err(Failure::usage(format!(
+                    "{} is {} bytes but the manifest's files[0].size is {want}: \
+                     not the file the manifest describes",
+                    file.display(),
+                    meta.len()
+                )));
+            }
+        }
+        let sha1 = field("sha1").and_then(Value::as_str).map(str::to_string);
+        Ok(Upload {
+            file,
+            compression,
+            sha1,
+        })
+    }
+
+    /// Upload, then activate; a failure names the step and says the image
+    /// `uuid` (which was `done`: "created", "imported") is left unactivated.
+    pub(super) async fn run(self, ctx: &Ctx, uuid: &Uuid, done: &str) -> Result<(), Failure> {
+        let bar = Bar::new("Uploading");
+        ctx.client
+            .add_image_file_checked(
+                uuid,
+                self.file,
+                &self.compression,
+                self.sha1.as_deref(),
+                Some(&bar),
+            )
+            .await
+            .map_err(|e| {
+                Failure::from(e).context(format!(
+                    "image {uuid} was {done} but adding its file failed (left unactivated)"
+                ))
+            })?;
+        drop(bar);
+        if !ctx.json {
+            println!("Added file {}", self.file.display());
+        }
+        let image = ctx.client.activate_image(uuid).await.map_err(|e| {
             Failure::from(e).context(format!(
-                "image {uuid} was created but adding its file failed (left unactivated)"
+                "image {uuid} was {done} with its file but activating it failed (left unactivated)"
             ))
         })?;
-    drop(bar);
-    if !ctx.json {
-        println!("Added file {}", file.display());
+        ctx.print_image(&format!("Activated image {}", label(&image)), &image)
     }
-    let image = ctx.client.activate_image(&uuid).await.map_err(|e| {
-        Failure::from(e).context(format!(
-            "image {uuid} was created with its file but activating it failed (left unactivated)"
-        ))
-    })?;
-    ctx.print_image(&format!("Activated image {}", label(&image)), &image)
 }

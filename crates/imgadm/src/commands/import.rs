@@ -1,6 +1,6 @@
 use std::collections::HashSet;
 
-use imgapi_client::{Client, FileInfo};
+use imgapi_client::{part_path, Client, FileInfo};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -68,7 +68,8 @@ pub async fn run(local: &Local, args: ImportArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Download into `<store>/.tmp-<uuid>/`, verify, then rename into place.
+/// Download into `<store>/.tmp-<uuid>/` (resuming what an earlier run left
+/// there), verify, then rename into place.
 async fn install(
     local: &Local,
     uuid: &Uuid,
@@ -95,9 +96,24 @@ async fn install(
     if !local.json {
         println!("Importing image {}", label(manifest));
     }
+    let file = tmp.join("file");
+    // An import stopped (e.g. Ctrl-C) after its download was verified and
+    // renamed to `file` but before the directory was renamed into place:
+    // hand the file back as a complete `.part`, which the client verifies
+    // again instead of downloading it all over.
+    let part = part_path(&file);
+    if file.is_file() && !part.exists() {
+        std::fs::rename(&file, &part).map_err(|e| {
+            Failure::other(format!(
+                "cannot rename {} to {}: {e}",
+                file.display(),
+                part.display()
+            ))
+        })?;
+    }
     let bar = Bar::new("Downloading");
     let info = client
-        .get_image_file(uuid, &tmp.join("file"), Some(&bar))
+        .get_image_file(uuid, &file, Some(&bar))
         .await
         .map_err(|e| Failure::from(e).context(format!("downloading image {uuid}")))?;
     let text = serde_json::to_string_pretty(manifest)

@@ -27,19 +27,14 @@ pub struct Local {
     pub json: bool,
     user: Option<String>,
     key: Option<PathBuf>,
+    channel: Option<String>,
 }
 
 pub fn run(cli: Cli) -> Result<(), Failure> {
-    let config_dir = match cli.config_dir {
-        Some(d) => d,
-        None => match std::env::var_os("HOME") {
-            Some(home) => Path::new(&home).join(".imgadm"),
-            None => {
-                return Err(Failure::usage(
-                    "$HOME is not set: give --config-dir (or IMGADM_CONFIG_DIR)",
-                ))
-            }
-        },
+    let Some(config_dir) = crate::profile::config_dir(cli.config_dir.as_deref()) else {
+        return Err(Failure::usage(
+            "$HOME is not set: give --config-dir (or IMGADM_CONFIG_DIR)",
+        ));
     };
     let store = cli.store.unwrap_or_else(|| config_dir.join("images"));
     let local = Local {
@@ -48,6 +43,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         json: cli.json,
         user: cli.user,
         key: cli.key,
+        channel: cli.channel,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -127,6 +123,9 @@ impl Local {
             Client::new(url)?.with_user_agent(concat!("imgadm/", env!("CARGO_PKG_VERSION")));
         if let Some(signer) = super::signer(self.user.as_deref(), self.key.as_deref())? {
             client = client.with_signer(signer);
+        }
+        if let Some(channel) = &self.channel {
+            client = client.with_channel(channel.as_str());
         }
         Ok(client)
     }

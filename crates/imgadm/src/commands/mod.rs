@@ -3,17 +3,28 @@
 mod activate;
 mod add_acl;
 mod add_file;
+mod add_icon;
+mod admin_import;
+mod channel_add;
+mod channels;
 mod create;
 mod delete;
+mod delete_icon;
 mod disable;
 mod enable;
 mod get;
 mod get_file;
+mod get_icon;
 mod list;
 pub mod local;
 mod ping;
 mod remove_acl;
 mod update;
+
+mod completions;
+mod create_manifest;
+mod man;
+pub mod offline;
 
 mod avail;
 mod import;
@@ -126,32 +137,89 @@ pub fn label(image: &Value) -> String {
     format!("{} ({}@{})", get("uuid"), get("name"), get("version"))
 }
 
-/// The request signer for `--user`/`--key`: none without a user; the key
-/// defaults to `~/.ssh/id_ed25519`. An unreadable key is a usage error.
+/// The request signer for `--user`/`--key`: none without a user.
+///
+/// With `$SSH_AUTH_SOCK` set, ssh-agent signs when it holds the key: the one
+/// `--key` names (a private key file or its `.pub`), or without `--key` its
+/// first Ed25519, RSA or ECDSA P-256 key. Otherwise the private key file
+/// signs: `--key`, default `~/.ssh/id_ed25519`. An encrypted one is
+/// decrypted with `$IMGAPI_KEY_PASSPHRASE`, else with a passphrase asked
+/// (no echo) when stdin is a terminal. A key that cannot be used is a usage
+/// error.
 pub fn signer(
     user: Option<&str>,
     key: Option<&std::path::Path>,
 ) -> Result<Option<Signer>, Failure> {
+    use std::io::IsTerminal as _;
+
     let Some(user) = user.filter(|u| !u.is_empty()) else {
         return Ok(None);
     };
+    // 1. ssh-agent. Any failure (no agent, key not loaded) falls back to the
+    // key file; why is told if the file cannot be used either.
+    let mut agent_note = String::new();
+    if let Some(socket) = imgapi_client::agent::socket_from_env() {
+        match Signer::from_agent(user, &socket, key) {
+            Ok(signer) => return Ok(Some(signer)),
+            Err(e) => agent_note = format!(" (not signing through ssh-agent: {e})"),
+        }
+    }
+    // 2. The private key file.
     let key = match key {
         Some(k) => k.to_path_buf(),
         None => match std::env::var_os("HOME") {
             Some(home) => std::path::Path::new(&home).join(".ssh").join("id_ed25519"),
-            None => return Err(Failure::usage(
-                "--user given without --key and $HOME is not set (cannot find ~/.ssh/id_ed25519)",
-            )),
+            None => {
+                return Err(Failure::usage(format!(
+                    "--user given without --key and $HOME is not set (cannot find ~/.ssh/id_ed25519){agent_note}"
+                )))
+            }
         },
     };
-    Signer::from_key_file(user, &key)
-        .map(Some)
-        .map_err(|e| Failure::usage(format!("cannot use private key for --user {user}: {e}")))
+    let fail = |e: ClientError| {
+        Failure::usage(format!(
+            "cannot use private key for --user {user}: {e}{agent_note}"
+        ))
+    };
+    let passphrase = match std::env::var_os("IMGAPI_KEY_PASSPHRASE") {
+        None => None,
+        Some(p) => Some(
+            p.into_string()
+                .map_err(|_| Failure::usage("IMGAPI_KEY_PASSPHRASE is not valid UTF-8"))?,
+        ),
+    };
+    match Signer::from_key_file_with_passphrase(user, &key, passphrase.as_deref()) {
+        Ok(signer) => return Ok(Some(signer)),
+        Err(ClientError::KeyEncrypted { .. }) if std::io::stdin().is_terminal() => {}
+        Err(ClientError::KeyEncrypted { key: name }) => {
+            return Err(Failure::usage(format!(
+                "{name}: the private key for --user {user} is encrypted (passphrase-protected): \
+                 set IMGAPI_KEY_PASSPHRASE, or load the key into ssh-agent (ssh-add) and set \
+                 SSH_AUTH_SOCK{agent_note}"
+            )))
+        }
+        Err(e) => return Err(fail(e)),
+    }
+    // 3. Ask on the terminal, three tries as ssh does.
+    let mut attempt = 1;
+    loop {
+        let pass = rpassword::prompt_password(format!("Enter passphrase for {}: ", key.display()))
+            .map_err(|e| Failure::usage(format!("cannot read the passphrase: {e}")))?;
+        match Signer::from_key_file_with_passphrase(user, &key, Some(&pass)) {
+            Ok(signer) => return Ok(Some(signer)),
+            Err(ClientError::KeyPassphrase { .. }) if attempt < 3 => {
+                eprintln!("Bad passphrase, try again.");
+                attempt += 1;
+            }
+            Err(e) => return Err(fail(e)),
+        }
+    }
 }
 
 pub async fn run(
     url: &str,
     json: bool,
+    channel: Option<&str>,
     signer: Option<Signer>,
     command: Command,
 ) -> Result<(), Failure> {
@@ -159,6 +227,9 @@ pub async fn run(
         Client::new(url)?.with_user_agent(concat!("imgadm/", env!("CARGO_PKG_VERSION")));
     if let Some(signer) = signer {
         client = client.with_signer(signer);
+    }
+    if let Some(channel) = channel {
+        client = client.with_channel(channel);
     }
     let ctx = Ctx { client, json };
     match command {
@@ -175,10 +246,19 @@ pub async fn run(
         Command::AddAcl(a) => add_acl::run(&ctx, a).await,
         Command::RemoveAcl(a) => remove_acl::run(&ctx, a).await,
         Command::GetFile(a) => get_file::run(&ctx, a).await,
+        Command::AddIcon(a) => add_icon::run(&ctx, a).await,
+        Command::GetIcon(a) => get_icon::run(&ctx, a).await,
+        Command::DeleteIcon(a) => delete_icon::run(&ctx, a).await,
+        Command::Channels(a) => channels::run(&ctx, a).await,
+        Command::ChannelAdd(a) => channel_add::run(&ctx, a).await,
+        Command::AdminImport(a) => admin_import::run(&ctx, a).await,
         Command::Sources(_)
         | Command::Avail(_)
         | Command::Import(_)
         | Command::Installed(_)
         | Command::Vacuum(_) => Err(Failure::other("consumer verb dispatched as publisher verb")),
+        Command::CreateManifest(_) | Command::Completions(_) | Command::Man => {
+            Err(Failure::other("offline verb dispatched as publisher verb"))
+        }
     }
 }

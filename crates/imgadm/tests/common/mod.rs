@@ -1,5 +1,7 @@
 //! The in-process server the imgadm end-to-end tests talk to.
 
+pub mod proxy;
+
 use imgapi_server::{AppState, Config};
 use tempfile::TempDir;
 

@@ -1,0 +1,29 @@
+use serde_json::Value;
+
+use super::{print_json, Ctx, Failure};
+use crate::cli::ChannelsArgs;
+use crate::output;
+
+pub async fn run(ctx: &Ctx, args: ChannelsArgs) -> Result<(), Failure> {
+    let channels = ctx.client.list_channels().await.map_err(|e| {
+        let not_found = e.is_not_found();
+        let f = Failure::from(e);
+        if not_found {
+            f.context(format!(
+                "{} has no channels configured",
+                ctx.client.base_url()
+            ))
+        } else {
+            f
+        }
+    })?;
+    if ctx.json {
+        return print_json(&Value::Array(channels));
+    }
+    let columns: Vec<String> = ["name", "default", "description"]
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    print!("{}", output::table(&columns, &channels, !args.no_header));
+    Ok(())
+}
