@@ -711,6 +711,54 @@ async function channelsFlowWith(CHANNELS, devC, stagingC, releaseC) {
         'from every channel');
 }
 
+/*
+ * AdminImportRemoteImage through the original client: the server names
+ * itself in `workflow-api` and answers GET /jobs/:uuid, which
+ * adminImportRemoteImageAndWait polls. The source is this very server (run.sh
+ * allows http and loopback in [remote]), so the image is already here: a
+ * job that has already succeeded (the original would answer 409).
+ */
+async function remoteImport() {
+    var r = await call('POST /images', 'createImage', [{
+        name: 'interop-remote-' + RUN, version: '1.0.0', type: 'zone-dataset',
+        os: 'smartos', owner: crypto.randomUUID(), public: true}]);
+    var uuid = r.data.uuid;
+    var filePath = path.join(TMP, 'remote.zfs.gz');
+    fs.writeFileSync(filePath, crypto.randomBytes(4096));
+    await call('PUT /images/' + uuid + '/file', 'addImageFile',
+        [{uuid: uuid, file: filePath, compression: 'gzip'}]);
+    await call('POST /images/' + uuid + '?action=activate', 'activateImage',
+        [uuid]);
+
+    r = await call('POST /images/' + uuid + '?action=import-remote',
+        'adminImportRemoteImage', [uuid, URL, {}]);
+    assert.strictEqual(r.data.image_uuid, uuid, JSON.stringify(r.data));
+    assert.ok(UUID_RE.test(r.data.job_uuid), JSON.stringify(r.data));
+    assert.strictEqual(r.res.headers['workflow-api'], URL);
+    ok('adminImportRemoteImage (already here) -> job ' + r.data.job_uuid +
+        ', workflow-api: ' + r.res.headers['workflow-api']);
+
+    r = await call('import-remote and wait', 'adminImportRemoteImageAndWait',
+        [uuid, URL, {}]);
+    assert.strictEqual(r.data.uuid, uuid);
+    assert.strictEqual(r.data.state, 'active');
+    ok('adminImportRemoteImageAndWait -> polled GET /jobs/:uuid, image active');
+
+    var missing = crypto.randomUUID();
+    var err = await callFails('import-remote of an unknown image',
+        'adminImportRemoteImage', [missing, URL, {}]);
+    assertErr(err, 503, 'RemoteSourceError', 'import-remote of an unknown image');
+    ok('adminImportRemoteImage(unknown uuid) -> 503 RemoteSourceError');
+
+    err = await callFails('import with source (exists)', 'adminImportImage',
+        [{uuid: uuid}, {source: URL}]);
+    assertErr(err, 409, 'ImageUuidAlreadyExists', 'AdminImportImageFromSource');
+    err = await callFails('import with source (unknown)', 'adminImportImage',
+        [{uuid: missing}, {source: URL}]);
+    assertErr(err, 503, 'RemoteSourceError', 'AdminImportImageFromSource');
+    ok('adminImportImage({source}) -> 409 ImageUuidAlreadyExists / 503 RemoteSourceError');
+}
+
 async function main() {
     console.log('# sdc-clients %s IMGAPI client against %s (mode %s)',
         require('sdc-clients/package.json').version, URL, MODE);
@@ -721,6 +769,9 @@ async function main() {
     }
     await operatorLifecycle();
     await errorPaths();
+    if (MODE === 'public') {
+        await remoteImport();
+    }
     if (MODE === 'dc') {
         await accountVisibility();
     }

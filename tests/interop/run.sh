@@ -73,6 +73,7 @@ run_mode() {
     IMGAPI_MODE="$server_mode" \
     IMGAPI_AUTH_TYPE=none \
     IMGAPI_ADMIN_UUID=930896af-bf8c-48d4-885c-6573a94b1853 \
+    IMGAPI_REMOTE='{"allow_http":true,"allow_private_addresses":true}' \
     "$bin" >"$work/server.log" 2>&1 &
   server_pid=$!
 

@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod build;
+pub mod dsapi;
 pub mod error;
 pub mod filter;
 pub mod image;
@@ -20,3 +21,6 @@ pub use error::DomainError;
 pub use image::{IconRecord, ImageFile, ImageRecord};
 pub use mode::{Mode, RuleContext};
 pub use state::ImageState;
+/// v1 (DSAPI) → v2 manifest upgrade (manifest.md §10), e.g. for imports
+/// from a DSAPI source.
+pub use upgrade::upgrade_legacy;

@@ -13,12 +13,14 @@ use uuid::Uuid;
 
 mod columns;
 mod error;
+mod jobs;
 pub mod postgres;
 pub mod sqlite;
 #[cfg(any(test, feature = "testing"))]
 pub mod testsuite;
 
 pub use error::MetaError;
+pub use jobs::{JobExecution, JobLease, JobRecord};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -82,6 +84,64 @@ pub trait MetaStore: Send + Sync + 'static {
     /// every instance sharing the database: a cache stamped with it is
     /// still valid while the number is unchanged.
     async fn generation(&self) -> Result<i64, MetaError>;
+
+    // -- Jobs (see [`JobRecord`]) --------------------------------------
+
+    /// Insert a new job. `MetaError::AlreadyExists` if the uuid is taken.
+    async fn insert_job(&self, job: &JobRecord) -> Result<(), MetaError>;
+
+    /// The job with this uuid, or `None`.
+    async fn get_job(&self, uuid: Uuid) -> Result<Option<JobRecord>, MetaError>;
+
+    /// The jobs of one image, oldest first (`created_at`, then uuid).
+    async fn image_jobs(&self, image_uuid: Uuid) -> Result<Vec<JobRecord>, MetaError>;
+
+    /// Up to `limit` unfinished jobs whose lease is absent or expired at
+    /// `now_ms`, oldest first.
+    async fn claimable_jobs(&self, now_ms: i64, limit: u32) -> Result<Vec<Uuid>, MetaError>;
+
+    /// Give `owner` the lease of job `uuid` until `expires_ms`, if the job
+    /// is unfinished and its lease is absent or expired at `now_ms`; the
+    /// job becomes `running` and its `attempts` grows by one. Of several
+    /// instances claiming at once exactly one succeeds. `Ok(None)` when the
+    /// job is gone, finished or leased by someone else.
+    async fn claim_job(
+        &self,
+        uuid: Uuid,
+        owner: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<Option<JobRecord>, MetaError>;
+
+    /// Write the job's execution, params, chain results, timestamps and
+    /// lease (renewing or ending it) if `owner` still holds its lease.
+    /// `Ok(false)` when the lease was lost (released, taken over) or the
+    /// job is gone: the caller must stop working on it.
+    async fn update_job(&self, job: &JobRecord, owner: &str) -> Result<bool, MetaError>;
+
+    /// Drop every lease `owner` holds on unfinished jobs (graceful
+    /// shutdown), so that another instance can claim them at once. Returns
+    /// how many were released.
+    async fn release_jobs(&self, owner: &str) -> Result<u64, MetaError>;
+
+    /// Claim the oldest claimable job for `owner` ([`claimable_jobs`] then
+    /// [`claim_job`] until one succeeds).
+    ///
+    /// [`claimable_jobs`]: MetaStore::claimable_jobs
+    /// [`claim_job`]: MetaStore::claim_job
+    async fn claim_next_job(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<Option<JobRecord>, MetaError> {
+        for uuid in self.claimable_jobs(now_ms, 16).await? {
+            if let Some(job) = self.claim_job(uuid, owner, now_ms, expires_ms).await? {
+                return Ok(Some(job));
+            }
+        }
+        Ok(None)
+    }
 }
 
 /// Which metadata backend a database URL selects.

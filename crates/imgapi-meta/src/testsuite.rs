@@ -15,7 +15,7 @@ use imgapi_domain::{IconRecord, ImageFile, ImageRecord, ImageState};
 use serde_json::{json, Map, Number, Value};
 use uuid::Uuid;
 
-use crate::{MetaError, MetaStore, StoredImage};
+use crate::{JobExecution, JobLease, JobRecord, MetaError, MetaStore, StoredImage};
 
 /// Run every contract check against `store`.
 pub async fn run_all(store: &dyn MetaStore) {
@@ -37,6 +37,10 @@ pub async fn run_all(store: &dyn MetaStore) {
     dependents_by_origin_and_channel(store).await;
     count_by_state_counts(store).await;
     generation_grows_with_writes(store).await;
+    jobs_insert_get_list(store).await;
+    jobs_claim_lease_and_release(store).await;
+    jobs_concurrent_claims_one_wins(store).await;
+    jobs_finished_are_not_claimable(store).await;
 }
 
 /// Every committed write moves the generation forward; reads do not.
@@ -847,4 +851,274 @@ pub async fn count_by_state_counts(store: &dyn MetaStore) {
         "states are reported by name: {after:?}"
     );
     assert!(after.values().all(|&n| n > 0), "no zero counts: {after:?}");
+}
+
+// ---------------------------------------------------------------------------
+// Jobs
+
+/// A queued job about `image_uuid`, created at `created_at`.
+pub fn job_fixture(image_uuid: Uuid, created_at: &str) -> JobRecord {
+    JobRecord {
+        uuid: Uuid::new_v4(),
+        image_uuid,
+        name: "import-remote-image".into(),
+        execution: JobExecution::Queued,
+        params: json!({"source": "https://images.example.com", "image_uuid": image_uuid.to_string(), "n": [1, 2.5, "ü"]}),
+        chain_results: vec![],
+        created_at: created_at.into(),
+        started_at: None,
+        finished_at: None,
+        lease: None,
+        attempts: 0,
+    }
+}
+
+/// A far-away "now" so that leases of other runs sharing the database
+/// never get in the way (and ours never expire by accident).
+const NOW: i64 = 4_000_000_000_000;
+const LEASE: i64 = 60_000;
+
+/// Finish `job` (held by `owner`) so it is not claimable any more.
+async fn finish_job(store: &dyn MetaStore, job: &JobRecord, owner: &str) {
+    let mut done = job.clone();
+    done.execution = JobExecution::Succeeded;
+    done.lease = None;
+    assert!(
+        ok(store.update_job(&done, owner).await, "update_job (finish)"),
+        "the lease holder can finish its job"
+    );
+}
+
+pub async fn jobs_insert_get_list(store: &dyn MetaStore) {
+    let image = Uuid::new_v4();
+    let first = job_fixture(image, "2030-01-01T00:00:00.000Z");
+    let second = job_fixture(image, "2030-01-01T00:00:01.000Z");
+    let other = job_fixture(Uuid::new_v4(), "2030-01-01T00:00:00.500Z");
+    for j in [&second, &first, &other] {
+        ok(store.insert_job(j).await, "insert_job");
+    }
+    assert!(
+        matches!(store.insert_job(&first).await, Err(MetaError::AlreadyExists(u)) if u == first.uuid),
+        "inserting a job uuid twice is AlreadyExists"
+    );
+    assert_eq!(
+        ok(store.get_job(first.uuid).await, "get_job"),
+        Some(first.clone()),
+        "round trip"
+    );
+    assert_eq!(ok(store.get_job(Uuid::new_v4()).await, "get_job"), None);
+    let listed = ok(store.image_jobs(image).await, "image_jobs");
+    assert_eq!(
+        listed,
+        vec![first.clone(), second.clone()],
+        "an image's jobs, oldest first"
+    );
+    assert_eq!(
+        ok(store.image_jobs(Uuid::new_v4()).await, "image_jobs"),
+        vec![]
+    );
+    for j in [&first, &second, &other] {
+        let claimed = ok(
+            store.claim_job(j.uuid, "suite", NOW, NOW + LEASE).await,
+            "claim_job",
+        );
+        finish_job(
+            store,
+            &claimed.unwrap_or_else(|| panic!("claim {}", j.uuid)),
+            "suite",
+        )
+        .await;
+    }
+}
+
+pub async fn jobs_claim_lease_and_release(store: &dyn MetaStore) {
+    let job = job_fixture(Uuid::new_v4(), "2030-01-02T00:00:00.000Z");
+    // Owner names of our own: other runs may share the database.
+    let (a_id, b_id, c_id) = (owner_name("a"), owner_name("b"), owner_name("c"));
+    ok(store.insert_job(&job).await, "insert_job");
+    let claimable = ok(store.claimable_jobs(NOW, 100_000).await, "claimable_jobs");
+    assert!(
+        claimable.contains(&job.uuid),
+        "a queued job without lease is claimable"
+    );
+
+    let a = ok(
+        store.claim_job(job.uuid, &a_id, NOW, NOW + LEASE).await,
+        "claim_job",
+    )
+    .unwrap_or_else(|| panic!("a free job can be claimed"));
+    assert_eq!(
+        a.execution,
+        JobExecution::Running,
+        "claiming starts the job"
+    );
+    assert_eq!(a.attempts, 1);
+    assert_eq!(
+        a.lease,
+        Some(JobLease {
+            owner: a_id.clone(),
+            expires_ms: NOW + LEASE
+        })
+    );
+    assert_eq!(
+        ok(
+            store.claim_job(job.uuid, &b_id, NOW + 1, NOW + LEASE).await,
+            "claim_job"
+        ),
+        None,
+        "a live lease cannot be taken"
+    );
+    let claimable = ok(
+        store.claimable_jobs(NOW + 1, 100_000).await,
+        "claimable_jobs",
+    );
+    assert!(
+        !claimable.contains(&job.uuid),
+        "a leased job is not claimable"
+    );
+
+    // Progress by the holder is written; by anyone else refused.
+    let mut progress = a.clone();
+    progress
+        .chain_results
+        .push(json!({"name": "step", "result": "ok"}));
+    progress.started_at = Some("2030-01-02T00:00:01.000Z".into());
+    progress.lease = Some(JobLease {
+        owner: a_id.clone(),
+        expires_ms: NOW + 2 * LEASE,
+    });
+    assert!(
+        !ok(store.update_job(&progress, &b_id).await, "update_job"),
+        "not the lease holder"
+    );
+    assert!(
+        ok(store.update_job(&progress, &a_id).await, "update_job"),
+        "the lease holder"
+    );
+    assert_eq!(
+        ok(store.get_job(job.uuid).await, "get_job"),
+        Some(progress.clone())
+    );
+
+    // Expired: another instance takes over; the old holder has lost it.
+    let t = NOW + 2 * LEASE + 1;
+    let claimable = ok(store.claimable_jobs(t, 100_000).await, "claimable_jobs");
+    assert!(
+        claimable.contains(&job.uuid),
+        "an expired lease makes the job claimable"
+    );
+    let b = ok(
+        store.claim_job(job.uuid, &b_id, t, t + LEASE).await,
+        "claim_job",
+    )
+    .unwrap_or_else(|| panic!("an expired lease can be taken over"));
+    assert_eq!(b.attempts, 2);
+    assert_eq!(
+        b.chain_results, progress.chain_results,
+        "progress survives a take-over"
+    );
+    assert!(
+        !ok(store.update_job(&progress, &a_id).await, "update_job"),
+        "a lost lease"
+    );
+
+    // Released (graceful shutdown): claimable at once.
+    assert_eq!(ok(store.release_jobs(&b_id).await, "release_jobs"), 1);
+    assert_eq!(
+        ok(store.get_job(job.uuid).await, "get_job").and_then(|j| j.lease),
+        None
+    );
+    let c = ok(
+        store.claim_job(job.uuid, &c_id, t, t + LEASE).await,
+        "claim_job",
+    )
+    .unwrap_or_else(|| panic!("a released job can be claimed"));
+    assert_eq!(c.attempts, 3);
+    finish_job(store, &c, &c_id).await;
+}
+
+pub async fn jobs_concurrent_claims_one_wins(store: &dyn MetaStore) {
+    let job = job_fixture(Uuid::new_v4(), "2030-01-03T00:00:00.000Z");
+    ok(store.insert_job(&job).await, "insert_job");
+    let owners: Vec<String> = (0..8)
+        .map(|i| owner_name(&format!("instance-{i}")))
+        .collect();
+    let claims = owners
+        .iter()
+        .map(|o| store.claim_job(job.uuid, o, NOW, NOW + LEASE));
+    let results = futures_join_all(claims).await;
+    let winners: Vec<JobRecord> = results
+        .into_iter()
+        .filter_map(|r| ok(r, "claim_job"))
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one of eight racing claims wins");
+    let winner = &winners[0];
+    let owner = winner
+        .lease
+        .as_ref()
+        .map(|l| l.owner.clone())
+        .unwrap_or_default();
+    assert_eq!(winner.attempts, 1);
+    finish_job(store, winner, &owner).await;
+}
+
+pub async fn jobs_finished_are_not_claimable(store: &dyn MetaStore) {
+    let job = job_fixture(Uuid::new_v4(), "2030-01-04T00:00:00.000Z");
+    let (a_id, b_id) = (owner_name("a"), owner_name("b"));
+    ok(store.insert_job(&job).await, "insert_job");
+    let claimed = ok(
+        store.claim_job(job.uuid, &a_id, NOW, NOW + LEASE).await,
+        "claim_job",
+    )
+    .unwrap_or_else(|| panic!("claim"));
+    let mut failed = claimed.clone();
+    failed.execution = JobExecution::Failed;
+    failed.finished_at = Some("2030-01-04T00:00:05.000Z".into());
+    failed.lease = None;
+    assert!(ok(store.update_job(&failed, &a_id).await, "update_job"));
+    let later = NOW + 10 * LEASE;
+    assert!(!ok(store.claimable_jobs(later, 100_000).await, "claimable_jobs").contains(&job.uuid));
+    assert_eq!(
+        ok(
+            store.claim_job(job.uuid, &b_id, later, later + LEASE).await,
+            "claim_job"
+        ),
+        None
+    );
+    assert_eq!(
+        ok(store.release_jobs(&a_id).await, "release_jobs"),
+        0,
+        "finished jobs hold no lease"
+    );
+    assert_eq!(ok(store.get_job(job.uuid).await, "get_job"), Some(failed));
+}
+
+fn owner_name(prefix: &str) -> String {
+    format!("{prefix}-{}", Uuid::new_v4().simple())
+}
+
+/// Poll every future concurrently (no extra dependency for `join_all`).
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, fut) in pinned.iter_mut().enumerate() {
+            if out[i].is_none() {
+                match fut.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => out[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
 }

@@ -46,12 +46,31 @@ pub enum DirectoryError {
     Config(String),
 }
 
+/// What the directory says about one account (ExportImage's path check).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountInfo {
+    /// The directory positively says the account does not exist.
+    Missing,
+    /// The account exists; `login` is its login name when the directory
+    /// keeps logins (LDAP `login`), `None` for `none` / `static`.
+    Exists { login: Option<String> },
+}
+
 /// Answers "does this account exist?".
 #[async_trait]
 pub trait AccountDirectory: Send + Sync {
     /// `Ok(false)` only when the directory positively says the account does
     /// not exist.
     async fn exists(&self, account: Uuid) -> Result<bool, DirectoryError>;
+    /// Existence and login of `account` (uncached: ExportImage only).
+    /// Directories without logins answer from [`AccountDirectory::exists`].
+    async fn account_info(&self, account: Uuid) -> Result<AccountInfo, DirectoryError> {
+        Ok(if self.exists(account).await? {
+            AccountInfo::Exists { login: None }
+        } else {
+            AccountInfo::Missing
+        })
+    }
     /// `"none"`, `"static"` or `"ldap"` (for logs and Ping-like diagnostics).
     fn kind(&self) -> &'static str;
 }
@@ -287,6 +306,9 @@ impl<D: AccountDirectory + ?Sized> AccountDirectory for Arc<D> {
     async fn exists(&self, account: Uuid) -> Result<bool, DirectoryError> {
         (**self).exists(account).await
     }
+    async fn account_info(&self, account: Uuid) -> Result<AccountInfo, DirectoryError> {
+        (**self).account_info(account).await
+    }
     fn kind(&self) -> &'static str {
         (**self).kind()
     }
@@ -382,6 +404,14 @@ impl<D: AccountDirectory> AccountDirectory for CachedDirectory<D> {
         let answer = self.inner.exists(account).await?;
         self.store(account, answer, Instant::now());
         Ok(answer)
+    }
+    /// Always asks the directory (logins are not cached); the existence
+    /// answer refreshes the cache.
+    async fn account_info(&self, account: Uuid) -> Result<AccountInfo, DirectoryError> {
+        let info = self.inner.account_info(account).await?;
+        let exists = matches!(info, AccountInfo::Exists { .. });
+        self.store(account, exists, Instant::now());
+        Ok(info)
     }
     fn kind(&self) -> &'static str {
         self.inner.kind()
@@ -534,22 +564,33 @@ impl LdapDirectory {
         *self.conn.lock().await = None;
     }
 
-    async fn search(&self, ldap: &mut Ldap, filter: &str) -> Result<bool, LdapError> {
+    /// The account entry (not a sub-user) matching `filter`, with `attrs`.
+    async fn search(
+        &self,
+        ldap: &mut Ldap,
+        filter: &str,
+        attrs: &[&str],
+    ) -> Result<Option<SearchEntry>, LdapError> {
         let (entries, _) = ldap
             .with_timeout(self.timeout)
-            .search(&self.base_dn, Scope::Subtree, filter, vec!["1.1"])
+            .search(&self.base_dn, Scope::Subtree, filter, attrs.to_vec())
             .await?
             .success()?;
         Ok(entries
             .into_iter()
             .map(SearchEntry::construct)
-            .any(|e| !is_sub_user(&e.dn)))
+            .find(|e| !is_sub_user(&e.dn)))
     }
 
-    async fn lookup(&self, account: Uuid) -> Result<bool, DirectoryError> {
+    /// The account's entry with `attrs` (`["1.1"]`: none), if it exists.
+    async fn lookup(
+        &self,
+        account: Uuid,
+        attrs: &[&str],
+    ) -> Result<Option<SearchEntry>, DirectoryError> {
         let filter = account_filter(account);
         let mut ldap = self.connection().await?;
-        match self.search(&mut ldap, &filter).await {
+        match self.search(&mut ldap, &filter, attrs).await {
             Ok(found) => Ok(found),
             // The server answered, with an error (no such base DN, access
             // denied, …): reconnecting would not help.
@@ -564,7 +605,7 @@ impl LdapDirectory {
                 drop(ldap);
                 self.forget_connection().await;
                 let mut ldap = self.connection().await?;
-                self.search(&mut ldap, &filter)
+                self.search(&mut ldap, &filter, attrs)
                     .await
                     .map_err(|e| unavailable(&format!("search on {} failed", self.url), e))
             }
@@ -575,8 +616,19 @@ impl LdapDirectory {
 #[async_trait]
 impl AccountDirectory for LdapDirectory {
     async fn exists(&self, account: Uuid) -> Result<bool, DirectoryError> {
-        match tokio::time::timeout(self.timeout, self.lookup(account)).await {
-            Ok(r) => r,
+        match tokio::time::timeout(self.timeout, self.lookup(account, &["1.1"])).await {
+            Ok(r) => r.map(|entry| entry.is_some()),
+            Err(_) => Err(self.timed_out()),
+        }
+    }
+    async fn account_info(&self, account: Uuid) -> Result<AccountInfo, DirectoryError> {
+        match tokio::time::timeout(self.timeout, self.lookup(account, &["login"])).await {
+            Ok(r) => r.map(|entry| match entry {
+                None => AccountInfo::Missing,
+                Some(e) => AccountInfo::Exists {
+                    login: e.attrs.get("login").and_then(|v| v.first()).cloned(),
+                },
+            }),
             Err(_) => Err(self.timed_out()),
         }
     }
@@ -635,6 +687,14 @@ mod tests {
         assert_eq!(d.kind(), "static");
         assert!(d.exists(a).await.unwrap());
         assert!(!d.exists(Uuid::new_v4()).await.unwrap());
+        assert_eq!(
+            d.account_info(a).await.unwrap(),
+            AccountInfo::Exists { login: None }
+        );
+        assert_eq!(
+            d.account_info(Uuid::new_v4()).await.unwrap(),
+            AccountInfo::Missing
+        );
         let empty = StaticDirectory::new([]);
         assert!(!empty.exists(a).await.unwrap());
     }
@@ -1007,6 +1067,17 @@ mod tests {
         assert!(raw.exists(vader).await.unwrap());
         assert!(raw.exists(sdc).await.unwrap());
         assert!(!raw.exists(Uuid::new_v4()).await.unwrap());
+        // ExportImage's login lookup.
+        assert_eq!(
+            raw.account_info(vader).await.unwrap(),
+            AccountInfo::Exists {
+                login: Some("imgapitestvader".into())
+            }
+        );
+        assert_eq!(
+            raw.account_info(Uuid::new_v4()).await.unwrap(),
+            AccountInfo::Missing
+        );
         // A sub-user (sdcPerson below an account) is in the directory but is
         // not an account.
         {

@@ -22,6 +22,12 @@ pub struct AppState {
     pub auth_keys: Arc<crate::auth_keys::AuthKeys>,
     pub list_cache: crate::service::list_cache::ListCache,
     pub accounts: Arc<dyn crate::accounts::AccountDirectory>,
+    /// Outbound HTTP under the `[remote]` policy (remote imports).
+    pub remote: crate::service::remote::Fetcher,
+    /// This instance's job identity (leases) and job-runner wake-up.
+    pub jobs: crate::service::jobs::Jobs,
+    /// ExportImage's target (`[export]`); `None` = not configured.
+    pub export: Option<crate::service::export::ExportTarget>,
     pub hostname: String,
     pub started: Instant,
 }
@@ -54,6 +60,8 @@ pub enum StartupError {
     Tls(#[from] crate::tls::TlsError),
     #[error("account directory: {0}")]
     AccountDirectory(#[from] crate::accounts::DirectoryError),
+    #[error("outbound HTTP client: {0}")]
+    Remote(String),
 }
 
 impl AppState {
@@ -79,6 +87,8 @@ impl AppState {
             crate::tls::acceptor(cert, key)?; // fail at start-up, naming the bad file
         }
         let accounts = crate::accounts::open(&config.account_directory).await?;
+        let remote = crate::service::remote::Fetcher::new(&config.remote, &config.server_name)
+            .map_err(StartupError::Remote)?;
         std::fs::create_dir_all(&config.data_dir).map_err(|source| StartupError::DataDir {
             path: config.data_dir.clone(),
             source,
@@ -97,11 +107,23 @@ impl AppState {
                 tracing::warn!(error = %e, store = extra.kind(), "could not sweep staging area");
             }
         }
+        let export = match &config.export {
+            Some(cfg) => Some(
+                crate::service::export::ExportTarget::open(cfg)
+                    .await
+                    .map_err(|source| StartupError::Blob {
+                        location: crate::service::export::ExportTarget::describe(cfg),
+                        source,
+                    })?,
+            ),
+            None => None,
+        };
         match blobs.sweep_staging().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "swept interrupted uploads"),
             Err(e) => tracing::warn!(error = %e, "could not sweep staging area"),
         }
+        let hostname = gethostname::gethostname().to_string_lossy().into_owned();
         Ok(Arc::new(AppState {
             config,
             meta,
@@ -110,7 +132,10 @@ impl AppState {
             auth_keys: Arc::new(auth_keys),
             list_cache: Default::default(),
             accounts,
-            hostname: gethostname::gethostname().to_string_lossy().into_owned(),
+            remote,
+            export,
+            jobs: crate::service::jobs::Jobs::new(&hostname),
+            hostname,
             started: Instant::now(),
         }))
     }

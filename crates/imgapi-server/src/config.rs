@@ -58,6 +58,67 @@ fn default_region() -> String {
     "us-east-1".into()
 }
 
+/// How the legacy DSAPI `/datasets` endpoints answer (api.md §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DsapiMode {
+    /// 301 redirects to the matching `/images` URL (the original's behaviour).
+    #[default]
+    Redirect,
+    /// v1 dataset manifests and files, for SDC 6.5-era clients (docs/dsapi.md).
+    Serve,
+}
+
+/// Where ExportImage writes manifests and files (`[export]`, api.md §5.23).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ExportConfig {
+    /// Under a local (or mounted) directory: `<dir>/<manta_path>`.
+    Local { dir: PathBuf },
+    /// In an S3-compatible bucket: object `<prefix>/<manta_path>`;
+    /// credentials as for `[storage]`.
+    S3 {
+        endpoint: Option<String>,
+        bucket: String,
+        #[serde(default = "default_region")]
+        region: String,
+        #[serde(default)]
+        prefix: String,
+    },
+}
+
+/// The `[remote]` table: what this server may fetch from other servers
+/// (import-remote, import from a URL or a source IMGAPI; docs/mirroring.md).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RemoteConfig {
+    /// Also plain `http:` URLs (sources, file URLs); default https only.
+    pub allow_http: bool,
+    /// Also loopback, private (RFC 1918), link-local, ULA, CGNAT,
+    /// unspecified, multicast and other reserved addresses.
+    pub allow_private_addresses: bool,
+    /// When not empty, only these hosts (exact name or IP literal; a
+    /// leading `.` matches subdomains).
+    pub allowed_hosts: Vec<String>,
+    /// Redirects followed per request, each hop checked again.
+    pub max_redirects: usize,
+    pub connect_timeout_secs: u64,
+    /// A transfer that receives nothing for this long is aborted.
+    pub read_timeout_secs: u64,
+}
+
+impl Default for RemoteConfig {
+    fn default() -> Self {
+        RemoteConfig {
+            allow_http: false,
+            allow_private_addresses: false,
+            allowed_hosts: Vec::new(),
+            max_redirects: 5,
+            connect_timeout_secs: 10,
+            read_timeout_secs: 60,
+        }
+    }
+}
+
 /// One `[[channels]]` table (api.md §1.7).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -91,6 +152,12 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Where owner / account existence is checked (dc mode).
     pub account_directory: crate::accounts::AccountDirectoryConfig,
+    /// Outbound fetch policy (`[remote]`).
+    pub remote: RemoteConfig,
+    /// This datacenter's name (ImportFromDatacenter).
+    pub datacenter_name: Option<String>,
+    /// Datacenter name → that datacenter's IMGAPI URL (`[datacenters]`).
+    pub datacenters: std::collections::BTreeMap<String, String>,
     /// username → account uuid: signed users that act for one account
     /// (as CloudAPI's `account=` would) instead of as operators.
     pub user_accounts: std::collections::BTreeMap<String, uuid::Uuid>,
@@ -102,6 +169,10 @@ pub struct Config {
     pub max_header_bytes: usize,
     pub body_idle_timeout_secs: u64,
     pub shutdown_grace_secs: u64,
+    /// `/datasets`: redirect (default) or serve v1 manifests.
+    pub dsapi: DsapiMode,
+    /// ExportImage target; `None` = 503 StorageUnsupported.
+    pub export: Option<ExportConfig>,
 }
 
 /// A documented configuration key.
@@ -120,6 +191,9 @@ pub const KEYS: &[KeyDoc] = &[
     KeyDoc { key: "auth_keys", env: "IMGAPI_AUTH_KEYS", default: "(none)", doc: "Table username → list of OpenSSH public key lines accepted for HTTP Signature auth (keyId = username). In the environment: a JSON object." },
     KeyDoc { key: "storage", env: "IMGAPI_STORAGE", default: "kind = \"local\"", doc: "Where image files and icons live: `kind = \"local\"` (`<data_dir>/files`) or `kind = \"s3\"` with `bucket`, optional `endpoint` (http(s)://host:port of an S3-compatible server, path-style), `region` (us-east-1), `prefix`, `redirect_downloads` (false: when true, GetImageFile answers 302 to a 15-minute presigned URL), `local_secondary` (false: also keep `<data_dir>/files` as a second store for AdminChangeImageStor between s3 and local; single instance only); credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY. In the environment: a JSON object." },
     KeyDoc { key: "account_directory", env: "IMGAPI_ACCOUNT_DIRECTORY", default: "kind = \"none\"", doc: "dc mode: where owner existence is checked (OwnerDoesNotExist). `kind = \"none\"` accepts any uuid; `\"static\"` with `accounts = [uuids]`; `\"ldap\"` with `url` (ldap://), `base_dn`, optional `bind_dn`, `bind_password`, `timeout_secs` (5), `cache_ttl_secs` (60; 10 for misses). In the environment: a JSON object." },
+    KeyDoc { key: "remote", env: "IMGAPI_REMOTE", default: "allow_http = false, allow_private_addresses = false, allowed_hosts = [], max_redirects = 5, connect_timeout_secs = 10, read_timeout_secs = 60", doc: "`[remote]`: what the server may fetch for AdminImportRemoteImage, AdminImportImageFromSource, AddImageFileFromSource and AddImageFileFromUrl (docs/mirroring.md). `allow_http`: also `http:` URLs; `allow_private_addresses`: also loopback, RFC 1918, link-local, ULA, CGNAT, unspecified, multicast and reserved addresses (every resolved address is checked, at connect time too); `allowed_hosts`: when not empty, only these hosts (a leading `.` also matches subdomains); `max_redirects`: redirects followed, each hop checked again; timeouts for connecting and for a transfer that receives nothing. URLs of `datacenters` are trusted and not checked. In the environment: a JSON object." },
+    KeyDoc { key: "datacenter_name", env: "IMGAPI_DATACENTER_NAME", default: "(none)", doc: "This datacenter's name, for ImportFromDatacenter (api.md §5.21)." },
+    KeyDoc { key: "datacenters", env: "IMGAPI_DATACENTERS", default: "(none)", doc: "Table datacenter name → that datacenter's IMGAPI URL (the original's `imgapiUrlFromDatacenter`): where ImportFromDatacenter copies from. In the environment: a JSON object." },
     KeyDoc { key: "user_accounts", env: "IMGAPI_USER_ACCOUNTS", default: "(none)", doc: "Table username → account uuid. A signed user listed here always acts for that account (as if `account=<uuid>` were passed: sees what the account may see, changes only its images, no operator endpoints); unlisted signed users are operators. In the environment: a JSON object." },
     KeyDoc { key: "auth_keys_dir", env: "IMGAPI_AUTH_KEYS_DIR", default: "(none)", doc: "Directory of `<username>.keys` files (one OpenSSH public key per line, `#` comments); re-read by POST /authkeys/reload without a restart." },
     KeyDoc { key: "data_dir", env: "IMGAPI_DATA_DIR", default: "./data", doc: "Directory holding the SQLite database and the image files (`files/`)." },
@@ -134,6 +208,8 @@ pub const KEYS: &[KeyDoc] = &[
     KeyDoc { key: "max_header_bytes", env: "IMGAPI_MAX_HEADER_BYTES", default: "65536", doc: "Largest request line + headers accepted (URI included); larger requests get 431." },
     KeyDoc { key: "body_idle_timeout_secs", env: "IMGAPI_BODY_IDLE_TIMEOUT_SECS", default: "120", doc: "An upload that sends no byte for this long is aborted (and leaves nothing behind)." },
     KeyDoc { key: "shutdown_grace_secs", env: "IMGAPI_SHUTDOWN_GRACE_SECS", default: "30", doc: "On SIGTERM/SIGINT: stop accepting, let in-flight requests finish for at most this long." },
+    KeyDoc { key: "dsapi", env: "IMGAPI_DSAPI", default: "redirect", doc: "Legacy DSAPI `/datasets` (api.md §6): `redirect` answers 301 to the matching `/images` URL (the original's behaviour); `serve` answers with v1 dataset manifests of the active public images and serves their files at `/datasets/<uuid>/<file>` (docs/dsapi.md)." },
+    KeyDoc { key: "export", env: "IMGAPI_EXPORT", default: "(none)", doc: "Where ExportImage (`?action=export&manta_path=…`) writes an image's manifest and file: `kind = \"local\"` with `dir` (written under `<dir>/<manta_path>`), or `kind = \"s3\"` with `bucket`, optional `endpoint`, `region` (us-east-1), `prefix` (credentials as for `storage`). Absent = ExportImage answers 503 StorageUnsupported. In the environment: a JSON object." },
     KeyDoc { key: "log_level", env: "IMGAPI_LOG_LEVEL", default: "info", doc: "Log filter (tracing `EnvFilter` syntax). Audit lines are logged at info." },
 ];
 
@@ -156,6 +232,9 @@ struct FileConfig {
     user_accounts: Option<std::collections::BTreeMap<String, uuid::Uuid>>,
     #[serde(default)]
     account_directory: crate::accounts::AccountDirectoryConfig,
+    remote: Option<RemoteConfig>,
+    datacenter_name: Option<String>,
+    datacenters: Option<std::collections::BTreeMap<String, String>>,
     storage: Option<StorageConfig>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -164,6 +243,8 @@ struct FileConfig {
     max_header_bytes: Option<usize>,
     body_idle_timeout_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
+    dsapi: Option<String>,
+    export: Option<ExportConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -195,6 +276,9 @@ impl Default for Config {
             auth_keys_dir: None,
             user_accounts: std::collections::BTreeMap::new(),
             account_directory: Default::default(),
+            remote: RemoteConfig::default(),
+            datacenter_name: None,
+            datacenters: std::collections::BTreeMap::new(),
             storage: StorageConfig::Local,
             tls_cert: None,
             tls_key: None,
@@ -203,6 +287,8 @@ impl Default for Config {
             max_header_bytes: 65536,
             body_idle_timeout_secs: 120,
             shutdown_grace_secs: 30,
+            dsapi: DsapiMode::Redirect,
+            export: None,
         }
     }
 }
@@ -306,6 +392,12 @@ impl Config {
             .validate()
             .map_err(|e| invalid("account_directory", e.to_string()))?;
         cfg.account_directory = layer.account_directory;
+        apply_remote(
+            &mut cfg,
+            layer.remote,
+            layer.datacenter_name,
+            layer.datacenters,
+        )?;
         if let Some(storage) = layer.storage {
             if let StorageConfig::S3 { bucket, .. } = &storage {
                 if bucket.is_empty() {
@@ -326,6 +418,30 @@ impl Config {
                     "`tls_cert` and `tls_key` must be set together",
                 ))
             }
+        }
+        if let Some(dsapi) = layer.dsapi {
+            cfg.dsapi = match dsapi.as_str() {
+                "redirect" => DsapiMode::Redirect,
+                "serve" => DsapiMode::Serve,
+                other => {
+                    return Err(invalid(
+                        "dsapi",
+                        format!("unknown dsapi mode `{other}` (options: redirect, serve)"),
+                    ))
+                }
+            };
+        }
+        if let Some(export) = layer.export {
+            match &export {
+                ExportConfig::Local { dir } if dir.as_os_str().is_empty() => {
+                    return Err(invalid("export", "`dir` must not be empty"))
+                }
+                ExportConfig::S3 { bucket, .. } if bucket.is_empty() => {
+                    return Err(invalid("export", "`bucket` must not be empty"))
+                }
+                _ => {}
+            }
+            cfg.export = Some(export);
         }
         set_positive(
             &mut cfg.max_connections,
@@ -437,6 +553,27 @@ impl FileConfig {
                 )
             })?;
         }
+        if let Some(v) = get("IMGAPI_REMOTE") {
+            let parsed = serde_json::from_str(&v).map_err(|e| {
+                invalid(
+                    "remote",
+                    format!("IMGAPI_REMOTE is not a JSON object of [remote] keys: {e}"),
+                )
+            })?;
+            self.remote = Some(parsed);
+        }
+        if let Some(v) = get("IMGAPI_DATACENTER_NAME") {
+            self.datacenter_name = Some(v);
+        }
+        if let Some(v) = get("IMGAPI_DATACENTERS") {
+            let parsed = serde_json::from_str(&v).map_err(|e| {
+                invalid(
+                    "datacenters",
+                    format!("IMGAPI_DATACENTERS is not a JSON object of URLs: {e}"),
+                )
+            })?;
+            self.datacenters = Some(parsed);
+        }
         if let Some(v) = get("IMGAPI_USER_ACCOUNTS") {
             let parsed = serde_json::from_str(&v).map_err(|e| {
                 invalid(
@@ -445,6 +582,18 @@ impl FileConfig {
                 )
             })?;
             self.user_accounts = Some(parsed);
+        }
+        if let Some(v) = get("IMGAPI_DSAPI") {
+            self.dsapi = Some(v);
+        }
+        if let Some(v) = get("IMGAPI_EXPORT") {
+            let parsed = serde_json::from_str(&v).map_err(|e| {
+                invalid(
+                    "export",
+                    format!("IMGAPI_EXPORT is not a JSON export object: {e}"),
+                )
+            })?;
+            self.export = Some(parsed);
         }
         if let Some(v) = get("IMGAPI_AUTH_KEYS_DIR") {
             self.auth_keys_dir = Some(PathBuf::from(v));
@@ -518,6 +667,43 @@ fn set_positive<T: PartialOrd + Default + Copy>(
         }
         None => Ok(()),
     }
+}
+
+/// `[remote]`, `datacenter_name` and `[datacenters]`, checked.
+fn apply_remote(
+    cfg: &mut Config,
+    remote: Option<RemoteConfig>,
+    datacenter_name: Option<String>,
+    datacenters: Option<std::collections::BTreeMap<String, String>>,
+) -> Result<(), ConfigError> {
+    if let Some(remote) = remote {
+        if remote.connect_timeout_secs == 0 || remote.read_timeout_secs == 0 {
+            return Err(invalid("remote", "timeouts must be greater than 0"));
+        }
+        if remote.allowed_hosts.iter().any(|h| h.trim().is_empty()) {
+            return Err(invalid("remote", "`allowed_hosts` has an empty entry"));
+        }
+        cfg.remote = remote;
+    }
+    if let Some(name) = datacenter_name {
+        if name.is_empty() {
+            return Err(invalid("datacenter_name", "must not be empty"));
+        }
+        cfg.datacenter_name = Some(name);
+    }
+    for (name, url) in datacenters.iter().flatten() {
+        let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+        if name.is_empty() || !scheme_ok {
+            return Err(invalid(
+                "datacenters",
+                format!("{name:?} = {url:?}: expected a name and an http(s):// URL"),
+            ));
+        }
+    }
+    if let Some(map) = datacenters {
+        cfg.datacenters = map;
+    }
+    Ok(())
 }
 
 fn validate_channels(channels: &[ChannelConfig]) -> Result<(), ConfigError> {
@@ -606,6 +792,63 @@ mod tests {
             "database_url = \"sqlite://x\"\n[database]\nurl = \"postgres://db/x\"\n",
         );
         assert!(both.is_err());
+    }
+
+    #[test]
+    fn dsapi_and_export() {
+        let cfg = Config::from_toml(
+            "dsapi = \"serve\"\n[export]\nkind = \"local\"\ndir = \"/srv/export\"\n",
+        );
+        assert!(matches!(cfg, Ok(ref c) if c.dsapi == DsapiMode::Serve
+            && c.export == Some(ExportConfig::Local { dir: PathBuf::from("/srv/export") })));
+        let cfg = Config::from_toml("[export]\nkind = \"s3\"\nbucket = \"b\"\n");
+        assert!(matches!(cfg, Ok(ref c) if c.dsapi == DsapiMode::Redirect
+            && matches!(&c.export, Some(ExportConfig::S3 { region, prefix, .. })
+                if region == "us-east-1" && prefix.is_empty())));
+        assert!(Config::from_toml("dsapi = \"proxy\"").is_err());
+        assert!(Config::from_toml("[export]\nkind = \"s3\"\nbucket = \"\"\n").is_err());
+        assert!(Config::from_toml("[export]\nkind = \"local\"\n").is_err());
+        let mut layer = FileConfig::default();
+        let env = |k: &str| match k {
+            "IMGAPI_DSAPI" => Some("serve".to_string()),
+            "IMGAPI_EXPORT" => Some(r#"{"kind":"local","dir":"/x"}"#.to_string()),
+            _ => None,
+        };
+        assert!(layer.overlay_env(env).is_ok());
+        let cfg = Config::from_layer(layer).ok();
+        assert!(matches!(cfg, Some(ref c) if c.dsapi == DsapiMode::Serve && c.export.is_some()));
+    }
+
+    #[test]
+    fn remote_and_datacenters() {
+        let cfg = Config::default();
+        assert_eq!(cfg.remote, RemoteConfig::default());
+        assert!(!cfg.remote.allow_http && !cfg.remote.allow_private_addresses);
+        assert_eq!(cfg.remote.max_redirects, 5);
+        let cfg = Config::from_toml(
+            "datacenter_name = \"us-east-1\"\n[remote]\nallow_http = true\nallowed_hosts = [\"images.example.com\"]\n[datacenters]\nus-west-1 = \"https://imgapi.us-west-1.example.com\"\n",
+        );
+        assert!(matches!(cfg, Ok(ref c) if c.remote.allow_http
+            && c.remote.read_timeout_secs == 60
+            && c.remote.allowed_hosts == ["images.example.com"]
+            && c.datacenter_name.as_deref() == Some("us-east-1")
+            && c.datacenters.len() == 1));
+        assert!(Config::from_toml("[remote]\nbogus = 1\n").is_err());
+        assert!(Config::from_toml("[remote]\nread_timeout_secs = 0\n").is_err());
+        assert!(Config::from_toml("[datacenters]\nx = \"ftp://x\"\n").is_err());
+        let mut layer = FileConfig::default();
+        let env = |k: &str| match k {
+            "IMGAPI_REMOTE" => Some(r#"{"allow_private_addresses":true}"#.to_string()),
+            "IMGAPI_DATACENTER_NAME" => Some("dc1".to_string()),
+            "IMGAPI_DATACENTERS" => Some(r#"{"dc2":"http://10.0.0.2"}"#.to_string()),
+            _ => None,
+        };
+        assert!(layer.overlay_env(env).is_ok());
+        let cfg = Config::from_layer(layer).ok();
+        assert!(
+            matches!(cfg, Some(ref c) if c.remote.allow_private_addresses
+            && c.datacenters.get("dc2").map(String::as_str) == Some("http://10.0.0.2"))
+        );
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub use config::Config;
 
 /// Serve the API on `listener` (HTTPS when the config names a certificate)
 /// until `shutdown` resolves; in-flight requests are allowed to finish.
+/// The job runner runs meanwhile; at shutdown its running jobs stop and
+/// their leases are released, for the next instance to resume them.
 pub async fn serve(
     app: App,
     listener: TcpListener,
@@ -30,5 +32,9 @@ pub async fn serve(
         (Some(cert), Some(key)) => Some(tls::acceptor(cert, key).map_err(std::io::Error::other)?),
         _ => None,
     };
-    serve::serve(app, listener, tls, shutdown).await
+    // Jobs (remote imports) run beside the API, and resume at start-up.
+    let jobs = service::jobs::start(app.clone());
+    let served = serve::serve(app, listener, tls, shutdown).await;
+    jobs.stop().await;
+    served
 }

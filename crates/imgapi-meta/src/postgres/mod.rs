@@ -43,7 +43,8 @@ use uuid::Uuid;
 
 use crate::columns::Columns;
 use crate::columns::{decode_record, decode_uuid};
-use crate::{MetaError, MetaStore, Revision, StoredImage};
+use crate::jobs::{job_columns, JobRow, RawJob};
+use crate::{JobRecord, MetaError, MetaStore, Revision, StoredImage};
 
 mod query;
 #[cfg(test)]
@@ -492,6 +493,45 @@ fn map_migrate_err(target: &str, e: MigrateError) -> MetaError {
     }
 }
 
+const INSERT_JOB_SQL: &str = "INSERT INTO jobs \
+    (uuid, image_uuid, name, execution, params, chain_results, created_at, started_at, \
+     finished_at, lease_owner, lease_expires_ms, attempts) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+
+const UPDATE_JOB_SQL: &str = "UPDATE jobs SET \
+     execution = $1, params = $2, chain_results = $3, started_at = $4, finished_at = $5, \
+     lease_owner = $6, lease_expires_ms = $7 \
+    WHERE uuid = $8 AND lease_owner = $9";
+
+/// Under READ COMMITTED a racing claim waits for the row lock, then
+/// re-checks the lease condition on the committed row: one claim wins.
+const CLAIM_JOB_SQL: &str = "UPDATE jobs SET \
+     lease_owner = $1, lease_expires_ms = $2, attempts = attempts + 1, execution = 'running' \
+    WHERE uuid = $3 AND execution IN ('queued', 'running') \
+     AND (lease_owner IS NULL OR lease_expires_ms IS NULL OR lease_expires_ms < $4)";
+
+const RELEASE_JOBS_SQL: &str = "UPDATE jobs SET lease_owner = NULL, lease_expires_ms = NULL \
+    WHERE lease_owner = $1 AND execution IN ('queued', 'running')";
+
+/// A `SELECT JOB_COLUMNS` row.
+fn raw_job(row: &sqlx::postgres::PgRow) -> Result<RawJob, sqlx::Error> {
+    let attempts: i32 = row.try_get(11)?;
+    Ok(RawJob {
+        uuid: row.try_get(0)?,
+        image_uuid: row.try_get(1)?,
+        name: row.try_get(2)?,
+        execution: row.try_get(3)?,
+        params: row.try_get(4)?,
+        chain_results: row.try_get(5)?,
+        created_at: row.try_get(6)?,
+        started_at: row.try_get(7)?,
+        finished_at: row.try_get(8)?,
+        lease_owner: row.try_get(9)?,
+        lease_expires_ms: row.try_get(10)?,
+        attempts: i64::from(attempts),
+    })
+}
+
 #[async_trait]
 impl MetaStore for PostgresStore {
     async fn get(&self, uuid: Uuid) -> Result<Option<StoredImage>, MetaError> {
@@ -631,5 +671,125 @@ impl MetaStore for PostgresStore {
             .fetch_one(&self.pool)
             .await
             .map_err(|e| self.err(e))
+    }
+
+    async fn insert_job(&self, job: &JobRecord) -> Result<(), MetaError> {
+        let row = JobRow::of(job)?;
+        sqlx::query(INSERT_JOB_SQL)
+            .bind(&row.uuid)
+            .bind(&row.image_uuid)
+            .bind(&row.name)
+            .bind(row.execution)
+            .bind(&row.params)
+            .bind(&row.chain_results)
+            .bind(&row.created_at)
+            .bind(row.started_at.as_deref())
+            .bind(row.finished_at.as_deref())
+            .bind(row.lease_owner.as_deref())
+            .bind(row.lease_expires_ms)
+            .bind(i32::try_from(row.attempts).unwrap_or(i32::MAX))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                if e.as_database_error()
+                    .is_some_and(|db| db.is_unique_violation())
+                {
+                    MetaError::AlreadyExists(row.id)
+                } else {
+                    self.err(e)
+                }
+            })?;
+        Ok(())
+    }
+
+    async fn get_job(&self, uuid: Uuid) -> Result<Option<JobRecord>, MetaError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE uuid = $1"
+        ))
+        .bind(uuid.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        row.map(|r| raw_job(&r).map_err(|e| self.err(e))?.decode())
+            .transpose()
+    }
+
+    async fn image_jobs(&self, image_uuid: Uuid) -> Result<Vec<JobRecord>, MetaError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE image_uuid = $1 ORDER BY created_at, uuid"
+        ))
+        .bind(image_uuid.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(|r| raw_job(r).map_err(|e| self.err(e))?.decode())
+            .collect()
+    }
+
+    async fn claimable_jobs(&self, now_ms: i64, limit: u32) -> Result<Vec<Uuid>, MetaError> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT uuid FROM jobs WHERE execution IN ('queued', 'running') \
+             AND (lease_owner IS NULL OR lease_expires_ms IS NULL OR lease_expires_ms < $1) \
+             ORDER BY created_at, uuid LIMIT $2",
+        )
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        rows.iter().map(|u| decode_uuid(u)).collect()
+    }
+
+    async fn claim_job(
+        &self,
+        uuid: Uuid,
+        owner: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<Option<JobRecord>, MetaError> {
+        let done = sqlx::query(CLAIM_JOB_SQL)
+            .bind(owner)
+            .bind(expires_ms)
+            .bind(uuid.to_string())
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        self.get_job(uuid).await
+    }
+
+    async fn update_job(&self, job: &JobRecord, owner: &str) -> Result<bool, MetaError> {
+        let row = JobRow::of(job)?;
+        let done = sqlx::query(UPDATE_JOB_SQL)
+            .bind(row.execution)
+            .bind(&row.params)
+            .bind(&row.chain_results)
+            .bind(row.started_at.as_deref())
+            .bind(row.finished_at.as_deref())
+            .bind(row.lease_owner.as_deref())
+            .bind(row.lease_expires_ms)
+            .bind(&row.uuid)
+            .bind(owner)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn release_jobs(&self, owner: &str) -> Result<u64, MetaError> {
+        let done = sqlx::query(RELEASE_JOBS_SQL)
+            .bind(owner)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(done.rows_affected())
     }
 }

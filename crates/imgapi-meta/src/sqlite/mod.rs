@@ -32,7 +32,8 @@ use uuid::Uuid;
 
 use crate::columns::Columns;
 use crate::columns::{decode_record, decode_uuid};
-use crate::{MetaError, MetaStore, Revision, StoredImage};
+use crate::jobs::{job_columns, JobRow, RawJob};
+use crate::{JobRecord, MetaError, MetaStore, Revision, StoredImage};
 use writer::Writer;
 
 mod query;
@@ -174,6 +175,18 @@ pub(super) enum Op {
         row: Columns,
     },
     Delete(Uuid),
+    InsertJob(JobRow),
+    UpdateJob {
+        row: JobRow,
+        owner: String,
+    },
+    ClaimJob {
+        uuid: Uuid,
+        owner: String,
+        now_ms: i64,
+        expires_ms: i64,
+    },
+    ReleaseJobs(String),
 }
 
 /// Perform `op` on `conn`, inside the writer's transaction. Yields the new
@@ -237,7 +250,102 @@ async fn apply(conn: &mut SqliteConnection, op: &Op) -> Result<i64, MetaError> {
                 .map_err(map_err)?;
             Ok(i64::try_from(done.rows_affected()).unwrap_or(i64::MAX))
         }
+        Op::InsertJob(row) => {
+            sqlx::query(INSERT_JOB_SQL)
+                .bind(&row.uuid)
+                .bind(&row.image_uuid)
+                .bind(&row.name)
+                .bind(row.execution)
+                .bind(&row.params)
+                .bind(&row.chain_results)
+                .bind(&row.created_at)
+                .bind(row.started_at.as_deref())
+                .bind(row.finished_at.as_deref())
+                .bind(row.lease_owner.as_deref())
+                .bind(row.lease_expires_ms)
+                .bind(row.attempts)
+                .execute(conn)
+                .await
+                .map_err(|e| map_insert_err(e, row.id))?;
+            Ok(1)
+        }
+        Op::UpdateJob { row, owner } => {
+            let done = sqlx::query(UPDATE_JOB_SQL)
+                .bind(row.execution)
+                .bind(&row.params)
+                .bind(&row.chain_results)
+                .bind(row.started_at.as_deref())
+                .bind(row.finished_at.as_deref())
+                .bind(row.lease_owner.as_deref())
+                .bind(row.lease_expires_ms)
+                .bind(&row.uuid)
+                .bind(owner)
+                .execute(conn)
+                .await
+                .map_err(map_err)?;
+            Ok(i64::try_from(done.rows_affected()).unwrap_or(i64::MAX))
+        }
+        Op::ClaimJob {
+            uuid,
+            owner,
+            now_ms,
+            expires_ms,
+        } => {
+            let done = sqlx::query(CLAIM_JOB_SQL)
+                .bind(owner)
+                .bind(expires_ms)
+                .bind(uuid.to_string())
+                .bind(now_ms)
+                .execute(conn)
+                .await
+                .map_err(map_err)?;
+            Ok(i64::try_from(done.rows_affected()).unwrap_or(i64::MAX))
+        }
+        Op::ReleaseJobs(owner) => {
+            let done = sqlx::query(RELEASE_JOBS_SQL)
+                .bind(owner)
+                .execute(conn)
+                .await
+                .map_err(map_err)?;
+            Ok(i64::try_from(done.rows_affected()).unwrap_or(i64::MAX))
+        }
     }
+}
+
+const INSERT_JOB_SQL: &str = "INSERT INTO jobs \
+    (uuid, image_uuid, name, execution, params, chain_results, created_at, started_at, \
+     finished_at, lease_owner, lease_expires_ms, attempts) \
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+const UPDATE_JOB_SQL: &str = "UPDATE jobs SET \
+     execution = ?, params = ?, chain_results = ?, started_at = ?, finished_at = ?, \
+     lease_owner = ?, lease_expires_ms = ? \
+    WHERE uuid = ? AND lease_owner = ?";
+
+const CLAIM_JOB_SQL: &str = "UPDATE jobs SET \
+     lease_owner = ?, lease_expires_ms = ?, attempts = attempts + 1, execution = 'running' \
+    WHERE uuid = ? AND execution IN ('queued', 'running') \
+     AND (lease_owner IS NULL OR lease_expires_ms IS NULL OR lease_expires_ms < ?)";
+
+const RELEASE_JOBS_SQL: &str = "UPDATE jobs SET lease_owner = NULL, lease_expires_ms = NULL \
+    WHERE lease_owner = ? AND execution IN ('queued', 'running')";
+
+/// A `SELECT JOB_COLUMNS` row.
+fn raw_job(row: &sqlx::sqlite::SqliteRow) -> Result<RawJob, sqlx::Error> {
+    Ok(RawJob {
+        uuid: row.try_get(0)?,
+        image_uuid: row.try_get(1)?,
+        name: row.try_get(2)?,
+        execution: row.try_get(3)?,
+        params: row.try_get(4)?,
+        chain_results: row.try_get(5)?,
+        created_at: row.try_get(6)?,
+        started_at: row.try_get(7)?,
+        finished_at: row.try_get(8)?,
+        lease_owner: row.try_get(9)?,
+        lease_expires_ms: row.try_get(10)?,
+        attempts: row.try_get(11)?,
+    })
 }
 
 const INSERT_SQL: &str = "INSERT INTO images \
@@ -571,5 +679,86 @@ impl MetaStore for SqliteStore {
             .fetch_one(&self.reader)
             .await
             .map_err(map_err)
+    }
+
+    async fn insert_job(&self, job: &JobRecord) -> Result<(), MetaError> {
+        self.writes.run(Op::InsertJob(JobRow::of(job)?)).await?;
+        Ok(())
+    }
+
+    async fn get_job(&self, uuid: Uuid) -> Result<Option<JobRecord>, MetaError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE uuid = ?"
+        ))
+        .bind(uuid.to_string())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_err)?;
+        row.map(|r| raw_job(&r).map_err(map_err)?.decode())
+            .transpose()
+    }
+
+    async fn image_jobs(&self, image_uuid: Uuid) -> Result<Vec<JobRecord>, MetaError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE image_uuid = ? ORDER BY created_at, uuid"
+        ))
+        .bind(image_uuid.to_string())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|r| raw_job(r).map_err(map_err)?.decode())
+            .collect()
+    }
+
+    async fn claimable_jobs(&self, now_ms: i64, limit: u32) -> Result<Vec<Uuid>, MetaError> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT uuid FROM jobs WHERE execution IN ('queued', 'running') \
+             AND (lease_owner IS NULL OR lease_expires_ms IS NULL OR lease_expires_ms < ?) \
+             ORDER BY created_at, uuid LIMIT ?",
+        )
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(|u| decode_uuid(u)).collect()
+    }
+
+    async fn claim_job(
+        &self,
+        uuid: Uuid,
+        owner: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<Option<JobRecord>, MetaError> {
+        let claimed = self
+            .writes
+            .run(Op::ClaimJob {
+                uuid,
+                owner: owner.to_string(),
+                now_ms,
+                expires_ms,
+            })
+            .await?;
+        if claimed == 0 {
+            return Ok(None);
+        }
+        self.get_job(uuid).await
+    }
+
+    async fn update_job(&self, job: &JobRecord, owner: &str) -> Result<bool, MetaError> {
+        let row = JobRow::of(job)?;
+        let owner = owner.to_string();
+        Ok(self.writes.run(Op::UpdateJob { row, owner }).await? > 0)
+    }
+
+    async fn release_jobs(&self, owner: &str) -> Result<u64, MetaError> {
+        let n = self.writes.run(Op::ReleaseJobs(owner.to_string())).await?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 }

@@ -153,9 +153,6 @@ impl From<ServiceError> for ApiError {
             ServiceError::StorageUnsupported => {
                 ApiError::new(RestCode::StorageUnsupported, message)
             }
-            ServiceError::WorkflowUnavailable => {
-                ApiError::new(RestCode::ServiceUnavailableError, message)
-            }
             ServiceError::ImageNotShared { .. } => ApiError::new(RestCode::ImageNotShared, message),
             ServiceError::Internal(m) => ApiError::new(RestCode::InternalError, m),
             ServiceError::OwnerDoesNotExist(_) => {
@@ -164,11 +161,23 @@ impl From<ServiceError> for ApiError {
             ServiceError::AccountDoesNotExist(_) => {
                 ApiError::new(RestCode::AccountDoesNotExist, message)
             }
+            ServiceError::NotMantaPathOwner { .. } => {
+                ApiError::new(RestCode::NotMantaPathOwner, message)
+            }
             ServiceError::AccountDirectoryUnavailable(_) => ApiError {
                 cause: Some(message),
                 ..ApiError::new(RestCode::ServiceUnavailableError, "service unavailable")
             },
             ServiceError::Unauthorized(m) => ApiError::new(RestCode::UnauthorizedError, m),
+            ServiceError::RemoteSource(m) => ApiError::new(RestCode::RemoteSourceError, m),
+            ServiceError::OriginIsNotActive(_) => {
+                ApiError::new(RestCode::OriginIsNotActive, message)
+            }
+            ServiceError::Remote {
+                code,
+                message,
+                errors,
+            } => ApiError::with_errors(code, message, errors),
             ServiceError::Meta {
                 ref context,
                 ref source,

@@ -123,6 +123,24 @@ impl Req {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// `scheme://host[:port]` as the client reached this server, for
+    /// absolute URLs in answers: the scheme from `X-Forwarded-Proto`
+    /// (`http`/`https`, as a TLS-terminating proxy sets it), else `https`
+    /// when this server speaks TLS; the host from `Host`. `None` when `Host`
+    /// is missing or not a plain host and port (never echo odd bytes).
+    pub fn external_base_url(&self, tls: bool) -> Option<String> {
+        let host = self
+            .header(&header::HOST)
+            .map(str::trim)
+            .filter(|h| !h.is_empty() && h.bytes().all(is_host_byte))?;
+        let scheme = self
+            .header(&header::HeaderName::from_static("x-forwarded-proto"))
+            .map(|p| p.trim().to_ascii_lowercase())
+            .filter(|p| p == "http" || p == "https")
+            .unwrap_or_else(|| if tls { "https" } else { "http" }.to_string());
+        Some(format!("{scheme}://{host}"))
+    }
+
     /// `Content-Length` when present and numeric (a non-numeric one is ignored).
     pub fn content_length(&self) -> Option<u64> {
         self.header(&header::CONTENT_LENGTH)
@@ -195,4 +213,8 @@ impl Req {
             admin_fields,
         }
     }
+}
+
+fn is_host_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'[' | b']')
 }

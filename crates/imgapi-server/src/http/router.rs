@@ -31,12 +31,17 @@ pub enum Route {
     ImageAcl(String),
     ImageClone(String),
     ImageJobs(String),
+    /// `GET /jobs/:uuid`: one job, as the workflow API shows it (the
+    /// `workflow-api` header of import-remote points here).
+    Job(String),
     // admin
     State,
     AuthKeysReload,
     // legacy DSAPI
     Datasets,
     Dataset(String),
+    /// `/datasets/:uuid/:file`, only with `dsapi = "serve"`.
+    DatasetFile(String, String),
 }
 
 impl Route {
@@ -56,10 +61,18 @@ impl Route {
                 Route::ImageClone((*id).into())
             }
             ["images", id, "jobs"] => Route::ImageJobs((*id).into()),
+            ["jobs", id] => Route::Job((*id).into()),
             ["state"] => Route::State,
             ["authkeys", "reload"] => Route::AuthKeysReload,
             ["datasets"] => Route::Datasets,
             ["datasets", arg] if !arg.is_empty() => Route::Dataset((*arg).into()),
+            ["datasets", arg, file]
+                if !arg.is_empty()
+                    && !file.is_empty()
+                    && app.config.dsapi == crate::config::DsapiMode::Serve =>
+            {
+                Route::DatasetFile((*arg).into(), (*file).into())
+            }
             _ => return None,
         };
         Some(route)
@@ -68,8 +81,8 @@ impl Route {
     /// Methods registered for the resource, as listed in `Allow`.
     pub fn methods(&self) -> &'static [Method] {
         match self {
-            Route::Ping | Route::Channels | Route::ImageJobs(_) => &[Method::GET],
-            Route::Datasets | Route::Dataset(_) => &[Method::GET],
+            Route::Ping | Route::Channels | Route::ImageJobs(_) | Route::Job(_) => &[Method::GET],
+            Route::Datasets | Route::Dataset(_) | Route::DatasetFile(..) => &[Method::GET],
             Route::Images | Route::State => &[Method::GET, Method::POST],
             Route::Image(_) => &[Method::GET, Method::POST, Method::DELETE],
             Route::ImageFile(_) => &[Method::GET, Method::PUT],
@@ -89,7 +102,11 @@ impl Route {
             }
             Route::Image(_) if method == Method::GET => AuthPolicy::Passive,
             Route::ImageFile(_) | Route::ImageIcon(_) if method == Method::GET => AuthPolicy::None,
-            Route::ImageJobs(_) | Route::Datasets | Route::Dataset(_) => AuthPolicy::None,
+            Route::ImageJobs(_)
+            | Route::Job(_)
+            | Route::Datasets
+            | Route::Dataset(_)
+            | Route::DatasetFile(..) => AuthPolicy::None,
             _ => AuthPolicy::Strict,
         }
     }
@@ -129,6 +146,7 @@ pub async fn dispatch(app: &AppState, route: Route, req: Req) -> Result<Response
         (Route::ImageAcl(id), Method::POST) => images::acl(app, req, &id).await,
         (Route::ImageClone(id), Method::POST) => images::clone(app, req, &id).await,
         (Route::ImageJobs(id), Method::GET) => images::jobs(app, req, &id).await,
+        (Route::Job(id), Method::GET) => images::job(app, req, &id).await,
         (Route::ImageFile(id), Method::GET) => files::get_file(app, req, &id).await,
         (Route::ImageFile(id), Method::PUT) => files::add_file(app, req, &id).await,
         (Route::ImageFileFromUrl(id), Method::POST) => {
@@ -137,8 +155,11 @@ pub async fn dispatch(app: &AppState, route: Route, req: Req) -> Result<Response
         (Route::ImageIcon(id), Method::GET) => files::get_icon(app, req, &id).await,
         (Route::ImageIcon(id), Method::PUT) => files::add_icon(app, req, &id).await,
         (Route::ImageIcon(id), Method::DELETE) => files::delete_icon(app, req, &id).await,
-        (Route::Datasets, Method::GET) => Ok(datasets::list()),
-        (Route::Dataset(arg), Method::GET) => Ok(datasets::get(&arg)),
+        (Route::Datasets, Method::GET) => datasets::list(app, req).await,
+        (Route::Dataset(arg), Method::GET) => datasets::get(app, req, &arg).await,
+        (Route::DatasetFile(arg, file), Method::GET) => {
+            datasets::get_file(app, req, &arg, &file).await
+        }
         (route, method) => Err(method_not_allowed(&route, &method)),
     }
     .map(IntoResponse::into_response)

@@ -35,9 +35,6 @@ pub enum ServiceError {
     NotAvailable(String),
     #[error("storage type is unsupported")]
     StorageUnsupported,
-    /// 503 ServiceUnavailableError: background job service not available.
-    #[error("Workflow API is down.")]
-    WorkflowUnavailable,
     /// 422 ImageNotShared (original message with its arguments swapped).
     #[error("Image {account} is not shared with account {uuid}")]
     ImageNotShared { account: Uuid, uuid: Uuid },
@@ -45,6 +42,9 @@ pub enum ServiceError {
     OwnerDoesNotExist(Uuid),
     #[error("account \"{0}\" does not exist")]
     AccountDoesNotExist(Uuid),
+    /// ExportImage to a path whose first component is not the account's login.
+    #[error("account {account} is not the owner of Manta path {path}")]
+    NotMantaPathOwner { account: Uuid, path: String },
     /// 503: the account directory cannot be reached.
     #[error("account directory unavailable: {0}")]
     AccountDirectoryUnavailable(String),
@@ -54,6 +54,19 @@ pub enum ServiceError {
     /// 401 UnauthorizedError with this message.
     #[error("{0}")]
     Unauthorized(String),
+    /// 503 RemoteSourceError: a remote IMGAPI could not be reached or read.
+    #[error("{0}")]
+    RemoteSource(String),
+    /// 422 OriginIsNotActive (remote imports).
+    #[error("origin image \"{0}\" is not active")]
+    OriginIsNotActive(Uuid),
+    /// A remote IMGAPI's own error, passed on (ImportFromDatacenter).
+    #[error("{message}")]
+    Remote {
+        code: imgapi_types::RestCode,
+        message: String,
+        errors: Vec<imgapi_types::FieldError>,
+    },
     #[error("{context}: {source}")]
     Meta {
         context: String,

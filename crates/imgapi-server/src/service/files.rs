@@ -34,7 +34,7 @@ pub struct AddFileParams<'a> {
     pub content_length: Option<u64>,
 }
 
-fn check_compression(compression: Option<&str>) -> Result<String, ServiceError> {
+pub(crate) fn check_compression(compression: Option<&str>) -> Result<String, ServiceError> {
     match compression.filter(|c| !c.is_empty()) {
         None => Err(ServiceError::invalid_parameter(
             "missing \"compression\"",
@@ -51,7 +51,7 @@ fn check_compression(compression: Option<&str>) -> Result<String, ServiceError> 
 /// The `storage` rules shared by file and icon uploads (api.md §5.5 step
 /// 4), and the store the upload goes to: the named one when configured,
 /// else the default (as the original falls back to local).
-fn choose_store<'a>(
+pub(crate) fn choose_store<'a>(
     app: &'a AppState,
     storage: Option<&str>,
     account_given: bool,
@@ -116,25 +116,61 @@ pub async fn add_file(
             "image file size {cl} (from Content-Length) exceeds the maximum allowed size, 20 GiB"
         )));
     }
-    let key = new_blob_key(uuid, "file0");
-    let outcome = match store.put_stream(&key, body, MAX_IMAGE_FILE_SIZE).await {
-        Ok(o) => o,
-        Err(BlobError::TooLarge { .. }) => {
-            return Err(ServiceError::Upload(
-                "image file size exceeds the maximum allowed size, 20 GiB".into(),
-            ))
-        }
-        Err(e) => return Err(ServiceError::blob("error receiving image file")(e)),
+    let incoming = Incoming {
+        store,
+        body,
+        max_size: MAX_IMAGE_FILE_SIZE,
+        compression,
+        dataset_guid: params.dataset_guid.map(str::to_string),
     };
-    if let Err(e) = verify_file(&outcome, params.content_length, params.sha1) {
+    let failed = |e: BlobError| match e {
+        BlobError::TooLarge { .. } => {
+            ServiceError::Upload("image file size exceeds the maximum allowed size, 20 GiB".into())
+        }
+        e => ServiceError::blob("error receiving image file")(e),
+    };
+    let verify = |o: &PutOutcome| verify_file(o, params.content_length, params.sha1);
+    store_file(app, stored, incoming, failed, verify).await
+}
+
+/// An image file on its way in.
+pub(crate) struct Incoming<'a> {
+    pub store: &'a Arc<dyn BlobStore>,
+    pub body: ByteStream,
+    /// More than this many bytes fail the put (`BlobError::TooLarge`).
+    pub max_size: u64,
+    pub compression: String,
+    pub dataset_guid: Option<String>,
+}
+
+/// Stream `incoming` into a fresh blob, `verify` what arrived, then make
+/// it `files[0]` (AddImageFile steps 6–9 and the from-source / from-URL
+/// variants). A put error is mapped by `failed`. Whatever fails, nothing
+/// is kept and the record is unchanged; the record update is the commit,
+/// after which the previous file's blob is deleted.
+pub(crate) async fn store_file(
+    app: &AppState,
+    stored: StoredImage,
+    incoming: Incoming<'_>,
+    failed: impl FnOnce(BlobError) -> ServiceError,
+    verify: impl FnOnce(&PutOutcome) -> Result<(), ServiceError>,
+) -> Result<ImageRecord, ServiceError> {
+    let uuid = stored.image.uuid;
+    let store = incoming.store;
+    let key = new_blob_key(uuid, "file0");
+    let outcome = store
+        .put_stream(&key, incoming.body, incoming.max_size)
+        .await
+        .map_err(failed)?;
+    if let Err(e) = verify(&outcome) {
         discard(store, &key).await;
         return Err(e);
     }
     let file = ImageFile {
         sha1: outcome.sha1,
         size: outcome.size,
-        compression,
-        dataset_guid: params.dataset_guid.map(str::to_string),
+        compression: incoming.compression,
+        dataset_guid: incoming.dataset_guid,
         content_md5: outcome.md5_base64,
         mtime: imgapi_domain::image::now_iso(),
         stor: store.kind().to_string(),

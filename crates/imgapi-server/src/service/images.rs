@@ -162,7 +162,7 @@ pub async fn import_image(
     if params.account_given {
         return Err(ServiceError::OperatorOnly);
     }
-    let mut body = as_object(body);
+    let body = as_object(body);
     if body.get("uuid").and_then(Value::as_str) != Some(uuid.to_string().as_str()) {
         return Err(ServiceError::invalid_parameter(
             format!(
@@ -173,6 +173,41 @@ pub async fn import_image(
         ));
     }
     let skip_owner_check = parse_bool_param("skip_owner_check", params.skip_owner_check)?;
+    let how = ImportRecord {
+        skip_owner_check,
+        user_agent: params.user_agent,
+        placeholder_ok: true,
+        check_origin: true,
+    };
+    import_record(app, uuid, body, how, channel).await
+}
+
+/// How [`import_record`] treats an import body.
+pub(crate) struct ImportRecord<'a> {
+    pub skip_owner_check: Option<bool>,
+    pub user_agent: Option<&'a str>,
+    /// Overwrite an existing `creating` placeholder (§5.18) instead of 409.
+    pub placeholder_ok: bool,
+    /// 422 OriginDoesNotExist for an unknown origin (§5.18 step 6).
+    pub check_origin: bool,
+}
+
+/// Steps 4–10 of AdminImportImage (api.md §5.18), shared with
+/// AdminImportImageFromSource (§5.19): channels, existence, origin, owner,
+/// build (legacy manifests upgraded, manifest.md §10), persist.
+pub(crate) async fn import_record(
+    app: &AppState,
+    uuid: Uuid,
+    mut body: Map<String, Value>,
+    how: ImportRecord<'_>,
+    channel: Option<&str>,
+) -> Result<ImageRecord, ServiceError> {
+    let ImportRecord {
+        skip_owner_check,
+        user_agent,
+        placeholder_ok,
+        check_origin,
+    } = how;
     set_channels(app, &mut body, channel);
     let existing = app
         .meta
@@ -180,11 +215,13 @@ pub async fn import_image(
         .await
         .map_err(ServiceError::meta(format!("error loading image {uuid}")))?;
     let overwrite_placeholder = match &existing {
-        Some(s) if s.image.state == ImageState::Creating => true,
+        Some(s) if placeholder_ok && s.image.state == ImageState::Creating => true,
         Some(_) => return Err(ServiceError::ImageUuidAlreadyExists(uuid)),
         None => false,
     };
-    ensure_origin_exists(app, &body).await?;
+    if check_origin {
+        ensure_origin_exists(app, &body).await?;
+    }
     let zero_owner = body.get("owner") == Some(&Value::String(UNSET_OWNER_UUID.into()));
     apply_import_owner(app, &mut body);
     if !zero_owner && skip_owner_check != Some(true) {
@@ -195,7 +232,7 @@ pub async fn import_image(
             .cloned();
         ensure_owner_exists(app, owner.as_ref()).await?;
     }
-    apply_imgadm_min_platform_compat(app, &mut body, params.user_agent).await?;
+    apply_imgadm_min_platform_compat(app, &mut body, user_agent).await?;
     let record = build_record(body, BuildKind::Import, uuid, &app.rules())?;
     let saved = if overwrite_placeholder {
         app.meta.put(&record).await

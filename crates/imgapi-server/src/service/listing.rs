@@ -56,7 +56,7 @@ fn parse_sort(raw: Option<&str>) -> Result<SortOrder, ServiceError> {
 }
 
 /// The predicates of the simple filters (name, version, os, type, tags…).
-fn common_predicates(q: &QueryParams, channel: Option<&str>) -> Vec<Predicate> {
+pub(crate) fn common_predicates(q: &QueryParams, channel: Option<&str>) -> Vec<Predicate> {
     let mut preds = Vec::new();
     if let Some(name) = q.get("name") {
         preds.push(match name.strip_prefix('~') {

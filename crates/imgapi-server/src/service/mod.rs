@@ -3,11 +3,16 @@
 //! services call stores; stores never call services.
 
 pub mod clone;
+pub mod dsapi;
 mod error;
+pub mod export;
 pub mod files;
 pub mod images;
+pub mod import;
+pub mod jobs;
 pub mod list_cache;
 pub mod listing;
+pub mod remote;
 
 pub use error::ServiceError;
 

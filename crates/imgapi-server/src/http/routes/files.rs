@@ -8,7 +8,7 @@ use axum::response::Response;
 use http::{header, HeaderValue, StatusCode};
 use imgapi_domain::image::parse_iso_ms;
 use imgapi_domain::ImageRecord;
-use imgapi_types::{FieldCode, FieldError, RestCode};
+use imgapi_types::RestCode;
 
 use super::images::current_etag;
 use crate::app::AppState;
@@ -200,6 +200,17 @@ pub async fn get_file(app: &AppState, req: Req, id: &str) -> Result<Response, Ap
     let loaded = load_image(app, uuid, req.account(), channel.as_deref()).await?;
     let img = &loaded.stored.image;
     let file = svc::select_file(img, req.query.get("index"))?;
+    serve_image_file(app, &req, img, file).await
+}
+
+/// Download `file` of `img` (GetImageFile, and the legacy
+/// `/datasets/:uuid/:file` of `dsapi = "serve"`).
+pub async fn serve_image_file(
+    app: &AppState,
+    req: &Req,
+    img: &ImageRecord,
+    file: &imgapi_domain::ImageFile,
+) -> Result<Response, ApiError> {
     let served = Served {
         sha1: &file.sha1,
         md5: &file.content_md5,
@@ -210,7 +221,7 @@ pub async fn get_file(app: &AppState, req: Req, id: &str) -> Result<Response, Ap
         stor: &file.stor,
         redirect: app.redirect_downloads(),
     };
-    download(app, &req, img, served, "image file").await
+    download(app, req, img, served, "image file").await
 }
 
 /// AddImageFile (api.md §5.5): streamed to storage, never buffered.
@@ -219,15 +230,22 @@ pub async fn add_file(app: &AppState, mut req: Req, id: &str) -> Result<Response
     let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::Channel)?;
     let loaded = load_image(app, uuid, req.account(), channel.as_deref()).await?;
     loaded.ensure_owner()?;
-    if req.query.contains("source") {
-        if loaded.stored.image.activated {
-            return Err(imgapi_domain::DomainError::ImageFilesImmutable(uuid).into());
-        }
-        return Err(ServiceError::NotAvailable(
-            "adding a file from a source IMGAPI is not available yet; upload the bytes instead"
-                .into(),
+    if let Some(source) = req.query.get("source") {
+        // AddImageFileFromSource (api.md §5.6); the body is not read.
+        let account_given = loaded.account.is_some();
+        let storage = req.query.get("storage");
+        let record = crate::service::import::add_file_from_source(
+            app,
+            loaded.stored,
+            source,
+            storage,
+            account_given,
         )
-        .into());
+        .await?;
+        return Ok(response::image(imgapi_domain::serialize::api_object(
+            &record,
+            req.serialize_options(app, false),
+        )));
     }
     let body = req.body_stream(app.body_idle_timeout());
     let params = AddFileParams {
@@ -245,7 +263,7 @@ pub async fn add_file(app: &AppState, mut req: Req, id: &str) -> Result<Response
     )))
 }
 
-/// AddImageFileFromUrl (api.md §5.7): the checks that need no network.
+/// AddImageFileFromUrl (api.md §5.7).
 pub async fn add_file_from_url(
     app: &AppState,
     mut req: Req,
@@ -256,35 +274,20 @@ pub async fn add_file_from_url(
     let loaded = load_image(app, uuid, req.account(), channel.as_deref()).await?;
     loaded.ensure_owner()?;
     let body = req.json_body().await?;
-    if loaded.stored.image.activated {
-        return Err(imgapi_domain::DomainError::ImageFilesImmutable(uuid).into());
-    }
-    if req.query.get_nonempty("compression").is_none() {
-        return Err(ApiError::invalid_param(
-            "missing \"compression\"",
-            vec![FieldError::new("compression", FieldCode::Missing)],
-        ));
-    }
-    match body.as_ref().and_then(|b| b.get("file_url")) {
-        None => Err(ApiError::invalid_param(
-            "missing \"file_url\" field from request body",
-            vec![FieldError::new("file_url", FieldCode::Missing)],
-        )),
-        Some(serde_json::Value::String(url)) if !url.starts_with("https:") => {
-            Err(ApiError::invalid_param(
-                "Only URLs using the https: scheme are supported",
-                vec![FieldError::invalid("file_url")],
-            ))
-        }
-        Some(serde_json::Value::String(_)) => Err(ServiceError::NotAvailable(
-            "adding a file from a URL is not available yet; upload the bytes instead".into(),
-        )
-        .into()),
-        Some(_) => Err(ApiError::invalid_param(
-            "invalid \"file_url\" field from request body (not a string)",
-            vec![FieldError::invalid("file_url")],
-        )),
-    }
+    let params = crate::service::import::FromUrlParams {
+        compression: req.query.get("compression"),
+        sha1: req.query.get_nonempty("sha1"),
+        dataset_guid: req.query.get_nonempty("dataset_guid"),
+        storage: req.query.get("storage"),
+        account_given: loaded.account.is_some(),
+    };
+    let record =
+        crate::service::import::add_file_from_url(app, loaded.stored, params, body.as_ref())
+            .await?;
+    Ok(response::image(imgapi_domain::serialize::api_object(
+        &record,
+        req.serialize_options(app, false),
+    )))
 }
 
 /// GetImageIcon (api.md §5.8).

@@ -4,7 +4,7 @@ use axum::response::Response;
 use http::StatusCode;
 use imgapi_domain::serialize::{api_object, SerializeOptions};
 use imgapi_domain::ImageRecord;
-use imgapi_types::{FieldError, RestCode};
+use imgapi_types::FieldError;
 use serde_json::Value;
 
 use crate::app::AppState;
@@ -14,6 +14,8 @@ use crate::http::parse_uuid;
 use crate::http::request::Req;
 use crate::http::response::{self, etag_of};
 use crate::service::images::{self as svc, ImportParams};
+use crate::service::import::{self as import_svc, FromSourceParams, RemoteImportParams};
+use crate::service::jobs::StartedJob;
 use crate::service::listing::{admin_fields_allowed, list_images};
 use crate::service::{
     clone as clone_svc, load_image, resolve_channel, ChannelRule, Loaded, ServiceError,
@@ -127,19 +129,32 @@ pub async fn action(app: &AppState, mut req: Req, id: &str) -> Result<Response, 
     let action = req.query.get("action").map(str::to_string);
     let account_given = req.account().is_some();
     match action.as_deref() {
-        Some("import-remote") => return import_remote(app, &req, uuid).await,
+        Some("import-remote") => {
+            let params = RemoteImportParams {
+                source: req.query.get("source"),
+                account_given,
+                skip_owner_check: req.query.get("skip_owner_check"),
+                channel: channel.as_deref(),
+            };
+            let started = import_svc::import_remote(app, uuid, params).await?;
+            return Ok(job_response(app, &req, started));
+        }
         Some("import") if req.query.contains("source") => {
-            if account_given {
-                return Err(ServiceError::OperatorOnly.into());
-            }
-            crate::service::parse_bool_param(
-                "skip_owner_check",
-                req.query.get("skip_owner_check"),
-            )?;
-            return Err(ServiceError::NotAvailable(
-                "importing from a source IMGAPI is not available yet; use action=import with the manifest".into(),
-            )
-            .into());
+            let params = FromSourceParams {
+                account_given,
+                skip_owner_check: req.query.get("skip_owner_check"),
+                user_agent: req.header(&http::header::USER_AGENT),
+            };
+            let source = req.query.get("source").unwrap_or_default();
+            let record =
+                import_svc::import_from_source(app, uuid, source, params, channel.as_deref())
+                    .await?;
+            // Serialised as for Accept-Version `*` (api.md §5.19).
+            let opts = SerializeOptions {
+                channels: true,
+                ..req.serialize_options(app, false)
+            };
+            return Ok(image_response(&record, opts));
         }
         Some("import") => {
             let params = ImportParams {
@@ -150,7 +165,17 @@ pub async fn action(app: &AppState, mut req: Req, id: &str) -> Result<Response, 
             let record = svc::import_image(app, uuid, body, params, channel.as_deref()).await?;
             return Ok(image_response(&record, req.serialize_options(app, false)));
         }
-        Some("import-from-datacenter") => return import_from_datacenter(app, &req),
+        Some("import-from-datacenter") => {
+            let started = import_svc::import_from_datacenter(
+                app,
+                uuid,
+                req.account(),
+                req.query.get("datacenter"),
+                channel.as_deref(),
+            )
+            .await?;
+            return Ok(job_response(app, &req, started));
+        }
         _ => {}
     }
     let loaded = load_image(app, uuid, req.account(), channel.as_deref()).await?;
@@ -159,7 +184,7 @@ pub async fn action(app: &AppState, mut req: Req, id: &str) -> Result<Response, 
     }
     loaded.ensure_owner()?;
     if action.as_deref() == Some("export") {
-        return export(&req);
+        return export(app, &req, &loaded).await;
     }
     let etag = current_etag(app, &req, &loaded.stored.image);
     let conditional = req.headers.contains_key(http::header::IF_MATCH)
@@ -207,52 +232,27 @@ pub async fn action(app: &AppState, mut req: Req, id: &str) -> Result<Response, 
     Ok(image_response(&record, req.serialize_options(app, false)))
 }
 
-/// AdminImportRemoteImage (api.md §5.20): validation, then the job service.
-async fn import_remote(app: &AppState, req: &Req, uuid: uuid::Uuid) -> Result<Response, ApiError> {
-    if req.query.get_nonempty("source").is_none() {
-        return Err(ApiError::validation(
-            "missing source parameter",
-            vec![FieldError::missing("source")],
-        ));
+/// `{"image_uuid", "job_uuid"}` of a started import job (api.md §5.20,
+/// §5.21), with `workflow-api`: the original names its workflow API there,
+/// whose `GET /jobs/:uuid` clients poll (sdc-clients'
+/// `adminImportRemoteImageAndWait`). Jobs run in this server, which
+/// answers `GET /jobs/:uuid` itself: the header is this server's URL as
+/// the client reached it (`in-process` when the request has no usable
+/// `Host`).
+fn job_response(app: &AppState, req: &Req, started: StartedJob) -> Response {
+    let body = serde_json::json!({
+        "image_uuid": started.image_uuid.to_string(),
+        "job_uuid": started.job_uuid.to_string(),
+    });
+    let mut resp = response::json(StatusCode::OK, &body);
+    let url = req
+        .external_base_url(app.config.tls_cert.is_some())
+        .unwrap_or_else(|| "in-process".into());
+    if let Ok(v) = http::HeaderValue::from_str(&url) {
+        resp.headers_mut()
+            .insert(http::HeaderName::from_static("workflow-api"), v);
     }
-    if req.account().is_some() {
-        return Err(ServiceError::OperatorOnly.into());
-    }
-    crate::service::parse_bool_param("skip_owner_check", req.query.get("skip_owner_check"))?;
-    let exists = app
-        .meta
-        .get(uuid)
-        .await
-        .map_err(ServiceError::meta(format!("error loading image {uuid}")))?;
-    if exists.is_some() {
-        return Err(ServiceError::ImageUuidAlreadyExists(uuid).into());
-    }
-    Err(ServiceError::WorkflowUnavailable.into())
-}
-
-/// ImportFromDatacenter (api.md §5.21): parameter checks; no peer
-/// datacenters are configured on this server.
-fn import_from_datacenter(_app: &AppState, req: &Req) -> Result<Response, ApiError> {
-    let account = req.account();
-    if !account.is_some_and(imgapi_domain::validate::is_lower_uuid) {
-        return Err(ApiError::validation(
-            format!(
-                "invalid image \"account\" (not a UUID): {}",
-                account.unwrap_or("undefined")
-            ),
-            vec![FieldError::invalid("account")],
-        ));
-    }
-    match req.query.get_nonempty("datacenter") {
-        None => Err(ApiError::validation(
-            "missing datacenter parameter",
-            vec![FieldError::missing("datacenter")],
-        )),
-        Some(dc) => Err(ApiError::validation(
-            format!("datacenter \"{dc}\" is not supported, valid datacenters names are: "),
-            vec![FieldError::invalid("datacenter")],
-        )),
-    }
+    resp
 }
 
 /// AdminChangeImageStor (api.md §5.22): move the file to another
@@ -276,26 +276,20 @@ async fn change_stor(app: &AppState, req: &Req, loaded: Loaded) -> Result<Respon
     Ok(response::json(StatusCode::OK, &api_object(&record, opts)))
 }
 
-/// ExportImage (api.md §5.23): parameter checks; Manta is not configured.
-fn export(req: &Req) -> Result<Response, ApiError> {
-    let Some(path) = req.query.get_nonempty("manta_path") else {
-        return Err(ApiError::validation(
-            "missing 'manta_path' prefix parameter",
-            vec![FieldError::missing("manta_path")],
-        ));
-    };
-    let login = path
-        .trim_start_matches('/')
-        .split('/')
-        .next()
-        .unwrap_or_default();
-    if login.is_empty() {
-        return Err(ApiError::invalid_param(
-            "invalid manta_path prefix, not a valid manta path",
-            vec![FieldError::invalid("manta_path")],
-        ));
-    }
-    Err(ServiceError::StorageUnsupported.into())
+/// ExportImage (api.md §5.23): the manifest (for this request's version)
+/// and file to the `[export]` location; see `service::export`.
+async fn export(app: &AppState, req: &Req, loaded: &Loaded) -> Result<Response, ApiError> {
+    let img = &loaded.stored.image;
+    let manifest = api_object(img, req.serialize_options(app, false));
+    let exported = crate::service::export::export_image(
+        app,
+        img,
+        req.query.get("manta_path"),
+        loaded.account,
+        &manifest,
+    )
+    .await?;
+    Ok(response::json(StatusCode::OK, &exported))
 }
 
 /// DeleteImage (api.md §5.14).
@@ -342,13 +336,26 @@ pub async fn clone(app: &AppState, req: Req, id: &str) -> Result<Response, ApiEr
     Ok(image_response(&record, req.serialize_options(app, false)))
 }
 
-/// ListImageJobs (api.md §5.25): there is no job service on this server.
+/// `GET /jobs/:uuid`: one job (what the `workflow-api` header points
+/// clients to). No authentication, as ListImageJobs: job uuids are random.
+pub async fn job(app: &AppState, req: Req, id: &str) -> Result<Response, ApiError> {
+    let uuid = parse_uuid(&req, id)?;
+    let job = crate::service::jobs::get_job(app, uuid).await?;
+    Ok(response::json(StatusCode::OK, &job))
+}
+
+/// ListImageJobs (api.md §5.25).
 pub async fn jobs(app: &AppState, req: Req, id: &str) -> Result<Response, ApiError> {
     let uuid = parse_uuid(&req, id)?;
     let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::ChannelOrStar)?;
-    load_image(app, uuid, req.account(), channel.as_deref()).await?;
-    Err(ApiError::new(
-        RestCode::ServiceUnavailableError,
-        "Workflow API is down.",
-    ))
+    let jobs = crate::service::jobs::list_image_jobs(
+        app,
+        uuid,
+        req.account(),
+        channel.as_deref(),
+        req.query.get_nonempty("task"),
+        req.query.get_nonempty("execution"),
+    )
+    .await?;
+    Ok(response::json(StatusCode::OK, &jobs))
 }
