@@ -74,6 +74,7 @@ run_mode() {
     IMGAPI_AUTH_TYPE=none \
     IMGAPI_ADMIN_UUID=930896af-bf8c-48d4-885c-6573a94b1853 \
     IMGAPI_REMOTE='{"allow_http":true,"allow_private_addresses":true}' \
+    IMGAPI_METRICS_LISTEN="127.0.0.1:0" \
     "$bin" >"$work/server.log" 2>&1 &
   server_pid=$!
 

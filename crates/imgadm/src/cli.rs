@@ -241,6 +241,8 @@ pub struct CreateArgs {
     /// manifest's files[0].compression, else none).
     #[arg(short = 'c', long)]
     pub compression: Option<String>,
+    #[command(flatten)]
+    pub resume: ResumeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -253,6 +255,39 @@ pub struct AddFileArgs {
     /// Compression of the file (none, gzip, bzip2, xz).
     #[arg(short = 'c', long)]
     pub compression: String,
+    #[command(flatten)]
+    pub resume: ResumeArgs,
+}
+
+/// How big files are uploaded: in chunks through a resumable upload
+/// session (an IMGAPI extension), resumed after a failure or a rerun.
+#[derive(Debug, Clone, Args)]
+pub struct ResumeArgs {
+    /// Always upload with one plain PUT (no resumable upload session, even
+    /// for files above the threshold).
+    #[arg(long)]
+    pub no_resume: bool,
+    /// Files of at least this many bytes use a resumable upload session.
+    #[arg(long, env = "IMGADM_RESUME_THRESHOLD", default_value_t = 64 << 20, hide = true)]
+    pub resume_threshold: u64,
+    /// Bytes per chunk of a resumable upload (raised to the server's minimum).
+    #[arg(long, env = "IMGADM_UPLOAD_CHUNK_SIZE", default_value_t = 64 << 20, hide = true)]
+    pub chunk_size: u64,
+    /// Where unfinished resumable uploads are remembered between runs
+    /// (default `<config dir>/uploads`: `--config-dir`, `$IMGADM_CONFIG_DIR`, else `~/.imgadm`).
+    #[arg(long, env = "IMGADM_UPLOAD_STATE_DIR", hide = true)]
+    pub upload_state_dir: Option<PathBuf>,
+}
+
+impl Default for ResumeArgs {
+    fn default() -> Self {
+        ResumeArgs {
+            no_resume: false,
+            resume_threshold: 64 << 20,
+            chunk_size: 64 << 20,
+            upload_state_dir: None,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use crate::cli::Cli;
+use crate::cli::{Cli, Command};
 use crate::commands::Failure;
 
 fn main() -> ExitCode {
@@ -26,6 +26,16 @@ fn main() -> ExitCode {
     }
     if cli.command.is_consumer() {
         return finish(commands::local::run(cli));
+    }
+    // `--config-dir` also holds the state of unfinished resumable uploads.
+    if let Some(dir) = cli.config_dir.clone() {
+        if let Command::Create(cli::CreateArgs { resume, .. })
+        | Command::AddFile(cli::AddFileArgs { resume, .. }) = &mut cli.command
+        {
+            resume
+                .upload_state_dir
+                .get_or_insert_with(|| dir.join("uploads"));
+        }
     }
     let Some(url) = cli.url.clone() else {
         Cli::command()

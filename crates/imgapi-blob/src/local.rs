@@ -19,6 +19,18 @@
 //! Get pipeline (`get_stream`): a reader task reads 1 MiB chunks on the
 //! blocking pool (no extra copy) and keeps up to four of them ready ahead of
 //! the consumer.
+//!
+//! Staged uploads (resumable sessions): one part file per upload,
+//! `<root>/.staging/sessions/<handle>.part`, created (and its directory
+//! entry fsynced) by `staged_create`. Each `staged_append` takes the file's
+//! `flock` (see [`lock_staged`]: no write of an earlier, failed append can
+//! land after it), truncates the file to the committed offset (dropping
+//! what a failed append left), writes the chunk through the same
+//! writer/digest/flusher lanes as a put, and returns after `fdatasync`. `staged_commit` trims the file to the final size and
+//! commits it exactly like a put (fsync, rename, fsync the directories).
+//! `sweep_staging` leaves `sessions/` alone: those files belong to sessions
+//! that outlive restarts, and are removed by `staged_abort` or by the
+//! session sweeper through `staged_leftovers`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -30,12 +42,17 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
-use crate::digest::StreamDigests;
+use crate::digest::{DigestValues, Digests, StreamDigests};
 use crate::lane::Lane;
-use crate::{BlobError, BlobMeta, BlobRead, BlobStore, ByteStream, PutOutcome};
+use crate::{
+    BlobError, BlobMeta, BlobRead, BlobStore, ByteStream, PutOutcome, StagedChunk, StagedProgress,
+    StagedRef, STAGED_KEY_SUFFIX,
+};
 
 /// Name of the staging directory under the root; reserved, never a key.
 pub const STAGING_DIR: &str = ".staging";
+/// Directory of the staged uploads' part files, under the staging directory.
+pub const SESSIONS_DIR: &str = "sessions";
 
 /// Size of the buffers handed to the writer and digest lanes, and of the
 /// chunks a read yields.
@@ -47,6 +64,11 @@ const LANE_DEPTH: usize = 4;
 const READ_AHEAD: usize = 4;
 /// Default interval, in bytes written, between early `fdatasync` calls.
 pub const DEFAULT_WRITEBACK_EVERY: u64 = 32 << 20;
+/// The same for staged-upload chunks, at most: every chunk ends with an
+/// `fdatasync` the client waits for, so the less is still dirty then, the
+/// shorter the pause between chunks (measured: 64 MiB chunks went from
+/// 0.87x to 0.9x+ of a plain PUT's throughput).
+const STAGED_WRITEBACK_EVERY: u64 = 4 << 20;
 /// Longest accepted key, in bytes.
 const MAX_KEY_LEN: usize = 1024;
 /// Longest accepted key segment, in bytes (NAME_MAX on common filesystems).
@@ -88,9 +110,32 @@ impl LocalBlobStore {
     }
 
     /// Number of entries currently in the staging directory (puts in
-    /// progress or leftovers of interrupted ones).
+    /// progress or leftovers of interrupted ones; not the staged uploads).
     pub fn staging_entries(&self) -> Result<usize, BlobError> {
-        Ok(fs::read_dir(&self.staging)?.count())
+        Ok(fs::read_dir(&self.staging)?
+            .filter(|e| e.as_ref().map_or(true, |e| e.file_name() != SESSIONS_DIR))
+            .count())
+    }
+
+    /// Number of staged uploads' part files (sessions in progress).
+    pub fn staged_entries(&self) -> Result<usize, BlobError> {
+        match fs::read_dir(self.staging.join(SESSIONS_DIR)) {
+            Ok(entries) => Ok(entries.count()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The part file of the staged upload `handle` (a 32-digit hex name,
+    /// checked, so a handle can never name anything else).
+    fn staged_path(&self, handle: &str) -> Result<PathBuf, BlobError> {
+        if handle.len() != 32 || !handle.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(BlobError::InvalidKey(format!("staged upload {handle}")));
+        }
+        Ok(self
+            .staging
+            .join(SESSIONS_DIR)
+            .join(format!("{handle}.part")))
     }
 
     /// The file path of `key`, after validating it.
@@ -103,7 +148,7 @@ impl LocalBlobStore {
         &self,
         staging: &Path,
         head: Bytes,
-        mut body: ByteStream,
+        body: ByteStream,
         max_size: u64,
     ) -> Result<(File, PutOutcome), BlobError> {
         let path = staging.to_path_buf();
@@ -115,44 +160,58 @@ impl LocalBlobStore {
                 .map_err(BlobError::Io)
         })
         .await?;
-        let mut pipe = PutPipeline::spawn(file, self.writeback_every)?;
+        let mut pipe =
+            PutPipeline::spawn(file, self.writeback_every, StreamDigests::spawn(LANE_DEPTH))?;
+        let size = pump(&mut pipe, head, body, max_size, false).await?;
+        let (file, digests) = pipe.finish().await?;
+        Ok((file, PutOutcome::of(size, digests.values())))
+    }
+}
 
-        let mut size: u64 = head.len() as u64;
-        let mut pending = BytesMut::from(&head[..]);
+/// Feed `head` then `body` to the pipeline in ~[`CHUNK`] buffers. More than
+/// `max` bytes fail with `TooLarge { limit: max }`; with `exact`, a body
+/// that ends before `max` bytes fails with `Source(UnexpectedEof)`.
+/// Returns the bytes fed.
+async fn pump(
+    pipe: &mut PutPipeline,
+    head: Bytes,
+    mut body: ByteStream,
+    max: u64,
+    exact: bool,
+) -> Result<u64, BlobError> {
+    let mut size: u64 = head.len() as u64;
+    let mut pending = BytesMut::from(&head[..]);
+    if pending.len() >= CHUNK {
+        pipe.push(pending.split().freeze()).await?;
+    }
+    while let Some(item) = body.next().await {
+        let chunk = item.map_err(BlobError::Source)?;
+        size = size.saturating_add(chunk.len() as u64);
+        if size > max {
+            return Err(BlobError::TooLarge { limit: max });
+        }
+        if pending.is_empty() && chunk.len() >= CHUNK {
+            pipe.push(chunk).await?;
+            continue;
+        }
+        if pending.is_empty() {
+            pending.reserve(CHUNK.max(chunk.len()));
+        }
+        pending.extend_from_slice(&chunk);
         if pending.len() >= CHUNK {
             pipe.push(pending.split().freeze()).await?;
         }
-        while let Some(item) = body.next().await {
-            let chunk = item.map_err(BlobError::Source)?;
-            size = size.saturating_add(chunk.len() as u64);
-            if size > max_size {
-                return Err(BlobError::TooLarge { limit: max_size });
-            }
-            if pending.is_empty() && chunk.len() >= CHUNK {
-                pipe.push(chunk).await?;
-                continue;
-            }
-            if pending.is_empty() {
-                pending.reserve(CHUNK.max(chunk.len()));
-            }
-            pending.extend_from_slice(&chunk);
-            if pending.len() >= CHUNK {
-                pipe.push(pending.split().freeze()).await?;
-            }
-        }
-        if !pending.is_empty() {
-            pipe.push(pending.freeze()).await?;
-        }
-        let (file, sha1, md5_base64) = pipe.finish().await?;
-        Ok((
-            file,
-            PutOutcome {
-                size,
-                sha1,
-                md5_base64,
-            },
-        ))
     }
+    if exact && size < max {
+        return Err(BlobError::Source(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("the chunk ended after {size} of its {max} bytes"),
+        )));
+    }
+    if !pending.is_empty() {
+        pipe.push(pending.freeze()).await?;
+    }
+    Ok(size)
 }
 
 /// The writer, digest and flusher lanes of one put.
@@ -165,7 +224,7 @@ struct PutPipeline {
 }
 
 impl PutPipeline {
-    fn spawn(file: File, writeback_every: u64) -> Result<Self, BlobError> {
+    fn spawn(file: File, writeback_every: u64, digests: StreamDigests) -> Result<Self, BlobError> {
         let flusher = if writeback_every > 0 {
             let handle = file.try_clone()?;
             Some(Lane::spawn(handle, 1, |f: &mut File, _: &[u8]| {
@@ -176,7 +235,7 @@ impl PutPipeline {
         };
         Ok(PutPipeline {
             writer: Lane::spawn(file, LANE_DEPTH, |f: &mut File, b: &[u8]| f.write_all(b)),
-            digests: StreamDigests::spawn(LANE_DEPTH),
+            digests,
             flusher,
             writeback_every,
             since_flush: 0,
@@ -214,21 +273,21 @@ impl PutPipeline {
                 return BlobError::Io(e);
             }
         }
-        match self.digests.finish().await {
+        match self.digests.finish_state().await {
             Err(e) => BlobError::Io(e),
             Ok(_) => BlobError::Io(io::Error::other("blob pipeline stopped unexpectedly")),
         }
     }
 
     /// Wait for every lane; returns the file (all bytes written, not yet
-    /// synced), sha1 hex and md5 base64.
-    async fn finish(mut self) -> Result<(File, String, String), BlobError> {
+    /// synced) and the running digests.
+    async fn finish(mut self) -> Result<(File, Digests), BlobError> {
         let file = self.writer.finish().await?;
         if let Some(flusher) = &mut self.flusher {
             flusher.finish().await?;
         }
-        let (sha1, md5) = self.digests.finish().await?;
-        Ok((file, sha1, md5))
+        let digests = self.digests.finish_state().await?;
+        Ok((file, digests))
     }
 }
 
@@ -301,11 +360,14 @@ fn write_small(
         .open(staging)?;
     file.write_all(data)?;
     commit(file, staging, dest, root)?;
-    Ok(PutOutcome {
-        size: data.len() as u64,
-        sha1: crate::digest::sha1_hex(data),
-        md5_base64: crate::digest::md5_base64(data),
-    })
+    Ok(PutOutcome::of(
+        data.len() as u64,
+        DigestValues {
+            sha1: crate::digest::sha1_hex(data),
+            md5_base64: crate::digest::md5_base64(data),
+            sha256: crate::digest::sha256_hex(data),
+        },
+    ))
 }
 
 fn commit(file: File, staging: &Path, dest: &Path, root: &Path) -> Result<(), BlobError> {
@@ -353,6 +415,34 @@ fn create_parents<'a>(dir: &'a Path, root: &'a Path) -> io::Result<&'a Path> {
         fs::create_dir_all(dir)?;
     }
     Ok(existing)
+}
+
+/// How long an append waits for an earlier writer of the same part file.
+const STAGED_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Take the exclusive lock (`flock`) of a staged part file, held for as
+/// long as `file` (and handles cloned from it) stay open. An append that
+/// failed or was cancelled may leave one write or `fdatasync` still
+/// running on the blocking pool, detached; its handles keep the lock until
+/// it is done, so the next append (or the commit), which truncates to the
+/// committed offset and writes there, can never be overwritten by it.
+fn lock_staged(file: &File, handle: &str) -> Result<(), BlobError> {
+    let started = std::time::Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < STAGED_LOCK_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(BlobError::Io(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!("staged upload {handle} is still being written by an earlier request"),
+                )))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        }
+    }
 }
 
 /// Run blocking filesystem work off the async runtime.
@@ -691,6 +781,154 @@ impl BlobStore for LocalBlobStore {
         .await
     }
 
+    async fn list_objects(&self, prefix: &str) -> Result<Vec<crate::ListedBlob>, BlobError> {
+        let keys = self.list(prefix).await?;
+        self.list_objects_impl(keys).await
+    }
+
+    async fn move_to_lost_found(&self, key: &str) -> Result<String, BlobError> {
+        self.move_to_lost_found_impl(key).await
+    }
+
+    async fn staged_create(&self, key: &str) -> Result<String, BlobError> {
+        validate_key(key)?;
+        if !key.ends_with(STAGED_KEY_SUFFIX) {
+            return Err(invalid(key));
+        }
+        let handle = uuid::Uuid::new_v4().simple().to_string();
+        let path = self.staged_path(&handle)?;
+        blocking(move || {
+            let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            fs::create_dir_all(&dir)?;
+            let file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)?;
+            file.sync_all()?;
+            // The new entry survives a crash once its directory is synced.
+            File::open(&dir)?.sync_all()?;
+            Ok(())
+        })
+        .await?;
+        Ok(handle)
+    }
+
+    async fn staged_append(
+        &self,
+        chunk: StagedChunk<'_>,
+        body: ByteStream,
+    ) -> Result<StagedProgress, BlobError> {
+        let path = self.staged_path(chunk.handle)?;
+        let offset = chunk.offset;
+        let handle = chunk.handle.to_owned();
+        let file = blocking(move || {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(not_found_as(&handle))?;
+            lock_staged(&file, &handle)?;
+            let have = file.metadata()?.len();
+            if have < offset {
+                return Err(BlobError::Io(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("staged upload {handle} holds {have} bytes, fewer than its committed {offset}"),
+                )));
+            }
+            // Drop whatever a failed append left after the committed bytes.
+            file.set_len(offset)?;
+            file.seek(SeekFrom::Start(offset))?;
+            Ok(file)
+        })
+        .await?;
+        let digests = StreamDigests::resume(LANE_DEPTH, chunk.digests);
+        let writeback = match self.writeback_every {
+            0 => 0,
+            every => every.min(STAGED_WRITEBACK_EVERY),
+        };
+        let mut pipe = PutPipeline::spawn(file, writeback, digests)?;
+        pump(&mut pipe, Bytes::new(), body, chunk.len, true).await?;
+        let (file, digests) = pipe.finish().await?;
+        blocking(move || file.sync_data().map_err(BlobError::Io)).await?;
+        Ok(StagedProgress {
+            digests,
+            new_parts: Vec::new(),
+        })
+    }
+
+    async fn staged_commit(
+        &self,
+        key: &str,
+        handle: &str,
+        _parts: &[String],
+        size: u64,
+    ) -> Result<(), BlobError> {
+        let dest = self.path_for(key)?;
+        let path = self.staged_path(handle)?;
+        let root = self.root.clone();
+        let handle = handle.to_owned();
+        blocking(move || {
+            let file = OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(not_found_as(&handle))?;
+            lock_staged(&file, &handle)?;
+            let have = file.metadata()?.len();
+            if have < size {
+                return Err(BlobError::Io(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("staged upload {handle} holds {have} bytes, fewer than {size}"),
+                )));
+            }
+            file.set_len(size)?;
+            commit(file, &path, &dest, &root)
+        })
+        .await
+    }
+
+    async fn staged_abort(&self, _key: &str, handle: &str) -> Result<(), BlobError> {
+        let path = self.staged_path(handle)?;
+        blocking(move || match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        })
+        .await
+    }
+
+    async fn staged_leftovers(
+        &self,
+        older_than: std::time::Duration,
+    ) -> Result<Vec<StagedRef>, BlobError> {
+        let dir = self.staging.join(SESSIONS_DIR);
+        blocking(move || {
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(e.into()),
+            };
+            let now = std::time::SystemTime::now();
+            let mut out = Vec::new();
+            for entry in entries {
+                let Ok(entry) = entry else { continue };
+                let name = entry.file_name();
+                let Some(handle) = name.to_str().and_then(|n| n.strip_suffix(".part")) else {
+                    continue;
+                };
+                let Ok(modified) = entry.metadata().and_then(|m| m.modified()) else {
+                    continue;
+                };
+                if now.duration_since(modified).unwrap_or_default() >= older_than {
+                    out.push(StagedRef {
+                        key: String::new(),
+                        handle: handle.to_owned(),
+                    });
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn sweep_staging(&self) -> Result<u64, BlobError> {
         let staging = self.staging.clone();
         blocking(move || {
@@ -698,6 +936,9 @@ impl BlobStore for LocalBlobStore {
             let mut removed = 0;
             for entry in fs::read_dir(&staging)? {
                 let entry = entry?;
+                if entry.file_name() == SESSIONS_DIR {
+                    continue; // staged uploads of live sessions
+                }
                 let path = entry.path();
                 let result = if entry.file_type()?.is_dir() {
                     fs::remove_dir_all(&path)
@@ -719,5 +960,6 @@ impl BlobStore for LocalBlobStore {
     }
 }
 
+mod aside;
 #[cfg(test)]
 mod tests;

@@ -31,6 +31,20 @@
 //! object size. The part size doubles every 1000 parts (S3 allows 10,000), so
 //! objects of many TiB fit.
 //!
+//! Staged uploads (resumable sessions): a multipart upload to the final key
+//! (which ends with [`crate::STAGED_KEY_SUFFIX`]), started by
+//! `staged_create`; the upload id is the handle. Each chunk becomes one or
+//! more parts of [`DEFAULT_PART_SIZE`]–2× that size (one part when the chunk
+//! is smaller), numbered after the parts the caller has recorded, so a
+//! chunk retried after a failure overwrites the parts of the failed
+//! attempt; parts are buffered one at a time (never the whole chunk) and
+//! uploaded [`DEFAULT_UPLOAD_CONCURRENCY`] at once. Every chunk but the last
+//! must be at least 5 MiB ([`BlobStore::staged_min_chunk`]), so every part
+//! but the last is too. `staged_commit` completes the upload with the
+//! recorded part ids (parts of failed attempts beyond them are dropped by
+//! S3) and checks the object's size. `sweep_staging` never aborts staged
+//! uploads; `staged_leftovers` lists them for the session sweeper.
+//!
 //! Errors: connection failures, timeouts and 5xx answers (after the client's
 //! few fast retries) are [`BlobError::Unavailable`] (→ 503 StorageIsDown);
 //! 404 is [`BlobError::NotFound`].
@@ -45,6 +59,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder, AwsAuthorizer};
 use object_store::client::{HttpClient, HttpConnector, HttpError, HttpErrorKind, HttpRequest};
+use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::signer::Signer;
 use object_store::{
@@ -54,9 +69,12 @@ use object_store::{
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use tokio::task::JoinSet;
 
-use crate::digest::StreamDigests;
+use crate::digest::{DigestValues, StreamDigests};
 use crate::local::{is_key_byte, validate_key};
-use crate::{BlobError, BlobMeta, BlobRead, BlobStore, ByteStream, PutOutcome};
+use crate::{
+    BlobError, BlobMeta, BlobRead, BlobStore, ByteStream, PutOutcome, StagedChunk, StagedProgress,
+    StagedRef, STAGED_KEY_SUFFIX,
+};
 
 /// Size of the first 1000 parts of a multipart upload (S3's minimum is
 /// 5 MiB for every part but the last).
@@ -68,6 +86,10 @@ pub const DEFAULT_UPLOAD_CONCURRENCY: usize = 2;
 pub const DEFAULT_SWEEP_MIN_AGE: Duration = Duration::from_secs(3600);
 /// Parts per part-size step: the part size doubles after every this many.
 const PARTS_PER_STEP: usize = 1000;
+/// S3's minimum size of every part but the last.
+pub const MIN_PART_SIZE: usize = 5 << 20;
+/// S3's maximum number of parts of one multipart upload.
+const MAX_PARTS: usize = 10_000;
 /// Buffers queued per digest lane.
 const DIGEST_DEPTH: usize = 2;
 /// Connect timeout: an unreachable endpoint fails fast.
@@ -215,7 +237,7 @@ impl S3BlobStore {
     /// raised) and how many parts one put uploads at once (at least 1).
     #[must_use]
     pub fn with_parts(mut self, part_size: usize, concurrency: usize) -> Self {
-        self.part_size = part_size.max(5 << 20);
+        self.part_size = part_size.max(MIN_PART_SIZE);
         self.concurrency = concurrency.max(1);
         self
     }
@@ -450,16 +472,12 @@ impl S3BlobStore {
         if guard.upload.is_none() {
             // Everything fit in one part: a single atomic PUT.
             let lane = digests.update(last.clone()).await;
-            let (sha1, md5_base64) = finish_digests(&mut digests, lane).await?;
+            let values = finish_digests(&mut digests, lane).await?;
             self.s3
                 .put_opts(path, PutPayload::from(last), PutOptions::default())
                 .await
                 .map_err(|e| map_err(e, key))?;
-            return Ok(PutOutcome {
-                size,
-                sha1,
-                md5_base64,
-            });
+            return Ok(PutOutcome::of(size, values));
         }
         if !last.is_empty() {
             self.send_part(key, last, &digests, guard).await?;
@@ -467,17 +485,116 @@ impl S3BlobStore {
         while let Some(done) = guard.parts.join_next().await {
             part_result(done, key)?;
         }
-        let (sha1, md5_base64) = finish_digests(&mut digests, Ok(())).await?;
+        let values = finish_digests(&mut digests, Ok(())).await?;
         if let Some(upload) = guard.upload.as_mut() {
             upload.complete().await.map_err(|e| map_err(e, key))?;
         }
         // Completed: nothing to abort any more.
         guard.upload = None;
-        Ok(PutOutcome {
-            size,
-            sha1,
-            md5_base64,
-        })
+        Ok(PutOutcome::of(size, values))
+    }
+
+    /// How a chunk of `len` bytes is cut into parts: the sizes, each at
+    /// least the part size (or the whole chunk when it is smaller) and less
+    /// than twice it.
+    fn chunk_parts(&self, len: u64) -> Vec<u64> {
+        let target = self.part_size as u64;
+        let n = (len / target.max(1)).max(1);
+        let (base, extra) = (len / n, len % n);
+        (0..n).map(|i| base + u64::from(i < extra)).collect()
+    }
+
+    /// The body of one staged chunk into parts `first..`, hashed on the way.
+    async fn append_inner(
+        &self,
+        chunk: &StagedChunk<'_>,
+        path: &Path,
+        mut body: ByteStream,
+        digests: &StreamDigests,
+        parts: &mut JoinSet<(usize, object_store::Result<PartId>)>,
+    ) -> Result<Vec<String>, BlobError> {
+        let sizes = self.chunk_parts(chunk.len);
+        let first = chunk.parts.len();
+        if first + sizes.len() > MAX_PARTS {
+            return Err(BlobError::Io(std::io::Error::other(format!(
+                "staged upload {}: more than {MAX_PARTS} S3 parts (use bigger chunks)",
+                chunk.key
+            ))));
+        }
+        let mut done: Vec<Option<String>> = vec![None; sizes.len()];
+        let mut collect = |finished: (usize, object_store::Result<PartId>)| {
+            let (i, result) = finished;
+            let id = result.map_err(|e| map_err(e, chunk.key))?;
+            if let Some(slot) = done.get_mut(i - first) {
+                *slot = Some(id.content_id);
+            }
+            Ok::<(), BlobError>(())
+        };
+        let mut size: u64 = 0;
+        let mut part = 0usize;
+        let mut buf = BytesMut::new();
+        let want =
+            |part: usize| usize::try_from(sizes.get(part).copied().unwrap_or(0)).unwrap_or(0);
+        while let Some(item) = body.next().await {
+            let mut data = item.map_err(BlobError::Source)?;
+            size = size.saturating_add(data.len() as u64);
+            if size > chunk.len {
+                return Err(BlobError::TooLarge { limit: chunk.len });
+            }
+            while !data.is_empty() {
+                if buf.is_empty() {
+                    buf.reserve(want(part));
+                }
+                let take = data.len().min(want(part) - buf.len());
+                buf.extend_from_slice(&data.split_to(take));
+                if buf.len() == want(part) {
+                    let bytes = buf.split().freeze();
+                    if digests.update(bytes.clone()).await.is_err() {
+                        return Err(BlobError::Io(std::io::Error::other(
+                            "digest lane stopped unexpectedly",
+                        )));
+                    }
+                    while parts.len() >= self.concurrency {
+                        match parts.join_next().await {
+                            Some(finished) => collect(join_part(finished)?)?,
+                            None => break,
+                        }
+                    }
+                    let (s3, path, id, index) = (
+                        Arc::clone(&self.s3),
+                        path.clone(),
+                        chunk.handle.to_owned(),
+                        first + part,
+                    );
+                    parts.spawn(async move {
+                        let result = s3
+                            .put_part(&path, &id, index, PutPayload::from(bytes))
+                            .await;
+                        (index, result)
+                    });
+                    part += 1;
+                }
+            }
+            if let Some(finished) = parts.try_join_next() {
+                collect(join_part(finished)?)?;
+            }
+        }
+        if size < chunk.len {
+            return Err(BlobError::Source(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("the chunk ended after {size} of its {} bytes", chunk.len),
+            )));
+        }
+        while let Some(finished) = parts.join_next().await {
+            collect(join_part(finished)?)?;
+        }
+        done.into_iter()
+            .map(|id| {
+                id.ok_or_else(|| {
+                    BlobError::Io(std::io::Error::other("an S3 part upload went missing"))
+                })
+            })
+            .collect()
     }
 
     /// Hand `part` to the digest lanes and start its upload, first waiting
@@ -511,10 +628,20 @@ impl S3BlobStore {
     }
 }
 
+fn join_part(
+    done: Result<(usize, object_store::Result<PartId>), tokio::task::JoinError>,
+) -> Result<(usize, object_store::Result<PartId>), BlobError> {
+    done.map_err(|e| {
+        BlobError::Io(std::io::Error::other(format!(
+            "S3 part upload task failed: {e}"
+        )))
+    })
+}
+
 async fn finish_digests(
     digests: &mut StreamDigests,
     lane: Result<(), crate::lane::LaneStopped>,
-) -> Result<(String, String), BlobError> {
+) -> Result<DigestValues, BlobError> {
     let finished = digests.finish().await;
     match (lane, finished) {
         (_, Err(e)) => Err(BlobError::Io(e)),
@@ -700,7 +827,8 @@ impl BlobStore for S3BlobStore {
             let meta = item.map_err(|e| map_err(e, prefix))?;
             let full = meta.location.as_ref();
             if let Some(key) = full.strip_prefix(&strip) {
-                if key.starts_with(prefix) {
+                // Objects outside the key space (`lost+found/…`) are not ours to list.
+                if key.starts_with(prefix) && validate_key(key).is_ok() {
                     keys.push(key.to_owned());
                 }
             }
@@ -709,12 +837,133 @@ impl BlobStore for S3BlobStore {
         Ok(keys)
     }
 
+    async fn list_objects(&self, prefix: &str) -> Result<Vec<crate::ListedBlob>, BlobError> {
+        self.list_objects_impl(prefix).await
+    }
+
+    async fn move_to_lost_found(&self, key: &str) -> Result<String, BlobError> {
+        self.move_to_lost_found_impl(key).await
+    }
+
     async fn redirect_url(
         &self,
         key: &str,
         expires: Duration,
     ) -> Result<Option<String>, BlobError> {
         self.presigned_get_url(key, expires).await.map(Some)
+    }
+
+    fn staged_min_chunk(&self) -> u64 {
+        MIN_PART_SIZE as u64
+    }
+
+    async fn staged_create(&self, key: &str) -> Result<String, BlobError> {
+        if !key.ends_with(STAGED_KEY_SUFFIX) {
+            return Err(BlobError::InvalidKey(key.to_owned()));
+        }
+        let path = self.path_for(key)?;
+        self.s3
+            .create_multipart(&path)
+            .await
+            .map_err(|e| map_err(e, key))
+    }
+
+    async fn staged_append(
+        &self,
+        chunk: StagedChunk<'_>,
+        body: ByteStream,
+    ) -> Result<StagedProgress, BlobError> {
+        let path = self.path_for(chunk.key)?;
+        if chunk.len < MIN_PART_SIZE as u64 && !chunk.last {
+            return Err(BlobError::Io(std::io::Error::other(format!(
+                "a chunk other than the last must be at least {MIN_PART_SIZE} bytes on S3"
+            ))));
+        }
+        let mut digests = StreamDigests::resume(DIGEST_DEPTH, chunk.digests.clone());
+        let mut parts = JoinSet::new();
+        let appended = self
+            .append_inner(&chunk, &path, body, &digests, &mut parts)
+            .await;
+        // Cancel part uploads still in flight on failure (their parts are
+        // overwritten by the next attempt, or dropped at completion).
+        parts.shutdown().await;
+        let new_parts = appended?;
+        let digests = match digests.finish_state().await {
+            Ok(d) => d,
+            Err(e) => return Err(BlobError::Io(e)),
+        };
+        Ok(StagedProgress { digests, new_parts })
+    }
+
+    async fn staged_commit(
+        &self,
+        key: &str,
+        handle: &str,
+        parts: &[String],
+        size: u64,
+    ) -> Result<(), BlobError> {
+        let path = self.path_for(key)?;
+        if parts.is_empty() {
+            return Err(BlobError::Io(std::io::Error::other(format!(
+                "staged upload {key} has no parts to commit"
+            ))));
+        }
+        let ids = parts
+            .iter()
+            .map(|p| PartId {
+                content_id: p.clone(),
+            })
+            .collect();
+        self.s3
+            .complete_multipart(&path, &handle.to_owned(), ids)
+            .await
+            .map_err(|e| map_err(e, key))?;
+        let meta = self.s3.head(&path).await.map_err(|e| map_err(e, key))?;
+        if meta.size != size {
+            // Never leave an object whose size the caller did not expect.
+            let _ = self.s3.delete(&path).await;
+            return Err(BlobError::Io(std::io::Error::other(format!(
+                "staged upload {key} completed with {} bytes, expected {size}",
+                meta.size
+            ))));
+        }
+        Ok(())
+    }
+
+    async fn staged_abort(&self, key: &str, handle: &str) -> Result<(), BlobError> {
+        let path = self.path_for(key)?;
+        match self.s3.abort_multipart(&path, &handle.to_owned()).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => match map_err(e, key) {
+                BlobError::NotFound(_) => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn staged_leftovers(&self, older_than: Duration) -> Result<Vec<StagedRef>, BlobError> {
+        let uploads = match self.pending_uploads().await {
+            Ok(uploads) => uploads,
+            Err(BlobError::Unavailable(e)) => return Err(BlobError::Unavailable(e)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list S3 multipart uploads; rely on a lifecycle rule");
+                return Ok(Vec::new());
+            }
+        };
+        let now = chrono::Utc::now();
+        let min_age = chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
+        Ok(uploads
+            .into_iter()
+            .filter(|u| u.key.ends_with(STAGED_KEY_SUFFIX))
+            .filter(|u| match u.initiated {
+                Some(at) => now.signed_duration_since(at) >= min_age,
+                None => older_than.is_zero(),
+            })
+            .map(|u| StagedRef {
+                key: u.key,
+                handle: u.upload_id,
+            })
+            .collect())
     }
 
     /// Aborts the incomplete multipart uploads under the prefix that are
@@ -733,7 +982,11 @@ impl BlobStore for S3BlobStore {
         let min_age =
             chrono::Duration::from_std(self.sweep_min_age).unwrap_or(chrono::Duration::MAX);
         let mut removed = 0;
-        for upload in uploads {
+        // Staged uploads belong to upload sessions, which outlive restarts.
+        for upload in uploads
+            .into_iter()
+            .filter(|u| !u.key.ends_with(STAGED_KEY_SUFFIX))
+        {
             let old_enough = match upload.initiated {
                 Some(at) => now.signed_duration_since(at) >= min_age,
                 None => self.sweep_min_age.is_zero(),
@@ -908,5 +1161,6 @@ fn parse_list_uploads(xml: &str) -> UploadsPage {
     page
 }
 
+mod aside;
 #[cfg(test)]
 mod tests;

@@ -16,11 +16,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use crate::{digest, BlobError, BlobStore, ByteStream};
+use crate::{digest, BlobError, BlobStore, ByteStream, Digests, StagedChunk};
 
 /// How long a put fed by a never-ending stream may take to notice it must
 /// fail ("as soon as" the limit is exceeded).
 const PROMPT: Duration = Duration::from_secs(20);
+
+mod aside;
+pub use aside::list_objects_and_lost_found;
 
 /// Run every contract check, in order.
 pub async fn run_all(store: &dyn BlobStore) {
@@ -38,6 +41,10 @@ pub async fn run_all(store: &dyn BlobStore) {
     failing_source_leaves_nothing(store).await;
     invalid_keys_rejected(store).await;
     missing_is_not_found(store).await;
+    staged_round_trip_with_failed_attempts(store).await;
+    staged_chunk_length_is_exact(store).await;
+    staged_abort_and_leftovers(store).await;
+    aside::list_objects_and_lost_found(store).await;
     no_staging_leftovers(store).await;
 }
 
@@ -162,6 +169,10 @@ pub async fn known_digests(store: &dyn BlobStore) {
     assert_eq!(out.size, 3);
     assert_eq!(out.sha1, "a9993e364706816aba3e25717850c26c9cd0d89d");
     assert_eq!(out.md5_base64, "kAFQmDzST7DWlj99KOF/cg==");
+    assert_eq!(
+        out.sha256,
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
     ok(store.delete("suite/abc").await, "delete abc");
 }
 
@@ -196,6 +207,7 @@ pub async fn put_get_round_trip(store: &dyn BlobStore) {
     assert_eq!(out.size, data.len() as u64, "round trip size");
     assert_eq!(out.sha1, digest::sha1_hex(&data), "round trip sha1");
     assert_eq!(out.md5_base64, digest::md5_base64(&data), "round trip md5");
+    assert_eq!(out.sha256, digest::sha256_hex(&data), "round trip sha256");
     let read = ok(
         store.get_stream("suite/rt/file0", None).await,
         "round trip get",
@@ -466,6 +478,259 @@ pub async fn missing_is_not_found(store: &dyn BlobStore) {
         Err(e) => panic!("ranged get of missing key: expected NotFound, got {e:?}"),
         Ok(_) => panic!("ranged get of missing key: got an object"),
     }
+}
+
+/// One append of `data` at `offset` (the caller's record: `parts`, `digests`).
+#[allow(clippy::too_many_arguments)]
+async fn append(
+    store: &dyn BlobStore,
+    key: &str,
+    handle: &str,
+    offset: u64,
+    parts: &[String],
+    digests: &Digests,
+    body: ByteStream,
+    len: u64,
+    last: bool,
+) -> Result<crate::StagedProgress, BlobError> {
+    // Round-trip the digests through their saved form, as sessions do.
+    let digests = ok(Digests::from_state(&digests.to_state()), "restore digests");
+    store
+        .staged_append(
+            StagedChunk {
+                key,
+                handle,
+                offset,
+                len,
+                parts,
+                last,
+                digests,
+            },
+            body,
+        )
+        .await
+}
+
+/// A staged upload in three chunks, with a failed attempt (the client went
+/// away mid-chunk) before the second chunk succeeds: the committed object
+/// holds exactly the chunks, and the running digests carried from chunk to
+/// chunk (through their saved form) are those of the whole object. Nothing
+/// is visible before the commit; the staged data is gone after it.
+pub async fn staged_round_trip_with_failed_attempts(store: &dyn BlobStore) {
+    let key = "suite/staged/file0-staged";
+    let min = store.staged_min_chunk().max((1 << 20) + 3);
+    let lens = [min + 12_345, min, 777];
+    let total: u64 = lens.iter().sum();
+    let data = random_bytes(usize::try_from(total).unwrap_or(0), 21);
+    let handle = ok(store.staged_create(key).await, "staged_create");
+    assert_absent(store, key, "staged, before commit").await;
+    let mut parts: Vec<String> = Vec::new();
+    let mut digests = Digests::new();
+    let mut offset = 0u64;
+    for (i, len) in lens.iter().copied().enumerate() {
+        let range =
+            usize::try_from(offset).unwrap_or(0)..usize::try_from(offset + len).unwrap_or(0);
+        let last = i + 1 == lens.len();
+        if i == 1 {
+            // A first attempt that breaks off half-way.
+            let half = range.start..range.start + range.len() / 2;
+            let failed = append(
+                store,
+                key,
+                &handle,
+                offset,
+                &parts,
+                &digests,
+                chunked_then_error(data.slice(half)),
+                len,
+                last,
+            )
+            .await;
+            assert!(
+                matches!(failed, Err(BlobError::Source(_))),
+                "staged: broken chunk: expected Source, got {failed:?}"
+            );
+            // And one whose bytes differ: overwritten by the retry below.
+            let wrong = random_bytes(range.len(), 99);
+            let _ = append(
+                store,
+                key,
+                &handle,
+                offset,
+                &parts,
+                &digests,
+                chunked_then_error(wrong.slice(..range.len() - 1)),
+                len,
+                last,
+            )
+            .await;
+        }
+        let done = ok(
+            append(
+                store,
+                key,
+                &handle,
+                offset,
+                &parts,
+                &digests,
+                chunked(data.slice(range), &ODD_SIZES),
+                len,
+                last,
+            )
+            .await,
+            &format!("staged chunk {i}"),
+        );
+        parts.extend(done.new_parts);
+        digests = done.digests;
+        offset += len;
+        assert_absent(store, key, "staged, before commit").await;
+    }
+    let values = digests.values();
+    assert_eq!(values.sha1, digest::sha1_hex(&data), "staged sha1");
+    assert_eq!(values.md5_base64, digest::md5_base64(&data), "staged md5");
+    assert_eq!(values.sha256, digest::sha256_hex(&data), "staged sha256");
+    // A sweep at start-up does not touch staged uploads.
+    ok(store.sweep_staging().await, "sweep_staging");
+    ok(
+        store.staged_commit(key, &handle, &parts, total).await,
+        "staged_commit",
+    );
+    assert_content(store, key, &data, "staged, committed").await;
+    assert_eq!(ok(store.stat(key).await, "stat staged").size, total);
+    let leftovers = ok(
+        store.staged_leftovers(Duration::ZERO).await,
+        "staged_leftovers",
+    );
+    assert!(
+        !leftovers.iter().any(|l| l.handle == handle),
+        "a committed upload is no leftover: {leftovers:?}"
+    );
+    // Aborting a committed upload leaves the object alone.
+    ok(store.staged_abort(key, &handle).await, "abort after commit");
+    assert_content(store, key, &data, "staged, after abort").await;
+    ok(store.delete(key).await, "delete staged");
+}
+
+/// A chunk body shorter than its length fails with `Source`
+/// (`UnexpectedEof`), a longer one with `TooLarge`; neither moves the
+/// upload, and a correct retry then succeeds.
+pub async fn staged_chunk_length_is_exact(store: &dyn BlobStore) {
+    let key = "suite/staged/exact-staged";
+    let data = random_bytes(4099, 22);
+    let handle = ok(store.staged_create(key).await, "staged_create");
+    let digests = Digests::new();
+    let short = append(
+        store,
+        key,
+        &handle,
+        0,
+        &[],
+        &digests,
+        chunked(data.slice(..4000), &[999]),
+        4099,
+        true,
+    )
+    .await;
+    match short {
+        Err(BlobError::Source(e)) => assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof),
+        other => panic!("short chunk: expected Source(UnexpectedEof), got {other:?}"),
+    }
+    let long = append(
+        store,
+        key,
+        &handle,
+        0,
+        &[],
+        &digests,
+        chunked(data.clone(), &[999]),
+        4000,
+        true,
+    )
+    .await;
+    assert!(
+        matches!(long, Err(BlobError::TooLarge { limit: 4000 })),
+        "long chunk: expected TooLarge, got {long:?}"
+    );
+    let done = ok(
+        append(
+            store,
+            key,
+            &handle,
+            0,
+            &[],
+            &digests,
+            chunked(data.clone(), &[999]),
+            4099,
+            true,
+        )
+        .await,
+        "exact chunk",
+    );
+    ok(
+        store
+            .staged_commit(key, &handle, &done.new_parts, 4099)
+            .await,
+        "commit exact",
+    );
+    assert_content(store, key, &data, "exact").await;
+    ok(store.delete(key).await, "delete exact");
+}
+
+/// An aborted staged upload leaves nothing; a live one is listed by
+/// `staged_leftovers` (age 0) until aborted; a missing upload is NotFound.
+pub async fn staged_abort_and_leftovers(store: &dyn BlobStore) {
+    let key = "suite/staged/aborted-staged";
+    let bad = store.staged_create("suite/staged/no-suffix").await;
+    assert!(
+        matches!(bad, Err(BlobError::InvalidKey(_))),
+        "staged key without the suffix: expected InvalidKey, got {bad:?}"
+    );
+    let handle = ok(store.staged_create(key).await, "staged_create");
+    let data = random_bytes(1000, 23);
+    let done = ok(
+        append(
+            store,
+            key,
+            &handle,
+            0,
+            &[],
+            &Digests::new(),
+            chunked(data, &[100]),
+            1000,
+            true,
+        )
+        .await,
+        "append",
+    );
+    let listed = ok(store.staged_leftovers(Duration::ZERO).await, "leftovers");
+    if !listed.is_empty() {
+        // (A server that cannot list multipart uploads lists nothing.)
+        assert!(
+            listed.iter().any(|l| l.handle == handle),
+            "live staged upload not listed: {listed:?}"
+        );
+    }
+    let young = ok(
+        store.staged_leftovers(Duration::from_secs(3600)).await,
+        "leftovers (1 h)",
+    );
+    assert!(
+        !young.iter().any(|l| l.handle == handle),
+        "a fresh upload is not an hour old: {young:?}"
+    );
+    ok(store.staged_abort(key, &handle).await, "abort");
+    ok(store.staged_abort(key, &handle).await, "abort again");
+    assert_absent(store, key, "after abort").await;
+    let listed = ok(store.staged_leftovers(Duration::ZERO).await, "leftovers");
+    assert!(
+        !listed.iter().any(|l| l.handle == handle),
+        "aborted upload still listed: {listed:?}"
+    );
+    let gone = store
+        .staged_commit(key, &handle, &done.new_parts, 1000)
+        .await;
+    assert!(gone.is_err(), "commit of an aborted upload: {gone:?}");
+    assert_absent(store, key, "after commit of aborted").await;
 }
 
 /// After all the failed puts above, no staging data remains (the sweep

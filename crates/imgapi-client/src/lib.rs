@@ -5,7 +5,10 @@
 //! Errors carry the server's restCode ([`ClientError::Api`]). File transfers
 //! stream from and to disk and report progress through
 //! [`progress::Reporter`]; downloads resume with `Range` and are verified
-//! against the manifest's size and SHA-1 before they appear at their path.
+//! against the manifest's size and SHA-1 (and the SHA-256 of the server's
+//! `Repr-Digest` header, when it sends one) before they appear at their
+//! path. Big uploads can go through resumable upload sessions (an IMGAPI
+//! extension; [`Client::add_image_file_resumable`]).
 //!
 //! Requests are signed with HTTP Signature when a [`Signer`] is set
 //! ([`Client::with_signer`]).
@@ -18,6 +21,7 @@
 pub mod agent;
 pub mod error;
 pub mod progress;
+mod resumable;
 pub mod signing;
 
 use std::path::{Path, PathBuf};
@@ -33,8 +37,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
 pub use error::ClientError;
-pub use imgapi_types::FieldError;
+pub use imgapi_types::{FieldError, UploadSessionBody};
 pub use progress::Reporter;
+pub use resumable::{ResumableOptions, DEFAULT_UPLOAD_CHUNK};
 pub use signing::Signer;
 
 /// Attempts for idempotent requests (connection errors and 503).
@@ -643,19 +648,21 @@ impl Client {
             already = 0;
         }
 
-        let mut hasher = Sha1::new();
+        let mut hasher = Hashers::default();
+        let mut repr_sha256 = None;
         if already == info.size && already > 0 {
-            hash_file(&part, &mut hasher).await?;
+            hash_file_all(&part, &mut hasher).await?;
             if let Some(r) = reporter {
                 r.on_start(Some(info.size), already);
             }
         } else {
-            self.download_resuming(uuid, &info, &part, already, &mut hasher, reporter)
+            repr_sha256 = self
+                .download_resuming(uuid, &info, &part, already, &mut hasher, reporter)
                 .await?;
         }
 
         let size = tokio::fs::metadata(&part).await?.len();
-        let sha1 = hex::encode(hasher.finalize());
+        let (sha1, sha256) = hasher.finish();
         if size != info.size {
             let _ = tokio::fs::remove_file(&part).await;
             return Err(ClientError::Integrity {
@@ -670,6 +677,13 @@ impl Client {
                 actual: sha1,
             });
         }
+        if let Some(want) = repr_sha256.filter(|want| *want != sha256) {
+            let _ = tokio::fs::remove_file(&part).await;
+            return Err(ClientError::Integrity {
+                expected: format!("sha256 {want} (Repr-Digest)"),
+                actual: format!("sha256 {sha256}"),
+            });
+        }
         tokio::fs::rename(&part, dest).await?;
         if let Some(r) = reporter {
             r.on_complete();
@@ -680,16 +694,18 @@ impl Client {
     /// Download the rest of the file into `part` (which holds `already`
     /// bytes), appending and hashing. A connection lost mid-body is resumed
     /// with `Range` from the last byte written; it gives up after
-    /// [`ATTEMPTS`] attempts in a row that bring no new byte.
+    /// [`ATTEMPTS`] attempts in a row that bring no new byte. Returns the
+    /// whole file's SHA-256 (hex) from the last response's `Repr-Digest`
+    /// (or `Digest`) header, when the server sent one.
     async fn download_resuming(
         &self,
         uuid: &Uuid,
         info: &FileInfo,
         part: &Path,
         mut already: u64,
-        hasher: &mut Sha1,
+        hasher: &mut Hashers,
         reporter: Option<&dyn Reporter>,
-    ) -> Result<(), ClientError> {
+    ) -> Result<Option<String>, ClientError> {
         let url = self.url(&format!("/images/{uuid}/file"), &[])?;
         let mut hashed_prefix = false;
         let mut started = false;
@@ -709,9 +725,10 @@ impl Client {
                 })
                 .await?;
             let resp = Self::check(resp).await?;
+            let repr_sha256 = repr_digest_sha256(resp.headers());
             let mut out = if resp.status() == StatusCode::PARTIAL_CONTENT && from > 0 {
                 if !hashed_prefix {
-                    hash_file(part, hasher).await?;
+                    hash_file_all(part, hasher).await?;
                     hashed_prefix = true;
                 }
                 tokio::fs::OpenOptions::new()
@@ -720,7 +737,7 @@ impl Client {
                     .await?
             } else {
                 // The whole file again (no range support, or it changed).
-                *hasher = Sha1::new();
+                *hasher = Hashers::default();
                 hashed_prefix = true;
                 already = 0;
                 tokio::fs::File::create(part).await?
@@ -750,9 +767,9 @@ impl Client {
             out.sync_all().await?;
             drop(out);
             match outcome {
-                Ok(()) => return Ok(()),
-                // Every byte arrived; the size and sha1 checks decide.
-                Err(_) if already >= info.size => return Ok(()),
+                Ok(()) => return Ok(repr_sha256),
+                // Every byte arrived; the size and digest checks decide.
+                Err(_) if already >= info.size => return Ok(repr_sha256),
                 Err(e) => {
                     if already > from {
                         fruitless = 0;
@@ -782,6 +799,81 @@ pub fn part_path(dest: &Path) -> PathBuf {
     let mut s = dest.as_os_str().to_owned();
     s.push(".part");
     PathBuf::from(s)
+}
+
+/// SHA-1 and SHA-256 of a download, computed together.
+#[derive(Default, Clone)]
+pub(crate) struct Hashers {
+    sha1: Sha1,
+    sha256: sha2::Sha256,
+}
+
+impl Hashers {
+    pub(crate) fn update(&mut self, data: &[u8]) {
+        self.sha1.update(data);
+        self.sha256.update(data);
+    }
+
+    /// `(sha1 hex, sha256 hex)`.
+    pub(crate) fn finish(self) -> (String, String) {
+        (
+            hex::encode(self.sha1.finalize()),
+            hex::encode(self.sha256.finalize()),
+        )
+    }
+}
+
+/// The SHA-256 (lower-case hex) a response announces for the whole
+/// representation: RFC 9530 `Repr-Digest: sha-256=:<base64>:`, else RFC
+/// 3230 `Digest: SHA-256=<base64>`. `None` when absent or malformed.
+pub fn repr_digest_sha256(headers: &header::HeaderMap) -> Option<String> {
+    use base64::Engine as _;
+    let decode = |b64: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .ok()
+            .filter(|b| b.len() == 32)
+            .map(hex::encode)
+    };
+    let from_repr = headers
+        .get_all("repr-digest")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|member| {
+            let (key, value) = member.split_once('=')?;
+            if !key.trim().eq_ignore_ascii_case("sha-256") {
+                return None;
+            }
+            let value = value.trim();
+            decode(value.strip_prefix(':')?.strip_suffix(':')?)
+        });
+    from_repr.or_else(|| {
+        headers
+            .get_all("digest")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .find_map(|member| {
+                let (key, value) = member.split_once('=')?;
+                key.trim()
+                    .eq_ignore_ascii_case("sha-256")
+                    .then(|| decode(value))
+                    .flatten()
+            })
+    })
+}
+
+async fn hash_file_all(path: &Path, hasher: &mut Hashers) -> Result<(), ClientError> {
+    let mut f = tokio::fs::File::open(path).await?;
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = f.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        hasher.update(&buf[..n]);
+    }
 }
 
 async fn hash_file(path: &Path, hasher: &mut Sha1) -> Result<(), ClientError> {

@@ -745,6 +745,7 @@ mod tests {
             compression: "gzip".into(),
             dataset_guid: None,
             content_md5: "md5".into(),
+            sha256: None,
             mtime: "2013-01-08T20:21:17.932Z".into(),
             stor: "local".into(),
             digest: None,

@@ -443,6 +443,7 @@ mod tests {
                 compression: compression.into(),
                 dataset_guid: guid,
                 content_md5: String::new(),
+                sha256: None,
                 mtime: String::new(),
                 stor: "local".into(),
                 digest: None,

@@ -11,7 +11,8 @@ pub struct SerializeOptions {
     pub mode: Mode,
     /// Accept-Version ≥ 2 (api.md §1.3): include `channels`.
     pub channels: bool,
-    /// `inclAdminFields=true`: include `files[].stor`.
+    /// `inclAdminFields=true`: include `files[].stor` and, when known,
+    /// `files[].sha256` (an extension, docs/uploads.md).
     pub admin_fields: bool,
 }
 
@@ -67,6 +68,9 @@ pub fn api_object(img: &ImageRecord, opts: SerializeOptions) -> Map<String, Valu
             }
             if opts.admin_fields {
                 fm.insert("stor".into(), Value::String(f.stor.clone()));
+                if let Some(sha256) = &f.sha256 {
+                    fm.insert("sha256".into(), Value::String(sha256.clone()));
+                }
             }
             Value::Object(fm)
         })

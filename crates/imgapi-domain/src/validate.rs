@@ -577,6 +577,7 @@ fn check_file_entry(entry: &Value, errs: &mut Vec<FieldError>) {
     for key in [
         "dataset_guid",
         "contentMD5",
+        "sha256",
         "mtime",
         "stor",
         "digest",

@@ -18,11 +18,15 @@ pub mod postgres;
 pub mod sqlite;
 #[cfg(any(test, feature = "testing"))]
 pub mod testsuite;
+mod uploads;
+mod usage;
 
 pub use error::MetaError;
 pub use jobs::{JobExecution, JobLease, JobRecord};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use uploads::{UploadLease, UploadSession};
+pub use usage::{BillingTagUsage, OwnerUsage, Usage};
 
 /// Optimistic-concurrency token: changes on every successful write.
 pub type Revision = i64;
@@ -77,6 +81,14 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Number of records per state, for AdminGetState and metrics.
     async fn count_by_state(&self) -> Result<Vec<(String, u64)>, MetaError>;
 
+    /// Storage usage per owner and per (owner, billing tag), of one owner
+    /// or of all: aggregate queries in one read snapshot (see [`Usage`]).
+    async fn usage(&self, owner: Option<Uuid>) -> Result<Usage, MetaError>;
+
+    /// Number of jobs per `execution` (metrics); executions without jobs
+    /// are absent.
+    async fn count_jobs_by_execution(&self) -> Result<Vec<(String, u64)>, MetaError>;
+
     /// Cheap health check (Ping, readiness).
     async fn ping(&self) -> Result<(), MetaError>;
 
@@ -123,6 +135,63 @@ pub trait MetaStore: Send + Sync + 'static {
     /// shutdown), so that another instance can claim them at once. Returns
     /// how many were released.
     async fn release_jobs(&self, owner: &str) -> Result<u64, MetaError>;
+
+    // -- Upload sessions (see [`UploadSession`]) --------------------------
+
+    /// Insert a new session. `MetaError::AlreadyExists` if the id is taken.
+    async fn insert_upload(&self, upload: &UploadSession) -> Result<(), MetaError>;
+
+    /// The session with this id, or `None`.
+    async fn get_upload(&self, id: Uuid) -> Result<Option<UploadSession>, MetaError>;
+
+    /// Give `owner` the lease of session `id` until `expires_ms`, if its
+    /// lease is absent or expired at `now_ms`. Returns the session as it is
+    /// now; `Ok(None)` when it is gone or leased by someone else. Of several
+    /// callers claiming at once exactly one succeeds.
+    async fn claim_upload(
+        &self,
+        id: Uuid,
+        owner: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<Option<UploadSession>, MetaError>;
+
+    /// Move `owner`'s lease of session `id` to `expires_ms`; `Ok(false)` if
+    /// `owner` does not hold it (any more).
+    async fn renew_upload(&self, id: Uuid, owner: &str, expires_ms: i64)
+        -> Result<bool, MetaError>;
+
+    /// Record progress: write `upload`'s offset, size, parts, digests and
+    /// expiry and end the lease, if `owner` holds the lease and the stored
+    /// offset is still `from_offset`. `Ok(false)` otherwise (lease lost,
+    /// session gone): the caller's chunk is not recorded.
+    async fn advance_upload(
+        &self,
+        upload: &UploadSession,
+        owner: &str,
+        from_offset: u64,
+    ) -> Result<bool, MetaError>;
+
+    /// End `owner`'s lease of session `id` (if it holds it).
+    async fn release_upload(&self, id: Uuid, owner: &str) -> Result<bool, MetaError>;
+
+    /// Delete session `id`; `Ok(false)` if it did not exist.
+    async fn delete_upload(&self, id: Uuid) -> Result<bool, MetaError>;
+
+    /// Delete session `id` only if it expired before `now_ms` and no live
+    /// lease (at `now_ms`) is held on it; `Ok(true)` if deleted.
+    async fn delete_expired_upload(&self, id: Uuid, now_ms: i64) -> Result<bool, MetaError>;
+
+    /// Up to `limit` sessions that expired before `now_ms`, oldest expiry first.
+    async fn expired_uploads(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<UploadSession>, MetaError>;
+
+    /// The backend handles of every session (to tell staged data whose
+    /// session is gone from live sessions').
+    async fn upload_handles(&self) -> Result<Vec<String>, MetaError>;
 
     /// Claim the oldest claimable job for `owner` ([`claimable_jobs`] then
     /// [`claim_job`] until one succeeds).

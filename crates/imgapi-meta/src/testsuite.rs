@@ -15,7 +15,15 @@ use imgapi_domain::{IconRecord, ImageFile, ImageRecord, ImageState};
 use serde_json::{json, Map, Number, Value};
 use uuid::Uuid;
 
-use crate::{JobExecution, JobLease, JobRecord, MetaError, MetaStore, StoredImage};
+use crate::{
+    JobExecution, JobLease, JobRecord, MetaError, MetaStore, StoredImage, UploadLease,
+    UploadSession,
+};
+
+mod usage;
+pub use usage::{
+    jobs_counted_by_execution, usage_is_one_snapshot, usage_per_owner_and_billing_tag,
+};
 
 /// Run every contract check against `store`.
 pub async fn run_all(store: &dyn MetaStore) {
@@ -41,6 +49,13 @@ pub async fn run_all(store: &dyn MetaStore) {
     jobs_claim_lease_and_release(store).await;
     jobs_concurrent_claims_one_wins(store).await;
     jobs_finished_are_not_claimable(store).await;
+    uploads_insert_get_delete(store).await;
+    uploads_lease_advance_release(store).await;
+    uploads_concurrent_claims_one_wins(store).await;
+    uploads_expiry(store).await;
+    usage_per_owner_and_billing_tag(store).await;
+    usage_is_one_snapshot(store).await;
+    jobs_counted_by_execution(store).await;
 }
 
 /// Every committed write moves the generation forward; reads do not.
@@ -130,6 +145,7 @@ pub fn rich_fixture(owner: Uuid) -> ImageRecord {
         compression: "gzip".into(),
         dataset_guid: Some("1234".into()),
         content_md5: "3tqHbeE6dVBFdi4r9BfX0Q==".into(),
+        sha256: Some("3a6eb0790f39ac87c94f3856b2dd2c5d110e6811602261a9a923d3bb23adc8b7".into()),
         mtime: "2020-02-03T04:05:06.000Z".into(),
         stor: "local".into(),
         digest: Some("sha256:abc".into()),
@@ -1121,4 +1137,251 @@ async fn futures_join_all<F: std::future::Future>(
     })
     .await;
     out.into_iter().flatten().collect()
+}
+
+// ---------------------------------------------------------------------------
+// Upload sessions
+
+/// A fresh session of a fresh image, expiring at `expires_ms`.
+pub fn upload_fixture(expires_ms: i64) -> UploadSession {
+    UploadSession {
+        id: Uuid::new_v4(),
+        image_uuid: Uuid::new_v4(),
+        compression: "gzip".into(),
+        sha1: Some("97f20b32c2016782257176fb58a35e5044f05840".into()),
+        dataset_guid: None,
+        stor: "local".into(),
+        blob_key: format!("images/a/{}-file0-staged", Uuid::new_v4()),
+        handle: Uuid::new_v4().simple().to_string(),
+        offset: 0,
+        size: None,
+        parts: vec![],
+        digests: "AQ==".into(),
+        created_ms: NOW,
+        expires_ms,
+        lease: None,
+    }
+}
+
+pub async fn uploads_insert_get_delete(store: &dyn MetaStore) {
+    let mut upload = upload_fixture(NOW + LEASE);
+    upload.size = Some(21_474_836_480);
+    upload.dataset_guid = Some("1234".into());
+    ok(store.insert_upload(&upload).await, "insert_upload");
+    assert!(
+        matches!(store.insert_upload(&upload).await, Err(MetaError::AlreadyExists(u)) if u == upload.id),
+        "inserting an upload id twice is AlreadyExists"
+    );
+    assert_eq!(
+        ok(store.get_upload(upload.id).await, "get_upload"),
+        Some(upload.clone()),
+        "round trip"
+    );
+    assert_eq!(
+        ok(store.get_upload(Uuid::new_v4()).await, "get_upload"),
+        None
+    );
+    let handles = ok(store.upload_handles().await, "upload_handles");
+    assert!(handles.contains(&upload.handle), "handle listed");
+    assert!(ok(store.delete_upload(upload.id).await, "delete_upload"));
+    assert!(!ok(
+        store.delete_upload(upload.id).await,
+        "delete_upload again"
+    ));
+    assert_eq!(ok(store.get_upload(upload.id).await, "get_upload"), None);
+    let handles = ok(store.upload_handles().await, "upload_handles");
+    assert!(!handles.contains(&upload.handle), "handle gone");
+}
+
+pub async fn uploads_lease_advance_release(store: &dyn MetaStore) {
+    let upload = upload_fixture(NOW + 10 * LEASE);
+    let (a_id, b_id) = (owner_name("ua"), owner_name("ub"));
+    ok(store.insert_upload(&upload).await, "insert_upload");
+
+    let a = ok(
+        store.claim_upload(upload.id, &a_id, NOW, NOW + LEASE).await,
+        "claim_upload",
+    )
+    .unwrap_or_else(|| panic!("a free upload can be claimed"));
+    assert_eq!(
+        a.lease,
+        Some(UploadLease {
+            owner: a_id.clone(),
+            expires_ms: NOW + LEASE
+        })
+    );
+    assert_eq!(
+        ok(
+            store
+                .claim_upload(upload.id, &b_id, NOW + 1, NOW + LEASE)
+                .await,
+            "claim_upload"
+        ),
+        None,
+        "a live lease cannot be taken"
+    );
+    assert!(ok(
+        store.renew_upload(upload.id, &a_id, NOW + 2 * LEASE).await,
+        "renew"
+    ));
+    assert!(!ok(
+        store.renew_upload(upload.id, &b_id, NOW + 3 * LEASE).await,
+        "renew by b"
+    ));
+
+    // A chunk: recorded by the holder, from the offset it started at.
+    let mut progressed = a.clone();
+    progressed.offset = 5 << 20;
+    progressed.size = Some(9 << 20);
+    progressed.parts = vec!["\"etag-1\"".into()];
+    progressed.digests = "AQID".into();
+    progressed.expires_ms = NOW + 20 * LEASE;
+    assert!(
+        !ok(
+            store.advance_upload(&progressed, &b_id, 0).await,
+            "advance by b"
+        ),
+        "not the lease holder"
+    );
+    assert!(
+        !ok(
+            store.advance_upload(&progressed, &a_id, 1).await,
+            "advance from 1"
+        ),
+        "not from the stored offset"
+    );
+    assert!(
+        ok(store.advance_upload(&progressed, &a_id, 0).await, "advance"),
+        "the lease holder, from the stored offset"
+    );
+    let got = ok(store.get_upload(upload.id).await, "get_upload")
+        .unwrap_or_else(|| panic!("upload still there"));
+    let mut want = progressed.clone();
+    want.lease = None;
+    assert_eq!(got, want, "advance records progress and ends the lease");
+    assert!(
+        !ok(
+            store.advance_upload(&progressed, &a_id, 0).await,
+            "advance again"
+        ),
+        "the lease ended with the advance"
+    );
+
+    // An expired lease can be taken over; release ends only one's own.
+    let b = ok(
+        store.claim_upload(upload.id, &b_id, NOW, NOW + LEASE).await,
+        "claim by b",
+    );
+    assert!(b.is_some(), "a free upload can be claimed again");
+    let a2 = ok(
+        store
+            .claim_upload(upload.id, &a_id, NOW + LEASE + 1, NOW + 2 * LEASE)
+            .await,
+        "claim after expiry",
+    );
+    assert!(a2.is_some(), "an expired lease can be taken over");
+    assert!(!ok(
+        store.release_upload(upload.id, &b_id).await,
+        "release by b"
+    ));
+    assert!(ok(
+        store.release_upload(upload.id, &a_id).await,
+        "release by a"
+    ));
+    let got = ok(store.get_upload(upload.id).await, "get_upload");
+    assert_eq!(got.and_then(|u| u.lease), None, "released");
+    assert!(ok(store.delete_upload(upload.id).await, "delete_upload"));
+    assert_eq!(
+        ok(
+            store.claim_upload(upload.id, &a_id, NOW, NOW + LEASE).await,
+            "claim gone"
+        ),
+        None,
+        "a deleted upload cannot be claimed"
+    );
+}
+
+pub async fn uploads_concurrent_claims_one_wins(store: &dyn MetaStore) {
+    let upload = upload_fixture(NOW + LEASE);
+    ok(store.insert_upload(&upload).await, "insert_upload");
+    let owners: Vec<String> = (0..8).map(|i| owner_name(&format!("uc{i}"))).collect();
+    let claims = owners
+        .iter()
+        .map(|o| store.claim_upload(upload.id, o, NOW, NOW + LEASE));
+    let results = futures_join_all(claims).await;
+    let won = results
+        .into_iter()
+        .filter(|r| matches!(r, Ok(Some(_))))
+        .count();
+    assert_eq!(won, 1, "exactly one concurrent claim wins");
+    ok(store.delete_upload(upload.id).await, "delete_upload");
+}
+
+pub async fn uploads_expiry(store: &dyn MetaStore) {
+    // Far in the past, so that other runs' sessions do not interfere with
+    // what "expired before" means for ours.
+    let t0 = 1_000_000;
+    let old = upload_fixture(t0);
+    let older = upload_fixture(t0 - 1);
+    let live = upload_fixture(NOW + LEASE);
+    let leased = upload_fixture(t0 + 1);
+    for u in [&old, &older, &live, &leased] {
+        ok(store.insert_upload(u).await, "insert_upload");
+    }
+    let holder = owner_name("ue");
+    assert!(ok(
+        store
+            .claim_upload(leased.id, &holder, t0, NOW + LEASE)
+            .await,
+        "claim"
+    )
+    .is_some());
+    let expired: Vec<Uuid> = ok(store.expired_uploads(NOW, 100_000).await, "expired_uploads")
+        .into_iter()
+        .map(|u| u.id)
+        .collect();
+    let ours: Vec<Uuid> = expired
+        .iter()
+        .copied()
+        .filter(|id| [old.id, older.id, live.id, leased.id].contains(id))
+        .collect();
+    assert_eq!(
+        ours,
+        vec![older.id, old.id, leased.id],
+        "expired sessions, oldest expiry first"
+    );
+    assert!(
+        !ok(
+            store.delete_expired_upload(live.id, NOW).await,
+            "delete live"
+        ),
+        "a live session is not deleted"
+    );
+    assert!(
+        !ok(
+            store.delete_expired_upload(leased.id, NOW).await,
+            "delete leased"
+        ),
+        "an expired session under a live lease is not deleted"
+    );
+    assert!(ok(
+        store.delete_expired_upload(old.id, NOW).await,
+        "delete expired"
+    ));
+    assert!(ok(
+        store.delete_expired_upload(older.id, NOW).await,
+        "delete expired"
+    ));
+    assert!(
+        ok(
+            store
+                .delete_expired_upload(leased.id, NOW + 2 * LEASE)
+                .await,
+            "after lease"
+        ),
+        "once its lease is over too"
+    );
+    assert_eq!(ok(store.get_upload(old.id).await, "get"), None);
+    assert!(ok(store.get_upload(live.id).await, "get").is_some());
+    ok(store.delete_upload(live.id).await, "delete_upload");
 }

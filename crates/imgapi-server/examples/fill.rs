@@ -74,6 +74,7 @@ fn record(i: u64, owners: u64) -> ImageRecord {
             compression: "gzip".into(),
             dataset_guid: None,
             content_md5: "1B2M2Y8AsgTpgAmY7PhCfg==".into(),
+            sha256: None,
             mtime: published,
             stor: "local".into(),
             digest: None,

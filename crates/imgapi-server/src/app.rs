@@ -30,6 +30,8 @@ pub struct AppState {
     pub export: Option<crate::service::export::ExportTarget>,
     pub hostname: String,
     pub started: Instant,
+    /// Prometheus registry (disabled for tools and with metrics off).
+    pub metrics: crate::telemetry::Metrics,
 }
 
 pub type App = Arc<AppState>;
@@ -67,6 +69,19 @@ pub enum StartupError {
 impl AppState {
     /// Open the stores named by the config and sweep upload leftovers.
     pub async fn open(config: Config) -> Result<App, StartupError> {
+        Self::open_inner(config, false).await
+    }
+
+    /// Open the stores named by the config for an admin command that runs
+    /// beside a server on the same configuration (`imgapi mirror`): no
+    /// staging sweep (it would remove the server's uploads in progress)
+    /// and no export target. No job runner runs unless the caller starts
+    /// one.
+    pub async fn open_for_tool(config: Config) -> Result<App, StartupError> {
+        Self::open_inner(config, true).await
+    }
+
+    async fn open_inner(config: Config, tool: bool) -> Result<App, StartupError> {
         let (auth_keys, stats) = crate::auth_keys::AuthKeys::load(
             config.auth_keys.clone(),
             config.auth_keys_dir.clone(),
@@ -100,15 +115,24 @@ impl AppState {
                 url: redact_password(&url),
                 source,
             })?;
-        let blobs = open_blobs(&config).await?;
-        let extra_blobs = open_extra_blobs(&config)?;
-        for extra in &extra_blobs {
+        let metrics = if !tool && (config.metrics_listen.is_some() || config.metrics_on_main) {
+            crate::telemetry::Metrics::new()
+        } else {
+            crate::telemetry::Metrics::disabled()
+        };
+        let meta = crate::telemetry::backend::meter_meta(meta, &metrics, &url);
+        let blobs = crate::telemetry::backend::meter_blobs(open_blobs(&config).await?, &metrics);
+        let extra_blobs: Vec<_> = open_extra_blobs(&config)?
+            .into_iter()
+            .map(|b| crate::telemetry::backend::meter_blobs(b, &metrics))
+            .collect();
+        for extra in extra_blobs.iter().filter(|_| !tool) {
             if let Err(e) = extra.sweep_staging().await {
                 tracing::warn!(error = %e, store = extra.kind(), "could not sweep staging area");
             }
         }
         let export = match &config.export {
-            Some(cfg) => Some(
+            Some(cfg) if !tool => Some(
                 crate::service::export::ExportTarget::open(cfg)
                     .await
                     .map_err(|source| StartupError::Blob {
@@ -116,12 +140,14 @@ impl AppState {
                         source,
                     })?,
             ),
-            None => None,
+            _ => None,
         };
-        match blobs.sweep_staging().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(removed = n, "swept interrupted uploads"),
-            Err(e) => tracing::warn!(error = %e, "could not sweep staging area"),
+        if !tool {
+            match blobs.sweep_staging().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "swept interrupted uploads"),
+                Err(e) => tracing::warn!(error = %e, "could not sweep staging area"),
+            }
         }
         let hostname = gethostname::gethostname().to_string_lossy().into_owned();
         Ok(Arc::new(AppState {
@@ -137,6 +163,7 @@ impl AppState {
             jobs: crate::service::jobs::Jobs::new(&hostname),
             hostname,
             started: Instant::now(),
+            metrics,
         }))
     }
 
@@ -239,7 +266,7 @@ pub(crate) async fn open_blobs(config: &Config) -> Result<Arc<dyn BlobStore>, St
 }
 
 /// The local second store of an S3 set-up, when asked for.
-fn open_extra_blobs(config: &Config) -> Result<Vec<Arc<dyn BlobStore>>, StartupError> {
+pub(crate) fn open_extra_blobs(config: &Config) -> Result<Vec<Arc<dyn BlobStore>>, StartupError> {
     match &config.storage {
         StorageConfig::S3 {
             local_secondary: true,

@@ -173,6 +173,16 @@ pub struct Config {
     pub dsapi: DsapiMode,
     /// ExportImage target; `None` = 503 StorageUnsupported.
     pub export: Option<ExportConfig>,
+    /// Resumable upload sessions untouched for this long are swept
+    /// (docs/uploads.md). Seconds.
+    pub upload_session_ttl_secs: u64,
+    /// Where `/metrics` (Prometheus text format) is served on a listener
+    /// of its own; `None` = nowhere but, with `metrics_on_main`, the API.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Also answer `GET /metrics` on the API listener.
+    pub metrics_on_main: bool,
+    /// Serve the read-only HTML catalog at `/catalog` (issue 8).
+    pub catalog: bool,
 }
 
 /// A documented configuration key.
@@ -210,6 +220,10 @@ pub const KEYS: &[KeyDoc] = &[
     KeyDoc { key: "shutdown_grace_secs", env: "IMGAPI_SHUTDOWN_GRACE_SECS", default: "30", doc: "On SIGTERM/SIGINT: stop accepting, let in-flight requests finish for at most this long." },
     KeyDoc { key: "dsapi", env: "IMGAPI_DSAPI", default: "redirect", doc: "Legacy DSAPI `/datasets` (api.md §6): `redirect` answers 301 to the matching `/images` URL (the original's behaviour); `serve` answers with v1 dataset manifests of the active public images and serves their files at `/datasets/<uuid>/<file>` (docs/dsapi.md)." },
     KeyDoc { key: "export", env: "IMGAPI_EXPORT", default: "(none)", doc: "Where ExportImage (`?action=export&manta_path=…`) writes an image's manifest and file: `kind = \"local\"` with `dir` (written under `<dir>/<manta_path>`), or `kind = \"s3\"` with `bucket`, optional `endpoint`, `region` (us-east-1), `prefix` (credentials as for `storage`). Absent = ExportImage answers 503 StorageUnsupported. In the environment: a JSON object." },
+    KeyDoc { key: "upload_session_ttl_secs", env: "IMGAPI_UPLOAD_SESSION_TTL_SECS", default: "86400", doc: "Resumable upload sessions (docs/uploads.md) that receive no chunk for this long expire: their staged bytes (part file or S3 multipart upload) and record are removed by a sweep that runs at start-up and every few minutes (every TTL/4, at most 5 min)." },
+    KeyDoc { key: "metrics_listen", env: "IMGAPI_METRICS_LISTEN", default: "127.0.0.1:9108", doc: "Address of a listener of its own serving `GET /metrics` (Prometheus text format, no authentication; docs/operating.md#monitoring). Empty = no metrics listener. Bind it to a private interface." },
+    KeyDoc { key: "metrics_on_main", env: "IMGAPI_METRICS_ON_MAIN", default: "false", doc: "Also answer `GET /metrics` on the API listener (`listen`), without authentication, for set-ups that scrape one port only. With neither this nor `metrics_listen`, no metrics are recorded." },
+    KeyDoc { key: "catalog", env: "IMGAPI_CATALOG", default: "true", doc: "Serve the read-only HTML catalog (`GET /catalog`, `GET /catalog/:uuid`): the images the caller may see, as ListImages and GetImage show them, with search, a page per image and download links. No JavaScript. `false` = both paths answer 404." },
     KeyDoc { key: "log_level", env: "IMGAPI_LOG_LEVEL", default: "info", doc: "Log filter (tracing `EnvFilter` syntax). Audit lines are logged at info." },
 ];
 
@@ -245,6 +259,10 @@ struct FileConfig {
     shutdown_grace_secs: Option<u64>,
     dsapi: Option<String>,
     export: Option<ExportConfig>,
+    upload_session_ttl_secs: Option<u64>,
+    metrics_listen: Option<String>,
+    metrics_on_main: Option<bool>,
+    catalog: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -289,6 +307,10 @@ impl Default for Config {
             shutdown_grace_secs: 30,
             dsapi: DsapiMode::Redirect,
             export: None,
+            upload_session_ttl_secs: 86_400,
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9108))),
+            metrics_on_main: false,
+            catalog: true,
         }
     }
 }
@@ -468,6 +490,26 @@ impl Config {
             layer.shutdown_grace_secs,
             "shutdown_grace_secs",
         )?;
+        set_positive(
+            &mut cfg.upload_session_ttl_secs,
+            layer.upload_session_ttl_secs,
+            "upload_session_ttl_secs",
+        )?;
+        if let Some(addr) = layer.metrics_listen {
+            cfg.metrics_listen = match addr.trim() {
+                "" => None,
+                a => Some(
+                    a.parse()
+                        .map_err(|e| invalid("metrics_listen", format!("{addr:?}: {e}")))?,
+                ),
+            };
+        }
+        if let Some(on) = layer.metrics_on_main {
+            cfg.metrics_on_main = on;
+        }
+        if let Some(on) = layer.catalog {
+            cfg.catalog = on;
+        }
         Ok(cfg)
     }
 
@@ -634,6 +676,33 @@ impl FileConfig {
             "shutdown_grace_secs",
             &mut self.shutdown_grace_secs,
         )?;
+        env_number(
+            &get,
+            "IMGAPI_UPLOAD_SESSION_TTL_SECS",
+            "upload_session_ttl_secs",
+            &mut self.upload_session_ttl_secs,
+        )?;
+        if let Some(v) = get("IMGAPI_METRICS_LISTEN") {
+            self.metrics_listen = Some(v);
+        }
+        if let Some(v) = get("IMGAPI_METRICS_ON_MAIN") {
+            let on = v.trim().parse().map_err(|_| {
+                invalid(
+                    "metrics_on_main",
+                    format!("IMGAPI_METRICS_ON_MAIN={v:?} is not true or false"),
+                )
+            })?;
+            self.metrics_on_main = Some(on);
+        }
+        if let Some(v) = get("IMGAPI_CATALOG") {
+            let on = v.trim().parse().map_err(|_| {
+                invalid(
+                    "catalog",
+                    format!("IMGAPI_CATALOG={v:?} is not true or false"),
+                )
+            })?;
+            self.catalog = Some(on);
+        }
         Ok(())
     }
 }
@@ -849,6 +918,34 @@ mod tests {
             matches!(cfg, Some(ref c) if c.remote.allow_private_addresses
             && c.datacenters.get("dc2").map(String::as_str) == Some("http://10.0.0.2"))
         );
+    }
+
+    #[test]
+    fn metrics_keys() {
+        let cfg = Config::default();
+        assert_eq!(
+            cfg.metrics_listen.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:9108")
+        );
+        assert!(!cfg.metrics_on_main);
+        let cfg = Config::from_toml("metrics_listen = \"\"\nmetrics_on_main = true\n");
+        assert!(matches!(cfg, Ok(ref c) if c.metrics_listen.is_none() && c.metrics_on_main));
+        let cfg = Config::from_toml("metrics_listen = \"0.0.0.0:9200\"\n");
+        assert!(matches!(cfg, Ok(ref c) if c.metrics_listen.map(|a| a.port()) == Some(9200)));
+        assert!(Config::from_toml("metrics_listen = \"nowhere\"\n").is_err());
+        let mut layer = FileConfig::default();
+        let env = |k: &str| match k {
+            "IMGAPI_METRICS_LISTEN" => Some(String::new()),
+            "IMGAPI_METRICS_ON_MAIN" => Some("true".to_string()),
+            _ => None,
+        };
+        assert!(layer.overlay_env(env).is_ok());
+        let cfg = Config::from_layer(layer).ok();
+        assert!(matches!(cfg, Some(ref c) if c.metrics_listen.is_none() && c.metrics_on_main));
+        let mut layer = FileConfig::default();
+        assert!(layer
+            .overlay_env(|k| (k == "IMGAPI_METRICS_ON_MAIN").then(|| "yes".to_string()))
+            .is_err());
     }
 
     #[test]

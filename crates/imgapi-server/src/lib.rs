@@ -4,13 +4,17 @@
 pub mod accounts;
 pub mod app;
 pub mod auth_keys;
+pub mod check;
 pub mod config;
 pub mod docs;
 pub mod http;
 pub mod migrate;
+pub mod mirror;
 pub mod serve;
 pub mod service;
+pub mod telemetry;
 pub mod tls;
+pub mod usage_cmd;
 
 use std::future::Future;
 
@@ -22,7 +26,8 @@ pub use config::Config;
 /// Serve the API on `listener` (HTTPS when the config names a certificate)
 /// until `shutdown` resolves; in-flight requests are allowed to finish.
 /// The job runner runs meanwhile; at shutdown its running jobs stop and
-/// their leases are released, for the next instance to resume them.
+/// their leases are released, for the next instance to resume them. The
+/// upload-session sweeper runs meanwhile too.
 pub async fn serve(
     app: App,
     listener: TcpListener,
@@ -34,7 +39,10 @@ pub async fn serve(
     };
     // Jobs (remote imports) run beside the API, and resume at start-up.
     let jobs = service::jobs::start(app.clone());
+    // Expired upload sessions are swept now and periodically.
+    let uploads = service::uploads::start_sweeper(app.clone());
     let served = serve::serve(app, listener, tls, shutdown).await;
+    uploads.stop();
     jobs.stop().await;
     served
 }

@@ -228,6 +228,10 @@ struct BlobRef<'a> {
     sha1: &'a str,
     /// Base64 MD5; empty when the record has none.
     md5: &'a str,
+    /// Hex SHA-256, when the record has one.
+    sha256: Option<&'a str>,
+    /// Index in `files` (`None`: the icon).
+    file_index: Option<usize>,
 }
 
 fn blob_refs(image: &ImageRecord) -> Vec<BlobRef<'_>> {
@@ -240,6 +244,8 @@ fn blob_refs(image: &ImageRecord) -> Vec<BlobRef<'_>> {
                 size: f.size,
                 sha1: &f.sha1,
                 md5: &f.content_md5,
+                sha256: f.sha256.as_deref(),
+                file_index: Some(i),
             });
         }
     }
@@ -251,6 +257,8 @@ fn blob_refs(image: &ImageRecord) -> Vec<BlobRef<'_>> {
                 size: icon.size,
                 sha1: &icon.sha1,
                 md5: &icon.content_md5,
+                sha256: None,
+                file_index: None,
             });
         }
     }
@@ -275,7 +283,7 @@ async fn migrate_one(
     image: &ImageRecord,
     opts: MigrateOptions,
 ) -> Result<Outcome, String> {
-    let wanted = restor(image, target.blobs.kind());
+    let mut wanted = restor(image, target.blobs.kind());
     let mut to_copy = Vec::new();
     for blob in blob_refs(image) {
         match target.blobs.stat(blob.key).await {
@@ -298,9 +306,15 @@ async fn migrate_one(
         if opts.dry_run {
             bytes += blob.size;
         } else {
-            bytes += copy_blob(source, target, blob).await?;
+            let sha256 = copy_blob(source, target, blob).await?;
+            bytes += blob.size;
+            // Files stored before SHA-256 was computed get it on the way.
+            if let Some(f) = blob.file_index.and_then(|i| wanted.files.get_mut(i)) {
+                f.sha256.get_or_insert(sha256);
+            }
         }
     }
+    let record_current = existing.as_ref().is_some_and(|s| s.image == wanted);
     if !opts.dry_run && !record_current {
         target
             .meta
@@ -311,9 +325,10 @@ async fn migrate_one(
     Ok(Outcome::Copied { bytes })
 }
 
-/// Stream one blob source → target and verify it; on a digest mismatch the
-/// target copy is deleted. Returns the bytes copied.
-async fn copy_blob(source: &Stores, target: &Stores, blob: &BlobRef<'_>) -> Result<u64, String> {
+/// Stream one blob source → target and verify it (size, SHA-1, and MD5 and
+/// SHA-256 when the record has them); on a mismatch the target copy is
+/// deleted. Returns the SHA-256 of the bytes copied.
+async fn copy_blob(source: &Stores, target: &Stores, blob: &BlobRef<'_>) -> Result<String, String> {
     let read = source
         .blobs
         .get_stream(blob.key, None)
@@ -336,6 +351,15 @@ async fn copy_blob(source: &Stores, target: &Stores, blob: &BlobRef<'_>) -> Resu
         Some(format!("sha1 {} (expected {})", put.sha1, blob.sha1))
     } else if !blob.md5.is_empty() && put.md5_base64 != blob.md5 {
         Some(format!("md5 {} (expected {})", put.md5_base64, blob.md5))
+    } else if blob
+        .sha256
+        .is_some_and(|s| !s.eq_ignore_ascii_case(&put.sha256))
+    {
+        Some(format!(
+            "sha256 {} (expected {})",
+            put.sha256,
+            blob.sha256.unwrap_or_default()
+        ))
     } else {
         None
     };
@@ -349,7 +373,7 @@ async fn copy_blob(source: &Stores, target: &Stores, blob: &BlobRef<'_>) -> Resu
             blob.what, blob.key
         ));
     }
-    Ok(put.size)
+    Ok(put.sha256)
 }
 
 fn human_bytes(n: u64) -> String {

@@ -2,6 +2,13 @@
 //! (excess connections get a clear 503 and are closed), a header-read
 //! timeout against slowloris clients, a header size limit, and graceful
 //! shutdown that lets in-flight requests finish.
+//!
+//! Shutdown: the listener is closed at once (new connections are refused),
+//! idle keep-alive connections are closed, and requests in flight may
+//! finish within `shutdown_grace`. Then every connection still open is
+//! cut: its task is aborted, which drops the request's future, so an
+//! upload in progress is abandoned the way a client disconnect abandons it
+//! (staging file removed, S3 multipart upload aborted, record untouched).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -14,6 +21,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 use crate::app::App;
 
@@ -49,8 +57,11 @@ pub async fn serve(
     let router = crate::http::app_router(app);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
+    // Connection tasks, to cut those still open when the grace period ends.
+    let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
+        while connections.try_join_next().is_some() {}
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -79,7 +90,7 @@ pub async fn serve(
             None => {
                 let conn = builder.serve_connection(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn);
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     if let Err(e) = conn.await {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
@@ -89,7 +100,7 @@ pub async fn serve(
             Some(acceptor) => {
                 let handshake_timeout = limits.tls_handshake_timeout;
                 let watcher = graceful.watcher();
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     let tls_stream = match tokio::time::timeout(
                         handshake_timeout,
                         acceptor.accept(stream),
@@ -119,7 +130,17 @@ pub async fn serve(
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(limits.shutdown_grace) => {
-            tracing::warn!("grace period over: closing the remaining connections");
+            while connections.try_join_next().is_some() {}
+            tracing::warn!(
+                connections = connections.len(),
+                "grace period over: cutting the remaining connections"
+            );
+            connections.abort_all();
+            // Let the aborted requests' clean-up run (drop guards, and the
+            // S3 multipart aborts they spawn) before the runtime goes away.
+            let cut = async { while connections.join_next().await.is_some() {} };
+            let _ = tokio::time::timeout(Duration::from_secs(5), cut).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
     Ok(())

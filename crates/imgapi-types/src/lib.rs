@@ -5,9 +5,11 @@
 
 pub mod error_body;
 pub mod error_code;
+pub mod uploads;
 
 pub use error_body::{ErrorBody, FieldCode, FieldError};
 pub use error_code::RestCode;
+pub use uploads::{UploadSessionBody, UPLOAD_OFFSET_HEADER};
 
 /// Owner given to imported images in public/private mode (api.md §1.4).
 pub const UNSET_OWNER_UUID: &str = "00000000-0000-0000-0000-000000000000";

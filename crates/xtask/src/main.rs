@@ -1,4 +1,5 @@
-//! `cargo run -p xtask -- gen-docs`: write docs/errors.md and docs/config.md.
+//! `cargo run -p xtask -- gen-docs`: write docs/errors.md, docs/config.md
+//! and docs/openapi.json.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,6 +20,10 @@ fn gen_docs() -> ExitCode {
     let files = [
         ("errors.md", imgapi_server::docs::errors_markdown()),
         ("config.md", imgapi_server::docs::config_markdown()),
+        (
+            "openapi.json",
+            imgapi_server::http::openapi::document_json(),
+        ),
     ];
     for (name, text) in files {
         let path = docs.join(name);

@@ -1,12 +1,19 @@
+use super::create::send_file;
 use super::{label, Ctx, Failure};
 use crate::cli::AddFileArgs;
 use crate::reporters::Bar;
 
 pub async fn run(ctx: &Ctx, args: AddFileArgs) -> Result<(), Failure> {
     let bar = Bar::new("Uploading");
-    let image = ctx
-        .client
-        .add_image_file(&args.uuid, &args.file, &args.compression, Some(&bar))
-        .await?;
+    let image = send_file(
+        ctx,
+        &args.uuid,
+        &args.file,
+        &args.compression,
+        None,
+        &args.resume,
+        &bar,
+    )
+    .await?;
     ctx.print_image(&format!("Added file to image {}", label(&image)), &image)
 }

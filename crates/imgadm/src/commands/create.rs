@@ -1,20 +1,20 @@
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use imgapi_client::{Reporter, ResumableOptions};
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::{label, Ctx, Failure};
-use crate::cli::CreateArgs;
+use crate::cli::{CreateArgs, ResumeArgs};
 use crate::reporters::Bar;
 
 pub async fn run(ctx: &Ctx, args: CreateArgs) -> Result<(), Failure> {
     let mut manifest = read_manifest(&args.manifest)?;
     let upload = match &args.file {
-        Some(file) => Some(Upload::prepare(
-            file,
-            args.compression.as_deref(),
-            &manifest,
-        )?),
+        Some(file) => Some(
+            Upload::prepare(file, args.compression.as_deref(), &manifest)?
+                .with_resume(args.resume.clone()),
+        ),
         None => None,
     };
     // CreateImage assigns the uuid and refuses one in the body; a manifest
@@ -65,6 +65,7 @@ pub(super) struct Upload<'a> {
     compression: String,
     /// `files[0].sha1` of the manifest: the server refuses other bytes.
     sha1: Option<String>,
+    resume: ResumeArgs,
 }
 
 impl<'a> Upload<'a> {
@@ -104,27 +105,35 @@ impl<'a> Upload<'a> {
             file,
             compression,
             sha1,
+            resume: ResumeArgs::default(),
         })
+    }
+
+    /// How to upload (a resumable session above a size, or one PUT).
+    pub(super) fn with_resume(mut self, resume: ResumeArgs) -> Upload<'a> {
+        self.resume = resume;
+        self
     }
 
     /// Upload, then activate; a failure names the step and says the image
     /// `uuid` (which was `done`: "created", "imported") is left unactivated.
     pub(super) async fn run(self, ctx: &Ctx, uuid: &Uuid, done: &str) -> Result<(), Failure> {
         let bar = Bar::new("Uploading");
-        ctx.client
-            .add_image_file_checked(
-                uuid,
-                self.file,
-                &self.compression,
-                self.sha1.as_deref(),
-                Some(&bar),
-            )
-            .await
-            .map_err(|e| {
-                Failure::from(e).context(format!(
-                    "image {uuid} was {done} but adding its file failed (left unactivated)"
-                ))
-            })?;
+        send_file(
+            ctx,
+            uuid,
+            self.file,
+            &self.compression,
+            self.sha1.as_deref(),
+            &self.resume,
+            &bar,
+        )
+        .await
+        .map_err(|e| {
+            Failure::from(e).context(format!(
+                "image {uuid} was {done} but adding its file failed (left unactivated)"
+            ))
+        })?;
         drop(bar);
         if !ctx.json {
             println!("Added file {}", self.file.display());
@@ -135,5 +144,70 @@ impl<'a> Upload<'a> {
             ))
         })?;
         ctx.print_image(&format!("Activated image {}", label(&image)), &image)
+    }
+}
+
+/// Upload `file` as image `uuid`'s file: through a resumable upload session
+/// when it is at least the threshold (and not `--no-resume`), resuming an
+/// unfinished one from an earlier run; else with one PUT. A server without
+/// sessions gets the PUT (the client library falls back by itself).
+pub(super) async fn send_file(
+    ctx: &Ctx,
+    uuid: &Uuid,
+    file: &Path,
+    compression: &str,
+    sha1: Option<&str>,
+    resume: &ResumeArgs,
+    bar: &Bar,
+) -> Result<Value, imgapi_client::ClientError> {
+    let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    if resume.no_resume || size < resume.resume_threshold {
+        return ctx
+            .client
+            .add_image_file_checked(uuid, file, compression, sha1, Some(bar))
+            .await;
+    }
+    let options = ResumableOptions {
+        chunk_size: resume.chunk_size.max(1),
+        state_dir: resume.upload_state_dir.clone().or_else(default_state_dir),
+        expected_sha1: sha1.map(str::to_string),
+    };
+    let note = ResumeNote { inner: bar, file };
+    ctx.client
+        .add_image_file_resumable_with(uuid, file, compression, &options, Some(&note))
+        .await
+}
+
+/// `<config dir>/uploads` (`$IMGADM_CONFIG_DIR`, else `~/.imgadm`).
+fn default_state_dir() -> Option<PathBuf> {
+    let given = std::env::var_os("IMGADM_CONFIG_DIR").map(PathBuf::from);
+    crate::profile::config_dir(given.as_deref()).map(|d| d.join("uploads"))
+}
+
+/// Says on stderr when an upload resumes (the server already has bytes),
+/// then forwards to the progress bar.
+struct ResumeNote<'a> {
+    inner: &'a dyn Reporter,
+    file: &'a Path,
+}
+
+impl Reporter for ResumeNote<'_> {
+    fn on_start(&self, total: Option<u64>, already: u64) {
+        if already > 0 {
+            let of = total.map_or_else(String::new, |t| format!(" of {t}"));
+            eprintln!(
+                "imgadm: resuming the upload of {} at byte {already}{of} (already on the server)",
+                self.file.display()
+            );
+        }
+        self.inner.on_start(total, already);
+    }
+
+    fn on_progress(&self, bytes: u64) {
+        self.inner.on_progress(bytes);
+    }
+
+    fn on_complete(&self) {
+        self.inner.on_complete();
     }
 }

@@ -2,7 +2,8 @@
 //! connection to one upstream server and watches the server→client direction:
 //! it counts the bytes it forwards, and can throttle them to a fixed rate,
 //! hold them (stop forwarding at a byte count until released) or cut the
-//! connection once after a byte count.
+//! connection once after a byte count. The client→server direction (uploads)
+//! is counted too, and can be throttled or cut once after a byte count.
 //!
 //! Byte counts are raw TCP payload (status lines and headers included) summed
 //! over all connections; for a file download that is the body plus well under
@@ -32,6 +33,14 @@ struct State {
     /// closed and the cut disarmed (`u64::MAX` = never).
     cut_at: u64,
     cuts: u64,
+    /// Bytes forwarded client→server, all connections.
+    up: u64,
+    /// Throttle for client→server bytes per second per connection; 0 = none.
+    up_rate: u64,
+    /// When `up` reaches this count the connection carrying that byte is
+    /// closed and the cut disarmed (`u64::MAX` = never).
+    up_cut_at: u64,
+    up_cuts: u64,
     /// Connections accepted / currently open.
     connections: u64,
     active: u64,
@@ -71,6 +80,10 @@ impl Proxy {
                 hold_at: u64::MAX,
                 cut_at: u64::MAX,
                 cuts: 0,
+                up: 0,
+                up_rate: 0,
+                up_cut_at: u64::MAX,
+                up_cuts: 0,
                 connections: 0,
                 active: 0,
             }),
@@ -123,6 +136,28 @@ impl Proxy {
     /// pass untouched).
     pub fn cut_once_at(&self, bytes: u64) {
         self.shared.with(|s| s.cut_at = bytes);
+    }
+
+    /// Once `bytes` more have been forwarded client→server (in total),
+    /// close the connection that carried the last of them (once).
+    pub fn cut_up_once_after(&self, bytes: u64) {
+        self.shared
+            .with(|s| s.up_cut_at = s.up.saturating_add(bytes));
+    }
+
+    /// Throttle client→server traffic to `bytes_per_sec` (0 = unthrottled).
+    pub fn set_up_rate(&self, bytes_per_sec: u64) {
+        self.shared.with(|s| s.up_rate = bytes_per_sec);
+    }
+
+    /// Bytes forwarded client→server so far.
+    pub fn up(&self) -> u64 {
+        self.shared.with(|s| s.up)
+    }
+
+    /// How many connections were cut in the client→server direction.
+    pub fn up_cuts(&self) -> u64 {
+        self.shared.with(|s| s.up_cuts)
     }
 
     /// Bytes forwarded server→client so far.
@@ -178,9 +213,7 @@ async fn connection(client: TcpStream, target: SocketAddr, shared: Arc<Shared>) 
     let _ = server.set_nodelay(true);
     let (mut cr, mut cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
-    let up = async {
-        let _ = tokio::io::copy(&mut cr, &mut sw).await;
-    };
+    let up = upward(&mut cr, &mut sw, &shared);
     // HTTP/1.1 clients never half-close while waiting for a response, so
     // the end of either direction ends the connection (a killed client
     // thereby also ends a held or throttled download).
@@ -188,6 +221,43 @@ async fn connection(client: TcpStream, target: SocketAddr, shared: Arc<Shared>) 
         () = up => {}
         () = down(&mut sr, &mut cw, &shared) => {}
     }
+}
+
+/// Pump client→server with counting, throttling and cutting.
+async fn upward(cr: &mut OwnedReadHalf, sw: &mut OwnedWriteHalf, shared: &Shared) {
+    let mut buf = vec![0u8; PIECE];
+    let epoch = Instant::now();
+    let mut sent = 0u64;
+    loop {
+        let n = match cr.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let (take, cut, rate) = shared.with(|s| {
+            let to_cut = s.up_cut_at.saturating_sub(s.up);
+            let cut = s.up_cut_at != u64::MAX && (n as u64) >= to_cut;
+            let take = if cut { to_cut as usize } else { n };
+            (take, cut, s.up_rate)
+        });
+        if rate > 0 {
+            sent += take as u64;
+            tokio::time::sleep_until((epoch + secs(sent, rate)).into()).await;
+        }
+        if sw.write_all(&buf[..take]).await.is_err() {
+            return;
+        }
+        shared.with(|s| {
+            s.up += take as u64;
+            if cut {
+                s.up_cut_at = u64::MAX;
+                s.up_cuts += 1;
+            }
+        });
+        if cut {
+            return; // the select in `connection` drops both sockets
+        }
+    }
+    let _ = sw.shutdown().await;
 }
 
 /// Pump server→client with counting, throttling, holding and cutting.

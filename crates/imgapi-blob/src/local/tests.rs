@@ -293,3 +293,51 @@ async fn dropping_a_read_stream_early_is_fine() {
     drop(read);
     store.delete("k").await.unwrap();
 }
+
+/// A failed append may leave a write of its last buffer running, detached,
+/// on the blocking pool. The retry (which truncates to the committed offset
+/// and writes other bytes there) must never be overwritten by it: many
+/// failed attempts with wrong bytes, each followed at once by a good one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_appends_never_overwrite_the_retry() {
+    use crate::{Digests, StagedChunk};
+    let (_dir, store) = store();
+    let key = "race/file0-staged";
+    let len: u64 = (4 << 20) + 5;
+    let good = random_bytes(len as usize, 7);
+    for round in 0..30u64 {
+        let handle = store.staged_create(key).await.unwrap();
+        let wrong = random_bytes(len as usize - 1, 100 + round);
+        let failing: ByteStream = Box::pin(chunked(wrong, &[1 << 20]).chain(
+            futures_util::stream::iter(vec![Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "gone",
+            ))]),
+        ));
+        let chunk = |digests| StagedChunk {
+            key,
+            handle: &handle,
+            offset: 0,
+            len,
+            parts: &[],
+            last: true,
+            digests,
+        };
+        assert!(store
+            .staged_append(chunk(Digests::new()), failing)
+            .await
+            .is_err());
+        let done = store
+            .staged_append(chunk(Digests::new()), chunked(good.clone(), &[1 << 20]))
+            .await
+            .unwrap();
+        assert_eq!(done.digests.values().sha1, crate::digest::sha1_hex(&good));
+        store.staged_commit(key, &handle, &[], len).await.unwrap();
+        let read = store.get_stream(key, None).await.unwrap();
+        assert!(
+            read_all(read).await == good[..],
+            "round {round}: content differs"
+        );
+        store.delete(key).await.unwrap();
+    }
+}

@@ -44,12 +44,14 @@ use uuid::Uuid;
 use crate::columns::Columns;
 use crate::columns::{decode_record, decode_uuid};
 use crate::jobs::{job_columns, JobRow, RawJob};
-use crate::{JobRecord, MetaError, MetaStore, Revision, StoredImage};
+use crate::uploads::{upload_columns, RawUpload, UploadRow};
+use crate::{JobRecord, MetaError, MetaStore, Revision, StoredImage, UploadSession};
 
 mod query;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
+mod usage;
 
 /// Connections in the pool of one instance.
 const POOL_SIZE: u32 = 16;
@@ -513,6 +515,55 @@ const CLAIM_JOB_SQL: &str = "UPDATE jobs SET \
 const RELEASE_JOBS_SQL: &str = "UPDATE jobs SET lease_owner = NULL, lease_expires_ms = NULL \
     WHERE lease_owner = $1 AND execution IN ('queued', 'running')";
 
+const INSERT_UPLOAD_SQL: &str = "INSERT INTO upload_sessions \
+    (id, image_uuid, params, stor, blob_key, handle, committed, size, parts, digests, \
+     created_ms, expires_ms, lease_owner, lease_expires_ms) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+
+/// Under READ COMMITTED a racing claim waits for the row lock, then
+/// re-checks the lease condition on the committed row: one claim wins.
+const CLAIM_UPLOAD_SQL: &str = concat!(
+    "UPDATE upload_sessions SET lease_owner = $1, lease_expires_ms = $2 \
+     WHERE id = $3 AND (lease_owner IS NULL OR lease_expires_ms IS NULL OR lease_expires_ms < $4) \
+     RETURNING ",
+    upload_columns!()
+);
+
+const RENEW_UPLOAD_SQL: &str =
+    "UPDATE upload_sessions SET lease_expires_ms = $1 WHERE id = $2 AND lease_owner = $3";
+
+const ADVANCE_UPLOAD_SQL: &str = "UPDATE upload_sessions SET \
+     committed = $1, size = $2, parts = $3, digests = $4, expires_ms = $5, \
+     lease_owner = NULL, lease_expires_ms = NULL \
+    WHERE id = $6 AND lease_owner = $7 AND committed = $8";
+
+const RELEASE_UPLOAD_SQL: &str = "UPDATE upload_sessions \
+    SET lease_owner = NULL, lease_expires_ms = NULL WHERE id = $1 AND lease_owner = $2";
+
+const DELETE_EXPIRED_UPLOAD_SQL: &str = "DELETE FROM upload_sessions \
+    WHERE id = $1 AND expires_ms < $2 \
+     AND (lease_owner IS NULL OR lease_expires_ms IS NULL OR lease_expires_ms < $2)";
+
+/// A `SELECT upload_columns!()` row.
+fn raw_upload(row: &sqlx::postgres::PgRow) -> Result<RawUpload, sqlx::Error> {
+    Ok(RawUpload {
+        id: row.try_get(0)?,
+        image_uuid: row.try_get(1)?,
+        params: row.try_get(2)?,
+        stor: row.try_get(3)?,
+        blob_key: row.try_get(4)?,
+        handle: row.try_get(5)?,
+        offset: row.try_get(6)?,
+        size: row.try_get(7)?,
+        parts: row.try_get(8)?,
+        digests: row.try_get(9)?,
+        created_ms: row.try_get(10)?,
+        expires_ms: row.try_get(11)?,
+        lease_owner: row.try_get(12)?,
+        lease_expires_ms: row.try_get(13)?,
+    })
+}
+
 /// A `SELECT JOB_COLUMNS` row.
 fn raw_job(row: &sqlx::postgres::PgRow) -> Result<RawJob, sqlx::Error> {
     let attempts: i32 = row.try_get(11)?;
@@ -658,6 +709,14 @@ impl MetaStore for PostgresStore {
             .collect())
     }
 
+    async fn usage(&self, owner: Option<Uuid>) -> Result<crate::Usage, MetaError> {
+        usage::usage(&self.pool, owner, |e| self.err(e)).await
+    }
+
+    async fn count_jobs_by_execution(&self) -> Result<Vec<(String, u64)>, MetaError> {
+        usage::count_jobs_by_execution(&self.pool, |e| self.err(e)).await
+    }
+
     async fn ping(&self) -> Result<(), MetaError> {
         sqlx::query_scalar::<_, i32>("SELECT 1")
             .fetch_one(&self.pool)
@@ -791,5 +850,163 @@ impl MetaStore for PostgresStore {
             .await
             .map_err(|e| self.err(e))?;
         Ok(done.rows_affected())
+    }
+
+    async fn insert_upload(&self, upload: &UploadSession) -> Result<(), MetaError> {
+        let row = UploadRow::of(upload)?;
+        sqlx::query(INSERT_UPLOAD_SQL)
+            .bind(&row.uuid)
+            .bind(&row.image_uuid)
+            .bind(&row.params)
+            .bind(&row.stor)
+            .bind(&row.blob_key)
+            .bind(&row.handle)
+            .bind(row.offset)
+            .bind(row.size)
+            .bind(&row.parts)
+            .bind(&row.digests)
+            .bind(row.created_ms)
+            .bind(row.expires_ms)
+            .bind(row.lease_owner.as_deref())
+            .bind(row.lease_expires_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                if e.as_database_error()
+                    .is_some_and(|db| db.is_unique_violation())
+                {
+                    MetaError::AlreadyExists(row.id)
+                } else {
+                    self.err(e)
+                }
+            })?;
+        Ok(())
+    }
+
+    async fn get_upload(&self, id: Uuid) -> Result<Option<UploadSession>, MetaError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            upload_columns!(),
+            " FROM upload_sessions WHERE id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        row.map(|r| raw_upload(&r).map_err(|e| self.err(e))?.decode())
+            .transpose()
+    }
+
+    async fn claim_upload(
+        &self,
+        id: Uuid,
+        owner: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<Option<UploadSession>, MetaError> {
+        let row = sqlx::query(CLAIM_UPLOAD_SQL)
+            .bind(owner)
+            .bind(expires_ms)
+            .bind(id.to_string())
+            .bind(now_ms)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        row.map(|r| raw_upload(&r).map_err(|e| self.err(e))?.decode())
+            .transpose()
+    }
+
+    async fn renew_upload(
+        &self,
+        id: Uuid,
+        owner: &str,
+        expires_ms: i64,
+    ) -> Result<bool, MetaError> {
+        let done = sqlx::query(RENEW_UPLOAD_SQL)
+            .bind(expires_ms)
+            .bind(id.to_string())
+            .bind(owner)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn advance_upload(
+        &self,
+        upload: &UploadSession,
+        owner: &str,
+        from_offset: u64,
+    ) -> Result<bool, MetaError> {
+        let row = UploadRow::of(upload)?;
+        let done = sqlx::query(ADVANCE_UPLOAD_SQL)
+            .bind(row.offset)
+            .bind(row.size)
+            .bind(&row.parts)
+            .bind(&row.digests)
+            .bind(row.expires_ms)
+            .bind(&row.uuid)
+            .bind(owner)
+            .bind(i64::try_from(from_offset).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn release_upload(&self, id: Uuid, owner: &str) -> Result<bool, MetaError> {
+        let done = sqlx::query(RELEASE_UPLOAD_SQL)
+            .bind(id.to_string())
+            .bind(owner)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_upload(&self, id: Uuid) -> Result<bool, MetaError> {
+        let done = sqlx::query("DELETE FROM upload_sessions WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_expired_upload(&self, id: Uuid, now_ms: i64) -> Result<bool, MetaError> {
+        let done = sqlx::query(DELETE_EXPIRED_UPLOAD_SQL)
+            .bind(id.to_string())
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn expired_uploads(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<UploadSession>, MetaError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            upload_columns!(),
+            " FROM upload_sessions WHERE expires_ms < $1 ORDER BY expires_ms, id LIMIT $2"
+        ))
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(|r| raw_upload(r).map_err(|e| self.err(e))?.decode())
+            .collect()
+    }
+
+    async fn upload_handles(&self) -> Result<Vec<String>, MetaError> {
+        sqlx::query_scalar("SELECT handle FROM upload_sessions")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err(e))
     }
 }

@@ -33,13 +33,15 @@ use uuid::Uuid;
 use crate::columns::Columns;
 use crate::columns::{decode_record, decode_uuid};
 use crate::jobs::{job_columns, JobRow, RawJob};
-use crate::{JobRecord, MetaError, MetaStore, Revision, StoredImage};
+use crate::uploads::{upload_columns, RawUpload, UploadRow};
+use crate::{JobRecord, MetaError, MetaStore, Revision, StoredImage, UploadSession};
 use writer::Writer;
 
 mod query;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
+mod usage;
 mod writer;
 
 /// Connections in the read-only pool.
@@ -187,6 +189,32 @@ pub(super) enum Op {
         expires_ms: i64,
     },
     ReleaseJobs(String),
+    InsertUpload(UploadRow),
+    ClaimUpload {
+        id: Uuid,
+        owner: String,
+        now_ms: i64,
+        expires_ms: i64,
+    },
+    RenewUpload {
+        id: Uuid,
+        owner: String,
+        expires_ms: i64,
+    },
+    AdvanceUpload {
+        row: UploadRow,
+        owner: String,
+        from_offset: i64,
+    },
+    ReleaseUpload {
+        id: Uuid,
+        owner: String,
+    },
+    DeleteUpload(Uuid),
+    DeleteExpiredUpload {
+        id: Uuid,
+        now_ms: i64,
+    },
 }
 
 /// Perform `op` on `conn`, inside the writer's transaction. Yields the new
@@ -309,7 +337,141 @@ async fn apply(conn: &mut SqliteConnection, op: &Op) -> Result<i64, MetaError> {
                 .map_err(map_err)?;
             Ok(i64::try_from(done.rows_affected()).unwrap_or(i64::MAX))
         }
+        Op::InsertUpload(row) => {
+            sqlx::query(INSERT_UPLOAD_SQL)
+                .bind(&row.uuid)
+                .bind(&row.image_uuid)
+                .bind(&row.params)
+                .bind(&row.stor)
+                .bind(&row.blob_key)
+                .bind(&row.handle)
+                .bind(row.offset)
+                .bind(row.size)
+                .bind(&row.parts)
+                .bind(&row.digests)
+                .bind(row.created_ms)
+                .bind(row.expires_ms)
+                .bind(row.lease_owner.as_deref())
+                .bind(row.lease_expires_ms)
+                .execute(conn)
+                .await
+                .map_err(|e| map_insert_err(e, row.id))?;
+            Ok(1)
+        }
+        Op::ClaimUpload {
+            id,
+            owner,
+            now_ms,
+            expires_ms,
+        } => affected(
+            sqlx::query(CLAIM_UPLOAD_SQL)
+                .bind(owner)
+                .bind(expires_ms)
+                .bind(id.to_string())
+                .bind(now_ms)
+                .execute(conn)
+                .await,
+        ),
+        Op::RenewUpload {
+            id,
+            owner,
+            expires_ms,
+        } => affected(
+            sqlx::query(RENEW_UPLOAD_SQL)
+                .bind(expires_ms)
+                .bind(id.to_string())
+                .bind(owner)
+                .execute(conn)
+                .await,
+        ),
+        Op::AdvanceUpload {
+            row,
+            owner,
+            from_offset,
+        } => affected(
+            sqlx::query(ADVANCE_UPLOAD_SQL)
+                .bind(row.offset)
+                .bind(row.size)
+                .bind(&row.parts)
+                .bind(&row.digests)
+                .bind(row.expires_ms)
+                .bind(&row.uuid)
+                .bind(owner)
+                .bind(from_offset)
+                .execute(conn)
+                .await,
+        ),
+        Op::ReleaseUpload { id, owner } => affected(
+            sqlx::query(RELEASE_UPLOAD_SQL)
+                .bind(id.to_string())
+                .bind(owner)
+                .execute(conn)
+                .await,
+        ),
+        Op::DeleteUpload(id) => affected(
+            sqlx::query("DELETE FROM upload_sessions WHERE id = ?")
+                .bind(id.to_string())
+                .execute(conn)
+                .await,
+        ),
+        Op::DeleteExpiredUpload { id, now_ms } => affected(
+            sqlx::query(DELETE_EXPIRED_UPLOAD_SQL)
+                .bind(id.to_string())
+                .bind(now_ms)
+                .bind(now_ms)
+                .execute(conn)
+                .await,
+        ),
     }
+}
+
+/// Rows affected by a statement, as an op outcome.
+fn affected(done: Result<sqlx::sqlite::SqliteQueryResult, sqlx::Error>) -> Result<i64, MetaError> {
+    let done = done.map_err(map_err)?;
+    Ok(i64::try_from(done.rows_affected()).unwrap_or(i64::MAX))
+}
+
+const INSERT_UPLOAD_SQL: &str = "INSERT INTO upload_sessions \
+    (id, image_uuid, params, stor, blob_key, handle, committed, size, parts, digests, \
+     created_ms, expires_ms, lease_owner, lease_expires_ms) \
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+const CLAIM_UPLOAD_SQL: &str = "UPDATE upload_sessions SET lease_owner = ?, lease_expires_ms = ? \
+    WHERE id = ? AND (lease_owner IS NULL OR lease_expires_ms IS NULL OR lease_expires_ms < ?)";
+
+const RENEW_UPLOAD_SQL: &str =
+    "UPDATE upload_sessions SET lease_expires_ms = ? WHERE id = ? AND lease_owner = ?";
+
+const ADVANCE_UPLOAD_SQL: &str = "UPDATE upload_sessions SET \
+     committed = ?, size = ?, parts = ?, digests = ?, expires_ms = ?, \
+     lease_owner = NULL, lease_expires_ms = NULL \
+    WHERE id = ? AND lease_owner = ? AND committed = ?";
+
+const RELEASE_UPLOAD_SQL: &str = "UPDATE upload_sessions \
+    SET lease_owner = NULL, lease_expires_ms = NULL WHERE id = ? AND lease_owner = ?";
+
+const DELETE_EXPIRED_UPLOAD_SQL: &str = "DELETE FROM upload_sessions \
+    WHERE id = ? AND expires_ms < ? \
+     AND (lease_owner IS NULL OR lease_expires_ms IS NULL OR lease_expires_ms < ?)";
+
+/// A `SELECT upload_columns!()` row.
+fn raw_upload(row: &sqlx::sqlite::SqliteRow) -> Result<RawUpload, sqlx::Error> {
+    Ok(RawUpload {
+        id: row.try_get(0)?,
+        image_uuid: row.try_get(1)?,
+        params: row.try_get(2)?,
+        stor: row.try_get(3)?,
+        blob_key: row.try_get(4)?,
+        handle: row.try_get(5)?,
+        offset: row.try_get(6)?,
+        size: row.try_get(7)?,
+        parts: row.try_get(8)?,
+        digests: row.try_get(9)?,
+        created_ms: row.try_get(10)?,
+        expires_ms: row.try_get(11)?,
+        lease_owner: row.try_get(12)?,
+        lease_expires_ms: row.try_get(13)?,
+    })
 }
 
 const INSERT_JOB_SQL: &str = "INSERT INTO jobs \
@@ -666,6 +828,14 @@ impl MetaStore for SqliteStore {
             .collect())
     }
 
+    async fn usage(&self, owner: Option<Uuid>) -> Result<crate::Usage, MetaError> {
+        usage::usage(&self.reader, owner).await
+    }
+
+    async fn count_jobs_by_execution(&self) -> Result<Vec<(String, u64)>, MetaError> {
+        usage::count_jobs_by_execution(&self.reader).await
+    }
+
     async fn ping(&self) -> Result<(), MetaError> {
         sqlx::query_scalar::<_, i64>("SELECT 1")
             .fetch_one(&self.reader)
@@ -760,5 +930,123 @@ impl MetaStore for SqliteStore {
     async fn release_jobs(&self, owner: &str) -> Result<u64, MetaError> {
         let n = self.writes.run(Op::ReleaseJobs(owner.to_string())).await?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn insert_upload(&self, upload: &UploadSession) -> Result<(), MetaError> {
+        self.writes
+            .run(Op::InsertUpload(UploadRow::of(upload)?))
+            .await?;
+        Ok(())
+    }
+
+    async fn get_upload(&self, id: Uuid) -> Result<Option<UploadSession>, MetaError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            upload_columns!(),
+            " FROM upload_sessions WHERE id = ?"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_err)?;
+        row.map(|r| raw_upload(&r).map_err(map_err)?.decode())
+            .transpose()
+    }
+
+    async fn claim_upload(
+        &self,
+        id: Uuid,
+        owner: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<Option<UploadSession>, MetaError> {
+        let claimed = self
+            .writes
+            .run(Op::ClaimUpload {
+                id,
+                owner: owner.to_string(),
+                now_ms,
+                expires_ms,
+            })
+            .await?;
+        if claimed == 0 {
+            return Ok(None);
+        }
+        self.get_upload(id).await
+    }
+
+    async fn renew_upload(
+        &self,
+        id: Uuid,
+        owner: &str,
+        expires_ms: i64,
+    ) -> Result<bool, MetaError> {
+        let op = Op::RenewUpload {
+            id,
+            owner: owner.to_string(),
+            expires_ms,
+        };
+        Ok(self.writes.run(op).await? > 0)
+    }
+
+    async fn advance_upload(
+        &self,
+        upload: &UploadSession,
+        owner: &str,
+        from_offset: u64,
+    ) -> Result<bool, MetaError> {
+        let op = Op::AdvanceUpload {
+            row: UploadRow::of(upload)?,
+            owner: owner.to_string(),
+            from_offset: i64::try_from(from_offset).unwrap_or(i64::MAX),
+        };
+        Ok(self.writes.run(op).await? > 0)
+    }
+
+    async fn release_upload(&self, id: Uuid, owner: &str) -> Result<bool, MetaError> {
+        let op = Op::ReleaseUpload {
+            id,
+            owner: owner.to_string(),
+        };
+        Ok(self.writes.run(op).await? > 0)
+    }
+
+    async fn delete_upload(&self, id: Uuid) -> Result<bool, MetaError> {
+        Ok(self.writes.run(Op::DeleteUpload(id)).await? > 0)
+    }
+
+    async fn delete_expired_upload(&self, id: Uuid, now_ms: i64) -> Result<bool, MetaError> {
+        Ok(self
+            .writes
+            .run(Op::DeleteExpiredUpload { id, now_ms })
+            .await?
+            > 0)
+    }
+
+    async fn expired_uploads(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<UploadSession>, MetaError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            upload_columns!(),
+            " FROM upload_sessions WHERE expires_ms < ? ORDER BY expires_ms, id LIMIT ?"
+        ))
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|r| raw_upload(r).map_err(map_err)?.decode())
+            .collect()
+    }
+
+    async fn upload_handles(&self) -> Result<Vec<String>, MetaError> {
+        sqlx::query_scalar("SELECT handle FROM upload_sessions")
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)
     }
 }

@@ -170,6 +170,9 @@ impl From<ServiceError> for ApiError {
             },
             ServiceError::Unauthorized(m) => ApiError::new(RestCode::UnauthorizedError, m),
             ServiceError::RemoteSource(m) => ApiError::new(RestCode::RemoteSourceError, m),
+            ServiceError::UploadSessionBusy(_) => {
+                ApiError::new(RestCode::UploadSessionBusy, message)
+            }
             ServiceError::OriginIsNotActive(_) => {
                 ApiError::new(RestCode::OriginIsNotActive, message)
             }

@@ -4,7 +4,9 @@
 
 pub mod auth;
 pub mod conditional;
+pub mod endpoint;
 pub mod error;
+pub mod openapi;
 pub mod query;
 pub mod request;
 pub mod response;
@@ -52,6 +54,18 @@ async fn handle(State(app): State<App>, request: Request) -> Response {
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let method = request.method().clone();
+    // Metrics: the endpoint's name (never the raw path) labels everything.
+    let endpoint = if app.metrics.is_enabled() {
+        endpoint::endpoint_name(
+            Route::parse(&app, request.uri().path()).as_ref(),
+            &method,
+            request.uri().query(),
+        )
+    } else {
+        std::borrow::Cow::Borrowed("")
+    };
+    let in_flight = app.metrics.request_started(&endpoint, &method);
+    let request = request.map(|body| app.metrics.count_request_body(body, endpoint.clone()));
     let url = request
         .uri()
         .path_and_query()
@@ -107,8 +121,12 @@ async fn handle(State(app): State<App>, request: Request) -> Response {
             HeaderValue::from_static("timeout=5"),
         );
     }
+    drop(in_flight);
+    let status = resp.status().as_u16();
+    app.metrics
+        .request_finished(endpoint.clone(), &method, status, elapsed);
     audit(&resp, &method, &url, &request_id, &user, elapsed);
-    resp
+    resp.map(|body| app.metrics.count_response_body(body, endpoint))
 }
 
 fn audit(

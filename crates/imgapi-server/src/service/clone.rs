@@ -121,11 +121,13 @@ async fn clone_one(
             .await
             .map_err(ServiceError::blob("error reading image file to clone"))?;
         let new_key = crate::service::files::new_blob_key(uuid, "file0");
-        app.blobs
+        let copied = app
+            .blobs
             .put_stream(&new_key, read.stream, imgapi_types::MAX_IMAGE_FILE_SIZE)
             .await
             .map_err(ServiceError::blob("error copying image file"))?;
         let mut copy = file.clone();
+        copy.sha256.get_or_insert(copied.sha256);
         copy.blob_key = Some(new_key);
         copy.stor = app.blobs.kind().to_string();
         files.push(copy);

@@ -57,6 +57,9 @@ pub enum ServiceError {
     /// 503 RemoteSourceError: a remote IMGAPI could not be reached or read.
     #[error("{0}")]
     RemoteSource(String),
+    /// 409 UploadSessionBusy: another request holds the session's lease.
+    #[error("upload session {0} is busy: another request is writing to or finishing it")]
+    UploadSessionBusy(Uuid),
     /// 422 OriginIsNotActive (remote imports).
     #[error("origin image \"{0}\" is not active")]
     OriginIsNotActive(Uuid),

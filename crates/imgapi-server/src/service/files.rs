@@ -166,17 +166,43 @@ pub(crate) async fn store_file(
         discard(store, &key).await;
         return Err(e);
     }
+    record_file(
+        app,
+        stored,
+        store,
+        &key,
+        outcome,
+        incoming.compression,
+        incoming.dataset_guid,
+    )
+    .await
+}
+
+/// Make the committed blob `key` (described by `outcome`) `files[0]` of
+/// the image: the record update is the commit. If it fails, the blob is
+/// deleted; if it succeeds, the blob the record pointed at before is.
+/// (The end of AddImageFile, shared with finishing an upload session.)
+pub(crate) async fn record_file(
+    app: &AppState,
+    stored: StoredImage,
+    store: &Arc<dyn BlobStore>,
+    key: &str,
+    outcome: PutOutcome,
+    compression: String,
+    dataset_guid: Option<String>,
+) -> Result<ImageRecord, ServiceError> {
     let file = ImageFile {
         sha1: outcome.sha1,
         size: outcome.size,
-        compression: incoming.compression,
-        dataset_guid: incoming.dataset_guid,
+        compression,
+        dataset_guid,
         content_md5: outcome.md5_base64,
+        sha256: Some(outcome.sha256),
         mtime: imgapi_domain::image::now_iso(),
         stor: store.kind().to_string(),
         digest: None,
         uncompressed_digest: None,
-        blob_key: Some(key.clone()),
+        blob_key: Some(key.to_string()),
     };
     let previous = stored
         .image
@@ -192,7 +218,7 @@ pub(crate) async fn store_file(
         Ok(new)
     })
     .await;
-    finish_replacement(app, store, &key, previous, saved).await
+    finish_replacement(app, store, key, previous, saved).await
 }
 
 /// After a record update that points at `key`: delete the blob the record
@@ -439,7 +465,8 @@ pub async fn change_stor(
         .map_err(ServiceError::blob("error copying image file"))?;
     let intact = outcome.size == file.size
         && outcome.sha1 == file.sha1
-        && (file.content_md5.is_empty() || outcome.md5_base64 == file.content_md5);
+        && (file.content_md5.is_empty() || outcome.md5_base64 == file.content_md5)
+        && file.sha256.as_ref().is_none_or(|s| *s == outcome.sha256);
     if !intact {
         discard(target, &new_key).await;
         return Err(ServiceError::Internal(format!(
@@ -453,6 +480,8 @@ pub async fn change_stor(
         if let Some(f) = new.files.first_mut() {
             f.stor = target_kind.clone();
             f.blob_key = Some(new_key.clone());
+            // Files stored before SHA-256 was computed get it now.
+            f.sha256.get_or_insert_with(|| outcome.sha256.clone());
         }
         Ok(new)
     })

@@ -198,6 +198,36 @@ pub(crate) struct ImportRecord<'a> {
 pub(crate) async fn import_record(
     app: &AppState,
     uuid: Uuid,
+    body: Map<String, Value>,
+    how: ImportRecord<'_>,
+    channel: Option<&str>,
+) -> Result<ImageRecord, ServiceError> {
+    let existing = app
+        .meta
+        .get(uuid)
+        .await
+        .map_err(ServiceError::meta(format!("error loading image {uuid}")))?;
+    let overwrite_placeholder = match &existing {
+        Some(s) if how.placeholder_ok && s.image.state == ImageState::Creating => true,
+        Some(_) => return Err(ServiceError::ImageUuidAlreadyExists(uuid)),
+        None => false,
+    };
+    let record = build_import_record(app, uuid, body, how, channel).await?;
+    let saved = if overwrite_placeholder {
+        app.meta.put(&record).await
+    } else {
+        app.meta.insert(&record).await
+    };
+    saved.map_err(ServiceError::meta(format!("error saving image {uuid}")))?;
+    Ok(record)
+}
+
+/// The record an import of `body` creates (steps 4 and 6–9 of §5.18),
+/// without looking for an existing record and without saving it: what
+/// `imgapi mirror` compares a local image with.
+pub(crate) async fn build_import_record(
+    app: &AppState,
+    uuid: Uuid,
     mut body: Map<String, Value>,
     how: ImportRecord<'_>,
     channel: Option<&str>,
@@ -205,20 +235,10 @@ pub(crate) async fn import_record(
     let ImportRecord {
         skip_owner_check,
         user_agent,
-        placeholder_ok,
+        placeholder_ok: _,
         check_origin,
     } = how;
     set_channels(app, &mut body, channel);
-    let existing = app
-        .meta
-        .get(uuid)
-        .await
-        .map_err(ServiceError::meta(format!("error loading image {uuid}")))?;
-    let overwrite_placeholder = match &existing {
-        Some(s) if placeholder_ok && s.image.state == ImageState::Creating => true,
-        Some(_) => return Err(ServiceError::ImageUuidAlreadyExists(uuid)),
-        None => false,
-    };
     if check_origin {
         ensure_origin_exists(app, &body).await?;
     }
@@ -233,14 +253,7 @@ pub(crate) async fn import_record(
         ensure_owner_exists(app, owner.as_ref()).await?;
     }
     apply_imgadm_min_platform_compat(app, &mut body, user_agent).await?;
-    let record = build_record(body, BuildKind::Import, uuid, &app.rules())?;
-    let saved = if overwrite_placeholder {
-        app.meta.put(&record).await
-    } else {
-        app.meta.insert(&record).await
-    };
-    saved.map_err(ServiceError::meta(format!("error saving image {uuid}")))?;
-    Ok(record)
+    Ok(build_record(body, BuildKind::Import, uuid, &app.rules())?)
 }
 
 /// Owner rules of an import (api.md §5.18 step 7).

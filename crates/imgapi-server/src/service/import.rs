@@ -7,9 +7,11 @@
 //! and its `[remote]` policy; a URL the policy refuses is a 422
 //! InvalidParameter naming the rule, found before any request is sent.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use imgapi_blob::{BlobError, BlobStore, PutOutcome};
+use futures_util::TryStreamExt;
+use imgapi_blob::{BlobError, BlobStore, ByteStream, PutOutcome};
 use imgapi_domain::validate::is_lower_uuid;
 use imgapi_domain::{DomainError, ImageRecord, ImageState};
 use imgapi_meta::StoredImage;
@@ -18,7 +20,9 @@ use reqwest::Url;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::files::{check_compression, choose_store, store_file, Incoming};
+use super::files::{
+    add_icon, check_compression, choose_store, store_file, AddIconParams, Incoming,
+};
 use super::images::{import_record, ImportRecord};
 use super::jobs::{self, ImportJob, StartedJob};
 use super::remote::{FetchError, Refused, Source, Trust};
@@ -80,8 +84,9 @@ pub(crate) async fn checked_source(
     Ok(src)
 }
 
-/// GET `<source>/images/<uuid>` (with `account`, when given): the remote
-/// manifest, which must be about `uuid`.
+/// GET `<source>/images/<uuid>` (with `account`, when given), or for a
+/// DSAPI source `<source>/<uuid>`: the remote manifest (v2: a DSAPI one is
+/// upgraded), which must be about `uuid`.
 pub(crate) async fn fetch_manifest(
     app: &AppState,
     src: &Source,
@@ -92,6 +97,11 @@ pub(crate) async fn fetch_manifest(
         .remote
         .get_object(src.image_url(uuid, account), src.trust)
         .await?;
+    let manifest = if src.dsapi {
+        dsapi_to_v2(manifest)
+    } else {
+        manifest
+    };
     let got = manifest.get("uuid").and_then(Value::as_str);
     if got != Some(uuid.to_string().as_str()) {
         return Err(FetchError::Transport(format!(
@@ -102,6 +112,28 @@ pub(crate) async fn fetch_manifest(
     Ok(manifest)
 }
 
+/// A DSAPI (v1) manifest as the v2 manifest an import takes
+/// (`imgapi_domain::upgrade_legacy`, manifest.md §10). The upgrade drops
+/// `files[].url`; it is put back, as the only way to the file (an import
+/// discards `files` anyway). A manifest the upgrade does not apply to is
+/// returned as it came, for validation to judge.
+pub(crate) fn dsapi_to_v2(manifest: Map<String, Value>) -> Map<String, Value> {
+    let urls: Vec<Option<Value>> = manifest
+        .get("files")
+        .and_then(Value::as_array)
+        .map(|files| files.iter().map(|f| f.get("url").cloned()).collect())
+        .unwrap_or_default();
+    let mut upgraded = imgapi_domain::upgrade_legacy(manifest);
+    if let Some(files) = upgraded.get_mut("files").and_then(Value::as_array_mut) {
+        for (file, url) in files.iter_mut().zip(urls) {
+            if let (Some(obj), Some(url)) = (file.as_object_mut(), url) {
+                obj.entry("url").or_insert(url);
+            }
+        }
+    }
+    upgraded
+}
+
 /// The remote manifest's `files[0]`.
 #[derive(Debug, Clone)]
 pub(crate) struct RemoteFile {
@@ -109,11 +141,15 @@ pub(crate) struct RemoteFile {
     pub size: u64,
     pub compression: String,
     pub dataset_guid: Option<String>,
+    /// `files[0].url` (DSAPI manifests name their file's URL; used only
+    /// for a DSAPI source).
+    pub url: Option<String>,
 }
 
 pub(crate) fn remote_file(manifest: &Map<String, Value>) -> Option<RemoteFile> {
     let file = manifest.get("files")?.as_array()?.first()?.as_object()?;
     Some(RemoteFile {
+        url: file.get("url").and_then(Value::as_str).map(str::to_string),
         sha1: file.get("sha1")?.as_str()?.to_string(),
         size: file.get("size")?.as_u64()?,
         compression: file
@@ -132,7 +168,7 @@ fn manifest_str<'a>(manifest: &'a Map<String, Value>, key: &str) -> Option<&'a s
     manifest.get(key).and_then(Value::as_str)
 }
 
-fn manifest_origin(manifest: &Map<String, Value>) -> Option<Uuid> {
+pub(crate) fn manifest_origin(manifest: &Map<String, Value>) -> Option<Uuid> {
     manifest_str(manifest, "origin").and_then(|o| Uuid::parse_str(o).ok())
 }
 
@@ -246,6 +282,47 @@ pub(crate) async fn add_verified_file(
     store: &Arc<dyn BlobStore>,
     remote: RemoteFile,
 ) -> Result<ImageRecord, ServiceError> {
+    add_verified_file_counted(app, stored, src, store, remote, None).await
+}
+
+/// Where the source's file of `uuid` is: GetImageFile of an IMGAPI; the
+/// manifest's `files[0].url` for a DSAPI source, always under the
+/// `[remote]` policy (checked before the request, as a source URL is).
+pub(crate) async fn file_location(
+    app: &AppState,
+    src: &Source,
+    uuid: Uuid,
+    remote: &RemoteFile,
+) -> Result<(Url, Trust), ServiceError> {
+    if !src.dsapi {
+        return Ok((src.file_url(uuid), src.trust));
+    }
+    let Some(raw) = remote.url.as_deref() else {
+        return Err(stream_error(
+            uuid,
+            format!("the DSAPI manifest of {uuid} has no files[0].url"),
+        ));
+    };
+    let url = src.resolve(raw).map_err(|e| stream_error(uuid, e))?;
+    app.remote.precheck(&url).await.map_err(|r| {
+        stream_error(
+            uuid,
+            format!("files[0].url refused by the [remote] policy: {r}"),
+        )
+    })?;
+    Ok((url, Trust::Checked))
+}
+
+/// [`add_verified_file`], adding every byte received to `counter` (for a
+/// progress display) as it arrives.
+pub(crate) async fn add_verified_file_counted(
+    app: &AppState,
+    stored: StoredImage,
+    src: &Source,
+    store: &Arc<dyn BlobStore>,
+    remote: RemoteFile,
+    counter: Option<Arc<AtomicU64>>,
+) -> Result<ImageRecord, ServiceError> {
     let uuid = stored.image.uuid;
     if remote.size > MAX_IMAGE_FILE_SIZE {
         return Err(ServiceError::Download(format!(
@@ -253,16 +330,24 @@ pub(crate) async fn add_verified_file(
             remote.size
         )));
     }
+    let (url, trust) = file_location(app, src, uuid, &remote).await?;
     let (body, _announced) = app
         .remote
-        .get_stream(src.file_url(uuid), src.trust)
+        .get_stream(url, trust)
         .await
         .map_err(|e| stream_error(uuid, e))?;
+    let body: ByteStream = match counter {
+        Some(counter) => Box::pin(body.inspect_ok(move |chunk| {
+            counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        })),
+        None => body,
+    };
     let RemoteFile {
         sha1,
         size,
         compression,
         dataset_guid,
+        url: _,
     } = remote;
     let incoming = Incoming {
         store,
@@ -295,6 +380,81 @@ pub(crate) async fn add_verified_file(
         Ok(())
     };
     store_file(app, stored, incoming, failed, verify).await
+}
+
+// ---------------------------------------------------------------------------
+// Icons of a source
+
+/// GET the source's icon of `uuid` (the answer's headers read, not its
+/// body).
+pub(crate) async fn fetch_icon(
+    app: &AppState,
+    src: &Source,
+    uuid: Uuid,
+) -> Result<reqwest::Response, ServiceError> {
+    app.remote
+        .get(src.icon_url(uuid), src.trust)
+        .await
+        .map_err(|e| {
+            ServiceError::RemoteSource(format!(
+                "Unable to get icon of image {uuid}. Error from remote: {e}"
+            ))
+        })
+}
+
+/// The icon's sha1 as the source announces it: an IMGAPI's `ETag` of
+/// GetImageIcon is the icon's sha1 (api.md §1.8); a quoted or weak form
+/// is accepted, anything that is not 40 hex digits ignored.
+pub(crate) fn announced_sha1(resp: &reqwest::Response) -> Option<String> {
+    let raw = resp.headers().get(http::header::ETAG)?.to_str().ok()?;
+    let tag = raw.trim().trim_start_matches("W/").trim_matches('"');
+    (tag.len() == 40 && tag.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| tag.to_ascii_lowercase())
+}
+
+/// Copy the source's icon of `stored` into the default store and make it
+/// the image's icon, verified as any icon upload is (AddImageIcon) against
+/// the source's `Content-Length` and announced sha1 (`ETag`). When that
+/// sha1 is `unless_sha1` (the icon the image already has) nothing is
+/// downloaded and `Ok(None)` is the answer.
+pub(crate) async fn copy_icon(
+    app: &AppState,
+    src: &Source,
+    stored: StoredImage,
+    unless_sha1: Option<&str>,
+) -> Result<Option<ImageRecord>, ServiceError> {
+    let uuid = stored.image.uuid;
+    let resp = fetch_icon(app, src, uuid).await?;
+    let sha1 = announced_sha1(&resp);
+    if sha1.is_some() && sha1.as_deref() == unless_sha1 {
+        return Ok(None);
+    }
+    store_fetched_icon(app, stored, resp).await.map(Some)
+}
+
+/// Store a fetched icon answer ([`fetch_icon`]) as the icon of `stored`,
+/// verified against its `Content-Length` and announced sha1.
+pub(crate) async fn store_fetched_icon(
+    app: &AppState,
+    stored: StoredImage,
+    resp: reqwest::Response,
+) -> Result<ImageRecord, ServiceError> {
+    let sha1 = announced_sha1(&resp);
+    let content_type = resp
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let length = resp.content_length();
+    let body: ByteStream = Box::pin(resp.bytes_stream().map_err(std::io::Error::other));
+    let params = AddIconParams {
+        content_type: content_type.as_deref(),
+        sha1: sha1.as_deref(),
+        storage: None,
+        account_given: false,
+        content_length: length,
+    };
+    add_icon(app, stored, params, body).await
 }
 
 // ---------------------------------------------------------------------------

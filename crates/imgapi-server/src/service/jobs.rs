@@ -34,10 +34,9 @@ use tokio::sync::{oneshot, Mutex, Notify};
 use tokio::task::{JoinHandle, JoinSet};
 use uuid::Uuid;
 
-use super::files::{add_icon, AddIconParams};
 use super::images::{activated, delete_image, modify};
 use super::import::{
-    add_verified_file, create_from_manifest, fetch_manifest, manifest_error, remote_file,
+    add_verified_file, copy_icon, create_from_manifest, fetch_manifest, manifest_error, remote_file,
 };
 use super::remote::{Source, Trust};
 use super::ServiceError;
@@ -778,33 +777,7 @@ impl Run {
         }
         self.step("add_icon", uuid, || async {
             let stored = self.load_existing(uuid).await?;
-            let resp = app
-                .remote
-                .get(src.icon_url(uuid), src.trust)
-                .await
-                .map_err(|e| {
-                    ServiceError::RemoteSource(format!(
-                        "Unable to get icon of image {uuid}. Error from remote: {e}"
-                    ))
-                })?;
-            let content_type = resp
-                .headers()
-                .get(http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            let length = resp.content_length();
-            let body: imgapi_blob::ByteStream = Box::pin(futures_util::TryStreamExt::map_err(
-                resp.bytes_stream(),
-                std::io::Error::other,
-            ));
-            let params = AddIconParams {
-                content_type: content_type.as_deref(),
-                sha1: None,
-                storage: None,
-                account_given: false,
-                content_length: length,
-            };
-            add_icon(app, stored, params, body).await?;
+            copy_icon(app, src, stored, None).await?;
             Ok("added icon".to_string())
         })
         .await?;

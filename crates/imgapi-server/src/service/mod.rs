@@ -13,6 +13,8 @@ pub mod jobs;
 pub mod list_cache;
 pub mod listing;
 pub mod remote;
+pub mod uploads;
+pub mod usage;
 
 pub use error::ServiceError;
 

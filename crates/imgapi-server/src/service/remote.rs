@@ -1,5 +1,6 @@
 //! Outbound HTTP: a fetcher that refuses what the `[remote]` policy does
-//! not allow (docs/mirroring.md, "SSRF policy").
+//! not allow (docs/mirroring.md, "SSRF policy"), and [`Source`], the URLs
+//! of another IMGAPI or of a legacy DSAPI server.
 //!
 //! - Scheme: `https:` only, unless `allow_http`.
 //! - Host: when `allowed_hosts` is not empty, only those hosts.
@@ -369,15 +370,34 @@ impl Fetcher {
         url: Url,
         trust: Trust,
     ) -> Result<Map<String, Value>, FetchError> {
-        let resp = self.get(url, trust).await?;
-        let bytes = read_limited(resp, MAX_REMOTE_JSON).await?;
-        match serde_json::from_slice(&bytes) {
-            Ok(Value::Object(map)) => Ok(map),
-            Ok(_) => Err(FetchError::Transport(
+        match self.get_json(url, trust, MAX_REMOTE_JSON).await? {
+            Value::Object(map) => Ok(map),
+            _ => Err(FetchError::Transport(
                 "the answer is not a JSON object".into(),
             )),
-            Err(e) => Err(FetchError::Transport(format!("invalid JSON: {e}"))),
         }
+    }
+
+    /// GET a JSON array (a listing) of at most `max` bytes.
+    pub async fn get_array(
+        &self,
+        url: Url,
+        trust: Trust,
+        max: usize,
+    ) -> Result<Vec<Value>, FetchError> {
+        match self.get_json(url, trust, max).await? {
+            Value::Array(items) => Ok(items),
+            _ => Err(FetchError::Transport(
+                "the answer is not a JSON array".into(),
+            )),
+        }
+    }
+
+    async fn get_json(&self, url: Url, trust: Trust, max: usize) -> Result<Value, FetchError> {
+        let resp = self.get(url, trust).await?;
+        let bytes = read_limited(resp, max).await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| FetchError::Transport(format!("invalid JSON: {e}")))
     }
 
     /// GET a body as a stream of chunks, with its announced length.
@@ -461,11 +481,16 @@ async fn read_limited(resp: reqwest::Response, max: usize) -> Result<Vec<u8>, Fe
     Ok(out)
 }
 
-/// Another IMGAPI: its base URL (which may carry `?channel=`) and trust.
+/// Another IMGAPI (or a legacy DSAPI): its base URL (which may carry
+/// `?channel=`) and trust.
 #[derive(Debug, Clone)]
 pub struct Source {
     pub base: Url,
     pub trust: Trust,
+    /// The URL path ends in `/datasets`: a legacy DSAPI server. Its
+    /// listing is `<base>`, a manifest `<base>/<uuid>` (v1, upgraded on
+    /// arrival), and a file is at the manifest's `files[0].url`.
+    pub dsapi: bool,
 }
 
 impl Source {
@@ -475,17 +500,23 @@ impl Source {
         if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
             return Err(format!("{raw:?} is not an http(s) URL"));
         }
-        Ok(Source { base, trust })
+        let dsapi = base.path().trim_end_matches('/').ends_with("/datasets");
+        Ok(Source { base, trust, dsapi })
     }
 
-    /// `<base>/images/<uuid>[/<rest>]` with the base's query (and
-    /// `account`, when given).
-    fn url(&self, uuid: Uuid, rest: &str, account: Option<Uuid>) -> Url {
+    /// The same source with `key=value` added to its query (every URL
+    /// made from it carries it), e.g. `channel`.
+    pub fn with_query_pair(&self, key: &str, value: &str) -> Source {
+        let mut out = self.clone();
+        out.base.query_pairs_mut().append_pair(key, value);
+        out
+    }
+
+    /// `<base path><rest>` with the base's query (and `account`, when
+    /// given).
+    fn under(&self, rest: &str, account: Option<Uuid>) -> Url {
         let mut url = self.base.clone();
-        let path = format!(
-            "{}/images/{uuid}{rest}",
-            self.base.path().trim_end_matches('/')
-        );
+        let path = format!("{}{rest}", self.base.path().trim_end_matches('/'));
         url.set_path(&path);
         url.set_fragment(None);
         if let Some(acc) = account {
@@ -498,16 +529,53 @@ impl Source {
         url
     }
 
+    /// `<base>/images/<uuid>[/<rest>]` with the base's query (and
+    /// `account`, when given); a DSAPI source has no such prefix.
+    fn url(&self, uuid: Uuid, rest: &str, account: Option<Uuid>) -> Url {
+        if self.dsapi {
+            self.under(&format!("/{uuid}{rest}"), None)
+        } else {
+            self.under(&format!("/images/{uuid}{rest}"), account)
+        }
+    }
+
     pub fn image_url(&self, uuid: Uuid, account: Option<Uuid>) -> Url {
         self.url(uuid, "", account)
     }
 
+    /// GetImageFile of an IMGAPI source (a DSAPI manifest names its file's
+    /// URL itself: [`Source::resolve`] it).
     pub fn file_url(&self, uuid: Uuid) -> Url {
         self.url(uuid, "/file", None)
     }
 
     pub fn icon_url(&self, uuid: Uuid) -> Url {
         self.url(uuid, "/icon", None)
+    }
+
+    /// The listing (`<base>/images` or, DSAPI, `<base>`) with these query
+    /// parameters added.
+    pub fn list_url(&self, params: &[(&str, &str)]) -> Url {
+        let mut url = if self.dsapi {
+            self.under("", None)
+        } else {
+            self.under("/images", None)
+        };
+        if !params.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for (k, v) in params {
+                pairs.append_pair(k, v);
+            }
+        }
+        url
+    }
+
+    /// A URL a remote document names (a DSAPI `files[].url`), resolved
+    /// against the base when it is relative.
+    pub fn resolve(&self, raw: &str) -> Result<Url, String> {
+        self.base
+            .join(raw)
+            .map_err(|e| format!("invalid URL {raw:?}: {e}"))
     }
 
     /// The base URL as given (for job params and messages).
@@ -698,6 +766,35 @@ mod tests {
         assert_eq!(
             s.image_url(u, Some(u)).as_str(),
             format!("https://h/prefix/images/{u}?account={u}")
+        );
+        assert!(!s.dsapi);
+        assert_eq!(
+            s.list_url(&[("state", "all")]).as_str(),
+            "https://h/prefix/images?state=all"
+        );
+        let d = Source::parse("http://h:1/datasets/?channel=x", Trust::Checked).unwrap();
+        assert!(d.dsapi);
+        assert_eq!(
+            d.image_url(u, Some(u)).as_str(),
+            format!("http://h:1/datasets/{u}?channel=x")
+        );
+        assert_eq!(
+            d.list_url(&[("name", "a b")]).as_str(),
+            "http://h:1/datasets?channel=x&name=a+b"
+        );
+        assert_eq!(
+            d.resolve("/datasets/x/f.zfs.gz").unwrap().as_str(),
+            "http://h:1/datasets/x/f.zfs.gz"
+        );
+        assert!(
+            Source::parse("https://h/mirror/datasets", Trust::Checked)
+                .unwrap()
+                .dsapi
+        );
+        assert!(
+            !Source::parse("https://h/datasetsx", Trust::Checked)
+                .unwrap()
+                .dsapi
         );
         assert!(Source::parse("file:///etc/passwd", Trust::Checked).is_err());
         assert!(Source::parse("not a url", Trust::Checked).is_err());

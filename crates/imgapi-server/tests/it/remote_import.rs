@@ -19,14 +19,14 @@ use tokio::net::TcpListener;
 use crate::support::*;
 
 /// Everything on 127.0.0.1: plain http and loopback must be allowed.
-const OPEN: &str = "[remote]\nallow_http = true\nallow_private_addresses = true\n";
+pub(crate) const OPEN: &str = "[remote]\nallow_http = true\nallow_private_addresses = true\n";
 
 // ---------------------------------------------------------------------------
 // A fake IMGAPI
 
 /// What the fake answers for one request.
 #[derive(Clone)]
-enum Reply {
+pub(crate) enum Reply {
     Json(u16, Value),
     /// `bytes`, announced whole; the connection closes after `cut_at`
     /// bytes when set; `delay` between 64 KiB chunks.
@@ -38,14 +38,14 @@ enum Reply {
     Redirect(String),
 }
 
-type Handler = Arc<dyn Fn(&str) -> Reply + Send + Sync>;
+pub(crate) type Handler = Arc<dyn Fn(&str) -> Reply + Send + Sync>;
 
-struct FakeSource {
-    url: String,
+pub(crate) struct FakeSource {
+    pub(crate) url: String,
     /// Bytes of files sent so far.
-    sent: Arc<AtomicUsize>,
+    pub(crate) sent: Arc<AtomicUsize>,
     /// File requests seen.
-    file_requests: Arc<AtomicUsize>,
+    pub(crate) file_requests: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -56,7 +56,7 @@ impl Drop for FakeSource {
 }
 
 impl FakeSource {
-    async fn start(handler: Handler) -> FakeSource {
+    pub(crate) async fn start(handler: Handler) -> FakeSource {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let sent = Arc::new(AtomicUsize::new(0));
@@ -140,7 +140,7 @@ async fn write_reply(
     conn.shutdown().await
 }
 
-fn sha1_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha1_hex(bytes: &[u8]) -> String {
     hex(&Sha1::digest(bytes))
 }
 
@@ -149,7 +149,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// A remote manifest as an IMGAPI shows it.
-fn fake_manifest(uuid: &str, origin: Option<&str>, file: &[u8], state: &str) -> Value {
+pub(crate) fn fake_manifest(uuid: &str, origin: Option<&str>, file: &[u8], state: &str) -> Value {
     let mut m = json!({
         "v": 2, "uuid": uuid, "owner": OWNER, "name": "fake", "version": "1.0.0",
         "state": state, "disabled": false, "public": true,
@@ -162,14 +162,14 @@ fn fake_manifest(uuid: &str, origin: Option<&str>, file: &[u8], state: &str) -> 
     m
 }
 
-fn not_found(target: &str) -> Reply {
+pub(crate) fn not_found(target: &str) -> Reply {
     Reply::Json(
         404,
         json!({"code": "ResourceNotFound", "message": format!("{target} not found")}),
     )
 }
 
-fn new_uuid() -> String {
+pub(crate) fn new_uuid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
@@ -177,7 +177,7 @@ fn new_uuid() -> String {
 // Helpers
 
 /// Create, upload `bytes` and activate on `s`.
-async fn publish_bytes(s: &TestServer, extra: Value, bytes: &[u8]) -> Value {
+pub(crate) async fn publish_bytes(s: &TestServer, extra: Value, bytes: &[u8]) -> Value {
     let img = s.create(extra).await;
     let uuid = uuid_of(&img);
     let (status, body) = s.upload(&uuid, bytes.to_vec()).await;
@@ -187,7 +187,7 @@ async fn publish_bytes(s: &TestServer, extra: Value, bytes: &[u8]) -> Value {
     img
 }
 
-async fn import_remote(target: &TestServer, uuid: &str, source: &str) -> (u16, Value) {
+pub(crate) async fn import_remote(target: &TestServer, uuid: &str, source: &str) -> (u16, Value) {
     let resp = target
         .post(&format!(
             "/images/{uuid}?action=import-remote&source={}",
@@ -208,12 +208,12 @@ async fn import_remote(target: &TestServer, uuid: &str, source: &str) -> (u16, V
     status_json(resp).await
 }
 
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 /// Poll ListImageJobs until the job has finished; returns it.
-async fn wait_job(s: &TestServer, image: &str, job: &str) -> Value {
+pub(crate) async fn wait_job(s: &TestServer, image: &str, job: &str) -> Value {
     for _ in 0..600 {
         let (status, jobs) = s.get_json(&format!("/images/{image}/jobs")).await;
         if status == 200 {
@@ -234,7 +234,7 @@ async fn wait_job(s: &TestServer, image: &str, job: &str) -> Value {
     panic!("job {job} did not finish");
 }
 
-async fn started(target: &TestServer, uuid: &str, source: &str) -> String {
+pub(crate) async fn started(target: &TestServer, uuid: &str, source: &str) -> String {
     let (status, body) = import_remote(target, uuid, source).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["image_uuid"], uuid);
@@ -257,7 +257,7 @@ fn steps(job: &Value) -> Vec<(String, String, String)> {
 }
 
 /// Regular files under `<data_dir>/files` (blobs and staging leftovers).
-fn blob_files(data_dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn blob_files(data_dir: &Path) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
@@ -276,7 +276,7 @@ fn blob_files(data_dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-async fn get_bytes(s: &TestServer, path: &str) -> Vec<u8> {
+pub(crate) async fn get_bytes(s: &TestServer, path: &str) -> Vec<u8> {
     let resp = s.get(path).send().await.unwrap();
     assert_eq!(resp.status(), 200, "{path}");
     resp.bytes().await.unwrap().to_vec()

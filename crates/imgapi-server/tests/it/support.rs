@@ -18,6 +18,9 @@ pub struct TestServer {
     pub client: Client,
     pub dir: Option<TempDir>,
     pub data_dir: PathBuf,
+    /// The configuration the server runs with (for tools opening the
+    /// same stores, such as `imgapi mirror`).
+    pub config_toml: String,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<()>>,
 }
@@ -78,6 +81,7 @@ impl TestServer {
             client: Client::new(),
             dir: None,
             data_dir: data_dir.to_path_buf(),
+            config_toml: toml.to_string(),
             shutdown: Some(tx),
             handle: Some(handle),
         }

@@ -24,6 +24,8 @@ use crate::service::{load_image, resolve_channel, ChannelRule, ServiceError};
 struct Served<'a> {
     sha1: &'a str,
     md5: &'a str,
+    /// Hex SHA-256 of the whole object, when known (→ `Repr-Digest`).
+    sha256: Option<&'a str>,
     size: u64,
     mtime: &'a str,
     content_type: &'a str,
@@ -189,8 +191,29 @@ async fn download(
         header::HeaderName::from_static("content-md5"),
         served.md5,
     );
+    if let Some(b64) = served.sha256.and_then(sha256_base64) {
+        // RFC 9530: the digest of the whole representation, also on a 206.
+        set(
+            &mut resp,
+            header::HeaderName::from_static("repr-digest"),
+            &format!("sha-256=:{b64}:"),
+        );
+        // RFC 3230, for older clients.
+        set(
+            &mut resp,
+            header::HeaderName::from_static("digest"),
+            &format!("SHA-256={b64}"),
+        );
+    }
     validators(&mut resp, &served);
     Ok(resp)
+}
+
+/// Hex SHA-256 → base64 of its 32 bytes (`None` if not 64 hex digits).
+fn sha256_base64(hex_digest: &str) -> Option<String> {
+    use base64::Engine as _;
+    let bytes = hex::decode(hex_digest).ok().filter(|b| b.len() == 32)?;
+    Some(base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 
 /// GetImageFile (api.md §5.4).
@@ -214,6 +237,7 @@ pub async fn serve_image_file(
     let served = Served {
         sha1: &file.sha1,
         md5: &file.content_md5,
+        sha256: file.sha256.as_deref(),
         size: file.size,
         mtime: &file.mtime,
         content_type: "application/octet-stream",
@@ -303,6 +327,7 @@ pub async fn get_icon(app: &AppState, req: Req, id: &str) -> Result<Response, Ap
     let served = Served {
         sha1: &icon.sha1,
         md5: &icon.content_md5,
+        sha256: None,
         size: icon.size,
         mtime: &icon.mtime,
         content_type: &icon.content_type,

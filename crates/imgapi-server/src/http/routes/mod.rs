@@ -1,6 +1,9 @@
 //! Thin handlers, one module per resource: extract → call service → respond.
 
+pub mod catalog;
 pub mod datasets;
 pub mod files;
 pub mod images;
 pub mod misc;
+pub mod uploads;
+pub mod usage;

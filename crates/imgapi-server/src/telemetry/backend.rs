@@ -1,0 +1,479 @@
+//! Store decorators that time every [`MetaStore`] / [`BlobStore`] call and
+//! count its errors (`imgapi_backend_duration_seconds`,
+//! `imgapi_backend_errors_total`), labelled `backend` (`meta`/`blob`),
+//! `store` (`sqlite`, `postgres`, `local`, `s3`) and `op` (the trait
+//! method). Streaming calls are timed to their return: `get_stream` to the
+//! first byte being available, `put_stream` / `staged_append` over the
+//! whole transfer.
+//!
+//! Pure delegation otherwise. A method added to either trait must be added
+//! here too (the compiler says so); one with a default body is inherited.
+
+use std::future::Future;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use imgapi_blob::{
+    BlobError, BlobMeta, BlobRead, BlobStore, ByteStream, ListedBlob, PutOutcome, StagedChunk,
+    StagedProgress, StagedRef,
+};
+use imgapi_domain::filter::ImageQuery;
+use imgapi_domain::ImageRecord;
+use imgapi_meta::{JobRecord, MetaError, MetaStore, Revision, StoredImage, UploadSession, Usage};
+use metrics::Label;
+use uuid::Uuid;
+
+use super::{Metrics, BACKEND_DURATION, BACKEND_ERRORS};
+
+/// Label value of an error: what kind of failure it was.
+trait ErrorKind {
+    fn kind(&self) -> &'static str;
+}
+
+impl ErrorKind for MetaError {
+    fn kind(&self) -> &'static str {
+        match self {
+            MetaError::NotFound(_) => "not_found",
+            MetaError::AlreadyExists(_) => "already_exists",
+            MetaError::Conflict(_) => "conflict",
+            MetaError::Unavailable(_) => "unavailable",
+            MetaError::Corrupt { .. } => "corrupt",
+            MetaError::Backend(_) => "backend",
+        }
+    }
+}
+
+impl ErrorKind for BlobError {
+    fn kind(&self) -> &'static str {
+        match self {
+            BlobError::NotFound(_) => "not_found",
+            BlobError::TooLarge { .. } => "too_large",
+            BlobError::Source(_) => "source",
+            BlobError::Unavailable(_) => "unavailable",
+            BlobError::InvalidKey(_) => "invalid_key",
+            BlobError::Io(_) => "io",
+        }
+    }
+}
+
+/// What every decorator needs: the registry and its labels.
+struct Timer {
+    metrics: Metrics,
+    backend: &'static str,
+    store: &'static str,
+}
+
+impl Timer {
+    async fn time<T, E: ErrorKind>(
+        &self,
+        op: &'static str,
+        call: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        let started = Instant::now();
+        let result = call.await;
+        let labels = || {
+            vec![
+                Label::new("backend", self.backend),
+                Label::new("store", self.store),
+                Label::new("op", op),
+            ]
+        };
+        self.metrics
+            .histogram(BACKEND_DURATION, labels())
+            .record(started.elapsed().as_secs_f64());
+        if let Err(e) = &result {
+            let mut labels = labels();
+            labels.push(Label::new("kind", e.kind()));
+            self.metrics.counter(BACKEND_ERRORS, labels).increment(1);
+        }
+        result
+    }
+}
+
+/// `meta`, timed; unchanged when `metrics` is disabled.
+pub fn meter_meta(
+    meta: Arc<dyn MetaStore>,
+    metrics: &Metrics,
+    database_url: &str,
+) -> Arc<dyn MetaStore> {
+    if !metrics.is_enabled() {
+        return meta;
+    }
+    let store = match database_url.parse::<imgapi_meta::Engine>() {
+        Ok(imgapi_meta::Engine::Sqlite) => "sqlite",
+        Ok(imgapi_meta::Engine::Postgres) => "postgres",
+        Err(_) => "unknown",
+    };
+    Arc::new(MeteredMeta {
+        inner: meta,
+        timer: Timer {
+            metrics: metrics.clone(),
+            backend: "meta",
+            store,
+        },
+    })
+}
+
+/// `blobs`, timed; unchanged when `metrics` is disabled.
+pub fn meter_blobs(blobs: Arc<dyn BlobStore>, metrics: &Metrics) -> Arc<dyn BlobStore> {
+    if !metrics.is_enabled() {
+        return blobs;
+    }
+    let store = blobs.kind();
+    Arc::new(MeteredBlobs {
+        inner: blobs,
+        timer: Timer {
+            metrics: metrics.clone(),
+            backend: "blob",
+            store,
+        },
+    })
+}
+
+struct MeteredMeta {
+    inner: Arc<dyn MetaStore>,
+    timer: Timer,
+}
+
+#[async_trait]
+impl MetaStore for MeteredMeta {
+    async fn get(&self, uuid: Uuid) -> Result<Option<StoredImage>, MetaError> {
+        self.timer.time("get", self.inner.get(uuid)).await
+    }
+
+    async fn insert(&self, image: &ImageRecord) -> Result<Revision, MetaError> {
+        self.timer.time("insert", self.inner.insert(image)).await
+    }
+
+    async fn update(&self, image: &ImageRecord, expected: Revision) -> Result<Revision, MetaError> {
+        self.timer
+            .time("update", self.inner.update(image, expected))
+            .await
+    }
+
+    async fn put(&self, image: &ImageRecord) -> Result<Revision, MetaError> {
+        self.timer.time("put", self.inner.put(image)).await
+    }
+
+    async fn rename(
+        &self,
+        old_uuid: Uuid,
+        expected: Revision,
+        image: &ImageRecord,
+    ) -> Result<Revision, MetaError> {
+        self.timer
+            .time("rename", self.inner.rename(old_uuid, expected, image))
+            .await
+    }
+
+    async fn delete(&self, uuid: Uuid) -> Result<bool, MetaError> {
+        self.timer.time("delete", self.inner.delete(uuid)).await
+    }
+
+    async fn list(&self, query: &ImageQuery) -> Result<Vec<ImageRecord>, MetaError> {
+        self.timer.time("list", self.inner.list(query)).await
+    }
+
+    async fn dependents(
+        &self,
+        origin: Uuid,
+        channel: Option<&str>,
+    ) -> Result<Vec<Uuid>, MetaError> {
+        self.timer
+            .time("dependents", self.inner.dependents(origin, channel))
+            .await
+    }
+
+    async fn count_by_state(&self) -> Result<Vec<(String, u64)>, MetaError> {
+        self.timer
+            .time("count_by_state", self.inner.count_by_state())
+            .await
+    }
+
+    async fn usage(&self, owner: Option<Uuid>) -> Result<Usage, MetaError> {
+        self.timer.time("usage", self.inner.usage(owner)).await
+    }
+
+    async fn count_jobs_by_execution(&self) -> Result<Vec<(String, u64)>, MetaError> {
+        self.timer
+            .time(
+                "count_jobs_by_execution",
+                self.inner.count_jobs_by_execution(),
+            )
+            .await
+    }
+
+    async fn ping(&self) -> Result<(), MetaError> {
+        self.timer.time("ping", self.inner.ping()).await
+    }
+
+    async fn generation(&self) -> Result<i64, MetaError> {
+        self.timer.time("generation", self.inner.generation()).await
+    }
+
+    async fn insert_job(&self, job: &JobRecord) -> Result<(), MetaError> {
+        self.timer
+            .time("insert_job", self.inner.insert_job(job))
+            .await
+    }
+
+    async fn get_job(&self, uuid: Uuid) -> Result<Option<JobRecord>, MetaError> {
+        self.timer.time("get_job", self.inner.get_job(uuid)).await
+    }
+
+    async fn image_jobs(&self, image_uuid: Uuid) -> Result<Vec<JobRecord>, MetaError> {
+        self.timer
+            .time("image_jobs", self.inner.image_jobs(image_uuid))
+            .await
+    }
+
+    async fn claimable_jobs(&self, now_ms: i64, limit: u32) -> Result<Vec<Uuid>, MetaError> {
+        self.timer
+            .time("claimable_jobs", self.inner.claimable_jobs(now_ms, limit))
+            .await
+    }
+
+    async fn claim_job(
+        &self,
+        uuid: Uuid,
+        owner: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<Option<JobRecord>, MetaError> {
+        self.timer
+            .time(
+                "claim_job",
+                self.inner.claim_job(uuid, owner, now_ms, expires_ms),
+            )
+            .await
+    }
+
+    async fn update_job(&self, job: &JobRecord, owner: &str) -> Result<bool, MetaError> {
+        self.timer
+            .time("update_job", self.inner.update_job(job, owner))
+            .await
+    }
+
+    async fn release_jobs(&self, owner: &str) -> Result<u64, MetaError> {
+        self.timer
+            .time("release_jobs", self.inner.release_jobs(owner))
+            .await
+    }
+
+    async fn insert_upload(&self, upload: &UploadSession) -> Result<(), MetaError> {
+        self.timer
+            .time("insert_upload", self.inner.insert_upload(upload))
+            .await
+    }
+
+    async fn get_upload(&self, id: Uuid) -> Result<Option<UploadSession>, MetaError> {
+        self.timer
+            .time("get_upload", self.inner.get_upload(id))
+            .await
+    }
+
+    async fn claim_upload(
+        &self,
+        id: Uuid,
+        owner: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<Option<UploadSession>, MetaError> {
+        self.timer
+            .time(
+                "claim_upload",
+                self.inner.claim_upload(id, owner, now_ms, expires_ms),
+            )
+            .await
+    }
+
+    async fn renew_upload(
+        &self,
+        id: Uuid,
+        owner: &str,
+        expires_ms: i64,
+    ) -> Result<bool, MetaError> {
+        self.timer
+            .time(
+                "renew_upload",
+                self.inner.renew_upload(id, owner, expires_ms),
+            )
+            .await
+    }
+
+    async fn advance_upload(
+        &self,
+        upload: &UploadSession,
+        owner: &str,
+        from_offset: u64,
+    ) -> Result<bool, MetaError> {
+        self.timer
+            .time(
+                "advance_upload",
+                self.inner.advance_upload(upload, owner, from_offset),
+            )
+            .await
+    }
+
+    async fn release_upload(&self, id: Uuid, owner: &str) -> Result<bool, MetaError> {
+        self.timer
+            .time("release_upload", self.inner.release_upload(id, owner))
+            .await
+    }
+
+    async fn delete_upload(&self, id: Uuid) -> Result<bool, MetaError> {
+        self.timer
+            .time("delete_upload", self.inner.delete_upload(id))
+            .await
+    }
+
+    async fn delete_expired_upload(&self, id: Uuid, now_ms: i64) -> Result<bool, MetaError> {
+        self.timer
+            .time(
+                "delete_expired_upload",
+                self.inner.delete_expired_upload(id, now_ms),
+            )
+            .await
+    }
+
+    async fn expired_uploads(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<UploadSession>, MetaError> {
+        self.timer
+            .time("expired_uploads", self.inner.expired_uploads(now_ms, limit))
+            .await
+    }
+
+    async fn upload_handles(&self) -> Result<Vec<String>, MetaError> {
+        self.timer
+            .time("upload_handles", self.inner.upload_handles())
+            .await
+    }
+}
+
+struct MeteredBlobs {
+    inner: Arc<dyn BlobStore>,
+    timer: Timer,
+}
+
+#[async_trait]
+impl BlobStore for MeteredBlobs {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+
+    async fn put_stream(
+        &self,
+        key: &str,
+        body: ByteStream,
+        max_size: u64,
+    ) -> Result<PutOutcome, BlobError> {
+        self.timer
+            .time("put_stream", self.inner.put_stream(key, body, max_size))
+            .await
+    }
+
+    async fn get_stream(
+        &self,
+        key: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<BlobRead, BlobError> {
+        self.timer
+            .time("get_stream", self.inner.get_stream(key, range))
+            .await
+    }
+
+    async fn stat(&self, key: &str) -> Result<BlobMeta, BlobError> {
+        self.timer.time("stat", self.inner.stat(key)).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        self.timer.time("delete", self.inner.delete(key)).await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, BlobError> {
+        self.timer.time("list", self.inner.list(prefix)).await
+    }
+
+    async fn list_objects(&self, prefix: &str) -> Result<Vec<ListedBlob>, BlobError> {
+        self.timer
+            .time("list_objects", self.inner.list_objects(prefix))
+            .await
+    }
+
+    async fn move_to_lost_found(&self, key: &str) -> Result<String, BlobError> {
+        self.timer
+            .time("move_to_lost_found", self.inner.move_to_lost_found(key))
+            .await
+    }
+
+    async fn sweep_staging(&self) -> Result<u64, BlobError> {
+        self.timer
+            .time("sweep_staging", self.inner.sweep_staging())
+            .await
+    }
+
+    fn staged_min_chunk(&self) -> u64 {
+        self.inner.staged_min_chunk()
+    }
+
+    async fn staged_create(&self, key: &str) -> Result<String, BlobError> {
+        self.timer
+            .time("staged_create", self.inner.staged_create(key))
+            .await
+    }
+
+    async fn staged_append(
+        &self,
+        chunk: StagedChunk<'_>,
+        body: ByteStream,
+    ) -> Result<StagedProgress, BlobError> {
+        self.timer
+            .time("staged_append", self.inner.staged_append(chunk, body))
+            .await
+    }
+
+    async fn staged_commit(
+        &self,
+        key: &str,
+        handle: &str,
+        parts: &[String],
+        size: u64,
+    ) -> Result<(), BlobError> {
+        self.timer
+            .time(
+                "staged_commit",
+                self.inner.staged_commit(key, handle, parts, size),
+            )
+            .await
+    }
+
+    async fn staged_abort(&self, key: &str, handle: &str) -> Result<(), BlobError> {
+        self.timer
+            .time("staged_abort", self.inner.staged_abort(key, handle))
+            .await
+    }
+
+    async fn staged_leftovers(
+        &self,
+        older_than: std::time::Duration,
+    ) -> Result<Vec<StagedRef>, BlobError> {
+        self.timer
+            .time("staged_leftovers", self.inner.staged_leftovers(older_than))
+            .await
+    }
+
+    async fn redirect_url(
+        &self,
+        key: &str,
+        expires: std::time::Duration,
+    ) -> Result<Option<String>, BlobError> {
+        self.timer
+            .time("redirect_url", self.inner.redirect_url(key, expires))
+            .await
+    }
+}

@@ -1,0 +1,109 @@
+//! `imgapi usage`: storage per owner and billing tag, straight from the
+//! metadata store (the same numbers as `GET /usage`).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use imgapi_meta::Usage;
+
+use crate::config::Config;
+
+/// `imgapi usage` arguments.
+#[derive(Debug, clap::Args)]
+pub struct UsageArgs {
+    /// Config file of the registry (else the top-level --config / IMGAPI_CONFIG).
+    #[arg(long, short = 'c')]
+    pub config: Option<PathBuf>,
+    /// Only this owner (a UUID).
+    #[arg(long)]
+    pub owner: Option<uuid::Uuid>,
+    /// Print the answer of `GET /usage` (one JSON object) instead of tables.
+    #[arg(long, short = 'j')]
+    pub json: bool,
+}
+
+/// The tables: one line per owner, then one per billing tag (summed over
+/// the owners shown), then the totals. Byte counts are exact.
+pub fn write_text(usage: &Usage, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:<36}  {:>8}  {:>8}  {:>8}  {:>6}  {:>16}",
+        "OWNER", "IMAGES", "ACTIVE", "FILES", "ICONS", "BYTES"
+    )?;
+    for o in &usage.owners {
+        writeln!(
+            out,
+            "{:<36}  {:>8}  {:>8}  {:>8}  {:>6}  {:>16}",
+            o.owner.to_string(),
+            o.images,
+            o.active,
+            o.files,
+            o.icons,
+            o.bytes()
+        )?;
+    }
+    let json = crate::service::usage::to_json(usage);
+    if let Some(tags) = json["billingTags"].as_object().filter(|t| !t.is_empty()) {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{:<36}  {:>8}  {:>16}",
+            "BILLING TAG", "IMAGES", "BYTES"
+        )?;
+        for (tag, t) in tags {
+            writeln!(
+                out,
+                "{:<36}  {:>8}  {:>16}",
+                tag,
+                t["images"].as_u64().unwrap_or(0),
+                t["bytes"].as_u64().unwrap_or(0)
+            )?;
+        }
+    }
+    let totals = &json["totals"];
+    writeln!(
+        out,
+        "\ntotal: {} owner(s), {} image(s), {} bytes",
+        totals["owners"].as_u64().unwrap_or(0),
+        totals["images"].as_u64().unwrap_or(0),
+        totals["bytes"].as_u64().unwrap_or(0)
+    )
+}
+
+/// `imgapi usage`: exit 0, or 2 when the database cannot be read.
+pub async fn cli(top_config: Option<PathBuf>, args: UsageArgs) -> ExitCode {
+    let path = args.config.clone().or(top_config);
+    let config = match Config::load(path.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("imgapi usage: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    crate::check::tool_logging();
+    let stores = match crate::check::Stores::open(&config).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("imgapi usage: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let usage = match crate::service::usage::usage(stores.meta.as_ref(), args.owner).await {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("imgapi usage: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let written = if args.json {
+        writeln!(out, "{}", crate::service::usage::to_json(&usage))
+    } else {
+        write_text(&usage, &mut out)
+    };
+    match written.and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::from(2),
+    }
+}
