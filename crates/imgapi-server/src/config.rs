@@ -818,6 +818,23 @@ mod tests {
         assert_eq!(cfg.mode, Mode::Public);
     }
 
+    /// The example configs and the systemd unit's paths stay loadable.
+    #[test]
+    fn example_configs_parse() {
+        let embedded = Config::from_toml(include_str!("../../../etc/examples/embedded.toml"))
+            .map_err(|e| e.to_string());
+        assert!(
+            matches!(embedded, Ok(ref c) if c.data_dir == std::path::Path::new("/var/lib/imgapi")),
+            "{embedded:?}"
+        );
+        let scaled = Config::from_toml(include_str!("../../../etc/examples/scaled-out.toml"))
+            .map_err(|e| e.to_string());
+        assert!(
+            matches!(scaled, Ok(ref c) if matches!(c.storage, StorageConfig::S3 { .. })),
+            "{scaled:?}"
+        );
+    }
+
     #[test]
     fn channels_and_errors() {
         let cfg = Config::from_toml(
