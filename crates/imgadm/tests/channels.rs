@@ -6,9 +6,10 @@
 use std::path::PathBuf;
 
 use assert_cmd::Command;
-use imgapi_server::{AppState, Config};
 use serde_json::{json, Value};
-use tempfile::TempDir;
+
+mod common;
+use common::{spawn_with, Server};
 
 const OWNER: &str = "86055c40-2547-11e2-8a6b-4bb37edc84ba";
 
@@ -24,41 +25,6 @@ description = "builds for testing in staging"
 name = "release"
 description = "release gold bits"
 "#;
-
-/// A public-mode server with `extra` appended to its TOML config.
-struct Server {
-    url: String,
-    dir: TempDir,
-    _rt: tokio::runtime::Runtime,
-}
-
-fn spawn_with(extra: &str) -> Server {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let url = rt.block_on(async {
-        let toml = format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nlog_level = \"warn\"\n{extra}",
-            data.display().to_string()
-        );
-        let app = AppState::open(Config::from_toml(&toml).unwrap())
-            .await
-            .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            imgapi_server::serve(app, listener, std::future::pending::<()>())
-                .await
-                .unwrap();
-        });
-        format!("http://{addr}")
-    });
-    Server { url, dir, _rt: rt }
-}
 
 impl Server {
     fn cmd(&self) -> Command {

@@ -213,7 +213,7 @@ fn coerce_number(v: &mut Value) {
 // ---- UpdateImage (api.md §5.13)
 
 /// Fields anyone (owner or operator) may update.
-const MUTABLE_FIELDS: [&str; 21] = [
+pub const MUTABLE_FIELDS: [&str; 21] = [
     "owner",
     "name",
     "version",

@@ -528,36 +528,19 @@ fn human_bytes(n: u64) -> String {
 /// fields (but `channels`, which are local) and `error`. `disabled` and
 /// the icon are handled on their own; files, origin, uuid and
 /// `published_at` never change on an active image.
-const SYNCED_FIELDS: [&str; 21] = [
-    "owner",
-    "name",
-    "version",
-    "description",
-    "homepage",
-    "eula",
-    "public",
-    "os",
-    "acl",
-    "requirements",
-    "users",
-    "billing_tags",
-    "traits",
-    "tags",
-    "generate_passwords",
-    "inherited_directories",
-    "nic_driver",
-    "disk_driver",
-    "cpu_type",
-    "image_size",
-    "error",
-];
+fn synced_fields() -> impl Iterator<Item = &'static str> {
+    imgapi_domain::build::MUTABLE_FIELDS
+        .into_iter()
+        .filter(|f| *f != "channels")
+        .chain(["error"])
+}
 
 /// An UpdateImage body turning `local`'s synced fields into `desired`'s
 /// (`null` deletes a field).
 fn update_body(local: &ImageRecord, desired: &ImageRecord) -> Map<String, Value> {
     let (have, want) = (local.to_raw_map(), desired.to_raw_map());
     let mut body = Map::new();
-    for key in SYNCED_FIELDS {
+    for key in synced_fields() {
         let wanted = want.get(key);
         if have.get(key) != wanted {
             body.insert(key.into(), wanted.cloned().unwrap_or(Value::Null));

@@ -14,7 +14,13 @@ pub struct Server {
 }
 
 /// Start a public-mode server on 127.0.0.1 with a fresh data dir.
+#[allow(dead_code)] // not every test binary uses every helper
 pub fn spawn() -> Server {
+    spawn_with("")
+}
+
+/// [`spawn`], with `extra` appended to the server's TOML config.
+pub fn spawn_with(extra: &str) -> Server {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -24,7 +30,7 @@ pub fn spawn() -> Server {
     let data = dir.path().join("data");
     let url = rt.block_on(async {
         let toml = format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nlog_level = \"warn\"\n",
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nlog_level = \"warn\"\n{extra}",
             data.display().to_string()
         );
         let app = AppState::open(Config::from_toml(&toml).unwrap())
