@@ -138,6 +138,17 @@ impl PostgresStore {
         map_err(&self.target, e)
     }
 
+    /// [`Self::err`], except that a unique violation means `id` is taken.
+    fn insert_err(&self, e: sqlx::Error, id: Uuid) -> MetaError {
+        if e.as_database_error()
+            .is_some_and(|db| db.is_unique_violation())
+        {
+            MetaError::AlreadyExists(id)
+        } else {
+            self.err(e)
+        }
+    }
+
     /// Run `op` in one transaction that also bumps the write generation.
     async fn write(&self, op: Op<'_>) -> Result<i64, MetaError> {
         let key = op.key();
@@ -749,15 +760,7 @@ impl MetaStore for PostgresStore {
             .bind(i32::try_from(row.attempts).unwrap_or(i32::MAX))
             .execute(&self.pool)
             .await
-            .map_err(|e| {
-                if e.as_database_error()
-                    .is_some_and(|db| db.is_unique_violation())
-                {
-                    MetaError::AlreadyExists(row.id)
-                } else {
-                    self.err(e)
-                }
-            })?;
+            .map_err(|e| self.insert_err(e, row.id))?;
         Ok(())
     }
 
@@ -871,15 +874,7 @@ impl MetaStore for PostgresStore {
             .bind(row.lease_expires_ms)
             .execute(&self.pool)
             .await
-            .map_err(|e| {
-                if e.as_database_error()
-                    .is_some_and(|db| db.is_unique_violation())
-                {
-                    MetaError::AlreadyExists(row.id)
-                } else {
-                    self.err(e)
-                }
-            })?;
+            .map_err(|e| self.insert_err(e, row.id))?;
         Ok(())
     }
 
