@@ -557,36 +557,30 @@ impl FileConfig {
         if let Some(v) = get("IMGAPI_ADMIN_UUID") {
             self.admin_uuid = Some(v);
         }
-        if let Some(v) = get("IMGAPI_CHANNELS") {
-            let parsed: Vec<ChannelConfig> = serde_json::from_str(&v).map_err(|e| {
-                invalid(
-                    "channels",
-                    format!("IMGAPI_CHANNELS is not a JSON array of channel objects: {e}"),
-                )
-            })?;
-            self.channels = Some(parsed);
-        }
+        env_json(
+            &get,
+            "IMGAPI_CHANNELS",
+            "channels",
+            "a JSON array of channel objects",
+            &mut self.channels,
+        )?;
         if let Some(v) = get("IMGAPI_LOG_LEVEL") {
             self.log_level = Some(v);
         }
-        if let Some(v) = get("IMGAPI_AUTH_KEYS") {
-            let parsed = serde_json::from_str(&v).map_err(|e| {
-                invalid(
-                    "auth_keys",
-                    format!("IMGAPI_AUTH_KEYS is not a JSON object of key lists: {e}"),
-                )
-            })?;
-            self.auth_keys = Some(parsed);
-        }
-        if let Some(v) = get("IMGAPI_STORAGE") {
-            let parsed = serde_json::from_str(&v).map_err(|e| {
-                invalid(
-                    "storage",
-                    format!("IMGAPI_STORAGE is not a JSON storage object: {e}"),
-                )
-            })?;
-            self.storage = Some(parsed);
-        }
+        env_json(
+            &get,
+            "IMGAPI_AUTH_KEYS",
+            "auth_keys",
+            "a JSON object of key lists",
+            &mut self.auth_keys,
+        )?;
+        env_json(
+            &get,
+            "IMGAPI_STORAGE",
+            "storage",
+            "a JSON storage object",
+            &mut self.storage,
+        )?;
         if let Some(v) = get("IMGAPI_ACCOUNT_DIRECTORY") {
             self.account_directory = serde_json::from_str(&v).map_err(|e| {
                 invalid(
@@ -595,48 +589,40 @@ impl FileConfig {
                 )
             })?;
         }
-        if let Some(v) = get("IMGAPI_REMOTE") {
-            let parsed = serde_json::from_str(&v).map_err(|e| {
-                invalid(
-                    "remote",
-                    format!("IMGAPI_REMOTE is not a JSON object of [remote] keys: {e}"),
-                )
-            })?;
-            self.remote = Some(parsed);
-        }
+        env_json(
+            &get,
+            "IMGAPI_REMOTE",
+            "remote",
+            "a JSON object of [remote] keys",
+            &mut self.remote,
+        )?;
         if let Some(v) = get("IMGAPI_DATACENTER_NAME") {
             self.datacenter_name = Some(v);
         }
-        if let Some(v) = get("IMGAPI_DATACENTERS") {
-            let parsed = serde_json::from_str(&v).map_err(|e| {
-                invalid(
-                    "datacenters",
-                    format!("IMGAPI_DATACENTERS is not a JSON object of URLs: {e}"),
-                )
-            })?;
-            self.datacenters = Some(parsed);
-        }
-        if let Some(v) = get("IMGAPI_USER_ACCOUNTS") {
-            let parsed = serde_json::from_str(&v).map_err(|e| {
-                invalid(
-                    "user_accounts",
-                    format!("IMGAPI_USER_ACCOUNTS is not a JSON object of account uuids: {e}"),
-                )
-            })?;
-            self.user_accounts = Some(parsed);
-        }
+        env_json(
+            &get,
+            "IMGAPI_DATACENTERS",
+            "datacenters",
+            "a JSON object of URLs",
+            &mut self.datacenters,
+        )?;
+        env_json(
+            &get,
+            "IMGAPI_USER_ACCOUNTS",
+            "user_accounts",
+            "a JSON object of account uuids",
+            &mut self.user_accounts,
+        )?;
         if let Some(v) = get("IMGAPI_DSAPI") {
             self.dsapi = Some(v);
         }
-        if let Some(v) = get("IMGAPI_EXPORT") {
-            let parsed = serde_json::from_str(&v).map_err(|e| {
-                invalid(
-                    "export",
-                    format!("IMGAPI_EXPORT is not a JSON export object: {e}"),
-                )
-            })?;
-            self.export = Some(parsed);
-        }
+        env_json(
+            &get,
+            "IMGAPI_EXPORT",
+            "export",
+            "a JSON export object",
+            &mut self.export,
+        )?;
         if let Some(v) = get("IMGAPI_AUTH_KEYS_DIR") {
             self.auth_keys_dir = Some(PathBuf::from(v));
         }
@@ -705,6 +691,23 @@ impl FileConfig {
         }
         Ok(())
     }
+}
+
+/// `var`, when set, parsed as JSON into `slot`; `what` describes the
+/// expected value in the error.
+fn env_json<T: serde::de::DeserializeOwned>(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &str,
+    key: &'static str,
+    what: &str,
+    slot: &mut Option<T>,
+) -> Result<(), ConfigError> {
+    if let Some(v) = get(var) {
+        let parsed = serde_json::from_str(&v)
+            .map_err(|e| invalid(key, format!("{var} is not {what}: {e}")))?;
+        *slot = Some(parsed);
+    }
+    Ok(())
 }
 
 fn env_number<T: std::str::FromStr>(
