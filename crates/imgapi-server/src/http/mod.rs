@@ -4,14 +4,16 @@
 
 pub mod auth;
 pub mod conditional;
-pub mod endpoint;
 pub mod error;
 pub mod openapi;
+pub mod operation;
+pub mod operations;
+pub mod params;
 pub mod query;
 pub mod request;
 pub mod response;
-pub mod router;
 pub mod routes;
+pub mod schemas;
 pub mod signature;
 pub mod version;
 
@@ -28,9 +30,10 @@ use imgapi_types::RestCode;
 use crate::app::App;
 use auth::authenticate;
 use error::{ApiError, ErrorCause};
+use operation::Routed;
+use operations::{method_not_allowed, Operation};
 use query::QueryParams;
 use request::Req;
-use router::{dispatch, method_not_allowed, Route};
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
@@ -56,11 +59,12 @@ async fn handle(State(app): State<App>, request: Request) -> Response {
     let method = request.method().clone();
     // Metrics: the endpoint's name (never the raw path) labels everything.
     let endpoint = if app.metrics.is_enabled() {
-        endpoint::endpoint_name(
-            Route::parse(&app, request.uri().path()).as_ref(),
+        std::borrow::Cow::Borrowed(endpoint_name(
+            &app,
             &method,
+            request.uri().path(),
             request.uri().query(),
-        )
+        ))
     } else {
         std::borrow::Cow::Borrowed("")
     };
@@ -97,7 +101,7 @@ async fn handle(State(app): State<App>, request: Request) -> Response {
         }
     };
     if method == Method::HEAD {
-        *resp.body_mut() = Body::empty();
+        without_body(&mut resp);
     }
     let headers = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&app.config.server_name) {
@@ -129,6 +133,21 @@ async fn handle(State(app): State<App>, request: Request) -> Response {
     resp.map(|body| app.metrics.count_response_body(body, endpoint))
 }
 
+/// HEAD: the GET answer's status and headers, no body. The length a GET
+/// body would have is kept as `Content-Length` (RFC 9110 §9.3.2).
+fn without_body(resp: &mut Response) {
+    use axum::body::HttpBody as _;
+    if !resp.headers().contains_key(header::CONTENT_LENGTH) && !resp.status().is_informational() {
+        if let Some(len) = resp.body().size_hint().exact() {
+            if len > 0 {
+                resp.headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            }
+        }
+    }
+    *resp.body_mut() = Body::empty();
+}
+
 fn audit(
     resp: &Response,
     method: &Method,
@@ -155,11 +174,11 @@ fn audit(
 async fn route_request(app: &App, request: Request) -> Result<(Response, String), ApiError> {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_string();
-    let route = Route::parse(app, &path)
-        .ok_or_else(|| ApiError::not_found(format!("{path} does not exist")))?;
-    if !route.methods().contains(&parts.method) {
-        return Err(method_not_allowed(&route, &parts.method));
-    }
+    let (op, args) = match Operation::route(app, &parts.method, &path) {
+        Routed::Found(op, args) => (op, args),
+        Routed::MethodNotAllowed(allow) => return Err(method_not_allowed(allow, &parts.method)),
+        Routed::NotFound => return Err(ApiError::not_found(format!("{path} does not exist"))),
+    };
     let accept = parts
         .headers
         .get("accept-version")
@@ -184,7 +203,7 @@ async fn route_request(app: &App, request: Request) -> Result<(Response, String)
         &parts.method,
         path_and_query,
         &parts.headers,
-        route.auth_policy(&parts.method),
+        op.auth_policy(),
     )?;
     let user = caller.log_name().to_string();
     let url = parts
@@ -196,14 +215,36 @@ async fn route_request(app: &App, request: Request) -> Result<(Response, String)
         method: parts.method,
         query: QueryParams::parse(parts.uri.query()),
         path,
+        args,
         url,
         headers: parts.headers,
         version,
         caller,
         body: std::sync::Mutex::new(Some(body)),
     };
-    let resp = dispatch(app, route, req).await?;
+    let resp = op.call(app, req).await?;
     Ok((resp, user))
+}
+
+/// Unmatched paths, in metrics.
+pub const NOT_FOUND: &str = "NotFound";
+/// A matched path with a method it does not have, in metrics.
+pub const METHOD_NOT_ALLOWED: &str = "MethodNotAllowed";
+
+/// The endpoint name of a request (api.md §2's "Name" column), the `route`
+/// label of the request metrics: a small, fixed set of values, never the
+/// raw path.
+pub fn endpoint_name(
+    app: &crate::app::AppState,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+) -> &'static str {
+    match Operation::route(app, method, path) {
+        Routed::Found(op, _) => op.def().endpoint_name(&QueryParams::parse(query)),
+        Routed::MethodNotAllowed(_) => METHOD_NOT_ALLOWED,
+        Routed::NotFound => NOT_FOUND,
+    }
 }
 
 /// 404 for a malformed `:uuid` (api.md §1.10): the message quotes the URL.

@@ -1,4 +1,7 @@
-//! The query string as ordered, percent-decoded pairs.
+//! The query string as ordered, percent-decoded pairs, and the typed
+//! queries of the services built from it.
+
+use crate::service::listing::{Filters, ListQuery};
 
 /// Parsed query parameters (repeatable, order kept).
 #[derive(Debug, Clone, Default)]
@@ -40,5 +43,44 @@ impl QueryParams {
 
     pub fn contains(&self, name: &str) -> bool {
         self.pairs.iter().any(|(k, _)| k == name)
+    }
+}
+
+impl QueryParams {
+    /// The filters ListImages, the catalog and `/datasets` share.
+    pub fn filters(&self) -> Filters {
+        let owned = |name: &str| self.get(name).map(str::to_string);
+        let mut tags: Vec<(String, String)> = Vec::new();
+        for (key, value) in self.iter() {
+            if let Some(tag) = key.strip_prefix("tag.") {
+                // The first of a repeated tag counts (restify's rule).
+                if !tags.iter().any(|(k, _)| k == tag) {
+                    tags.push((tag.to_string(), value.to_string()));
+                }
+            }
+        }
+        Filters {
+            name: owned("name"),
+            version: owned("version"),
+            os: owned("os"),
+            image_type: owned("type"),
+            tags,
+            billing_tags: self.get_all("billing_tag").map(str::to_string).collect(),
+        }
+    }
+
+    /// ListImages' query.
+    pub fn list_query(&self) -> ListQuery {
+        let owned = |name: &str| self.get(name).map(str::to_string);
+        ListQuery {
+            incl_admin_fields: owned("inclAdminFields"),
+            limit: owned("limit"),
+            state: owned("state"),
+            public: owned("public"),
+            sort: owned("sort"),
+            marker: owned("marker"),
+            owner: owned("owner"),
+            filters: self.filters(),
+        }
     }
 }

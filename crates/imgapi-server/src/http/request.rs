@@ -98,6 +98,9 @@ pub struct Req {
     pub method: Method,
     /// Raw (still percent-encoded) path.
     pub path: String,
+    /// The path's `{name}` segments, in template order (still
+    /// percent-encoded).
+    pub args: Vec<String>,
     /// Path and query as received.
     pub url: String,
     pub headers: HeaderMap,
@@ -117,6 +120,12 @@ impl Req {
             .account
             .as_deref()
             .or_else(|| self.query.get("account"))
+    }
+
+    /// The `i`-th `{name}` segment of the path (empty if the template has
+    /// none there).
+    pub fn arg(&self, i: usize) -> String {
+        self.args.get(i).cloned().unwrap_or_default()
     }
 
     pub fn header(&self, name: &header::HeaderName) -> Option<&str> {

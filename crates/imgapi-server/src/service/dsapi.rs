@@ -11,10 +11,9 @@ use imgapi_domain::validate::is_lower_uuid;
 use imgapi_domain::ImageRecord;
 use uuid::Uuid;
 
-use super::listing::common_predicates;
+use super::listing::{common_predicates, Filters};
 use super::{resolve_channel, ChannelRule, ServiceError};
 use crate::app::AppState;
-use crate::http::query::QueryParams;
 
 /// Active, public, and in the channel (if any).
 fn anonymous_may_see(img: &ImageRecord, channel: Option<&str>) -> bool {
@@ -40,9 +39,13 @@ async fn query(app: &AppState, common: Vec<Predicate>) -> Result<Vec<ImageRecord
 /// `GET /datasets`: every visible image, oldest first, filtered by the
 /// ListImages parameters `name`, `version`, `os`, `type` (and `tag.*`,
 /// `billing_tag`, `channel`), with ListImages' semantics.
-pub async fn list(app: &AppState, q: &QueryParams) -> Result<Vec<ImageRecord>, ServiceError> {
-    let channel = resolve_channel(app, q.get("channel"), ChannelRule::ChannelOrStar)?;
-    query(app, common_predicates(q, channel.as_deref())).await
+pub async fn list(
+    app: &AppState,
+    filters: &Filters,
+    channel: Option<&str>,
+) -> Result<Vec<ImageRecord>, ServiceError> {
+    let channel = resolve_channel(app, channel, ChannelRule::ChannelOrStar)?;
+    query(app, common_predicates(filters, channel.as_deref())).await
 }
 
 fn not_found(arg: &str) -> ServiceError {
@@ -52,8 +55,12 @@ fn not_found(arg: &str) -> ServiceError {
 /// `GET /datasets/<arg>`: a UUID, or, as the redirect table of api.md §6,
 /// `name:version`, a URN `cloud:creator:name[:version]` or a bare name;
 /// the newest visible match (by `published_at`).
-pub async fn find(app: &AppState, arg: &str, q: &QueryParams) -> Result<ImageRecord, ServiceError> {
-    let channel = resolve_channel(app, q.get("channel"), ChannelRule::ChannelOrStar)?;
+pub async fn find(
+    app: &AppState,
+    arg: &str,
+    channel: Option<&str>,
+) -> Result<ImageRecord, ServiceError> {
+    let channel = resolve_channel(app, channel, ChannelRule::ChannelOrStar)?;
     if is_lower_uuid(arg) {
         let uuid = Uuid::parse_str(arg).map_err(|_| not_found(arg))?;
         let stored = app

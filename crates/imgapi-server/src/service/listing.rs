@@ -10,7 +10,6 @@ use uuid::Uuid;
 
 use super::{parse_bool_param, ServiceError};
 use crate::app::AppState;
-use crate::http::query::QueryParams;
 
 /// Parse `limit` with JavaScript `Number()` semantics.
 /// Returns `Ok(None)` for "no limit" (0 or empty) and `Ok(Some(0))` for
@@ -55,45 +54,65 @@ fn parse_sort(raw: Option<&str>) -> Result<SortOrder, ServiceError> {
     })
 }
 
+/// The simple filters ListImages and the legacy `/datasets` share, as
+/// received (each is checked where the spec checks it).
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    pub name: Option<String>,
+    pub version: Option<String>,
+    pub os: Option<String>,
+    pub image_type: Option<String>,
+    /// `tag.KEY=VALUE` pairs: the first of each key.
+    pub tags: Vec<(String, String)>,
+    pub billing_tags: Vec<String>,
+}
+
+/// ListImages' query, as received: `list_images` checks it in the
+/// original's order.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub incl_admin_fields: Option<String>,
+    pub limit: Option<String>,
+    pub state: Option<String>,
+    pub public: Option<String>,
+    pub sort: Option<String>,
+    pub marker: Option<String>,
+    pub owner: Option<String>,
+    pub filters: Filters,
+}
+
 /// The predicates of the simple filters (name, version, os, type, tags…).
-pub(crate) fn common_predicates(q: &QueryParams, channel: Option<&str>) -> Vec<Predicate> {
+pub(crate) fn common_predicates(q: &Filters, channel: Option<&str>) -> Vec<Predicate> {
     let mut preds = Vec::new();
-    if let Some(name) = q.get("name") {
+    if let Some(name) = &q.name {
         preds.push(match name.strip_prefix('~') {
             Some(sub) => Predicate::NameContains(sub.into()),
             None => Predicate::NameEq(name.into()),
         });
     }
-    if let Some(version) = q.get("version") {
+    if let Some(version) = &q.version {
         preds.push(match version.strip_prefix('~') {
             Some(sub) => Predicate::VersionContains(sub.into()),
             None => Predicate::VersionEq(version.into()),
         });
     }
-    if let Some(os) = q.get("os") {
+    if let Some(os) = &q.os {
         preds.push(Predicate::OsEq(os.into()));
     }
-    if let Some(ty) = q.get("type") {
+    if let Some(ty) = &q.image_type {
         preds.push(match ty.strip_prefix('!') {
             Some(not) => Predicate::TypeNe(not.into()),
             None => Predicate::TypeEq(ty.into()),
         });
     }
-    let mut seen_tags: Vec<&str> = Vec::new();
-    for (key, value) in q.iter() {
-        if let Some(tag) = key.strip_prefix("tag.") {
-            if seen_tags.contains(&tag) {
-                continue;
-            }
-            seen_tags.push(tag);
-            preds.push(Predicate::Tag {
-                key: tag.into(),
-                value: (!value.is_empty()).then(|| value.to_string()),
-            });
-        }
+    for (tag, value) in &q.tags {
+        preds.push(Predicate::Tag {
+            key: tag.clone(),
+            value: (!value.is_empty()).then(|| value.clone()),
+        });
     }
-    for bt in q.get_all("billing_tag") {
-        preds.push(Predicate::BillingTag(bt.into()));
+    for bt in &q.billing_tags {
+        preds.push(Predicate::BillingTag(bt.clone()));
     }
     if let Some(ch) = channel {
         preds.push(Predicate::Channel(ch.into()));
@@ -156,19 +175,19 @@ pub fn admin_fields_allowed(
 /// whether admin fields were requested.
 pub async fn list_images(
     app: &AppState,
-    q: &QueryParams,
+    q: &ListQuery,
     account: Option<&str>,
     channel: Option<&str>,
     authenticated: bool,
 ) -> Result<(Vec<ImageRecord>, bool), ServiceError> {
-    let admin_fields = admin_fields_allowed(app, q.get("inclAdminFields"), authenticated)?;
-    let limit = match q.get("limit") {
+    let admin_fields = admin_fields_allowed(app, q.incl_admin_fields.as_deref(), authenticated)?;
+    let limit = match q.limit.as_deref() {
         Some(raw) => parse_limit(raw)?,
         None => None,
     };
     let limit = Some(limit.map_or(LIST_LIMIT_MAX, |l| l.min(LIST_LIMIT_MAX)));
     let limit_to_active = app.config.mode != Mode::Dc && !authenticated;
-    let state = match q.get("state") {
+    let state = match q.state.as_deref() {
         None => None,
         Some(raw) => Some(StateFilter::parse(raw).ok_or_else(|| {
             ServiceError::invalid_parameter(
@@ -183,17 +202,17 @@ pub async fn list_images(
         (Some(_), true) => return Ok((Vec::new(), admin_fields)),
         (Some(s), false) => Some(s),
     };
-    let public = parse_bool_param("public", q.get("public"))?;
-    let order = parse_sort(q.get("sort"))?;
-    let mut common = common_predicates(q, channel);
-    if let Some(raw) = q.get("marker") {
+    let public = parse_bool_param("public", q.public.as_deref())?;
+    let order = parse_sort(q.sort.as_deref())?;
+    let mut common = common_predicates(&q.filters, channel);
+    if let Some(raw) = q.marker.as_deref() {
         if let Some(pred) = marker_predicate(app, raw, order).await? {
             common.push(pred);
         }
     }
     let filter = ListFilter {
         account: account.map(str::to_string),
-        owner: q.get("owner").map(str::to_string),
+        owner: q.owner.clone(),
         state,
         public,
         common,

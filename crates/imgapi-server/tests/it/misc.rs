@@ -93,7 +93,15 @@ async fn unknown_routes_and_methods() {
         "MethodNotAllowedError",
         Some("PATCH is not allowed"),
     );
+    // HEAD is answered as GET without a body (RFC 9110); a 405's `Allow`
+    // still lists the original's methods.
     let resp = s.req(reqwest::Method::HEAD, "/ping").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = s
+        .req(reqwest::Method::DELETE, "/ping")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 405);
     assert_eq!(resp.headers()["allow"], "GET");
     let resp = s

@@ -1,4 +1,4 @@
-//! `GET /openapi.json` (issue 8 item 2): the served document, the committed
+//! `GET /openapi.json`: the served document, the committed
 //! docs/openapi.json and the router agree.
 
 use crate::support::*;
@@ -18,7 +18,8 @@ default = true
 
 #[tokio::test]
 async fn served_document_matches_the_file_and_the_code() {
-    let s = TestServer::spawn().await;
+    // With every optional route on, the served document is the whole file.
+    let s = TestServer::spawn_with(EVERYTHING).await;
     let resp = s.get("/openapi.json").send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(
@@ -33,7 +34,7 @@ async fn served_document_matches_the_file_and_the_code() {
         "docs/openapi.json is stale: run `cargo run -p xtask -- gen-docs`"
     );
     assert_eq!(served, imgapi_server::http::openapi::document());
-    assert_eq!(served["openapi"], "3.0.3");
+    assert_eq!(served["openapi"], "3.1.0");
     assert_eq!(
         served["paths"]["/images"]["get"]["operationId"],
         "ListImages"
@@ -52,6 +53,41 @@ async fn served_document_matches_the_file_and_the_code() {
     assert!(
         error["code"].is_object() && error["message"].is_object() && error["errors"].is_object()
     );
+}
+
+/// A default (public mode) server documents only what it serves.
+#[tokio::test]
+async fn served_document_follows_the_configuration() {
+    let s = TestServer::spawn().await;
+    let (status, served) = s.get_json("/openapi.json").await;
+    assert_eq!(status, 200);
+    let paths = served["paths"].as_object().unwrap();
+    for absent in [
+        "/channels",
+        "/images/{uuid}/clone",
+        "/metrics",
+        "/datasets/{arg}/{file}",
+    ] {
+        assert!(
+            !paths.contains_key(absent),
+            "{absent} is documented but not served"
+        );
+    }
+    for present in [
+        "/ping",
+        "/images",
+        "/images/{uuid}",
+        "/images/{uuid}/file",
+        "/datasets/{arg}",
+    ] {
+        assert!(
+            paths.contains_key(present),
+            "{present} is served but not documented"
+        );
+    }
+    // What is documented is routed, what is not is the router's 404.
+    let resp = s.get("/channels").send().await.unwrap();
+    assert_eq!(resp.status(), 404);
 }
 
 /// Every documented (path, method) reaches a handler: not 405, and not the

@@ -19,9 +19,9 @@ use serde_json::Value;
 
 use crate::app::AppState;
 use crate::http::error::{ApiError, ErrorCause};
-use crate::http::query::QueryParams;
 use crate::http::request::Req;
 use crate::service::listing::list_images;
+use crate::service::listing::{Filters, ListQuery};
 use crate::service::{load_image, resolve_channel, ChannelRule};
 
 /// Rows per page unless `limit` says otherwise.
@@ -149,22 +149,18 @@ async fn render_index(app: &AppState, req: &Req) -> Result<Response, ApiError> {
     // The ListImages query for the same filters; one row more than shown
     // tells whether there is a next page (and is its marker: ListImages'
     // marker is inclusive).
-    let substring = format!("~{name}");
-    let limit = (per_page + 1).to_string();
-    let mut pairs: Vec<(&str, &str)> = vec![("limit", &limit)];
-    if !name.is_empty() {
-        pairs.push(("name", &substring));
-    }
-    if !os.is_empty() {
-        pairs.push(("os", os));
-    }
-    if !ty.is_empty() {
-        pairs.push(("type", ty));
-    }
-    if !marker.is_empty() {
-        pairs.push(("marker", marker));
-    }
-    let q = QueryParams::parse(Some(&query_string(pairs)));
+    let nonempty = |v: &str| (!v.is_empty()).then(|| v.to_string());
+    let q = ListQuery {
+        limit: Some((per_page + 1).to_string()),
+        marker: nonempty(marker),
+        filters: Filters {
+            name: nonempty(name).map(|n| format!("~{n}")),
+            os: nonempty(os),
+            image_type: nonempty(ty),
+            ..Filters::default()
+        },
+        ..ListQuery::default()
+    };
     let (mut images, _) = list_images(
         app,
         &q,
@@ -294,7 +290,8 @@ fn search_pairs<'a>(
 }
 
 /// `GET /catalog/:uuid`: one image.
-pub async fn image(app: &AppState, req: Req, id: &str) -> Result<Response, ApiError> {
+pub async fn image(app: &AppState, req: Req) -> Result<Response, ApiError> {
+    let id = &req.arg(0);
     Ok(match render_image(app, &req, id).await {
         Ok(resp) => resp,
         Err(e) => error_page(e),

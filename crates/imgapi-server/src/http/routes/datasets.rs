@@ -29,7 +29,7 @@ pub async fn list(app: &AppState, req: Req) -> Result<Response, ApiError> {
     let base = req
         .external_base_url(app.config.tls_cert.is_some())
         .unwrap_or_default();
-    let images = svc::list(app, &req.query).await?;
+    let images = svc::list(app, &req.query.filters(), req.query.get("channel")).await?;
     let body: Vec<Value> = images
         .iter()
         .map(|img| Value::Object(downgrade(img, &base)))
@@ -40,12 +40,13 @@ pub async fn list(app: &AppState, req: Req) -> Result<Response, ApiError> {
 /// `GET /datasets/:arg` → the matching image or name/version search.
 /// The decoded segment is inserted without re-encoding (original quirk).
 /// Serve mode: that dataset's v1 manifest.
-pub async fn get(app: &AppState, req: Req, raw: &str) -> Result<Response, ApiError> {
+pub async fn get(app: &AppState, req: Req) -> Result<Response, ApiError> {
+    let raw = &req.arg(0);
     if !serving(app) {
         return Ok(redirect(&location_for(raw)));
     }
     let arg = percent_decode_str(raw).decode_utf8_lossy().into_owned();
-    let img = svc::find(app, &arg, &req.query).await?;
+    let img = svc::find(app, &arg, req.query.get("channel")).await?;
     Ok(response::json(
         StatusCode::OK,
         &downgrade(
@@ -58,12 +59,9 @@ pub async fn get(app: &AppState, req: Req, raw: &str) -> Result<Response, ApiErr
 
 /// `GET /datasets/:uuid/:file` (serve mode only): the file a v1 manifest's
 /// `files[].url` names, with GetImageFile's headers, ranges and redirects.
-pub async fn get_file(
-    app: &AppState,
-    req: Req,
-    raw_uuid: &str,
-    raw_file: &str,
-) -> Result<Response, ApiError> {
+pub async fn get_file(app: &AppState, req: Req) -> Result<Response, ApiError> {
+    let raw_uuid = &req.arg(0);
+    let raw_file = &req.arg(1);
     let arg = percent_decode_str(raw_uuid)
         .decode_utf8_lossy()
         .into_owned();
@@ -73,7 +71,7 @@ pub async fn get_file(
     if !imgapi_domain::validate::is_lower_uuid(&arg) {
         return Err(ApiError::not_found(format!("dataset {arg} not found")));
     }
-    let img = svc::find(app, &arg, &req.query).await?;
+    let img = svc::find(app, &arg, req.query.get("channel")).await?;
     let Some(file) = file_index(&img, &name).and_then(|i| img.files.get(i)) else {
         return Err(ApiError::not_found(format!(
             "dataset {arg} has no file {name}"

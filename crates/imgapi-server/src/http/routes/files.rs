@@ -217,7 +217,8 @@ fn sha256_base64(hex_digest: &str) -> Option<String> {
 }
 
 /// GetImageFile (api.md §5.4).
-pub async fn get_file(app: &AppState, req: Req, id: &str) -> Result<Response, ApiError> {
+pub async fn get_file(app: &AppState, req: Req) -> Result<Response, ApiError> {
+    let id = &req.arg(0);
     let uuid = parse_uuid(&req, id)?;
     let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::ChannelOrStar)?;
     let loaded = load_image(app, uuid, req.account(), channel.as_deref()).await?;
@@ -249,7 +250,8 @@ pub async fn serve_image_file(
 }
 
 /// AddImageFile (api.md §5.5): streamed to storage, never buffered.
-pub async fn add_file(app: &AppState, mut req: Req, id: &str) -> Result<Response, ApiError> {
+pub async fn add_file(app: &AppState, mut req: Req) -> Result<Response, ApiError> {
+    let id = &req.arg(0);
     let uuid = parse_uuid(&req, id)?;
     let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::Channel)?;
     let loaded = load_image(app, uuid, req.account(), channel.as_deref()).await?;
@@ -288,11 +290,8 @@ pub async fn add_file(app: &AppState, mut req: Req, id: &str) -> Result<Response
 }
 
 /// AddImageFileFromUrl (api.md §5.7).
-pub async fn add_file_from_url(
-    app: &AppState,
-    mut req: Req,
-    id: &str,
-) -> Result<Response, ApiError> {
+pub async fn add_file_from_url(app: &AppState, mut req: Req) -> Result<Response, ApiError> {
+    let id = &req.arg(0);
     let uuid = parse_uuid(&req, id)?;
     let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::Channel)?;
     let loaded = load_image(app, uuid, req.account(), channel.as_deref()).await?;
@@ -315,7 +314,8 @@ pub async fn add_file_from_url(
 }
 
 /// GetImageIcon (api.md §5.8).
-pub async fn get_icon(app: &AppState, req: Req, id: &str) -> Result<Response, ApiError> {
+pub async fn get_icon(app: &AppState, req: Req) -> Result<Response, ApiError> {
+    let id = &req.arg(0);
     let uuid = parse_uuid(&req, id)?;
     let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::ChannelOrStar)?;
     let loaded = load_image(app, uuid, req.account(), channel.as_deref()).await?;
@@ -339,7 +339,8 @@ pub async fn get_icon(app: &AppState, req: Req, id: &str) -> Result<Response, Ap
 }
 
 /// AddImageIcon (api.md §5.9).
-pub async fn add_icon(app: &AppState, mut req: Req, id: &str) -> Result<Response, ApiError> {
+pub async fn add_icon(app: &AppState, mut req: Req) -> Result<Response, ApiError> {
+    let id = &req.arg(0);
     let uuid = parse_uuid(&req, id)?;
     let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::Channel)?;
     let loaded = load_image(app, uuid, req.account(), channel.as_deref()).await?;
@@ -360,7 +361,8 @@ pub async fn add_icon(app: &AppState, mut req: Req, id: &str) -> Result<Response
 }
 
 /// DeleteImageIcon (api.md §5.10).
-pub async fn delete_icon(app: &AppState, req: Req, id: &str) -> Result<Response, ApiError> {
+pub async fn delete_icon(app: &AppState, req: Req) -> Result<Response, ApiError> {
+    let id = &req.arg(0);
     let uuid = parse_uuid(&req, id)?;
     let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::Channel)?;
     let loaded = load_image(app, uuid, req.account(), channel.as_deref()).await?;

@@ -53,7 +53,7 @@ pub async fn list(app: &AppState, req: Req) -> Result<Response, ApiError> {
     }
     let (images, admin) = list_images(
         app,
-        &req.query,
+        &req.query.list_query(),
         req.account(),
         channel.as_deref(),
         req.caller.is_authenticated(),
@@ -70,7 +70,8 @@ pub async fn list(app: &AppState, req: Req) -> Result<Response, ApiError> {
 }
 
 /// GetImage (api.md §5.2).
-pub async fn get(app: &AppState, req: Req, id: &str) -> Result<Response, ApiError> {
+pub async fn get(app: &AppState, req: Req) -> Result<Response, ApiError> {
+    let id = &req.arg(0);
     let uuid = parse_uuid(&req, id)?;
     let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::ChannelOrStar)?;
     let loaded = load_image(app, uuid, req.account(), channel.as_deref()).await?;
@@ -122,7 +123,8 @@ fn invalid_action(action: &str) -> ApiError {
 }
 
 /// `POST /images/:uuid?action=…`, in the handler order of api.md §2.1.
-pub async fn action(app: &AppState, mut req: Req, id: &str) -> Result<Response, ApiError> {
+pub async fn action(app: &AppState, mut req: Req) -> Result<Response, ApiError> {
+    let id = &req.arg(0);
     let uuid = parse_uuid(&req, id)?;
     let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::Channel)?;
     let body = req.json_body().await?;
@@ -293,7 +295,8 @@ async fn export(app: &AppState, req: &Req, loaded: &Loaded) -> Result<Response, 
 }
 
 /// DeleteImage (api.md §5.14).
-pub async fn delete(app: &AppState, req: Req, id: &str) -> Result<Response, ApiError> {
+pub async fn delete(app: &AppState, req: Req) -> Result<Response, ApiError> {
+    let id = &req.arg(0);
     let uuid = parse_uuid(&req, id)?;
     let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::Channel)?;
     let loaded = load_image(app, uuid, req.account(), channel.as_deref()).await?;
@@ -309,7 +312,8 @@ pub async fn delete(app: &AppState, req: Req, id: &str) -> Result<Response, ApiE
 }
 
 /// AddImageAcl / RemoveImageAcl (api.md §5.15–§5.16).
-pub async fn acl(app: &AppState, mut req: Req, id: &str) -> Result<Response, ApiError> {
+pub async fn acl(app: &AppState, mut req: Req) -> Result<Response, ApiError> {
+    let id = &req.arg(0);
     let uuid = parse_uuid(&req, id)?;
     let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::Channel)?;
     let body = req.json_body().await?;
@@ -328,7 +332,8 @@ pub async fn acl(app: &AppState, mut req: Req, id: &str) -> Result<Response, Api
 }
 
 /// CloneImage (api.md §5.17, dc mode only).
-pub async fn clone(app: &AppState, req: Req, id: &str) -> Result<Response, ApiError> {
+pub async fn clone(app: &AppState, req: Req) -> Result<Response, ApiError> {
+    let id = &req.arg(0);
     let uuid = parse_uuid(&req, id)?;
     let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::Channel)?;
     let loaded = load_image(app, uuid, req.account(), channel.as_deref()).await?;
@@ -338,14 +343,16 @@ pub async fn clone(app: &AppState, req: Req, id: &str) -> Result<Response, ApiEr
 
 /// `GET /jobs/:uuid`: one job (what the `workflow-api` header points
 /// clients to). No authentication, as ListImageJobs: job uuids are random.
-pub async fn job(app: &AppState, req: Req, id: &str) -> Result<Response, ApiError> {
+pub async fn job(app: &AppState, req: Req) -> Result<Response, ApiError> {
+    let id = &req.arg(0);
     let uuid = parse_uuid(&req, id)?;
     let job = crate::service::jobs::get_job(app, uuid).await?;
     Ok(response::json(StatusCode::OK, &job))
 }
 
 /// ListImageJobs (api.md §5.25).
-pub async fn jobs(app: &AppState, req: Req, id: &str) -> Result<Response, ApiError> {
+pub async fn jobs(app: &AppState, req: Req) -> Result<Response, ApiError> {
+    let id = &req.arg(0);
     let uuid = parse_uuid(&req, id)?;
     let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::ChannelOrStar)?;
     let jobs = crate::service::jobs::list_image_jobs(

@@ -57,7 +57,8 @@ fn session_response(app: &AppState, status: StatusCode, session: &UploadSession)
 }
 
 /// CreateUploadSession: `POST /images/:uuid/file/uploads` → 201.
-pub async fn create(app: &AppState, req: Req, id: &str) -> Result<Response, ApiError> {
+pub async fn create(app: &AppState, req: Req) -> Result<Response, ApiError> {
+    let id = &req.arg(0);
     let loaded = owned_image(app, &req, id).await?;
     let params = svc::CreateParams {
         compression: req.query.get("compression"),
@@ -77,7 +78,9 @@ pub async fn create(app: &AppState, req: Req, id: &str) -> Result<Response, ApiE
 }
 
 /// GetUploadSession: `GET|HEAD /images/:uuid/file/uploads/:id`.
-pub async fn get(app: &AppState, req: Req, id: &str, upload: &str) -> Result<Response, ApiError> {
+pub async fn get(app: &AppState, req: Req) -> Result<Response, ApiError> {
+    let id = &req.arg(0);
+    let upload = &req.arg(1);
     let loaded = owned_image(app, &req, id).await?;
     let upload = upload_id(&req, upload)?;
     let session = svc::load(app, loaded.stored.image.uuid, upload).await?;
@@ -86,12 +89,9 @@ pub async fn get(app: &AppState, req: Req, id: &str, upload: &str) -> Result<Res
 
 /// WriteUploadChunk: `PUT /images/:uuid/file/uploads/:id` with
 /// `Content-Range: bytes START-END/TOTAL` (or `/*`).
-pub async fn put_chunk(
-    app: &AppState,
-    mut req: Req,
-    id: &str,
-    upload: &str,
-) -> Result<Response, ApiError> {
+pub async fn put_chunk(app: &AppState, mut req: Req) -> Result<Response, ApiError> {
+    let id = &req.arg(0);
+    let upload = &req.arg(1);
     let loaded = owned_image(app, &req, id).await?;
     let upload = upload_id(&req, upload)?;
     let range = match req.header(&header::CONTENT_RANGE) {
@@ -137,12 +137,9 @@ fn out_of_order(range: &ChunkRange, session: &UploadSession) -> Response {
 }
 
 /// `POST /images/:uuid/file/uploads/:id?action=finish` (FinishUploadSession).
-pub async fn action(
-    app: &AppState,
-    req: Req,
-    id: &str,
-    upload: &str,
-) -> Result<Response, ApiError> {
+pub async fn action(app: &AppState, req: Req) -> Result<Response, ApiError> {
+    let id = &req.arg(0);
+    let upload = &req.arg(1);
     let loaded = owned_image(app, &req, id).await?;
     let upload = upload_id(&req, upload)?;
     match req.query.get("action") {
@@ -170,7 +167,9 @@ pub async fn action(
 }
 
 /// AbortUploadSession: `DELETE /images/:uuid/file/uploads/:id` → 204.
-pub async fn abort(app: &AppState, req: Req, id: &str, upload: &str) -> Result<Response, ApiError> {
+pub async fn abort(app: &AppState, req: Req) -> Result<Response, ApiError> {
+    let id = &req.arg(0);
+    let upload = &req.arg(1);
     let loaded = owned_image(app, &req, id).await?;
     let upload = upload_id(&req, upload)?;
     svc::abort(app, loaded.stored.image.uuid, upload).await?;

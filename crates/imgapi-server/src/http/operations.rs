@@ -1,0 +1,393 @@
+//! Every HTTP operation, declared once (api.md §2): its name, method, path,
+//! authentication, when it is served, parameters, body, answer, restCodes
+//! and handler. The router, `Allow`, the authentication policy, dispatch,
+//! the metric and log endpoint names and the OpenAPI document all derive
+//! from this table. To add an operation: one entry here, its handler under
+//! `routes/`, its service function (docs/ARCHITECTURE.md).
+//!
+//! Table order matters twice: the first entry whose path matches names the
+//! resource (so `/images/` is ListImages before `/images/{uuid}`), and the
+//! entries of one path give the order of its `Allow` header.
+
+use axum::response::{IntoResponse, Response};
+use http::Method;
+use imgapi_types::RestCode as R;
+
+use super::auth::AuthPolicy;
+use super::error::ApiError;
+use super::operation::{BodyDoc, OperationDef, Origin, Routed, Served, Success, Variant};
+use super::params::{self as p, Param, ParamType};
+use super::request::Req;
+use super::routes::{catalog, datasets, files, images, misc, uploads, usage};
+use crate::app::AppState;
+
+macro_rules! operations {
+    ($(
+        $(#[doc = $doc:literal])*
+        $op:ident => $handler:path { $($field:ident : $value:expr),* $(,)? }
+    )*) => {
+        /// One HTTP operation.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Operation {
+            $($(#[doc = $doc])* $op,)*
+        }
+
+        impl Operation {
+            /// Every operation, in table order.
+            pub const ALL: &'static [Operation] = &[$(Operation::$op,)*];
+
+            pub fn def(self) -> &'static OperationDef {
+                match self {
+                    $(Operation::$op => {
+                        static DEF: OperationDef = OperationDef {
+                            name: stringify!($op),
+                            $($field: $value,)*
+                            ..OperationDef::BASE
+                        };
+                        &DEF
+                    })*
+                }
+            }
+
+            /// Run the operation's handler.
+            pub async fn call(self, app: &AppState, req: Req) -> Result<Response, ApiError> {
+                match self {
+                    $(Operation::$op => $handler(app, req).await.map(IntoResponse::into_response),)*
+                }
+            }
+        }
+    };
+}
+
+const PUT: Method = Method::PUT;
+const POST: Method = Method::POST;
+const DELETE: Method = Method::DELETE;
+const PASSIVE: AuthPolicy = AuthPolicy::Passive;
+const NO_AUTH: AuthPolicy = AuthPolicy::None;
+
+const ACTION: Param = Param::new("action", ParamType::Text, "Which form of the operation.");
+
+/// The restCodes of writes to an existing image.
+const MODIFY: &[R] = &[
+    R::InvalidParameter,
+    R::ValidationFailed,
+    R::NotImageOwner,
+    R::PreconditionFailed,
+    R::InvalidContent,
+    R::RequestEntityTooLarge,
+];
+
+const LIST_FILTERS: &[Param] = &[
+    p::ACCOUNT,
+    p::CHANNEL,
+    p::ADMIN_FIELDS,
+    p::LIMIT,
+    p::STATE,
+    p::PUBLIC,
+    p::SORT,
+    p::NAME,
+    p::VERSION,
+    p::OS,
+    p::TYPE,
+    p::TAG,
+    p::BILLING_TAG,
+    p::MARKER,
+    p::OWNER,
+];
+
+const FILE_PARAMS: &[Param] = &[
+    p::ACCOUNT,
+    p::CHANNEL,
+    p::COMPRESSION,
+    p::SHA1,
+    p::DATASET_GUID,
+    p::STORAGE,
+];
+
+operations! {
+    Ping => misc::ping {
+        path: "/ping", auth: PASSIVE,
+        summary: "Health check. `?error=<restCode>` answers with a sample of that error (testing).",
+        params: &[Param::new("error", ParamType::Text, "A restCode (without `Error`) to answer with.")],
+        success: Success::Json(200, "Ping"),
+        errors: &[R::InvalidParameter, R::ValidationFailed, R::ImageFilesImmutable, R::ImageAlreadyActivated,
+                  R::NoActivationNoFile, R::OperatorOnly, R::ImageUuidAlreadyExists, R::StorageIsDown,
+                  R::StorageUnsupported, R::RemoteSourceError],
+    }
+    AdminGetState => misc::get_state {
+        path: "/state", summary: "Operators: the server's state (mode, storage, image counts).",
+        success: Success::Json(200, "State"), errors: &[R::OperatorOnly],
+    }
+    AdminUpdateState => misc::update_state {
+        method: POST, path: "/state", summary: "Operators: `?action=dropcaches`.",
+        params: &[Param::new("action", ParamType::OneOf(&["dropcaches"]), "The state change.").required()],
+        success: Success::Empty(202),
+        errors: &[R::OperatorOnly, R::InvalidArgument, R::MissingParameter],
+    }
+    AdminReloadAuthKeys => misc::reload_auth_keys {
+        method: POST, path: "/authkeys/reload", summary: "Operators: reload the HTTP Signature keys.",
+        success: Success::Json(200, "Empty"), errors: &[R::OperatorOnly],
+    }
+    ListChannels => misc::list_channels {
+        path: "/channels", auth: PASSIVE, served: Served::WithChannels,
+        summary: "The configured channels.",
+        success: Success::Json(200, "ChannelList"),
+    }
+    ListImages => images::list {
+        path: "/images", aliases: &["/images/"], auth: PASSIVE,
+        summary: "The images the caller may see, filtered, sorted and paged.",
+        params: LIST_FILTERS,
+        success: Success::Json(200, "ImageList"),
+        errors: &[R::InvalidParameter, R::ValidationFailed, R::UnauthorizedError],
+    }
+    CreateImage => images::create {
+        method: POST, path: "/images", aliases: &["/images/"],
+        summary: "CreateImage: a new unactivated image from a manifest (no `action`).",
+        params: &[p::ACCOUNT, p::CHANNEL, ACTION],
+        variants: &[
+            Variant::action("create-from-vm", "CreateImageFromVm", "Not available on this server."),
+            Variant::action("import-docker-image", "AdminImportDockerImage", "Not available on this server."),
+            Variant::action("import-lxd-image", "AdminImportLxdImage", "Not available on this server."),
+        ],
+        body: BodyDoc::Json("CreateImage"),
+        errors: &[R::ValidationFailed, R::InvalidParameter, R::InvalidContent, R::RequestEntityTooLarge,
+                  R::OwnerDoesNotExist, R::AccountDoesNotExist, R::OriginDoesNotExist,
+                  R::OriginIsNotActive, R::OperatorOnly, R::NotAvailable],
+    }
+    GetImage => images::get {
+        path: "/images/{uuid}", auth: PASSIVE, summary: "One image (ETag, If-None-Match).",
+        params: &[p::ACCOUNT, p::CHANNEL, p::ADMIN_FIELDS],
+        errors: &[R::InvalidParameter, R::ValidationFailed, R::PreconditionFailed, R::UnauthorizedError],
+    }
+    ImageAction => images::action {
+        method: POST, path: "/images/{uuid}",
+        summary: "An action on an image, chosen by `action`.",
+        params: &[p::ACCOUNT, p::CHANNEL, ACTION, p::SOURCE, p::SKIP_OWNER_CHECK,
+                  Param::new("datacenter", ParamType::Text, "import-from-datacenter: the source datacenter."),
+                  Param::new("stor", ParamType::Text, "change-stor: the target storage."),
+                  Param::new("manta_path", ParamType::Text, "export: the target path.")],
+        variants: &[
+            Variant::action("activate", "ActivateImage", "Activate (publish) an image that has its file."),
+            Variant::action("disable", "DisableImage", "Hide the image from non-owners and provisioning."),
+            Variant::action("enable", "EnableImage", "Undo DisableImage."),
+            Variant::action("update", "UpdateImage", "Change mutable manifest fields.")
+                .reads(BodyDoc::Json("UpdateImage")),
+            Variant::action("channel-add", "ChannelAddImage", "Add the image to another channel.")
+                .reads(BodyDoc::Json("ChannelAdd")),
+            Variant::action("import", "AdminImportImageFromSource", "Operators: import the image from a remote IMGAPI (`source`).")
+                .with("source"),
+            Variant::action("import", "AdminImportImage", "Operators: create an image with a given uuid from a full manifest.")
+                .reads(BodyDoc::Json("ImportImage")),
+            Variant::action("import-remote", "AdminImportRemoteImage", "Operators: import an image and its origins from a remote IMGAPI, as a job.")
+                .answers(Success::Json(200, "StartedJob")),
+            Variant::action("import-from-datacenter", "ImportFromDatacenter", "Copy an image from another datacenter, as a job.")
+                .answers(Success::Json(200, "StartedJob")),
+            Variant::action("change-stor", "AdminChangeImageStor", "Operators: move the file to another storage."),
+            Variant::action("export", "ExportImage", "Write the manifest and file to the export location.")
+                .answers(Success::Json(200, "Export")),
+            Variant::action("push", "AdminPushDockerImage", "Not available on this server."),
+        ],
+        body: BodyDoc::None,
+        errors: &[R::InvalidParameter, R::ValidationFailed, R::NotImageOwner, R::PreconditionFailed,
+                  R::InvalidContent, R::RequestEntityTooLarge, R::ImageAlreadyActivated,
+                  R::NoActivationNoFile, R::ImageUuidAlreadyExists, R::OriginDoesNotExist,
+                  R::OriginIsNotActive, R::OperatorOnly, R::RemoteSourceError, R::StorageUnsupported,
+                  R::NotMantaPathOwner, R::NotAvailable, R::OwnerDoesNotExist],
+    }
+    DeleteImage => images::delete {
+        method: DELETE, path: "/images/{uuid}", summary: "Delete an image and its files.",
+        params: &[p::ACCOUNT, p::CHANNEL, p::FORCE_ALL_CHANNELS],
+        success: Success::Empty(204),
+        errors: &[R::InvalidParameter, R::NotImageOwner, R::ImageHasDependentImages, R::PreconditionFailed],
+    }
+    GetImageFile => files::get_file {
+        path: "/images/{uuid}/file", auth: NO_AUTH,
+        summary: "The image's file (`Range`, `If-Range`, ETag, Content-MD5, Repr-Digest).",
+        params: &[p::ACCOUNT, p::CHANNEL, p::INDEX],
+        success: Success::File,
+        errors: &[R::InvalidParameter, R::RequestedRangeNotSatisfiable, R::PreconditionFailed, R::StorageIsDown],
+    }
+    AddImageFile => files::add_file {
+        method: PUT, path: "/images/{uuid}/file",
+        summary: "Upload the image's file (the body), or copy it from a remote IMGAPI (`source`).",
+        params: &[p::ACCOUNT, p::CHANNEL, p::SOURCE, p::COMPRESSION, p::SHA1, p::SIZE, p::DATASET_GUID, p::STORAGE],
+        variants: &[Variant { action: None, with_param: Some("source"), name: "AddImageFileFromSource",
+                              summary: "Operators: copy the file from a remote IMGAPI.", success: None,
+                              body: Some(BodyDoc::None) }],
+        body: BodyDoc::Bytes,
+        errors: &[R::InvalidParameter, R::NotImageOwner, R::ImageFilesImmutable, R::Upload, R::Download,
+                  R::StorageIsDown, R::StorageUnsupported, R::NotImplemented, R::RemoteSourceError,
+                  R::OperatorOnly],
+    }
+    AddImageFileFromUrl => files::add_file_from_url {
+        method: POST, path: "/images/{uuid}/file/from-url", origin: Origin::Extension,
+        summary: "The server downloads the image's file from a URL.",
+        params: FILE_PARAMS,
+        body: BodyDoc::Json("FileFromUrl"),
+        errors: &[R::InvalidParameter, R::NotImageOwner, R::ImageFilesImmutable, R::Download,
+                  R::InvalidContent, R::ValidationFailed],
+    }
+    CreateUploadSession => uploads::create {
+        method: POST, path: "/images/{uuid}/file/uploads", origin: Origin::Extension,
+        summary: "Start a resumable upload session (docs/uploads.md).",
+        params: &[p::ACCOUNT, p::CHANNEL, p::COMPRESSION, p::SHA1, p::SIZE, p::DATASET_GUID, p::STORAGE],
+        success: Success::Json(201, "UploadSession"),
+        errors: &[R::InvalidParameter, R::NotImageOwner, R::ImageFilesImmutable, R::Upload],
+    }
+    GetUploadSession => uploads::get {
+        path: "/images/{uuid}/file/uploads/{upload}", origin: Origin::Extension,
+        summary: "An upload session: how many bytes the server has (`Upload-Offset`).",
+        params: &[p::ACCOUNT, p::CHANNEL],
+        success: Success::Json(200, "UploadSession"),
+        errors: &[R::InvalidParameter, R::NotImageOwner],
+    }
+    WriteUploadChunk => uploads::put_chunk {
+        method: PUT, path: "/images/{uuid}/file/uploads/{upload}", origin: Origin::Extension,
+        summary: "Store a chunk (`Content-Range: bytes START-END/TOTAL`).",
+        params: &[p::ACCOUNT, p::CHANNEL],
+        body: BodyDoc::Bytes,
+        success: Success::Json(200, "UploadSession"),
+        errors: &[R::InvalidParameter, R::NotImageOwner, R::Upload, R::RequestedRangeNotSatisfiable,
+                  R::UploadSessionBusy],
+    }
+    FinishUploadSession => uploads::action {
+        method: POST, path: "/images/{uuid}/file/uploads/{upload}", origin: Origin::Extension,
+        summary: "`?action=finish`: verify the bytes and make them the image's file.",
+        params: &[p::ACCOUNT, p::CHANNEL,
+                  Param::new("action", ParamType::OneOf(&["finish"]), "Must be `finish`.").required(),
+                  p::SHA1, p::SHA256, p::SIZE],
+        errors: &[R::InvalidParameter, R::NotImageOwner, R::Upload, R::Download, R::UploadSessionBusy,
+                  R::ImageFilesImmutable],
+    }
+    AbortUploadSession => uploads::abort {
+        method: DELETE, path: "/images/{uuid}/file/uploads/{upload}", origin: Origin::Extension,
+        summary: "Abort an upload session and drop its bytes.",
+        params: &[p::ACCOUNT, p::CHANNEL],
+        success: Success::Empty(204),
+        errors: &[R::InvalidParameter, R::NotImageOwner, R::UploadSessionBusy],
+    }
+    GetImageIcon => files::get_icon {
+        path: "/images/{uuid}/icon", auth: NO_AUTH, summary: "The image's icon.",
+        params: &[p::ACCOUNT, p::CHANNEL],
+        success: Success::Icon,
+        errors: &[R::InvalidParameter, R::PreconditionFailed],
+    }
+    AddImageIcon => files::add_icon {
+        method: PUT, path: "/images/{uuid}/icon", summary: "Upload the icon (the body: PNG, GIF or JPEG).",
+        params: &[p::ACCOUNT, p::CHANNEL, p::SHA1, p::STORAGE],
+        body: BodyDoc::Bytes,
+        errors: &[R::InvalidParameter, R::NotImageOwner, R::Upload, R::NotImplemented, R::StorageUnsupported],
+    }
+    DeleteImageIcon => files::delete_icon {
+        method: DELETE, path: "/images/{uuid}/icon", summary: "Remove the icon.",
+        params: &[p::ACCOUNT, p::CHANNEL],
+        errors: &[R::InvalidParameter, R::NotImageOwner],
+    }
+    AddImageAcl => images::acl {
+        method: POST, path: "/images/{uuid}/acl",
+        summary: "Add accounts to the image's ACL (`?action=remove`: remove them).",
+        params: &[p::ACCOUNT, p::CHANNEL, Param::new("action", ParamType::OneOf(&["add", "remove"]), "Add (default) or remove.")],
+        variants: &[Variant::action("remove", "RemoveImageAcl", "Remove accounts from the image's ACL.")],
+        body: BodyDoc::Json("Acl"),
+        errors: MODIFY,
+    }
+    CloneImage => images::clone {
+        method: POST, path: "/images/{uuid}/clone", served: Served::DcMode,
+        summary: "A copy of a shared image owned by `account` (dc mode).",
+        params: &[p::ACCOUNT, p::CHANNEL],
+        errors: &[R::InvalidParameter, R::ImageNotShared, R::NotAvailable, R::NotImageOwner],
+    }
+    ListImageJobs => images::jobs {
+        path: "/images/{uuid}/jobs", auth: NO_AUTH, summary: "The image's jobs (import-remote and others).",
+        params: &[p::ACCOUNT, p::CHANNEL,
+                  Param::new("task", ParamType::Text, "Only jobs of this task."),
+                  Param::new("execution", ParamType::OneOf(&["queued", "running", "succeeded", "failed", "canceled"]), "Only jobs in this state.")],
+        success: Success::Json(200, "JobList"),
+        errors: &[R::InvalidParameter, R::ValidationFailed],
+    }
+    GetJob => images::job {
+        path: "/jobs/{uuid}", auth: NO_AUTH, origin: Origin::Extension,
+        summary: "One job, as the workflow API shows it (import-remote's `workflow-api` header points here).",
+        success: Success::Json(200, "Job"),
+    }
+    AdminGetUsage => usage::get_usage {
+        path: "/usage", origin: Origin::Extension,
+        summary: "Operators: storage per owner and billing tag.",
+        params: &[p::OWNER],
+        success: Success::Json(200, "Usage"),
+        errors: &[R::InvalidParameter, R::OperatorOnly],
+    }
+    GetMetrics => metrics {
+        path: "/metrics", auth: NO_AUTH, served: Served::MetricsOnMain, origin: Origin::Extension,
+        summary: "Prometheus metrics (with `metrics_on_main`).",
+        success: Success::Metrics,
+    }
+    ListDatasets => datasets::list {
+        path: "/datasets", auth: NO_AUTH,
+        summary: "Legacy DSAPI: a 301 to /images, or (`dsapi = \"serve\"`) the datasets as v1 manifests.",
+        params: &[p::CHANNEL, p::NAME, p::VERSION, p::OS, p::TYPE, p::TAG, p::BILLING_TAG],
+        success: Success::Json(200, "DatasetList"),
+    }
+    GetDataset => datasets::get {
+        path: "/datasets/{arg}", auth: NO_AUTH, served: Served::NonEmptyArgs,
+        summary: "Legacy DSAPI: one dataset (uuid, `name:version`, URN or name), or a 301.",
+        params: &[p::CHANNEL],
+        success: Success::Json(200, "Dataset"),
+    }
+    GetDatasetFile => datasets::get_file {
+        path: "/datasets/{arg}/{file}", auth: NO_AUTH, served: Served::DsapiServe,
+        summary: "Legacy DSAPI: a dataset's file (`dsapi = \"serve\"`).",
+        params: &[p::CHANNEL],
+        success: Success::File,
+        errors: &[R::RequestedRangeNotSatisfiable, R::PreconditionFailed, R::StorageIsDown],
+    }
+    GetCatalog => catalog::index {
+        path: "/catalog", aliases: &["/catalog/"], auth: PASSIVE, served: Served::Catalog, origin: Origin::Extension,
+        summary: "HTML catalog of the images the caller may see.",
+        params: &[p::ACCOUNT, p::CHANNEL, p::NAME,
+                  Param::new("match", ParamType::OneOf(&["substring", "prefix"]), "How `name` matches."),
+                  p::OS, p::TYPE,
+                  Param::new("limit", ParamType::Integer { min: 1, max: 1000 }, "Rows per page (default 50)."),
+                  p::MARKER],
+        success: Success::Html,
+        errors: &[R::InvalidParameter],
+    }
+    GetCatalogImage => catalog::image {
+        path: "/catalog/{uuid}", auth: PASSIVE, served: Served::Catalog, origin: Origin::Extension,
+        summary: "HTML page of one image.",
+        params: &[p::ACCOUNT, p::CHANNEL],
+        success: Success::Html,
+    }
+    GetOpenApi => openapi_document {
+        path: "/openapi.json", auth: NO_AUTH, origin: Origin::Extension,
+        summary: "This document, for this server's configuration.",
+        success: Success::Json(200, "OpenApi"),
+    }
+}
+
+async fn metrics(app: &AppState, _req: Req) -> Result<Response, ApiError> {
+    Ok(crate::telemetry::exporter::metrics_response(app).await)
+}
+
+async fn openapi_document(app: &AppState, _req: Req) -> Result<Response, ApiError> {
+    Ok(super::ok_json(&super::openapi::served_document(app)))
+}
+
+impl Operation {
+    /// The operation of `method` on `path` for this server's configuration.
+    pub fn route(app: &AppState, method: &Method, path: &str) -> Routed<Operation> {
+        super::operation::route(Operation::ALL, Operation::def, app, method, path)
+    }
+
+    pub fn auth_policy(self) -> AuthPolicy {
+        self.def().auth
+    }
+}
+
+/// 405 with the `Allow` header (api.md §1.10).
+pub fn method_not_allowed(allow: String, method: &Method) -> ApiError {
+    ApiError {
+        allow: Some(allow),
+        ..ApiError::new(R::MethodNotAllowedError, format!("{method} is not allowed"))
+    }
+}
