@@ -292,13 +292,47 @@ impl Metrics {
             InFlight::default()
         };
         let bytes = self.counter(DOWNLOADED_BYTES, vec![Label::new("route", route)]);
-        Body::new(body.map_frame(move |frame| {
-            let _alive = &in_flight;
+        Body::new(CountedBody {
+            inner: body,
+            bytes,
+            _in_flight: in_flight,
+        })
+    }
+}
+
+/// A response body that counts the bytes it sends. Its size hint is the
+/// inner body's, so a body of known length keeps its `Content-Length`
+/// (http-body-util's `MapFrame` drops the hint, which made every answer
+/// chunked).
+struct CountedBody {
+    inner: Body,
+    bytes: Counter,
+    _in_flight: InFlight,
+}
+
+impl http_body::Body for CountedBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(frame))) = &polled {
             if let Some(data) = frame.data_ref() {
-                bytes.increment(data.len() as u64);
+                self.bytes.increment(data.len() as u64);
             }
-            frame
-        }))
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -21,6 +21,7 @@ mod export;
 mod faults;
 mod files;
 mod hardening;
+mod head;
 mod lifecycle;
 mod listing;
 mod metrics;
