@@ -15,12 +15,13 @@
 //!   that cannot be reached gives [`DirectoryError::Unavailable`] (503), never
 //!   "does not exist".
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use hashlink::LruCache;
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -319,14 +320,14 @@ impl<D: AccountDirectory + ?Sized> AccountDirectory for Arc<D> {
 
 /// A TTL cache in front of another directory. The key is the looked-up
 /// account uuid and nothing else (not the caller, not the request). Errors
-/// are never cached. Bounded: when full, expired entries are dropped, then
-/// the entries closest to expiry.
+/// are never cached; answers that an account does not exist live for the
+/// shorter `negative_ttl`. Bounded: when full, the least recently used
+/// answer is dropped.
 pub struct CachedDirectory<D> {
     inner: D,
     positive_ttl: Duration,
     negative_ttl: Duration,
-    capacity: usize,
-    entries: Mutex<HashMap<Uuid, (bool, Instant)>>,
+    entries: Mutex<LruCache<Uuid, (bool, Instant)>>,
 }
 
 impl<D: AccountDirectory> CachedDirectory<D> {
@@ -335,8 +336,7 @@ impl<D: AccountDirectory> CachedDirectory<D> {
             inner,
             positive_ttl,
             negative_ttl,
-            capacity: capacity.max(1),
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(LruCache::new(capacity.max(1))),
         }
     }
 
@@ -344,13 +344,13 @@ impl<D: AccountDirectory> CachedDirectory<D> {
         &self.inner
     }
 
-    /// Number of cached answers (expired ones included until evicted).
+    /// Number of cached answers (expired ones included until seen or evicted).
     pub fn cached(&self) -> usize {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (bool, Instant)>> {
-        // A panic while holding this lock cannot leave the map inconsistent.
+    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<Uuid, (bool, Instant)>> {
+        // A panic while holding this lock cannot leave the cache inconsistent.
         self.entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -377,21 +377,7 @@ impl<D: AccountDirectory> CachedDirectory<D> {
         if ttl.is_zero() {
             return;
         }
-        let mut entries = self.lock();
-        if entries.len() >= self.capacity && !entries.contains_key(&account) {
-            entries.retain(|_, &mut (_, expires)| now < expires);
-            if entries.len() >= self.capacity {
-                // Still full of live entries: drop the eighth closest to expiry.
-                let mut by_expiry: Vec<(Instant, Uuid)> =
-                    entries.iter().map(|(k, &(_, e))| (e, *k)).collect();
-                by_expiry.sort_unstable();
-                let drop = (self.capacity / 8).max(1);
-                for (_, k) in by_expiry.into_iter().take(drop) {
-                    entries.remove(&k);
-                }
-            }
-        }
-        entries.insert(account, (answer, now + ttl));
+        self.lock().insert(account, (answer, now + ttl));
     }
 }
 
@@ -421,30 +407,13 @@ impl<D: AccountDirectory> AccountDirectory for CachedDirectory<D> {
 // ---------------------------------------------------------------------------
 // LDAP
 
-/// Escape a value for use inside an LDAP search filter (RFC 4515 §3:
-/// `*`, `(`, `)`, `\` and NUL become `\2a`, `\28`, `\29`, `\5c`, `\00`).
-pub fn escape_filter_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '*' => out.push_str("\\2a"),
-            '(' => out.push_str("\\28"),
-            ')' => out.push_str("\\29"),
-            '\\' => out.push_str("\\5c"),
-            '\0' => out.push_str("\\00"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// The search filter for one account (the uuid in its canonical lower-case
 /// hyphenated form, as UFDS stores it; escaped although a parsed uuid never
 /// needs it).
 pub fn account_filter(account: Uuid) -> String {
     format!(
         "(&(objectclass=sdcperson)(uuid={}))",
-        escape_filter_value(&account.hyphenated().to_string())
+        ldap3::ldap_escape(account.hyphenated().to_string())
     )
 }
 
@@ -802,14 +771,11 @@ mod tests {
 
     #[test]
     fn filter_escaping() {
-        assert_eq!(escape_filter_value("abc-123"), "abc-123");
-        assert_eq!(escape_filter_value("*)(uuid=*"), "\\2a\\29\\28uuid=\\2a");
-        assert_eq!(escape_filter_value("a\\b\0c"), "a\\5cb\\00c");
-        assert_eq!(escape_filter_value("é"), "é");
-        assert_eq!(
-            escape_filter_value("x)(|(objectclass=*)"),
-            ldap3::ldap_escape("x)(|(objectclass=*)")
-        );
+        // RFC 4515 §3: `*`, `(`, `)`, `\` and NUL become `\2a`, `\28`, `\29`, `\5c`, `\00`.
+        assert_eq!(ldap3::ldap_escape("abc-123"), "abc-123");
+        assert_eq!(ldap3::ldap_escape("*)(uuid=*"), "\\2a\\29\\28uuid=\\2a");
+        assert_eq!(ldap3::ldap_escape("a\\b\0c"), "a\\5cb\\00c");
+        assert_eq!(ldap3::ldap_escape("é"), "é");
         let u = Uuid::parse_str("86055C40-2547-11E2-8A6B-4BB37EDC84BA").unwrap();
         assert_eq!(
             account_filter(u),

@@ -8,8 +8,8 @@
 //!
 //! Supported key types: `ssh-rsa` (1024..=16384 bits), `ssh-dss`,
 //! `ecdsa-sha2-nistp256/384/521` and `ssh-ed25519`. The key blob is decoded
-//! here (RFC 4253 §6.6, RFC 5656 §3.1, RFC 8709 §4) and turned straight into
-//! the RustCrypto verifying keys used by [`crate::http::signature`].
+//! by ssh-key and turned into the RustCrypto verifying keys used by
+//! [`crate::http::signature`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use base64::Engine as _;
-use sha2::Digest as _;
+use ssh_key::encoding::Decode as _;
 
 /// Largest `.keys` file read (bigger ones are skipped with a warning).
 const MAX_KEYS_FILE_BYTES: u64 = 1024 * 1024;
@@ -97,7 +97,20 @@ pub enum KeyParseError {
     InvalidKey(&'static str, String),
 }
 
+/// The key types accepted; any other type (security keys, certificates,
+/// unknown names) is refused as unsupported.
+const SUPPORTED_TYPES: &[&str] = &[
+    "ssh-rsa",
+    "ssh-dss",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "ssh-ed25519",
+];
+
 /// Parse one OpenSSH public key line: `<type> <base64 blob> [comment]`.
+/// Fields may be separated by spaces or tabs (authorized_keys files use
+/// both), which is why the line is split here rather than by ssh-key.
 pub fn parse_public_key(line: &str) -> Result<PublicKey, KeyParseError> {
     let line = line.trim();
     let mut parts = line.splitn(3, [' ', '\t']);
@@ -114,33 +127,45 @@ pub fn parse_public_key(line: &str) -> Result<PublicKey, KeyParseError> {
     let blob = base64::engine::general_purpose::STANDARD
         .decode(b64)
         .map_err(|_| KeyParseError::Base64)?;
-    let material = parse_key_blob(key_type, &blob)?;
-    let fingerprint = format!(
-        "SHA256:{}",
-        base64::engine::general_purpose::STANDARD_NO_PAD.encode(sha2::Sha256::digest(&blob))
-    );
+    let key_data = parse_key_blob(key_type, &blob)?;
+    let material = key_material(&key_data)?;
     Ok(PublicKey {
         key_type: key_type.to_string(),
         comment,
-        fingerprint,
+        fingerprint: key_data.fingerprint(ssh_key::HashAlg::Sha256).to_string(),
         material,
     })
 }
 
 /// Decode an SSH wire-format public key blob whose line said `key_type`.
-fn parse_key_blob(key_type: &str, blob: &[u8]) -> Result<KeyMaterial, KeyParseError> {
-    let mut r = WireReader(blob);
-    let blob_type = r.string()?;
+fn parse_key_blob(key_type: &str, blob: &[u8]) -> Result<ssh_key::public::KeyData, KeyParseError> {
+    let blob_type = Vec::<u8>::decode(&mut &blob[..]).map_err(|_| KeyParseError::Malformed)?;
     if blob_type != key_type.as_bytes() {
         return Err(KeyParseError::TypeMismatch {
             line: key_type.to_string(),
-            blob: String::from_utf8_lossy(blob_type).into_owned(),
+            blob: String::from_utf8_lossy(&blob_type).into_owned(),
         });
     }
-    let material = match key_type {
-        "ssh-rsa" => {
-            let e = r.mpint()?;
-            let n = r.mpint()?;
+    if !SUPPORTED_TYPES.contains(&key_type) {
+        return Err(KeyParseError::UnsupportedType(key_type.to_string()));
+    }
+    let key = ssh_key::PublicKey::from_bytes(blob).map_err(|e| match e {
+        ssh_key::Error::AlgorithmUnknown => {
+            KeyParseError::InvalidKey("ECDSA", "curve does not match the key type".to_string())
+        }
+        _ => KeyParseError::Malformed,
+    })?;
+    Ok(key.key_data().clone())
+}
+
+/// The RustCrypto verifying key of decoded key data. RSA keys are built
+/// here (not by ssh-key) to keep accepting 1024-bit moduli.
+fn key_material(key_data: &ssh_key::public::KeyData) -> Result<KeyMaterial, KeyParseError> {
+    use ssh_key::public::{EcdsaPublicKey, KeyData};
+    let material = match key_data {
+        KeyData::Rsa(rsa_key) => {
+            let e = positive(rsa_key.e())?;
+            let n = positive(rsa_key.n())?;
             let key = rsa::PublicKey::new_with_size_limits(
                 rsa::BoxedUint::from_be_slice_vartime(n),
                 rsa::BoxedUint::from_be_slice_vartime(e),
@@ -149,50 +174,46 @@ fn parse_key_blob(key_type: &str, blob: &[u8]) -> Result<KeyMaterial, KeyParseEr
             .map_err(|e| KeyParseError::InvalidKey("RSA", e.to_string()))?;
             KeyMaterial::Rsa(key)
         }
-        "ssh-dss" => {
-            let (p, q, g, y) = (r.mpint()?, r.mpint()?, r.mpint()?, r.mpint()?);
-            KeyMaterial::Dsa(dsa_key(p, q, g, y)?)
-        }
-        "ecdsa-sha2-nistp256" | "ecdsa-sha2-nistp384" | "ecdsa-sha2-nistp521" => {
-            let curve = r.string()?;
-            let point = r.string()?;
-            let expected = &key_type["ecdsa-sha2-".len()..];
-            if curve != expected.as_bytes() {
-                return Err(KeyParseError::InvalidKey(
-                    "ECDSA",
-                    format!(
-                        "curve `{}` does not match the key type",
-                        String::from_utf8_lossy(curve)
-                    ),
-                ));
-            }
+        KeyData::Dsa(dsa_key_data) => KeyMaterial::Dsa(dsa_key(
+            positive(dsa_key_data.p())?,
+            positive(dsa_key_data.q())?,
+            positive(dsa_key_data.g())?,
+            positive(dsa_key_data.y())?,
+        )?),
+        KeyData::Ecdsa(ecdsa_key) => {
             let bad = |_| KeyParseError::InvalidKey("ECDSA", "invalid curve point".into());
-            match expected {
-                "nistp256" => KeyMaterial::EcdsaP256(
+            let point = ecdsa_key.as_sec1_bytes();
+            match ecdsa_key {
+                EcdsaPublicKey::NistP256(_) => KeyMaterial::EcdsaP256(
                     p256::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(bad)?,
                 ),
-                "nistp384" => KeyMaterial::EcdsaP384(
+                EcdsaPublicKey::NistP384(_) => KeyMaterial::EcdsaP384(
                     p384::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(bad)?,
                 ),
-                _ => KeyMaterial::EcdsaP521(
+                EcdsaPublicKey::NistP521(_) => KeyMaterial::EcdsaP521(
                     p521::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(bad)?,
                 ),
             }
         }
-        "ssh-ed25519" => {
-            let raw = r.string()?;
-            let raw: &[u8; 32] = raw.try_into().map_err(|_| KeyParseError::Malformed)?;
-            KeyMaterial::Ed25519(
-                ed25519_dalek::VerifyingKey::from_bytes(raw)
-                    .map_err(|e| KeyParseError::InvalidKey("Ed25519", e.to_string()))?,
-            )
+        KeyData::Ed25519(ed25519_key) => KeyMaterial::Ed25519(
+            ed25519_dalek::VerifyingKey::from_bytes(&ed25519_key.0)
+                .map_err(|e| KeyParseError::InvalidKey("Ed25519", e.to_string()))?,
+        ),
+        other => {
+            return Err(KeyParseError::UnsupportedType(
+                other.algorithm().as_str().to_string(),
+            ))
         }
-        other => return Err(KeyParseError::UnsupportedType(other.to_string())),
     };
-    if !r.0.is_empty() {
-        return Err(KeyParseError::Malformed);
-    }
     Ok(material)
+}
+
+/// The big-endian magnitude of a positive, non-zero mpint.
+fn positive(value: &ssh_key::Mpint) -> Result<&[u8], KeyParseError> {
+    value
+        .as_positive_bytes()
+        .filter(|bytes| !bytes.is_empty())
+        .ok_or(KeyParseError::Malformed)
 }
 
 /// Build a DSA key. `g` and `y` get `p`'s precision (the dsa crate's modular
@@ -206,38 +227,6 @@ fn dsa_key(p: &[u8], q: &[u8], g: &[u8], y: &[u8]) -> Result<dsa::VerifyingKey, 
     let components =
         dsa::Components::from_components(p, q, g).map_err(|_| bad("unsupported parameters"))?;
     dsa::VerifyingKey::from_components(components, y).map_err(|_| bad("invalid public value"))
-}
-
-/// Reader for the SSH wire encoding (RFC 4251 §5): length-prefixed strings.
-struct WireReader<'a>(&'a [u8]);
-
-impl<'a> WireReader<'a> {
-    fn string(&mut self) -> Result<&'a [u8], KeyParseError> {
-        let (len, rest) = self
-            .0
-            .split_first_chunk::<4>()
-            .ok_or(KeyParseError::Malformed)?;
-        let len = u32::from_be_bytes(*len) as usize;
-        if len > rest.len() {
-            return Err(KeyParseError::Malformed);
-        }
-        let (s, rest) = rest.split_at(len);
-        self.0 = rest;
-        Ok(s)
-    }
-
-    /// A non-negative, non-zero mpint, without leading zero bytes.
-    fn mpint(&mut self) -> Result<&'a [u8], KeyParseError> {
-        let raw = self.string()?;
-        if raw.first().is_some_and(|b| b & 0x80 != 0) {
-            return Err(KeyParseError::Malformed); // negative
-        }
-        let start = raw
-            .iter()
-            .position(|&b| b != 0)
-            .ok_or(KeyParseError::Malformed)?;
-        Ok(&raw[start..])
-    }
 }
 
 /// username → keys; one immutable snapshot.
@@ -460,6 +449,7 @@ pub(crate) mod tests {
     fn all_types() -> Vec<(&'static str, Vec<&'static str>, KeyKind)> {
         vec![
             ("rsa", vec!["-t", "rsa", "-b", "2048"], KeyKind::Rsa),
+            ("rsa1024", vec!["-t", "rsa", "-b", "1024"], KeyKind::Rsa),
             ("dsa", vec!["-t", "dsa"], KeyKind::Dsa),
             ("ec256", vec!["-t", "ecdsa", "-b", "256"], KeyKind::Ecdsa),
             ("ec384", vec!["-t", "ecdsa", "-b", "384"], KeyKind::Ecdsa),
@@ -578,7 +568,7 @@ pub(crate) mod tests {
                         blob.push(next() as u8);
                     }
                 }
-                let _ = parse_key_blob(key_type, &blob);
+                let _ = parse_key_blob(key_type, &blob).and_then(|key| key_material(&key));
             }
         }
     }

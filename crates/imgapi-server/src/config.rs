@@ -1,189 +1,21 @@
 //! Typed configuration, layered: built-in defaults → TOML file → `IMGAPI_*`
 //! environment variables. This is the only module that reads the environment.
 //!
-//! Every key is listed in [`KEYS`], from which `docs/config.md` is generated.
+//! Every key is declared once, in [`keys`]; `docs/config.md` is generated
+//! from [`KEYS`].
 
-use std::net::SocketAddr;
+#[macro_use]
+mod declare;
+mod env;
+mod keys;
+mod sections;
+
 use std::path::{Path, PathBuf};
 
-use imgapi_domain::Mode;
-use serde::Deserialize;
-
-/// How requests are authenticated (api.md §1.5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AuthType {
-    None,
-    Signature,
-}
-
-/// The `[database]` table: `url = "sqlite://…" | "postgres://…"`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DatabaseSection {
-    url: Option<String>,
-}
-
-/// Where image files and icons live (`[storage]`).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum StorageConfig {
-    /// `<data_dir>/files` on local disk.
-    #[default]
-    Local,
-    /// An S3-compatible bucket; credentials from the standard AWS
-    /// environment variables.
-    S3 {
-        /// `http(s)://host:port`; absent = AWS S3 of `region`.
-        endpoint: Option<String>,
-        bucket: String,
-        #[serde(default = "default_region")]
-        region: String,
-        /// Key prefix inside the bucket (several registries can share one).
-        #[serde(default)]
-        prefix: String,
-        /// Answer GetImageFile with a 302 to a presigned object URL (after
-        /// the usual authorisation and logging) instead of proxying bytes.
-        #[serde(default)]
-        redirect_downloads: bool,
-        /// Also keep `<data_dir>/files` as a second store, for
-        /// AdminChangeImageStor and `storage=local` (single-instance only:
-        /// other instances cannot read this machine's disk).
-        #[serde(default)]
-        local_secondary: bool,
-    },
-}
-
-fn default_region() -> String {
-    "us-east-1".into()
-}
-
-/// How the legacy DSAPI `/datasets` endpoints answer (api.md §6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DsapiMode {
-    /// 301 redirects to the matching `/images` URL (the original's behaviour).
-    #[default]
-    Redirect,
-    /// v1 dataset manifests and files, for SDC 6.5-era clients (docs/dsapi.md).
-    Serve,
-}
-
-/// Where ExportImage writes manifests and files (`[export]`, api.md §5.23).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum ExportConfig {
-    /// Under a local (or mounted) directory: `<dir>/<manta_path>`.
-    Local { dir: PathBuf },
-    /// In an S3-compatible bucket: object `<prefix>/<manta_path>`;
-    /// credentials as for `[storage]`.
-    S3 {
-        endpoint: Option<String>,
-        bucket: String,
-        #[serde(default = "default_region")]
-        region: String,
-        #[serde(default)]
-        prefix: String,
-    },
-}
-
-/// The `[remote]` table: what this server may fetch from other servers
-/// (import-remote, import from a URL or a source IMGAPI; docs/mirroring.md).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RemoteConfig {
-    /// Also plain `http:` URLs (sources, file URLs); default https only.
-    pub allow_http: bool,
-    /// Also loopback, private (RFC 1918), link-local, ULA, CGNAT,
-    /// unspecified, multicast and other reserved addresses.
-    pub allow_private_addresses: bool,
-    /// When not empty, only these hosts (exact name or IP literal; a
-    /// leading `.` matches subdomains).
-    pub allowed_hosts: Vec<String>,
-    /// Redirects followed per request, each hop checked again.
-    pub max_redirects: usize,
-    pub connect_timeout_secs: u64,
-    /// A transfer that receives nothing for this long is aborted.
-    pub read_timeout_secs: u64,
-}
-
-impl Default for RemoteConfig {
-    fn default() -> Self {
-        RemoteConfig {
-            allow_http: false,
-            allow_private_addresses: false,
-            allowed_hosts: Vec::new(),
-            max_redirects: 5,
-            connect_timeout_secs: 10,
-            read_timeout_secs: 60,
-        }
-    }
-}
-
-/// One `[[channels]]` table (api.md §1.7).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChannelConfig {
-    pub name: String,
-    #[serde(default)]
-    pub description: String,
-    /// Echoed by ListChannels exactly as configured (`true` or `false`).
-    #[serde(default)]
-    pub default: Option<bool>,
-}
-
-/// The whole configuration.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Config {
-    pub listen: SocketAddr,
-    pub mode: Mode,
-    pub auth_type: AuthType,
-    pub data_dir: PathBuf,
-    /// `sqlite://PATH`; default `sqlite://<data_dir>/imgapi.sqlite`.
-    pub database_url: Option<String>,
-    pub server_name: String,
-    pub admin_uuid: Option<uuid::Uuid>,
-    pub channels: Vec<ChannelConfig>,
-    pub log_level: String,
-    /// username → OpenSSH public key lines (HTTP Signature, keyId = username).
-    pub auth_keys: std::collections::BTreeMap<String, Vec<String>>,
-    /// Directory of `<username>.keys` files.
-    pub auth_keys_dir: Option<PathBuf>,
-    /// Where image files and icons are stored.
-    pub storage: StorageConfig,
-    /// Where owner / account existence is checked (dc mode).
-    pub account_directory: crate::accounts::AccountDirectoryConfig,
-    /// Outbound fetch policy (`[remote]`).
-    pub remote: RemoteConfig,
-    /// This datacenter's name (ImportFromDatacenter).
-    pub datacenter_name: Option<String>,
-    /// Datacenter name → that datacenter's IMGAPI URL (`[datacenters]`).
-    pub datacenters: std::collections::BTreeMap<String, String>,
-    /// username → account uuid: signed users that act for one account
-    /// (as CloudAPI's `account=` would) instead of as operators.
-    pub user_accounts: std::collections::BTreeMap<String, uuid::Uuid>,
-    /// PEM certificate chain; with `tls_key`, the server speaks HTTPS.
-    pub tls_cert: Option<PathBuf>,
-    pub tls_key: Option<PathBuf>,
-    pub max_connections: usize,
-    pub header_read_timeout_secs: u64,
-    pub max_header_bytes: usize,
-    pub body_idle_timeout_secs: u64,
-    pub shutdown_grace_secs: u64,
-    /// `/datasets`: redirect (default) or serve v1 manifests.
-    pub dsapi: DsapiMode,
-    /// ExportImage target; `None` = 503 StorageUnsupported.
-    pub export: Option<ExportConfig>,
-    /// Resumable upload sessions untouched for this long are swept
-    /// (docs/uploads.md). Seconds.
-    pub upload_session_ttl_secs: u64,
-    /// Where `/metrics` (Prometheus text format) is served on a listener
-    /// of its own; `None` = nowhere but, with `metrics_on_main`, the API.
-    pub metrics_listen: Option<SocketAddr>,
-    /// Also answer `GET /metrics` on the API listener.
-    pub metrics_on_main: bool,
-    /// Serve the read-only HTML catalog at `/catalog` (issue 8).
-    pub catalog: bool,
-}
+use keys::FileConfig;
+pub use keys::{Config, KEYS};
+use sections::DatabaseSection;
+pub use sections::{AuthType, ChannelConfig, DsapiMode, ExportConfig, RemoteConfig, StorageConfig};
 
 /// A documented configuration key.
 pub struct KeyDoc {
@@ -191,78 +23,6 @@ pub struct KeyDoc {
     pub env: &'static str,
     pub default: &'static str,
     pub doc: &'static str,
-}
-
-/// Every configuration key, its environment variable and default.
-pub const KEYS: &[KeyDoc] = &[
-    KeyDoc { key: "listen", env: "IMGAPI_LISTEN", default: "127.0.0.1:8080", doc: "Address and port the HTTP API listens on." },
-    KeyDoc { key: "mode", env: "IMGAPI_MODE", default: "public", doc: "`public`, `private` or `dc` (api.md §1.4): decides visibility and validation rules." },
-    KeyDoc { key: "auth_type", env: "IMGAPI_AUTH_TYPE", default: "none", doc: "`none` (nothing is checked: dc mode behind a firewall) or `signature` (HTTP Signature with SSH keys, api.md §1.5)." },
-    KeyDoc { key: "auth_keys", env: "IMGAPI_AUTH_KEYS", default: "(none)", doc: "Table username → list of OpenSSH public key lines accepted for HTTP Signature auth (keyId = username). In the environment: a JSON object." },
-    KeyDoc { key: "storage", env: "IMGAPI_STORAGE", default: "kind = \"local\"", doc: "Where image files and icons live: `kind = \"local\"` (`<data_dir>/files`) or `kind = \"s3\"` with `bucket`, optional `endpoint` (http(s)://host:port of an S3-compatible server, path-style), `region` (us-east-1), `prefix`, `redirect_downloads` (false: when true, GetImageFile answers 302 to a 15-minute presigned URL), `local_secondary` (false: also keep `<data_dir>/files` as a second store for AdminChangeImageStor between s3 and local; single instance only); credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY. In the environment: a JSON object." },
-    KeyDoc { key: "account_directory", env: "IMGAPI_ACCOUNT_DIRECTORY", default: "kind = \"none\"", doc: "dc mode: where owner existence is checked (OwnerDoesNotExist). `kind = \"none\"` accepts any uuid; `\"static\"` with `accounts = [uuids]`; `\"ldap\"` with `url` (ldap://), `base_dn`, optional `bind_dn`, `bind_password`, `timeout_secs` (5), `cache_ttl_secs` (60; 10 for misses). In the environment: a JSON object." },
-    KeyDoc { key: "remote", env: "IMGAPI_REMOTE", default: "allow_http = false, allow_private_addresses = false, allowed_hosts = [], max_redirects = 5, connect_timeout_secs = 10, read_timeout_secs = 60", doc: "`[remote]`: what the server may fetch for AdminImportRemoteImage, AdminImportImageFromSource, AddImageFileFromSource and AddImageFileFromUrl (docs/mirroring.md). `allow_http`: also `http:` URLs; `allow_private_addresses`: also loopback, RFC 1918, link-local, ULA, CGNAT, unspecified, multicast and reserved addresses (every resolved address is checked, at connect time too); `allowed_hosts`: when not empty, only these hosts (a leading `.` also matches subdomains); `max_redirects`: redirects followed, each hop checked again; timeouts for connecting and for a transfer that receives nothing. URLs of `datacenters` are trusted and not checked. In the environment: a JSON object." },
-    KeyDoc { key: "datacenter_name", env: "IMGAPI_DATACENTER_NAME", default: "(none)", doc: "This datacenter's name, for ImportFromDatacenter (api.md §5.21)." },
-    KeyDoc { key: "datacenters", env: "IMGAPI_DATACENTERS", default: "(none)", doc: "Table datacenter name → that datacenter's IMGAPI URL (the original's `imgapiUrlFromDatacenter`): where ImportFromDatacenter copies from. In the environment: a JSON object." },
-    KeyDoc { key: "user_accounts", env: "IMGAPI_USER_ACCOUNTS", default: "(none)", doc: "Table username → account uuid. A signed user listed here always acts for that account (as if `account=<uuid>` were passed: sees what the account may see, changes only its images, no operator endpoints); unlisted signed users are operators. In the environment: a JSON object." },
-    KeyDoc { key: "auth_keys_dir", env: "IMGAPI_AUTH_KEYS_DIR", default: "(none)", doc: "Directory of `<username>.keys` files (one OpenSSH public key per line, `#` comments); re-read by POST /authkeys/reload without a restart." },
-    KeyDoc { key: "data_dir", env: "IMGAPI_DATA_DIR", default: "./data", doc: "Directory holding the SQLite database and the image files (`files/`)." },
-    KeyDoc { key: "database_url", env: "IMGAPI_DATABASE_URL", default: "sqlite://<data_dir>/imgapi.sqlite", doc: "Metadata database: `sqlite://PATH` (embedded default) or `postgres://user:password@host:port/db` (scale-out; several instances may share it). Also accepted as `[database] url`." },
-    KeyDoc { key: "server_name", env: "IMGAPI_SERVER_NAME", default: "imgapi/4.11.0", doc: "Value of the `Server` response header." },
-    KeyDoc { key: "admin_uuid", env: "IMGAPI_ADMIN_UUID", default: "(none)", doc: "dc mode: the operator account; imports with the zero owner get this owner." },
-    KeyDoc { key: "channels", env: "IMGAPI_CHANNELS", default: "(none)", doc: "`[[channels]]` tables with `name`, `description`, `default`. In the environment: a JSON array of the same objects. No channels = a server without channels." },
-    KeyDoc { key: "tls_cert", env: "IMGAPI_TLS_CERT", default: "(none)", doc: "PEM certificate chain. With `tls_key` the server speaks HTTPS on `listen` (rustls); without both, plain HTTP." },
-    KeyDoc { key: "tls_key", env: "IMGAPI_TLS_KEY", default: "(none)", doc: "PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls_cert`." },
-    KeyDoc { key: "max_connections", env: "IMGAPI_MAX_CONNECTIONS", default: "1024", doc: "Concurrent connections served; one more gets an immediate 503 ServiceUnavailableError and is closed." },
-    KeyDoc { key: "header_read_timeout_secs", env: "IMGAPI_HEADER_READ_TIMEOUT_SECS", default: "10", doc: "A client must send a request's whole header section within this time (slowloris protection); also bounds idle keep-alive waits." },
-    KeyDoc { key: "max_header_bytes", env: "IMGAPI_MAX_HEADER_BYTES", default: "65536", doc: "Largest request line + headers accepted (URI included); larger requests get 431." },
-    KeyDoc { key: "body_idle_timeout_secs", env: "IMGAPI_BODY_IDLE_TIMEOUT_SECS", default: "120", doc: "An upload that sends no byte for this long is aborted (and leaves nothing behind)." },
-    KeyDoc { key: "shutdown_grace_secs", env: "IMGAPI_SHUTDOWN_GRACE_SECS", default: "30", doc: "On SIGTERM/SIGINT: stop accepting, let in-flight requests finish for at most this long." },
-    KeyDoc { key: "dsapi", env: "IMGAPI_DSAPI", default: "redirect", doc: "Legacy DSAPI `/datasets` (api.md §6): `redirect` answers 301 to the matching `/images` URL (the original's behaviour); `serve` answers with v1 dataset manifests of the active public images and serves their files at `/datasets/<uuid>/<file>` (docs/dsapi.md)." },
-    KeyDoc { key: "export", env: "IMGAPI_EXPORT", default: "(none)", doc: "Where ExportImage (`?action=export&manta_path=…`) writes an image's manifest and file: `kind = \"local\"` with `dir` (written under `<dir>/<manta_path>`), or `kind = \"s3\"` with `bucket`, optional `endpoint`, `region` (us-east-1), `prefix` (credentials as for `storage`). Absent = ExportImage answers 503 StorageUnsupported. In the environment: a JSON object." },
-    KeyDoc { key: "upload_session_ttl_secs", env: "IMGAPI_UPLOAD_SESSION_TTL_SECS", default: "86400", doc: "Resumable upload sessions (docs/uploads.md) that receive no chunk for this long expire: their staged bytes (part file or S3 multipart upload) and record are removed by a sweep that runs at start-up and every few minutes (every TTL/4, at most 5 min)." },
-    KeyDoc { key: "metrics_listen", env: "IMGAPI_METRICS_LISTEN", default: "127.0.0.1:9108", doc: "Address of a listener of its own serving `GET /metrics` (Prometheus text format, no authentication; docs/operating.md#monitoring). Empty = no metrics listener. Bind it to a private interface." },
-    KeyDoc { key: "metrics_on_main", env: "IMGAPI_METRICS_ON_MAIN", default: "false", doc: "Also answer `GET /metrics` on the API listener (`listen`), without authentication, for set-ups that scrape one port only. With neither this nor `metrics_listen`, no metrics are recorded." },
-    KeyDoc { key: "catalog", env: "IMGAPI_CATALOG", default: "true", doc: "Serve the read-only HTML catalog (`GET /catalog`, `GET /catalog/:uuid`): the images the caller may see, as ListImages and GetImage show them, with search, a page per image and download links. No JavaScript. `false` = both paths answer 404." },
-    KeyDoc { key: "log_level", env: "IMGAPI_LOG_LEVEL", default: "info", doc: "Log filter (tracing `EnvFilter` syntax). Audit lines are logged at info." },
-];
-
-/// The file form: every key optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<String>,
-    mode: Option<String>,
-    auth_type: Option<String>,
-    data_dir: Option<PathBuf>,
-    database_url: Option<String>,
-    database: Option<DatabaseSection>,
-    server_name: Option<String>,
-    admin_uuid: Option<String>,
-    channels: Option<Vec<ChannelConfig>>,
-    log_level: Option<String>,
-    auth_keys: Option<std::collections::BTreeMap<String, Vec<String>>>,
-    auth_keys_dir: Option<PathBuf>,
-    user_accounts: Option<std::collections::BTreeMap<String, uuid::Uuid>>,
-    #[serde(default)]
-    account_directory: crate::accounts::AccountDirectoryConfig,
-    remote: Option<RemoteConfig>,
-    datacenter_name: Option<String>,
-    datacenters: Option<std::collections::BTreeMap<String, String>>,
-    storage: Option<StorageConfig>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-    max_connections: Option<usize>,
-    header_read_timeout_secs: Option<u64>,
-    max_header_bytes: Option<usize>,
-    body_idle_timeout_secs: Option<u64>,
-    shutdown_grace_secs: Option<u64>,
-    dsapi: Option<String>,
-    export: Option<ExportConfig>,
-    upload_session_ttl_secs: Option<u64>,
-    metrics_listen: Option<String>,
-    metrics_on_main: Option<bool>,
-    catalog: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -276,43 +36,6 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("invalid value for `{key}`: {message}")]
     Invalid { key: &'static str, message: String },
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            mode: Mode::Public,
-            auth_type: AuthType::None,
-            data_dir: PathBuf::from("./data"),
-            database_url: None,
-            server_name: format!("imgapi/{}", imgapi_types::API_VERSION),
-            admin_uuid: None,
-            channels: Vec::new(),
-            log_level: "info".into(),
-            auth_keys: std::collections::BTreeMap::new(),
-            auth_keys_dir: None,
-            user_accounts: std::collections::BTreeMap::new(),
-            account_directory: Default::default(),
-            remote: RemoteConfig::default(),
-            datacenter_name: None,
-            datacenters: std::collections::BTreeMap::new(),
-            storage: StorageConfig::Local,
-            tls_cert: None,
-            tls_key: None,
-            max_connections: 1024,
-            header_read_timeout_secs: 10,
-            max_header_bytes: 65536,
-            body_idle_timeout_secs: 120,
-            shutdown_grace_secs: 30,
-            dsapi: DsapiMode::Redirect,
-            export: None,
-            upload_session_ttl_secs: 86_400,
-            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9108))),
-            metrics_on_main: false,
-            catalog: true,
-        }
-    }
 }
 
 fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
@@ -364,16 +87,12 @@ impl Config {
             cfg.mode = mode.parse().map_err(|e: String| invalid("mode", e))?;
         }
         if let Some(auth) = layer.auth_type {
-            cfg.auth_type = match auth.as_str() {
-                "none" => AuthType::None,
-                "signature" => AuthType::Signature,
-                other => {
-                    return Err(invalid(
-                        "auth_type",
-                        format!("unknown auth type `{other}` (options: none, signature)"),
-                    ))
-                }
-            };
+            cfg.auth_type = choice(
+                "auth_type",
+                "auth type",
+                &auth,
+                &[("none", AuthType::None), ("signature", AuthType::Signature)],
+            )?;
         }
         if let Some(dir) = layer.data_dir {
             cfg.data_dir = dir;
@@ -409,11 +128,11 @@ impl Config {
         if let Some(map) = layer.user_accounts {
             cfg.user_accounts = map;
         }
-        layer
-            .account_directory
+        let account_directory = layer.account_directory.unwrap_or_default();
+        account_directory
             .validate()
             .map_err(|e| invalid("account_directory", e.to_string()))?;
-        cfg.account_directory = layer.account_directory;
+        cfg.account_directory = account_directory;
         apply_remote(
             &mut cfg,
             layer.remote,
@@ -442,16 +161,15 @@ impl Config {
             }
         }
         if let Some(dsapi) = layer.dsapi {
-            cfg.dsapi = match dsapi.as_str() {
-                "redirect" => DsapiMode::Redirect,
-                "serve" => DsapiMode::Serve,
-                other => {
-                    return Err(invalid(
-                        "dsapi",
-                        format!("unknown dsapi mode `{other}` (options: redirect, serve)"),
-                    ))
-                }
-            };
+            cfg.dsapi = choice(
+                "dsapi",
+                "dsapi mode",
+                &dsapi,
+                &[
+                    ("redirect", DsapiMode::Redirect),
+                    ("serve", DsapiMode::Serve),
+                ],
+            )?;
         }
         if let Some(export) = layer.export {
             match &export {
@@ -522,208 +240,25 @@ impl Config {
     pub fn files_dir(&self) -> PathBuf {
         self.data_dir.join("files")
     }
-
-    pub fn serve_limits(&self) -> crate::serve::ServeLimits {
-        crate::serve::ServeLimits {
-            max_connections: self.max_connections,
-            header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_secs),
-            max_header_bytes: self.max_header_bytes,
-            tls_handshake_timeout: std::time::Duration::from_secs(self.header_read_timeout_secs),
-            shutdown_grace: std::time::Duration::from_secs(self.shutdown_grace_secs),
-        }
-    }
 }
 
-impl FileConfig {
-    fn overlay_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        if let Some(v) = get("IMGAPI_LISTEN") {
-            self.listen = Some(v);
-        }
-        if let Some(v) = get("IMGAPI_MODE") {
-            self.mode = Some(v);
-        }
-        if let Some(v) = get("IMGAPI_AUTH_TYPE") {
-            self.auth_type = Some(v);
-        }
-        if let Some(v) = get("IMGAPI_DATA_DIR") {
-            self.data_dir = Some(PathBuf::from(v));
-        }
-        if let Some(v) = get("IMGAPI_DATABASE_URL") {
-            self.database_url = Some(v);
-        }
-        if let Some(v) = get("IMGAPI_SERVER_NAME") {
-            self.server_name = Some(v);
-        }
-        if let Some(v) = get("IMGAPI_ADMIN_UUID") {
-            self.admin_uuid = Some(v);
-        }
-        env_json(
-            &get,
-            "IMGAPI_CHANNELS",
-            "channels",
-            "a JSON array of channel objects",
-            &mut self.channels,
-        )?;
-        if let Some(v) = get("IMGAPI_LOG_LEVEL") {
-            self.log_level = Some(v);
-        }
-        env_json(
-            &get,
-            "IMGAPI_AUTH_KEYS",
-            "auth_keys",
-            "a JSON object of key lists",
-            &mut self.auth_keys,
-        )?;
-        env_json(
-            &get,
-            "IMGAPI_STORAGE",
-            "storage",
-            "a JSON storage object",
-            &mut self.storage,
-        )?;
-        if let Some(v) = get("IMGAPI_ACCOUNT_DIRECTORY") {
-            self.account_directory = serde_json::from_str(&v).map_err(|e| {
-                invalid(
-                    "account_directory",
-                    format!("IMGAPI_ACCOUNT_DIRECTORY is not a JSON directory object: {e}"),
-                )
-            })?;
-        }
-        env_json(
-            &get,
-            "IMGAPI_REMOTE",
-            "remote",
-            "a JSON object of [remote] keys",
-            &mut self.remote,
-        )?;
-        if let Some(v) = get("IMGAPI_DATACENTER_NAME") {
-            self.datacenter_name = Some(v);
-        }
-        env_json(
-            &get,
-            "IMGAPI_DATACENTERS",
-            "datacenters",
-            "a JSON object of URLs",
-            &mut self.datacenters,
-        )?;
-        env_json(
-            &get,
-            "IMGAPI_USER_ACCOUNTS",
-            "user_accounts",
-            "a JSON object of account uuids",
-            &mut self.user_accounts,
-        )?;
-        if let Some(v) = get("IMGAPI_DSAPI") {
-            self.dsapi = Some(v);
-        }
-        env_json(
-            &get,
-            "IMGAPI_EXPORT",
-            "export",
-            "a JSON export object",
-            &mut self.export,
-        )?;
-        if let Some(v) = get("IMGAPI_AUTH_KEYS_DIR") {
-            self.auth_keys_dir = Some(PathBuf::from(v));
-        }
-        if let Some(v) = get("IMGAPI_TLS_CERT") {
-            self.tls_cert = Some(PathBuf::from(v));
-        }
-        if let Some(v) = get("IMGAPI_TLS_KEY") {
-            self.tls_key = Some(PathBuf::from(v));
-        }
-        env_number(
-            &get,
-            "IMGAPI_MAX_CONNECTIONS",
-            "max_connections",
-            &mut self.max_connections,
-        )?;
-        env_number(
-            &get,
-            "IMGAPI_HEADER_READ_TIMEOUT_SECS",
-            "header_read_timeout_secs",
-            &mut self.header_read_timeout_secs,
-        )?;
-        env_number(
-            &get,
-            "IMGAPI_MAX_HEADER_BYTES",
-            "max_header_bytes",
-            &mut self.max_header_bytes,
-        )?;
-        env_number(
-            &get,
-            "IMGAPI_BODY_IDLE_TIMEOUT_SECS",
-            "body_idle_timeout_secs",
-            &mut self.body_idle_timeout_secs,
-        )?;
-        env_number(
-            &get,
-            "IMGAPI_SHUTDOWN_GRACE_SECS",
-            "shutdown_grace_secs",
-            &mut self.shutdown_grace_secs,
-        )?;
-        env_number(
-            &get,
-            "IMGAPI_UPLOAD_SESSION_TTL_SECS",
-            "upload_session_ttl_secs",
-            &mut self.upload_session_ttl_secs,
-        )?;
-        if let Some(v) = get("IMGAPI_METRICS_LISTEN") {
-            self.metrics_listen = Some(v);
-        }
-        if let Some(v) = get("IMGAPI_METRICS_ON_MAIN") {
-            let on = v.trim().parse().map_err(|_| {
-                invalid(
-                    "metrics_on_main",
-                    format!("IMGAPI_METRICS_ON_MAIN={v:?} is not true or false"),
-                )
-            })?;
-            self.metrics_on_main = Some(on);
-        }
-        if let Some(v) = get("IMGAPI_CATALOG") {
-            let on = v.trim().parse().map_err(|_| {
-                invalid(
-                    "catalog",
-                    format!("IMGAPI_CATALOG={v:?} is not true or false"),
-                )
-            })?;
-            self.catalog = Some(on);
-        }
-        Ok(())
-    }
-}
-
-/// `var`, when set, parsed as JSON into `slot`; `what` describes the
-/// expected value in the error.
-fn env_json<T: serde::de::DeserializeOwned>(
-    get: &impl Fn(&str) -> Option<String>,
-    var: &str,
+/// The value `options` names `value`, or an error listing the options.
+fn choice<T: Copy>(
     key: &'static str,
-    what: &str,
-    slot: &mut Option<T>,
-) -> Result<(), ConfigError> {
-    if let Some(v) = get(var) {
-        let parsed = serde_json::from_str(&v)
-            .map_err(|e| invalid(key, format!("{var} is not {what}: {e}")))?;
-        *slot = Some(parsed);
+    noun: &str,
+    value: &str,
+    options: &[(&str, T)],
+) -> Result<T, ConfigError> {
+    match options.iter().find(|(name, _)| *name == value) {
+        Some(&(_, chosen)) => Ok(chosen),
+        None => {
+            let names: Vec<&str> = options.iter().map(|(name, _)| *name).collect();
+            Err(invalid(
+                key,
+                format!("unknown {noun} `{value}` (options: {})", names.join(", ")),
+            ))
+        }
     }
-    Ok(())
-}
-
-fn env_number<T: std::str::FromStr>(
-    get: &impl Fn(&str) -> Option<String>,
-    var: &str,
-    key: &'static str,
-    slot: &mut Option<T>,
-) -> Result<(), ConfigError> {
-    if let Some(v) = get(var) {
-        let parsed = v
-            .trim()
-            .parse()
-            .map_err(|_| invalid(key, format!("{var}={v:?} is not a number")))?;
-        *slot = Some(parsed);
-    }
-    Ok(())
 }
 
 fn set_positive<T: PartialOrd + Default + Copy>(
@@ -811,6 +346,7 @@ fn validate_channels(channels: &[ChannelConfig]) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use imgapi_domain::Mode;
 
     #[test]
     fn defaults_without_config() {
@@ -979,5 +515,80 @@ mod tests {
         assert!(layer.overlay_env(env).is_ok());
         let cfg = Config::from_layer(layer).ok();
         assert!(matches!(cfg, Some(ref c) if c.mode == Mode::Dc && c.channels.len() == 1));
+    }
+
+    #[test]
+    fn error_messages() {
+        let toml_error = |text: &str| Config::from_toml(text).err().map(|e| e.to_string());
+        assert_eq!(
+            toml_error("auth_type = \"x\"").as_deref(),
+            Some("invalid value for `auth_type`: unknown auth type `x` (options: none, signature)")
+        );
+        assert_eq!(
+            toml_error("dsapi = \"proxy\"").as_deref(),
+            Some(
+                "invalid value for `dsapi`: unknown dsapi mode `proxy` (options: redirect, serve)"
+            )
+        );
+        let env_error = |var: &'static str, value: &'static str| {
+            FileConfig::default()
+                .overlay_env(|k| (k == var).then(|| value.to_string()))
+                .err()
+                .map(|e| e.to_string())
+        };
+        assert_eq!(
+            env_error("IMGAPI_MAX_CONNECTIONS", "many").as_deref(),
+            Some("invalid value for `max_connections`: IMGAPI_MAX_CONNECTIONS=\"many\" is not a number")
+        );
+        assert_eq!(
+            env_error("IMGAPI_CATALOG", "yes").as_deref(),
+            Some("invalid value for `catalog`: IMGAPI_CATALOG=\"yes\" is not true or false")
+        );
+        let directory = env_error("IMGAPI_ACCOUNT_DIRECTORY", "nope").unwrap_or_default();
+        assert!(
+            directory.starts_with(
+                "invalid value for `account_directory`: IMGAPI_ACCOUNT_DIRECTORY is not a JSON directory object: "
+            ),
+            "{directory}"
+        );
+        assert_eq!(env_error("IMGAPI_LISTEN", "nowhere"), None);
+    }
+
+    /// The defaults the documentation shows are the defaults in force.
+    #[test]
+    fn documented_defaults_are_the_defaults() {
+        let cfg = Config::default();
+        let metrics_listen = cfg
+            .metrics_listen
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let actual = [
+            ("listen", cfg.listen.to_string()),
+            ("data_dir", cfg.data_dir.display().to_string()),
+            ("server_name", cfg.server_name.clone()),
+            ("max_connections", cfg.max_connections.to_string()),
+            (
+                "header_read_timeout_secs",
+                cfg.header_read_timeout_secs.to_string(),
+            ),
+            ("max_header_bytes", cfg.max_header_bytes.to_string()),
+            (
+                "body_idle_timeout_secs",
+                cfg.body_idle_timeout_secs.to_string(),
+            ),
+            ("shutdown_grace_secs", cfg.shutdown_grace_secs.to_string()),
+            (
+                "upload_session_ttl_secs",
+                cfg.upload_session_ttl_secs.to_string(),
+            ),
+            ("metrics_listen", metrics_listen),
+            ("metrics_on_main", cfg.metrics_on_main.to_string()),
+            ("catalog", cfg.catalog.to_string()),
+            ("log_level", cfg.log_level.clone()),
+        ];
+        for (key, value) in actual {
+            let shown = KEYS.iter().find(|k| k.key == key).map(|k| k.default);
+            assert_eq!(shown, Some(value.as_str()), "{key}");
+        }
     }
 }

@@ -35,6 +35,18 @@ pub struct ServeLimits {
     pub shutdown_grace: Duration,
 }
 
+impl ServeLimits {
+    pub fn of(config: &crate::config::Config) -> ServeLimits {
+        ServeLimits {
+            max_connections: config.max_connections,
+            header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
+            max_header_bytes: config.max_header_bytes,
+            tls_handshake_timeout: Duration::from_secs(config.header_read_timeout_secs),
+            shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
+        }
+    }
+}
+
 /// The canned answer for a connection over the cap: the usual JSON error
 /// body, then the connection is closed.
 fn overloaded_response() -> Vec<u8> {
@@ -53,7 +65,7 @@ pub async fn serve(
     tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let limits = app.config.serve_limits();
+    let limits = ServeLimits::of(&app.config);
     let router = crate::http::app_router(app);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();

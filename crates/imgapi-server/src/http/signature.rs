@@ -514,14 +514,13 @@ mod tests {
             .args(["pkey", "-pubout", "-outform", "DER", "-in"])
             .arg(&pem))?;
         let raw = spki.get(spki.len().checked_sub(32)?..)?;
-        let mut blob = Vec::new();
-        blob.extend_from_slice(&11u32.to_be_bytes());
-        blob.extend_from_slice(b"ssh-ed25519");
-        blob.extend_from_slice(&32u32.to_be_bytes());
-        blob.extend_from_slice(raw);
+        let key_data = ssh_key::public::Ed25519PublicKey::try_from(raw).ok()?;
+        let public_line = ssh_key::PublicKey::new(key_data.into(), "ed25519")
+            .to_openssh()
+            .ok()?;
         Some(TestKey {
             name: "ed25519",
-            public_line: format!("ssh-ed25519 {} ed25519", b64(&blob)),
+            public_line,
             pem,
         })
     }

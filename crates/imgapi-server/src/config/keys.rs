@@ -1,0 +1,133 @@
+//! The configuration keys, each declared once: its type, default (and how
+//! the documentation shows it), file type, environment variable and doc
+//! line. `docs/config.md` is generated from this table, in this order; the
+//! environment is read in this order too.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use imgapi_domain::Mode;
+use uuid::Uuid;
+
+use super::{
+    AuthType, ChannelConfig, ConfigError, DatabaseSection, DsapiMode, ExportConfig, KeyDoc,
+    RemoteConfig, StorageConfig,
+};
+use crate::accounts::AccountDirectoryConfig;
+
+config_keys! {
+    file_only {
+        /// `[database] url`, the table form of `database_url`.
+        database: Option<DatabaseSection>,
+    }
+    listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8080)), shown "127.0.0.1:8080",
+        file String, env "IMGAPI_LISTEN" text,
+        "Address and port the HTTP API listens on.";
+    mode: Mode = Mode::Public, shown "public",
+        file String, env "IMGAPI_MODE" text,
+        "`public`, `private` or `dc` (api.md §1.4): decides visibility and validation rules.";
+    auth_type: AuthType = AuthType::None, shown "none",
+        file String, env "IMGAPI_AUTH_TYPE" text,
+        "`none` (nothing is checked: dc mode behind a firewall) or `signature` (HTTP Signature with SSH keys, api.md §1.5).";
+    /// username → OpenSSH public key lines (HTTP Signature, keyId = username).
+    auth_keys: BTreeMap<String, Vec<String>> = BTreeMap::new(), shown "(none)",
+        file BTreeMap<String, Vec<String>>, env "IMGAPI_AUTH_KEYS" json("a JSON object of key lists"),
+        "Table username → list of OpenSSH public key lines accepted for HTTP Signature auth (keyId = username). In the environment: a JSON object.";
+    /// Where image files and icons are stored.
+    storage: StorageConfig = StorageConfig::Local, shown "kind = \"local\"",
+        file StorageConfig, env "IMGAPI_STORAGE" json("a JSON storage object"),
+        "Where image files and icons live: `kind = \"local\"` (`<data_dir>/files`) or `kind = \"s3\"` with `bucket`, optional `endpoint` (http(s)://host:port of an S3-compatible server, path-style), `region` (us-east-1), `prefix`, `redirect_downloads` (false: when true, GetImageFile answers 302 to a 15-minute presigned URL), `local_secondary` (false: also keep `<data_dir>/files` as a second store for AdminChangeImageStor between s3 and local; single instance only); credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY. In the environment: a JSON object.";
+    /// Where owner / account existence is checked (dc mode).
+    account_directory: AccountDirectoryConfig = AccountDirectoryConfig::default(), shown "kind = \"none\"",
+        file AccountDirectoryConfig, env "IMGAPI_ACCOUNT_DIRECTORY" json("a JSON directory object"),
+        "dc mode: where owner existence is checked (OwnerDoesNotExist). `kind = \"none\"` accepts any uuid; `\"static\"` with `accounts = [uuids]`; `\"ldap\"` with `url` (ldap://), `base_dn`, optional `bind_dn`, `bind_password`, `timeout_secs` (5), `cache_ttl_secs` (60; 10 for misses). In the environment: a JSON object.";
+    /// Outbound fetch policy (`[remote]`).
+    remote: RemoteConfig = RemoteConfig::default(), shown "allow_http = false, allow_private_addresses = false, allowed_hosts = [], max_redirects = 5, connect_timeout_secs = 10, read_timeout_secs = 60",
+        file RemoteConfig, env "IMGAPI_REMOTE" json("a JSON object of [remote] keys"),
+        "`[remote]`: what the server may fetch for AdminImportRemoteImage, AdminImportImageFromSource, AddImageFileFromSource and AddImageFileFromUrl (docs/mirroring.md). `allow_http`: also `http:` URLs; `allow_private_addresses`: also loopback, RFC 1918, link-local, ULA, CGNAT, unspecified, multicast and reserved addresses (every resolved address is checked, at connect time too); `allowed_hosts`: when not empty, only these hosts (a leading `.` also matches subdomains); `max_redirects`: redirects followed, each hop checked again; timeouts for connecting and for a transfer that receives nothing. URLs of `datacenters` are trusted and not checked. In the environment: a JSON object.";
+    /// This datacenter's name (ImportFromDatacenter).
+    datacenter_name: Option<String> = None, shown "(none)",
+        file String, env "IMGAPI_DATACENTER_NAME" text,
+        "This datacenter's name, for ImportFromDatacenter (api.md §5.21).";
+    /// Datacenter name → that datacenter's IMGAPI URL (`[datacenters]`).
+    datacenters: BTreeMap<String, String> = BTreeMap::new(), shown "(none)",
+        file BTreeMap<String, String>, env "IMGAPI_DATACENTERS" json("a JSON object of URLs"),
+        "Table datacenter name → that datacenter's IMGAPI URL (the original's `imgapiUrlFromDatacenter`): where ImportFromDatacenter copies from. In the environment: a JSON object.";
+    /// username → account uuid: signed users that act for one account
+    /// (as CloudAPI's `account=` would) instead of as operators.
+    user_accounts: BTreeMap<String, Uuid> = BTreeMap::new(), shown "(none)",
+        file BTreeMap<String, Uuid>, env "IMGAPI_USER_ACCOUNTS" json("a JSON object of account uuids"),
+        "Table username → account uuid. A signed user listed here always acts for that account (as if `account=<uuid>` were passed: sees what the account may see, changes only its images, no operator endpoints); unlisted signed users are operators. In the environment: a JSON object.";
+    /// Directory of `<username>.keys` files.
+    auth_keys_dir: Option<PathBuf> = None, shown "(none)",
+        file PathBuf, env "IMGAPI_AUTH_KEYS_DIR" text,
+        "Directory of `<username>.keys` files (one OpenSSH public key per line, `#` comments); re-read by POST /authkeys/reload without a restart.";
+    data_dir: PathBuf = PathBuf::from("./data"), shown "./data",
+        file PathBuf, env "IMGAPI_DATA_DIR" text,
+        "Directory holding the SQLite database and the image files (`files/`).";
+    /// `sqlite://PATH`; default `sqlite://<data_dir>/imgapi.sqlite`.
+    database_url: Option<String> = None, shown "sqlite://<data_dir>/imgapi.sqlite",
+        file String, env "IMGAPI_DATABASE_URL" text,
+        "Metadata database: `sqlite://PATH` (embedded default) or `postgres://user:password@host:port/db` (scale-out; several instances may share it). Also accepted as `[database] url`.";
+    server_name: String = format!("imgapi/{}", imgapi_types::API_VERSION), shown "imgapi/4.11.0",
+        file String, env "IMGAPI_SERVER_NAME" text,
+        "Value of the `Server` response header.";
+    admin_uuid: Option<Uuid> = None, shown "(none)",
+        file String, env "IMGAPI_ADMIN_UUID" text,
+        "dc mode: the operator account; imports with the zero owner get this owner.";
+    channels: Vec<ChannelConfig> = Vec::new(), shown "(none)",
+        file Vec<ChannelConfig>, env "IMGAPI_CHANNELS" json("a JSON array of channel objects"),
+        "`[[channels]]` tables with `name`, `description`, `default`. In the environment: a JSON array of the same objects. No channels = a server without channels.";
+    /// PEM certificate chain; with `tls_key`, the server speaks HTTPS.
+    tls_cert: Option<PathBuf> = None, shown "(none)",
+        file PathBuf, env "IMGAPI_TLS_CERT" text,
+        "PEM certificate chain. With `tls_key` the server speaks HTTPS on `listen` (rustls); without both, plain HTTP.";
+    tls_key: Option<PathBuf> = None, shown "(none)",
+        file PathBuf, env "IMGAPI_TLS_KEY" text,
+        "PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls_cert`.";
+    max_connections: usize = 1024, shown "1024",
+        file usize, env "IMGAPI_MAX_CONNECTIONS" number,
+        "Concurrent connections served; one more gets an immediate 503 ServiceUnavailableError and is closed.";
+    header_read_timeout_secs: u64 = 10, shown "10",
+        file u64, env "IMGAPI_HEADER_READ_TIMEOUT_SECS" number,
+        "A client must send a request's whole header section within this time (slowloris protection); also bounds idle keep-alive waits.";
+    max_header_bytes: usize = 65536, shown "65536",
+        file usize, env "IMGAPI_MAX_HEADER_BYTES" number,
+        "Largest request line + headers accepted (URI included); larger requests get 431.";
+    body_idle_timeout_secs: u64 = 120, shown "120",
+        file u64, env "IMGAPI_BODY_IDLE_TIMEOUT_SECS" number,
+        "An upload that sends no byte for this long is aborted (and leaves nothing behind).";
+    shutdown_grace_secs: u64 = 30, shown "30",
+        file u64, env "IMGAPI_SHUTDOWN_GRACE_SECS" number,
+        "On SIGTERM/SIGINT: stop accepting, let in-flight requests finish for at most this long.";
+    /// `/datasets`: redirect (default) or serve v1 manifests.
+    dsapi: DsapiMode = DsapiMode::Redirect, shown "redirect",
+        file String, env "IMGAPI_DSAPI" text,
+        "Legacy DSAPI `/datasets` (api.md §6): `redirect` answers 301 to the matching `/images` URL (the original's behaviour); `serve` answers with v1 dataset manifests of the active public images and serves their files at `/datasets/<uuid>/<file>` (docs/dsapi.md).";
+    /// ExportImage target; `None` = 503 StorageUnsupported.
+    export: Option<ExportConfig> = None, shown "(none)",
+        file ExportConfig, env "IMGAPI_EXPORT" json("a JSON export object"),
+        "Where ExportImage (`?action=export&manta_path=…`) writes an image's manifest and file: `kind = \"local\"` with `dir` (written under `<dir>/<manta_path>`), or `kind = \"s3\"` with `bucket`, optional `endpoint`, `region` (us-east-1), `prefix` (credentials as for `storage`). Absent = ExportImage answers 503 StorageUnsupported. In the environment: a JSON object.";
+    /// Resumable upload sessions untouched for this long are swept
+    /// (docs/uploads.md). Seconds.
+    upload_session_ttl_secs: u64 = 86_400, shown "86400",
+        file u64, env "IMGAPI_UPLOAD_SESSION_TTL_SECS" number,
+        "Resumable upload sessions (docs/uploads.md) that receive no chunk for this long expire: their staged bytes (part file or S3 multipart upload) and record are removed by a sweep that runs at start-up and every few minutes (every TTL/4, at most 5 min).";
+    /// Where `/metrics` (Prometheus text format) is served on a listener
+    /// of its own; `None` = nowhere but, with `metrics_on_main`, the API.
+    metrics_listen: Option<SocketAddr> = Some(SocketAddr::from(([127, 0, 0, 1], 9108))), shown "127.0.0.1:9108",
+        file String, env "IMGAPI_METRICS_LISTEN" text,
+        "Address of a listener of its own serving `GET /metrics` (Prometheus text format, no authentication; docs/operating.md#monitoring). Empty = no metrics listener. Bind it to a private interface.";
+    /// Also answer `GET /metrics` on the API listener.
+    metrics_on_main: bool = false, shown "false",
+        file bool, env "IMGAPI_METRICS_ON_MAIN" boolean,
+        "Also answer `GET /metrics` on the API listener (`listen`), without authentication, for set-ups that scrape one port only. With neither this nor `metrics_listen`, no metrics are recorded.";
+    /// Serve the read-only HTML catalog at `/catalog` (issue 8).
+    catalog: bool = true, shown "true",
+        file bool, env "IMGAPI_CATALOG" boolean,
+        "Serve the read-only HTML catalog (`GET /catalog`, `GET /catalog/:uuid`): the images the caller may see, as ListImages and GetImage show them, with search, a page per image and download links. No JavaScript. `false` = both paths answer 404.";
+    log_level: String = "info".into(), shown "info",
+        file String, env "IMGAPI_LOG_LEVEL" text,
+        "Log filter (tracing `EnvFilter` syntax). Audit lines are logged at info.";
+}

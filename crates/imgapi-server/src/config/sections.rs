@@ -1,0 +1,128 @@
+//! The values of the enumerated and table-valued configuration keys, as
+//! the file (TOML) and the environment (JSON) spell them.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// How requests are authenticated (api.md §1.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthType {
+    None,
+    Signature,
+}
+
+/// The `[database]` table: `url = "sqlite://…" | "postgres://…"`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DatabaseSection {
+    pub(super) url: Option<String>,
+}
+
+/// Where image files and icons live (`[storage]`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum StorageConfig {
+    /// `<data_dir>/files` on local disk.
+    #[default]
+    Local,
+    /// An S3-compatible bucket; credentials from the standard AWS
+    /// environment variables.
+    S3 {
+        /// `http(s)://host:port`; absent = AWS S3 of `region`.
+        endpoint: Option<String>,
+        bucket: String,
+        #[serde(default = "default_region")]
+        region: String,
+        /// Key prefix inside the bucket (several registries can share one).
+        #[serde(default)]
+        prefix: String,
+        /// Answer GetImageFile with a 302 to a presigned object URL (after
+        /// the usual authorisation and logging) instead of proxying bytes.
+        #[serde(default)]
+        redirect_downloads: bool,
+        /// Also keep `<data_dir>/files` as a second store, for
+        /// AdminChangeImageStor and `storage=local` (single-instance only:
+        /// other instances cannot read this machine's disk).
+        #[serde(default)]
+        local_secondary: bool,
+    },
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+
+/// How the legacy DSAPI `/datasets` endpoints answer (api.md §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DsapiMode {
+    /// 301 redirects to the matching `/images` URL (the original's behaviour).
+    #[default]
+    Redirect,
+    /// v1 dataset manifests and files, for SDC 6.5-era clients (docs/dsapi.md).
+    Serve,
+}
+
+/// Where ExportImage writes manifests and files (`[export]`, api.md §5.23).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ExportConfig {
+    /// Under a local (or mounted) directory: `<dir>/<manta_path>`.
+    Local { dir: PathBuf },
+    /// In an S3-compatible bucket: object `<prefix>/<manta_path>`;
+    /// credentials as for `[storage]`.
+    S3 {
+        endpoint: Option<String>,
+        bucket: String,
+        #[serde(default = "default_region")]
+        region: String,
+        #[serde(default)]
+        prefix: String,
+    },
+}
+
+/// The `[remote]` table: what this server may fetch from other servers
+/// (import-remote, import from a URL or a source IMGAPI; docs/mirroring.md).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RemoteConfig {
+    /// Also plain `http:` URLs (sources, file URLs); default https only.
+    pub allow_http: bool,
+    /// Also loopback, private (RFC 1918), link-local, ULA, CGNAT,
+    /// unspecified, multicast and other reserved addresses.
+    pub allow_private_addresses: bool,
+    /// When not empty, only these hosts (exact name or IP literal; a
+    /// leading `.` matches subdomains).
+    pub allowed_hosts: Vec<String>,
+    /// Redirects followed per request, each hop checked again.
+    pub max_redirects: usize,
+    pub connect_timeout_secs: u64,
+    /// A transfer that receives nothing for this long is aborted.
+    pub read_timeout_secs: u64,
+}
+
+impl Default for RemoteConfig {
+    fn default() -> Self {
+        RemoteConfig {
+            allow_http: false,
+            allow_private_addresses: false,
+            allowed_hosts: Vec::new(),
+            max_redirects: 5,
+            connect_timeout_secs: 10,
+            read_timeout_secs: 60,
+        }
+    }
+}
+
+/// One `[[channels]]` table (api.md §1.7).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelConfig {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Echoed by ListChannels exactly as configured (`true` or `false`).
+    #[serde(default)]
+    pub default: Option<bool>,
+}
