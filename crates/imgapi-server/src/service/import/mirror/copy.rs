@@ -10,10 +10,11 @@ use imgapi_meta::{JobExecution, JobRecord, MetaError, StoredImage};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
+use super::error::SyncError;
 use super::update::synced;
 use super::{label, masked, upstream_activated, Outcome, Run, MIRROR_IMPORT, PROGRESS_EVERY};
 use crate::service::images::{activated, delete_image, modify};
-use crate::service::import::chain::{self, Origin, WalkError, MAX_ORIGIN_CHAIN};
+use crate::service::import::chain::{self, Origin, WalkError};
 use crate::service::import::icon::{fetch_icon, store_fetched_icon};
 use crate::service::import::manifest::{
     fetch_manifest, manifest_origin, manifest_str, remote_file, RemoteFile,
@@ -26,13 +27,13 @@ impl Run<'_> {
         &mut self,
         uuid: Uuid,
         m: &Map<String, Value>,
-    ) -> Result<Outcome, String> {
+    ) -> Result<Outcome, SyncError> {
         if !upstream_activated(m) {
             let state = manifest_str(m, "state").unwrap_or("without a state");
             return Ok(Outcome::Skipped(format!("{state} upstream")));
         }
         let Some(remote) = remote_file(m) else {
-            return Err("the upstream manifest has no files[0] with sha1 and size".into());
+            return Err(SyncError::NoFile);
         };
         let Some(stored) = self.load(uuid).await? else {
             self.ensure_origins(uuid, m).await?;
@@ -52,7 +53,11 @@ impl Run<'_> {
     }
 
     /// The missing (or unfinished) origins of `m`, base first, imported.
-    async fn ensure_origins(&mut self, child: Uuid, m: &Map<String, Value>) -> Result<(), String> {
+    async fn ensure_origins(
+        &mut self,
+        child: Uuid,
+        m: &Map<String, Value>,
+    ) -> Result<(), SyncError> {
         let this = &*self;
         let chain = chain::missing_origins(manifest_origin(m), &[child], |origin| async move {
             let local = this.load(origin).await?;
@@ -63,10 +68,10 @@ impl Run<'_> {
                 Some(m) => m.clone(),
                 None => fetch_manifest(this.app, &this.origin_src, origin, None)
                     .await
-                    .map_err(|e| format!("cannot get the manifest of origin {origin}: {e}"))?,
+                    .map_err(|cause| SyncError::OriginManifest { origin, cause })?,
             };
             if !upstream_activated(&manifest) {
-                return Err(format!("origin {origin} is not active upstream"));
+                return Err(SyncError::OriginNotActive(origin));
             }
             let next = manifest_origin(&manifest);
             Ok(Origin::Missing {
@@ -76,20 +81,18 @@ impl Run<'_> {
         })
         .await
         .map_err(|e| match e {
-            WalkError::TooLongOrLoops => {
-                format!("the origin chain is longer than {MAX_ORIGIN_CHAIN} images or loops")
-            }
-            WalkError::Visit(message) => message,
+            WalkError::TooLongOrLoops => SyncError::OriginChain,
+            WalkError::Visit(e) => e,
         })?;
         for (origin, (manifest, local)) in chain {
             self.handled.insert(origin);
             let what = label(origin, &manifest);
             let done = match remote_file(&manifest) {
-                None => Err("the upstream manifest has no files[0] with sha1 and size".to_string()),
+                None => Err(SyncError::NoFile),
                 Some(remote) => match local {
                     None => self.import_new(origin, &manifest, remote).await,
                     Some(stored) => match conflict(&stored.image, &remote) {
-                        Some(c) => Err(c),
+                        Some(c) => Err(SyncError::Conflict(c)),
                         None => self.finish(stored, &manifest, remote, false).await,
                     },
                 },
@@ -104,9 +107,12 @@ impl Run<'_> {
                     };
                     self.say(&what, &format!("{verb} (origin of {child}){detail}"));
                 }
-                Err(message) => {
-                    self.fail(Some(origin), &what, message.clone());
-                    return Err(format!("origin {origin}: {message}"));
+                Err(e) => {
+                    self.fail(Some(origin), &what, &e);
+                    return Err(SyncError::Origin {
+                        origin,
+                        cause: Box::new(e),
+                    });
                 }
             }
         }
@@ -120,7 +126,7 @@ impl Run<'_> {
         uuid: Uuid,
         m: &Map<String, Value>,
         remote: RemoteFile,
-    ) -> Result<String, String> {
+    ) -> Result<String, SyncError> {
         if self.opts.dry_run {
             self.summary.bytes += remote.size;
             return Ok(format!(", {}", human_bytes(remote.size)));
@@ -134,23 +140,26 @@ impl Run<'_> {
             self.local_channel.as_deref(),
         )
         .await
-        .map_err(|e| format!("cannot create the record: {e}"))?;
+        .map_err(SyncError::Create)?;
         let stored = self.load_existing(uuid).await?;
         match self.finish(stored, m, remote, true).await {
             Ok(detail) => Ok(detail),
-            Err(message) => Err(match self.discard(uuid).await {
-                Ok(()) => message,
-                Err(e) => format!("{message}; removing the unfinished record failed too: {e}"),
+            Err(cause) => Err(match self.discard(uuid).await {
+                Ok(()) => cause,
+                Err(cleanup) => SyncError::NotDiscarded {
+                    cause: Box::new(cause),
+                    cleanup: Box::new(cleanup),
+                },
             }),
         }
     }
 
     /// Delete an unfinished record this run created.
-    async fn discard(&self, uuid: Uuid) -> Result<(), String> {
+    async fn discard(&self, uuid: Uuid) -> Result<(), SyncError> {
         match self.load(uuid).await? {
             Some(stored) if !stored.image.activated => delete_image(self.app, stored, None, None)
                 .await
-                .map_err(|e| e.to_string()),
+                .map_err(SyncError::Step),
             _ => Ok(()),
         }
     }
@@ -163,12 +172,10 @@ impl Run<'_> {
         m: &Map<String, Value>,
         remote: RemoteFile,
         created_now: bool,
-    ) -> Result<String, String> {
+    ) -> Result<String, SyncError> {
         let uuid = stored.image.uuid;
         if !created_now && self.busy(uuid).await? {
-            return Err(
-                "an import job of this image is in progress on the server; left to it".into(),
-            );
+            return Err(SyncError::Busy);
         }
         if self.opts.dry_run {
             let complete = match stored.image.files.first() {
@@ -196,10 +203,10 @@ impl Run<'_> {
         {
             let resp = fetch_icon(self.app, self.src_of(uuid), uuid)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(SyncError::Step)?;
             let record = store_fetched_icon(self.app, stored, resp)
                 .await
-                .map_err(|e| format!("icon: {e}"))?;
+                .map_err(SyncError::Icon)?;
             let size = record.icon.as_ref().map_or(0, |i| i.size);
             self.summary.bytes += size;
             received += size;
@@ -212,7 +219,7 @@ impl Run<'_> {
         } else {
             modify(self.app, stored, true, activated)
                 .await
-                .map_err(|e| format!("cannot activate: {e}"))?;
+                .map_err(SyncError::Activate)?;
             self.load_existing(uuid).await?
         };
         if let Err(e) = self.record_mirrored(uuid).await {
@@ -227,7 +234,7 @@ impl Run<'_> {
             let rules = self.app.rules();
             modify(self.app, stored, true, |img| synced(img, &desired, &rules))
                 .await
-                .map_err(|e| format!("cannot update the record: {e}"))?;
+                .map_err(SyncError::Update)?;
         }
         let disabled = if m.get("disabled") == Some(&Value::Bool(true)) {
             " (disabled, as upstream)"
@@ -252,7 +259,11 @@ impl Run<'_> {
     }
 
     /// Fetch the file (verified), reporting progress; the bytes received.
-    async fn transfer(&mut self, stored: StoredImage, remote: RemoteFile) -> Result<u64, String> {
+    async fn transfer(
+        &mut self,
+        stored: StoredImage,
+        remote: RemoteFile,
+    ) -> Result<u64, SyncError> {
         let uuid = stored.image.uuid;
         let total = remote.size;
         let counter = Arc::new(AtomicU64::new(0));
@@ -279,18 +290,18 @@ impl Run<'_> {
         };
         let received = counter.load(Ordering::Relaxed);
         self.summary.bytes += received;
-        result.map_err(|e| e.to_string())?;
+        result.map_err(SyncError::Step)?;
         Ok(received)
     }
 
     /// An unfinished job (a server's import-remote) works on this image.
-    async fn busy(&self, uuid: Uuid) -> Result<bool, String> {
+    async fn busy(&self, uuid: Uuid) -> Result<bool, SyncError> {
         let jobs = self
             .app
             .meta
             .image_jobs(uuid)
             .await
-            .map_err(|e| format!("cannot read the jobs of the image: {e}"))?;
+            .map_err(SyncError::Jobs)?;
         Ok(jobs.iter().any(|j| !j.execution.is_finished()))
     }
 

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use imgapi_domain::filter::ImageQuery;
 use uuid::Uuid;
 
+use super::error::SyncError;
 use super::{MirrorError, Run};
 use crate::service::images::delete_image;
 
@@ -33,7 +34,7 @@ impl Run<'_> {
                 Err(e) => self.fail(
                     Some(img.uuid),
                     &img.uuid.to_string(),
-                    format!("cannot tell whether it was mirrored: {e}"),
+                    SyncError::Provenance(e),
                 ),
             }
         }
@@ -56,11 +57,7 @@ impl Run<'_> {
                     Ok(d) => d,
                     Err(e) => {
                         given_up.insert(img.uuid);
-                        self.fail(
-                            Some(img.uuid),
-                            &what,
-                            format!("cannot list dependents: {e}"),
-                        );
+                        self.fail(Some(img.uuid), &what, SyncError::Dependents(e));
                         continue;
                     }
                 };
@@ -71,13 +68,13 @@ impl Run<'_> {
                     let result = match self.load(img.uuid).await {
                         Ok(Some(stored)) => delete_image(self.app, stored, None, None)
                             .await
-                            .map_err(|e| e.to_string()),
+                            .map_err(SyncError::Step),
                         Ok(None) => Ok(()),
                         Err(e) => Err(e),
                     };
                     if let Err(message) = result {
                         given_up.insert(img.uuid);
-                        self.fail(Some(img.uuid), &what, format!("cannot delete: {message}"));
+                        self.fail(Some(img.uuid), &what, SyncError::Delete(Box::new(message)));
                         continue;
                     }
                 }

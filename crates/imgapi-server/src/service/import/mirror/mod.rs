@@ -56,10 +56,12 @@ use crate::service::images::ImportRecord;
 
 mod copy;
 mod delete;
+mod error;
 mod list;
 mod report;
 mod update;
 
+use error::SyncError;
 use list::list_upstream;
 pub use report::{Lines, MirrorSummary, Problem, Reporter};
 
@@ -303,7 +305,8 @@ impl Run<'_> {
         self.reporter.line(&line);
     }
 
-    fn fail(&mut self, uuid: Option<Uuid>, what: &str, message: String) {
+    fn fail(&mut self, uuid: Option<Uuid>, what: &str, error: impl std::fmt::Display) {
+        let message = error.to_string();
         self.say(what, &format!("FAILED: {message}"));
         self.summary.failed += 1;
         self.summary.failures.push(Problem { uuid, message });
@@ -319,18 +322,12 @@ impl Run<'_> {
         }
     }
 
-    async fn load(&self, uuid: Uuid) -> Result<Option<StoredImage>, String> {
-        self.app
-            .meta
-            .get(uuid)
-            .await
-            .map_err(|e| format!("cannot load the local image: {e}"))
+    async fn load(&self, uuid: Uuid) -> Result<Option<StoredImage>, SyncError> {
+        self.app.meta.get(uuid).await.map_err(SyncError::Load)
     }
 
-    async fn load_existing(&self, uuid: Uuid) -> Result<StoredImage, String> {
-        self.load(uuid)
-            .await?
-            .ok_or_else(|| format!("image {uuid} vanished meanwhile"))
+    async fn load_existing(&self, uuid: Uuid) -> Result<StoredImage, SyncError> {
+        self.load(uuid).await?.ok_or(SyncError::Vanished(uuid))
     }
 }
 

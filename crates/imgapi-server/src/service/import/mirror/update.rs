@@ -7,6 +7,7 @@ use imgapi_meta::StoredImage;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::error::SyncError;
 use super::{Outcome, Run};
 use crate::service::files::delete_icon;
 use crate::service::images::{build_import_record, modify, with_disabled};
@@ -73,7 +74,7 @@ impl Run<'_> {
         &self,
         uuid: Uuid,
         m: &Map<String, Value>,
-    ) -> Result<ImageRecord, String> {
+    ) -> Result<ImageRecord, SyncError> {
         let mut manifest = m.clone();
         if manifest.get("icon") == Some(&Value::Bool(true)) {
             manifest.remove("icon");
@@ -86,14 +87,14 @@ impl Run<'_> {
             self.local_channel.as_deref(),
         )
         .await
-        .map_err(|e| format!("the upstream manifest cannot be imported: {e}"))
+        .map_err(SyncError::Unimportable)
     }
 
     pub(super) async fn update(
         &mut self,
         stored: StoredImage,
         m: &Map<String, Value>,
-    ) -> Result<Outcome, String> {
+    ) -> Result<Outcome, SyncError> {
         let uuid = stored.image.uuid;
         let desired = self.desired(uuid, m).await?;
         let mut fields: Vec<String> = update_body(&stored.image, &desired)
@@ -115,7 +116,7 @@ impl Run<'_> {
         let stored = if fields.iter().any(|f| f != "icon") || disabled.is_some() {
             modify(self.app, stored, true, |img| synced(img, &desired, &rules))
                 .await
-                .map_err(|e| format!("cannot update the record: {e}"))?;
+                .map_err(SyncError::Update)?;
             self.load_existing(uuid).await?
         } else {
             stored
@@ -125,14 +126,14 @@ impl Run<'_> {
             IconChange::Add => {
                 let resp = fetch_icon(self.app, &self.src, uuid)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(SyncError::Step)?;
                 self.store_icon(stored, resp).await?;
             }
             IconChange::Replace(resp) => self.store_icon(stored, resp).await?,
             IconChange::Remove => {
                 delete_icon(self.app, stored)
                     .await
-                    .map_err(|e| format!("cannot delete the icon: {e}"))?;
+                    .map_err(SyncError::DeleteIcon)?;
             }
         }
         Ok(Outcome::Changed { disabled, fields })
@@ -142,10 +143,10 @@ impl Run<'_> {
         &mut self,
         stored: StoredImage,
         resp: reqwest::Response,
-    ) -> Result<(), String> {
+    ) -> Result<(), SyncError> {
         let record = store_fetched_icon(self.app, stored, resp)
             .await
-            .map_err(|e| format!("icon: {e}"))?;
+            .map_err(SyncError::Icon)?;
         self.summary.bytes += record.icon.as_ref().map_or(0, |i| i.size);
         Ok(())
     }
@@ -156,7 +157,7 @@ impl Run<'_> {
         &self,
         stored: &StoredImage,
         m: &Map<String, Value>,
-    ) -> Result<IconChange, String> {
+    ) -> Result<IconChange, SyncError> {
         if self.src.dsapi {
             return Ok(IconChange::None); // DSAPI has no icons
         }
@@ -168,7 +169,7 @@ impl Run<'_> {
             (true, Some(icon)) => {
                 let resp = fetch_icon(self.app, &self.src, stored.image.uuid)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(SyncError::Step)?;
                 match announced_sha1(&resp) {
                     Some(sha1) if sha1 != icon.sha1 => Ok(IconChange::Replace(resp)),
                     _ => Ok(IconChange::None),
