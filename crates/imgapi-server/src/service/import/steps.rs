@@ -45,21 +45,27 @@ pub(crate) async fn create_from_manifest(
     import_record(app, uuid, manifest, how, channel).await
 }
 
-/// The transfer part of §5.6 (also an import job's `add_file` step).
+/// The transfer part of §5.6.
 pub(crate) async fn add_file_from(
     app: &AppState,
     stored: StoredImage,
     src: &Source,
     store: &Arc<dyn BlobStore>,
 ) -> Result<ImageRecord, ServiceError> {
-    let uuid = stored.image.uuid;
+    let remote = source_file(app, src, stored.image.uuid).await?;
+    add_verified_file(app, stored, src, store, remote).await
+}
+
+/// The source's `files[0]` of `uuid`, from its manifest.
+pub(crate) async fn source_file(
+    app: &AppState,
+    src: &Source,
+    uuid: Uuid,
+) -> Result<RemoteFile, ServiceError> {
     let manifest = fetch_manifest(app, src, uuid, None)
         .await
         .map_err(|source| ImportError::Manifest { uuid, source })?;
-    let Some(remote) = remote_file(&manifest) else {
-        return Err(ImportError::no_file(uuid).into());
-    };
-    add_verified_file(app, stored, src, store, remote).await
+    remote_file(&manifest).ok_or_else(|| ImportError::no_file(uuid).into())
 }
 
 /// Stream the source's file of `stored` into `store`, verified against

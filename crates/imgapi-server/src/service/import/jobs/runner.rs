@@ -19,7 +19,7 @@ use crate::service::import::error::ImportError;
 use crate::service::import::icon::copy_icon;
 use crate::service::import::manifest::{fetch_manifest, remote_file};
 use crate::service::import::source::Source;
-use crate::service::import::steps::{add_verified_file, create_from_manifest};
+use crate::service::import::steps::{add_verified_file, create_from_manifest, source_file};
 use crate::service::ServiceError;
 
 /// How often a running job's lease is renewed.
@@ -396,10 +396,7 @@ impl Run {
         }
         self.step("add_file", uuid, || async {
             let stored = self.load_existing(uuid).await?;
-            let manifest = fetch_manifest(app, src, uuid, None)
-                .await
-                .map_err(|source| ImportError::Manifest { uuid, source })?;
-            let remote = remote_file(&manifest).ok_or_else(|| ImportError::no_file(uuid))?;
+            let remote = source_file(app, src, uuid).await?;
             if let Some(f) = stored.image.files.first() {
                 if f.sha1 == remote.sha1 && f.size == remote.size && self.blob_present(f).await {
                     return Ok("file already complete".to_string());
