@@ -34,10 +34,10 @@
 //! metadata store (`name = "mirror-import"`, `params.source` = the
 //! upstream URL), so ListImageJobs shows where a mirrored image came from.
 //!
-//! The run's parts: [`list`] reads the upstream listing, [`copy`] imports
-//! what is missing or unfinished, [`update`] brings present images up to
-//! date, [`delete`] removes what the upstream no longer has, and
-//! [`report`] tells what happened.
+//! The run's parts: `list` reads the upstream listing, `copy` imports
+//! what is missing or unfinished, `update` brings present images up to
+//! date, `delete` removes what the upstream no longer has, and
+//! `report` tells what happened.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
