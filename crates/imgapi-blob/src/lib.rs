@@ -24,6 +24,7 @@ use futures_util::Stream;
 
 mod digest;
 mod error;
+mod error_chain;
 mod lane;
 pub mod local;
 pub mod s3;
@@ -32,6 +33,7 @@ pub mod testsuite;
 
 pub use digest::{DigestValues, Digests};
 pub use error::BlobError;
+pub use error_chain::{error_chain, error_chain_deduped};
 pub use local::LocalBlobStore;
 pub use s3::{S3BlobStore, S3Config};
 

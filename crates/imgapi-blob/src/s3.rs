@@ -72,8 +72,8 @@ use tokio::task::JoinSet;
 use crate::digest::{DigestValues, StreamDigests};
 use crate::local::{is_key_byte, validate_key};
 use crate::{
-    BlobError, BlobMeta, BlobRead, BlobStore, ByteStream, PutOutcome, StagedChunk, StagedProgress,
-    StagedRef, STAGED_KEY_SUFFIX,
+    error_chain, BlobError, BlobMeta, BlobRead, BlobStore, ByteStream, PutOutcome, StagedChunk,
+    StagedProgress, StagedRef, STAGED_KEY_SUFFIX,
 };
 
 /// Size of the first 1000 parts of a multipart upload (S3's minimum is
@@ -1002,18 +1002,6 @@ impl BlobStore for S3BlobStore {
 }
 
 // ------------------------------------------------------------- errors
-
-/// The whole error chain as one string (for classification and messages).
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
 
 /// Is this a transport failure (connect, timeout, reset) somewhere in the
 /// chain?

@@ -23,9 +23,9 @@ pub struct AppState {
     pub list_cache: crate::service::list_cache::ListCache,
     pub accounts: Arc<dyn crate::accounts::AccountDirectory>,
     /// Outbound HTTP under the `[remote]` policy (remote imports).
-    pub remote: crate::service::remote::Fetcher,
+    pub remote: crate::service::import::fetch::Fetcher,
     /// This instance's job identity (leases) and job-runner wake-up.
-    pub jobs: crate::service::jobs::Jobs,
+    pub jobs: crate::service::import::jobs::Jobs,
     /// ExportImage's target (`[export]`); `None` = not configured.
     pub export: Option<crate::service::export::ExportTarget>,
     pub hostname: String,
@@ -102,8 +102,9 @@ impl AppState {
             crate::tls::acceptor(cert, key)?; // fail at start-up, naming the bad file
         }
         let accounts = crate::accounts::open(&config.account_directory).await?;
-        let remote = crate::service::remote::Fetcher::new(&config.remote, &config.server_name)
-            .map_err(StartupError::Remote)?;
+        let remote =
+            crate::service::import::fetch::Fetcher::new(&config.remote, &config.server_name)
+                .map_err(StartupError::Remote)?;
         std::fs::create_dir_all(&config.data_dir).map_err(|source| StartupError::DataDir {
             path: config.data_dir.clone(),
             source,
@@ -160,7 +161,7 @@ impl AppState {
             accounts,
             remote,
             export,
-            jobs: crate::service::jobs::Jobs::new(&hostname),
+            jobs: crate::service::import::jobs::Jobs::new(&hostname),
             hostname,
             started: Instant::now(),
             metrics,

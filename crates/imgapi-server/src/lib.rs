@@ -9,9 +9,9 @@ pub mod config;
 pub mod docs;
 pub mod http;
 pub mod migrate;
-pub mod mirror;
 pub mod serve;
 pub mod service;
+pub mod sizes;
 pub mod telemetry;
 pub mod tls;
 pub mod usage_cmd;
@@ -22,6 +22,8 @@ use tokio::net::TcpListener;
 
 pub use app::{App, AppState};
 pub use config::Config;
+/// `imgapi mirror`, part of the import pipeline.
+pub use service::import::mirror;
 
 /// Serve the API on `listener` (HTTPS when the config names a certificate)
 /// until `shutdown` resolves; in-flight requests are allowed to finish.
@@ -38,7 +40,7 @@ pub async fn serve(
         _ => None,
     };
     // Jobs (remote imports) run beside the API, and resume at start-up.
-    let jobs = service::jobs::start(app.clone());
+    let jobs = service::import::jobs::start(app.clone());
     // Expired upload sessions are swept now and periodically.
     let uploads = service::uploads::start_sweeper(app.clone());
     let served = serve::serve(app, listener, tls, shutdown).await;

@@ -96,14 +96,7 @@ impl IntoResponse for ApiError {
 }
 
 fn chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut src = err.source();
-    while let Some(e) = src {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        src = e.source();
-    }
-    out
+    imgapi_blob::error_chain(err)
 }
 
 impl From<DomainError> for ApiError {

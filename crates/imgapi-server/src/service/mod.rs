@@ -9,14 +9,14 @@ pub mod export;
 pub mod files;
 pub mod images;
 pub mod import;
-pub mod jobs;
 pub mod list_cache;
 pub mod listing;
-pub mod remote;
 pub mod uploads;
 pub mod usage;
 
 pub use error::ServiceError;
+/// The jobs of the import pipeline (and ListImageJobs).
+pub use import::jobs;
 
 use imgapi_domain::access;
 use imgapi_domain::validate::is_lower_uuid;
