@@ -22,7 +22,7 @@ pub struct ImageFile {
     #[serde(rename = "contentMD5", default)]
     pub content_md5: String,
     /// Lower-case hex SHA-256 of the stored bytes (an extension: computed
-    /// with sha1/md5 since issue 7; absent in older records). Shown only
+    /// with sha1/md5; absent in records written before SHA-256 was kept). Shown only
     /// with inclAdminFields; sent as `Repr-Digest` on GetImageFile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,

@@ -22,8 +22,6 @@ use tokio::net::TcpListener;
 
 pub use app::{App, AppState};
 pub use config::Config;
-/// `imgapi mirror`, part of the import pipeline.
-pub use service::import::mirror;
 
 /// Serve the API on `listener` (HTTPS when the config names a certificate)
 /// until `shutdown` resolves; in-flight requests are allowed to finish.

@@ -95,7 +95,7 @@ struct MirrorArgs {
 }
 
 fn parse_interval(raw: &str) -> Result<Duration, String> {
-    imgapi_server::mirror::parse_interval(raw)
+    imgapi_server::service::import::mirror::parse_interval(raw)
 }
 
 #[tokio::main]
@@ -234,7 +234,7 @@ struct StderrReporter {
     showing: bool,
 }
 
-impl imgapi_server::mirror::Reporter for StderrReporter {
+impl imgapi_server::service::import::mirror::Reporter for StderrReporter {
     fn line(&mut self, line: &str) {
         let mut err = std::io::stderr().lock();
         if self.showing {
@@ -264,7 +264,7 @@ impl imgapi_server::mirror::Reporter for StderrReporter {
 
 /// `imgapi mirror`: one run, or runs every `--interval` until a signal.
 async fn mirror(config: Option<&Path>, args: MirrorArgs) -> ExitCode {
-    use imgapi_server::mirror::{self, MirrorOptions, Reporter};
+    use imgapi_server::service::import::mirror::{self, MirrorOptions, Reporter};
     let config = match Config::load(config) {
         Ok(c) => c,
         Err(e) => {

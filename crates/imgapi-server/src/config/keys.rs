@@ -123,7 +123,7 @@ config_keys! {
     metrics_on_main: bool = false, shown "false",
         file bool, env "IMGAPI_METRICS_ON_MAIN" boolean,
         "Also answer `GET /metrics` on the API listener (`listen`), without authentication, for set-ups that scrape one port only. With neither this nor `metrics_listen`, no metrics are recorded.";
-    /// Serve the read-only HTML catalog at `/catalog` (issue 8).
+    /// Serve the read-only HTML catalog at `/catalog`.
     catalog: bool = true, shown "true",
         file bool, env "IMGAPI_CATALOG" boolean,
         "Serve the read-only HTML catalog (`GET /catalog`, `GET /catalog/:uuid`): the images the caller may see, as ListImages and GetImage show them, with search, a page per image and download links. No JavaScript. `false` = both paths answer 404.";

@@ -56,11 +56,12 @@ fn schema_ref(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
 
-/// One schema, or a `oneOf` of several distinct ones.
-fn one_of(names: &[&str]) -> Value {
+/// One schema, or any of several (the forms of an operation overlap: an
+/// UpdateImage body may also be a valid ImportImage body).
+fn any_of(names: &[&str]) -> Value {
     match names {
         [one] => schema_ref(one),
-        many => json!({"oneOf": many.iter().map(|n| schema_ref(n)).collect::<Vec<_>>()}),
+        many => json!({"anyOf": many.iter().map(|n| schema_ref(n)).collect::<Vec<_>>()}),
     }
 }
 
@@ -144,7 +145,7 @@ fn request_body(def: &OperationDef) -> Option<Value> {
     }
     Some(json!({
         "required": def.body != BodyDoc::None,
-        "content": {"application/json": {"schema": one_of(&json_bodies)}}
+        "content": {"application/json": {"schema": any_of(&json_bodies)}}
     }))
 }
 
@@ -204,7 +205,7 @@ fn responses(def: &OperationDef) -> Map<String, Value> {
     }
     for (status, names) in &json_schemas {
         if let Some(resp) = by_status.get_mut(status) {
-            resp["content"]["application/json"]["schema"] = one_of(names);
+            resp["content"]["application/json"]["schema"] = any_of(names);
         }
     }
     if matches!(def.success, Success::File) {

@@ -138,7 +138,7 @@ operations! {
         summary: "The images the caller may see, filtered, sorted and paged.",
         params: LIST_FILTERS,
         success: Success::Json(200, "ImageList"),
-        errors: &[R::InvalidParameter, R::ValidationFailed, R::UnauthorizedError],
+        errors: &[R::InvalidParameter, R::ValidationFailed, R::UnauthorizedError, R::ResourceNotFound],
     }
     CreateImage => images::create {
         method: POST, path: "/images", aliases: &["/images/"],
@@ -350,13 +350,14 @@ operations! {
                   Param::new("limit", ParamType::Integer { min: 1, max: 1000 }, "Rows per page (default 50)."),
                   p::MARKER],
         success: Success::Html,
-        errors: &[R::InvalidParameter],
+        errors: &[R::InvalidParameter, R::ResourceNotFound],
     }
     GetCatalogImage => catalog::image {
         path: "/catalog/{uuid}", auth: PASSIVE, served: Served::Catalog, origin: Origin::Extension,
         summary: "HTML page of one image.",
         params: &[p::ACCOUNT, p::CHANNEL],
         success: Success::Html,
+        errors: &[R::InvalidParameter],
     }
     GetOpenApi => openapi_document {
         path: "/openapi.json", auth: NO_AUTH, origin: Origin::Extension,

@@ -266,7 +266,27 @@ pub fn responses() -> Vec<(&'static str, Value)> {
         ),
         (
             "Usage",
-            json!({"type": "object", "description": "Storage per owner and billing tag."}),
+            json!({
+                "type": "object",
+                "description": "Storage per owner and billing tag.",
+                "required": ["owners", "billingTags", "totals"],
+                "properties": {
+                    "owners": {"type": "array", "items": object(
+                        &["owner", "images", "activeImages", "files", "fileBytes", "icons",
+                          "iconBytes", "bytes", "billingTags"],
+                        json!({"owner": uuid, "images": {"type": "integer"},
+                               "activeImages": {"type": "integer"}, "files": {"type": "integer"},
+                               "fileBytes": {"type": "integer"}, "icons": {"type": "integer"},
+                               "iconBytes": {"type": "integer"}, "bytes": {"type": "integer"},
+                               "billingTags": {"type": "object"}}))},
+                    "billingTags": {"type": "object", "additionalProperties": object(
+                        &["images", "bytes"],
+                        json!({"images": {"type": "integer"}, "bytes": {"type": "integer"}}))},
+                    "totals": object(&["owners", "images", "bytes"], json!({
+                        "owners": {"type": "integer"}, "images": {"type": "integer"},
+                        "bytes": {"type": "integer"}}))
+                }
+            }),
         ),
         (
             "UploadSession",
@@ -281,7 +301,13 @@ pub fn responses() -> Vec<(&'static str, Value)> {
         ),
         (
             "Export",
-            json!({"type": "object", "description": "Where the manifest and file were written."}),
+            object(
+                &["manta_url", "image_path", "manifest_path"],
+                json!({
+                    "manta_url": {"type": "string"}, "image_path": {"type": "string"},
+                    "manifest_path": {"type": "string"}
+                }),
+            ),
         ),
         (
             "Dataset",

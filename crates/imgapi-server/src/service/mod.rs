@@ -15,8 +15,6 @@ pub mod uploads;
 pub mod usage;
 
 pub use error::ServiceError;
-/// The jobs of the import pipeline (and ListImageJobs).
-pub use import::jobs;
 
 use imgapi_domain::access;
 use imgapi_domain::validate::is_lower_uuid;

@@ -1,4 +1,4 @@
-//! The access matrix (issue 3 item 4): every endpoint × caller {anonymous,
+//! The access matrix: every endpoint × caller {anonymous,
 //! owner, another account, an account on the ACL, operator} × mode {public,
 //! private, dc} (plus a dc variant with public images and a channel-enabled
 //! private server).

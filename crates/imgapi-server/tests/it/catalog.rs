@@ -1,4 +1,4 @@
-//! The HTML catalog (issue 8 item 6): `GET /catalog`, `GET /catalog/:uuid`,
+//! The HTML catalog: `GET /catalog`, `GET /catalog/:uuid`,
 //! same visibility as ListImages/GetImage, escaping, search, paging, and a
 //! render in headless Chromium when it is installed.
 
@@ -126,7 +126,7 @@ async fn image_page_shows_manifest_file_icon_and_escapes() {
     let file = &img["files"][0];
     assert!(page.contains(file["sha1"].as_str().unwrap()));
     assert!(page.contains(&format!("{} bytes", file["size"])));
-    // sha256 is in the record (issue 7), shown though GetImage hides it.
+    // sha256 is in the record, shown though GetImage hides it.
     assert!(page.contains("SHA-256"));
     assert!(page.contains(&uuid));
     assert!(page.contains("zone-dataset"));

@@ -1,4 +1,4 @@
-//! Backend outages (issue 4 item 5): with PostgreSQL or the S3 store cut
+//! Backend outages: with PostgreSQL or the S3 store cut
 //! off, requests fail fast with 503 and the documented restCode; when the
 //! backend returns, the server recovers by itself.
 

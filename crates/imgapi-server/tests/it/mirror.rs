@@ -1,4 +1,4 @@
-//! `imgapi mirror` (issue 6): a registry kept in sync with an upstream
+//! `imgapi mirror`: a registry kept in sync with an upstream
 //! IMGAPI or DSAPI server. The library function runs against the stores of
 //! a running test server (the same config); one test runs the binary.
 
@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use imgapi_server::mirror::{self, MirrorOptions, MirrorSummary, Reporter};
+use imgapi_server::service::import::mirror::{self, MirrorOptions, MirrorSummary, Reporter};
 use imgapi_server::Config;
 use serde_json::{json, Value};
 

@@ -1,4 +1,4 @@
-//! Several stateless instances on one PostgreSQL + one S3 bucket (issue 4):
+//! Several stateless instances on one PostgreSQL + one S3 bucket:
 //! publish through one, download through another, delete through a third;
 //! concurrent updates from two instances lose nothing; parallel uploads
 //! spread over the instances all stay intact.

@@ -1,4 +1,4 @@
-//! Registries that feed each other (issue 6): AdminImportRemoteImage as an
+//! Registries that feed each other: AdminImportRemoteImage as an
 //! in-process job (origins, verification, clean failure, restart),
 //! ListImageJobs, AdminImportImageFromSource, AddImageFileFromSource,
 //! AddImageFileFromUrl and its `[remote]` policy, ImportFromDatacenter.

@@ -1,4 +1,4 @@
-//! Resumable upload sessions and SHA-256 (issue 7, docs/uploads.md): the
+//! Resumable upload sessions and SHA-256 (docs/uploads.md): the
 //! session endpoints, their errors, expiry, and a 1 GiB upload interrupted
 //! by cut connections, a server restart and a change of instance. Runs on
 //! whatever backend pair the suite runs on (sqlite+local, postgres+s3).

@@ -1,4 +1,4 @@
-//! The read-only HTML catalog (issue 8 item 6): `GET /catalog` and
+//! The read-only HTML catalog: `GET /catalog` and
 //! `GET /catalog/:uuid`.
 //!
 //! Server-rendered with `format!` and one escape function rather than a

@@ -4,8 +4,10 @@ use axum::response::Response;
 use http::StatusCode;
 use imgapi_domain::serialize::{api_object, SerializeOptions};
 use imgapi_domain::ImageRecord;
+use imgapi_meta::StoredImage;
 use imgapi_types::FieldError;
 use serde_json::Value;
+use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::http::conditional::{evaluate, Precondition};
@@ -14,8 +16,8 @@ use crate::http::parse_uuid;
 use crate::http::request::Req;
 use crate::http::response::{self, etag_of};
 use crate::service::images::{self as svc, ImportParams};
+use crate::service::import::jobs::StartedJob;
 use crate::service::import::{self as import_svc, FromSourceParams, RemoteImportParams};
-use crate::service::jobs::StartedJob;
 use crate::service::listing::{admin_fields_allowed, list_images};
 use crate::service::{
     clone as clone_svc, load_image, resolve_channel, ChannelRule, Loaded, ServiceError,
@@ -122,116 +124,179 @@ fn invalid_action(action: &str) -> ApiError {
     )
 }
 
-/// `POST /images/:uuid?action=…`, in the handler order of api.md §2.1.
+/// `POST /images/:uuid?action=…`, in the handler order of api.md §2.1:
+/// the imports create the image, every other action needs it to exist.
 pub async fn action(app: &AppState, mut req: Req) -> Result<Response, ApiError> {
-    let id = &req.arg(0);
-    let uuid = parse_uuid(&req, id)?;
+    let uuid = parse_uuid(&req, &req.arg(0))?;
     let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::Channel)?;
     let body = req.json_body().await?;
-    let action = req.query.get("action").map(str::to_string);
-    let account_given = req.account().is_some();
-    match action.as_deref() {
-        Some("import-remote") => {
-            let params = RemoteImportParams {
-                source: req.query.get("source"),
-                account_given,
-                skip_owner_check: req.query.get("skip_owner_check"),
-                channel: channel.as_deref(),
-            };
-            let started = import_svc::import_remote(app, uuid, params).await?;
-            return Ok(job_response(app, &req, started));
-        }
+    let channel = channel.as_deref();
+    match req.query.get("action") {
+        Some("import-remote") => import_remote(app, &req, uuid, channel).await,
         Some("import") if req.query.contains("source") => {
-            let params = FromSourceParams {
-                account_given,
-                skip_owner_check: req.query.get("skip_owner_check"),
-                user_agent: req.header(&http::header::USER_AGENT),
-            };
-            let source = req.query.get("source").unwrap_or_default();
-            let record =
-                import_svc::import_from_source(app, uuid, source, params, channel.as_deref())
-                    .await?;
-            // Serialised as for Accept-Version `*` (api.md §5.19).
-            let opts = SerializeOptions {
-                channels: true,
-                ..req.serialize_options(app, false)
-            };
-            return Ok(image_response(&record, opts));
+            import_from_source(app, &req, uuid, channel).await
         }
-        Some("import") => {
-            let params = ImportParams {
-                account_given,
-                skip_owner_check: req.query.get("skip_owner_check"),
-                user_agent: req.header(&http::header::USER_AGENT),
-            };
-            let record = svc::import_image(app, uuid, body, params, channel.as_deref()).await?;
-            return Ok(image_response(&record, req.serialize_options(app, false)));
-        }
-        Some("import-from-datacenter") => {
-            let started = import_svc::import_from_datacenter(
-                app,
-                uuid,
-                req.account(),
-                req.query.get("datacenter"),
-                channel.as_deref(),
-            )
-            .await?;
-            return Ok(job_response(app, &req, started));
-        }
-        _ => {}
+        Some("import") => import(app, &req, uuid, body, channel).await,
+        Some("import-from-datacenter") => import_from_datacenter(app, &req, uuid, channel).await,
+        _ => change_image(app, &req, uuid, body, channel).await,
     }
-    let loaded = load_image(app, uuid, req.account(), channel.as_deref()).await?;
-    if action.as_deref() == Some("change-stor") {
-        return change_stor(app, &req, loaded).await;
+}
+
+/// AdminImportRemoteImage (api.md §5.20): a job.
+async fn import_remote(
+    app: &AppState,
+    req: &Req,
+    uuid: Uuid,
+    channel: Option<&str>,
+) -> Result<Response, ApiError> {
+    let params = RemoteImportParams {
+        source: req.query.get("source"),
+        account_given: req.account().is_some(),
+        skip_owner_check: req.query.get("skip_owner_check"),
+        channel,
+    };
+    let started = import_svc::import_remote(app, uuid, params).await?;
+    Ok(job_response(app, req, started))
+}
+
+/// AdminImportImageFromSource (api.md §5.19).
+async fn import_from_source(
+    app: &AppState,
+    req: &Req,
+    uuid: Uuid,
+    channel: Option<&str>,
+) -> Result<Response, ApiError> {
+    let params = FromSourceParams {
+        account_given: req.account().is_some(),
+        skip_owner_check: req.query.get("skip_owner_check"),
+        user_agent: req.header(&http::header::USER_AGENT),
+    };
+    let source = req.query.get("source").unwrap_or_default();
+    let record = import_svc::import_from_source(app, uuid, source, params, channel).await?;
+    // Serialised as for Accept-Version `*` (api.md §5.19).
+    let opts = SerializeOptions {
+        channels: true,
+        ..req.serialize_options(app, false)
+    };
+    Ok(image_response(&record, opts))
+}
+
+/// AdminImportImage (api.md §5.18).
+async fn import(
+    app: &AppState,
+    req: &Req,
+    uuid: Uuid,
+    body: Option<Value>,
+    channel: Option<&str>,
+) -> Result<Response, ApiError> {
+    let params = ImportParams {
+        account_given: req.account().is_some(),
+        skip_owner_check: req.query.get("skip_owner_check"),
+        user_agent: req.header(&http::header::USER_AGENT),
+    };
+    let record = svc::import_image(app, uuid, body, params, channel).await?;
+    Ok(image_response(&record, req.serialize_options(app, false)))
+}
+
+/// ImportFromDatacenter (api.md §5.21): a job.
+async fn import_from_datacenter(
+    app: &AppState,
+    req: &Req,
+    uuid: Uuid,
+    channel: Option<&str>,
+) -> Result<Response, ApiError> {
+    let datacenter = req.query.get("datacenter");
+    let started =
+        import_svc::import_from_datacenter(app, uuid, req.account(), datacenter, channel).await?;
+    Ok(job_response(app, req, started))
+}
+
+/// The actions on an existing image: change-stor (operators), export,
+/// then the changes of the record, under the ETag preconditions.
+async fn change_image(
+    app: &AppState,
+    req: &Req,
+    uuid: Uuid,
+    body: Option<Value>,
+    channel: Option<&str>,
+) -> Result<Response, ApiError> {
+    let action = req.query.get("action");
+    let loaded = load_image(app, uuid, req.account(), channel).await?;
+    if action == Some("change-stor") {
+        return change_stor(app, req, loaded).await;
     }
     loaded.ensure_owner()?;
-    if action.as_deref() == Some("export") {
-        return export(app, &req, &loaded).await;
+    if action == Some("export") {
+        return export(app, req, &loaded).await;
     }
-    let etag = current_etag(app, &req, &loaded.stored.image);
+    let etag = current_etag(app, req, &loaded.stored.image);
     let conditional = req.headers.contains_key(http::header::IF_MATCH)
         || req.headers.contains_key(http::header::IF_NONE_MATCH);
     if evaluate(&req.method, &req.headers, &etag, None)? == Precondition::NotModified {
         return Ok(response::empty(StatusCode::NOT_MODIFIED));
     }
-    let retry = !conditional;
-    let operator = !account_given;
-    let stored = loaded.stored;
-    let record = match action.as_deref() {
-        Some("activate") => svc::modify(app, stored, retry, svc::activated).await?,
-        Some("disable") => {
-            svc::modify(app, stored, retry, |img| Ok(svc::with_disabled(img, true))).await?
-        }
-        Some("enable") => {
-            svc::modify(app, stored, retry, |img| Ok(svc::with_disabled(img, false))).await?
-        }
-        Some("channel-add") if app.channels_enabled() => {
-            svc::modify(app, stored, retry, |img| {
-                svc::with_channel_added(app, img, body.as_ref())
-            })
-            .await?
-        }
-        Some("update") => {
-            // Validation errors first, then (dc mode) the new owner's existence.
-            let preview = svc::updated(app, &stored.image, body.as_ref(), operator)?;
-            if preview.owner != stored.image.owner {
-                let owner = Value::String(preview.owner.to_string());
-                svc::ensure_owner_exists(app, Some(&owner)).await?;
-            }
-            svc::modify(app, stored, retry, |img| {
-                svc::updated(app, img, body.as_ref(), operator)
-            })
-            .await?
-        }
-        Some(other) => return Err(invalid_action(other)),
-        None => {
-            return Err(ApiError::invalid_param(
-                "no image \"action\" was specified",
-                vec![FieldError::missing("action")],
-            ))
-        }
+    let change = RecordChange {
+        retry: !conditional,
+        operator: req.account().is_none(),
+        body: body.as_ref(),
     };
+    let record = change.apply(app, loaded.stored, action).await?;
     Ok(image_response(&record, req.serialize_options(app, false)))
+}
+
+/// One change of an image record: ActivateImage, DisableImage, EnableImage,
+/// ChannelAddImage, UpdateImage.
+struct RecordChange<'a> {
+    /// Re-apply after losing a race (not when the client sent a
+    /// precondition: its answer must refer to the version it saw).
+    retry: bool,
+    operator: bool,
+    body: Option<&'a Value>,
+}
+
+impl RecordChange<'_> {
+    async fn apply(
+        &self,
+        app: &AppState,
+        stored: StoredImage,
+        action: Option<&str>,
+    ) -> Result<ImageRecord, ApiError> {
+        let (retry, body, operator) = (self.retry, self.body, self.operator);
+        Ok(match action {
+            Some("activate") => svc::modify(app, stored, retry, svc::activated).await?,
+            Some("disable") => {
+                svc::modify(app, stored, retry, |img| Ok(svc::with_disabled(img, true))).await?
+            }
+            Some("enable") => {
+                svc::modify(app, stored, retry, |img| Ok(svc::with_disabled(img, false))).await?
+            }
+            Some("channel-add") if app.channels_enabled() => {
+                svc::modify(app, stored, retry, |img| {
+                    svc::with_channel_added(app, img, body)
+                })
+                .await?
+            }
+            Some("update") => {
+                // Validation errors first, then (dc mode) the new owner's existence.
+                let preview = svc::updated(app, &stored.image, body, operator)?;
+                if preview.owner != stored.image.owner {
+                    let owner = Value::String(preview.owner.to_string());
+                    svc::ensure_owner_exists(app, Some(&owner)).await?;
+                }
+                svc::modify(app, stored, retry, |img| {
+                    svc::updated(app, img, body, operator)
+                })
+                .await?
+            }
+            Some(other) => return Err(invalid_action(other)),
+            None => {
+                return Err(ApiError::invalid_param(
+                    "no image \"action\" was specified",
+                    vec![FieldError::missing("action")],
+                ))
+            }
+        })
+    }
 }
 
 /// `{"image_uuid", "job_uuid"}` of a started import job (api.md §5.20,
@@ -346,7 +411,7 @@ pub async fn clone(app: &AppState, req: Req) -> Result<Response, ApiError> {
 pub async fn job(app: &AppState, req: Req) -> Result<Response, ApiError> {
     let id = &req.arg(0);
     let uuid = parse_uuid(&req, id)?;
-    let job = crate::service::jobs::get_job(app, uuid).await?;
+    let job = crate::service::import::jobs::get_job(app, uuid).await?;
     Ok(response::json(StatusCode::OK, &job))
 }
 
@@ -355,7 +420,7 @@ pub async fn jobs(app: &AppState, req: Req) -> Result<Response, ApiError> {
     let id = &req.arg(0);
     let uuid = parse_uuid(&req, id)?;
     let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::ChannelOrStar)?;
-    let jobs = crate::service::jobs::list_image_jobs(
+    let jobs = crate::service::import::jobs::list_image_jobs(
         app,
         uuid,
         req.account(),
