@@ -1,0 +1,47 @@
+//! What both SQL backends share: the row form of each record, the statement
+//! texts, and how rows are bound and read back.
+//!
+//! One statement text serves both databases: `$n` is a numbered parameter
+//! in PostgreSQL and in SQLite alike (sqlx binds SQLite's `$n` by number),
+//! so a statement differs between the backends only where the dialects do
+//! (how revisions are drawn, bulk inserts, index hints); those parts are
+//! the backends' own.
+//!
+//! The statement builders are generic over the sqlx [`Database`]: each
+//! role's builder type (`ImageSql`, `JobSql`, `UploadSql`) states once
+//! which column types it binds and reads.
+
+use sqlx::Database;
+use uuid::Uuid;
+
+use crate::MetaError;
+
+pub(crate) mod images;
+pub(crate) mod jobs;
+pub(crate) mod uploads;
+pub(crate) mod usage;
+
+/// A statement with its parameters bound, ready to run.
+pub(crate) type Statement<DB> = sqlx::query::Query<'static, DB, <DB as Database>::Arguments>;
+
+/// A single-column statement with its parameters bound (borrowed for `'q`).
+pub(crate) type ScalarStatement<'q, DB, T> =
+    sqlx::query::QueryScalar<'q, DB, T, <DB as Database>::Arguments>;
+
+/// A uuid column back into a [`Uuid`].
+pub(crate) fn decode_uuid(text: &str) -> Result<Uuid, MetaError> {
+    Uuid::parse_str(text).map_err(|e| MetaError::Corrupt {
+        uuid: text.to_owned(),
+        detail: format!("bad uuid column: {e}"),
+    })
+}
+
+/// uuid columns back into [`Uuid`]s.
+pub(crate) fn decode_uuids(texts: &[String]) -> Result<Vec<Uuid>, MetaError> {
+    texts.iter().map(|text| decode_uuid(text)).collect()
+}
+
+/// Rows a statement touched, as the `i64` a write outcome carries.
+pub(crate) fn affected_rows(rows: u64) -> i64 {
+    i64::try_from(rows).unwrap_or(i64::MAX)
+}
