@@ -35,12 +35,14 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Postgres};
 use uuid::Uuid;
 
-use crate::sql::Statement;
+use crate::sql::jobs::JobWrite;
+use crate::sql::{SqlBackend, Statement};
 use crate::MetaError;
 
 mod images;
@@ -153,6 +155,25 @@ impl PostgresStore {
             .await
             .map_err(|e| self.err(e))?;
         Ok(done.rows_affected())
+    }
+}
+
+#[async_trait]
+impl SqlBackend for PostgresStore {
+    type Db = Postgres;
+    /// `attempts` is a 32-bit `INTEGER` here.
+    type Attempts = i32;
+
+    fn read_pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn sql_err(&self, e: sqlx::Error) -> MetaError {
+        self.err(e)
+    }
+
+    async fn write_job(&self, write: JobWrite) -> Result<u64, MetaError> {
+        self.apply_job(write).await
     }
 }
 

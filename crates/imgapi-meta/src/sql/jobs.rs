@@ -3,12 +3,14 @@
 
 use std::marker::PhantomData;
 
+use async_trait::async_trait;
 use serde_json::Value;
-use sqlx::{ColumnIndex, Database, Decode, Encode, Row, Type};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
 use uuid::Uuid;
 
-use super::{decode_uuid, ScalarStatement, Statement};
-use crate::{JobExecution, JobLease, JobRecord, MetaError};
+use super::usage::count;
+use super::{decode_uuid, decode_uuids, ScalarStatement, SqlBackend, Statement};
+use crate::{JobExecution, JobLease, JobRecord, JobStore, MetaError};
 
 /// The SQL form of a job's columns, computed outside any transaction.
 pub(crate) struct JobRow {
@@ -47,6 +49,90 @@ impl JobRow {
             lease_expires_ms: job.lease.as_ref().map(|l| l.expires_ms),
             attempts: i64::from(job.attempts),
         })
+    }
+}
+
+
+#[async_trait]
+impl<B> JobStore for B
+where
+    B: SqlBackend,
+    for<'a> String: Encode<'a, B::Db> + Decode<'a, B::Db> + Type<B::Db>,
+    for<'a> i64: Encode<'a, B::Db> + Decode<'a, B::Db> + Type<B::Db>,
+    for<'a> Option<String>: Encode<'a, B::Db>,
+    for<'a> Option<i64>: Encode<'a, B::Db>,
+    for<'a> B::Attempts: Encode<'a, B::Db> + Decode<'a, B::Db> + Type<B::Db>,
+    usize: ColumnIndex<<B::Db as Database>::Row>,
+    for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
+    <B::Db as Database>::Arguments: IntoArguments<B::Db>,
+{
+    async fn insert_job(&self, job: &JobRecord) -> Result<(), MetaError> {
+        self.write_job(JobWrite::Insert(JobRow::of(job)?)).await?;
+        Ok(())
+    }
+
+    async fn get_job(&self, uuid: Uuid) -> Result<Option<JobRecord>, MetaError> {
+        let row = JobSql::<B::Db, B::Attempts>::by_uuid(uuid)
+            .fetch_optional(self.read_pool())
+            .await
+            .map_err(|e| self.sql_err(e))?;
+        row.map(|r| JobSql::<B::Db, B::Attempts>::decode(&r, |e| self.sql_err(e)))
+            .transpose()
+    }
+
+    async fn image_jobs(&self, image_uuid: Uuid) -> Result<Vec<JobRecord>, MetaError> {
+        let rows = JobSql::<B::Db, B::Attempts>::of_image(image_uuid)
+            .fetch_all(self.read_pool())
+            .await
+            .map_err(|e| self.sql_err(e))?;
+        rows.iter()
+            .map(|r| JobSql::<B::Db, B::Attempts>::decode(r, |e| self.sql_err(e)))
+            .collect()
+    }
+
+    async fn claimable_jobs(&self, now_ms: i64, limit: u32) -> Result<Vec<Uuid>, MetaError> {
+        let rows = JobSql::<B::Db, B::Attempts>::claimable(now_ms, limit)
+            .fetch_all(self.read_pool())
+            .await
+            .map_err(|e| self.sql_err(e))?;
+        decode_uuids(&rows)
+    }
+
+    async fn claim_job(
+        &self,
+        uuid: Uuid,
+        owner: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<Option<JobRecord>, MetaError> {
+        let claim = JobWrite::Claim {
+            uuid,
+            owner: owner.to_string(),
+            now_ms,
+            expires_ms,
+        };
+        if self.write_job(claim).await? == 0 {
+            return Ok(None);
+        }
+        self.get_job(uuid).await
+    }
+
+    async fn update_job(&self, job: &JobRecord, owner: &str) -> Result<bool, MetaError> {
+        let row = JobRow::of(job)?;
+        let owner = owner.to_string();
+        Ok(self.write_job(JobWrite::Update { row, owner }).await? > 0)
+    }
+
+    async fn release_jobs(&self, owner: &str) -> Result<u64, MetaError> {
+        self.write_job(JobWrite::Release(owner.to_string())).await
+    }
+
+    async fn count_jobs_by_execution(&self) -> Result<Vec<(String, u64)>, MetaError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(COUNT_BY_EXECUTION)
+            .fetch_all(self.read_pool())
+            .await
+            .map_err(|e| self.sql_err(e))?;
+        Ok(rows.into_iter().map(|(e, n)| (e, count(n))).collect())
     }
 }
 
@@ -109,9 +195,56 @@ const CLAIMABLE: &str = "SELECT uuid FROM jobs WHERE execution IN ('queued', 'ru
      AND (lease_owner IS NULL OR lease_expires_ms IS NULL OR lease_expires_ms < $1) \
      ORDER BY created_at, uuid LIMIT $2";
 
+const COUNT_BY_EXECUTION: &str =
+    "SELECT execution, COUNT(*) FROM jobs GROUP BY execution ORDER BY execution";
+
+/// The integer type of the `attempts` column: a 32-bit `INTEGER` in
+/// PostgreSQL, 64 bits in SQLite.
+pub(crate) trait AttemptsColumn: Into<i64> + Send + Sized {
+    /// `n`, or the type's maximum where it does not fit.
+    fn saturating_from(n: i64) -> Self;
+}
+
+impl AttemptsColumn for i64 {
+    fn saturating_from(n: i64) -> Self {
+        n
+    }
+}
+
+impl AttemptsColumn for i32 {
+    fn saturating_from(n: i64) -> Self {
+        i32::try_from(n).unwrap_or(i32::MAX)
+    }
+}
+
+/// A job write, as a backend applies it.
+pub(crate) enum JobWrite {
+    Insert(JobRow),
+    Update {
+        row: JobRow,
+        owner: String,
+    },
+    Claim {
+        uuid: Uuid,
+        owner: String,
+        now_ms: i64,
+        expires_ms: i64,
+    },
+    Release(String),
+}
+
+impl JobWrite {
+    /// The job an insert creates: a unique violation means it exists.
+    pub(crate) fn inserted(&self) -> Option<Uuid> {
+        match self {
+            JobWrite::Insert(row) => Some(row.id),
+            _ => None,
+        }
+    }
+}
+
 /// The job statements for database `DB`, whose `attempts` column reads
-/// and binds as `Attempts` (a 32-bit `INTEGER` in PostgreSQL, 64 bits in
-/// SQLite).
+/// and binds as `Attempts`.
 pub(crate) struct JobSql<DB, Attempts>(PhantomData<(DB, Attempts)>);
 
 impl<DB, Attempts> JobSql<DB, Attempts>
@@ -121,11 +254,25 @@ where
     for<'a> i64: Encode<'a, DB> + Decode<'a, DB> + Type<DB>,
     for<'a> Option<String>: Encode<'a, DB>,
     for<'a> Option<i64>: Encode<'a, DB>,
-    for<'a> Attempts: Encode<'a, DB> + Decode<'a, DB> + Type<DB> + Into<i64>,
+    for<'a> Attempts: Encode<'a, DB> + Decode<'a, DB> + Type<DB> + AttemptsColumn,
     usize: ColumnIndex<DB::Row>,
 {
-    /// Insert `row`, whose `attempts` the caller gives in the column's type.
-    pub(crate) fn insert(row: &JobRow, attempts: Attempts) -> Statement<DB> {
+    /// The statement performing `write`.
+    pub(crate) fn write(write: &JobWrite) -> Statement<DB> {
+        match write {
+            JobWrite::Insert(row) => Self::insert(row),
+            JobWrite::Update { row, owner } => Self::update(row, owner),
+            JobWrite::Claim {
+                uuid,
+                owner,
+                now_ms,
+                expires_ms,
+            } => Self::claim(*uuid, owner, *now_ms, *expires_ms),
+            JobWrite::Release(owner) => Self::release(owner),
+        }
+    }
+
+    fn insert(row: &JobRow) -> Statement<DB> {
         sqlx::query(INSERT)
             .bind(&row.uuid)
             .bind(&row.image_uuid)
@@ -138,11 +285,11 @@ where
             .bind(&row.finished_at)
             .bind(&row.lease_owner)
             .bind(row.lease_expires_ms)
-            .bind(attempts)
+            .bind(Attempts::saturating_from(row.attempts))
     }
 
     /// Write `row`'s mutable columns if `owner` holds the lease.
-    pub(crate) fn update(row: &JobRow, owner: &str) -> Statement<DB> {
+    fn update(row: &JobRow, owner: &str) -> Statement<DB> {
         sqlx::query(UPDATE)
             .bind(row.execution.to_owned())
             .bind(&row.params)
@@ -155,7 +302,7 @@ where
             .bind(owner.to_owned())
     }
 
-    pub(crate) fn claim(uuid: Uuid, owner: &str, now_ms: i64, expires_ms: i64) -> Statement<DB> {
+    fn claim(uuid: Uuid, owner: &str, now_ms: i64, expires_ms: i64) -> Statement<DB> {
         sqlx::query(CLAIM)
             .bind(owner.to_owned())
             .bind(expires_ms)
@@ -163,22 +310,22 @@ where
             .bind(now_ms)
     }
 
-    pub(crate) fn release(owner: &str) -> Statement<DB> {
+    fn release(owner: &str) -> Statement<DB> {
         sqlx::query(RELEASE).bind(owner.to_owned())
     }
 
     /// Rows of [`Self::decode`]'s shape: the job `uuid`.
-    pub(crate) fn by_uuid(uuid: Uuid) -> Statement<DB> {
+    fn by_uuid(uuid: Uuid) -> Statement<DB> {
         sqlx::query(BY_UUID).bind(uuid.to_string())
     }
 
     /// Rows of [`Self::decode`]'s shape: the jobs of one image, oldest first.
-    pub(crate) fn of_image(image_uuid: Uuid) -> Statement<DB> {
+    fn of_image(image_uuid: Uuid) -> Statement<DB> {
         sqlx::query(OF_IMAGE).bind(image_uuid.to_string())
     }
 
     /// The uuids of up to `limit` claimable jobs, oldest first.
-    pub(crate) fn claimable(now_ms: i64, limit: u32) -> ScalarStatement<'static, DB, String> {
+    fn claimable(now_ms: i64, limit: u32) -> ScalarStatement<'static, DB, String> {
         sqlx::query_scalar(CLAIMABLE)
             .bind(now_ms)
             .bind(i64::from(limit))
@@ -186,7 +333,7 @@ where
 
     /// A row of [`Self::by_uuid`] or [`Self::of_image`] as a record;
     /// `sql_err` classifies a column that cannot be read.
-    pub(crate) fn decode(
+    fn decode(
         row: &DB::Row,
         sql_err: impl Fn(sqlx::Error) -> MetaError,
     ) -> Result<JobRecord, MetaError> {

@@ -11,15 +11,37 @@
 //! role's builder type (`ImageSql`, `JobSql`, `UploadSql`) states once
 //! which column types it binds and reads.
 
-use sqlx::Database;
+use async_trait::async_trait;
+use sqlx::{Database, Pool};
 use uuid::Uuid;
 
 use crate::MetaError;
+use jobs::{AttemptsColumn, JobWrite};
 
 pub(crate) mod images;
 pub(crate) mod jobs;
 pub(crate) mod uploads;
 pub(crate) mod usage;
+
+/// What a backend provides for the role implementations both SQL backends
+/// share ([`crate::JobStore`]): where reads run, how errors are classified,
+/// and how a write is applied.
+#[async_trait]
+pub(crate) trait SqlBackend: Send + Sync + 'static {
+    type Db: Database;
+    /// The integer type of the jobs' `attempts` column.
+    type Attempts: AttemptsColumn;
+
+    /// The pool reads run on.
+    fn read_pool(&self) -> &Pool<Self::Db>;
+
+    /// Classify an error of the database.
+    fn sql_err(&self, e: sqlx::Error) -> MetaError;
+
+    /// Apply `write`: the rows it touched. An insert whose key is taken is
+    /// `AlreadyExists`.
+    async fn write_job(&self, write: JobWrite) -> Result<u64, MetaError>;
+}
 
 /// A statement with its parameters bound, ready to run.
 pub(crate) type Statement<DB> = sqlx::query::Query<'static, DB, <DB as Database>::Arguments>;

@@ -20,17 +20,20 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteQueryResult, SqliteSynchronous,
 };
+use sqlx::Sqlite;
 use uuid::Uuid;
 
 use crate::sql::affected_rows;
 use crate::sql::images::ImageWrite;
 use crate::MetaError;
-use jobs::JobWrite;
+use crate::sql::jobs::JobWrite;
+use crate::sql::SqlBackend;
 use uploads::UploadWrite;
 use writer::Writer;
 
@@ -160,6 +163,26 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.writer.close().await;
         self.reader.close().await;
+    }
+}
+
+#[async_trait]
+impl SqlBackend for SqliteStore {
+    type Db = Sqlite;
+    /// SQLite's `INTEGER` is 64 bits.
+    type Attempts = i64;
+
+    fn read_pool(&self) -> &SqlitePool {
+        &self.reader
+    }
+
+    fn sql_err(&self, e: sqlx::Error) -> MetaError {
+        map_err(e)
+    }
+
+    async fn write_job(&self, write: JobWrite) -> Result<u64, MetaError> {
+        let touched = self.writes.run(Op::Job(write)).await?;
+        Ok(u64::try_from(touched).unwrap_or(0))
     }
 }
 
