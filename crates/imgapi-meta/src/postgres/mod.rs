@@ -42,8 +42,9 @@ use sqlx::{Connection, Postgres};
 use uuid::Uuid;
 
 use crate::sql::jobs::JobWrite;
-use crate::sql::{SqlBackend, Statement};
-use crate::MetaError;
+use crate::sql::uploads::UploadWrite;
+use crate::sql::SqlBackend;
+use crate::{MetaError, UploadSession};
 
 mod images;
 mod jobs;
@@ -147,15 +148,6 @@ impl PostgresStore {
             self.err(e)
         }
     }
-
-    /// Run a single-statement write: the rows it touched.
-    async fn execute(&self, statement: Statement<Postgres>) -> Result<u64, MetaError> {
-        let done = statement
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
-        Ok(done.rows_affected())
-    }
 }
 
 #[async_trait]
@@ -174,6 +166,21 @@ impl SqlBackend for PostgresStore {
 
     async fn write_job(&self, write: JobWrite) -> Result<u64, MetaError> {
         self.apply_job(write).await
+    }
+
+    async fn write_upload(&self, write: UploadWrite) -> Result<u64, MetaError> {
+        self.apply_upload(write).await
+    }
+
+    async fn claim_upload_row(
+        &self,
+        id: Uuid,
+        owner: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<Option<UploadSession>, MetaError> {
+        self.claim_returning_upload(id, owner, now_ms, expires_ms)
+            .await
     }
 }
 

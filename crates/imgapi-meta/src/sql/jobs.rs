@@ -52,7 +52,6 @@ impl JobRow {
     }
 }
 
-
 #[async_trait]
 impl<B> JobStore for B
 where

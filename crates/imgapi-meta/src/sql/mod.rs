@@ -16,7 +16,9 @@ use sqlx::{Database, Pool};
 use uuid::Uuid;
 
 use crate::MetaError;
+use crate::UploadSession;
 use jobs::{AttemptsColumn, JobWrite};
+use uploads::UploadWrite;
 
 pub(crate) mod images;
 pub(crate) mod jobs;
@@ -24,8 +26,8 @@ pub(crate) mod uploads;
 pub(crate) mod usage;
 
 /// What a backend provides for the role implementations both SQL backends
-/// share ([`crate::JobStore`]): where reads run, how errors are classified,
-/// and how a write is applied.
+/// share ([`crate::JobStore`], [`crate::UploadStore`]): where reads run,
+/// how errors are classified, and how a write is applied.
 #[async_trait]
 pub(crate) trait SqlBackend: Send + Sync + 'static {
     type Db: Database;
@@ -41,6 +43,19 @@ pub(crate) trait SqlBackend: Send + Sync + 'static {
     /// Apply `write`: the rows it touched. An insert whose key is taken is
     /// `AlreadyExists`.
     async fn write_job(&self, write: JobWrite) -> Result<u64, MetaError>;
+
+    /// Apply `write`: the rows it touched. An insert whose key is taken is
+    /// `AlreadyExists`.
+    async fn write_upload(&self, write: UploadWrite) -> Result<u64, MetaError>;
+
+    /// [`crate::UploadStore::claim_upload`]: the session as claimed.
+    async fn claim_upload_row(
+        &self,
+        id: Uuid,
+        owner: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<Option<UploadSession>, MetaError>;
 }
 
 /// A statement with its parameters bound, ready to run.

@@ -3,12 +3,13 @@
 
 use std::marker::PhantomData;
 
+use async_trait::async_trait;
 use serde_json::{json, Value};
-use sqlx::{ColumnIndex, Database, Decode, Encode, Row, Type};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
 use uuid::Uuid;
 
-use super::{decode_uuid, ScalarStatement, Statement};
-use crate::{MetaError, UploadLease, UploadSession};
+use super::{decode_uuid, ScalarStatement, SqlBackend, Statement};
+use crate::{MetaError, UploadLease, UploadSession, UploadStore};
 
 /// The SQL form of a session's columns.
 pub(crate) struct UploadRow {
@@ -121,6 +122,47 @@ const EXPIRED: &str = concat!(
 
 const HANDLES: &str = "SELECT handle FROM upload_sessions";
 
+/// A session write, as a backend applies it.
+pub(crate) enum UploadWrite {
+    Insert(UploadRow),
+    /// Take the lease ([`claim_upload_sql!`]).
+    Claim {
+        id: Uuid,
+        owner: String,
+        now_ms: i64,
+        expires_ms: i64,
+    },
+    Renew {
+        id: Uuid,
+        owner: String,
+        expires_ms: i64,
+    },
+    Advance {
+        row: UploadRow,
+        owner: String,
+        from_offset: i64,
+    },
+    Release {
+        id: Uuid,
+        owner: String,
+    },
+    Delete(Uuid),
+    DeleteExpired {
+        id: Uuid,
+        now_ms: i64,
+    },
+}
+
+impl UploadWrite {
+    /// The session an insert creates: a unique violation means it exists.
+    pub(crate) fn inserted(&self) -> Option<Uuid> {
+        match self {
+            UploadWrite::Insert(row) => Some(row.id),
+            _ => None,
+        }
+    }
+}
+
 /// The upload-session statements for database `DB`.
 pub(crate) struct UploadSql<DB>(PhantomData<DB>);
 
@@ -133,7 +175,33 @@ where
     for<'a> Option<i64>: Encode<'a, DB>,
     usize: ColumnIndex<DB::Row>,
 {
-    pub(crate) fn insert(row: &UploadRow) -> Statement<DB> {
+    /// The statement performing `write`.
+    pub(crate) fn write(write: &UploadWrite) -> Statement<DB> {
+        match write {
+            UploadWrite::Insert(row) => Self::insert(row),
+            UploadWrite::Claim {
+                id,
+                owner,
+                now_ms,
+                expires_ms,
+            } => Self::claim(claim_upload_sql!(), *id, owner, *now_ms, *expires_ms),
+            UploadWrite::Renew {
+                id,
+                owner,
+                expires_ms,
+            } => Self::renew(*id, owner, *expires_ms),
+            UploadWrite::Advance {
+                row,
+                owner,
+                from_offset,
+            } => Self::advance(row, owner, *from_offset),
+            UploadWrite::Release { id, owner } => Self::release(*id, owner),
+            UploadWrite::Delete(id) => Self::delete(*id),
+            UploadWrite::DeleteExpired { id, now_ms } => Self::delete_expired(*id, *now_ms),
+        }
+    }
+
+    fn insert(row: &UploadRow) -> Statement<DB> {
         sqlx::query(INSERT)
             .bind(&row.uuid)
             .bind(&row.image_uuid)
@@ -166,7 +234,7 @@ where
             .bind(now_ms)
     }
 
-    pub(crate) fn renew(id: Uuid, owner: &str, expires_ms: i64) -> Statement<DB> {
+    fn renew(id: Uuid, owner: &str, expires_ms: i64) -> Statement<DB> {
         sqlx::query(RENEW)
             .bind(expires_ms)
             .bind(id.to_string())
@@ -175,7 +243,7 @@ where
 
     /// Record `row`'s progress if `owner` holds the lease and the stored
     /// offset is `from_offset`.
-    pub(crate) fn advance(row: &UploadRow, owner: &str, from_offset: i64) -> Statement<DB> {
+    fn advance(row: &UploadRow, owner: &str, from_offset: i64) -> Statement<DB> {
         sqlx::query(ADVANCE)
             .bind(row.offset)
             .bind(row.size)
@@ -187,34 +255,34 @@ where
             .bind(from_offset)
     }
 
-    pub(crate) fn release(id: Uuid, owner: &str) -> Statement<DB> {
+    fn release(id: Uuid, owner: &str) -> Statement<DB> {
         sqlx::query(RELEASE)
             .bind(id.to_string())
             .bind(owner.to_owned())
     }
 
-    pub(crate) fn delete(id: Uuid) -> Statement<DB> {
+    fn delete(id: Uuid) -> Statement<DB> {
         sqlx::query(DELETE).bind(id.to_string())
     }
 
-    pub(crate) fn delete_expired(id: Uuid, now_ms: i64) -> Statement<DB> {
+    fn delete_expired(id: Uuid, now_ms: i64) -> Statement<DB> {
         sqlx::query(DELETE_EXPIRED)
             .bind(id.to_string())
             .bind(now_ms)
     }
 
     /// Rows of [`Self::decode`]'s shape: the session `id`.
-    pub(crate) fn by_id(id: Uuid) -> Statement<DB> {
+    fn by_id(id: Uuid) -> Statement<DB> {
         sqlx::query(BY_ID).bind(id.to_string())
     }
 
     /// Rows of [`Self::decode`]'s shape: up to `limit` sessions expired
     /// before `now_ms`, oldest expiry first.
-    pub(crate) fn expired(now_ms: i64, limit: u32) -> Statement<DB> {
+    fn expired(now_ms: i64, limit: u32) -> Statement<DB> {
         sqlx::query(EXPIRED).bind(now_ms).bind(i64::from(limit))
     }
 
-    pub(crate) fn handles() -> ScalarStatement<'static, DB, String> {
+    fn handles() -> ScalarStatement<'static, DB, String> {
         sqlx::query_scalar(HANDLES)
     }
 
@@ -243,6 +311,111 @@ where
             })
         };
         raw().map_err(sql_err)?.decode()
+    }
+}
+
+#[async_trait]
+impl<B> UploadStore for B
+where
+    B: SqlBackend,
+    for<'a> String: Encode<'a, B::Db> + Decode<'a, B::Db> + Type<B::Db>,
+    for<'a> i64: Encode<'a, B::Db> + Decode<'a, B::Db> + Type<B::Db>,
+    for<'a> Option<String>: Encode<'a, B::Db>,
+    for<'a> Option<i64>: Encode<'a, B::Db>,
+    usize: ColumnIndex<<B::Db as Database>::Row>,
+    for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
+    <B::Db as Database>::Arguments: IntoArguments<B::Db>,
+{
+    async fn insert_upload(&self, upload: &UploadSession) -> Result<(), MetaError> {
+        self.write_upload(UploadWrite::Insert(UploadRow::of(upload)?))
+            .await?;
+        Ok(())
+    }
+
+    async fn get_upload(&self, id: Uuid) -> Result<Option<UploadSession>, MetaError> {
+        let row = UploadSql::<B::Db>::by_id(id)
+            .fetch_optional(self.read_pool())
+            .await
+            .map_err(|e| self.sql_err(e))?;
+        row.map(|r| UploadSql::<B::Db>::decode(&r, |e| self.sql_err(e)))
+            .transpose()
+    }
+
+    async fn claim_upload(
+        &self,
+        id: Uuid,
+        owner: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<Option<UploadSession>, MetaError> {
+        self.claim_upload_row(id, owner, now_ms, expires_ms).await
+    }
+
+    async fn renew_upload(
+        &self,
+        id: Uuid,
+        owner: &str,
+        expires_ms: i64,
+    ) -> Result<bool, MetaError> {
+        let owner = owner.to_string();
+        let renew = UploadWrite::Renew {
+            id,
+            owner,
+            expires_ms,
+        };
+        Ok(self.write_upload(renew).await? > 0)
+    }
+
+    async fn advance_upload(
+        &self,
+        upload: &UploadSession,
+        owner: &str,
+        from_offset: u64,
+    ) -> Result<bool, MetaError> {
+        let advance = UploadWrite::Advance {
+            row: UploadRow::of(upload)?,
+            owner: owner.to_string(),
+            from_offset: i64::try_from(from_offset).unwrap_or(i64::MAX),
+        };
+        Ok(self.write_upload(advance).await? > 0)
+    }
+
+    async fn release_upload(&self, id: Uuid, owner: &str) -> Result<bool, MetaError> {
+        let owner = owner.to_string();
+        Ok(self
+            .write_upload(UploadWrite::Release { id, owner })
+            .await?
+            > 0)
+    }
+
+    async fn delete_upload(&self, id: Uuid) -> Result<bool, MetaError> {
+        Ok(self.write_upload(UploadWrite::Delete(id)).await? > 0)
+    }
+
+    async fn delete_expired_upload(&self, id: Uuid, now_ms: i64) -> Result<bool, MetaError> {
+        let delete = UploadWrite::DeleteExpired { id, now_ms };
+        Ok(self.write_upload(delete).await? > 0)
+    }
+
+    async fn expired_uploads(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<UploadSession>, MetaError> {
+        let rows = UploadSql::<B::Db>::expired(now_ms, limit)
+            .fetch_all(self.read_pool())
+            .await
+            .map_err(|e| self.sql_err(e))?;
+        rows.iter()
+            .map(|r| UploadSql::<B::Db>::decode(r, |e| self.sql_err(e)))
+            .collect()
+    }
+
+    async fn upload_handles(&self) -> Result<Vec<String>, MetaError> {
+        UploadSql::<B::Db>::handles()
+            .fetch_all(self.read_pool())
+            .await
+            .map_err(|e| self.sql_err(e))
     }
 }
 

@@ -31,10 +31,10 @@ use uuid::Uuid;
 
 use crate::sql::affected_rows;
 use crate::sql::images::ImageWrite;
-use crate::MetaError;
 use crate::sql::jobs::JobWrite;
+use crate::sql::uploads::UploadWrite;
 use crate::sql::SqlBackend;
-use uploads::UploadWrite;
+use crate::{MetaError, UploadSession};
 use writer::Writer;
 
 mod images;
@@ -183,6 +183,22 @@ impl SqlBackend for SqliteStore {
     async fn write_job(&self, write: JobWrite) -> Result<u64, MetaError> {
         let touched = self.writes.run(Op::Job(write)).await?;
         Ok(u64::try_from(touched).unwrap_or(0))
+    }
+
+    async fn write_upload(&self, write: UploadWrite) -> Result<u64, MetaError> {
+        let touched = self.writes.run(Op::Upload(write)).await?;
+        Ok(u64::try_from(touched).unwrap_or(0))
+    }
+
+    async fn claim_upload_row(
+        &self,
+        id: Uuid,
+        owner: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<Option<UploadSession>, MetaError> {
+        self.claim_and_read_upload(id, owner, now_ms, expires_ms)
+            .await
     }
 }
 
