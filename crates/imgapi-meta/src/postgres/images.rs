@@ -1,29 +1,20 @@
-//! Image records (PostgreSQL): [`ImageStore`], each write one transaction
-//! that also bumps the write generation.
+//! Image records (PostgreSQL): the image writes, each one transaction that
+//! also bumps the write generation, and the ListImages query.
+//! [`crate::ImageStore`] itself is shared with SQLite (`crate::sql::images`).
 
-use async_trait::async_trait;
 use imgapi_domain::filter::ImageQuery;
-use imgapi_domain::ImageRecord;
-use sqlx::postgres::PgConnection;
+use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::Postgres;
 use uuid::Uuid;
 
 use super::{map_err, query, PostgresStore};
-use crate::sql::images::{
-    dependents_in_channel_sql, image_writes, state_counts, Columns, ImageSql, ImageWrite,
-    ImageWrites,
-};
-use crate::sql::{affected_rows, decode_uuids};
-use crate::{ImageStore, MetaError, Revision, StoredImage};
+use crate::sql::affected_rows;
+use crate::sql::images::{image_writes, Columns, ImageSql, ImageWrite, ImageWrites};
+use crate::{MetaError, Revision};
 
 type Sql = ImageSql<Postgres>;
 
 const WRITES: ImageWrites = image_writes!("nextval('image_revision')");
-
-/// The md5 comparison lets PostgreSQL use the channel index (channels may
-/// be longer than a b-tree entry); the plain one keeps it exact.
-const DEPENDENTS_IN_CHANNEL: &str =
-    dependents_in_channel_sql!("md5(c.channel) = md5($2) AND c.channel = $2");
 
 /// Stripes of the `write_generation` table (see the migration).
 const GENERATION_STRIPES: u8 = 16;
@@ -53,7 +44,7 @@ impl From<MetaError> for Failure {
 
 impl PostgresStore {
     /// Run `write` in one transaction that also bumps the write generation.
-    async fn write_image(&self, write: ImageWrite) -> Result<i64, MetaError> {
+    pub(super) async fn write_image(&self, write: ImageWrite) -> Result<i64, MetaError> {
         let key = write.key();
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
         let outcome = apply(&mut tx, &write)
@@ -225,98 +216,19 @@ async fn missed_write(conn: &mut PgConnection, uuid: Uuid) -> Failure {
     }
 }
 
-#[async_trait]
-impl ImageStore for PostgresStore {
-    async fn get(&self, uuid: Uuid) -> Result<Option<StoredImage>, MetaError> {
-        let row = Sql::by_uuid(uuid)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
-        row.map(|row| Sql::decode_stored(&row, uuid, |e| self.err(e)))
-            .transpose()
-    }
-
-    async fn insert(&self, image: &ImageRecord) -> Result<Revision, MetaError> {
-        self.write_image(ImageWrite::insert(image)?).await
-    }
-
-    async fn update(&self, image: &ImageRecord, expected: Revision) -> Result<Revision, MetaError> {
-        self.write_image(ImageWrite::update(image, expected)?).await
-    }
-
-    async fn put(&self, image: &ImageRecord) -> Result<Revision, MetaError> {
-        self.write_image(ImageWrite::put(image)?).await
-    }
-
-    async fn rename(
+impl PostgresStore {
+    /// The `(uuid, record)` rows answering `query` ([`query::list_query`]).
+    pub(super) async fn list_image_rows(
         &self,
-        old_uuid: Uuid,
-        expected: Revision,
-        image: &ImageRecord,
-    ) -> Result<Revision, MetaError> {
-        self.write_image(ImageWrite::rename(old_uuid, expected, image)?)
-            .await
-    }
-
-    async fn delete(&self, uuid: Uuid) -> Result<bool, MetaError> {
-        Ok(self.write_image(ImageWrite::Delete(uuid)).await? > 0)
-    }
-
-    async fn list(&self, query: &ImageQuery) -> Result<Vec<ImageRecord>, MetaError> {
-        if query.matches_nothing() {
-            return Ok(Vec::new());
-        }
+        query: &ImageQuery,
+    ) -> Result<Vec<PgRow>, MetaError> {
         // Not a prepared statement: PostgreSQL then plans each list with its
         // actual values. A cached generic plan walked the sort index and
         // filtered most of the table (57 ms instead of 4 ms at 100k images).
-        let rows = query::list_query(query)
+        query::list_query(query)
             .build()
             .persistent(false)
             .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
-        rows.iter()
-            .map(|row| Sql::decode_listed(row, |e| self.err(e)))
-            .collect()
-    }
-
-    async fn dependents(
-        &self,
-        origin: Uuid,
-        channel: Option<&str>,
-    ) -> Result<Vec<Uuid>, MetaError> {
-        let statement = match channel {
-            None => Sql::dependents(origin),
-            Some(channel) => Sql::dependents_in_channel(DEPENDENTS_IN_CHANNEL, origin, channel),
-        };
-        let rows = statement
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
-        decode_uuids(&rows)
-    }
-
-    async fn count_by_state(&self) -> Result<Vec<(String, u64)>, MetaError> {
-        let rows = Sql::count_by_state()
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
-        Ok(state_counts(rows))
-    }
-
-    async fn ping(&self) -> Result<(), MetaError> {
-        sqlx::query_scalar::<_, i32>("SELECT 1")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
-        Ok(())
-    }
-
-    /// The sum of the `write_generation` stripes (see the module docs of
-    /// the backend).
-    async fn generation(&self) -> Result<i64, MetaError> {
-        sqlx::query_scalar::<_, i64>("SELECT COALESCE(SUM(value), 0)::BIGINT FROM write_generation")
-            .fetch_one(&self.pool)
             .await
             .map_err(|e| self.err(e))
     }

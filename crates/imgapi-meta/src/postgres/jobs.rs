@@ -4,12 +4,13 @@
 use sqlx::Postgres;
 
 use super::PostgresStore;
+use crate::sql::affected_rows;
 use crate::sql::jobs::{JobSql, JobWrite};
 use crate::MetaError;
 
 impl PostgresStore {
     /// Apply `write`: the rows it touched.
-    pub(super) async fn apply_job(&self, write: JobWrite) -> Result<u64, MetaError> {
+    pub(super) async fn apply_job(&self, write: JobWrite) -> Result<i64, MetaError> {
         let done = JobSql::<Postgres, i32>::write(&write)
             .execute(&self.pool)
             .await
@@ -17,6 +18,6 @@ impl PostgresStore {
                 Some(uuid) => self.insert_err(e, uuid),
                 None => self.err(e),
             })?;
-        Ok(done.rows_affected())
+        Ok(affected_rows(done.rows_affected()))
     }
 }

@@ -36,14 +36,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use imgapi_domain::filter::ImageQuery;
 use sqlx::migrate::{MigrateError, Migrator};
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Postgres};
 use uuid::Uuid;
 
-use crate::sql::jobs::JobWrite;
-use crate::sql::uploads::UploadWrite;
-use crate::sql::SqlBackend;
+use crate::sql::images::dependents_in_channel_sql;
+use crate::sql::uploads::UploadClaim;
+use crate::sql::{SqlBackend, Write};
 use crate::{MetaError, UploadSession};
 
 mod images;
@@ -156,6 +157,13 @@ impl SqlBackend for PostgresStore {
     /// `attempts` is a 32-bit `INTEGER` here.
     type Attempts = i32;
 
+    /// The md5 comparison lets PostgreSQL use the channel index (channels
+    /// may be longer than a b-tree entry); the plain one keeps it exact.
+    const DEPENDENTS_IN_CHANNEL: &'static str =
+        dependents_in_channel_sql!("md5(c.channel) = md5($2) AND c.channel = $2");
+    /// The sum of the `write_generation` stripes (see the module docs).
+    const GENERATION: &'static str = "SELECT COALESCE(SUM(value), 0)::BIGINT FROM write_generation";
+
     fn read_pool(&self) -> &PgPool {
         &self.pool
     }
@@ -164,23 +172,23 @@ impl SqlBackend for PostgresStore {
         self.err(e)
     }
 
-    async fn write_job(&self, write: JobWrite) -> Result<u64, MetaError> {
-        self.apply_job(write).await
+    async fn write(&self, write: Write) -> Result<i64, MetaError> {
+        match write {
+            Write::Image(write) => self.write_image(write).await,
+            Write::Job(write) => self.apply_job(write).await,
+            Write::Upload(write) => self.apply_upload(write).await,
+        }
     }
 
-    async fn write_upload(&self, write: UploadWrite) -> Result<u64, MetaError> {
-        self.apply_upload(write).await
+    async fn list_rows(&self, query: &ImageQuery) -> Result<Vec<PgRow>, MetaError> {
+        self.list_image_rows(query).await
     }
 
     async fn claim_upload_row(
         &self,
-        id: Uuid,
-        owner: &str,
-        now_ms: i64,
-        expires_ms: i64,
+        claim: UploadClaim,
     ) -> Result<Option<UploadSession>, MetaError> {
-        self.claim_returning_upload(id, owner, now_ms, expires_ms)
-            .await
+        self.claim_returning_upload(claim).await
     }
 }
 

@@ -3,10 +3,10 @@
 //! (`crate::sql::uploads`).
 
 use sqlx::Postgres;
-use uuid::Uuid;
 
 use super::PostgresStore;
-use crate::sql::uploads::{claim_upload_sql, upload_columns, UploadSql, UploadWrite};
+use crate::sql::affected_rows;
+use crate::sql::uploads::{claim_upload_sql, upload_columns, UploadClaim, UploadSql, UploadWrite};
 use crate::{MetaError, UploadSession};
 
 type Sql = UploadSql<Postgres>;
@@ -16,7 +16,7 @@ const CLAIM_RETURNING: &str = concat!(claim_upload_sql!(), " RETURNING ", upload
 
 impl PostgresStore {
     /// Apply `write`: the rows it touched.
-    pub(super) async fn apply_upload(&self, write: UploadWrite) -> Result<u64, MetaError> {
+    pub(super) async fn apply_upload(&self, write: UploadWrite) -> Result<i64, MetaError> {
         let done =
             Sql::write(&write)
                 .execute(&self.pool)
@@ -25,18 +25,15 @@ impl PostgresStore {
                     Some(id) => self.insert_err(e, id),
                     None => self.err(e),
                 })?;
-        Ok(done.rows_affected())
+        Ok(affected_rows(done.rows_affected()))
     }
 
     /// Take the lease and read the session in one statement.
     pub(super) async fn claim_returning_upload(
         &self,
-        id: Uuid,
-        owner: &str,
-        now_ms: i64,
-        expires_ms: i64,
+        claim: UploadClaim,
     ) -> Result<Option<UploadSession>, MetaError> {
-        let row = Sql::claim(CLAIM_RETURNING, id, owner, now_ms, expires_ms)
+        let row = Sql::claim(CLAIM_RETURNING, &claim)
             .fetch_optional(&self.pool)
             .await
             .map_err(|e| self.err(e))?;

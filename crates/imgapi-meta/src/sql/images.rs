@@ -5,13 +5,15 @@
 
 use std::marker::PhantomData;
 
+use async_trait::async_trait;
+use imgapi_domain::filter::ImageQuery;
 use imgapi_domain::tags::search_pairs;
 use imgapi_domain::ImageRecord;
-use sqlx::{ColumnIndex, Database, Decode, Encode, Row, Type};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
 use uuid::Uuid;
 
-use super::{ScalarStatement, Statement};
-use crate::{MetaError, Revision, StoredImage};
+use super::{decode_uuids, ScalarStatement, SqlBackend, Statement, Write};
+use crate::{ImageStore, MetaError, Revision, StoredImage};
 
 /// One record as written: the derived columns and side-table rows.
 /// Built by the caller (serialising is the costly part), so a backend's
@@ -152,6 +154,7 @@ const DELETE: &str = "DELETE FROM images WHERE uuid = $1";
 const DELETE_AT_REVISION: &str = "DELETE FROM images WHERE uuid = $1 AND revision = $2";
 const DEPENDENTS: &str =
     "SELECT uuid FROM images WHERE origin = $1 ORDER BY COALESCE(published_ms, 0), uuid";
+const PING: &str = "SELECT 1";
 const COUNT_BY_STATE: &str = "SELECT state, COUNT(*) FROM images GROUP BY state ORDER BY state";
 
 /// The image statements for database `DB`.
@@ -189,13 +192,13 @@ where
     }
 
     /// The row of `uuid`, for [`Self::decode_stored`].
-    pub(crate) fn by_uuid(uuid: Uuid) -> Statement<DB> {
+    fn by_uuid(uuid: Uuid) -> Statement<DB> {
         sqlx::query(BY_UUID).bind(uuid.to_string())
     }
 
     /// A row of [`Self::by_uuid`] as the stored record; `sql_err`
     /// classifies a column that cannot be read.
-    pub(crate) fn decode_stored(
+    fn decode_stored(
         row: &DB::Row,
         uuid: Uuid,
         sql_err: impl Fn(sqlx::Error) -> MetaError,
@@ -209,7 +212,7 @@ where
     }
 
     /// A `(uuid, record)` row of a ListImages query as the record.
-    pub(crate) fn decode_listed(
+    fn decode_listed(
         row: &DB::Row,
         sql_err: impl Fn(sqlx::Error) -> MetaError,
     ) -> Result<ImageRecord, MetaError> {
@@ -236,13 +239,13 @@ where
     }
 
     /// The uuids of `origin`'s dependents.
-    pub(crate) fn dependents(origin: Uuid) -> ScalarStatement<'static, DB, String> {
+    fn dependents(origin: Uuid) -> ScalarStatement<'static, DB, String> {
         sqlx::query_scalar(DEPENDENTS).bind(origin.to_string())
     }
 
     /// The uuids of `origin`'s dependents in `channel`; `sql` is the
     /// backend's [`dependents_in_channel_sql!`].
-    pub(crate) fn dependents_in_channel(
+    fn dependents_in_channel(
         sql: &'static str,
         origin: Uuid,
         channel: &str,
@@ -252,14 +255,13 @@ where
             .bind(channel.to_owned())
     }
 
-    pub(crate) fn count_by_state() -> sqlx::query::QueryAs<'static, DB, (String, i64), DB::Arguments>
-    {
+    fn count_by_state() -> sqlx::query::QueryAs<'static, DB, (String, i64), DB::Arguments> {
         sqlx::query_as(COUNT_BY_STATE)
     }
 }
 
 /// [`ImageSql::count_by_state`]'s rows as counts.
-pub(crate) fn state_counts(rows: Vec<(String, i64)>) -> Vec<(String, u64)> {
+fn state_counts(rows: Vec<(String, i64)>) -> Vec<(String, u64)> {
     rows.into_iter()
         .map(|(state, n)| (state, u64::try_from(n).unwrap_or(0)))
         .collect()
@@ -322,5 +324,106 @@ impl ImageWrite {
             ImageWrite::Rename { old_uuid, .. } => *old_uuid,
             ImageWrite::Delete(uuid) => *uuid,
         }
+    }
+}
+
+#[async_trait]
+impl<B> ImageStore for B
+where
+    B: SqlBackend,
+    for<'a> String: Encode<'a, B::Db> + Decode<'a, B::Db> + Type<B::Db>,
+    for<'a> i64: Encode<'a, B::Db> + Decode<'a, B::Db> + Type<B::Db>,
+    for<'a> bool: Encode<'a, B::Db> + Type<B::Db>,
+    for<'a> Option<String>: Encode<'a, B::Db>,
+    for<'a> Option<i64>: Encode<'a, B::Db>,
+    usize: ColumnIndex<<B::Db as Database>::Row>,
+    for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
+    <B::Db as Database>::Arguments: IntoArguments<B::Db>,
+{
+    async fn get(&self, uuid: Uuid) -> Result<Option<StoredImage>, MetaError> {
+        let row = ImageSql::<B::Db>::by_uuid(uuid)
+            .fetch_optional(self.read_pool())
+            .await
+            .map_err(|e| self.sql_err(e))?;
+        row.map(|row| ImageSql::<B::Db>::decode_stored(&row, uuid, |e| self.sql_err(e)))
+            .transpose()
+    }
+
+    async fn insert(&self, image: &ImageRecord) -> Result<Revision, MetaError> {
+        self.write(Write::Image(ImageWrite::insert(image)?)).await
+    }
+
+    async fn update(&self, image: &ImageRecord, expected: Revision) -> Result<Revision, MetaError> {
+        let update = ImageWrite::update(image, expected)?;
+        self.write(Write::Image(update)).await
+    }
+
+    async fn put(&self, image: &ImageRecord) -> Result<Revision, MetaError> {
+        self.write(Write::Image(ImageWrite::put(image)?)).await
+    }
+
+    async fn rename(
+        &self,
+        old_uuid: Uuid,
+        expected: Revision,
+        image: &ImageRecord,
+    ) -> Result<Revision, MetaError> {
+        let rename = ImageWrite::rename(old_uuid, expected, image)?;
+        self.write(Write::Image(rename)).await
+    }
+
+    async fn delete(&self, uuid: Uuid) -> Result<bool, MetaError> {
+        Ok(self.write(Write::Image(ImageWrite::Delete(uuid))).await? > 0)
+    }
+
+    async fn list(&self, query: &ImageQuery) -> Result<Vec<ImageRecord>, MetaError> {
+        if query.matches_nothing() {
+            return Ok(Vec::new());
+        }
+        let rows = self.list_rows(query).await?;
+        rows.iter()
+            .map(|row| ImageSql::<B::Db>::decode_listed(row, |e| self.sql_err(e)))
+            .collect()
+    }
+
+    async fn dependents(
+        &self,
+        origin: Uuid,
+        channel: Option<&str>,
+    ) -> Result<Vec<Uuid>, MetaError> {
+        let statement = match channel {
+            None => ImageSql::<B::Db>::dependents(origin),
+            Some(channel) => {
+                ImageSql::<B::Db>::dependents_in_channel(B::DEPENDENTS_IN_CHANNEL, origin, channel)
+            }
+        };
+        let rows = statement
+            .fetch_all(self.read_pool())
+            .await
+            .map_err(|e| self.sql_err(e))?;
+        decode_uuids(&rows)
+    }
+
+    async fn count_by_state(&self) -> Result<Vec<(String, u64)>, MetaError> {
+        let rows = ImageSql::<B::Db>::count_by_state()
+            .fetch_all(self.read_pool())
+            .await
+            .map_err(|e| self.sql_err(e))?;
+        Ok(state_counts(rows))
+    }
+
+    async fn ping(&self) -> Result<(), MetaError> {
+        sqlx::query(PING)
+            .fetch_one(self.read_pool())
+            .await
+            .map_err(|e| self.sql_err(e))?;
+        Ok(())
+    }
+
+    async fn generation(&self) -> Result<i64, MetaError> {
+        sqlx::query_scalar(B::GENERATION)
+            .fetch_one(self.read_pool())
+            .await
+            .map_err(|e| self.sql_err(e))
     }
 }

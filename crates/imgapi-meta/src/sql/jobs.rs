@@ -9,7 +9,7 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, 
 use uuid::Uuid;
 
 use super::usage::count;
-use super::{decode_uuid, decode_uuids, ScalarStatement, SqlBackend, Statement};
+use super::{decode_uuid, decode_uuids, ScalarStatement, SqlBackend, Statement, Write};
 use crate::{JobExecution, JobLease, JobRecord, JobStore, MetaError};
 
 /// The SQL form of a job's columns, computed outside any transaction.
@@ -66,7 +66,8 @@ where
     <B::Db as Database>::Arguments: IntoArguments<B::Db>,
 {
     async fn insert_job(&self, job: &JobRecord) -> Result<(), MetaError> {
-        self.write_job(JobWrite::Insert(JobRow::of(job)?)).await?;
+        self.write(Write::Job(JobWrite::Insert(JobRow::of(job)?)))
+            .await?;
         Ok(())
     }
 
@@ -110,7 +111,7 @@ where
             now_ms,
             expires_ms,
         };
-        if self.write_job(claim).await? == 0 {
+        if self.write(Write::Job(claim)).await? == 0 {
             return Ok(None);
         }
         self.get_job(uuid).await
@@ -119,11 +120,15 @@ where
     async fn update_job(&self, job: &JobRecord, owner: &str) -> Result<bool, MetaError> {
         let row = JobRow::of(job)?;
         let owner = owner.to_string();
-        Ok(self.write_job(JobWrite::Update { row, owner }).await? > 0)
+        Ok(self
+            .write(Write::Job(JobWrite::Update { row, owner }))
+            .await?
+            > 0)
     }
 
     async fn release_jobs(&self, owner: &str) -> Result<u64, MetaError> {
-        self.write_job(JobWrite::Release(owner.to_string())).await
+        let released = self.write(Write::Job(JobWrite::Release(owner.to_string())));
+        Ok(u64::try_from(released.await?).unwrap_or(0))
     }
 
     async fn count_jobs_by_execution(&self) -> Result<Vec<(String, u64)>, MetaError> {

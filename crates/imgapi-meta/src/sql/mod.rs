@@ -12,27 +12,42 @@
 //! which column types it binds and reads.
 
 use async_trait::async_trait;
+use imgapi_domain::filter::ImageQuery;
 use sqlx::{Database, Pool};
 use uuid::Uuid;
 
 use crate::MetaError;
 use crate::UploadSession;
+use images::ImageWrite;
 use jobs::{AttemptsColumn, JobWrite};
-use uploads::UploadWrite;
+use uploads::{UploadClaim, UploadWrite};
 
 pub(crate) mod images;
 pub(crate) mod jobs;
 pub(crate) mod uploads;
 pub(crate) mod usage;
 
+/// A write, as a backend applies it (in one transaction).
+pub(crate) enum Write {
+    Image(ImageWrite),
+    Job(JobWrite),
+    Upload(UploadWrite),
+}
+
 /// What a backend provides for the role implementations both SQL backends
-/// share ([`crate::JobStore`], [`crate::UploadStore`]): where reads run,
-/// how errors are classified, and how a write is applied.
+/// share ([`crate::ImageStore`], [`crate::JobStore`],
+/// [`crate::UploadStore`]): where reads run, how errors are classified, how
+/// a write is applied, and the few statements its dialect words its own way.
 #[async_trait]
 pub(crate) trait SqlBackend: Send + Sync + 'static {
     type Db: Database;
     /// The integer type of the jobs' `attempts` column.
     type Attempts: AttemptsColumn;
+
+    /// `dependents` restricted to a channel ([`images::dependents_in_channel_sql!`]).
+    const DEPENDENTS_IN_CHANNEL: &'static str;
+    /// The write generation ([`crate::ImageStore::generation`]), one `BIGINT`.
+    const GENERATION: &'static str;
 
     /// The pool reads run on.
     fn read_pool(&self) -> &Pool<Self::Db>;
@@ -40,21 +55,21 @@ pub(crate) trait SqlBackend: Send + Sync + 'static {
     /// Classify an error of the database.
     fn sql_err(&self, e: sqlx::Error) -> MetaError;
 
-    /// Apply `write`: the rows it touched. An insert whose key is taken is
-    /// `AlreadyExists`.
-    async fn write_job(&self, write: JobWrite) -> Result<u64, MetaError>;
+    /// Apply `write`: the new revision of an image write, else the rows it
+    /// touched. An insert whose key is taken is `AlreadyExists`.
+    async fn write(&self, write: Write) -> Result<i64, MetaError>;
 
-    /// Apply `write`: the rows it touched. An insert whose key is taken is
-    /// `AlreadyExists`.
-    async fn write_upload(&self, write: UploadWrite) -> Result<u64, MetaError>;
+    /// The `(uuid, record)` rows answering a ListImages query (never one
+    /// that [`ImageQuery::matches_nothing`]).
+    async fn list_rows(
+        &self,
+        query: &ImageQuery,
+    ) -> Result<Vec<<Self::Db as Database>::Row>, MetaError>;
 
     /// [`crate::UploadStore::claim_upload`]: the session as claimed.
     async fn claim_upload_row(
         &self,
-        id: Uuid,
-        owner: &str,
-        now_ms: i64,
-        expires_ms: i64,
+        claim: UploadClaim,
     ) -> Result<Option<UploadSession>, MetaError>;
 }
 

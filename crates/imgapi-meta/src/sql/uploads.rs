@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
 use uuid::Uuid;
 
-use super::{decode_uuid, ScalarStatement, SqlBackend, Statement};
+use super::{decode_uuid, ScalarStatement, SqlBackend, Statement, Write};
 use crate::{MetaError, UploadLease, UploadSession, UploadStore};
 
 /// The SQL form of a session's columns.
@@ -122,16 +122,20 @@ const EXPIRED: &str = concat!(
 
 const HANDLES: &str = "SELECT handle FROM upload_sessions";
 
+/// Give `owner` the lease of session `id` until `expires_ms` if it is
+/// absent or expired at `now_ms`.
+pub(crate) struct UploadClaim {
+    pub(crate) id: Uuid,
+    pub(crate) owner: String,
+    pub(crate) now_ms: i64,
+    pub(crate) expires_ms: i64,
+}
+
 /// A session write, as a backend applies it.
 pub(crate) enum UploadWrite {
     Insert(UploadRow),
     /// Take the lease ([`claim_upload_sql!`]).
-    Claim {
-        id: Uuid,
-        owner: String,
-        now_ms: i64,
-        expires_ms: i64,
-    },
+    Claim(UploadClaim),
     Renew {
         id: Uuid,
         owner: String,
@@ -179,12 +183,7 @@ where
     pub(crate) fn write(write: &UploadWrite) -> Statement<DB> {
         match write {
             UploadWrite::Insert(row) => Self::insert(row),
-            UploadWrite::Claim {
-                id,
-                owner,
-                now_ms,
-                expires_ms,
-            } => Self::claim(claim_upload_sql!(), *id, owner, *now_ms, *expires_ms),
+            UploadWrite::Claim(claim) => Self::claim(claim_upload_sql!(), claim),
             UploadWrite::Renew {
                 id,
                 owner,
@@ -220,18 +219,12 @@ where
     }
 
     /// Bind the parameters of `sql`, a [`claim_upload_sql!`] statement.
-    pub(crate) fn claim(
-        sql: &'static str,
-        id: Uuid,
-        owner: &str,
-        now_ms: i64,
-        expires_ms: i64,
-    ) -> Statement<DB> {
+    pub(crate) fn claim(sql: &'static str, claim: &UploadClaim) -> Statement<DB> {
         sqlx::query(sql)
-            .bind(owner.to_owned())
-            .bind(expires_ms)
-            .bind(id.to_string())
-            .bind(now_ms)
+            .bind(claim.owner.clone())
+            .bind(claim.expires_ms)
+            .bind(claim.id.to_string())
+            .bind(claim.now_ms)
     }
 
     fn renew(id: Uuid, owner: &str, expires_ms: i64) -> Statement<DB> {
@@ -327,7 +320,7 @@ where
     <B::Db as Database>::Arguments: IntoArguments<B::Db>,
 {
     async fn insert_upload(&self, upload: &UploadSession) -> Result<(), MetaError> {
-        self.write_upload(UploadWrite::Insert(UploadRow::of(upload)?))
+        self.write(Write::Upload(UploadWrite::Insert(UploadRow::of(upload)?)))
             .await?;
         Ok(())
     }
@@ -348,7 +341,13 @@ where
         now_ms: i64,
         expires_ms: i64,
     ) -> Result<Option<UploadSession>, MetaError> {
-        self.claim_upload_row(id, owner, now_ms, expires_ms).await
+        let claim = UploadClaim {
+            id,
+            owner: owner.to_string(),
+            now_ms,
+            expires_ms,
+        };
+        self.claim_upload_row(claim).await
     }
 
     async fn renew_upload(
@@ -363,7 +362,7 @@ where
             owner,
             expires_ms,
         };
-        Ok(self.write_upload(renew).await? > 0)
+        Ok(self.write(Write::Upload(renew)).await? > 0)
     }
 
     async fn advance_upload(
@@ -377,24 +376,24 @@ where
             owner: owner.to_string(),
             from_offset: i64::try_from(from_offset).unwrap_or(i64::MAX),
         };
-        Ok(self.write_upload(advance).await? > 0)
+        Ok(self.write(Write::Upload(advance)).await? > 0)
     }
 
     async fn release_upload(&self, id: Uuid, owner: &str) -> Result<bool, MetaError> {
         let owner = owner.to_string();
         Ok(self
-            .write_upload(UploadWrite::Release { id, owner })
+            .write(Write::Upload(UploadWrite::Release { id, owner }))
             .await?
             > 0)
     }
 
     async fn delete_upload(&self, id: Uuid) -> Result<bool, MetaError> {
-        Ok(self.write_upload(UploadWrite::Delete(id)).await? > 0)
+        Ok(self.write(Write::Upload(UploadWrite::Delete(id))).await? > 0)
     }
 
     async fn delete_expired_upload(&self, id: Uuid, now_ms: i64) -> Result<bool, MetaError> {
         let delete = UploadWrite::DeleteExpired { id, now_ms };
-        Ok(self.write_upload(delete).await? > 0)
+        Ok(self.write(Write::Upload(delete)).await? > 0)
     }
 
     async fn expired_uploads(

@@ -1,31 +1,24 @@
-//! Image records (SQLite): [`ImageStore`], and the image writes the writer
-//! task applies.
+//! Image records (SQLite): the image writes the writer task applies, and
+//! the ListImages query. [`crate::ImageStore`] itself is shared with
+//! PostgreSQL (`crate::sql::images`).
 //!
 //! Revisions come from one global counter, bumped by every write (deletes
 //! too, so caches stamped with the generation expire): a revision is never
 //! reused, not even when a uuid is deleted and created again.
 
-use async_trait::async_trait;
 use imgapi_domain::filter::ImageQuery;
-use imgapi_domain::ImageRecord;
-use sqlx::sqlite::SqliteConnection;
+use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::Sqlite;
 use uuid::Uuid;
 
-use super::{affected, map_err, map_insert_err, query, Op, SqliteStore};
-use crate::sql::decode_uuids;
-use crate::sql::images::{
-    dependents_in_channel_sql, image_writes, state_counts, Columns, ImageSql, ImageWrite,
-    ImageWrites,
-};
-use crate::{ImageStore, MetaError, Revision, StoredImage};
+use super::{affected, map_err, map_insert_err, query, SqliteStore};
+use crate::sql::images::{image_writes, Columns, ImageSql, ImageWrite, ImageWrites};
+use crate::{MetaError, Revision};
 
 type Sql = ImageSql<Sqlite>;
 
 /// The revision a write takes: the one [`next_revision`] just drew.
 const WRITES: ImageWrites = image_writes!("(SELECT value FROM revision_counter WHERE id = 1)");
-
-const DEPENDENTS_IN_CHANNEL: &str = dependents_in_channel_sql!("c.channel = $2");
 
 /// Perform `write` on `conn`, inside the writer's transaction. Yields the
 /// new revision, or for `Delete` the number of rows deleted. On `Err` the
@@ -167,96 +160,16 @@ async fn missed_write(conn: &mut SqliteConnection, uuid: Uuid) -> MetaError {
     }
 }
 
-#[async_trait]
-impl ImageStore for SqliteStore {
-    async fn get(&self, uuid: Uuid) -> Result<Option<StoredImage>, MetaError> {
-        let row = Sql::by_uuid(uuid)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(map_err)?;
-        row.map(|row| Sql::decode_stored(&row, uuid, map_err))
-            .transpose()
-    }
-
-    async fn insert(&self, image: &ImageRecord) -> Result<Revision, MetaError> {
-        self.write_image(ImageWrite::insert(image)?).await
-    }
-
-    async fn update(&self, image: &ImageRecord, expected: Revision) -> Result<Revision, MetaError> {
-        self.write_image(ImageWrite::update(image, expected)?).await
-    }
-
-    async fn put(&self, image: &ImageRecord) -> Result<Revision, MetaError> {
-        self.write_image(ImageWrite::put(image)?).await
-    }
-
-    async fn rename(
+impl SqliteStore {
+    /// The `(uuid, record)` rows answering `query` ([`query::list_query`]).
+    pub(super) async fn list_image_rows(
         &self,
-        old_uuid: Uuid,
-        expected: Revision,
-        image: &ImageRecord,
-    ) -> Result<Revision, MetaError> {
-        self.write_image(ImageWrite::rename(old_uuid, expected, image)?)
-            .await
-    }
-
-    async fn delete(&self, uuid: Uuid) -> Result<bool, MetaError> {
-        Ok(self.write_image(ImageWrite::Delete(uuid)).await? > 0)
-    }
-
-    async fn list(&self, query: &ImageQuery) -> Result<Vec<ImageRecord>, MetaError> {
-        if query.matches_nothing() {
-            return Ok(Vec::new());
-        }
-        let rows = query::list_query(query)
+        query: &ImageQuery,
+    ) -> Result<Vec<SqliteRow>, MetaError> {
+        query::list_query(query)
             .build()
             .fetch_all(&self.reader)
             .await
-            .map_err(map_err)?;
-        rows.iter()
-            .map(|row| Sql::decode_listed(row, map_err))
-            .collect()
-    }
-
-    async fn dependents(
-        &self,
-        origin: Uuid,
-        channel: Option<&str>,
-    ) -> Result<Vec<Uuid>, MetaError> {
-        let statement = match channel {
-            None => Sql::dependents(origin),
-            Some(channel) => Sql::dependents_in_channel(DEPENDENTS_IN_CHANNEL, origin, channel),
-        };
-        let rows = statement.fetch_all(&self.reader).await.map_err(map_err)?;
-        decode_uuids(&rows)
-    }
-
-    async fn count_by_state(&self) -> Result<Vec<(String, u64)>, MetaError> {
-        let rows = Sql::count_by_state()
-            .fetch_all(&self.reader)
-            .await
-            .map_err(map_err)?;
-        Ok(state_counts(rows))
-    }
-
-    async fn ping(&self) -> Result<(), MetaError> {
-        sqlx::query_scalar::<_, i64>("SELECT 1")
-            .fetch_one(&self.reader)
-            .await
-            .map_err(map_err)?;
-        Ok(())
-    }
-
-    async fn generation(&self) -> Result<i64, MetaError> {
-        sqlx::query_scalar::<_, i64>("SELECT value FROM revision_counter WHERE id = 1")
-            .fetch_one(&self.reader)
-            .await
             .map_err(map_err)
-    }
-}
-
-impl SqliteStore {
-    async fn write_image(&self, write: ImageWrite) -> Result<i64, MetaError> {
-        self.writes.run(Op::Image(write)).await
     }
 }

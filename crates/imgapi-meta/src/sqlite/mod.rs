@@ -21,19 +21,18 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use imgapi_domain::filter::ImageQuery;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteQueryResult, SqliteSynchronous,
+    SqliteQueryResult, SqliteRow, SqliteSynchronous,
 };
 use sqlx::Sqlite;
 use uuid::Uuid;
 
-use crate::sql::affected_rows;
-use crate::sql::images::ImageWrite;
-use crate::sql::jobs::JobWrite;
-use crate::sql::uploads::UploadWrite;
-use crate::sql::SqlBackend;
+use crate::sql::images::dependents_in_channel_sql;
+use crate::sql::uploads::UploadClaim;
+use crate::sql::{affected_rows, SqlBackend, Write};
 use crate::{MetaError, UploadSession};
 use writer::Writer;
 
@@ -172,6 +171,9 @@ impl SqlBackend for SqliteStore {
     /// SQLite's `INTEGER` is 64 bits.
     type Attempts = i64;
 
+    const DEPENDENTS_IN_CHANNEL: &'static str = dependents_in_channel_sql!("c.channel = $2");
+    const GENERATION: &'static str = "SELECT value FROM revision_counter WHERE id = 1";
+
     fn read_pool(&self) -> &SqlitePool {
         &self.reader
     }
@@ -180,43 +182,30 @@ impl SqlBackend for SqliteStore {
         map_err(e)
     }
 
-    async fn write_job(&self, write: JobWrite) -> Result<u64, MetaError> {
-        let touched = self.writes.run(Op::Job(write)).await?;
-        Ok(u64::try_from(touched).unwrap_or(0))
+    async fn write(&self, write: Write) -> Result<i64, MetaError> {
+        self.writes.run(write).await
     }
 
-    async fn write_upload(&self, write: UploadWrite) -> Result<u64, MetaError> {
-        let touched = self.writes.run(Op::Upload(write)).await?;
-        Ok(u64::try_from(touched).unwrap_or(0))
+    async fn list_rows(&self, query: &ImageQuery) -> Result<Vec<SqliteRow>, MetaError> {
+        self.list_image_rows(query).await
     }
 
     async fn claim_upload_row(
         &self,
-        id: Uuid,
-        owner: &str,
-        now_ms: i64,
-        expires_ms: i64,
+        claim: UploadClaim,
     ) -> Result<Option<UploadSession>, MetaError> {
-        self.claim_and_read_upload(id, owner, now_ms, expires_ms)
-            .await
+        self.claim_and_read_upload(claim).await
     }
 }
 
-/// A write, as queued for the writer task.
-enum Op {
-    Image(ImageWrite),
-    Job(JobWrite),
-    Upload(UploadWrite),
-}
-
-/// Perform `op` on `conn`, inside the writer's transaction. Yields the new
-/// revision of an image write, else the number of rows touched. On `Err`
-/// the caller rolls back whatever `op` did.
-async fn apply(conn: &mut SqliteConnection, op: &Op) -> Result<i64, MetaError> {
-    match op {
-        Op::Image(write) => images::apply(conn, write).await,
-        Op::Job(write) => jobs::apply(conn, write).await,
-        Op::Upload(write) => uploads::apply(conn, write).await,
+/// Perform `write` on `conn`, inside the writer's transaction. Yields the
+/// new revision of an image write, else the number of rows touched. On
+/// `Err` the caller rolls back whatever `write` did.
+async fn apply(conn: &mut SqliteConnection, write: &Write) -> Result<i64, MetaError> {
+    match write {
+        Write::Image(write) => images::apply(conn, write).await,
+        Write::Job(write) => jobs::apply(conn, write).await,
+        Write::Upload(write) => uploads::apply(conn, write).await,
     }
 }
 

@@ -4,10 +4,10 @@
 
 use sqlx::sqlite::SqliteConnection;
 use sqlx::Sqlite;
-use uuid::Uuid;
 
-use super::{affected, map_insert_err, Op, SqliteStore};
-use crate::sql::uploads::{UploadSql, UploadWrite};
+use super::{affected, map_insert_err, SqliteStore};
+use crate::sql::uploads::{UploadClaim, UploadSql, UploadWrite};
+use crate::sql::Write;
 use crate::{MetaError, UploadSession, UploadStore};
 
 /// Perform `write` on `conn`, inside the writer's transaction: the rows
@@ -28,18 +28,11 @@ impl SqliteStore {
     /// the two as good as one step).
     pub(super) async fn claim_and_read_upload(
         &self,
-        id: Uuid,
-        owner: &str,
-        now_ms: i64,
-        expires_ms: i64,
+        claim: UploadClaim,
     ) -> Result<Option<UploadSession>, MetaError> {
-        let claim = UploadWrite::Claim {
-            id,
-            owner: owner.to_string(),
-            now_ms,
-            expires_ms,
-        };
-        if self.writes.run(Op::Upload(claim)).await? == 0 {
+        let id = claim.id;
+        let claim = Write::Upload(UploadWrite::Claim(claim));
+        if self.writes.run(claim).await? == 0 {
             return Ok(None);
         }
         self.get_upload(id).await
