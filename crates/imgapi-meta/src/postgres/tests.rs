@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use super::images::{apply, stripe};
+use super::images::stripe;
 use super::*;
-use crate::sql::images::{Columns, ImageWrite};
+use crate::sql::images::{Columns, ImageSql, ImageWrite};
 use crate::{testsuite, ImageStore};
 
 const SKIP: &str =
@@ -194,7 +194,10 @@ async fn generation_moves_only_at_commit() {
     let mut tx = store.pool.begin().await.unwrap();
     let img = testsuite::fixture(Uuid::new_v4());
     let write = ImageWrite::Insert(Columns::of(&img).unwrap());
-    apply(&mut tx, &write).await.ok().unwrap();
+    ImageSql::<Postgres>::apply(&mut tx, &write)
+        .await
+        .ok()
+        .unwrap();
     sqlx::query("UPDATE write_generation SET value = value + 1 WHERE stripe = $1")
         .bind(stripe(img.uuid))
         .execute(&mut *tx)

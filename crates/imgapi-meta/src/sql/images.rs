@@ -124,6 +124,41 @@ macro_rules! image_writes {
 }
 pub(crate) use image_writes;
 
+/// Why an image write failed: already decided, or an SQL error for the
+/// backend to classify.
+pub(crate) enum WriteFailure {
+    Meta(MetaError),
+    Sql(sqlx::Error),
+}
+
+impl From<sqlx::Error> for WriteFailure {
+    fn from(e: sqlx::Error) -> Self {
+        WriteFailure::Sql(e)
+    }
+}
+
+/// How a dialect writes a main row and its side tables (tags, billing
+/// tags, channels, acl): the part of an image write that differs.
+#[async_trait]
+pub(crate) trait ImageDialect: Database {
+    /// The main-row statements ([`image_writes!`]).
+    const WRITES: ImageWrites;
+
+    /// Rows a statement touched (sqlx has no common accessor).
+    fn rows_affected(done: &Self::QueryResult) -> u64;
+
+    /// Delete the side rows of `row`.
+    async fn clear_side_rows(conn: &mut Self::Connection, row: &Columns)
+        -> Result<(), sqlx::Error>;
+
+    /// Write the side rows of a main row that has none (freshly inserted,
+    /// or cleared by [`Self::clear_side_rows`]).
+    async fn insert_side_rows(
+        conn: &mut Self::Connection,
+        row: &Columns,
+    ) -> Result<(), sqlx::Error>;
+}
+
 /// The statements writing a main row (see [`image_writes!`]).
 pub(crate) struct ImageWrites {
     /// Insert a new row (a taken uuid is a unique violation).
@@ -221,23 +256,6 @@ where
         decode_record(&uuid, &record)
     }
 
-    /// A row if the image `uuid` exists (why a conditional write missed).
-    pub(crate) fn exists(uuid: Uuid) -> Statement<DB> {
-        sqlx::query(EXISTS).bind(uuid.to_string())
-    }
-
-    /// Delete `uuid` (its side rows go by ON DELETE CASCADE).
-    pub(crate) fn delete(uuid: Uuid) -> Statement<DB> {
-        sqlx::query(DELETE).bind(uuid.to_string())
-    }
-
-    /// Delete `uuid` if it is at revision `expected`.
-    pub(crate) fn delete_at_revision(uuid: Uuid, expected: Revision) -> Statement<DB> {
-        sqlx::query(DELETE_AT_REVISION)
-            .bind(uuid.to_string())
-            .bind(expected)
-    }
-
     /// The uuids of `origin`'s dependents.
     fn dependents(origin: Uuid) -> ScalarStatement<'static, DB, String> {
         sqlx::query_scalar(DEPENDENTS).bind(origin.to_string())
@@ -257,6 +275,119 @@ where
 
     fn count_by_state() -> sqlx::query::QueryAs<'static, DB, (String, i64), DB::Arguments> {
         sqlx::query_as(COUNT_BY_STATE)
+    }
+}
+
+impl<DB> ImageSql<DB>
+where
+    DB: ImageDialect,
+    for<'a> String: Encode<'a, DB> + Decode<'a, DB> + Type<DB>,
+    for<'a> i64: Encode<'a, DB> + Decode<'a, DB> + Type<DB>,
+    for<'a> bool: Encode<'a, DB> + Type<DB>,
+    for<'a> Option<String>: Encode<'a, DB>,
+    for<'a> Option<i64>: Encode<'a, DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+{
+    /// Perform `write` on `conn`, inside the caller's transaction. Yields
+    /// the new revision, or for `Delete` the number of rows deleted. On
+    /// `Err` the caller rolls back whatever it did.
+    pub(crate) async fn apply(
+        conn: &mut DB::Connection,
+        write: &ImageWrite,
+    ) -> Result<i64, WriteFailure> {
+        match write {
+            ImageWrite::Insert(row) => {
+                let revision = Self::insert_row(conn, row).await?;
+                DB::insert_side_rows(conn, row).await?;
+                Ok(revision)
+            }
+            ImageWrite::Update { row, expected } => {
+                let updated = Self::bind_columns(DB::WRITES.update, row)
+                    .bind(*expected)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                let Some(revision) = updated else {
+                    return Err(Self::missed_write(conn, row.id).await);
+                };
+                Self::replace_side_rows(conn, row).await?;
+                Ok(revision)
+            }
+            ImageWrite::Put(row) => {
+                let revision = Self::bind_columns(DB::WRITES.upsert, row)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                Self::replace_side_rows(conn, row).await?;
+                Ok(revision)
+            }
+            ImageWrite::Rename {
+                old_uuid,
+                expected,
+                row,
+            } => {
+                // Side rows of the old uuid go by ON DELETE CASCADE.
+                let deleted = sqlx::query(DELETE_AT_REVISION)
+                    .bind(old_uuid.to_string())
+                    .bind(*expected)
+                    .execute(&mut *conn)
+                    .await?;
+                if DB::rows_affected(&deleted) != 1 {
+                    return Err(Self::missed_write(conn, *old_uuid).await);
+                }
+                let revision = Self::insert_row(conn, row).await?;
+                DB::insert_side_rows(conn, row).await?;
+                Ok(revision)
+            }
+            // Side rows go by ON DELETE CASCADE.
+            ImageWrite::Delete(uuid) => {
+                let deleted = sqlx::query(DELETE)
+                    .bind(uuid.to_string())
+                    .execute(conn)
+                    .await?;
+                Ok(super::affected_rows(DB::rows_affected(&deleted)))
+            }
+        }
+    }
+
+    /// Insert the main row; a taken uuid is `AlreadyExists`.
+    async fn insert_row(
+        conn: &mut DB::Connection,
+        row: &Columns,
+    ) -> Result<Revision, WriteFailure> {
+        Self::bind_columns(DB::WRITES.insert, row)
+            .fetch_one(conn)
+            .await
+            .map_err(|e| {
+                if e.as_database_error()
+                    .is_some_and(|db| db.is_unique_violation())
+                {
+                    WriteFailure::Meta(MetaError::AlreadyExists(row.id))
+                } else {
+                    WriteFailure::Sql(e)
+                }
+            })
+    }
+
+    async fn replace_side_rows(
+        conn: &mut DB::Connection,
+        row: &Columns,
+    ) -> Result<(), sqlx::Error> {
+        DB::clear_side_rows(conn, row).await?;
+        DB::insert_side_rows(conn, row).await
+    }
+
+    /// Why a conditional write on `uuid` matched no row: gone, or moved on.
+    async fn missed_write(conn: &mut DB::Connection, uuid: Uuid) -> WriteFailure {
+        let found = sqlx::query(EXISTS)
+            .bind(uuid.to_string())
+            .fetch_optional(conn)
+            .await;
+        match found {
+            Ok(Some(_)) => WriteFailure::Meta(MetaError::Conflict(uuid)),
+            Ok(None) => WriteFailure::Meta(MetaError::NotFound(uuid)),
+            Err(e) => WriteFailure::Sql(e),
+        }
     }
 }
 
