@@ -44,7 +44,7 @@ use uuid::Uuid;
 
 use crate::sql::images::dependents_in_channel_sql;
 use crate::sql::uploads::UploadClaim;
-use crate::sql::{SqlBackend, Write};
+use crate::sql::{is_unique_violation, SqlBackend, Write};
 use crate::{MetaError, UploadSession};
 
 mod images;
@@ -141,9 +141,7 @@ impl PostgresStore {
 
     /// [`Self::err`], except that a unique violation means `id` is taken.
     fn insert_err(&self, e: sqlx::Error, id: Uuid) -> MetaError {
-        if e.as_database_error()
-            .is_some_and(|db| db.is_unique_violation())
-        {
+        if is_unique_violation(&e) {
             MetaError::AlreadyExists(id)
         } else {
             self.err(e)

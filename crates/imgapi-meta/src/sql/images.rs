@@ -12,7 +12,7 @@ use imgapi_domain::ImageRecord;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
 use uuid::Uuid;
 
-use super::{decode_uuids, ScalarStatement, SqlBackend, Statement, Write};
+use super::{decode_uuids, is_unique_violation, ScalarStatement, SqlBackend, Statement, Write};
 use crate::{ImageStore, MetaError, Revision, StoredImage};
 
 /// One record as written: the derived columns and side-table rows.
@@ -86,22 +86,12 @@ macro_rules! image_writes {
     ($next_revision:literal) => {
         $crate::sql::images::ImageWrites {
             insert: concat!(
-                "INSERT INTO images \
-                 (uuid, revision, owner, name, version, state, activated, disabled, public, \
-                  type, os, origin, published_ms, record) \
-                 VALUES ($1, ",
-                $next_revision,
-                ", $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-                 RETURNING revision"
+                $crate::sql::images::insert_image_sql!($next_revision),
+                " RETURNING revision"
             ),
             upsert: concat!(
-                "INSERT INTO images \
-                 (uuid, revision, owner, name, version, state, activated, disabled, public, \
-                  type, os, origin, published_ms, record) \
-                 VALUES ($1, ",
-                $next_revision,
-                ", $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-                 ON CONFLICT (uuid) DO UPDATE SET \
+                $crate::sql::images::insert_image_sql!($next_revision),
+                " ON CONFLICT (uuid) DO UPDATE SET \
                   revision = excluded.revision, owner = excluded.owner, name = excluded.name, \
                   version = excluded.version, state = excluded.state, \
                   activated = excluded.activated, disabled = excluded.disabled, \
@@ -122,7 +112,22 @@ macro_rules! image_writes {
         }
     };
 }
+
+/// The `INSERT` of a main row that [`image_writes!`] builds on.
+macro_rules! insert_image_sql {
+    ($next_revision:literal) => {
+        concat!(
+            "INSERT INTO images \
+             (uuid, revision, owner, name, version, state, activated, disabled, public, \
+              type, os, origin, published_ms, record) \
+             VALUES ($1, ",
+            $next_revision,
+            ", $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        )
+    };
+}
 pub(crate) use image_writes;
+pub(crate) use insert_image_sql;
 
 /// Why an image write failed: already decided, or an SQL error for the
 /// backend to classify.
@@ -359,9 +364,7 @@ where
             .fetch_one(conn)
             .await
             .map_err(|e| {
-                if e.as_database_error()
-                    .is_some_and(|db| db.is_unique_violation())
-                {
+                if is_unique_violation(&e) {
                     WriteFailure::Meta(MetaError::AlreadyExists(row.id))
                 } else {
                     WriteFailure::Sql(e)

@@ -93,6 +93,12 @@ pub(crate) fn decode_uuids(texts: &[String]) -> Result<Vec<Uuid>, MetaError> {
     texts.iter().map(|text| decode_uuid(text)).collect()
 }
 
+/// Whether `e` says a unique key is taken (an insert of an existing key).
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|db| db.is_unique_violation())
+}
+
 /// Rows a statement touched, as the `i64` a write outcome carries.
 pub(crate) fn affected_rows(rows: u64) -> i64 {
     i64::try_from(rows).unwrap_or(i64::MAX)

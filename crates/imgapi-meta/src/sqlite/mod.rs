@@ -32,7 +32,7 @@ use uuid::Uuid;
 
 use crate::sql::images::dependents_in_channel_sql;
 use crate::sql::uploads::UploadClaim;
-use crate::sql::{affected_rows, SqlBackend, Write};
+use crate::sql::{affected_rows, is_unique_violation, SqlBackend, Write};
 use crate::{MetaError, UploadSession};
 use writer::Writer;
 
@@ -241,9 +241,7 @@ fn map_err(e: sqlx::Error) -> MetaError {
 
 /// `map_err`, except that a unique violation means `uuid` is taken.
 fn map_insert_err(e: sqlx::Error, uuid: Uuid) -> MetaError {
-    if e.as_database_error()
-        .is_some_and(|db| db.is_unique_violation())
-    {
+    if is_unique_violation(&e) {
         MetaError::AlreadyExists(uuid)
     } else {
         map_err(e)
