@@ -28,7 +28,7 @@
 //!   `nextval` is visible before the writer commits). Taking that row lock
 //!   last keeps it held only for the commit; the 16 stripes (chosen by image
 //!   uuid) keep writers of different images from queueing on one row.
-//! - One module per role ([`images`], [`jobs`], [`uploads`], [`usage`]);
+//! - One module per role (`images`, `jobs`, `uploads`, `usage`);
 //!   statements and row mappings shared with SQLite live in `crate::sql`.
 
 use std::str::FromStr;

@@ -9,15 +9,18 @@
 //!
 //! The statement builders are generic over the sqlx [`Database`]: each
 //! role's builder type (`ImageSql`, `JobSql`, `UploadSql`) states once
-//! which column types it binds and reads.
+//! which column types it binds and reads. [`crate::ImageStore`],
+//! [`crate::JobStore`] and [`crate::UploadStore`] are implemented here once
+//! for every [`SqlBackend`]; a backend supplies its pools, its error
+//! mapping, its write path (the SQLite writer task, PostgreSQL
+//! transactions) and the few statements its dialect words its own way.
 
 use async_trait::async_trait;
 use imgapi_domain::filter::ImageQuery;
 use sqlx::{Database, Pool};
 use uuid::Uuid;
 
-use crate::MetaError;
-use crate::UploadSession;
+use crate::{MetaError, UploadSession};
 use images::ImageWrite;
 use jobs::{AttemptsColumn, JobWrite};
 use uploads::{UploadClaim, UploadWrite};

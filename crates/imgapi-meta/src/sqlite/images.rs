@@ -6,11 +6,10 @@
 //! too, so caches stamped with the generation expire): a revision is never
 //! reused, not even when a uuid is deleted and created again.
 
+use async_trait::async_trait;
 use imgapi_domain::filter::ImageQuery;
 use sqlx::sqlite::{SqliteConnection, SqliteQueryResult, SqliteRow};
 use sqlx::Sqlite;
-
-use async_trait::async_trait;
 
 use super::{map_err, query, SqliteStore};
 use crate::sql::images::{

@@ -12,7 +12,7 @@
 //! - `record` holds the image record's JSON; the other columns and the side
 //!   tables are derived from it in the same transaction, so ListImages is
 //!   answered by one SQL query (see [`query`]).
-//! - One module per role ([`images`], [`jobs`], [`uploads`], [`usage`]);
+//! - One module per role (`images`, `jobs`, `uploads`, `usage`);
 //!   statements and row mappings shared with PostgreSQL live in
 //!   `crate::sql`.
 
