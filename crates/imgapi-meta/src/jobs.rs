@@ -1,15 +1,15 @@
 //! Background jobs as stored: the record, its execution state and lease,
-//! and the row form both SQL backends read and write.
+//! and the [`JobStore`] role of a metadata backend.
 //!
 //! A job is run by the instance that holds its lease. An unfinished job
 //! (`queued` or `running`) whose lease is absent or expired can be claimed
 //! by any instance, so a job whose instance died is taken over once its
 //! lease runs out, and one released at a graceful shutdown at once.
 
+use async_trait::async_trait;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::columns::decode_uuid;
 use crate::MetaError;
 
 /// Where a job is in its life (the workflow API's `execution` values).
@@ -80,103 +80,66 @@ pub struct JobRecord {
     pub attempts: u32,
 }
 
-/// The SQL form of a job's columns, computed outside any transaction.
-pub(crate) struct JobRow {
-    pub(crate) id: Uuid,
-    pub(crate) uuid: String,
-    pub(crate) image_uuid: String,
-    pub(crate) name: String,
-    pub(crate) execution: &'static str,
-    pub(crate) params: String,
-    pub(crate) chain_results: String,
-    pub(crate) created_at: String,
-    pub(crate) started_at: Option<String>,
-    pub(crate) finished_at: Option<String>,
-    pub(crate) lease_owner: Option<String>,
-    pub(crate) lease_expires_ms: Option<i64>,
-    pub(crate) attempts: i64,
-}
+/// Jobs: each run by the instance holding its lease.
+#[async_trait]
+pub trait JobStore: Send + Sync + 'static {
+    /// Insert a new job. `MetaError::AlreadyExists` if the uuid is taken.
+    async fn insert_job(&self, job: &JobRecord) -> Result<(), MetaError>;
 
-impl JobRow {
-    pub(crate) fn of(job: &JobRecord) -> Result<JobRow, MetaError> {
-        let err = |e: serde_json::Error| {
-            MetaError::Backend(format!("cannot encode job {}: {e}", job.uuid))
-        };
-        Ok(JobRow {
-            id: job.uuid,
-            uuid: job.uuid.to_string(),
-            image_uuid: job.image_uuid.to_string(),
-            name: job.name.clone(),
-            execution: job.execution.as_str(),
-            params: serde_json::to_string(&job.params).map_err(err)?,
-            chain_results: serde_json::to_string(&job.chain_results).map_err(err)?,
-            created_at: job.created_at.clone(),
-            started_at: job.started_at.clone(),
-            finished_at: job.finished_at.clone(),
-            lease_owner: job.lease.as_ref().map(|l| l.owner.clone()),
-            lease_expires_ms: job.lease.as_ref().map(|l| l.expires_ms),
-            attempts: i64::from(job.attempts),
-        })
-    }
-}
+    /// The job with this uuid, or `None`.
+    async fn get_job(&self, uuid: Uuid) -> Result<Option<JobRecord>, MetaError>;
 
-/// The columns of a `SELECT` of [`JOB_COLUMNS`], as read from either backend.
-pub(crate) struct RawJob {
-    pub(crate) uuid: String,
-    pub(crate) image_uuid: String,
-    pub(crate) name: String,
-    pub(crate) execution: String,
-    pub(crate) params: String,
-    pub(crate) chain_results: String,
-    pub(crate) created_at: String,
-    pub(crate) started_at: Option<String>,
-    pub(crate) finished_at: Option<String>,
-    pub(crate) lease_owner: Option<String>,
-    pub(crate) lease_expires_ms: Option<i64>,
-    pub(crate) attempts: i64,
-}
+    /// The jobs of one image, oldest first (`created_at`, then uuid).
+    async fn image_jobs(&self, image_uuid: Uuid) -> Result<Vec<JobRecord>, MetaError>;
 
-/// Column list matching [`RawJob`]'s field order, as a literal for
-/// `concat!` (sqlx only takes static SQL).
-macro_rules! job_columns {
-    () => {
-        "uuid, image_uuid, name, execution, params, chain_results, \
-         created_at, started_at, finished_at, lease_owner, lease_expires_ms, attempts"
-    };
-}
-pub(crate) use job_columns;
+    /// Up to `limit` unfinished jobs whose lease is absent or expired at
+    /// `now_ms`, oldest first.
+    async fn claimable_jobs(&self, now_ms: i64, limit: u32) -> Result<Vec<Uuid>, MetaError>;
 
-impl RawJob {
-    pub(crate) fn decode(self) -> Result<JobRecord, MetaError> {
-        let corrupt = |detail: String| MetaError::Corrupt {
-            uuid: self.uuid.clone(),
-            detail,
-        };
-        let execution = JobExecution::parse(&self.execution)
-            .ok_or_else(|| corrupt(format!("unknown job execution {:?}", self.execution)))?;
-        let params: Value =
-            serde_json::from_str(&self.params).map_err(|e| corrupt(format!("job params: {e}")))?;
-        let chain_results: Vec<Value> = serde_json::from_str(&self.chain_results)
-            .map_err(|e| corrupt(format!("job chain_results: {e}")))?;
-        let lease = match (&self.lease_owner, self.lease_expires_ms) {
-            (Some(owner), Some(expires_ms)) => Some(JobLease {
-                owner: owner.clone(),
-                expires_ms,
-            }),
-            _ => None,
-        };
-        Ok(JobRecord {
-            uuid: decode_uuid(&self.uuid)?,
-            image_uuid: decode_uuid(&self.image_uuid)?,
-            name: self.name,
-            execution,
-            params,
-            chain_results,
-            created_at: self.created_at,
-            started_at: self.started_at,
-            finished_at: self.finished_at,
-            lease,
-            attempts: u32::try_from(self.attempts).unwrap_or(0),
-        })
+    /// Give `owner` the lease of job `uuid` until `expires_ms`, if the job
+    /// is unfinished and its lease is absent or expired at `now_ms`; the
+    /// job becomes `running` and its `attempts` grows by one. Of several
+    /// instances claiming at once exactly one succeeds. `Ok(None)` when the
+    /// job is gone, finished or leased by someone else.
+    async fn claim_job(
+        &self,
+        uuid: Uuid,
+        owner: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<Option<JobRecord>, MetaError>;
+
+    /// Write the job's execution, params, chain results, timestamps and
+    /// lease (renewing or ending it) if `owner` still holds its lease.
+    /// `Ok(false)` when the lease was lost (released, taken over) or the
+    /// job is gone: the caller must stop working on it.
+    async fn update_job(&self, job: &JobRecord, owner: &str) -> Result<bool, MetaError>;
+
+    /// Drop every lease `owner` holds on unfinished jobs (graceful
+    /// shutdown), so that another instance can claim them at once. Returns
+    /// how many were released.
+    async fn release_jobs(&self, owner: &str) -> Result<u64, MetaError>;
+
+    /// Number of jobs per `execution` (metrics); executions without jobs
+    /// are absent.
+    async fn count_jobs_by_execution(&self) -> Result<Vec<(String, u64)>, MetaError>;
+
+    /// Claim the oldest claimable job for `owner` ([`claimable_jobs`] then
+    /// [`claim_job`] until one succeeds).
+    ///
+    /// [`claimable_jobs`]: JobStore::claimable_jobs
+    /// [`claim_job`]: JobStore::claim_job
+    async fn claim_next_job(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<Option<JobRecord>, MetaError> {
+        for uuid in self.claimable_jobs(now_ms, 16).await? {
+            if let Some(job) = self.claim_job(uuid, owner, now_ms, expires_ms).await? {
+                return Ok(Some(job));
+            }
+        }
+        Ok(None)
     }
 }

@@ -1,5 +1,5 @@
-//! Resumable upload sessions as stored: the record, its lease, and the row
-//! form both SQL backends read and write.
+//! Resumable upload sessions as stored: the record, its lease, and the
+//! [`UploadStore`] role of a metadata backend.
 //!
 //! A session is the server-side state of one resumable image-file upload
 //! (docs/uploads.md): where its bytes are staged (store kind, final blob
@@ -8,16 +8,15 @@
 //! sharing the database can continue any session.
 //!
 //! Writes to a session's bytes are serialised by a lease, like jobs: a
-//! request claims the session ([`crate::MetaStore::claim_upload`]) before
+//! request claims the session ([`UploadStore::claim_upload`]) before
 //! writing a chunk or finishing, and records the chunk with
-//! [`crate::MetaStore::advance_upload`], which succeeds only while it still
+//! [`UploadStore::advance_upload`], which succeeds only while it still
 //! holds the lease and the offset is the one it started from. A lease whose
 //! holder died expires by itself.
 
-use serde_json::{json, Value};
+use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::columns::decode_uuid;
 use crate::MetaError;
 
 /// Who is writing to a session, and until when (ms since the epoch).
@@ -61,126 +60,61 @@ pub struct UploadSession {
     pub lease: Option<UploadLease>,
 }
 
-/// The SQL form of a session's columns.
-pub(crate) struct UploadRow {
-    pub(crate) id: Uuid,
-    pub(crate) uuid: String,
-    pub(crate) image_uuid: String,
-    pub(crate) params: String,
-    pub(crate) stor: String,
-    pub(crate) blob_key: String,
-    pub(crate) handle: String,
-    pub(crate) offset: i64,
-    pub(crate) size: Option<i64>,
-    pub(crate) parts: String,
-    pub(crate) digests: String,
-    pub(crate) created_ms: i64,
-    pub(crate) expires_ms: i64,
-    pub(crate) lease_owner: Option<String>,
-    pub(crate) lease_expires_ms: Option<i64>,
-}
+/// Upload sessions: leased, resumable, expiring.
+#[async_trait]
+pub trait UploadStore: Send + Sync + 'static {
+    /// Insert a new session. `MetaError::AlreadyExists` if the id is taken.
+    async fn insert_upload(&self, upload: &UploadSession) -> Result<(), MetaError>;
 
-fn to_i64(n: u64, what: &str, id: Uuid) -> Result<i64, MetaError> {
-    i64::try_from(n).map_err(|_| MetaError::Backend(format!("upload {id}: {what} {n} too large")))
-}
+    /// The session with this id, or `None`.
+    async fn get_upload(&self, id: Uuid) -> Result<Option<UploadSession>, MetaError>;
 
-impl UploadRow {
-    pub(crate) fn of(s: &UploadSession) -> Result<UploadRow, MetaError> {
-        let params = json!({
-            "compression": s.compression,
-            "sha1": s.sha1,
-            "dataset_guid": s.dataset_guid,
-        });
-        let parts = serde_json::to_string(&s.parts)
-            .map_err(|e| MetaError::Backend(format!("cannot encode upload {}: {e}", s.id)))?;
-        Ok(UploadRow {
-            id: s.id,
-            uuid: s.id.to_string(),
-            image_uuid: s.image_uuid.to_string(),
-            params: params.to_string(),
-            stor: s.stor.clone(),
-            blob_key: s.blob_key.clone(),
-            handle: s.handle.clone(),
-            offset: to_i64(s.offset, "offset", s.id)?,
-            size: s.size.map(|n| to_i64(n, "size", s.id)).transpose()?,
-            parts,
-            digests: s.digests.clone(),
-            created_ms: s.created_ms,
-            expires_ms: s.expires_ms,
-            lease_owner: s.lease.as_ref().map(|l| l.owner.clone()),
-            lease_expires_ms: s.lease.as_ref().map(|l| l.expires_ms),
-        })
-    }
-}
+    /// Give `owner` the lease of session `id` until `expires_ms`, if its
+    /// lease is absent or expired at `now_ms`. Returns the session as it is
+    /// now; `Ok(None)` when it is gone or leased by someone else. Of several
+    /// callers claiming at once exactly one succeeds.
+    async fn claim_upload(
+        &self,
+        id: Uuid,
+        owner: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<Option<UploadSession>, MetaError>;
 
-/// Column list matching [`RawUpload`]'s field order (`committed` is the
-/// offset: `offset` is an SQL keyword).
-macro_rules! upload_columns {
-    () => {
-        "id, image_uuid, params, stor, blob_key, handle, committed, size, parts, digests, \
-         created_ms, expires_ms, lease_owner, lease_expires_ms"
-    };
-}
-pub(crate) use upload_columns;
+    /// Move `owner`'s lease of session `id` to `expires_ms`; `Ok(false)` if
+    /// `owner` does not hold it (any more).
+    async fn renew_upload(&self, id: Uuid, owner: &str, expires_ms: i64)
+        -> Result<bool, MetaError>;
 
-/// The columns of a `SELECT upload_columns!()`, as read from either backend.
-pub(crate) struct RawUpload {
-    pub(crate) id: String,
-    pub(crate) image_uuid: String,
-    pub(crate) params: String,
-    pub(crate) stor: String,
-    pub(crate) blob_key: String,
-    pub(crate) handle: String,
-    pub(crate) offset: i64,
-    pub(crate) size: Option<i64>,
-    pub(crate) parts: String,
-    pub(crate) digests: String,
-    pub(crate) created_ms: i64,
-    pub(crate) expires_ms: i64,
-    pub(crate) lease_owner: Option<String>,
-    pub(crate) lease_expires_ms: Option<i64>,
-}
+    /// Record progress: write `upload`'s offset, size, parts, digests and
+    /// expiry and end the lease, if `owner` holds the lease and the stored
+    /// offset is still `from_offset`. `Ok(false)` otherwise (lease lost,
+    /// session gone): the caller's chunk is not recorded.
+    async fn advance_upload(
+        &self,
+        upload: &UploadSession,
+        owner: &str,
+        from_offset: u64,
+    ) -> Result<bool, MetaError>;
 
-impl RawUpload {
-    pub(crate) fn decode(self) -> Result<UploadSession, MetaError> {
-        let corrupt = |detail: String| MetaError::Corrupt {
-            uuid: self.id.clone(),
-            detail,
-        };
-        let params: Value = serde_json::from_str(&self.params)
-            .map_err(|e| corrupt(format!("upload params: {e}")))?;
-        let text = |k: &str| params.get(k).and_then(Value::as_str).map(str::to_owned);
-        let parts: Vec<String> =
-            serde_json::from_str(&self.parts).map_err(|e| corrupt(format!("upload parts: {e}")))?;
-        let offset = u64::try_from(self.offset)
-            .map_err(|_| corrupt(format!("negative offset {}", self.offset)))?;
-        let size = self
-            .size
-            .map(|n| u64::try_from(n).map_err(|_| corrupt(format!("negative size {n}"))))
-            .transpose()?;
-        let lease = match (&self.lease_owner, self.lease_expires_ms) {
-            (Some(owner), Some(expires_ms)) => Some(UploadLease {
-                owner: owner.clone(),
-                expires_ms,
-            }),
-            _ => None,
-        };
-        Ok(UploadSession {
-            id: decode_uuid(&self.id)?,
-            image_uuid: decode_uuid(&self.image_uuid)?,
-            compression: text("compression").unwrap_or_default(),
-            sha1: text("sha1"),
-            dataset_guid: text("dataset_guid"),
-            stor: self.stor,
-            blob_key: self.blob_key,
-            handle: self.handle,
-            offset,
-            size,
-            parts,
-            digests: self.digests,
-            created_ms: self.created_ms,
-            expires_ms: self.expires_ms,
-            lease,
-        })
-    }
+    /// End `owner`'s lease of session `id` (if it holds it).
+    async fn release_upload(&self, id: Uuid, owner: &str) -> Result<bool, MetaError>;
+
+    /// Delete session `id`; `Ok(false)` if it did not exist.
+    async fn delete_upload(&self, id: Uuid) -> Result<bool, MetaError>;
+
+    /// Delete session `id` only if it expired before `now_ms` and no live
+    /// lease (at `now_ms`) is held on it; `Ok(true)` if deleted.
+    async fn delete_expired_upload(&self, id: Uuid, now_ms: i64) -> Result<bool, MetaError>;
+
+    /// Up to `limit` sessions that expired before `now_ms`, oldest expiry first.
+    async fn expired_uploads(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<UploadSession>, MetaError>;
+
+    /// The backend handles of every session (to tell staged data whose
+    /// session is gone from live sessions').
+    async fn upload_handles(&self) -> Result<Vec<String>, MetaError>;
 }

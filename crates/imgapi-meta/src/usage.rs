@@ -1,4 +1,4 @@
-//! Storage usage for billing ([`crate::MetaStore::usage`]): per owner, the
+//! Storage usage for billing ([`UsageStore::usage`]): per owner, the
 //! number of images and the bytes their files and icons take; per owner and
 //! billing tag, the same for the images carrying the tag.
 //!
@@ -9,7 +9,10 @@
 //! update that names it (`AddImageFile`'s commit point) until the commit
 //! that drops it; uploads in progress and blobs not yet deleted never count.
 
+use async_trait::async_trait;
 use uuid::Uuid;
+
+use crate::MetaError;
 
 /// What one owner stores.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -46,7 +49,7 @@ pub struct BillingTagUsage {
     pub bytes: u64,
 }
 
-/// The answer of [`crate::MetaStore::usage`]: owners sorted by uuid,
+/// The answer of [`UsageStore::usage`]: owners sorted by uuid,
 /// billing tags by owner then tag. Owners without images are absent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Usage {
@@ -54,52 +57,10 @@ pub struct Usage {
     pub billing_tags: Vec<BillingTagUsage>,
 }
 
-/// A count or sum column (never negative) as `u64`.
-pub(crate) fn count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
-}
-
-/// One row of the owner query:
-/// `(owner, images, active, files, file_bytes, icons, icon_bytes)`.
-pub(crate) type OwnerRow = (String, i64, i64, i64, i64, i64, i64);
-
-/// One row of the billing-tag query: `(owner, tag, images, bytes)`.
-pub(crate) type TagRow = (String, String, i64, i64);
-
-/// Rows of both queries into a [`Usage`].
-pub(crate) fn assemble(
-    owners: Vec<OwnerRow>,
-    tags: Vec<TagRow>,
-) -> Result<Usage, crate::MetaError> {
-    let owners = owners
-        .into_iter()
-        .map(
-            |(owner, images, active, files, file_bytes, icons, icon_bytes)| {
-                Ok(OwnerUsage {
-                    owner: crate::columns::decode_uuid(&owner)?,
-                    images: count(images),
-                    active: count(active),
-                    files: count(files),
-                    file_bytes: count(file_bytes),
-                    icons: count(icons),
-                    icon_bytes: count(icon_bytes),
-                })
-            },
-        )
-        .collect::<Result<Vec<_>, crate::MetaError>>()?;
-    let billing_tags = tags
-        .into_iter()
-        .map(|(owner, tag, images, bytes)| {
-            Ok(BillingTagUsage {
-                owner: crate::columns::decode_uuid(&owner)?,
-                tag,
-                images: count(images),
-                bytes: count(bytes),
-            })
-        })
-        .collect::<Result<Vec<_>, crate::MetaError>>()?;
-    Ok(Usage {
-        owners,
-        billing_tags,
-    })
+/// Storage usage, for billing.
+#[async_trait]
+pub trait UsageStore: Send + Sync + 'static {
+    /// Storage usage per owner and per (owner, billing tag), of one owner
+    /// or of all: aggregate queries in one read snapshot (see [`Usage`]).
+    async fn usage(&self, owner: Option<Uuid>) -> Result<Usage, MetaError>;
 }

@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
+use super::images::stripe;
 use super::*;
-use crate::testsuite;
+use crate::sql::images::{Columns, ImageSql, ImageWrite};
+use crate::{testsuite, ImageStore};
 
 const SKIP: &str =
     "SKIP: PostgreSQL conformance suite needs DATABASE_URL (started by .ci/pg-start.sh)";
@@ -191,8 +193,11 @@ async fn generation_moves_only_at_commit() {
     let before = store.generation().await.unwrap();
     let mut tx = store.pool.begin().await.unwrap();
     let img = testsuite::fixture(Uuid::new_v4());
-    let row = Columns::of(&img).unwrap();
-    apply(&mut tx, &Op::Insert(&row)).await.ok().unwrap();
+    let write = ImageWrite::Insert(Columns::of(&img).unwrap());
+    ImageSql::<Postgres>::apply(&mut tx, &write)
+        .await
+        .ok()
+        .unwrap();
     sqlx::query("UPDATE write_generation SET value = value + 1 WHERE stripe = $1")
         .bind(stripe(img.uuid))
         .execute(&mut *tx)

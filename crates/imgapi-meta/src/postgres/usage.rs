@@ -1,10 +1,12 @@
-//! Usage aggregates and job counts (PostgreSQL): see [`crate::usage`].
+//! Usage aggregates (PostgreSQL): [`UsageStore`], see [`crate::usage`].
 
+use async_trait::async_trait;
 use sqlx::postgres::PgPool;
 use uuid::Uuid;
 
-use crate::usage::{assemble, count, OwnerRow, TagRow, Usage};
-use crate::MetaError;
+use super::PostgresStore;
+use crate::sql::usage::{assemble, OwnerRow, TagRow};
+use crate::{MetaError, Usage, UsageStore};
 
 /// Per image: owner, state, number of files, their bytes, icon, its bytes.
 /// `$1` = an owner uuid to restrict to, or NULL. The record is text (kept
@@ -30,7 +32,7 @@ macro_rules! per_image {
     };
 }
 
-pub(super) async fn usage(
+async fn usage(
     pool: &PgPool,
     owner: Option<Uuid>,
     err: impl Fn(sqlx::Error) -> MetaError,
@@ -70,15 +72,9 @@ pub(super) async fn usage(
     assemble(owners, tags)
 }
 
-pub(super) async fn count_jobs_by_execution(
-    pool: &PgPool,
-    err: impl Fn(sqlx::Error) -> MetaError,
-) -> Result<Vec<(String, u64)>, MetaError> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT execution, COUNT(*)::bigint FROM jobs GROUP BY execution ORDER BY execution",
-    )
-    .fetch_all(pool)
-    .await
-    .map_err(err)?;
-    Ok(rows.into_iter().map(|(e, n)| (e, count(n))).collect())
+#[async_trait]
+impl UsageStore for PostgresStore {
+    async fn usage(&self, owner: Option<Uuid>) -> Result<Usage, MetaError> {
+        usage(&self.pool, owner, |e| self.err(e)).await
+    }
 }

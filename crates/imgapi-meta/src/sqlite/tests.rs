@@ -5,8 +5,10 @@ use std::time::{Duration, Instant};
 use imgapi_domain::filter::{ImageQuery, Predicate, SortOrder};
 use uuid::Uuid;
 
+use imgapi_domain::ImageRecord;
+
 use super::*;
-use crate::testsuite;
+use crate::{testsuite, ImageStore};
 
 async fn file_store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();

@@ -1,11 +1,12 @@
-//! Usage aggregates and job counts (SQLite): see [`crate::usage`].
+//! Usage aggregates (SQLite): [`UsageStore`], see [`crate::usage`].
 
+use async_trait::async_trait;
 use sqlx::sqlite::SqlitePool;
 use uuid::Uuid;
 
-use super::map_err;
-use crate::usage::{assemble, count, OwnerRow, TagRow, Usage};
-use crate::MetaError;
+use super::{map_err, SqliteStore};
+use crate::sql::usage::{assemble, OwnerRow, TagRow};
+use crate::{MetaError, Usage, UsageStore};
 
 /// Per image: owner, state, number of files, their bytes, icon, its bytes.
 /// `?1` = an owner uuid to restrict to, or NULL.
@@ -25,7 +26,7 @@ macro_rules! per_image {
     };
 }
 
-pub(super) async fn usage(pool: &SqlitePool, owner: Option<Uuid>) -> Result<Usage, MetaError> {
+async fn usage(pool: &SqlitePool, owner: Option<Uuid>) -> Result<Usage, MetaError> {
     let owner = owner.map(|o| o.to_string());
     let owners_sql = concat!(
         per_image!(),
@@ -57,14 +58,9 @@ pub(super) async fn usage(pool: &SqlitePool, owner: Option<Uuid>) -> Result<Usag
     assemble(owners, tags)
 }
 
-pub(super) async fn count_jobs_by_execution(
-    pool: &SqlitePool,
-) -> Result<Vec<(String, u64)>, MetaError> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT execution, COUNT(*) FROM jobs GROUP BY execution ORDER BY execution",
-    )
-    .fetch_all(pool)
-    .await
-    .map_err(map_err)?;
-    Ok(rows.into_iter().map(|(e, n)| (e, count(n))).collect())
+#[async_trait]
+impl UsageStore for SqliteStore {
+    async fn usage(&self, owner: Option<Uuid>) -> Result<Usage, MetaError> {
+        usage(&self.reader, owner).await
+    }
 }

@@ -2,7 +2,7 @@
 //!
 //! With `synchronous=FULL` each COMMIT costs an fsync, so one transaction
 //! per write caps throughput at one write per fsync. Instead callers queue
-//! their [`Op`] and wait; the task takes whatever is queued (up to
+//! their [`Write`] and wait; the task takes whatever is queued (up to
 //! [`MAX_BATCH`]) and runs it as one `BEGIN IMMEDIATE … COMMIT`, i.e. one
 //! fsync for the whole batch. Each op runs inside its own SAVEPOINT, so an
 //! op that fails (Conflict, NotFound, AlreadyExists, …) is undone alone and
@@ -22,7 +22,8 @@ use std::sync::Arc;
 use sqlx::sqlite::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{apply, map_err, Op};
+use super::{apply, map_err};
+use crate::sql::Write;
 use crate::MetaError;
 
 /// Most ops in one transaction: bounds how long a batch holds the write
@@ -35,7 +36,7 @@ const QUEUE_LEN: usize = 1024;
 pub(super) type Outcome = Result<i64, MetaError>;
 
 struct Job {
-    op: Op,
+    op: Write,
     reply: oneshot::Sender<Outcome>,
 }
 
@@ -70,7 +71,7 @@ impl Writer {
     }
 
     /// Queue `op` and wait until its batch is committed (or failed).
-    pub(super) async fn run(&self, op: Op) -> Outcome {
+    pub(super) async fn run(&self, op: Write) -> Outcome {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Job { op, reply })

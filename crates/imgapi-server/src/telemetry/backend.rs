@@ -21,7 +21,10 @@ use imgapi_blob::{
 };
 use imgapi_domain::filter::ImageQuery;
 use imgapi_domain::ImageRecord;
-use imgapi_meta::{JobRecord, MetaError, MetaStore, Revision, StoredImage, UploadSession, Usage};
+use imgapi_meta::{
+    ImageStore, JobRecord, JobStore, MetaError, MetaStore, Revision, StoredImage, UploadSession,
+    UploadStore, Usage, UsageStore,
+};
 use metrics::Label;
 use uuid::Uuid;
 
@@ -138,7 +141,7 @@ struct MeteredMeta {
 }
 
 #[async_trait]
-impl MetaStore for MeteredMeta {
+impl ImageStore for MeteredMeta {
     async fn get(&self, uuid: Uuid) -> Result<Option<StoredImage>, MetaError> {
         self.timer.time("get", self.inner.get(uuid)).await
     }
@@ -192,19 +195,6 @@ impl MetaStore for MeteredMeta {
             .await
     }
 
-    async fn usage(&self, owner: Option<Uuid>) -> Result<Usage, MetaError> {
-        self.timer.time("usage", self.inner.usage(owner)).await
-    }
-
-    async fn count_jobs_by_execution(&self) -> Result<Vec<(String, u64)>, MetaError> {
-        self.timer
-            .time(
-                "count_jobs_by_execution",
-                self.inner.count_jobs_by_execution(),
-            )
-            .await
-    }
-
     async fn ping(&self) -> Result<(), MetaError> {
         self.timer.time("ping", self.inner.ping()).await
     }
@@ -212,7 +202,17 @@ impl MetaStore for MeteredMeta {
     async fn generation(&self) -> Result<i64, MetaError> {
         self.timer.time("generation", self.inner.generation()).await
     }
+}
 
+#[async_trait]
+impl UsageStore for MeteredMeta {
+    async fn usage(&self, owner: Option<Uuid>) -> Result<Usage, MetaError> {
+        self.timer.time("usage", self.inner.usage(owner)).await
+    }
+}
+
+#[async_trait]
+impl JobStore for MeteredMeta {
     async fn insert_job(&self, job: &JobRecord) -> Result<(), MetaError> {
         self.timer
             .time("insert_job", self.inner.insert_job(job))
@@ -262,6 +262,18 @@ impl MetaStore for MeteredMeta {
             .await
     }
 
+    async fn count_jobs_by_execution(&self) -> Result<Vec<(String, u64)>, MetaError> {
+        self.timer
+            .time(
+                "count_jobs_by_execution",
+                self.inner.count_jobs_by_execution(),
+            )
+            .await
+    }
+}
+
+#[async_trait]
+impl UploadStore for MeteredMeta {
     async fn insert_upload(&self, upload: &UploadSession) -> Result<(), MetaError> {
         self.timer
             .time("insert_upload", self.inner.insert_upload(upload))

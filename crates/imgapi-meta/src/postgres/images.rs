@@ -1,0 +1,149 @@
+//! Image records (PostgreSQL): the image writes, each one transaction that
+//! also bumps the write generation, and the ListImages query.
+//! [`crate::ImageStore`] itself is shared with SQLite (`crate::sql::images`).
+
+use async_trait::async_trait;
+use imgapi_domain::filter::ImageQuery;
+use sqlx::postgres::{PgConnection, PgQueryResult, PgRow};
+use sqlx::Postgres;
+use uuid::Uuid;
+
+use super::{map_err, query, PostgresStore};
+use crate::sql::images::{
+    image_writes, Columns, ImageDialect, ImageSql, ImageWrite, ImageWrites, WriteFailure,
+};
+use crate::MetaError;
+
+type Sql = ImageSql<Postgres>;
+
+/// Stripes of the `write_generation` table (see the migration).
+const GENERATION_STRIPES: u8 = 16;
+
+/// The `write_generation` stripe a write on `uuid` bumps.
+pub(super) fn stripe(uuid: Uuid) -> i16 {
+    i16::from(uuid.as_bytes()[15] % GENERATION_STRIPES)
+}
+
+#[async_trait]
+impl ImageDialect for Postgres {
+    const WRITES: ImageWrites = image_writes!("nextval('image_revision')");
+
+    fn rows_affected(done: &PgQueryResult) -> u64 {
+        done.rows_affected()
+    }
+
+    async fn clear_side_rows(conn: &mut PgConnection, row: &Columns) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "WITH t AS (DELETE FROM image_tags WHERE uuid = $1), \
+              b AS (DELETE FROM image_billing_tags WHERE uuid = $1), \
+              c AS (DELETE FROM image_channels WHERE uuid = $1) \
+         DELETE FROM image_acl WHERE uuid = $1",
+        )
+        .bind(&row.uuid)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    // One statement per non-empty table.
+    async fn insert_side_rows(conn: &mut PgConnection, row: &Columns) -> Result<(), sqlx::Error> {
+        if !row.tags.is_empty() {
+            let (keys, values): (Vec<&str>, Vec<&str>) = row
+                .tags
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .unzip();
+            sqlx::query(
+                "INSERT INTO image_tags (uuid, key, value) \
+             SELECT $1, t.key, t.value FROM unnest($2::text[], $3::text[]) AS t (key, value)",
+            )
+            .bind(&row.uuid)
+            .bind(keys)
+            .bind(values)
+            .execute(&mut *conn)
+            .await?;
+        }
+        for (sql, values) in [
+            (
+                "INSERT INTO image_billing_tags (uuid, tag) \
+             SELECT DISTINCT $1, t FROM unnest($2::text[]) AS t",
+                &row.billing_tags,
+            ),
+            (
+                "INSERT INTO image_channels (uuid, channel) \
+             SELECT DISTINCT $1, t FROM unnest($2::text[]) AS t",
+                &row.channels,
+            ),
+            (
+                "INSERT INTO image_acl (uuid, account) \
+             SELECT DISTINCT $1, t FROM unnest($2::text[]) AS t",
+                &row.acl,
+            ),
+        ] {
+            if values.is_empty() {
+                continue;
+            }
+            sqlx::query(sql)
+                .bind(&row.uuid)
+                .bind(values)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+impl PostgresStore {
+    /// Run `write` in one transaction that also bumps the write generation.
+    pub(super) async fn write_image(&self, write: ImageWrite) -> Result<i64, MetaError> {
+        let key = write.key();
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let outcome = Sql::apply(&mut tx, &write)
+            .await
+            .map_err(|e| map_write_err(&self.target, e, key))?;
+        // Last, so the stripe's row lock is held only until the commit.
+        sqlx::query("UPDATE write_generation SET value = value + 1 WHERE stripe = $1")
+            .bind(stripe(key))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_write_err(&self.target, WriteFailure::Sql(e), key))?;
+        tx.commit()
+            .await
+            .map_err(|e| map_write_err(&self.target, WriteFailure::Sql(e), key))?;
+        Ok(outcome)
+    }
+}
+
+/// `map_err` for a write on `key`: a serialization failure or deadlock
+/// (SQLSTATE 40001, 40P01; the transaction was rolled back) is a
+/// `Conflict`, for the caller to re-read and retry.
+fn map_write_err(target: &str, failure: WriteFailure, key: Uuid) -> MetaError {
+    match failure {
+        WriteFailure::Meta(e) => e,
+        WriteFailure::Sql(e) => {
+            let code = e.as_database_error().and_then(|db| db.code());
+            match code.as_deref() {
+                Some("40001" | "40P01") => MetaError::Conflict(key),
+                _ => map_err(target, e),
+            }
+        }
+    }
+}
+
+impl PostgresStore {
+    /// The `(uuid, record)` rows answering `query` ([`query::list_query`]).
+    pub(super) async fn list_image_rows(
+        &self,
+        query: &ImageQuery,
+    ) -> Result<Vec<PgRow>, MetaError> {
+        // Not a prepared statement: PostgreSQL then plans each list with its
+        // actual values. A cached generic plan walked the sort index and
+        // filtered most of the table (57 ms instead of 4 ms at 100k images).
+        query::list_query(query)
+            .build()
+            .persistent(false)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err(e))
+    }
+}
