@@ -34,3 +34,4 @@ mod remote_import;
 mod restart;
 mod uploads;
 mod usage;
+mod wire_types;
