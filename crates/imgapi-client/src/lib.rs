@@ -227,15 +227,8 @@ impl Client {
     async fn decode<T: DeserializeOwned>(resp: Response) -> Result<T, ClientError> {
         let resp = Self::check(resp).await?;
         let body = resp.bytes().await?;
-        serde_json::from_slice(&body).map_err(|e| {
-            ClientError::Decode(format!(
-                "invalid {}: {e}",
-                std::any::type_name::<T>()
-                    .rsplit("::")
-                    .next()
-                    .unwrap_or("JSON")
-            ))
-        })
+        serde_json::from_slice(&body)
+            .map_err(|e| ClientError::Decode(format!("invalid answer: {e}")))
     }
 
     async fn get_json<T: DeserializeOwned>(
