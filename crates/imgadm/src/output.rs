@@ -1,6 +1,9 @@
 //! Human-readable table printing.
 
+use serde::Serialize;
 use serde_json::Value;
+
+use crate::commands::Failure;
 
 /// Default `list` columns.
 pub const DEFAULT_COLUMNS: &[&str] = &[
@@ -25,6 +28,18 @@ pub fn cell(image: &Value, column: &str) -> String {
         Some(Value::String(s)) => s.clone(),
         Some(v) => v.to_string(),
     }
+}
+
+/// Wire objects (images, channels) as JSON objects, for [`cell`] to read
+/// any column by name.
+pub fn rows<T: Serialize>(items: &[T]) -> Result<Vec<Value>, Failure> {
+    items
+        .iter()
+        .map(|item| {
+            serde_json::to_value(item)
+                .map_err(|e| Failure::other(format!("cannot encode JSON: {e}")))
+        })
+        .collect()
 }
 
 /// Render rows as left-aligned columns separated by two spaces.

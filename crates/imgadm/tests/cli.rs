@@ -89,6 +89,40 @@ fn get() {
     assert_eq!(v["name"], "get-me");
 }
 
+/// The body of `GET path` as the server sent it (HTTP/1.0: no chunking).
+fn raw_get(url: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    write!(conn, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).unwrap();
+    let (_, body) = response.split_once("\r\n\r\n").unwrap();
+    body.to_string()
+}
+
+/// `get` prints the image as the server sent it: typed decoding keeps
+/// every key, in the server's order, and the server's 2-space indentation.
+#[test]
+fn get_prints_the_servers_json() {
+    let s = spawn();
+    let m = json!({
+        "name": "rich", "version": "1.0.0", "type": "zone-dataset", "os": "smartos",
+        "owner": OWNER, "public": true, "description": "d",
+        "requirements": {"min_ram": 512, "brand": "", "networks": [{"name": "n", "description": "x"}]},
+        "users": [{"name": "root"}], "generate_passwords": true,
+        "inherited_directories": ["/opt"], "tags": {"z": 1, "a": {"b": [true, null]}}
+    });
+    let path = s.write("rich.json", m.to_string().as_bytes());
+    let uuid = s.ok_json(&["-j", "create", "-m", p(&path)])["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let printed = s.ok(&["get", &uuid]);
+    let served = raw_get(&s.url, &format!("/images/{uuid}"));
+    assert_eq!(printed.trim_end(), served.trim_end());
+}
+
 #[test]
 fn list_table_json_filters_columns_sort() {
     let s = spawn();

@@ -1,7 +1,10 @@
 //! Typed async client for the IMGAPI wire API (see `spec/api.md`).
 //!
-//! Calls return image objects as [`serde_json::Value`] exactly as the server
-//! sent them (key order preserved); [`FileInfo::of`] decodes `files[0]`.
+//! Calls return the wire types of [`imgapi_types`] ([`Image`], [`Job`],
+//! [`Ping`], [`Channel`]…). An image keeps the keys it does not know in
+//! `extra` and serialises back to the JSON text the server sent (fields are
+//! declared in the server's key order), so a caller may print it as
+//! received; [`FileInfo::of`] picks `files[0]`.
 //! Errors carry the server's restCode ([`ClientError::Api`]). File transfers
 //! stream from and to disk and report progress through
 //! [`progress::Reporter`]; downloads resume with `Range` and are verified
@@ -30,6 +33,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::{header, Method, RequestBuilder, Response, StatusCode, Url};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 use sha1::{Digest, Sha1};
@@ -37,7 +41,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
 pub use error::ClientError;
-pub use imgapi_types::{FieldError, UploadSessionBody};
+pub use imgapi_types::{
+    Channel, ErrorBody, FieldError, Image, ImageFile, Job, Ping, StartedJob, UploadSessionBody,
+};
 pub use progress::Reporter;
 pub use resumable::{ResumableOptions, DEFAULT_UPLOAD_CHUNK};
 pub use signing::Signer;
@@ -61,14 +67,13 @@ pub struct FileInfo {
 }
 
 impl FileInfo {
-    /// Decode `files[0]` of an image object (`None` if it has no file).
-    pub fn of(image: &Value) -> Result<Option<FileInfo>, ClientError> {
-        match image.get("files").and_then(|f| f.get(0)) {
-            None => Ok(None),
-            Some(f) => serde_json::from_value(f.clone())
-                .map(Some)
-                .map_err(|e| ClientError::Decode(format!("invalid files[0]: {e}"))),
-        }
+    /// `files[0]` of an image (`None` if it has no file).
+    pub fn of(image: &Image) -> Option<FileInfo> {
+        image.files.first().map(|f| FileInfo {
+            sha1: f.sha1.clone(),
+            size: f.size,
+            compression: Some(f.compression.clone()),
+        })
     }
 }
 
@@ -218,101 +223,136 @@ impl Client {
         Err(ClientError::from_body(status.as_u16(), &body))
     }
 
-    async fn json(resp: Response) -> Result<Value, ClientError> {
+    /// The body of a successful answer, decoded as `T`.
+    async fn decode<T: DeserializeOwned>(resp: Response) -> Result<T, ClientError> {
         let resp = Self::check(resp).await?;
         let body = resp.bytes().await?;
-        if body.is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_slice(&body).map_err(|e| ClientError::Decode(format!("invalid JSON: {e}")))
+        serde_json::from_slice(&body)
+            .map_err(|e| ClientError::Decode(format!("invalid answer: {e}")))
     }
 
-    async fn get_json(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, ClientError> {
+    async fn get_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, ClientError> {
         let url = self.url(path, query)?;
         let resp = self
             .send_retrying(|| self.request(Method::GET, url.clone()))
             .await?;
-        Self::json(resp).await
+        Self::decode(resp).await
     }
 
-    async fn post_json(
+    async fn post_json<T: DeserializeOwned>(
         &self,
         path: &str,
         query: &[(&str, &str)],
         body: Option<&Value>,
-    ) -> Result<Value, ClientError> {
+    ) -> Result<T, ClientError> {
         let url = self.url(path, query)?;
         let mut req = self.request(Method::POST, url)?;
         if let Some(b) = body {
             req = req.json(b);
         }
-        Self::json(req.send().await?).await
+        Self::decode(req.send().await?).await
     }
 
     // ---- misc ----
 
     /// `GET /ping`.
-    pub async fn ping(&self) -> Result<Value, ClientError> {
+    pub async fn ping(&self) -> Result<Ping, ClientError> {
         self.get_json("/ping", &[]).await
     }
 
     /// `GET /channels` (404 when the server has no channels).
-    pub async fn list_channels(&self) -> Result<Vec<Value>, ClientError> {
-        let v = self.get_json("/channels", &[]).await?;
-        array(v)
+    pub async fn list_channels(&self) -> Result<Vec<Channel>, ClientError> {
+        self.get_json("/channels", &[]).await
+    }
+
+    // ---- jobs ----
+
+    /// `GET /jobs/:uuid`: an import job (AdminImportRemoteImage,
+    /// ImportFromDatacenter, mirror imports).
+    pub async fn get_job(&self, uuid: &Uuid) -> Result<Job, ClientError> {
+        self.get_json(&format!("/jobs/{uuid}"), &[]).await
+    }
+
+    /// `GET /images/:uuid/jobs` (ListImageJobs), newest first, with filters
+    /// such as `("task", "import-remote-image")`, `("execution", "failed")`.
+    pub async fn list_image_jobs(
+        &self,
+        uuid: &Uuid,
+        query: &[(&str, &str)],
+    ) -> Result<Vec<Job>, ClientError> {
+        self.get_json(&format!("/images/{uuid}/jobs"), query).await
     }
 
     // ---- images ----
 
     /// `GET /images` with filters such as `("name", "~base")`, `("state", "all")`.
-    pub async fn list_images(&self, query: &[(&str, &str)]) -> Result<Vec<Value>, ClientError> {
-        let v = self.get_json("/images", query).await?;
-        array(v)
+    pub async fn list_images(&self, query: &[(&str, &str)]) -> Result<Vec<Image>, ClientError> {
+        self.get_json("/images", query).await
     }
 
     /// `GET /images/:uuid`.
-    pub async fn get_image(&self, uuid: &Uuid) -> Result<Value, ClientError> {
+    pub async fn get_image(&self, uuid: &Uuid) -> Result<Image, ClientError> {
         self.get_json(&format!("/images/{uuid}"), &[]).await
     }
 
     /// `POST /images` with a manifest; returns the unactivated image.
-    pub async fn create_image(&self, manifest: &Value) -> Result<Value, ClientError> {
+    pub async fn create_image(&self, manifest: &Value) -> Result<Image, ClientError> {
         self.post_json("/images", &[], Some(manifest)).await
     }
 
-    async fn action(
+    async fn action<T: DeserializeOwned>(
         &self,
         uuid: &Uuid,
         action: &str,
         body: Option<&Value>,
-    ) -> Result<Value, ClientError> {
+    ) -> Result<T, ClientError> {
         self.post_json(&format!("/images/{uuid}"), &[("action", action)], body)
             .await
     }
 
     /// `POST /images/:uuid?action=activate`.
-    pub async fn activate_image(&self, uuid: &Uuid) -> Result<Value, ClientError> {
+    pub async fn activate_image(&self, uuid: &Uuid) -> Result<Image, ClientError> {
         self.action(uuid, "activate", None).await
     }
 
     /// `POST /images/:uuid?action=disable`.
-    pub async fn disable_image(&self, uuid: &Uuid) -> Result<Value, ClientError> {
+    pub async fn disable_image(&self, uuid: &Uuid) -> Result<Image, ClientError> {
         self.action(uuid, "disable", None).await
     }
 
     /// `POST /images/:uuid?action=enable`.
-    pub async fn enable_image(&self, uuid: &Uuid) -> Result<Value, ClientError> {
+    pub async fn enable_image(&self, uuid: &Uuid) -> Result<Image, ClientError> {
         self.action(uuid, "enable", None).await
     }
 
     /// `POST /images/:uuid?action=update` with the fields to change.
-    pub async fn update_image(&self, uuid: &Uuid, fields: &Value) -> Result<Value, ClientError> {
+    pub async fn update_image(&self, uuid: &Uuid, fields: &Value) -> Result<Image, ClientError> {
         self.action(uuid, "update", Some(fields)).await
+    }
+
+    /// `POST /images/:uuid?action=import-remote&source=<url>` (operator):
+    /// start a job importing image `uuid` (and its missing origins) from
+    /// the IMGAPI at `source`.
+    pub async fn import_remote_image(
+        &self,
+        uuid: &Uuid,
+        source: &str,
+    ) -> Result<StartedJob, ClientError> {
+        self.post_json(
+            &format!("/images/{uuid}"),
+            &[("action", "import-remote"), ("source", source)],
+            None,
+        )
+        .await
     }
 
     /// `POST /images/:uuid?action=import` (operator): create with the
     /// manifest's own `uuid`. The path uuid is taken from the manifest.
-    pub async fn import_image(&self, manifest: &Value) -> Result<Value, ClientError> {
+    pub async fn import_image(&self, manifest: &Value) -> Result<Image, ClientError> {
         let uuid = manifest
             .get("uuid")
             .and_then(Value::as_str)
@@ -329,7 +369,7 @@ impl Client {
         &self,
         uuid: &Uuid,
         channel: &str,
-    ) -> Result<Value, ClientError> {
+    ) -> Result<Image, ClientError> {
         let body = serde_json::json!({ "channel": channel });
         self.action(uuid, "channel-add", Some(&body)).await
     }
@@ -342,12 +382,12 @@ impl Client {
     }
 
     /// `POST /images/:uuid/acl?action=add`.
-    pub async fn add_acl(&self, uuid: &Uuid, accounts: &[Uuid]) -> Result<Value, ClientError> {
+    pub async fn add_acl(&self, uuid: &Uuid, accounts: &[Uuid]) -> Result<Image, ClientError> {
         self.acl(uuid, "add", accounts).await
     }
 
     /// `POST /images/:uuid/acl?action=remove`.
-    pub async fn remove_acl(&self, uuid: &Uuid, accounts: &[Uuid]) -> Result<Value, ClientError> {
+    pub async fn remove_acl(&self, uuid: &Uuid, accounts: &[Uuid]) -> Result<Image, ClientError> {
         self.acl(uuid, "remove", accounts).await
     }
 
@@ -356,7 +396,7 @@ impl Client {
         uuid: &Uuid,
         action: &str,
         accounts: &[Uuid],
-    ) -> Result<Value, ClientError> {
+    ) -> Result<Image, ClientError> {
         let body = Value::Array(
             accounts
                 .iter()
@@ -384,7 +424,7 @@ impl Client {
         path: &Path,
         compression: &str,
         reporter: Option<&dyn Reporter>,
-    ) -> Result<Value, ClientError> {
+    ) -> Result<Image, ClientError> {
         self.add_image_file_checked(uuid, path, compression, None, reporter)
             .await
     }
@@ -400,7 +440,7 @@ impl Client {
         compression: &str,
         expected_sha1: Option<&str>,
         reporter: Option<&dyn Reporter>,
-    ) -> Result<Value, ClientError> {
+    ) -> Result<Image, ClientError> {
         let file = tokio::fs::File::open(path).await?;
         let size = file.metadata().await?.len();
         let mut query = vec![("compression", compression)];
@@ -453,12 +493,12 @@ impl Client {
                 r.on_progress(n);
             }
         }
-        let image = Self::json(resp).await?;
+        let image: Image = Self::decode(resp).await?;
         let (sha1, sent) = {
             let s = state.lock().unwrap_or_else(|e| e.into_inner());
             (hex::encode(s.0.clone().finalize()), s.1)
         };
-        let info = FileInfo::of(&image)?
+        let info = FileInfo::of(&image)
             .ok_or_else(|| ClientError::Decode("uploaded image has no files[0]".into()))?;
         if info.size != sent {
             return Err(ClientError::Integrity {
@@ -492,7 +532,7 @@ impl Client {
         uuid: &Uuid,
         path: &Path,
         content_type: &str,
-    ) -> Result<Value, ClientError> {
+    ) -> Result<Image, ClientError> {
         let size = tokio::fs::metadata(path).await?.len();
         // Hash first only what the server can accept: a larger icon is
         // refused from its Content-Length before any byte is read.
@@ -518,7 +558,7 @@ impl Client {
         size: Option<u64>,
         content_type: &str,
         sha1: Option<&str>,
-    ) -> Result<Value, ClientError>
+    ) -> Result<Image, ClientError>
     where
         R: tokio::io::AsyncRead + Send + Unpin + 'static,
     {
@@ -540,7 +580,7 @@ impl Client {
             req = req.header(header::CONTENT_LENGTH, size);
         }
         let resp = req.body(reqwest::Body::wrap_stream(stream)).send().await?;
-        Self::json(resp).await
+        Self::decode(resp).await
     }
 
     /// `GET /images/:uuid/icon` saved to `dest` (through `<dest>.part`,
@@ -610,10 +650,10 @@ impl Client {
     }
 
     /// `DELETE /images/:uuid/icon`; returns the image (without `icon`).
-    pub async fn delete_image_icon(&self, uuid: &Uuid) -> Result<Value, ClientError> {
+    pub async fn delete_image_icon(&self, uuid: &Uuid) -> Result<Image, ClientError> {
         let url = self.url(&format!("/images/{uuid}/icon"), &[])?;
         let resp = self.request(Method::DELETE, url)?.send().await?;
-        Self::json(resp).await
+        Self::decode(resp).await
     }
 
     /// Download `files[0]` of image `uuid` to `dest`.
@@ -631,7 +671,7 @@ impl Client {
         reporter: Option<&dyn Reporter>,
     ) -> Result<FileInfo, ClientError> {
         let image = self.get_image(uuid).await?;
-        let info = FileInfo::of(&image)?.ok_or_else(|| ClientError::Api {
+        let info = FileInfo::of(&image).ok_or_else(|| ClientError::Api {
             status: 404,
             rest_code: "ResourceNotFound".into(),
             message: format!("image \"{uuid}\" has no file"),
@@ -885,27 +925,6 @@ async fn hash_file(path: &Path, hasher: &mut Sha1) -> Result<(), ClientError> {
             return Ok(());
         }
         hasher.update(&buf[..n]);
-    }
-}
-
-fn array(v: Value) -> Result<Vec<Value>, ClientError> {
-    match v {
-        Value::Array(a) => Ok(a),
-        other => Err(ClientError::Decode(format!(
-            "expected a JSON array, got {}",
-            kind(&other)
-        ))),
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -16,12 +16,11 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use reqwest::{header, Method};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use sha1::{Digest, Sha1};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use uuid::Uuid;
 
-use crate::{Client, ClientError, FileInfo, Hashers, Reporter, UploadSessionBody};
+use crate::{Client, ClientError, FileInfo, Hashers, Image, Reporter, UploadSessionBody};
 
 /// Default chunk size of resumable uploads: 64 MiB.
 pub const DEFAULT_UPLOAD_CHUNK: u64 = 64 << 20;
@@ -191,9 +190,7 @@ impl Client {
     }
 
     async fn session_body(resp: reqwest::Response) -> Result<UploadSessionBody, ClientError> {
-        let v = Self::json(resp).await?;
-        serde_json::from_value(v)
-            .map_err(|e| ClientError::Decode(format!("invalid upload session body: {e}")))
+        Self::decode(resp).await
     }
 
     /// `POST /images/:uuid/file/uploads`: start an upload session.
@@ -269,7 +266,7 @@ impl Client {
         sha1: Option<&str>,
         sha256: Option<&str>,
         size: Option<u64>,
-    ) -> Result<Value, ClientError> {
+    ) -> Result<Image, ClientError> {
         let size = size.map(|s| s.to_string());
         let mut query = vec![("action", "finish")];
         if let Some(sha1) = sha1 {
@@ -283,7 +280,7 @@ impl Client {
         }
         let url = self.url(&Self::session_path(uuid, Some(upload_id)), &query)?;
         let resp = self.request(Method::POST, url)?.send().await?;
-        Self::json(resp).await
+        Self::decode(resp).await
     }
 
     /// `DELETE /images/:uuid/file/uploads/:id`: abort the session.
@@ -305,7 +302,7 @@ impl Client {
         path: &Path,
         compression: &str,
         reporter: Option<&dyn Reporter>,
-    ) -> Result<Value, ClientError> {
+    ) -> Result<Image, ClientError> {
         self.add_image_file_resumable_with(
             uuid,
             path,
@@ -335,7 +332,7 @@ impl Client {
         compression: &str,
         options: &ResumableOptions,
         reporter: Option<&dyn Reporter>,
-    ) -> Result<Value, ClientError> {
+    ) -> Result<Image, ClientError> {
         let meta = tokio::fs::metadata(path).await?;
         let size = meta.len();
         let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
@@ -467,7 +464,7 @@ impl Client {
         sha1: &str,
         sha256: &str,
         size: u64,
-    ) -> Result<Value, ClientError> {
+    ) -> Result<Image, ClientError> {
         let mut delay = UPLOAD_BACKOFF;
         let mut attempt = 1;
         let image = loop {
@@ -479,7 +476,7 @@ impl Client {
                 Err(e) if attempt > 1 && e.is_not_found() => {
                     // Done by an earlier attempt whose answer was lost?
                     let image = self.get_image(uuid).await?;
-                    let done = FileInfo::of(&image)?
+                    let done = FileInfo::of(&image)
                         .is_some_and(|f| f.size == size && f.sha1.eq_ignore_ascii_case(sha1));
                     if done {
                         break image;
@@ -494,7 +491,7 @@ impl Client {
                 Err(e) => return Err(e),
             }
         };
-        let info = FileInfo::of(&image)?
+        let info = FileInfo::of(&image)
             .ok_or_else(|| ClientError::Decode("uploaded image has no files[0]".into()))?;
         if info.size != size {
             return Err(ClientError::Integrity {

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use imgapi_client::{part_path, Client, ClientError, Reporter};
+use imgapi_client::{part_path, Client, ClientError, Image, Reporter};
 use imgapi_server::{AppState, Config};
 use serde_json::{json, Value};
 use sha1::{Digest, Sha1};
@@ -98,8 +98,8 @@ impl Reporter for Counting {
     }
 }
 
-fn uuid_of(image: &Value) -> Uuid {
-    Uuid::parse_str(image["uuid"].as_str().unwrap()).unwrap()
+fn uuid_of(image: &Image) -> Uuid {
+    image.uuid
 }
 
 /// Create, upload `data`, activate; returns the image uuid.
@@ -124,10 +124,10 @@ async fn publish_flow() {
         .with_user_agent("imgapi-client-tests");
 
     let ping = client.ping().await.unwrap();
-    assert_eq!(ping["ping"], "pong", "{ping}");
+    assert_eq!(ping.ping, "pong", "{ping:?}");
 
     let img = client.create_image(&manifest("base")).await.unwrap();
-    assert_eq!(img["state"], "unactivated");
+    assert_eq!(img.state, "unactivated");
     let uuid = uuid_of(&img);
 
     let len = 3 * 1024 * 1024 + 17;
@@ -137,40 +137,40 @@ async fn publish_flow() {
         .add_image_file(&uuid, &path, "none", Some(&rep))
         .await
         .unwrap();
-    assert_eq!(img["files"][0]["size"], len as u64);
-    assert_eq!(img["files"][0]["sha1"], sha1_hex(&data));
+    assert_eq!(img.files[0].size, len as u64);
+    assert_eq!(img.files[0].sha1, sha1_hex(&data));
     assert_eq!(rep.bytes.load(Ordering::SeqCst), len as u64);
     assert_eq!(rep.started.load(Ordering::SeqCst), 1);
     assert_eq!(rep.completed.load(Ordering::SeqCst), 1);
 
     let img = client.activate_image(&uuid).await.unwrap();
-    assert_eq!(img["state"], "active");
+    assert_eq!(img.state, "active");
 
     let got = client.get_image(&uuid).await.unwrap();
-    assert_eq!(got["uuid"], uuid.to_string());
-    assert_eq!(got["name"], "base");
+    assert_eq!(got.uuid.to_string(), uuid.to_string());
+    assert_eq!(got.name, "base");
 
     let list = client.list_images(&[("name", "base")]).await.unwrap();
-    assert!(list.iter().any(|i| i["uuid"] == uuid.to_string()));
+    assert!(list.iter().any(|i| i.uuid == uuid));
     let none = client.list_images(&[("name", "nothere")]).await.unwrap();
     assert!(none.is_empty());
 
     let img = client.disable_image(&uuid).await.unwrap();
-    assert_eq!(img["state"], "disabled");
+    assert_eq!(img.state, "disabled");
     let img = client.enable_image(&uuid).await.unwrap();
-    assert_eq!(img["state"], "active");
+    assert_eq!(img.state, "active");
 
     let img = client
         .update_image(&uuid, &json!({"description": "a test image"}))
         .await
         .unwrap();
-    assert_eq!(img["description"], "a test image");
+    assert_eq!(img.description.as_deref(), Some("a test image"));
 
     let bob = Uuid::parse_str("91ba0e64-2547-11e2-a972-df579e5fddb3").unwrap();
     let img = client.add_acl(&uuid, &[bob]).await.unwrap();
-    assert_eq!(img["acl"], json!([bob.to_string()]));
+    assert_eq!(img.acl, Some(vec![bob]));
     let img = client.remove_acl(&uuid, &[bob]).await.unwrap();
-    assert!(img.get("acl").is_none(), "{img}");
+    assert!(img.acl.is_none(), "{img:?}");
 
     client.delete_image(&uuid).await.unwrap();
     let err = client.get_image(&uuid).await.unwrap_err();

@@ -75,7 +75,7 @@ fn write_file(dir: &Path, len: usize, seed: u32) -> (PathBuf, Vec<u8>) {
 
 async fn new_image(client: &Client) -> Uuid {
     let img = client.create_image(&manifest()).await.unwrap();
-    img["uuid"].as_str().unwrap().parse().unwrap()
+    img.uuid
 }
 
 /// Records where a transfer started and how much it reported.
@@ -116,8 +116,8 @@ async fn resumable_upload_round_trip() {
         .add_image_file_resumable_with(&uuid, &path, "none", &options, Some(&rec))
         .await
         .unwrap();
-    assert_eq!(image["files"][0]["sha1"], hex::encode(Sha1::digest(&data)));
-    assert_eq!(image["files"][0]["size"], data.len());
+    assert_eq!(image.files[0].sha1, hex::encode(Sha1::digest(&data)));
+    assert_eq!(image.files[0].size, data.len() as u64);
     assert_eq!(
         *rec.started_at.lock().unwrap(),
         Some((Some(data.len() as u64), 0))
@@ -141,7 +141,7 @@ async fn resumable_upload_round_trip() {
         .unwrap_err();
     assert_eq!(err.rest_code(), Some("Download"), "{err}");
     let img = client.get_image(&uuid2).await.unwrap();
-    assert_eq!(img["files"], json!([]));
+    assert!(img.files.is_empty());
 }
 
 /// A run stopped half-way (the future dropped, as by a kill) is continued
@@ -196,7 +196,7 @@ async fn rerun_resumes_from_the_server_offset() {
         .add_image_file_resumable_with(&uuid, &path, "none", &options, Some(&rec))
         .await
         .unwrap();
-    assert_eq!(image["files"][0]["sha1"], hex::encode(Sha1::digest(&data)));
+    assert_eq!(image.files[0].sha1, hex::encode(Sha1::digest(&data)));
     let (total, already) = rec.started_at.lock().unwrap().unwrap();
     assert_eq!(total, Some(data.len() as u64));
     assert!(
@@ -225,7 +225,7 @@ async fn falls_back_to_a_plain_put_without_sessions() {
         .add_image_file_resumable(&uuid, &path, "none", None)
         .await
         .unwrap();
-    assert_eq!(image["files"][0]["sha1"], hex::encode(Sha1::digest(&data)));
+    assert_eq!(image.files[0].sha1, hex::encode(Sha1::digest(&data)));
     assert!(shim.refused.load(Ordering::SeqCst) >= 1);
 }
 

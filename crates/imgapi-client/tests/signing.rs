@@ -86,7 +86,7 @@ fn manifest(name: &str) -> serde_json::Value {
     })
 }
 
-fn assert_unauthorized(r: Result<serde_json::Value, ClientError>) {
+fn assert_unauthorized<T: std::fmt::Debug>(r: Result<T, ClientError>) {
     match r {
         Err(ClientError::Api {
             status, rest_code, ..
@@ -113,12 +113,12 @@ async fn signed_flow_with(server: &Server, make: impl Fn(&str) -> Signer, dir: &
     // Unsigned: refused.
     let anon = Client::new(&server.url).unwrap();
     assert_unauthorized(anon.create_image(&manifest("anon")).await);
-    assert!(anon.ping().await.unwrap().get("user").is_none());
+    assert!(anon.ping().await.unwrap().user.is_none());
 
     // Signed: create, upload, activate.
     let client = Client::new(&server.url).unwrap().with_signer(make("alice"));
     let img = client.create_image(&manifest("signed")).await.unwrap();
-    let uuid: Uuid = img["uuid"].as_str().unwrap().parse().unwrap();
+    let uuid: Uuid = img.uuid;
     let file = dir.join("file.bin");
     std::fs::write(&file, b"hello signed world").unwrap();
     client
@@ -126,8 +126,8 @@ async fn signed_flow_with(server: &Server, make: impl Fn(&str) -> Signer, dir: &
         .await
         .unwrap();
     let img = client.activate_image(&uuid).await.unwrap();
-    assert_eq!(img["state"], "active");
-    assert_eq!(client.ping().await.unwrap()["user"], "alice");
+    assert_eq!(img.state, "active");
+    assert_eq!(client.ping().await.unwrap().user.as_deref(), Some("alice"));
 
     // Right key, wrong user: refused.
     let bob = Client::new(&server.url).unwrap().with_signer(make("bob"));
@@ -305,7 +305,7 @@ async fn default_kdf_rounds_decrypt() {
     let client = Client::new(&server.url)
         .unwrap()
         .with_signer(Signer::from_key_file_with_passphrase("alice", &key, Some("secret")).unwrap());
-    assert_eq!(client.ping().await.unwrap()["user"], "alice");
+    assert_eq!(client.ping().await.unwrap().user.as_deref(), Some("alice"));
 }
 
 #[tokio::test]

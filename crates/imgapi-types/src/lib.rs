@@ -1,14 +1,27 @@
 //! The IMGAPI wire contract shared by the server and clients.
 //!
-//! Nothing here does I/O: these are the shapes that cross the wire and the
-//! single restCode table from which `docs/errors.md` is generated.
+//! Nothing here does I/O: these are the shapes that cross the wire (each
+//! with its JSON Schema, see [`schemas`]) and the single restCode table
+//! from which `docs/errors.md` is generated.
 
 pub mod error_body;
 pub mod error_code;
+pub mod image;
+pub mod job;
+pub mod requirements;
+pub mod schema;
+pub mod server;
 pub mod uploads;
 
 pub use error_body::{ErrorBody, FieldCode, FieldError};
 pub use error_code::RestCode;
+pub use image::{DsapiDataset, DsapiFile, Image, ImageFile, ImageUser};
+pub use job::{Job, JobParams, JobStep, StartedJob};
+pub use requirements::Requirements;
+pub use schema::{schemas, SCHEMA_NAMES};
+pub use server::{
+    Channel, Exported, LogState, OwnerUsage, Ping, ServerState, TagUsage, Usage, UsageTotals,
+};
 pub use uploads::{UploadSessionBody, UPLOAD_OFFSET_HEADER};
 
 /// Owner given to imported images in public/private mode (api.md §1.4).

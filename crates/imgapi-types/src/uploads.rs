@@ -1,6 +1,7 @@
 //! Resumable upload sessions (an IMGAPI extension, docs/uploads.md): the
 //! body every session endpoint answers with, and the header names.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Response header carrying a session's committed offset.
@@ -8,8 +9,9 @@ pub const UPLOAD_OFFSET_HEADER: &str = "upload-offset";
 
 /// State of one upload session, as `POST /images/:uuid/file/uploads`,
 /// `GET|HEAD|PUT /images/:uuid/file/uploads/:id` answer it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct UploadSessionBody {
+    /// The session's id (a UUID; the last segment of its URL).
     pub upload_id: String,
     /// Bytes received and durably stored; the next chunk starts here.
     pub offset: u64,

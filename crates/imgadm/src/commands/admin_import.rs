@@ -1,6 +1,6 @@
 use serde_json::Value;
 
-use super::create::{read_manifest, uuid_of, Upload};
+use super::create::{read_manifest, Upload};
 use super::{label, Ctx, Failure};
 use crate::cli::AdminImportArgs;
 
@@ -21,7 +21,7 @@ pub async fn run(ctx: &Ctx, args: AdminImportArgs) -> Result<(), Failure> {
         None => None,
     };
     let image = ctx.client.import_image(&manifest).await?;
-    let uuid = uuid_of(&image)?;
+    let uuid = image.uuid;
     if !ctx.json {
         println!("Imported image {}", label(&image));
     }

@@ -38,14 +38,10 @@ pub async fn run(local: &Local, args: AvailArgs) -> Result<(), Failure> {
         match listed {
             Ok(list) => {
                 for mut img in list {
-                    let uuid = img.get("uuid").and_then(Value::as_str).map(str::to_string);
-                    if let Some(uuid) = uuid {
-                        if seen.insert(uuid) {
-                            if let Some(obj) = img.as_object_mut() {
-                                obj.insert("source".into(), Value::String(url.clone()));
-                            }
-                            images.push(img);
-                        }
+                    if seen.insert(img.uuid) {
+                        img.extra
+                            .insert("source".into(), Value::String(url.clone()));
+                        images.push(img);
                     }
                 }
             }
@@ -58,14 +54,14 @@ pub async fn run(local: &Local, args: AvailArgs) -> Result<(), Failure> {
     if failures == sources.len() {
         return Err(Failure::other("no source could be reached"));
     }
-    images.sort_by_key(|m| {
-        let get = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-        (get("name"), get("version"), get("uuid"))
-    });
+    images.sort_by_key(|m| (m.name.clone(), m.version.clone(), m.uuid.to_string()));
     if local.json {
-        return print_json(&Value::Array(images));
+        return print_json(&images);
     }
     let columns: Vec<String> = COLUMNS.iter().map(|c| c.to_string()).collect();
-    print!("{}", output::table(&columns, &images, !args.no_header));
+    print!(
+        "{}",
+        output::table(&columns, &output::rows(&images)?, !args.no_header)
+    );
     Ok(())
 }

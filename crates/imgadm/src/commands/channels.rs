@@ -1,5 +1,3 @@
-use serde_json::Value;
-
 use super::{print_json, Ctx, Failure};
 use crate::cli::ChannelsArgs;
 use crate::output;
@@ -18,12 +16,15 @@ pub async fn run(ctx: &Ctx, args: ChannelsArgs) -> Result<(), Failure> {
         }
     })?;
     if ctx.json {
-        return print_json(&Value::Array(channels));
+        return print_json(&channels);
     }
     let columns: Vec<String> = ["name", "default", "description"]
         .iter()
         .map(|c| c.to_string())
         .collect();
-    print!("{}", output::table(&columns, &channels, !args.no_header));
+    print!(
+        "{}",
+        output::table(&columns, &output::rows(&channels)?, !args.no_header)
+    );
     Ok(())
 }

@@ -1,6 +1,6 @@
 use std::path::{Path, PathBuf};
 
-use imgapi_client::{Reporter, ResumableOptions};
+use imgapi_client::{Image, Reporter, ResumableOptions};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -29,7 +29,7 @@ pub async fn run(ctx: &Ctx, args: CreateArgs) -> Result<(), Failure> {
         }
     }
     let image = ctx.client.create_image(&manifest).await?;
-    let uuid = uuid_of(&image)?;
+    let uuid = image.uuid;
     if !ctx.json {
         println!("Created image {}", label(&image));
     }
@@ -49,14 +49,6 @@ pub(super) fn read_manifest(path: &Path) -> Result<Value, Failure> {
         .map_err(|e| Failure::usage(format!("cannot read manifest {}: {e}", path.display())))?;
     serde_json::from_str(&text)
         .map_err(|e| Failure::usage(format!("manifest {} is not JSON: {e}", path.display())))
-}
-
-pub(super) fn uuid_of(image: &Value) -> Result<Uuid, Failure> {
-    image
-        .get("uuid")
-        .and_then(Value::as_str)
-        .and_then(|s| s.parse::<Uuid>().ok())
-        .ok_or_else(|| Failure::other("server answered without an image uuid"))
 }
 
 /// A file to upload after creating (or importing) an image, then activate.
@@ -159,7 +151,7 @@ pub(super) async fn send_file(
     sha1: Option<&str>,
     resume: &ResumeArgs,
     bar: &Bar,
-) -> Result<Value, imgapi_client::ClientError> {
+) -> Result<Image, imgapi_client::ClientError> {
     let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
     if resume.no_resume || size < resume.resume_threshold {
         return ctx

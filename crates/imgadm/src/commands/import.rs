@@ -1,16 +1,15 @@
 use std::collections::HashSet;
 
-use imgapi_client::{part_path, Client, FileInfo};
-use serde_json::Value;
+use imgapi_client::{part_path, Client, FileInfo, Image};
 use uuid::Uuid;
 
 use super::local::{write_synced, Local, Lock};
-use super::{label, Failure};
+use super::{label, manifest_label, Failure};
 use crate::cli::ImportArgs;
 use crate::reporters::Bar;
 
 /// Find `uuid` on the first source that has it.
-async fn find(local: &Local, uuid: &Uuid) -> Result<(Client, Value), Failure> {
+async fn find(local: &Local, uuid: &Uuid) -> Result<(Client, Image), Failure> {
     let sources = local.sources()?;
     if sources.is_empty() {
         return Err(Failure::usage(
@@ -33,18 +32,9 @@ async fn find(local: &Local, uuid: &Uuid) -> Result<(Client, Value), Failure> {
         .unwrap_or_else(|| Failure::not_found(format!("image {uuid} not found on any source"))))
 }
 
-fn origin_of(manifest: &Value) -> Result<Option<Uuid>, Failure> {
-    match manifest.get("origin").and_then(Value::as_str) {
-        None => Ok(None),
-        Some(o) => Uuid::parse_str(o)
-            .map(Some)
-            .map_err(|e| Failure::other(format!("invalid origin {o:?}: {e}"))),
-    }
-}
-
 pub async fn run(local: &Local, args: ImportArgs) -> Result<(), Failure> {
     if let Some(m) = local.installed(&args.uuid)? {
-        println!("Image {} is already installed", label(&m));
+        println!("Image {} is already installed", manifest_label(&m));
         return Ok(());
     }
     // The chain from the image down to the first installed origin.
@@ -59,7 +49,7 @@ pub async fn run(local: &Local, args: ImportArgs) -> Result<(), Failure> {
             break;
         }
         let (client, manifest) = find(local, &uuid).await?;
-        cur = origin_of(&manifest)?;
+        cur = manifest.origin;
         chain.push((uuid, client, manifest));
     }
     for (uuid, client, manifest) in chain.into_iter().rev() {
@@ -74,7 +64,7 @@ async fn install(
     local: &Local,
     uuid: &Uuid,
     client: &Client,
-    manifest: &Value,
+    manifest: &Image,
 ) -> Result<(), Failure> {
     std::fs::create_dir_all(&local.store)
         .map_err(|e| Failure::other(format!("cannot create {}: {e}", local.store.display())))?;
@@ -84,7 +74,7 @@ async fn install(
         println!("Image {} is already installed", label(manifest));
         return Ok(());
     }
-    if FileInfo::of(manifest)?.is_none() {
+    if FileInfo::of(manifest).is_none() {
         return Err(Failure::other(format!(
             "image {} has no file to import",
             label(manifest)

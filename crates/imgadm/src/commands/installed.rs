@@ -1,7 +1,7 @@
 use serde_json::Value;
 
 use super::local::{Local, DEL_PREFIX};
-use super::{label, print_json, Failure};
+use super::{manifest_label, print_json, Failure};
 use crate::cli::{InstalledAction, InstalledArgs};
 use crate::output;
 
@@ -10,7 +10,7 @@ pub fn run(local: &Local, args: InstalledArgs) -> Result<(), Failure> {
         InstalledAction::List => {
             let images = local.all_installed()?;
             if local.json {
-                return print_json(&Value::Array(images));
+                return print_json(&images);
             }
             let columns: Vec<String> = ["uuid", "name", "version", "os", "type"]
                 .iter()
@@ -38,12 +38,12 @@ pub fn run(local: &Local, args: InstalledArgs) -> Result<(), Failure> {
                 .all_installed()?
                 .iter()
                 .filter(|c| c.get("origin").and_then(Value::as_str) == Some(uuid.as_str()))
-                .map(label)
+                .map(manifest_label)
                 .collect();
             if !children.is_empty() {
                 return Err(Failure::other(format!(
                     "image {} is the origin of installed image(s) {}: delete those first",
-                    label(&m),
+                    manifest_label(&m),
                     children.join(", ")
                 )));
             }
@@ -52,7 +52,7 @@ pub fn run(local: &Local, args: InstalledArgs) -> Result<(), Failure> {
             std::fs::rename(local.image_dir(&a.uuid), &doomed)
                 .and_then(|()| std::fs::remove_dir_all(&doomed))
                 .map_err(|e| Failure::other(format!("cannot delete image {uuid}: {e}")))?;
-            println!("Deleted image {}", label(&m));
+            println!("Deleted image {}", manifest_label(&m));
             Ok(())
         }
     }

@@ -44,7 +44,7 @@ pub async fn run(ctx: &Ctx, args: ListArgs) -> Result<(), Failure> {
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let mut images = ctx.client.list_images(&query).await?;
+    let mut images = output::rows(&ctx.client.list_images(&query).await?)?;
     if let Some(field) = &args.sort {
         images.sort_by(|a, b| compare(a, b, field));
     }

@@ -32,7 +32,8 @@ mod installed;
 mod sources;
 mod vacuum;
 
-use imgapi_client::{Client, ClientError, Signer};
+use imgapi_client::{Client, ClientError, Image, Signer};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::cli::Command;
@@ -114,7 +115,7 @@ pub struct Ctx {
 
 impl Ctx {
     /// Print an image: its manifest as JSON with `-j`, else one `line`.
-    pub fn print_image(&self, line: &str, image: &Value) -> Result<(), Failure> {
+    pub fn print_image(&self, line: &str, image: &Image) -> Result<(), Failure> {
         if self.json {
             print_json(image)
         } else {
@@ -124,7 +125,10 @@ impl Ctx {
     }
 }
 
-pub fn print_json(value: &Value) -> Result<(), Failure> {
+/// Print `value` as indented JSON. A wire type from the client prints as
+/// the server sent it: its fields are in the server's key order and keys it
+/// does not know are kept (after the known ones).
+pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<(), Failure> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| Failure::other(format!("cannot encode JSON: {e}")))?;
     println!("{text}");
@@ -132,8 +136,14 @@ pub fn print_json(value: &Value) -> Result<(), Failure> {
 }
 
 /// Image label for messages: `uuid (name@version)`.
-pub fn label(image: &Value) -> String {
-    let get = |k: &str| image.get(k).and_then(Value::as_str).unwrap_or("?");
+pub fn label(image: &Image) -> String {
+    format!("{} ({}@{})", image.uuid, image.name, image.version)
+}
+
+/// [`label`] of a manifest read from disk, whatever its shape (`?` for a
+/// missing part).
+pub fn manifest_label(manifest: &Value) -> String {
+    let get = |k: &str| manifest.get(k).and_then(Value::as_str).unwrap_or("?");
     format!("{} ({}@{})", get("uuid"), get("name"), get("version"))
 }
 

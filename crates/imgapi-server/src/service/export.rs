@@ -149,12 +149,7 @@ fn file_url(root: &Path) -> String {
 }
 
 /// The answer of ExportImage.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Exported {
-    pub manta_url: String,
-    pub image_path: String,
-    pub manifest_path: String,
-}
+pub use imgapi_types::Exported;
 
 /// Node's `path.posix.normalize`: `.` and empty segments dropped, `..`
 /// resolved (never above the root of an absolute path), trailing `/` kept.

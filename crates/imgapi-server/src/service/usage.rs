@@ -8,7 +8,8 @@
 use std::collections::BTreeMap;
 
 use imgapi_meta::{MetaStore, Usage};
-use serde_json::{json, Map, Value};
+use imgapi_types::{OwnerUsage, TagUsage, UsageTotals};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::ServiceError;
@@ -18,13 +19,6 @@ pub async fn usage(meta: &dyn MetaStore, owner: Option<Uuid>) -> Result<Usage, S
     meta.usage(owner)
         .await
         .map_err(ServiceError::meta("error computing usage"))
-}
-
-/// `{images, bytes}` of a billing tag.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct TagTotal {
-    images: u64,
-    bytes: u64,
 }
 
 /// The wire form (docs/operating.md "Usage for billing"):
@@ -39,50 +33,35 @@ struct TagTotal {
 ///
 /// Top-level `billingTags` sums the owners listed; an image with several
 /// tags counts under each.
-pub fn to_json(usage: &Usage) -> Value {
-    let mut per_owner: BTreeMap<Uuid, BTreeMap<&str, TagTotal>> = BTreeMap::new();
-    let mut all_tags: BTreeMap<&str, TagTotal> = BTreeMap::new();
+pub fn wire(usage: &Usage) -> imgapi_types::Usage {
+    let mut per_owner: BTreeMap<Uuid, BTreeMap<String, TagUsage>> = BTreeMap::new();
+    let mut all_tags: BTreeMap<String, TagUsage> = BTreeMap::new();
     for t in &usage.billing_tags {
-        let total = TagTotal {
+        let total = TagUsage {
             images: t.images,
             bytes: t.bytes,
         };
         per_owner
             .entry(t.owner)
             .or_default()
-            .insert(t.tag.as_str(), total);
-        let sum = all_tags.entry(t.tag.as_str()).or_default();
+            .insert(t.tag.clone(), total);
+        let sum = all_tags.entry(t.tag.clone()).or_default();
         sum.images = sum.images.saturating_add(t.images);
         sum.bytes = sum.bytes.saturating_add(t.bytes);
     }
-    let tags_json = |tags: Option<&BTreeMap<&str, TagTotal>>| -> Value {
-        let map: Map<String, Value> = tags
-            .into_iter()
-            .flatten()
-            .map(|(tag, t)| {
-                (
-                    tag.to_string(),
-                    json!({"images": t.images, "bytes": t.bytes}),
-                )
-            })
-            .collect();
-        Value::Object(map)
-    };
-    let owners: Vec<Value> = usage
+    let owners: Vec<OwnerUsage> = usage
         .owners
         .iter()
-        .map(|o| {
-            json!({
-                "owner": o.owner,
-                "images": o.images,
-                "activeImages": o.active,
-                "files": o.files,
-                "fileBytes": o.file_bytes,
-                "icons": o.icons,
-                "iconBytes": o.icon_bytes,
-                "bytes": o.bytes(),
-                "billingTags": tags_json(per_owner.get(&o.owner)),
-            })
+        .map(|o| OwnerUsage {
+            owner: o.owner,
+            images: o.images,
+            active_images: o.active,
+            files: o.files,
+            file_bytes: o.file_bytes,
+            icons: o.icons,
+            icon_bytes: o.icon_bytes,
+            bytes: o.bytes(),
+            billing_tags: per_owner.remove(&o.owner).unwrap_or_default(),
         })
         .collect();
     let images: u64 = usage.owners.iter().map(|o| o.images).sum();
@@ -90,16 +69,26 @@ pub fn to_json(usage: &Usage) -> Value {
         .owners
         .iter()
         .fold(0u64, |acc, o| acc.saturating_add(o.bytes()));
-    json!({
-        "owners": owners,
-        "billingTags": tags_json(Some(&all_tags)),
-        "totals": {"owners": usage.owners.len(), "images": images, "bytes": bytes},
-    })
+    imgapi_types::Usage {
+        owners,
+        billing_tags: all_tags,
+        totals: UsageTotals {
+            owners: u64::try_from(usage.owners.len()).unwrap_or(u64::MAX),
+            images,
+            bytes,
+        },
+    }
+}
+
+/// [`wire`] as JSON.
+pub fn to_json(usage: &Usage) -> Value {
+    serde_json::to_value(wire(usage)).unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use imgapi_meta::{BillingTagUsage, OwnerUsage};
+    use serde_json::json;
 
     use super::*;
 

@@ -35,3 +35,4 @@ mod remote_import;
 mod restart;
 mod uploads;
 mod usage;
+mod wire_types;
