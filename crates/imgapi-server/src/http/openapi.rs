@@ -236,7 +236,7 @@ fn responses(def: &OperationDef) -> Map<String, Value> {
     let error_content = if matches!(def.success, Success::Html) {
         json!({"text/html": {"schema": {"type": "string"}}})
     } else {
-        json!({"application/json": {"schema": schema_ref("Error")}})
+        json!({"application/json": {"schema": schema_ref("ErrorBody")}})
     };
     for (status, codes) in errors {
         let lines: Vec<String> = codes

@@ -116,7 +116,7 @@ operations! {
     }
     AdminGetState => misc::get_state {
         path: "/state", summary: "Operators: the server's state (mode, storage, image counts).",
-        success: Success::Json(200, "State"), errors: &[R::OperatorOnly],
+        success: Success::Json(200, "ServerState"), errors: &[R::OperatorOnly],
     }
     AdminUpdateState => misc::update_state {
         method: POST, path: "/state", summary: "Operators: `?action=dropcaches`.",
@@ -184,7 +184,7 @@ operations! {
                 .answers(Success::Json(200, "StartedJob")),
             Variant::action("change-stor", "AdminChangeImageStor", "Operators: move the file to another storage."),
             Variant::action("export", "ExportImage", "Write the manifest and file to the export location.")
-                .answers(Success::Json(200, "Export")),
+                .answers(Success::Json(200, "Exported")),
             Variant::action("push", "AdminPushDockerImage", "Not available on this server."),
         ],
         body: BodyDoc::None,
@@ -231,14 +231,14 @@ operations! {
         method: POST, path: "/images/{uuid}/file/uploads", origin: Origin::Extension,
         summary: "Start a resumable upload session (docs/uploads.md).",
         params: &[p::ACCOUNT, p::CHANNEL, p::COMPRESSION, p::SHA1, p::SIZE, p::DATASET_GUID, p::STORAGE],
-        success: Success::Json(201, "UploadSession"),
+        success: Success::Json(201, "UploadSessionBody"),
         errors: &[R::InvalidParameter, R::NotImageOwner, R::ImageFilesImmutable, R::Upload],
     }
     GetUploadSession => uploads::get {
         path: "/images/{uuid}/file/uploads/{upload}", origin: Origin::Extension,
         summary: "An upload session: how many bytes the server has (`Upload-Offset`).",
         params: &[p::ACCOUNT, p::CHANNEL],
-        success: Success::Json(200, "UploadSession"),
+        success: Success::Json(200, "UploadSessionBody"),
         errors: &[R::InvalidParameter, R::NotImageOwner],
     }
     WriteUploadChunk => uploads::put_chunk {
@@ -246,7 +246,7 @@ operations! {
         summary: "Store a chunk (`Content-Range: bytes START-END/TOTAL`).",
         params: &[p::ACCOUNT, p::CHANNEL],
         body: BodyDoc::Bytes,
-        success: Success::Json(200, "UploadSession"),
+        success: Success::Json(200, "UploadSessionBody"),
         errors: &[R::InvalidParameter, R::NotImageOwner, R::Upload, R::RequestedRangeNotSatisfiable,
                   R::UploadSessionBusy],
     }
@@ -332,7 +332,7 @@ operations! {
         path: "/datasets/{arg}", auth: NO_AUTH, served: Served::NonEmptyArgs,
         summary: "Legacy DSAPI: one dataset (uuid, `name:version`, URN or name), or a 301.",
         params: &[p::CHANNEL],
-        success: Success::Json(200, "Dataset"),
+        success: Success::Json(200, "DsapiDataset"),
     }
     GetDatasetFile => datasets::get_file {
         path: "/datasets/{arg}/{file}", auth: NO_AUTH, served: Served::DsapiServe,

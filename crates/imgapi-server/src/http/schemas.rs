@@ -143,181 +143,26 @@ pub fn request_bodies() -> Vec<(&'static str, Value)> {
     ]
 }
 
-fn object(required: &[&str], properties: Value) -> Value {
-    json!({"type": "object", "required": required, "properties": properties})
-}
-
-/// The answers' schemas: what the server writes, in every mode and
-/// Accept-Version (fields absent where the server leaves them out).
+/// The answers' schemas: the wire types of `imgapi-types` (generated from
+/// the types the client decodes), and the lists of them.
 pub fn responses() -> Vec<(&'static str, Value)> {
-    let uuid = json!({"type": "string", "format": "uuid"});
-    let uuids = json!({"type": "array", "items": {"type": "string", "format": "uuid"}});
-    let image = json!({
-        "type": "object",
-        "description": "An image (manifest.md §2): fields are left out when unset.",
-        "required": ["v", "uuid", "owner", "name", "version", "state", "disabled", "public", "files"],
-        "properties": {
-            "v": {"type": "integer"},
-            "uuid": uuid, "owner": uuid,
-            "name": {"type": ["string", "number"]},
-            "version": {"type": "string"},
-            "description": {"type": "string"},
-            "homepage": {"type": "string"}, "eula": {"type": "string"},
-            "state": {"type": "string", "enum": ["active", "unactivated", "disabled", "failed", "creating"]},
-            "disabled": {"type": "boolean"}, "public": {"type": "boolean"},
-            "published_at": {"type": "string"},
-            "type": {"type": "string"}, "os": {"type": "string"},
-            "files": {"type": "array", "items": {
-                "type": "object", "required": ["sha1", "size", "compression"],
-                "properties": {
-                    "sha1": {"type": "string"}, "size": {"type": "integer", "minimum": 0},
-                    "compression": {"type": "string"}, "dataset_guid": {"type": "string"},
-                    "stor": {"type": "string"}, "sha256": {"type": "string"},
-                    "digest": {"type": "string"}, "uncompressedDigest": {"type": "string"}
-                }
-            }},
-            "acl": uuids,
-            "icon": {"type": "boolean"},
-            "urn": {"type": "string"},
-            "requirements": {"type": "object"},
-            "users": {"type": "array"},
-            "generate_passwords": {"type": "boolean"},
-            "inherited_directories": {"type": "array"},
-            "origin": uuid,
-            "nic_driver": {"type": "string"}, "disk_driver": {"type": "string"}, "cpu_type": {"type": "string"},
-            "image_size": {"type": "number"},
-            "tags": {"type": "object"},
-            "billing_tags": {"type": "array", "items": {"type": "string"}},
-            "traits": {"type": "object"},
-            "channels": {"type": "array", "items": {"type": "string"}},
-            "error": {"type": "object"}
-        }
-    });
-    let job = json!({
-        "type": "object",
-        "required": ["uuid", "name", "execution", "image_uuid", "params", "chain_results", "onerror_results", "created_at"],
-        "properties": {
-            "uuid": uuid, "name": {"type": "string"},
-            "execution": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "canceled"]},
-            "image_uuid": uuid, "params": {"type": "object"},
-            "chain_results": {"type": "array"}, "onerror_results": {"type": "array"},
-            "created_at": {"type": "string"}, "started_at": {"type": "string"}, "finished_at": {"type": "string"}
-        }
-    });
-    vec![
+    let list_of = |name: &str| json!({"type": "array", "items": {"$ref": format!("#/components/schemas/{name}")}});
+    let mut out = imgapi_types::schemas();
+    out.extend([
+        ("ImageList", list_of("Image")),
+        ("ChannelList", list_of("Channel")),
+        ("JobList", list_of("Job")),
+        ("DatasetList", list_of("DsapiDataset")),
         (
-            "Error",
-            object(
-                &["code", "message"],
-                json!({
-                    "code": {"type": "string", "description": "The restCode (docs/errors.md).",
-                             "enum": imgapi_types::RestCode::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>()},
-                    "message": {"type": "string"},
-                    "errors": {"type": "array", "items": object(&["field", "code"], json!({
-                        "field": {"type": "string"}, "code": {"type": "string"}, "message": {"type": "string"}
-                    }))}
-                }),
-            ),
-        ),
-        ("Image", image),
-        (
-            "ImageList",
-            json!({"type": "array", "items": {"$ref": "#/components/schemas/Image"}}),
+            "Empty",
+            json!({"type": "object", "maxProperties": 0, "description": "`{}`"}),
         ),
         (
-            "Ping",
-            object(
-                &["ping", "version", "imgapi"],
-                json!({
-                    "ping": {"const": "pong"}, "version": {"type": "string"}, "imgapi": {"const": true},
-                    "pid": {"type": "integer"}, "user": {"type": "string"}
-                }),
-            ),
+            "OpenApi",
+            json!({"type": "object", "required": ["openapi", "paths"], "description": "An OpenAPI 3.1 document."}),
         ),
-        ("Empty", json!({"type": "object", "maxProperties": 0})),
-        (
-            "State",
-            object(
-                &["log", "storageTypes", "mode", "uptimeSeconds", "images"],
-                json!({
-                    "log": {"type": "object"}, "storageTypes": {"type": "array", "items": {"type": "string"}},
-                    "mode": {"type": "string", "enum": ["public", "private", "dc"]},
-                    "uptimeSeconds": {"type": "integer"}, "images": {"type": "object"}
-                }),
-            ),
-        ),
-        (
-            "ChannelList",
-            json!({"type": "array", "items": object(&["name", "description"], json!({
-                "name": {"type": "string"}, "description": {"type": "string"}, "default": {"type": "boolean"}
-            }))}),
-        ),
-        ("Job", job),
-        (
-            "JobList",
-            json!({"type": "array", "items": {"$ref": "#/components/schemas/Job"}}),
-        ),
-        (
-            "StartedJob",
-            object(
-                &["image_uuid", "job_uuid"],
-                json!({"image_uuid": uuid, "job_uuid": uuid}),
-            ),
-        ),
-        (
-            "Usage",
-            json!({
-                "type": "object",
-                "description": "Storage per owner and billing tag.",
-                "required": ["owners", "billingTags", "totals"],
-                "properties": {
-                    "owners": {"type": "array", "items": object(
-                        &["owner", "images", "activeImages", "files", "fileBytes", "icons",
-                          "iconBytes", "bytes", "billingTags"],
-                        json!({"owner": uuid, "images": {"type": "integer"},
-                               "activeImages": {"type": "integer"}, "files": {"type": "integer"},
-                               "fileBytes": {"type": "integer"}, "icons": {"type": "integer"},
-                               "iconBytes": {"type": "integer"}, "bytes": {"type": "integer"},
-                               "billingTags": {"type": "object"}}))},
-                    "billingTags": {"type": "object", "additionalProperties": object(
-                        &["images", "bytes"],
-                        json!({"images": {"type": "integer"}, "bytes": {"type": "integer"}}))},
-                    "totals": object(&["owners", "images", "bytes"], json!({
-                        "owners": {"type": "integer"}, "images": {"type": "integer"},
-                        "bytes": {"type": "integer"}}))
-                }
-            }),
-        ),
-        (
-            "UploadSession",
-            object(
-                &["upload_id", "offset", "chunk_size_min", "expires_at"],
-                json!({
-                    "upload_id": uuid, "offset": {"type": "integer", "minimum": 0},
-                    "size": {"type": ["integer", "null"], "minimum": 0},
-                    "chunk_size_min": {"type": "integer"}, "expires_at": {"type": "string"}
-                }),
-            ),
-        ),
-        (
-            "Export",
-            object(
-                &["manta_url", "image_path", "manifest_path"],
-                json!({
-                    "manta_url": {"type": "string"}, "image_path": {"type": "string"},
-                    "manifest_path": {"type": "string"}
-                }),
-            ),
-        ),
-        (
-            "Dataset",
-            json!({"type": "object", "required": ["uuid"], "description": "A v1 (DSAPI) manifest."}),
-        ),
-        (
-            "DatasetList",
-            json!({"type": "array", "items": {"$ref": "#/components/schemas/Dataset"}}),
-        ),
-    ]
+    ]);
+    out
 }
 
 /// `components.schemas`: the answers' wire types and the request bodies.
@@ -326,9 +171,5 @@ pub fn all() -> Value {
     for (name, schema) in responses().into_iter().chain(request_bodies()) {
         out.insert(name.to_string(), schema);
     }
-    out.insert(
-        "OpenApi".into(),
-        json!({"type": "object", "required": ["openapi", "paths"], "description": "An OpenAPI 3.1 document."}),
-    );
     Value::Object(out)
 }

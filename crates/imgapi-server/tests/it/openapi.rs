@@ -47,9 +47,9 @@ async fn served_document_matches_the_file_and_the_code() {
         .contains("ResourceNotFound"));
     assert_eq!(
         get_image["404"]["content"]["application/json"]["schema"]["$ref"],
-        "#/components/schemas/Error"
+        "#/components/schemas/ErrorBody"
     );
-    let error = &served["components"]["schemas"]["Error"]["properties"];
+    let error = &served["components"]["schemas"]["ErrorBody"]["properties"];
     assert!(
         error["code"].is_object() && error["message"].is_object() && error["errors"].is_object()
     );
