@@ -15,6 +15,7 @@ use serde_json::{json, Map, Value};
 use super::auth::AuthPolicy;
 use super::operation::{BodyDoc, OperationDef, Success};
 use super::operations::Operation;
+use super::params::Location;
 use super::schemas;
 use crate::app::AppState;
 
@@ -111,8 +112,12 @@ fn parameters(def: &OperationDef) -> Vec<Value> {
         if p.name == "action" && !actions.is_empty() && schema.get("enum").is_none() {
             schema["enum"] = json!(actions);
         }
+        let location = match p.location {
+            Location::Query => "query",
+            Location::Header => "header",
+        };
         let mut param = json!({
-            "name": p.name, "in": "query", "required": p.required,
+            "name": p.name, "in": location, "required": p.required,
             "description": p.doc, "schema": schema,
         });
         if p.repeated {
@@ -131,6 +136,13 @@ fn request_body(def: &OperationDef) -> Option<Value> {
         match body {
             BodyDoc::Json(name) if !json_bodies.contains(&name) => json_bodies.push(name),
             BodyDoc::Bytes => bytes = true,
+            BodyDoc::Icon => {
+                let binary = json!({"schema": {"type": "string", "format": "binary"}});
+                return Some(json!({
+                    "required": true,
+                    "content": {"image/png": binary, "image/gif": binary, "image/jpeg": binary}
+                }));
+            }
             _ => {}
         }
     }

@@ -57,8 +57,10 @@ pub enum BodyDoc {
     None,
     /// `application/json`, a schema of `components.schemas`.
     Json(&'static str),
-    /// Raw bytes (image files, icons, chunks).
+    /// Raw bytes (image files, chunks).
     Bytes,
+    /// An icon: PNG, GIF or JPEG.
+    Icon,
 }
 
 /// What a successful answer carries.

@@ -156,7 +156,7 @@ operations! {
     }
     GetImage => images::get {
         path: "/images/{uuid}", auth: PASSIVE, summary: "One image (ETag, If-None-Match).",
-        params: &[p::ACCOUNT, p::CHANNEL, p::ADMIN_FIELDS],
+        params: &[p::ACCOUNT, p::CHANNEL, p::ADMIN_FIELDS, p::IF_MATCH, p::IF_NONE_MATCH],
         errors: &[R::InvalidParameter, R::ValidationFailed, R::PreconditionFailed, R::UnauthorizedError],
     }
     ImageAction => images::action {
@@ -165,7 +165,8 @@ operations! {
         params: &[p::ACCOUNT, p::CHANNEL, ACTION, p::SOURCE, p::SKIP_OWNER_CHECK,
                   Param::new("datacenter", ParamType::Text, "import-from-datacenter: the source datacenter."),
                   Param::new("stor", ParamType::Text, "change-stor: the target storage."),
-                  Param::new("manta_path", ParamType::Text, "export: the target path.")],
+                  Param::new("manta_path", ParamType::Text, "export: the target path."),
+                  p::IF_MATCH, p::IF_NONE_MATCH],
         variants: &[
             Variant::action("activate", "ActivateImage", "Activate (publish) an image that has its file."),
             Variant::action("disable", "DisableImage", "Hide the image from non-owners and provisioning."),
@@ -203,7 +204,7 @@ operations! {
     GetImageFile => files::get_file {
         path: "/images/{uuid}/file", auth: NO_AUTH,
         summary: "The image's file (`Range`, `If-Range`, ETag, Content-MD5, Repr-Digest).",
-        params: &[p::ACCOUNT, p::CHANNEL, p::INDEX],
+        params: &[p::ACCOUNT, p::CHANNEL, p::INDEX, p::RANGE, p::IF_RANGE, p::IF_MATCH, p::IF_NONE_MATCH],
         success: Success::File,
         errors: &[R::InvalidParameter, R::RequestedRangeNotSatisfiable, R::PreconditionFailed, R::StorageIsDown],
     }
@@ -244,7 +245,7 @@ operations! {
     WriteUploadChunk => uploads::put_chunk {
         method: PUT, path: "/images/{uuid}/file/uploads/{upload}", origin: Origin::Extension,
         summary: "Store a chunk (`Content-Range: bytes START-END/TOTAL`).",
-        params: &[p::ACCOUNT, p::CHANNEL],
+        params: &[p::ACCOUNT, p::CHANNEL, p::CONTENT_RANGE],
         body: BodyDoc::Bytes,
         success: Success::Json(200, "UploadSessionBody"),
         errors: &[R::InvalidParameter, R::NotImageOwner, R::Upload, R::RequestedRangeNotSatisfiable,
@@ -275,7 +276,7 @@ operations! {
     AddImageIcon => files::add_icon {
         method: PUT, path: "/images/{uuid}/icon", summary: "Upload the icon (the body: PNG, GIF or JPEG).",
         params: &[p::ACCOUNT, p::CHANNEL, p::SHA1, p::STORAGE],
-        body: BodyDoc::Bytes,
+        body: BodyDoc::Icon,
         errors: &[R::InvalidParameter, R::NotImageOwner, R::Upload, R::NotImplemented, R::StorageUnsupported],
     }
     DeleteImageIcon => files::delete_icon {

@@ -21,12 +21,22 @@ pub enum ParamType {
     /// Lower-case hex digest of this many characters.
     Hex(usize),
     Url,
+    /// A string matching this pattern.
+    Pattern(&'static str),
 }
 
-/// A query parameter of an operation.
+/// Where a parameter travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location {
+    Query,
+    Header,
+}
+
+/// A query parameter (or request header) of an operation.
 #[derive(Debug, Clone, Copy)]
 pub struct Param {
     pub name: &'static str,
+    pub location: Location,
     pub ty: ParamType,
     pub doc: &'static str,
     pub required: bool,
@@ -38,10 +48,19 @@ impl Param {
     pub const fn new(name: &'static str, ty: ParamType, doc: &'static str) -> Self {
         Param {
             name,
+            location: Location::Query,
             ty,
             doc,
             required: false,
             repeated: false,
+        }
+    }
+
+    /// A request header.
+    pub const fn header(name: &'static str, ty: ParamType, doc: &'static str) -> Self {
+        Param {
+            location: Location::Header,
+            ..Param::new(name, ty, doc)
         }
     }
 
@@ -70,6 +89,7 @@ impl Param {
                 "pattern": format!("^[0-9a-f]{{{len}}}$"),
             }),
             ParamType::Url => json!({"type": "string", "format": "uri"}),
+            ParamType::Pattern(pattern) => json!({"type": "string", "pattern": pattern}),
         };
         if self.repeated {
             json!({"type": "array", "items": one})
@@ -173,3 +193,31 @@ pub const SORT: Param = Param::new(
     T::OneOf(&["published_at", "published_at.asc", "published_at.desc"]),
     "Sort order.",
 );
+
+/// Conditional requests on an image (its ETag) or a file (its SHA-1).
+pub const IF_MATCH: Param = Param::header(
+    "If-Match",
+    T::Text,
+    "Answer 412 PreconditionFailed unless the ETag is one of these.",
+);
+pub const IF_NONE_MATCH: Param = Param::header(
+    "If-None-Match",
+    T::Text,
+    "Answer 304 (reads) or 412 (writes) when the ETag is one of these.",
+);
+pub const RANGE: Param = Param::header(
+    "Range",
+    T::Pattern("^bytes=[0-9]*-[0-9]*$"),
+    "One byte range of the file (206).",
+);
+pub const IF_RANGE: Param = Param::header(
+    "If-Range",
+    T::Text,
+    "The file's ETag: the range applies only while the file is unchanged.",
+);
+pub const CONTENT_RANGE: Param = Param::header(
+    "Content-Range",
+    T::Pattern("^bytes [0-9]+-[0-9]+/([0-9]+|\\*)$"),
+    "Where the chunk goes: `bytes START-END/TOTAL` (or `/*` while the total is unknown).",
+)
+.required();
