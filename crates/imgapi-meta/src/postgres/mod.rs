@@ -1,5 +1,5 @@
 //! PostgreSQL backend: the metadata store shared by several stateless
-//! instances (issue 4).
+//! instances.
 //!
 //! - One connection pool per instance ([`POOL_SIZE`] connections, acquire
 //!   timeout [`ACQUIRE_TIMEOUT`]): while the database is unreachable every
