@@ -213,7 +213,7 @@ async fn route_request(app: &App, request: Request) -> Result<(Response, String)
         .unwrap_or_else(|| path.clone());
     let req = Req {
         method: parts.method,
-        query: QueryParams::parse(parts.uri.query()),
+        query: QueryParams::parse(parts.uri.query()).declared(op.def().params),
         path,
         args,
         url,

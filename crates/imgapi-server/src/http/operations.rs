@@ -314,7 +314,7 @@ operations! {
     AdminGetUsage => usage::get_usage {
         path: "/usage", origin: Origin::Extension,
         summary: "Operators: storage per owner and billing tag.",
-        params: &[p::OWNER],
+        params: &[p::ACCOUNT, p::OWNER],
         success: Success::Json(200, "Usage"),
         errors: &[R::InvalidParameter, R::OperatorOnly],
     }

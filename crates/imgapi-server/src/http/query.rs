@@ -1,12 +1,17 @@
 //! The query string as ordered, percent-decoded pairs, and the typed
 //! queries of the services built from it.
 
+use super::params::Param;
 use crate::service::listing::{Filters, ListQuery};
 
 /// Parsed query parameters (repeatable, order kept).
 #[derive(Debug, Clone, Default)]
 pub struct QueryParams {
     pairs: Vec<(String, String)>,
+    /// The parameters the operation declares: in debug builds (the
+    /// tests), reading another one fails, so the operations table (and the
+    /// OpenAPI document made from it) names every parameter a handler reads.
+    declared: Option<&'static [Param]>,
 }
 
 impl QueryParams {
@@ -14,11 +19,29 @@ impl QueryParams {
         let pairs = raw
             .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
             .unwrap_or_default();
-        QueryParams { pairs }
+        QueryParams {
+            pairs,
+            declared: None,
+        }
+    }
+
+    /// The query of an operation that declares `params`.
+    pub fn declared(mut self, params: &'static [Param]) -> Self {
+        self.declared = Some(params);
+        self
+    }
+
+    fn check_declared(&self, name: &str) {
+        debug_assert!(
+            self.declared
+                .is_none_or(|params| params.iter().any(|p| p.name == name)),
+            "query parameter {name:?} is read but not declared in the operations table"
+        );
     }
 
     /// First value of `name` (restify keeps the first of repeated scalars).
     pub fn get(&self, name: &str) -> Option<&str> {
+        self.check_declared(name);
         self.pairs
             .iter()
             .find(|(k, _)| k == name)
@@ -31,6 +54,7 @@ impl QueryParams {
     }
 
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.check_declared(name);
         self.pairs
             .iter()
             .filter(move |(k, _)| k == name)
@@ -42,6 +66,7 @@ impl QueryParams {
     }
 
     pub fn contains(&self, name: &str) -> bool {
+        self.check_declared(name);
         self.pairs.iter().any(|(k, _)| k == name)
     }
 }
@@ -53,6 +78,7 @@ impl QueryParams {
         let mut tags: Vec<(String, String)> = Vec::new();
         for (key, value) in self.iter() {
             if let Some(tag) = key.strip_prefix("tag.") {
+                self.check_declared("tag.KEY");
                 // The first of a repeated tag counts (restify's rule).
                 if !tags.iter().any(|(k, _)| k == tag) {
                     tags.push((tag.to_string(), value.to_string()));
