@@ -9,15 +9,18 @@
 //! bytes, RSA (`rsa-sha2-256`, requested with `SSH_AGENT_RSA_SHA2_256`)
 //! raw, ECDSA P-256 `(r, s)` as DER (as the file-key signer produces).
 //!
-//! Hand-written rather than a crate: the two messages take ~150 lines,
-//! while the maintained client crate (ssh-agent-client-rs) pulls in the
-//! previous RustCrypto generation (ssh-key 0.6, signature 2) beside the one
-//! this workspace uses.
+//! The message framing is hand-written rather than a crate: the two
+//! messages take ~150 lines, while the maintained client crate
+//! (ssh-agent-client-rs) pulls in the previous RustCrypto generation
+//! (ssh-key 0.6, signature 2) beside the one this workspace uses. The SSH
+//! wire fields inside the messages are read with ssh-key's encoding.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::signing::Wire;
+use ssh_key::encoding::Decode as _;
+use ssh_key::{Algorithm, EcdsaCurve, Mpint};
+
 use crate::ClientError;
 
 const SSH_AGENT_FAILURE: u8 = 5;
@@ -56,9 +59,8 @@ pub struct Identity {
 impl Identity {
     /// The key type named in the blob (`ssh-ed25519`, `ssh-rsa`, ...).
     pub fn key_type(&self) -> String {
-        Wire(&self.blob)
-            .string()
-            .map(|t| String::from_utf8_lossy(t).into_owned())
+        Vec::<u8>::decode(&mut self.blob.as_slice())
+            .map(|t| String::from_utf8_lossy(&t).into_owned())
             .unwrap_or_default()
     }
 }
@@ -72,13 +74,19 @@ pub(crate) enum KeyKind {
 }
 
 impl KeyKind {
-    /// The family of an SSH public key blob, `None` when unsupported.
-    pub(crate) fn of_blob(blob: &[u8]) -> Option<KeyKind> {
-        let mut r = Wire(blob);
-        match r.string().ok()? {
-            b"ssh-ed25519" => Some(KeyKind::Ed25519),
-            b"ssh-rsa" => Some(KeyKind::Rsa),
-            b"ecdsa-sha2-nistp256" if r.string().ok()? == b"nistp256" => Some(KeyKind::EcdsaP256),
+    /// The family of an SSH public key blob, `None` when unsupported. Only
+    /// the leading algorithm (and ECDSA curve) names are read: the agent
+    /// checks the rest of a blob it holds.
+    pub(crate) fn of_blob(mut blob: &[u8]) -> Option<KeyKind> {
+        let reader = &mut blob;
+        match Algorithm::decode(reader).ok()? {
+            Algorithm::Ed25519 => Some(KeyKind::Ed25519),
+            Algorithm::Rsa { hash: None } => Some(KeyKind::Rsa),
+            Algorithm::Ecdsa {
+                curve: EcdsaCurve::NistP256,
+            } if EcdsaCurve::decode(reader).ok()? == EcdsaCurve::NistP256 => {
+                Some(KeyKind::EcdsaP256)
+            }
             _ => None,
         }
     }
@@ -144,18 +152,21 @@ impl AgentKey {
             None => return Err(fail("empty agent reply")),
         }
         let malformed = |_| fail("malformed signature in the agent's reply");
-        let blob = Wire(&reply[1..]).string().map_err(malformed)?;
-        let mut r = Wire(blob);
-        let format = r.string().map_err(malformed)?;
-        let signature = r.string().map_err(malformed)?;
-        match (self.kind, format) {
-            (KeyKind::Ed25519, b"ssh-ed25519") if signature.len() == 64 => Ok(signature.to_vec()),
-            (KeyKind::Rsa, b"rsa-sha2-256") => Ok(signature.to_vec()),
+        let blob = Vec::<u8>::decode(&mut &reply[1..]).map_err(malformed)?;
+        let reader = &mut blob.as_slice();
+        let format = Vec::<u8>::decode(reader).map_err(malformed)?;
+        let signature = Vec::<u8>::decode(reader).map_err(malformed)?;
+        match (self.kind, format.as_slice()) {
+            (KeyKind::Ed25519, b"ssh-ed25519") if signature.len() == 64 => Ok(signature),
+            (KeyKind::Rsa, b"rsa-sha2-256") => Ok(signature),
             (KeyKind::EcdsaP256, b"ecdsa-sha2-nistp256") => {
                 // string signature = mpint r || mpint s
-                let mut rs = Wire(signature);
-                let r = rs.mpint().map_err(malformed)?;
-                let s = rs.mpint().map_err(malformed)?;
+                let reader = &mut signature.as_slice();
+                let r = Mpint::decode(reader).map_err(malformed)?;
+                let s = Mpint::decode(reader).map_err(malformed)?;
+                let (Some(r), Some(s)) = (r.as_positive_bytes(), s.as_positive_bytes()) else {
+                    return Err(fail("ECDSA signature scalar not positive"));
+                };
                 if r.len() > 32 || s.len() > 32 {
                     return Err(fail("ECDSA signature scalar too long"));
                 }
@@ -185,12 +196,13 @@ pub fn list_identities(socket: &Path) -> Result<Vec<Identity>, ClientError> {
         None => return Err(fail("empty agent reply")),
     }
     let malformed = |_| fail("malformed key list in the agent's reply");
-    let mut r = Wire(&reply[1..]);
-    let count = r.u32().map_err(malformed)?;
+    let reader = &mut &reply[1..];
+    let count = u32::decode(reader).map_err(malformed)?;
     let mut identities = Vec::new();
     for _ in 0..count {
-        let blob = r.string().map_err(malformed)?.to_vec();
-        let comment = String::from_utf8_lossy(r.string().map_err(malformed)?).into_owned();
+        let blob = Vec::<u8>::decode(reader).map_err(malformed)?;
+        let comment =
+            String::from_utf8_lossy(&Vec::<u8>::decode(reader).map_err(malformed)?).into_owned();
         identities.push(Identity { blob, comment });
     }
     Ok(identities)

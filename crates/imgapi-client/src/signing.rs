@@ -275,13 +275,7 @@ fn parse_private_key(text: &str, passphrase: Option<&str>) -> Result<SigningKey,
         return Err(LEGACY_PEM_ENCRYPTION.into());
     }
     match label.as_str() {
-        "OPENSSH PRIVATE KEY" => {
-            if !openssh_is_encrypted(&der)? {
-                return Ok(parse_openssh(&der)?);
-            }
-            let passphrase = passphrase.ok_or(LoadError::Encrypted)?;
-            decrypt_openssh(text, passphrase)
-        }
+        "OPENSSH PRIVATE KEY" => parse_openssh(&der, passphrase),
         "RSA PRIVATE KEY" => {
             use rsa::pkcs1::DecodeRsaPrivateKey as _;
             rsa::PrivateKey::from_pkcs1_der(&der)
@@ -334,24 +328,6 @@ fn decrypt_pkcs8(der: &[u8], passphrase: &str) -> Result<pkcs8::SecretDocument, 
     Ok(plain)
 }
 
-/// Decrypt and parse an encrypted OpenSSH private key file.
-fn decrypt_openssh(text: &str, passphrase: &str) -> Result<SigningKey, LoadError> {
-    let key = ssh_key::PrivateKey::from_openssh(text)
-        .map_err(|e| format!("invalid encrypted OpenSSH private key: {e}"))?;
-    let plain = match key.decrypt(passphrase) {
-        Ok(plain) => plain,
-        // Check bytes that differ after decryption, or a failed AEAD tag.
-        Err(ssh_key::Error::Crypto) => return Err(LoadError::BadPassphrase),
-        Err(e) => return Err(format!("cannot decrypt the private key: {e}").into()),
-    };
-    // Re-encoded unencrypted (zeroed on drop) for the one OpenSSH parser.
-    let plain = plain
-        .to_openssh(ssh_key::LineEnding::LF)
-        .map_err(|e| format!("cannot re-encode the decrypted private key: {e}"))?;
-    let (_, _, der) = parse_pem(&plain)?;
-    Ok(parse_openssh(&der)?)
-}
-
 /// The SSH public key blob (RFC 4253 §6.6) of the key at `path`, which is
 /// an OpenSSH public key (`ssh-ed25519 AAAA... comment`), an OpenSSH private
 /// key (encrypted or not; the public half is stored in the clear), or any
@@ -392,8 +368,8 @@ fn parse_public_key_line(text: &str) -> Option<Vec<u8>> {
     let blob = base64::engine::general_purpose::STANDARD
         .decode(fields.next()?)
         .ok()?;
-    let inner = Wire(&blob).string().ok()?;
-    (inner == key_type.as_bytes()).then_some(blob)
+    let key = ssh_key::PublicKey::from_bytes(&blob).ok()?;
+    (key.algorithm().as_str() == key_type).then_some(blob)
 }
 
 /// Split a PEM file into its label, its `Name: value` header lines and its
@@ -432,140 +408,77 @@ fn parse_pem(text: &str) -> Result<(String, Vec<String>, Vec<u8>), String> {
     Ok((label, headers, der))
 }
 
-/// Reader of SSH wire-format fields (RFC 4251 §5).
-pub(crate) struct Wire<'a>(pub(crate) &'a [u8]);
-
-impl<'a> Wire<'a> {
-    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        if self.0.len() < n {
-            return Err("truncated SSH wire data".into());
-        }
-        let (head, tail) = self.0.split_at(n);
-        self.0 = tail;
-        Ok(head)
-    }
-
-    pub(crate) fn u32(&mut self) -> Result<u32, String> {
-        let b = self.take(4)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    pub(crate) fn string(&mut self) -> Result<&'a [u8], String> {
-        let n = self.u32()? as usize;
-        self.take(n)
-    }
-
-    /// An mpint as unsigned big-endian bytes (leading zeros stripped).
-    pub(crate) fn mpint(&mut self) -> Result<&'a [u8], String> {
-        let b = self.string()?;
-        let zeros = b.iter().take_while(|&&x| x == 0).count();
-        Ok(&b[zeros..])
-    }
-}
-
-const OPENSSH_MAGIC: &[u8] = b"openssh-key-v1\0";
-
-/// The header of an `OPENSSH PRIVATE KEY` (PROTOCOL.key in OpenSSH), which
-/// is never encrypted.
-struct OpensshHeader<'a> {
-    encrypted: bool,
-    /// The public key blob.
-    public: &'a [u8],
-    /// The (possibly encrypted) private section.
-    private: &'a [u8],
-}
-
-fn openssh_header(data: &[u8]) -> Result<OpensshHeader<'_>, String> {
-    let mut r = Wire(
-        data.strip_prefix(OPENSSH_MAGIC)
-            .ok_or("not an OpenSSH private key (bad magic)")?,
-    );
-    let cipher = r.string()?;
-    let kdf = r.string()?;
-    let _kdf_options = r.string()?;
-    let nkeys = r.u32()?;
-    if nkeys != 1 {
-        return Err(format!(
-            "OpenSSH private key file holds {nkeys} keys; exactly one is supported"
-        ));
-    }
-    let public = r.string()?;
-    let private = r.string()?;
-    Ok(OpensshHeader {
-        encrypted: cipher != b"none" || kdf != b"none",
-        public,
-        private,
-    })
-}
-
-fn openssh_is_encrypted(data: &[u8]) -> Result<bool, String> {
-    Ok(openssh_header(data)?.encrypted)
-}
-
+/// The public key blob stored in the clear in an `OPENSSH PRIVATE KEY`
+/// body, encrypted or not.
 fn openssh_public_blob(data: &[u8]) -> Result<Vec<u8>, String> {
-    Ok(openssh_header(data)?.public.to_vec())
+    ssh_key::PrivateKey::from_bytes(data)
+        .and_then(|key| key.public_key().to_bytes())
+        .map_err(|e| format!("invalid OpenSSH private key: {e}"))
 }
 
-/// Parse the body of an unencrypted `OPENSSH PRIVATE KEY`.
-fn parse_openssh(data: &[u8]) -> Result<SigningKey, String> {
-    let header = openssh_header(data)?;
-    if header.encrypted {
-        return Err("the OpenSSH private key is still encrypted".into());
-    }
-    let mut p = Wire(header.private);
-    let (check1, check2) = (p.u32()?, p.u32()?);
-    if check1 != check2 {
-        return Err("corrupt OpenSSH private key (check bytes differ)".into());
-    }
-    let key_type = p.string()?;
-    match key_type {
-        b"ssh-ed25519" => {
-            let _public = p.string()?;
-            let secret = p.string()?;
-            if secret.len() != 64 {
-                return Err("invalid Ed25519 private key length".into());
-            }
-            let mut seed = [0u8; 32];
-            seed.copy_from_slice(&secret[..32]);
-            let key = ed25519_dalek::SigningKey::from_bytes(&seed);
-            if key.verifying_key().as_bytes() != &secret[32..] {
+/// Parse the body of an `OPENSSH PRIVATE KEY` (PROTOCOL.key in OpenSSH),
+/// decrypting it with `passphrase` when it is encrypted. The body comes
+/// from [`parse_pem`] rather than ssh-key's own PEM reader, which insists
+/// on OpenSSH's exact 70-column line wrapping.
+fn parse_openssh(data: &[u8], passphrase: Option<&str>) -> Result<SigningKey, LoadError> {
+    let key = ssh_key::PrivateKey::from_bytes(data)
+        .map_err(|e| format!("invalid OpenSSH private key: {e}"))?;
+    let key = if key.is_encrypted() {
+        let passphrase = passphrase.ok_or(LoadError::Encrypted)?;
+        match key.decrypt(passphrase) {
+            Ok(plain) => plain,
+            // Check bytes that differ after decryption, or a failed AEAD tag.
+            Err(ssh_key::Error::Crypto) => return Err(LoadError::BadPassphrase),
+            Err(e) => return Err(format!("cannot decrypt the private key: {e}").into()),
+        }
+    } else {
+        key
+    };
+    Ok(signing_key_of(&key)?)
+}
+
+/// The signing key of a decrypted OpenSSH private key.
+fn signing_key_of(key: &ssh_key::PrivateKey) -> Result<SigningKey, String> {
+    use ssh_key::private::{EcdsaKeypair, KeypairData};
+    match key.key_data() {
+        KeypairData::Ed25519(pair) => {
+            let signing = ed25519_dalek::SigningKey::from_bytes(pair.private.as_ref());
+            // ssh-key checks this only when built with its own ed25519 backend.
+            if signing.verifying_key().as_bytes() != pair.public.as_ref() {
                 return Err("invalid Ed25519 private key (public half mismatch)".into());
             }
-            Ok(SigningKey::Ed25519(Box::new(key)))
+            Ok(SigningKey::Ed25519(Box::new(signing)))
         }
-        b"ssh-rsa" => {
-            let n = p.mpint()?;
-            let e = p.mpint()?;
-            let d = p.mpint()?;
-            let _iqmp = p.mpint()?;
-            let prime_p = p.mpint()?;
-            let prime_q = p.mpint()?;
-            let big = rsa::BoxedUint::from_be_slice_vartime;
+        // Built from the components, as the server does, rather than
+        // through ssh-key's `rsa` feature, which refuses 1024-bit keys.
+        KeypairData::Rsa(pair) => {
+            let (public, private) = (pair.public(), pair.private());
             rsa::PrivateKey::from_components(
-                big(n),
-                big(e),
-                big(d),
-                vec![big(prime_p), big(prime_q)],
+                rsa_uint(public.n())?,
+                rsa_uint(public.e())?,
+                rsa_uint(private.d())?,
+                vec![rsa_uint(private.p())?, rsa_uint(private.q())?],
             )
             .map(|k| SigningKey::Rsa(Box::new(k)))
             .map_err(|e| format!("invalid RSA private key: {e}"))
         }
-        b"ecdsa-sha2-nistp256" => {
-            let _curve = p.string()?;
-            let _point = p.string()?;
-            let d = p.mpint()?;
-            if d.len() > 32 {
-                return Err("invalid ECDSA P-256 private key".into());
-            }
-            let mut scalar = [0u8; 32];
-            scalar[32 - d.len()..].copy_from_slice(d);
-            p256::ecdsa::SigningKey::from_slice(&scalar)
+        KeypairData::Ecdsa(EcdsaKeypair::NistP256 { private, .. }) => {
+            p256::ecdsa::SigningKey::from_slice(private.as_slice())
                 .map(|k| SigningKey::EcdsaP256(Box::new(k)))
                 .map_err(|e| format!("invalid ECDSA P-256 private key: {e}"))
         }
-        other => Err(format!(
-            "unsupported OpenSSH key type \"{}\" (supported: ssh-ed25519, ssh-rsa, ecdsa-sha2-nistp256)",
-            String::from_utf8_lossy(other)
+        _ => Err(format!(
+            "unsupported OpenSSH key type \"{}\" (supported: {})",
+            key.algorithm().as_str(),
+            agent::SUPPORTED_TYPES
         )),
     }
+}
+
+/// An RSA key component, which OpenSSH stores as a positive mpint.
+fn rsa_uint(value: &ssh_key::Mpint) -> Result<rsa::BoxedUint, String> {
+    value
+        .as_positive_bytes()
+        .map(rsa::BoxedUint::from_be_slice_vartime)
+        .ok_or_else(|| "invalid RSA private key (negative component)".to_string())
 }

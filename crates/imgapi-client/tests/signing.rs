@@ -146,6 +146,20 @@ async fn ed25519_openssh_key_signs() {
     signed_flow(&server, &key, dir.path()).await;
 }
 
+/// ssh-key's own RSA conversion refuses 1024-bit keys; OpenSSH files of
+/// that size still load and sign.
+#[tokio::test]
+async fn rsa_1024_openssh_key_signs() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((key, public)) = keygen(dir.path(), "key", &["-t", "rsa", "-b", "1024"]) else {
+        return;
+    };
+    let server = spawn_signature(&[public]).await;
+    let signer = Signer::from_key_file("alice", &key).unwrap();
+    assert_eq!(signer.algorithm(), "rsa-sha256");
+    signed_flow(&server, &key, dir.path()).await;
+}
+
 #[tokio::test]
 async fn rsa_pem_and_openssh_keys_sign() {
     let dir = tempfile::tempdir().unwrap();
