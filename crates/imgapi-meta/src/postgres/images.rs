@@ -8,10 +8,12 @@ use sqlx::postgres::{PgConnection, PgQueryResult, PgRow};
 use sqlx::Postgres;
 use uuid::Uuid;
 
-use super::{map_err, query, PostgresStore};
+use super::{map_err, PostgresStore};
 use crate::sql::images::{
     image_writes, Columns, ImageDialect, ImageSql, ImageWrite, ImageWrites, WriteFailure,
 };
+use crate::sql::list_query::list_query;
+use crate::sql::SqlBackend;
 use crate::MetaError;
 
 type Sql = ImageSql<Postgres>;
@@ -131,7 +133,7 @@ fn map_write_err(target: &str, failure: WriteFailure, key: Uuid) -> MetaError {
 }
 
 impl PostgresStore {
-    /// The `(uuid, record)` rows answering `query` ([`query::list_query`]).
+    /// The `(uuid, record)` rows answering `query` ([`list_query`]).
     pub(super) async fn list_image_rows(
         &self,
         query: &ImageQuery,
@@ -139,7 +141,7 @@ impl PostgresStore {
         // Not a prepared statement: PostgreSQL then plans each list with its
         // actual values. A cached generic plan walked the sort index and
         // filtered most of the table (57 ms instead of 4 ms at 100k images).
-        query::list_query(query)
+        list_query(&Self::LIST_DIALECT, query)
             .build()
             .persistent(false)
             .fetch_all(&self.pool)

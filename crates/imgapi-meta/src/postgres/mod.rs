@@ -12,7 +12,7 @@
 //! - The same data model as the SQLite backend: `record` holds the
 //!   image record's JSON, indexed columns and side tables (tags, billing
 //!   tags, channels, acl) are derived from it in the same transaction, and
-//!   ListImages is one SQL statement ([`query`]).
+//!   ListImages is one SQL statement (`crate::sql::list_query`).
 //! - Optimistic concurrency: `UPDATE … WHERE uuid = $1 AND revision = $2`.
 //!   Under READ COMMITTED a racing update waits for the row lock, then
 //!   re-checks the condition against the committed row, so of two updates
@@ -43,13 +43,13 @@ use sqlx::{Connection, Postgres};
 use uuid::Uuid;
 
 use crate::sql::images::dependents_in_channel_sql;
+use crate::sql::list_query::{KeyLookup, ListDialect};
 use crate::sql::uploads::UploadClaim;
 use crate::sql::{is_unique_violation, SqlBackend, Write};
 use crate::{MetaError, UploadSession};
 
 mod images;
 mod jobs;
-mod query;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
@@ -161,6 +161,13 @@ impl SqlBackend for PostgresStore {
         dependents_in_channel_sql!("md5(c.channel) = md5($2) AND c.channel = $2");
     /// The sum of the `write_generation` stripes (see the module docs).
     const GENERATION: &'static str = "SELECT COALESCE(SUM(value), 0)::BIGINT FROM write_generation";
+    /// Tag keys and channels are indexed as `md5(column)`, like the channel
+    /// of [`Self::DEPENDENTS_IN_CHANNEL`].
+    const LIST_DIALECT: ListDialect = ListDialect {
+        always_true: "TRUE",
+        substring_position: "strpos",
+        key_lookup: KeyLookup::Md5Index,
+    };
 
     fn read_pool(&self) -> &PgPool {
         &self.pool

@@ -23,10 +23,12 @@ use uuid::Uuid;
 use crate::{MetaError, UploadSession};
 use images::ImageWrite;
 use jobs::{AttemptsColumn, JobWrite};
+use list_query::ListDialect;
 use uploads::{UploadClaim, UploadWrite};
 
 pub(crate) mod images;
 pub(crate) mod jobs;
+pub(crate) mod list_query;
 pub(crate) mod uploads;
 pub(crate) mod usage;
 
@@ -51,6 +53,8 @@ pub(crate) trait SqlBackend: Send + Sync + 'static {
     const DEPENDENTS_IN_CHANNEL: &'static str;
     /// The write generation ([`crate::ImageStore::generation`]), one `BIGINT`.
     const GENERATION: &'static str;
+    /// How ListImages statements are worded ([`list_query::list_query`]).
+    const LIST_DIALECT: ListDialect;
 
     /// The pool reads run on.
     fn read_pool(&self) -> &Pool<Self::Db>;
@@ -63,7 +67,8 @@ pub(crate) trait SqlBackend: Send + Sync + 'static {
     async fn write(&self, write: Write) -> Result<i64, MetaError>;
 
     /// The `(uuid, record)` rows answering a ListImages query (never one
-    /// that [`ImageQuery::matches_nothing`]).
+    /// that [`ImageQuery::matches_nothing`]), as [`list_query::list_query`]
+    /// selects them.
     async fn list_rows(
         &self,
         query: &ImageQuery,

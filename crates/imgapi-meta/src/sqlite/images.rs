@@ -11,10 +11,12 @@ use imgapi_domain::filter::ImageQuery;
 use sqlx::sqlite::{SqliteConnection, SqliteQueryResult, SqliteRow};
 use sqlx::Sqlite;
 
-use super::{map_err, query, SqliteStore};
+use super::{map_err, SqliteStore};
 use crate::sql::images::{
     image_writes, Columns, ImageDialect, ImageSql, ImageWrite, ImageWrites, WriteFailure,
 };
+use crate::sql::list_query::list_query;
+use crate::sql::SqlBackend;
 use crate::{MetaError, Revision};
 
 #[async_trait]
@@ -111,12 +113,12 @@ async fn next_revision(conn: &mut SqliteConnection) -> Result<Revision, MetaErro
 }
 
 impl SqliteStore {
-    /// The `(uuid, record)` rows answering `query` ([`query::list_query`]).
+    /// The `(uuid, record)` rows answering `query` ([`list_query`]).
     pub(super) async fn list_image_rows(
         &self,
         query: &ImageQuery,
     ) -> Result<Vec<SqliteRow>, MetaError> {
-        query::list_query(query)
+        list_query(&Self::LIST_DIALECT, query)
             .build()
             .fetch_all(&self.reader)
             .await

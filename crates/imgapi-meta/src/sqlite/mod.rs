@@ -11,7 +11,7 @@
 //! - Migrations are embedded (`migrations/sqlite/`) and run on open.
 //! - `record` holds the image record's JSON; the other columns and the side
 //!   tables are derived from it in the same transaction, so ListImages is
-//!   answered by one SQL query (see [`query`]).
+//!   answered by one SQL query (see `crate::sql::list_query`).
 //! - One module per role (`images`, `jobs`, `uploads`, `usage`);
 //!   statements and row mappings shared with PostgreSQL live in
 //!   `crate::sql`.
@@ -31,6 +31,7 @@ use sqlx::Sqlite;
 use uuid::Uuid;
 
 use crate::sql::images::dependents_in_channel_sql;
+use crate::sql::list_query::{KeyLookup, ListDialect};
 use crate::sql::uploads::UploadClaim;
 use crate::sql::{affected_rows, is_unique_violation, SqlBackend, Write};
 use crate::{MetaError, UploadSession};
@@ -38,7 +39,6 @@ use writer::Writer;
 
 mod images;
 mod jobs;
-mod query;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
@@ -173,6 +173,11 @@ impl SqlBackend for SqliteStore {
 
     const DEPENDENTS_IN_CHANNEL: &'static str = dependents_in_channel_sql!("c.channel = $2");
     const GENERATION: &'static str = "SELECT value FROM revision_counter WHERE id = 1";
+    const LIST_DIALECT: ListDialect = ListDialect {
+        always_true: "1",
+        substring_position: "instr",
+        key_lookup: KeyLookup::Plain,
+    };
 
     fn read_pool(&self) -> &SqlitePool {
         &self.reader
