@@ -36,9 +36,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use imgapi_domain::filter::ImageQuery;
 use sqlx::migrate::{MigrateError, Migrator};
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Postgres};
 use uuid::Uuid;
 
@@ -168,6 +167,10 @@ impl SqlBackend for PostgresStore {
         substring_position: "strpos",
         key_lookup: KeyLookup::Md5Index,
     };
+    /// Not prepared: PostgreSQL then plans each list with its actual
+    /// values. A cached generic plan walked the sort index and filtered
+    /// most of the table (57 ms instead of 4 ms at 100k images).
+    const PREPARE_LISTS: bool = false;
 
     fn read_pool(&self) -> &PgPool {
         &self.pool
@@ -183,10 +186,6 @@ impl SqlBackend for PostgresStore {
             Write::Job(write) => self.apply_job(write).await,
             Write::Upload(write) => self.apply_upload(write).await,
         }
-    }
-
-    async fn list_rows(&self, query: &ImageQuery) -> Result<Vec<PgRow>, MetaError> {
-        self.list_image_rows(query).await
     }
 
     async fn claim_upload_row(

@@ -21,11 +21,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use imgapi_domain::filter::ImageQuery;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteQueryResult, SqliteRow, SqliteSynchronous,
+    SqliteQueryResult, SqliteSynchronous,
 };
 use sqlx::Sqlite;
 use uuid::Uuid;
@@ -178,6 +177,7 @@ impl SqlBackend for SqliteStore {
         substring_position: "instr",
         key_lookup: KeyLookup::Plain,
     };
+    const PREPARE_LISTS: bool = true;
 
     fn read_pool(&self) -> &SqlitePool {
         &self.reader
@@ -189,10 +189,6 @@ impl SqlBackend for SqliteStore {
 
     async fn write(&self, write: Write) -> Result<i64, MetaError> {
         self.writes.run(write).await
-    }
-
-    async fn list_rows(&self, query: &ImageQuery) -> Result<Vec<SqliteRow>, MetaError> {
-        self.list_image_rows(query).await
     }
 
     async fn claim_upload_row(
