@@ -1,14 +1,14 @@
 //! Image records (PostgreSQL): the image writes, each one transaction that
-//! also bumps the write generation, and the ListImages query.
-//! [`crate::ImageStore`] itself is shared with SQLite (`crate::sql::images`).
+//! also bumps the write generation. [`crate::ImageStore`] itself,
+//! ListImages included, is shared with SQLite (`crate::sql::images`,
+//! `crate::sql::list_query`).
 
 use async_trait::async_trait;
-use imgapi_domain::filter::ImageQuery;
-use sqlx::postgres::{PgConnection, PgQueryResult, PgRow};
+use sqlx::postgres::{PgConnection, PgQueryResult};
 use sqlx::Postgres;
 use uuid::Uuid;
 
-use super::{map_err, query, PostgresStore};
+use super::{map_err, PostgresStore};
 use crate::sql::images::{
     image_writes, Columns, ImageDialect, ImageSql, ImageWrite, ImageWrites, WriteFailure,
 };
@@ -127,23 +127,5 @@ fn map_write_err(target: &str, failure: WriteFailure, key: Uuid) -> MetaError {
                 _ => map_err(target, e),
             }
         }
-    }
-}
-
-impl PostgresStore {
-    /// The `(uuid, record)` rows answering `query` ([`query::list_query`]).
-    pub(super) async fn list_image_rows(
-        &self,
-        query: &ImageQuery,
-    ) -> Result<Vec<PgRow>, MetaError> {
-        // Not a prepared statement: PostgreSQL then plans each list with its
-        // actual values. A cached generic plan walked the sort index and
-        // filtered most of the table (57 ms instead of 4 ms at 100k images).
-        query::list_query(query)
-            .build()
-            .persistent(false)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.err(e))
     }
 }

@@ -12,7 +12,7 @@
 //! - The same data model as the SQLite backend: `record` holds the
 //!   image record's JSON, indexed columns and side tables (tags, billing
 //!   tags, channels, acl) are derived from it in the same transaction, and
-//!   ListImages is one SQL statement ([`query`]).
+//!   ListImages is one SQL statement (`crate::sql::list_query`).
 //! - Optimistic concurrency: `UPDATE … WHERE uuid = $1 AND revision = $2`.
 //!   Under READ COMMITTED a racing update waits for the row lock, then
 //!   re-checks the condition against the committed row, so of two updates
@@ -36,20 +36,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use imgapi_domain::filter::ImageQuery;
 use sqlx::migrate::{MigrateError, Migrator};
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Postgres};
 use uuid::Uuid;
 
 use crate::sql::images::dependents_in_channel_sql;
+use crate::sql::list_query::{KeyLookup, ListDialect};
 use crate::sql::uploads::UploadClaim;
 use crate::sql::{is_unique_violation, SqlBackend, Write};
 use crate::{MetaError, UploadSession};
 
 mod images;
 mod jobs;
-mod query;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
@@ -161,6 +160,17 @@ impl SqlBackend for PostgresStore {
         dependents_in_channel_sql!("md5(c.channel) = md5($2) AND c.channel = $2");
     /// The sum of the `write_generation` stripes (see the module docs).
     const GENERATION: &'static str = "SELECT COALESCE(SUM(value), 0)::BIGINT FROM write_generation";
+    /// Tag keys and channels are indexed as `md5(column)`, like the channel
+    /// of [`Self::DEPENDENTS_IN_CHANNEL`].
+    const LIST_DIALECT: ListDialect = ListDialect {
+        always_true: "TRUE",
+        substring_position: "strpos",
+        key_lookup: KeyLookup::Md5Index,
+    };
+    /// Not prepared: PostgreSQL then plans each list with its actual
+    /// values. A cached generic plan walked the sort index and filtered
+    /// most of the table (57 ms instead of 4 ms at 100k images).
+    const PREPARE_LISTS: bool = false;
 
     fn read_pool(&self) -> &PgPool {
         &self.pool
@@ -176,10 +186,6 @@ impl SqlBackend for PostgresStore {
             Write::Job(write) => self.apply_job(write).await,
             Write::Upload(write) => self.apply_upload(write).await,
         }
-    }
-
-    async fn list_rows(&self, query: &ImageQuery) -> Result<Vec<PgRow>, MetaError> {
-        self.list_image_rows(query).await
     }
 
     async fn claim_upload_row(

@@ -9,9 +9,11 @@ use async_trait::async_trait;
 use imgapi_domain::filter::ImageQuery;
 use imgapi_domain::tags::search_pairs;
 use imgapi_domain::ImageRecord;
+use sqlx::database::HasStatementCache;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
 use uuid::Uuid;
 
+use super::list_query::list_query;
 use super::{decode_uuids, is_unique_violation, ScalarStatement, SqlBackend, Statement, Write};
 use crate::{ImageStore, MetaError, Revision, StoredImage};
 
@@ -465,6 +467,7 @@ impl ImageWrite {
 impl<B> ImageStore for B
 where
     B: SqlBackend,
+    B::Db: HasStatementCache,
     for<'a> String: Encode<'a, B::Db> + Decode<'a, B::Db> + Type<B::Db>,
     for<'a> i64: Encode<'a, B::Db> + Decode<'a, B::Db> + Type<B::Db>,
     for<'a> bool: Encode<'a, B::Db> + Type<B::Db>,
@@ -514,7 +517,13 @@ where
         if query.matches_nothing() {
             return Ok(Vec::new());
         }
-        let rows = self.list_rows(query).await?;
+        let mut statement = list_query::<B::Db>(&B::LIST_DIALECT, query);
+        let rows = statement
+            .build()
+            .persistent(B::PREPARE_LISTS)
+            .fetch_all(self.read_pool())
+            .await
+            .map_err(|e| self.sql_err(e))?;
         rows.iter()
             .map(|row| ImageSql::<B::Db>::decode_listed(row, |e| self.sql_err(e)))
             .collect()

@@ -16,17 +16,18 @@
 //! transactions) and the few statements its dialect words its own way.
 
 use async_trait::async_trait;
-use imgapi_domain::filter::ImageQuery;
 use sqlx::{Database, Pool};
 use uuid::Uuid;
 
 use crate::{MetaError, UploadSession};
 use images::ImageWrite;
 use jobs::{AttemptsColumn, JobWrite};
+use list_query::ListDialect;
 use uploads::{UploadClaim, UploadWrite};
 
 pub(crate) mod images;
 pub(crate) mod jobs;
+pub(crate) mod list_query;
 pub(crate) mod uploads;
 pub(crate) mod usage;
 
@@ -51,6 +52,11 @@ pub(crate) trait SqlBackend: Send + Sync + 'static {
     const DEPENDENTS_IN_CHANNEL: &'static str;
     /// The write generation ([`crate::ImageStore::generation`]), one `BIGINT`.
     const GENERATION: &'static str;
+    /// How ListImages statements are worded ([`list_query::list_query`]).
+    const LIST_DIALECT: ListDialect;
+    /// Whether ListImages statements are prepared and cached
+    /// (`sqlx::query::Query::persistent`).
+    const PREPARE_LISTS: bool;
 
     /// The pool reads run on.
     fn read_pool(&self) -> &Pool<Self::Db>;
@@ -61,13 +67,6 @@ pub(crate) trait SqlBackend: Send + Sync + 'static {
     /// Apply `write`: the new revision of an image write, else the rows it
     /// touched. An insert whose key is taken is `AlreadyExists`.
     async fn write(&self, write: Write) -> Result<i64, MetaError>;
-
-    /// The `(uuid, record)` rows answering a ListImages query (never one
-    /// that [`ImageQuery::matches_nothing`]).
-    async fn list_rows(
-        &self,
-        query: &ImageQuery,
-    ) -> Result<Vec<<Self::Db as Database>::Row>, MetaError>;
 
     /// [`crate::UploadStore::claim_upload`]: the session as claimed.
     async fn claim_upload_row(

@@ -1,17 +1,16 @@
-//! Image records (SQLite): the image writes the writer task applies, and
-//! the ListImages query. [`crate::ImageStore`] itself is shared with
-//! PostgreSQL (`crate::sql::images`).
+//! Image records (SQLite): the image writes the writer task applies.
+//! [`crate::ImageStore`] itself, ListImages included, is shared with
+//! PostgreSQL (`crate::sql::images`, `crate::sql::list_query`).
 //!
 //! Revisions come from one global counter, bumped by every write (deletes
 //! too, so caches stamped with the generation expire): a revision is never
 //! reused, not even when a uuid is deleted and created again.
 
 use async_trait::async_trait;
-use imgapi_domain::filter::ImageQuery;
-use sqlx::sqlite::{SqliteConnection, SqliteQueryResult, SqliteRow};
+use sqlx::sqlite::{SqliteConnection, SqliteQueryResult};
 use sqlx::Sqlite;
 
-use super::{map_err, query, SqliteStore};
+use super::map_err;
 use crate::sql::images::{
     image_writes, Columns, ImageDialect, ImageSql, ImageWrite, ImageWrites, WriteFailure,
 };
@@ -108,18 +107,4 @@ async fn next_revision(conn: &mut SqliteConnection) -> Result<Revision, MetaErro
     .fetch_one(conn)
     .await
     .map_err(map_err)
-}
-
-impl SqliteStore {
-    /// The `(uuid, record)` rows answering `query` ([`query::list_query`]).
-    pub(super) async fn list_image_rows(
-        &self,
-        query: &ImageQuery,
-    ) -> Result<Vec<SqliteRow>, MetaError> {
-        query::list_query(query)
-            .build()
-            .fetch_all(&self.reader)
-            .await
-            .map_err(map_err)
-    }
 }

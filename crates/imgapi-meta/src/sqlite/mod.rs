@@ -11,7 +11,7 @@
 //! - Migrations are embedded (`migrations/sqlite/`) and run on open.
 //! - `record` holds the image record's JSON; the other columns and the side
 //!   tables are derived from it in the same transaction, so ListImages is
-//!   answered by one SQL query (see [`query`]).
+//!   answered by one SQL query (see `crate::sql::list_query`).
 //! - One module per role (`images`, `jobs`, `uploads`, `usage`);
 //!   statements and row mappings shared with PostgreSQL live in
 //!   `crate::sql`.
@@ -21,16 +21,16 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use imgapi_domain::filter::ImageQuery;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteQueryResult, SqliteRow, SqliteSynchronous,
+    SqliteQueryResult, SqliteSynchronous,
 };
 use sqlx::Sqlite;
 use uuid::Uuid;
 
 use crate::sql::images::dependents_in_channel_sql;
+use crate::sql::list_query::{KeyLookup, ListDialect};
 use crate::sql::uploads::UploadClaim;
 use crate::sql::{affected_rows, is_unique_violation, SqlBackend, Write};
 use crate::{MetaError, UploadSession};
@@ -38,7 +38,6 @@ use writer::Writer;
 
 mod images;
 mod jobs;
-mod query;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
@@ -173,6 +172,12 @@ impl SqlBackend for SqliteStore {
 
     const DEPENDENTS_IN_CHANNEL: &'static str = dependents_in_channel_sql!("c.channel = $2");
     const GENERATION: &'static str = "SELECT value FROM revision_counter WHERE id = 1";
+    const LIST_DIALECT: ListDialect = ListDialect {
+        always_true: "1",
+        substring_position: "instr",
+        key_lookup: KeyLookup::Plain,
+    };
+    const PREPARE_LISTS: bool = true;
 
     fn read_pool(&self) -> &SqlitePool {
         &self.reader
@@ -184,10 +189,6 @@ impl SqlBackend for SqliteStore {
 
     async fn write(&self, write: Write) -> Result<i64, MetaError> {
         self.writes.run(write).await
-    }
-
-    async fn list_rows(&self, query: &ImageQuery) -> Result<Vec<SqliteRow>, MetaError> {
-        self.list_image_rows(query).await
     }
 
     async fn claim_upload_row(
