@@ -57,14 +57,10 @@ async fn handle(State(app): State<App>, request: Request) -> Response {
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let method = request.method().clone();
+    let routed = Operation::route(&app, &method, request.uri().path());
     // Metrics: the endpoint's name (never the raw path) labels everything.
     let endpoint = if app.metrics.is_enabled() {
-        std::borrow::Cow::Borrowed(endpoint_name(
-            &app,
-            &method,
-            request.uri().path(),
-            request.uri().query(),
-        ))
+        std::borrow::Cow::Borrowed(endpoint_name(&routed, request.uri().query()))
     } else {
         std::borrow::Cow::Borrowed("")
     };
@@ -84,7 +80,7 @@ async fn handle(State(app): State<App>, request: Request) -> Response {
 
     // A panic is a bug, but it must cost one request a 500, never the
     // connection or the process.
-    let outcome = AssertUnwindSafe(route_request(&app, request))
+    let outcome = AssertUnwindSafe(route_request(&app, routed, request))
         .catch_unwind()
         .await;
     let (mut resp, user) = match outcome {
@@ -171,10 +167,14 @@ fn audit(
     }
 }
 
-async fn route_request(app: &App, request: Request) -> Result<(Response, String), ApiError> {
+async fn route_request(
+    app: &App,
+    routed: Routed<Operation>,
+    request: Request,
+) -> Result<(Response, String), ApiError> {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_string();
-    let (op, args) = match Operation::route(app, &parts.method, &path) {
+    let (op, args) = match routed {
         Routed::Found(op, args) => (op, args),
         Routed::MethodNotAllowed(allow) => return Err(method_not_allowed(allow, &parts.method)),
         Routed::NotFound => return Err(ApiError::not_found(format!("{path} does not exist"))),
@@ -234,13 +234,8 @@ pub const METHOD_NOT_ALLOWED: &str = "MethodNotAllowed";
 /// The endpoint name of a request (api.md §2's "Name" column), the `route`
 /// label of the request metrics: a small, fixed set of values, never the
 /// raw path.
-pub fn endpoint_name(
-    app: &crate::app::AppState,
-    method: &Method,
-    path: &str,
-    query: Option<&str>,
-) -> &'static str {
-    match Operation::route(app, method, path) {
+pub fn endpoint_name(routed: &Routed<Operation>, query: Option<&str>) -> &'static str {
+    match routed {
         Routed::Found(op, _) => op.def().endpoint_name(&QueryParams::parse(query)),
         Routed::MethodNotAllowed(_) => METHOD_NOT_ALLOWED,
         Routed::NotFound => NOT_FOUND,

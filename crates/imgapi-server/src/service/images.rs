@@ -144,7 +144,7 @@ pub async fn create_image(
     Ok(record)
 }
 
-/// Query inputs of AdminImportImage.
+/// Query inputs of AdminImportImage and AdminImportImageFromSource.
 pub struct ImportParams<'a> {
     pub account_given: bool,
     pub skip_owner_check: Option<&'a str>,

@@ -17,7 +17,7 @@ use crate::http::request::Req;
 use crate::http::response::{self, etag_of};
 use crate::service::images::{self as svc, ImportParams};
 use crate::service::import::jobs::StartedJob;
-use crate::service::import::{self as import_svc, FromSourceParams, RemoteImportParams};
+use crate::service::import::{self as import_svc, RemoteImportParams};
 use crate::service::listing::{admin_fields_allowed, list_images};
 use crate::service::{
     clone as clone_svc, load_image, resolve_channel, ChannelRule, Loaded, ServiceError,
@@ -166,11 +166,7 @@ async fn import_from_source(
     uuid: Uuid,
     channel: Option<&str>,
 ) -> Result<Response, ApiError> {
-    let params = FromSourceParams {
-        account_given: req.account().is_some(),
-        skip_owner_check: req.query.get("skip_owner_check"),
-        user_agent: req.header(&http::header::USER_AGENT),
-    };
+    let params = import_params(req);
     let source = req.query.get("source").unwrap_or_default();
     let record = import_svc::import_from_source(app, uuid, source, params, channel).await?;
     // Serialised as for Accept-Version `*` (api.md §5.19).
@@ -181,6 +177,16 @@ async fn import_from_source(
     Ok(image_response(&record, opts))
 }
 
+/// What AdminImportImage and AdminImportImageFromSource read of the request
+/// besides the manifest.
+fn import_params(req: &Req) -> ImportParams<'_> {
+    ImportParams {
+        account_given: req.account().is_some(),
+        skip_owner_check: req.query.get("skip_owner_check"),
+        user_agent: req.header(&http::header::USER_AGENT),
+    }
+}
+
 /// AdminImportImage (api.md §5.18).
 async fn import(
     app: &AppState,
@@ -189,11 +195,7 @@ async fn import(
     body: Option<Value>,
     channel: Option<&str>,
 ) -> Result<Response, ApiError> {
-    let params = ImportParams {
-        account_given: req.account().is_some(),
-        skip_owner_check: req.query.get("skip_owner_check"),
-        user_agent: req.header(&http::header::USER_AGENT),
-    };
+    let params = import_params(req);
     let record = svc::import_image(app, uuid, body, params, channel).await?;
     Ok(image_response(&record, req.serialize_options(app, false)))
 }

@@ -37,13 +37,6 @@ pub(crate) async fn checked_source(
 // ---------------------------------------------------------------------------
 // AdminImportImageFromSource (§5.19)
 
-/// Query inputs of AdminImportImageFromSource.
-pub struct FromSourceParams<'a> {
-    pub account_given: bool,
-    pub skip_owner_check: Option<&'a str>,
-    pub user_agent: Option<&'a str>,
-}
-
 /// AdminImportImageFromSource (api.md §5.19): the record from the remote
 /// manifest, as an import (uuid, `published_at`, `urn` kept; `state`,
 /// `files` dropped). Origins are not fetched.
@@ -51,7 +44,7 @@ pub async fn import_from_source(
     app: &AppState,
     uuid: Uuid,
     source: &str,
-    params: FromSourceParams<'_>,
+    params: crate::service::images::ImportParams<'_>,
     channel: Option<&str>,
 ) -> Result<ImageRecord, ServiceError> {
     if params.account_given {

@@ -31,7 +31,5 @@ pub mod source;
 pub mod steps;
 
 pub use error::ImportError;
-pub use from_source::{
-    add_file_from_source, add_file_from_url, import_from_source, FromSourceParams, FromUrlParams,
-};
+pub use from_source::{add_file_from_source, add_file_from_url, import_from_source, FromUrlParams};
 pub use remote_image::{import_from_datacenter, import_remote, RemoteImportParams};
