@@ -9,7 +9,9 @@
 #    the happy paths are reached. Checks: no 5xx (hooks.py lists the two
 #    documented exceptions), every status code, content type, header and
 #    body as documented. Bounded: a few examples per operation and a time
-#    budget, well under 3 minutes.
+#    budget, well under 3 minutes. One worker: with two, schemathesis 4.32.5
+#    now and then failed inside itself (CPython "AST constructor recursion
+#    depth mismatch" while compiling its generators in parallel threads).
 # The server may fetch nothing: its [remote] policy refuses every source.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -70,7 +72,7 @@ status=0
   run "$base/openapi.json" \
   --checks no_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
   --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-25}" --max-time 110 --seed 1 \
-  --request-timeout 10 --workers 2 --warnings off) >"$work/report.txt" 2>&1 || status=$?
+  --request-timeout 10 --workers 1 --warnings off) >"$work/report.txt" 2>&1 || status=$?
 # The summary, and every failure in full when there is one.
 if [ "$status" -ne 0 ]; then
   cat "$work/report.txt"
