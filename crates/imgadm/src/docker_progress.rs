@@ -90,10 +90,21 @@ impl DockerProgressView {
         }
     }
 
-    /// Print a line about the whole operation (above the bars on a terminal).
-    pub fn print_line(&self, line: &str) {
-        match &self.drawing {
-            Drawing::Terminal { bars, .. } => bars.suspend(|| println!("{line}")),
+    /// Print a line about the whole operation. On a terminal the layers
+    /// drawn so far stay as they are, above it, as `docker pull` leaves them
+    /// before its `Digest:` line.
+    pub fn print_line(&mut self, line: &str) {
+        match &mut self.drawing {
+            Drawing::Terminal { bars, layers } => {
+                for bar in layers.values() {
+                    bar.finish();
+                }
+                if !layers.is_empty() {
+                    layers.clear();
+                    *bars = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+                }
+                println!("{line}");
+            }
             Drawing::Plain => println!("{line}"),
             Drawing::Quiet => {}
         }
@@ -155,9 +166,17 @@ pub fn plain_line(layer: &str, payload: &DockerProgress) -> String {
 }
 
 fn new_layer_bar(layer: &str) -> ProgressBar {
-    let bar = ProgressBar::new(0);
+    // Hidden until styled: the default style would flash a bar first.
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden());
+    set_template(&bar, TEXT_TEMPLATE);
     bar.set_prefix(layer.to_string());
     bar
+}
+
+fn set_template(bar: &ProgressBar, template: &str) {
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
 }
 
 const TEXT_TEMPLATE: &str = "{prefix}: {msg}";
@@ -171,9 +190,7 @@ fn draw(bar: &ProgressBar, payload: &DockerProgress) {
     } else {
         TEXT_TEMPLATE
     };
-    if let Ok(style) = ProgressStyle::with_template(template) {
-        bar.set_style(style.progress_chars("=> "));
-    }
+    set_template(bar, template);
     if let Some((current, total)) = transfer {
         bar.set_length(total);
         bar.set_position(current);

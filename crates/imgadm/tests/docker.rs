@@ -6,6 +6,8 @@
 
 #[path = "common/fake_imgapi.rs"]
 mod fake_imgapi;
+#[path = "common/tmux.rs"]
+mod tmux;
 
 use std::path::Path;
 
@@ -497,5 +499,52 @@ fn ctrl_c_says_what_was_done() {
         stderr,
         "imgadm: error: interrupted: the server goes on importing busybox:1.36 \
          (1 of the 2 layers seen were imported so far); run the same command again to follow it\n"
+    );
+}
+
+/// In a terminal each layer has one line, redrawn in place: what stays on
+/// the screen is `docker pull`'s picture.
+#[cfg(unix)]
+#[test]
+fn a_terminal_shows_one_line_per_layer() {
+    use tmux::{sh_quote, Tmux};
+
+    if !Tmux::available() {
+        eprintln!("SKIP: tmux not installed");
+        return;
+    }
+    let server = FakeImgapi::start(stream(&import_messages()));
+    let home = tempfile::tempdir().unwrap();
+    let home_dir = home.path().to_str().unwrap();
+    let script = format!(
+        "env -u DOCKER_CONFIG -u IMGADM_REGISTRY_USER -u IMGADM_REGISTRY_PASSWORD -u IMGAPI_CHANNEL \
+         HOME={} IMGADM_CONFIG_DIR={} IMGAPI_URL={} {} docker-import busybox:1.36; \
+         echo EXIT=$?; exec sleep 3600",
+        sh_quote(home_dir),
+        sh_quote(&format!("{home_dir}/.imgadm")),
+        sh_quote(&server.url),
+        sh_quote(env!("CARGO_BIN_EXE_imgadm")),
+    );
+    let tmux = Tmux::start(&script);
+    let screen = tmux.wait_for("the import to end", |s| s.contains("EXIT="));
+    let lines: Vec<&str> = screen
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let digest_line = format!("Digest: {}", digest('d'));
+    let uuid_line = format!("Image UUID: {TOP_UUID}");
+    assert_eq!(
+        lines,
+        [
+            "1.36: Pulling from busybox (req 9b7d0c1e)",
+            "aaaaaaaaaaaa: Already exists",
+            "bbbbbbbbbbbb: Pull complete",
+            digest_line.as_str(),
+            "Status: Downloaded newer image for busybox:1.36",
+            uuid_line.as_str(),
+            "EXIT=0",
+        ],
+        "{screen}"
     );
 }
