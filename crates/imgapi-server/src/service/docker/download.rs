@@ -28,6 +28,29 @@ const PROGRESS_EVERY: u64 = 512 * 1024;
 /// Chunks queued for the decompressing thread.
 const DECOMPRESS_QUEUE: usize = 16;
 
+/// Why a layer could not be brought in; `transient` failures (a transfer
+/// cut short) are worth another attempt, as the original retries them.
+pub struct LayerFailure {
+    pub error: ServiceError,
+    pub transient: bool,
+}
+
+impl From<ServiceError> for LayerFailure {
+    fn from(error: ServiceError) -> Self {
+        LayerFailure {
+            error,
+            transient: false,
+        }
+    }
+}
+
+fn transient(message: String) -> LayerFailure {
+    LayerFailure {
+        error: ServiceError::Download(message),
+        transient: true,
+    }
+}
+
 /// A verified layer blob in the store.
 pub struct StoredBlob {
     pub key: String,
@@ -92,17 +115,18 @@ pub async fn download_layer(
     plan: &LayerPlan,
     events: &Events,
     cancelled: Arc<AtomicBool>,
-) -> Result<StoredBlob, ServiceError> {
+) -> Result<StoredBlob, LayerFailure> {
     if plan.size > MAX_IMAGE_FILE_SIZE {
-        return Err(too_big(plan.size));
+        return Err(too_big(plan.size).into());
     }
     let (mut body, announced) = session
         .get_blob(&plan.digest)
         .await
         .map_err(registry_error)?;
     if let Some(len) = announced.filter(|l| *l > MAX_IMAGE_FILE_SIZE) {
-        return Err(too_big(len));
+        return Err(too_big(len).into());
     }
+    let canceled = Arc::clone(&cancelled);
     let short = plan.short_id().to_string();
     events.layer(&short, "Pulling fs layer");
 
@@ -115,7 +139,7 @@ pub async fn download_layer(
                 compression = sniff_compression(&chunk);
                 first = Some(chunk);
             }
-            Some(Err(e)) => return Err(ServiceError::Download(format!("Download error: {e}"))),
+            Some(Err(e)) => return Err(transient(format!("Download error: {e}"))),
             None => compression = Compression::None,
         }
     }
@@ -123,7 +147,8 @@ pub async fn download_layer(
         return Err(ServiceError::NotImplemented(format!(
             "layer {} is compressed with {kind}, which is not supported (gzip or none)",
             plan.digest
-        )));
+        ))
+        .into());
     }
 
     let (tx, hasher) = if compression == Compression::Gzip {
@@ -190,18 +215,22 @@ pub async fn download_layer(
             return Err(ServiceError::Download(format!(
                 "Download error: layer {} is larger than its manifest says ({} bytes)",
                 plan.digest, plan.size
-            )))
+            ))
+            .into())
+        }
+        Err(BlobError::Source(e)) if !canceled.load(Ordering::Relaxed) => {
+            return Err(transient(format!("Download error: {e}")))
         }
         Err(BlobError::Source(e)) => {
-            return Err(ServiceError::Download(format!("Download error: {e}")))
+            return Err(ServiceError::Download(format!("Download error: {e}")).into())
         }
-        Err(e) => return Err(ServiceError::blob("error receiving image file")(e)),
+        Err(e) => return Err(ServiceError::blob("error receiving image file")(e).into()),
     };
     let discard_with = |e: ServiceError| async {
         if let Err(del) = store.delete(&key).await {
             tracing::warn!(key, error = %del, "could not delete a refused layer");
         }
-        Err(e)
+        Err(LayerFailure::from(e))
     };
     let got = format!("sha256:{}", outcome.sha256);
     if got != plan.digest {

@@ -34,6 +34,9 @@ use crate::service::{parse_bool_param, ServiceError};
 
 /// Layers fetched at once.
 pub const CONCURRENT_LAYERS: usize = 3;
+/// Attempts at a layer whose transfer is cut short (as the original).
+const DOWNLOAD_ATTEMPTS: u32 = 5;
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What the request gives.
 pub struct ImportDockerParams<'a> {
@@ -330,14 +333,29 @@ impl LayerContext<'_> {
             _ => {}
         }
         let store = &self.app.blobs;
-        let blob = download_layer(
-            self.session,
-            store,
-            &plan,
-            self.events,
-            Arc::clone(&self.cancelled),
-        )
-        .await?;
+        let mut attempt = 1;
+        let blob = loop {
+            let tried = download_layer(
+                self.session,
+                store,
+                &plan,
+                self.events,
+                Arc::clone(&self.cancelled),
+            )
+            .await;
+            match tried {
+                Ok(blob) => break blob,
+                Err(f) if f.transient && attempt < DOWNLOAD_ATTEMPTS => {
+                    tracing::info!(layer = plan.digest, attempt, error = %f.error, "retrying a layer download");
+                    attempt += 1;
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                    if self.cancelled.load(Ordering::Relaxed) {
+                        return Err(f.error);
+                    }
+                }
+                Err(f) => return Err(f.error),
+            }
+        };
         let file = layer_file(store.kind(), &plan, &blob);
         let saved = self.save(&plan, existing, file).await;
         let (record, new) = match saved {

@@ -353,7 +353,9 @@ impl Session<'_> {
                     self.registry
                 )));
             };
-            basic(creds)
+            let header = basic(creds);
+            self.check_basic_login(&header).await?;
+            header
         } else if challenge.scheme.eq_ignore_ascii_case("bearer") {
             let token = self.token(challenge).await?;
             HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
@@ -366,6 +368,28 @@ impl Session<'_> {
             )));
         };
         *self.authorization.lock().await = Some(header);
+        Ok(())
+    }
+
+    /// Basic credentials are checked on the registry's base endpoint
+    /// first (as the Docker client logs in), so that wrong credentials are
+    /// told apart from a repository they cannot see.
+    async fn check_basic_login(&self, header: &HeaderValue) -> Result<(), RegistryError> {
+        let url = self.url("v2/")?;
+        let resp = self
+            .client
+            .http
+            .get(url)
+            .header(AUTHORIZATION, header.clone())
+            .send()
+            .await
+            .map_err(|e| RegistryError::from(request_error(e)))?;
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            return Err(RegistryError::Unauthorized(format!(
+                "login to registry {} failed: incorrect username or password",
+                self.registry
+            )));
+        }
         Ok(())
     }
 
@@ -478,7 +502,9 @@ impl Session<'_> {
                 // The original's client: a 401 here means the repository
                 // does not exist for these credentials.
                 RegistryError::Unauthorized(m) if self.authorization.lock().await.is_some() => {
-                    RegistryError::NotFound(m)
+                    RegistryError::NotFound(format!(
+                        "{m}; the repository does not exist or these credentials may not pull it"
+                    ))
                 }
                 other => other,
             });
