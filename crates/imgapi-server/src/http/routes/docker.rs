@@ -36,18 +36,42 @@ fn stream_response(events: EventStream) -> Response {
     resp
 }
 
-/// Run `work` in its own task; a failure becomes the last message.
-fn spawn_stream<F>(events: Events, id_first: bool, work: F)
+/// Run `work` in its own task; a failure becomes the last message. The
+/// audit line of the request was written when the stream started, so the
+/// outcome gets a line of its own.
+fn spawn_stream<F>(events: Events, id_first: bool, what: Outcome, work: F)
 where
     F: Future<Output = Result<(), ServiceError>> + Send + 'static,
 {
     tokio::spawn(async move {
-        if let Err(e) = work.await {
-            let api = ApiError::from(e);
-            tracing::info!(code = api.code.as_str(), message = %api.message, "docker stream failed");
-            events.error(api.code.as_str(), &api.message, id_first);
+        let started = std::time::Instant::now();
+        let result = work.await;
+        let seconds = started.elapsed().as_secs_f64();
+        let Outcome {
+            operation,
+            req_id,
+            target,
+        } = what;
+        match result {
+            Ok(()) => {
+                tracing::info!(operation, req_id, target, seconds, "docker stream finished")
+            }
+            Err(e) => {
+                let api = ApiError::from(e);
+                tracing::warn!(operation, req_id, target, seconds, code = api.code.as_str(),
+                    message = %api.message, cause = api.cause.as_deref().unwrap_or(""), "docker stream failed");
+                events.error(api.code.as_str(), &api.message, id_first);
+            }
         }
     });
+}
+
+/// What the outcome line names.
+struct Outcome {
+    operation: &'static str,
+    req_id: String,
+    /// The repository (import) or `repo:tag` (push).
+    target: String,
 }
 
 /// AdminImportDockerImage.
@@ -66,7 +90,12 @@ pub async fn import(req: &Req, channel: Option<&str>) -> Result<Response, ApiErr
     let state = req.state.clone();
     let request_id = req.request_id.clone();
     let sink = events.clone();
-    spawn_stream(events, true, async move {
+    let what = Outcome {
+        operation: "AdminImportDockerImage",
+        req_id: request_id.clone(),
+        target: import.repo.local_with_reference(),
+    };
+    spawn_stream(events, true, what, async move {
         pull::run(&state, import, &request_id, &sink).await
     });
     Ok(stream_response(stream))
@@ -87,7 +116,12 @@ pub async fn push(app: &AppState, mut req: Req) -> Result<Response, ApiError> {
     let (events, stream) = Events::new(req.request_id.clone());
     let state = req.state.clone();
     let sink = events.clone();
-    spawn_stream(events, false, async move {
+    let what = Outcome {
+        operation: "AdminPushDockerImage",
+        req_id: req.request_id.clone(),
+        target: push.target(),
+    };
+    spawn_stream(events, false, what, async move {
         push_svc::run(&state, push, &sink).await
     });
     Ok(stream_response(stream))

@@ -60,6 +60,13 @@ pub struct DockerPush {
     documents: Documents,
 }
 
+impl DockerPush {
+    /// `repo:tag` pushed to.
+    pub fn target(&self) -> String {
+        self.repo.local_with_reference()
+    }
+}
+
 /// The checks made before the stream starts, in the original's order
 /// (the image is loaded and its ownership checked by the caller).
 pub fn validate(image: ImageRecord, params: PushParams<'_>) -> Result<DockerPush, ServiceError> {
