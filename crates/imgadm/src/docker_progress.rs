@@ -110,12 +110,13 @@ impl DockerProgressView {
         }
     }
 
-    /// How many layers are in one of the `done` statuses, of all layers seen.
+    /// How many layers have a status starting with one of `done`, of all
+    /// layers seen.
     pub fn tally(&self, done: &[&str]) -> (usize, usize) {
         let finished = self
             .layers
             .iter()
-            .filter(|(_, status)| done.contains(&status.as_str()))
+            .filter(|(_, status)| done.iter().any(|d| status.starts_with(d)))
             .count();
         (finished, self.layers.len())
     }

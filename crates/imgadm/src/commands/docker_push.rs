@@ -6,8 +6,8 @@ use crate::cli::DockerPushArgs;
 use crate::docker_ref::ImageRef;
 use crate::registry_auth;
 
-/// The statuses of a layer the registry has (now or already).
-const LAYER_DONE: &[&str] = &["Pushed", "Layer already exists"];
+/// How the status of a layer the registry has (now or already) starts.
+const LAYER_DONE: &[&str] = &["Pushed", "Layer already exists", "Mounted from"];
 
 pub async fn run(ctx: &Ctx, args: DockerPushArgs) -> Result<(), Failure> {
     let target = ImageRef::parse(&args.target).map_err(Failure::usage)?;

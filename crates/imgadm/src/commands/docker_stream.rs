@@ -18,7 +18,7 @@ const INTERRUPTED_EXIT: u8 = 130;
 pub struct Operation<'a> {
     /// What the server goes on doing after Ctrl-C: `importing busybox:latest`.
     pub doing: String,
-    /// The statuses of a layer that is done (`Pull complete`…).
+    /// How the status of a layer that is done starts (`Pull complete`…).
     pub layer_done: &'a [&'a str],
     /// What done layers are: `imported`, `pushed`.
     pub done_word: &'a str,
