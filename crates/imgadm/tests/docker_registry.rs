@@ -81,30 +81,31 @@ fn push_fixture(registry: &Registry, dir: &Path, repo: &str) -> Value {
     let script =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/docker/oci_fixture.py");
     let layout = dir.join("oci");
-    let out = Process::new("python3")
-        .arg(&script)
-        .arg(&layout)
-        .args(["--layers", "2", "--tag", "1"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeed(
+        Process::new("python3")
+            .arg(&script)
+            .arg(&layout)
+            .args(["--layers", "2", "--tag", "1"]),
     );
-    let description: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let out = Process::new("skopeo")
-        .args(["copy", "--dest-tls-verify=false"])
-        .arg(format!("oci:{}:1", layout.display()))
-        .arg(format!("docker://{}/{repo}:1", registry.addr))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let description: Value = serde_json::from_slice(&out).unwrap();
+    succeed(
+        Process::new("skopeo")
+            .args(["copy", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:1", layout.display()))
+            .arg(format!("docker://{}/{repo}:1", registry.addr)),
     );
     description
+}
+
+/// Run `cmd`, expect success, return its stdout.
+fn succeed(cmd: &mut Process) -> Vec<u8> {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
 
 fn imgadm(server: &Server) -> Command {

@@ -16,12 +16,11 @@
 
 mod common;
 use common::proxy::Proxy;
-use common::tmux::{sh_quote, Tmux};
+use common::tmux::{sh_quote, show, Tmux};
 use common::{spawn, Server};
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
@@ -174,16 +173,6 @@ impl Consumer {
         );
         part
     }
-}
-
-/// Both outputs, for assertion messages.
-fn show(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// Assert a rerun fetched only the missing `size - part` bytes.

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 /// How long a wait that only fails when something is broken may take.
 const PATIENCE: Duration = Duration::from_secs(300);
 
-fn show(out: &Output) -> String {
+/// An exited command's status and output, for assertion messages.
+pub fn show(out: &Output) -> String {
     format!(
         "status {:?}\n--- stdout\n{}--- stderr\n{}",
         out.status,
