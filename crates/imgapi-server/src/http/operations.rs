@@ -180,7 +180,7 @@ operations! {
             Variant::action("create-from-vm", "CreateImageFromVm", "Not available on this server."),
             Variant::action("import-docker-image", "AdminImportDockerImage",
                             "Operators: import a Docker/OCI image from a registry, one `docker` image per layer (docs/docker.md).")
-                .answers(Success::JsonLines("DockerEvent")).reads(BodyDoc::None),
+                .answers(Success::JsonLines("DockerMessage")).reads(BodyDoc::None),
             Variant::action("import-lxd-image", "AdminImportLxdImage", "Not available on this server."),
         ],
         body: BodyDoc::Json("CreateImage"),
@@ -337,7 +337,7 @@ operations! {
         params: &[p::ACCOUNT, Param::new("repoAndTag", ParamType::Text, "Where to push: `[REGISTRY/]REPO:TAG`."),
                   REGISTRY_AUTH],
         body: BodyDoc::Json("PushDockerImage"),
-        success: Success::JsonLines("DockerEvent"),
+        success: Success::JsonLines("DockerMessage"),
         errors: &[R::InvalidParameter, R::ValidationFailed, R::NotImageOwner, R::NotImplemented,
                   R::InvalidContent],
     }

@@ -171,21 +171,6 @@ pub fn responses() -> Vec<(&'static str, Value)> {
             json!({"type": "object", "maxProperties": 0, "description": "`{}`"}),
         ),
         (
-            "DockerEvent",
-            json!({
-                "type": "object",
-                "required": ["type", "id"],
-                "description": "One message of a Docker import or push stream (docs/docker.md): `status`, `progress` (`payload`: `id`, `status`, `progressDetail`, `aux`), `create-docker-image`, or a last `error` (`error`: `code`, `message`).",
-                "properties": {
-                    "type": {"type": "string", "enum": ["status", "progress", "create-docker-image", "error"]},
-                    "id": {"type": "string"},
-                    "payload": {"type": "object"},
-                    "error": {"type": "object", "required": ["code", "message"],
-                              "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}
-                }
-            }),
-        ),
-        (
             "OpenApi",
             json!({"type": "object", "required": ["openapi", "paths"], "description": "An OpenAPI 3.1 document."}),
         ),
