@@ -185,19 +185,11 @@ async fn fault_proxy_counts_and_cuts_and_the_registry_restarts_on_its_storage() 
         proxy.host_port(),
         big.digest
     );
-    let client = reqwest::Client::new();
-    let whole = client
-        .get(&blob_url)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let whole = get(&blob_url).await.unwrap();
     assert_eq!(sha256_digest(&whole), big.digest);
 
     proxy.arm(Fault::cut(&big.digest, 100_000));
-    let cut = client.get(&blob_url).send().await.unwrap().bytes().await;
+    let cut = get(&blob_url).await;
     assert!(cut.is_err(), "the cut response ended cleanly");
     assert_eq!(proxy.fired(), 1);
 
@@ -207,26 +199,17 @@ async fn fault_proxy_counts_and_cuts_and_the_registry_restarts_on_its_storage() 
         16_384,
         Duration::from_millis(5),
     ));
-    let slow = client
-        .get(&blob_url)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let slow = get(&blob_url).await.unwrap();
     assert_eq!(sha256_digest(&slow), big.digest);
     assert_eq!(proxy.count("GET", &big.digest), 3);
 
     registry.corrupt_blob(&big.digest).unwrap();
-    let bad = client
-        .get(&blob_url)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let bad = get(&blob_url).await.unwrap();
     assert_eq!(bad.len(), whole.len());
     assert_ne!(sha256_digest(&bad), big.digest);
+}
+
+async fn get(url: &str) -> reqwest::Result<Vec<u8>> {
+    let resp = reqwest::get(url).await?;
+    Ok(resp.bytes().await?.to_vec())
 }
