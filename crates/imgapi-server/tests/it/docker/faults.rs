@@ -1,0 +1,134 @@
+//! Failures mid-import (registry cut, corrupted blob, server restart) and
+//! the retries after them.
+
+use std::time::Duration;
+
+use test_registry::skopeo::PushOptions;
+use test_registry::{tools_installed, Fault, RegistryKind};
+
+use crate::support::*;
+
+use super::expect::*;
+use super::setup::*;
+use super::stream::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_cut_mid_layer_then_retry_fetches_only_the_missing_layer() {
+    if !tools_installed() {
+        return;
+    }
+    let (_registry, proxy, repo, image) = behind_fault_proxy("fix/cut", 4, 3 << 20).await;
+    let server = server_for(&[proxy.host_port()]).await;
+    let digests = image.layer_digests();
+    let big = digests.last().unwrap();
+
+    proxy.arm(Fault::cut(big, 1 << 20));
+    import_tag(&server, &repo, None)
+        .await
+        .assert_failed_with("Download");
+    assert_eq!(proxy.fired(), 1);
+    // The small layers below were complete: they are kept, active.
+    let kept = images_of_type_docker(&server).await;
+    assert!(kept.iter().all(|i| i["state"] == "active"), "{kept:#?}");
+    assert_eq!(
+        server
+            .get_json(&format!("/images/{}", top_uuid(&image)))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(kept.len(), 2, "{kept:#?}");
+
+    let retry = import_tag(&server, &repo, None).await;
+    retry.assert_ok();
+    for digest in &digests[..2] {
+        assert!(retry
+            .layer_statuses(&short_id(digest))
+            .iter()
+            .any(|s| s == "Already exists"));
+        assert_eq!(
+            proxy.count("GET", &format!("/blobs/{digest}")),
+            1,
+            "{:#?}",
+            proxy.requests()
+        );
+    }
+    assert_eq!(
+        proxy.count("GET", &format!("/blobs/{big}")),
+        2,
+        "{:#?}",
+        proxy.requests()
+    );
+    assert_chain(&server, &image, &repo).await;
+    assert_files_match(&server, &image).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupted_blob_is_refused_and_nothing_is_kept() {
+    if !tools_installed() {
+        return;
+    }
+    let (registry, server, repo, image) =
+        set_up(RegistryKind::Open, "fix/corrupt", &PushOptions::oci()).await;
+    // The base layer is bad: no layer above it may be kept either.
+    let base = &image.layers[0];
+    registry.corrupt_blob(&base.digest).unwrap();
+
+    import_tag(&server, &repo, None)
+        .await
+        .assert_failed_with("Download");
+    assert!(images_of_type_docker(&server).await.is_empty());
+    let digests = image.layer_digests();
+    for n in 0..digests.len() {
+        let uuid = rfd57_uuid(&digests[..=n]);
+        assert_eq!(
+            server
+                .get(&format!("/images/{uuid}/file"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            404
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_restart_in_the_middle_of_an_import_then_retry_completes() {
+    if !tools_installed() {
+        return;
+    }
+    let (_registry, proxy, repo, image) = behind_fault_proxy("fix/restart", 5, 4 << 20).await;
+    let toml = docker_toml(&[proxy.host_port()]);
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::spawn_in(dir.path(), &toml).await;
+
+    let big = image.layers.last().unwrap().digest.clone();
+    proxy.arm(Fault::throttle(
+        &big,
+        512 << 10,
+        64 << 10,
+        Duration::from_millis(100),
+    ));
+    let pulling = {
+        let req = server.post(&import_path(&[("repo", &repo), ("tag", TAG)]));
+        tokio::spawn(async move { req.send().await.map(|r| r.status()) })
+    };
+    for _ in 0..200 {
+        if proxy.fired() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(proxy.fired(), 1, "the big layer was never requested");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.stop().await;
+    pulling.abort();
+
+    let server = TestServer::spawn_in(dir.path(), &toml).await;
+    let left = images_of_type_docker(&server).await;
+    assert!(left.iter().all(|i| i["state"] == "active"), "{left:#?}");
+    import_tag(&server, &repo, None).await.assert_ok();
+    assert_chain(&server, &image, &repo).await;
+    assert_files_match(&server, &image).await;
+}

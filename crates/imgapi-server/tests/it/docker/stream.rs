@@ -1,0 +1,140 @@
+//! Talking to the server: requests and the `\r\n`-separated JSON streams.
+
+use base64::Engine;
+use reqwest::Response;
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+use super::setup::*;
+
+pub(super) fn registry_auth(user: &str, password: &str) -> String {
+    let auth = json!({"username": user, "password": password});
+    base64::engine::general_purpose::STANDARD.encode(auth.to_string())
+}
+
+/// An import's or push's answer: the stream's messages, or the one error
+/// body when the status is not 200.
+pub(super) struct Stream {
+    pub(super) status: u16,
+    pub(super) messages: Vec<Value>,
+}
+
+impl Stream {
+    pub(super) async fn read(resp: Response) -> Stream {
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let messages = if status == 200 {
+            text.split("\r\n")
+                .filter(|line| !line.is_empty())
+                .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}")))
+                .collect()
+        } else {
+            vec![serde_json::from_str(&text).unwrap_or(Value::String(text))]
+        };
+        Stream { status, messages }
+    }
+
+    /// The error of a failed stream's last line.
+    pub(super) fn error(&self) -> Option<&Value> {
+        self.messages
+            .last()
+            .filter(|m| m["type"] == "error")
+            .map(|m| &m["error"])
+    }
+
+    pub(super) fn assert_ok(&self) {
+        assert_eq!(self.status, 200, "{:#?}", self.messages);
+        assert!(
+            self.error().is_none(),
+            "import failed: {:#?}",
+            self.messages
+        );
+    }
+
+    pub(super) fn assert_failed_with(&self, code: &str) {
+        assert_eq!(self.status, 200, "{:#?}", self.messages);
+        let error = self
+            .error()
+            .unwrap_or_else(|| panic!("no error line: {:#?}", self.messages));
+        assert_eq!(error["code"], code, "{:#?}", self.messages);
+    }
+
+    pub(super) fn created(&self) -> &Value {
+        self.messages
+            .iter()
+            .find(|m| m["type"] == "create-docker-image")
+            .unwrap_or_else(|| panic!("no create-docker-image: {:#?}", self.messages))
+    }
+
+    /// The `payload.status` of every message about layer `short_id`.
+    pub(super) fn layer_statuses(&self, short_id: &str) -> Vec<String> {
+        self.messages
+            .iter()
+            .filter(|m| m["payload"]["id"] == short_id)
+            .map(|m| {
+                m["payload"]["status"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    /// `payload.status` of the status messages without a layer id.
+    pub(super) fn overall_statuses(&self) -> Vec<String> {
+        self.messages
+            .iter()
+            .filter(|m| m["type"] == "status" && m["payload"]["id"].is_null())
+            .map(|m| {
+                m["payload"]["status"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    }
+}
+
+/// `/images?action=import-docker-image&…` with `params` URL-encoded.
+pub(super) fn import_path(params: &[(&str, &str)]) -> String {
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("action", "import-docker-image")
+        .extend_pairs(params)
+        .finish();
+    format!("/images?{query}")
+}
+
+/// `/images/UUID/push?repoAndTag=…`.
+pub(super) fn push_path(uuid: &str, repo_and_tag: &str) -> String {
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("repoAndTag", repo_and_tag)
+        .finish();
+    format!("/images/{uuid}/push?{query}")
+}
+
+pub(super) async fn import(
+    server: &TestServer,
+    params: &[(&str, &str)],
+    auth: Option<(&str, &str)>,
+) -> Stream {
+    let mut req = server.post(&import_path(params));
+    if let Some((user, password)) = auth {
+        req = req.header("x-registry-auth", registry_auth(user, password));
+    }
+    Stream::read(req.send().await.unwrap()).await
+}
+
+pub(super) async fn import_tag(
+    server: &TestServer,
+    repo: &str,
+    auth: Option<(&str, &str)>,
+) -> Stream {
+    import(server, &[("repo", repo), ("tag", TAG)], auth).await
+}
+
+pub(super) async fn images_of_type_docker(server: &TestServer) -> Vec<Value> {
+    let (status, list) = server.get_json("/images?state=all&type=docker").await;
+    assert_eq!(status, 200, "{list}");
+    list.as_array().unwrap().clone()
+}
