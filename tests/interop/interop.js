@@ -27,8 +27,8 @@ var imgapi = require('sdc-clients/lib/imgapi');
 
 var URL = process.argv[2];
 var MODE = process.argv[3];
-if (!URL || ['public', 'dc', 'channels'].indexOf(MODE) === -1) {
-    console.error('usage: node interop.js <url> <public|dc|channels>');
+if (!URL || ['public', 'dc', 'channels', 'docker'].indexOf(MODE) === -1) {
+    console.error('usage: node interop.js <url> <public|dc|channels|docker>');
     process.exit(2);
 }
 
@@ -759,7 +759,144 @@ async function remoteImport() {
     ok('adminImportImage({source}) -> 409 ImageUuidAlreadyExists / 503 RemoteSourceError');
 }
 
+/*
+ * AdminImportDockerImage / AdminPushDockerImage as sdc-docker calls them:
+ * the image pushed by run.sh to the registry IMGAPI_INTEROP_REGISTRY is
+ * imported, its layers checked (RFD 57 uuids computed here), then pushed
+ * back to another repository with the `create-docker-image` message as the
+ * body (what sdc-docker stores), and read back from the registry.
+ */
+function readStream(res) {
+    return new Promise(function (resolve, reject) {
+        var text = '';
+        res.on('data', function (chunk) { text += chunk; });
+        res.on('end', function () { resolve(text); });
+        res.on('error', reject);
+    });
+}
+
+function streamMessages(text) {
+    assert.ok(text.endsWith('\r\n'), 'every message ends with \\r\\n');
+    return text.split('\r\n').filter(Boolean).map(function (line) {
+        return JSON.parse(line);
+    });
+}
+
+function rfd57(digests) {
+    var hex = crypto.createHash('sha256').update(digests.join(' ')).digest('hex');
+    return [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16),
+        hex.slice(16, 20), hex.slice(20, 32)].join('-');
+}
+
+function registryManifest(registry, name, ref) {
+    return new Promise(function (resolve, reject) {
+        require('http').get({
+            host: registry.split(':')[0], port: registry.split(':')[1],
+            path: '/v2/' + name + '/manifests/' + ref,
+            headers: {accept: 'application/vnd.oci.image.manifest.v1+json, ' +
+                'application/vnd.docker.distribution.manifest.v2+json'}
+        }, function (res) {
+            readStream(res).then(function (body) {
+                resolve({status: res.statusCode, headers: res.headers, body: body});
+            }, reject);
+        }).on('error', reject);
+    });
+}
+
+async function dockerFlow() {
+    var registry = process.env.IMGAPI_INTEROP_REGISTRY;
+    assert.ok(registry, 'IMGAPI_INTEROP_REGISTRY is set');
+    var repo = registry + '/interop/fixture';
+
+    var err = await callFails('adminImportDockerImage tag+digest',
+        'adminImportDockerImage', [{repo: repo, tag: 'v1',
+        digest: 'sha256:' + '0'.repeat(64)}], 'res');
+    assert.strictEqual(err.statusCode, 422);
+    assert.strictEqual(codeOf(err), 'ValidationFailed');
+    ok('adminImportDockerImage with tag and digest: 422 ValidationFailed');
+
+    var r = await call('adminImportDockerImage', 'adminImportDockerImage',
+        [{repo: repo, tag: 'v1', public: true}], 'res');
+    assert.strictEqual(r.res.statusCode, 200);
+    var msgs = streamMessages(await readStream(r.res));
+    msgs.forEach(function (m) {
+        assert.strictEqual(m.id, repo, 'every message names the repository');
+        assert.notStrictEqual(m.type, 'error', JSON.stringify(m));
+    });
+    var created = msgs.filter(function (m) {
+        return m.type === 'create-docker-image';
+    });
+    assert.strictEqual(created.length, 1);
+    created = created[0];
+    assert.strictEqual(created.head, true);
+    assert.strictEqual(created.dockerImageVersion, '2.2');
+    var manifest = JSON.parse(created.manifest_str);
+    var digests = manifest.layers.map(function (l) { return l.digest; });
+    assert.strictEqual(created.manifest_digest, 'sha256:' + crypto
+        .createHash('sha256').update(created.manifest_str).digest('hex'));
+    assert.strictEqual(created.image_uuid, rfd57(digests));
+    assert.strictEqual(msgs[msgs.length - 1].payload.status,
+        'Status: Downloaded newer image for ' + repo + ':v1');
+    ok('adminImportDockerImage: stream of ' + msgs.length +
+        ' messages, create-docker-image names the RFD 57 head uuid');
+
+    for (var i = 0; i < digests.length; i++) {
+        var got = await call('getImage layer ' + i, 'getImage',
+            [rfd57(digests.slice(0, i + 1))]);
+        var img = got.data;
+        assert.strictEqual(img.type, 'docker');
+        assert.strictEqual(img.name, 'docker-layer');
+        assert.strictEqual(img.state, 'active');
+        assert.strictEqual(img.owner, ADMIN, 'dc mode: owned by the admin');
+        assert.strictEqual(img.version, digests[i].slice(7, 19));
+        assert.strictEqual(img.tags['docker:id'], digests[i]);
+        assert.strictEqual(img.tags['docker:repo'], repo);
+        assert.strictEqual(img.origin,
+            i === 0 ? undefined : rfd57(digests.slice(0, i)));
+        assert.strictEqual(img.files[0].size, manifest.layers[i].size);
+    }
+    ok('getImage: ' + digests.length + ' active docker-layer images, ' +
+        'origin chain by RFD 57');
+
+    r = await call('adminImportDockerImage again', 'adminImportDockerImage',
+        [{repo: repo, tag: 'v1'}], 'res');
+    msgs = streamMessages(await readStream(r.res));
+    var exists = msgs.filter(function (m) {
+        return m.payload && m.payload.status === 'Already exists';
+    });
+    assert.strictEqual(exists.length, digests.length);
+    ok('adminImportDockerImage again: every layer "Already exists"');
+
+    var target = registry + '/interop/pushed:v2';
+    r = await call('adminPushDockerImage', 'adminPushDockerImage', [{
+        image: {
+            image_uuid: created.image_uuid,
+            manifest_str: created.manifest_str,
+            config_digest: created.config_digest,
+            image: created.image
+        },
+        repoAndTag: target
+    }], 'res');
+    assert.strictEqual(r.res.statusCode, 200);
+    msgs = streamMessages(await readStream(r.res));
+    msgs.forEach(function (m) {
+        assert.notStrictEqual(m.type, 'error', JSON.stringify(m));
+    });
+    var aux = msgs[msgs.length - 1].payload.aux;
+    assert.strictEqual(aux.Tag, 'v2');
+    assert.strictEqual(aux.Digest, created.manifest_digest);
+    var back = await registryManifest(registry, 'interop/pushed', 'v2');
+    assert.strictEqual(back.status, 200);
+    assert.strictEqual(back.body, created.manifest_str);
+    ok('adminPushDockerImage: the registry serves the same manifest ' +
+        '(digest ' + aux.Digest.slice(0, 19) + '…)');
+}
+
 async function main() {
+    if (MODE === 'docker') {
+        await dockerFlow();
+        return;
+    }
     console.log('# sdc-clients %s IMGAPI client against %s (mode %s)',
         require('sdc-clients/package.json').version, URL, MODE);
     await pingChecks();

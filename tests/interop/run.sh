@@ -67,6 +67,9 @@ run_mode() {
   # Channels only when asked for: an unset variable means "no channels".
   local extra_env=()
   if [[ -n "$channels" ]]; then extra_env+=("IMGAPI_CHANNELS=$channels"); fi
+  if [[ -n "${IMGAPI_INTEROP_REGISTRY:-}" ]]; then
+    extra_env+=("IMGAPI_DOCKER={\"insecure_registries\":[\"$IMGAPI_INTEROP_REGISTRY\"]}")
+  fi
   env "${extra_env[@]}" \
     IMGAPI_LISTEN="127.0.0.1:$port" \
     IMGAPI_DATA_DIR="$work/data" \
@@ -104,8 +107,68 @@ run_mode() {
   cleanup
 }
 
+# The docker mode: a CNCF distribution registry (Debian's docker-registry)
+# on a free port with a fixture image pushed by skopeo, then the dc-mode
+# server imports it and pushes it back (AdminImportDockerImage,
+# AdminPushDockerImage as sdc-docker calls them).
+registry_pid=""
+registry_dir=""
+stop_registry() {
+  if [[ -n "$registry_pid" ]]; then
+    kill "$registry_pid" 2>/dev/null || true
+    wait "$registry_pid" 2>/dev/null || true
+    registry_pid=""
+  fi
+  if [[ -n "$registry_dir" ]]; then
+    rm -rf "$registry_dir"
+    registry_dir=""
+  fi
+}
+trap 'cleanup; stop_registry' EXIT
+
+run_docker() {
+  if ! command -v docker-registry >/dev/null 2>&1 || ! command -v skopeo >/dev/null 2>&1; then
+    echo "SKIP: [docker] needs docker-registry and skopeo (.ci/run installs them)"
+    return 0
+  fi
+  registry_dir="$(mktemp -d "${TMPDIR:-/tmp}/imgapi-interop-registry.XXXXXX")"
+  local port
+  port="$(free_port)"
+  cat >"$registry_dir/config.yml" <<YML
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $registry_dir/storage
+http:
+  addr: 127.0.0.1:$port
+  secret: interop
+YML
+  docker-registry serve "$registry_dir/config.yml" >"$registry_dir/registry.log" 2>&1 &
+  registry_pid=$!
+  local i
+  for i in $(seq 1 100); do
+    if node -e 'require("http").get(process.argv[1],r=>process.exit(r.statusCode===200?0:1)).on("error",()=>process.exit(1))' "http://127.0.0.1:$port/v2/"; then
+      break
+    fi
+    if [[ "$i" == 100 ]]; then
+      echo "FAIL: [docker] the registry did not start; log:" >&2
+      cat "$registry_dir/registry.log" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+  python3 "$root/tests/docker/oci_fixture.py" "$registry_dir/layout" --layers 3 --tag v1 >/dev/null
+  skopeo copy -q --dest-tls-verify=false "oci:$registry_dir/layout:v1" \
+    "docker://127.0.0.1:$port/interop/fixture:v1"
+  IMGAPI_INTEROP_REGISTRY="127.0.0.1:$port" run_mode docker dc
+  stop_registry
+}
+
 start=$SECONDS
 run_mode public public
 run_mode dc dc
 run_mode channels private "$CHANNELS"
+run_docker
 echo "==> sdc-clients interop: ok ($((SECONDS - start))s)"

@@ -24,6 +24,8 @@ pub struct AppState {
     pub accounts: Arc<dyn crate::accounts::AccountDirectory>,
     /// Outbound HTTP under the `[remote]` policy (remote imports).
     pub remote: crate::service::import::fetch::Fetcher,
+    /// The Docker/OCI registry client (`[docker]`, `[remote]` policy).
+    pub registry: crate::service::docker::registry::RegistryClient,
     /// This instance's job identity (leases) and job-runner wake-up.
     pub jobs: crate::service::import::jobs::Jobs,
     /// ExportImage's target (`[export]`); `None` = not configured.
@@ -105,6 +107,12 @@ impl AppState {
         let remote =
             crate::service::import::fetch::Fetcher::new(&config.remote, &config.server_name)
                 .map_err(StartupError::Remote)?;
+        let registry = crate::service::docker::registry::RegistryClient::new(
+            &config.remote,
+            &config.docker,
+            &config.server_name,
+        )
+        .map_err(StartupError::Remote)?;
         std::fs::create_dir_all(&config.data_dir).map_err(|source| StartupError::DataDir {
             path: config.data_dir.clone(),
             source,
@@ -160,6 +168,7 @@ impl AppState {
             list_cache: Default::default(),
             accounts,
             remote,
+            registry,
             export,
             jobs: crate::service::import::jobs::Jobs::new(&hostname),
             hostname,

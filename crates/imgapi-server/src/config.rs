@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use keys::FileConfig;
 pub use keys::{Config, KEYS};
 use sections::DatabaseSection;
-pub use sections::{AuthType, ChannelConfig, DsapiMode, ExportConfig, RemoteConfig, StorageConfig};
+pub use sections::{
+    AuthType, ChannelConfig, DockerConfig, DsapiMode, ExportConfig, RemoteConfig, StorageConfig,
+};
 
 /// A documented configuration key.
 pub struct KeyDoc {
@@ -139,6 +141,19 @@ impl Config {
             layer.datacenter_name,
             layer.datacenters,
         )?;
+        if let Some(docker) = layer.docker {
+            if docker
+                .insecure_registries
+                .iter()
+                .any(|h| h.trim().is_empty())
+            {
+                return Err(invalid(
+                    "docker",
+                    "`insecure_registries` has an empty entry",
+                ));
+            }
+            cfg.docker = docker;
+        }
         if let Some(storage) = layer.storage {
             if let StorageConfig::S3 { bucket, .. } = &storage {
                 if bucket.is_empty() {

@@ -11,8 +11,8 @@ use imgapi_domain::Mode;
 use uuid::Uuid;
 
 use super::{
-    AuthType, ChannelConfig, ConfigError, DatabaseSection, DsapiMode, ExportConfig, KeyDoc,
-    RemoteConfig, StorageConfig,
+    AuthType, ChannelConfig, ConfigError, DatabaseSection, DockerConfig, DsapiMode, ExportConfig,
+    KeyDoc, RemoteConfig, StorageConfig,
 };
 use crate::accounts::AccountDirectoryConfig;
 
@@ -46,6 +46,10 @@ config_keys! {
     remote: RemoteConfig = RemoteConfig::default(), shown "allow_http = false, allow_private_addresses = false, allowed_hosts = [], max_redirects = 5, connect_timeout_secs = 10, read_timeout_secs = 60",
         file RemoteConfig, env "IMGAPI_REMOTE" json("a JSON object of [remote] keys"),
         "`[remote]`: what the server may fetch for AdminImportRemoteImage, AdminImportImageFromSource, AddImageFileFromSource and AddImageFileFromUrl (docs/mirroring.md). `allow_http`: also `http:` URLs; `allow_private_addresses`: also loopback, RFC 1918, link-local, ULA, CGNAT, unspecified, multicast and reserved addresses (every resolved address is checked, at connect time too); `allowed_hosts`: when not empty, only these hosts (a leading `.` also matches subdomains); `max_redirects`: redirects followed, each hop checked again; timeouts for connecting and for a transfer that receives nothing. URLs of `datacenters` are trusted and not checked. In the environment: a JSON object.";
+    /// Docker/OCI registries (`[docker]`).
+    docker: DockerConfig = DockerConfig::default(), shown "insecure_registries = []",
+        file DockerConfig, env "IMGAPI_DOCKER" json("a JSON object of [docker] keys"),
+        "`[docker]`: registries of AdminImportDockerImage and AdminPushDockerImage (docs/docker.md). `insecure_registries`: `host:port` (or `host`) of registries reached over plain http, as dockerd's option of that name; every other registry is reached over https only. The `[remote]` address rules (`allow_private_addresses`, `allowed_hosts`, redirects, timeouts) apply to registries and their token servers too. In the environment: a JSON object.";
     /// This datacenter's name (ImportFromDatacenter).
     datacenter_name: Option<String> = None, shown "(none)",
         file String, env "IMGAPI_DATACENTER_NAME" text,

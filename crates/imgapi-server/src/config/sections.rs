@@ -84,6 +84,16 @@ pub enum ExportConfig {
 
 /// The `[remote]` table: what this server may fetch from other servers
 /// (import-remote, import from a URL or a source IMGAPI; docs/mirroring.md).
+/// `[docker]`: Docker/OCI registries (AdminImportDockerImage,
+/// AdminPushDockerImage).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DockerConfig {
+    /// `host:port` (or `host`) of registries reached over plain http, as
+    /// dockerd's `insecure-registries`; every other registry: https only.
+    pub insecure_registries: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RemoteConfig {

@@ -141,6 +141,7 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::Upload(m) => ApiError::new(RestCode::Upload, m),
             ServiceError::Download(m) => ApiError::new(RestCode::Download, m),
+            ServiceError::ImageFileTooBig(m) => ApiError::new(RestCode::ImageFileTooBig, m),
             ServiceError::NotImplemented(m) => ApiError::new(RestCode::NotImplemented, m),
             ServiceError::NotAvailable(m) => ApiError::new(RestCode::NotAvailable, m),
             ServiceError::StorageUnsupported => {

@@ -80,7 +80,7 @@ async fn handle(State(app): State<App>, request: Request) -> Response {
 
     // A panic is a bug, but it must cost one request a 500, never the
     // connection or the process.
-    let outcome = AssertUnwindSafe(route_request(&app, routed, request))
+    let outcome = AssertUnwindSafe(route_request(&app, routed, request, &request_id))
         .catch_unwind()
         .await;
     let (mut resp, user) = match outcome {
@@ -171,6 +171,7 @@ async fn route_request(
     app: &App,
     routed: Routed<Operation>,
     request: Request,
+    request_id: &str,
 ) -> Result<(Response, String), ApiError> {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_string();
@@ -220,6 +221,8 @@ async fn route_request(
         headers: parts.headers,
         version,
         caller,
+        request_id: request_id.to_string(),
+        state: std::sync::Arc::clone(app),
         body: std::sync::Mutex::new(Some(body)),
     };
     let resp = op.call(app, req).await?;

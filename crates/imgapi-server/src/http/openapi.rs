@@ -196,6 +196,11 @@ fn success_response(success: Success) -> (u16, Value) {
             json!({"description": "Prometheus text exposition.",
                    "content": {"text/plain": {"schema": {"type": "string"}}}}),
         ),
+        Success::JsonLines(name) => (
+            200,
+            json!({"description": "A stream of JSON objects, each followed by `\\r\\n`; a failure after the stream started is its last object, of `type` `error`.",
+                   "content": json_content(name)}),
+        ),
     }
 }
 

@@ -79,6 +79,9 @@ pub enum Success {
     Html,
     /// Prometheus text exposition.
     Metrics,
+    /// 200 and a stream of JSON objects, each followed by `\r\n`, each a
+    /// `components.schemas` schema of this name (Docker import / push).
+    JsonLines(&'static str),
 }
 
 /// A named form of an operation chosen by its query: `action=`, or the

@@ -18,7 +18,7 @@ use super::error::ApiError;
 use super::operation::{BodyDoc, OperationDef, Origin, Routed, Served, Success, Variant};
 use super::params::{self as p, Param, ParamType};
 use super::request::Req;
-use super::routes::{catalog, datasets, files, images, misc, uploads, usage};
+use super::routes::{catalog, datasets, docker, files, images, misc, uploads, usage};
 use crate::app::AppState;
 
 macro_rules! operations {
@@ -66,6 +66,37 @@ const PASSIVE: AuthPolicy = AuthPolicy::Passive;
 const NO_AUTH: AuthPolicy = AuthPolicy::None;
 
 const ACTION: Param = Param::new("action", ParamType::Text, "Which form of the operation.");
+
+const DOCKER_REPO: Param = Param::new(
+    "repo",
+    ParamType::Text,
+    "import-docker-image: `[REGISTRY/]REPO`.",
+);
+const DOCKER_TAG: Param = Param::new(
+    "tag",
+    ParamType::Text,
+    "import-docker-image: the tag (or `digest`).",
+);
+const DOCKER_DIGEST: Param = Param::new(
+    "digest",
+    ParamType::Text,
+    "import-docker-image: the manifest digest (or `tag`).",
+);
+const DOCKER_PUBLIC: Param = Param::new(
+    "public",
+    ParamType::Bool,
+    "import-docker-image: whether the layer images are public (default true).",
+);
+const REGISTRY_AUTH: Param = Param::header(
+    "x-registry-auth",
+    ParamType::Text,
+    "Registry credentials: base64 of JSON `{\"username\", \"password\"}`.",
+);
+const REGISTRY_CONFIG: Param = Param::header(
+    "x-registry-config",
+    ParamType::Text,
+    "Registry credentials by registry host: base64 of a JSON map host → `{\"username\", \"password\"}`.",
+);
 
 /// The restCodes of writes to an existing image.
 const MODIFY: &[R] = &[
@@ -143,16 +174,19 @@ operations! {
     CreateImage => images::create {
         method: POST, path: "/images", aliases: &["/images/"],
         summary: "CreateImage: a new unactivated image from a manifest (no `action`).",
-        params: &[p::ACCOUNT, p::CHANNEL, ACTION],
+        params: &[p::ACCOUNT, p::CHANNEL, ACTION, DOCKER_REPO, DOCKER_TAG, DOCKER_DIGEST, DOCKER_PUBLIC,
+                  REGISTRY_AUTH, REGISTRY_CONFIG],
         variants: &[
             Variant::action("create-from-vm", "CreateImageFromVm", "Not available on this server."),
-            Variant::action("import-docker-image", "AdminImportDockerImage", "Not available on this server."),
+            Variant::action("import-docker-image", "AdminImportDockerImage",
+                            "Operators: import a Docker/OCI image from a registry, one `docker` image per layer (docs/docker.md).")
+                .answers(Success::JsonLines("DockerEvent")).reads(BodyDoc::None),
             Variant::action("import-lxd-image", "AdminImportLxdImage", "Not available on this server."),
         ],
         body: BodyDoc::Json("CreateImage"),
         errors: &[R::ValidationFailed, R::InvalidParameter, R::InvalidContent, R::RequestEntityTooLarge,
                   R::OwnerDoesNotExist, R::AccountDoesNotExist, R::OriginDoesNotExist,
-                  R::OriginIsNotActive, R::OperatorOnly, R::NotAvailable],
+                  R::OriginIsNotActive, R::OperatorOnly, R::NotAvailable, R::NotImplemented],
     }
     GetImage => images::get {
         path: "/images/{uuid}", auth: PASSIVE, summary: "One image (ETag, If-None-Match).",
@@ -186,7 +220,6 @@ operations! {
             Variant::action("change-stor", "AdminChangeImageStor", "Operators: move the file to another storage."),
             Variant::action("export", "ExportImage", "Write the manifest and file to the export location.")
                 .answers(Success::Json(200, "Exported")),
-            Variant::action("push", "AdminPushDockerImage", "Not available on this server."),
         ],
         body: BodyDoc::None,
         errors: &[R::InvalidParameter, R::ValidationFailed, R::NotImageOwner, R::PreconditionFailed,
@@ -297,6 +330,16 @@ operations! {
         summary: "A copy of a shared image owned by `account` (dc mode).",
         params: &[p::ACCOUNT, p::CHANNEL],
         errors: &[R::InvalidParameter, R::ImageNotShared, R::NotAvailable, R::NotImageOwner],
+    }
+    AdminPushDockerImage => docker::push {
+        method: POST, path: "/images/{uuid}/push",
+        summary: "Push a docker image's layer chain, config and manifest to a registry (docs/docker.md).",
+        params: &[p::ACCOUNT, Param::new("repoAndTag", ParamType::Text, "Where to push: `[REGISTRY/]REPO:TAG`."),
+                  REGISTRY_AUTH],
+        body: BodyDoc::Json("PushDockerImage"),
+        success: Success::JsonLines("DockerEvent"),
+        errors: &[R::InvalidParameter, R::ValidationFailed, R::NotImageOwner, R::NotImplemented,
+                  R::InvalidContent],
     }
     ListImageJobs => images::jobs {
         path: "/images/{uuid}/jobs", auth: NO_AUTH, summary: "The image's jobs (import-remote and others).",

@@ -107,6 +107,11 @@ pub struct Req {
     pub query: QueryParams,
     pub version: ApiVersion,
     pub caller: Caller,
+    /// The request id (`x-request-id`).
+    pub request_id: String,
+    /// The server state, for work that outlives the handler (a streamed
+    /// Docker import goes on when its client goes away).
+    pub state: crate::app::App,
     /// Behind a mutex only so `&Req` is `Sync` (handler futures hold it
     /// across awaits); it is taken at most once.
     pub body: std::sync::Mutex<Option<Body>>,

@@ -131,6 +131,19 @@ pub fn request_bodies() -> Vec<(&'static str, Value)> {
             }),
         ),
         (
+            "PushDockerImage",
+            json!({
+                "type": "object",
+                "description": "What sdc-docker sends: the manifest to push and the image config it names. Without `manifest_str` (an extension) the server builds a Docker schema 2 manifest and config from the stored layers.",
+                "properties": {
+                    "image_uuid": {"type": "string"},
+                    "manifest_str": {"type": "string", "description": "The Docker manifest, as JSON text."},
+                    "config_digest": {"type": "string"},
+                    "image": {"type": "object", "description": "The image config; its sha256 must be `config_digest`."}
+                }
+            }),
+        ),
+        (
             "FileFromUrl",
             json!({
                 "type": "object",
@@ -156,6 +169,21 @@ pub fn responses() -> Vec<(&'static str, Value)> {
         (
             "Empty",
             json!({"type": "object", "maxProperties": 0, "description": "`{}`"}),
+        ),
+        (
+            "DockerEvent",
+            json!({
+                "type": "object",
+                "required": ["type", "id"],
+                "description": "One message of a Docker import or push stream (docs/docker.md): `status`, `progress` (`payload`: `id`, `status`, `progressDetail`, `aux`), `create-docker-image`, or a last `error` (`error`: `code`, `message`).",
+                "properties": {
+                    "type": {"type": "string", "enum": ["status", "progress", "create-docker-image", "error"]},
+                    "id": {"type": "string"},
+                    "payload": {"type": "object"},
+                    "error": {"type": "object", "required": ["code", "message"],
+                              "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}
+                }
+            }),
         ),
         (
             "OpenApi",

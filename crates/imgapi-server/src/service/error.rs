@@ -27,6 +27,9 @@ pub enum ServiceError {
     /// 400 Download (integrity problems).
     #[error("{0}")]
     Download(String),
+    /// 400 ImageFileTooBig: a Docker layer over the 20 GiB limit.
+    #[error("{0}")]
+    ImageFileTooBig(String),
     /// 400 NotImplemented.
     #[error("{0}")]
     NotImplemented(String),

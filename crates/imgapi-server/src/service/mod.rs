@@ -3,6 +3,7 @@
 //! services call stores; stores never call services.
 
 pub mod clone;
+pub mod docker;
 pub mod dsapi;
 mod error;
 pub mod export;

@@ -101,12 +101,15 @@ pub async fn create(app: &AppState, mut req: Req) -> Result<Response, ApiError> 
             )
             .into())
         }
-        Some("import-docker-image" | "import-lxd-image") => {
+        Some("import-docker-image") => {
+            return super::docker::import(&req, channel.as_deref()).await
+        }
+        Some("import-lxd-image") => {
             if req.account().is_some() {
                 return Err(ServiceError::OperatorOnly.into());
             }
             return Err(ServiceError::NotAvailable(
-                "docker and LXD imports are not available on this server".into(),
+                "LXD imports are not available on this server".into(),
             )
             .into());
         }

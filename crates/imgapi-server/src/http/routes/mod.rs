@@ -2,6 +2,7 @@
 
 pub mod catalog;
 pub mod datasets;
+pub mod docker;
 pub mod files;
 pub mod images;
 pub mod misc;

@@ -72,23 +72,8 @@ impl Fetcher {
     /// Build both clients. Fails only if TLS cannot be set up.
     pub fn new(cfg: &RemoteConfig, user_agent: &str) -> Result<Fetcher, String> {
         let policy = Arc::new(Policy::from_config(cfg));
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = rustls_platform_verifier::Verifier::new(Arc::clone(&provider))
-            .map_err(|e| format!("TLS certificate verifier: {e}"))?;
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS set-up: {e}"))?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
-        let base = |tls: rustls::ClientConfig| {
-            reqwest::Client::builder()
-                .tls_backend_preconfigured(tls)
-                .user_agent(user_agent)
-                .connect_timeout(Duration::from_secs(cfg.connect_timeout_secs))
-                .read_timeout(Duration::from_secs(cfg.read_timeout_secs))
-                .no_proxy()
-        };
+        let tls = tls_config()?;
+        let base = |tls: rustls::ClientConfig| client_builder(cfg, user_agent, tls);
         let checked = base(tls.clone())
             .redirect(checked_redirects(Arc::clone(&policy)))
             .dns_resolver(CheckedResolver {
@@ -219,6 +204,34 @@ impl Fetcher {
     }
 }
 
+/// TLS for outbound requests: rustls with `ring` and the system's roots.
+pub(crate) fn tls_config() -> Result<rustls::ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls_platform_verifier::Verifier::new(Arc::clone(&provider))
+        .map_err(|e| format!("TLS certificate verifier: {e}"))?;
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS set-up: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth())
+}
+
+/// An outbound client's common settings: TLS, user agent, the `[remote]`
+/// timeouts, no proxy.
+pub(crate) fn client_builder(
+    cfg: &RemoteConfig,
+    user_agent: &str,
+    tls: rustls::ClientConfig,
+) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .user_agent(user_agent)
+        .connect_timeout(Duration::from_secs(cfg.connect_timeout_secs))
+        .read_timeout(Duration::from_secs(cfg.read_timeout_secs))
+        .no_proxy()
+}
+
 /// The checked client's redirect rule: count, then check the next hop.
 fn checked_redirects(policy: Arc<Policy>) -> redirect::Policy {
     if policy.max_redirects == 0 {
@@ -243,7 +256,7 @@ fn checked_redirects(policy: Arc<Policy>) -> redirect::Policy {
 }
 
 /// A policy refusal somewhere in the cause chain wins; else the chain.
-fn request_error(e: reqwest::Error) -> FetchError {
+pub(crate) fn request_error(e: reqwest::Error) -> FetchError {
     let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
     while let Some(err) = src {
         if let Some(refused) = err.downcast_ref::<Refused>() {

@@ -58,9 +58,15 @@ impl Policy {
     /// Scheme, host allow-list and (for IP literals) address of `url`,
     /// without any network access.
     pub fn check_url(&self, url: &Url) -> Result<(), Refused> {
+        self.check_url_with_http(url, self.allow_http)
+    }
+
+    /// [`Policy::check_url`] with plain `http:` allowed or not by the
+    /// caller (Docker registries: only those listed as insecure).
+    pub fn check_url_with_http(&self, url: &Url, allow_http: bool) -> Result<(), Refused> {
         match url.scheme() {
             "https" => {}
-            "http" if self.allow_http => {}
+            "http" if allow_http => {}
             "http" => {
                 return Err(Refused(
                     "http: URLs are not allowed ([remote] allow_http = false)".into(),
@@ -115,7 +121,7 @@ impl Policy {
 
 /// The URL's host, lower-case without IPv6 brackets, and its address when
 /// it is an IP literal (the URL parser has normalised forms like `0x7f.1`).
-pub(super) fn host_of(url: &Url) -> Option<(String, Option<IpAddr>)> {
+pub(crate) fn host_of(url: &Url) -> Option<(String, Option<IpAddr>)> {
     let host = url.host_str()?;
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     Some((bare.to_ascii_lowercase(), bare.parse::<IpAddr>().ok()))
@@ -179,8 +185,8 @@ fn non_public_v4(ip: Ipv4Addr) -> Option<&'static str> {
 }
 
 /// The resolver of the checked client: every address of a name must pass.
-pub(super) struct CheckedResolver {
-    pub(super) policy: Arc<Policy>,
+pub(crate) struct CheckedResolver {
+    pub(crate) policy: Arc<Policy>,
 }
 
 impl Resolve for CheckedResolver {
