@@ -24,12 +24,14 @@ pub enum FaultAction {
     Throttle { chunk: usize, delay: Duration },
 }
 
-/// A fault for the next request whose path contains `path_contains`.
+/// A fault for the next `times` requests whose path contains
+/// `path_contains` (once unless [`Fault::times`] says otherwise).
 #[derive(Clone, Debug)]
 pub struct Fault {
     pub path_contains: String,
     pub after_bytes: u64,
     pub action: FaultAction,
+    pub times: usize,
 }
 
 impl Fault {
@@ -38,6 +40,7 @@ impl Fault {
             path_contains: path_contains.to_string(),
             after_bytes,
             action: FaultAction::Cut,
+            times: 1,
         }
     }
 
@@ -46,8 +49,22 @@ impl Fault {
             path_contains: path_contains.to_string(),
             after_bytes,
             action: FaultAction::Throttle { chunk, delay },
+            times: 1,
         }
     }
+
+    /// Hits the next `times` matching requests (a client that retries).
+    pub fn times(mut self, times: usize) -> Fault {
+        self.times = times;
+        self
+    }
+}
+
+/// The fault applying to the response in flight on one connection.
+struct ActiveFault {
+    fault: Fault,
+    /// Response bytes forwarded since the request.
+    sent: u64,
 }
 
 #[derive(Default)]
@@ -105,7 +122,7 @@ impl FaultProxy {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Applies `fault` to the next matching request (once).
+    /// Applies `fault` to the next matching requests (replacing any armed one).
     pub fn arm(&self, fault: Fault) {
         *ProxyState::lock(&self.state.armed) = Some(fault);
     }
@@ -143,7 +160,7 @@ async fn relay(client: TcpStream, upstream: String, state: Arc<ProxyState>) {
     };
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
-    let active = Arc::new(Mutex::new(None::<Fault>));
+    let active = Arc::new(Mutex::new(None::<ActiveFault>));
     tokio::select! {
         _ = requests(client_read, server_write, state, active.clone()) => {}
         _ = responses(server_read, client_write, active) => {}
@@ -155,7 +172,7 @@ async fn requests(
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
     state: Arc<ProxyState>,
-    active: Arc<Mutex<Option<Fault>>>,
+    active: Arc<Mutex<Option<ActiveFault>>>,
 ) {
     let mut parser = RequestParser::default();
     let mut buf = vec![0u8; 64 * 1024];
@@ -167,13 +184,18 @@ async fn requests(
         for (method, path) in parser.feed(&buf[..n]) {
             ProxyState::lock(&state.requests).push(format!("{method} {path}"));
             let mut armed = ProxyState::lock(&state.armed);
-            if armed
-                .as_ref()
-                .is_some_and(|f| path.contains(&f.path_contains))
-            {
-                *ProxyState::lock(&active) = armed.take();
+            let hit = armed
+                .as_mut()
+                .filter(|f| f.times > 0 && path.contains(&f.path_contains))
+                .map(|f| {
+                    f.times -= 1;
+                    f.clone()
+                });
+            if hit.is_some() {
                 state.fired.fetch_add(1, Ordering::SeqCst);
             }
+            // A later request on a kept-alive connection starts clean.
+            *ProxyState::lock(&active) = hit.map(|fault| ActiveFault { fault, sent: 0 });
         }
         if to.write_all(&buf[..n]).await.is_err() {
             return;
@@ -185,48 +207,51 @@ async fn requests(
 async fn responses(
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
-    active: Arc<Mutex<Option<Fault>>>,
+    active: Arc<Mutex<Option<ActiveFault>>>,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
-    let mut sent_under_fault: u64 = 0;
     loop {
         let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
-        let fault = ProxyState::lock(&active).clone();
-        let Some(fault) = fault else {
-            if to.write_all(&buf[..n]).await.is_err() {
-                return;
-            }
-            continue;
-        };
-        let allowed = usize::try_from(fault.after_bytes.saturating_sub(sent_under_fault))
-            .unwrap_or(usize::MAX);
-        let (free, rest) = buf[..n].split_at(allowed.min(n));
-        if to.write_all(free).await.is_err() {
+        let (free, action) = split_by_fault(&active, n);
+        if to.write_all(&buf[..free]).await.is_err() {
             return;
         }
-        sent_under_fault += free.len() as u64;
+        let rest = &buf[free..n];
         if rest.is_empty() {
             continue;
         }
-        match fault.action {
-            FaultAction::Cut => {
+        match action {
+            None => {}
+            Some(FaultAction::Cut) => {
                 let _ = to.flush().await;
                 return;
             }
-            FaultAction::Throttle { chunk, delay } => {
+            Some(FaultAction::Throttle { chunk, delay }) => {
                 for piece in rest.chunks(chunk.max(1)) {
                     tokio::time::sleep(delay).await;
                     if to.write_all(piece).await.is_err() {
                         return;
                     }
                 }
-                sent_under_fault += rest.len() as u64;
             }
         }
     }
+}
+
+/// Of `n` response bytes just read: how many pass untouched, and what
+/// happens to the rest.
+fn split_by_fault(active: &Mutex<Option<ActiveFault>>, n: usize) -> (usize, Option<FaultAction>) {
+    let mut active = ProxyState::lock(active);
+    let Some(current) = active.as_mut() else {
+        return (n, None);
+    };
+    let allowed = current.fault.after_bytes.saturating_sub(current.sent);
+    current.sent += n as u64;
+    let free = usize::try_from(allowed).unwrap_or(usize::MAX).min(n);
+    (free, Some(current.fault.action.clone()))
 }
 
 /// Finds request heads in a client's byte stream, skipping bodies announced

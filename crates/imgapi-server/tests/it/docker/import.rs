@@ -141,10 +141,10 @@ async fn basic_auth_import_with_and_without_credentials() {
 
     import_tag(&server, &repo, None)
         .await
-        .assert_failed_with("Unauthorized");
+        .assert_failed_with(UNAUTHORIZED);
     import_tag(&server, &repo, Some(("alice", "wrong")))
         .await
-        .assert_failed_with("Unauthorized");
+        .assert_failed_with(UNAUTHORIZED);
     assert!(images_of_type_docker(&server).await.is_empty());
 
     import_tag(&server, &repo, Some(("alice", "s3cret")))
@@ -171,14 +171,14 @@ async fn token_auth_import_asks_for_pull_and_honours_the_grant() {
 
     import_tag(&server, &repo, Some(("alice", "wrong")))
         .await
-        .assert_failed_with("Unauthorized");
+        .assert_failed_with(UNAUTHORIZED);
     // bob gets a token, but one without pull on fix/token: insufficient_scope.
     import_tag(&server, &repo, Some(("bob", "b0b")))
         .await
-        .assert_failed_with("Unauthorized");
+        .assert_failed_with(UNAUTHORIZED);
     import_tag(&server, &repo, None)
         .await
-        .assert_failed_with("Unauthorized");
+        .assert_failed_with(UNAUTHORIZED);
     assert!(images_of_type_docker(&server).await.is_empty());
 
     issuer.clear_requests();

@@ -8,6 +8,9 @@ use crate::support::*;
 
 pub(super) const ZERO_OWNER: &str = "00000000-0000-0000-0000-000000000000";
 pub(super) const TAG: &str = "latest";
+/// The code of a refused registry auth, as docs/docker.md has it (the
+/// design brief said `Unauthorized`).
+pub(super) const UNAUTHORIZED: &str = "UnauthorizedError";
 
 /// Three layers (small, small, ~700 KB so a `Downloading` line is due) and
 /// an empty-layer history step; `seed` varies the content.

@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
+use super::expect::rfd57_uuid;
 use super::setup::*;
 
 pub(super) fn registry_auth(user: &str, password: &str) -> String {
@@ -137,4 +138,23 @@ pub(super) async fn images_of_type_docker(server: &TestServer) -> Vec<Value> {
     let (status, list) = server.get_json("/images?state=all&type=docker").await;
     assert_eq!(status, 200, "{list}");
     list.as_array().unwrap().clone()
+}
+
+/// The `state` of the image of the layer chain `chain`, None when there is
+/// no such image.
+pub(super) async fn layer_state(server: &TestServer, chain: &[String]) -> Option<String> {
+    let (status, img) = server
+        .get_json(&format!("/images/{}", rfd57_uuid(chain)))
+        .await;
+    match status {
+        404 => None,
+        200 => Some(img["state"].as_str().unwrap().to_string()),
+        _ => panic!("GetImage: {status} {img}"),
+    }
+}
+
+/// The status of GetImageFile of the layer chain `chain`.
+pub(super) async fn file_status(server: &TestServer, chain: &[String]) -> u16 {
+    let path = format!("/images/{}/file", rfd57_uuid(chain));
+    server.get(&path).send().await.unwrap().status().as_u16()
 }
