@@ -104,7 +104,7 @@ impl Registry {
 
     /// Overwrites the stored blob with bytes of the same length that no
     /// longer match its digest; the registry keeps serving it under the old
-    /// digest.
+    /// digest. A second call restores it (each byte is XORed with 0x5a).
     pub fn corrupt_blob(&self, digest: &str) -> Result<(), Error> {
         let path = self.blob_path(digest);
         let mut bytes =

@@ -190,7 +190,10 @@ async fn fault_proxy_counts_and_cuts_and_the_registry_restarts_on_its_storage() 
 
     proxy.arm(Fault::cut(&big.digest, 100_000).times(2));
     for _ in 0..2 {
-        assert!(get(&blob_url).await.is_err(), "the cut response ended cleanly");
+        assert!(
+            get(&blob_url).await.is_err(),
+            "the cut response ended cleanly"
+        );
     }
     assert_eq!(proxy.fired(), 2);
 

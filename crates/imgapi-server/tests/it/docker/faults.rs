@@ -89,6 +89,12 @@ async fn corrupted_blob_is_refused_and_nothing_is_kept() {
         layer_state(&server, &digests).await.as_deref(),
         Some("active")
     );
+
+    // Repaired, the import completes.
+    registry.corrupt_blob(&digests[1]).unwrap();
+    import_tag(&server, &repo, None).await.assert_ok();
+    assert_chain(&server, &image, &repo).await;
+    assert_files_match(&server, &image).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
