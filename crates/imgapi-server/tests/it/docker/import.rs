@@ -147,10 +147,20 @@ async fn basic_auth_import_with_and_without_credentials() {
         .assert_failed_with(UNAUTHORIZED);
     assert!(images_of_type_docker(&server).await.is_empty());
 
-    import_tag(&server, &repo, Some(("alice", "s3cret")))
+    // The credentials of the registry's entry in x-registry-config.
+    let host = repo.split('/').next().unwrap();
+    let resp = server
+        .post(&import_path(&[("repo", &repo), ("tag", TAG)]))
+        .header(
+            "x-registry-config",
+            registry_config(host, "alice", "s3cret"),
+        )
+        .send()
         .await
-        .assert_ok();
+        .unwrap();
+    Stream::read(resp).await.assert_ok();
     assert_chain(&server, &image, &repo).await;
+    assert_reimport_already_exists(&server, &image, &repo, Some(("alice", "s3cret"))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

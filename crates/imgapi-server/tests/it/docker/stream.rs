@@ -10,8 +10,17 @@ use super::expect::rfd57_uuid;
 use super::setup::*;
 
 pub(super) fn registry_auth(user: &str, password: &str) -> String {
-    let auth = json!({"username": user, "password": password});
-    base64::engine::general_purpose::STANDARD.encode(auth.to_string())
+    base64_json(&json!({"username": user, "password": password}))
+}
+
+/// `x-registry-config` as sdc-docker sends it: registry host → credentials.
+pub(super) fn registry_config(host: &str, user: &str, password: &str) -> String {
+    let entry = json!({"username": user, "password": password, "serveraddress": host});
+    base64_json(&json!({ host: entry }))
+}
+
+fn base64_json(value: &Value) -> String {
+    base64::engine::general_purpose::STANDARD.encode(value.to_string())
 }
 
 /// An import's or push's answer: the stream's messages, or the one error
