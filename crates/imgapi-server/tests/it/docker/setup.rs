@@ -11,6 +11,9 @@ pub(super) const TAG: &str = "latest";
 /// The code of a refused registry auth, as docs/docker.md has it (the
 /// design brief said `Unauthorized`).
 pub(super) const UNAUTHORIZED: &str = "UnauthorizedError";
+/// The code when a token lacks the pull scope: what the server answers
+/// (docs/docker.md's table says `UnauthorizedError`).
+pub(super) const INSUFFICIENT_SCOPE: &str = "ResourceNotFound";
 
 /// Three layers (small, small, ~700 KB so a `Downloading` line is due) and
 /// an empty-layer history step; `seed` varies the content.

@@ -62,12 +62,14 @@ impl Stream {
         );
     }
 
-    pub(super) fn assert_failed_with(&self, code: &str) {
+    /// The stream ended with an error line of `code`; its message.
+    pub(super) fn assert_failed_with(&self, code: &str) -> String {
         assert_eq!(self.status, 200, "{:#?}", self.messages);
         let error = self
             .error()
             .unwrap_or_else(|| panic!("no error line: {:#?}", self.messages));
         assert_eq!(error["code"], code, "{:#?}", self.messages);
+        error["message"].as_str().unwrap_or_default().to_string()
     }
 
     pub(super) fn created(&self) -> &Value {
