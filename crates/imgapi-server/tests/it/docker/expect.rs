@@ -43,6 +43,15 @@ pub(super) fn layer_history(image: &FixtureImage) -> Vec<Value> {
         .collect()
 }
 
+/// The layer digests a manifest names, base first.
+pub(super) fn manifest_layer_digests(manifest: &Value) -> Vec<String> {
+    let layers = manifest["layers"].as_array().unwrap();
+    layers
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// `2024-01-01T00:00:02.123456789Z` → `2024-01-01T00:00:02.123Z`.
 pub(super) fn millis(created: &str) -> String {
     format!("{}Z", &created[..23])
@@ -162,13 +171,7 @@ pub(super) fn assert_first_import_stream(
     let manifest_str = created["manifest_str"].as_str().unwrap();
     let manifest: Value = serde_json::from_str(manifest_str).unwrap();
     assert_eq!(manifest["mediaType"], manifest_media_type);
-    let manifest_layers: Vec<&str> = manifest["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["digest"].as_str().unwrap())
-        .collect();
-    assert_eq!(manifest_layers, image.layer_digests());
+    assert_eq!(manifest_layer_digests(&manifest), image.layer_digests());
     assert_eq!(
         created["manifest_digest"],
         sha256_digest(manifest_str.as_bytes())

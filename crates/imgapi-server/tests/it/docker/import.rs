@@ -30,7 +30,7 @@ async fn docker_schema2_import_builds_the_layer_chain() {
     assert_files_match(&server, &image).await;
     assert_reimport_already_exists(&server, &image, &repo, None).await;
     assert_eq!(
-        images_of_type_docker(&server).await.len(),
+        active_docker_images(&server).await.len(),
         image.layers.len()
     );
 }
@@ -107,7 +107,7 @@ async fn import_of_a_list_picks_linux_amd64(options: PushOptions, name: &str) {
         404
     );
     assert_eq!(
-        images_of_type_docker(&server).await.len(),
+        active_docker_images(&server).await.len(),
         amd64.layers.len()
     );
 }
@@ -145,7 +145,7 @@ async fn basic_auth_import_with_and_without_credentials() {
     import_tag(&server, &repo, Some(("alice", "wrong")))
         .await
         .assert_failed_with(UNAUTHORIZED);
-    assert!(images_of_type_docker(&server).await.is_empty());
+    assert!(active_docker_images(&server).await.is_empty());
 
     // The credentials of the registry's entry in x-registry-config.
     let host = repo.split('/').next().unwrap();
@@ -191,7 +191,7 @@ async fn token_auth_import_asks_for_pull_and_honours_the_grant() {
             .assert_failed_with(INSUFFICIENT_SCOPE);
         assert!(message.contains("insufficient_scope"), "{message}");
     }
-    assert!(images_of_type_docker(&server).await.is_empty());
+    assert!(active_docker_images(&server).await.is_empty());
 
     issuer.clear_requests();
     import_tag(&server, &repo, Some(("alice", "s3cret")))

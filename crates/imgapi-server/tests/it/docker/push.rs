@@ -55,13 +55,7 @@ async fn assert_round_trip(stream: &Stream, image: &FixtureImage, repo_and_tag: 
         manifest["mediaType"],
         "application/vnd.docker.distribution.manifest.v2+json"
     );
-    let pushed: Vec<&str> = manifest["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["digest"].as_str().unwrap())
-        .collect();
-    assert_eq!(pushed, image.layer_digests());
+    assert_eq!(manifest_layer_digests(&manifest), image.layer_digests());
     let out = tempfile::tempdir().unwrap();
     skopeo::copy_to_dir(repo_and_tag, &out.path().join("copy"), None)
         .await

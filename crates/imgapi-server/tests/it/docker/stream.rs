@@ -81,29 +81,20 @@ impl Stream {
 
     /// The `payload.status` of every message about layer `short_id`.
     pub(super) fn layer_statuses(&self, short_id: &str) -> Vec<String> {
-        self.messages
-            .iter()
-            .filter(|m| m["payload"]["id"] == short_id)
-            .map(|m| {
-                m["payload"]["status"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string()
-            })
-            .collect()
+        self.statuses(|m| m["payload"]["id"] == short_id)
     }
 
     /// `payload.status` of the status messages without a layer id.
     pub(super) fn overall_statuses(&self) -> Vec<String> {
+        self.statuses(|m| m["type"] == "status" && m["payload"]["id"].is_null())
+    }
+
+    fn statuses(&self, wanted: impl Fn(&Value) -> bool) -> Vec<String> {
         self.messages
             .iter()
-            .filter(|m| m["type"] == "status" && m["payload"]["id"].is_null())
-            .map(|m| {
-                m["payload"]["status"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string()
-            })
+            .filter(|m| wanted(m))
+            .filter_map(|m| m["payload"]["status"].as_str())
+            .map(str::to_string)
             .collect()
     }
 }
@@ -145,7 +136,9 @@ pub(super) async fn import_tag(
     import(server, &[("repo", repo), ("tag", TAG)], auth).await
 }
 
-pub(super) async fn images_of_type_docker(server: &TestServer) -> Vec<Value> {
+/// ListImages `state=all&type=docker`: an anonymous caller of a public
+/// server sees the active ones only.
+pub(super) async fn active_docker_images(server: &TestServer) -> Vec<Value> {
     let (status, list) = server.get_json("/images?state=all&type=docker").await;
     assert_eq!(status, 200, "{list}");
     list.as_array().unwrap().clone()
