@@ -12,5 +12,6 @@ mod stream;
 
 mod faults;
 mod import;
+mod policy;
 mod push;
 mod validation;

@@ -1,7 +1,7 @@
 //! Expectations computed from the fixtures alone (RFD 57 uuids, fields),
 //! never from the server.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use test_registry::fixture::{sha256_digest, FixtureImage};
@@ -141,11 +141,7 @@ pub(super) fn assert_first_import_stream(
     manifest_media_type: &str,
 ) {
     pull.assert_ok();
-    for message in &pull.messages {
-        let keys: Vec<&String> = message.as_object().unwrap().keys().collect();
-        assert_eq!(keys.last().map(|k| k.as_str()), Some("id"), "{message}");
-        assert_eq!(message["id"], repo, "{message}");
-    }
+    pull.assert_id_last_everywhere(&json!(repo));
     let overall = pull.overall_statuses();
     assert!(
         overall[0].starts_with(&format!("{TAG}: Pulling from {repo} (req ")),
@@ -162,10 +158,22 @@ pub(super) fn assert_first_import_stream(
         assert!(is_subsequence(&wanted, &statuses), "{statuses:?}");
     }
     let big = image.layers.last().unwrap();
-    assert!(pull
-        .layer_statuses(&short_id(&big.digest))
+    let downloading: Vec<&Value> = pull
+        .messages
         .iter()
-        .any(|s| s == "Downloading"));
+        .filter(|m| m["payload"]["status"] == "Downloading")
+        .collect();
+    assert!(
+        !downloading.is_empty(),
+        "no Downloading line for the big layer"
+    );
+    for message in downloading {
+        let detail = &message["payload"]["progressDetail"];
+        assert_eq!(message["payload"]["id"], short_id(&big.digest), "{message}");
+        assert_eq!(detail["total"], big.size, "{message}");
+        assert!(detail["current"].as_u64().unwrap() <= big.size, "{message}");
+        assert!(detail["start"].as_u64().is_some(), "{message}");
+    }
 
     let created = pull.created();
     let manifest_str = created["manifest_str"].as_str().unwrap();

@@ -40,7 +40,7 @@ async fn oci_manifest_import_builds_the_layer_chain() {
     if !tools_installed() {
         return;
     }
-    let (_registry, server, repo, image) =
+    let (registry, server, repo, image) =
         set_up(RegistryKind::Open, "fix/oci", &PushOptions::oci()).await;
     let pull = import_tag(&server, &repo, None).await;
     assert_first_import_stream(
@@ -78,6 +78,21 @@ async fn oci_manifest_import_builds_the_layer_chain() {
 
     let missing = import(&server, &[("repo", &repo), ("tag", "no-such-tag")], None).await;
     missing.assert_failed_with("ResourceNotFound");
+
+    // The same layers under another name are stored once.
+    let (copy_repo, copy) = push_image(
+        &registry,
+        "fix/oci-copy",
+        &image_spec("amd64", 1),
+        &PushOptions::oci(),
+    )
+    .await;
+    assert_eq!(copy.layers, image.layers);
+    assert_reimport_already_exists(&server, &image, &copy_repo, None).await;
+    assert_eq!(
+        active_docker_images(&server).await.len(),
+        image.layers.len()
+    );
 }
 
 /// A two-platform index pushed with `options` (`--all`): linux/amd64 is imported.
@@ -88,10 +103,15 @@ async fn import_of_a_list_picks_linux_amd64(options: PushOptions, name: &str) {
         .add_index(TAG, &[image_spec("arm64", 2), image_spec("amd64", 3)])
         .unwrap();
     let repo = format!("{}/{name}", registry.host_port());
-    skopeo::push(&layout, TAG, &format!("{repo}:{TAG}"), &options.all())
-        .await
-        .unwrap();
-    let server = server_for(&hosts_of(&registry)).await;
+    skopeo::push(
+        &layout,
+        TAG,
+        &format!("{repo}:{TAG}"),
+        &options.clone().all(),
+    )
+    .await
+    .unwrap();
+    let server = server_for(&[registry.host_port()]).await;
 
     let pull = import_tag(&server, &repo, None).await;
     pull.assert_ok();
@@ -109,6 +129,22 @@ async fn import_of_a_list_picks_linux_amd64(options: PushOptions, name: &str) {
     assert_eq!(
         active_docker_images(&server).await.len(),
         amd64.layers.len()
+    );
+
+    let arm_only = "arm-only";
+    layout
+        .add_index(arm_only, &[image_spec("arm64", 4)])
+        .unwrap();
+    let dest = format!("{repo}:{arm_only}");
+    skopeo::push(&layout, arm_only, &dest, &options.all())
+        .await
+        .unwrap();
+    let message = import(&server, &[("repo", &repo), ("tag", arm_only)], None)
+        .await
+        .assert_failed_with("ValidationFailed");
+    assert_eq!(
+        message,
+        "no linux-amd64 platform found in manifest list: linux-arm64"
     );
 }
 

@@ -48,8 +48,21 @@ async fn assert_round_trip(stream: &Stream, image: &FixtureImage, repo_and_tag: 
     assert_eq!(aux["Tag"], tag);
 
     let raw = skopeo::inspect_raw(repo_and_tag, None).await.unwrap();
-    assert_eq!(aux["Digest"], sha256_digest(raw.as_bytes()));
+    let digest = sha256_digest(raw.as_bytes());
+    assert_eq!(aux["Digest"], digest.as_str());
     assert_eq!(aux["Size"], raw.len());
+    let summary = format!("{tag}: digest: {digest} size: {}", raw.len());
+    assert!(
+        stream
+            .messages
+            .iter()
+            .any(|m| m["payload"]["status"] == summary.as_str()),
+        "no {summary:?}"
+    );
+    // Every line ends with the request's id.
+    let request_id = &stream.messages[0]["id"];
+    assert!(request_id.is_string());
+    stream.assert_id_last_everywhere(request_id);
     let manifest: Value = serde_json::from_str(&raw).unwrap();
     assert_eq!(
         manifest["mediaType"],

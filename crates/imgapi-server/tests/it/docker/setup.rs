@@ -42,7 +42,8 @@ pub(super) fn image_with_big_top(seed: u64, top_size: u64) -> ImageSpec {
         .cmd(&["/bin/sh"])
 }
 
-/// A server that reaches `hosts` over plain http.
+/// A server that reaches `hosts` over plain http (and the token realms they
+/// name, over the scheme they give).
 pub(super) async fn server_for(hosts: &[String]) -> TestServer {
     TestServer::spawn_with(&docker_toml(hosts)).await
 }
@@ -50,19 +51,9 @@ pub(super) async fn server_for(hosts: &[String]) -> TestServer {
 pub(super) fn docker_toml(hosts: &[String]) -> String {
     let list: Vec<String> = hosts.iter().map(|h| format!("{h:?}")).collect();
     format!(
-        "[remote]\nallow_http = true\nallow_private_addresses = true\n[docker]\ninsecure_registries = [{}]\n",
+        "[remote]\nallow_private_addresses = true\n[docker]\ninsecure_registries = [{}]\n",
         list.join(", ")
     )
-}
-
-/// The hosts a server must reach for `registry`: it and its token realm.
-pub(super) fn hosts_of(registry: &Registry) -> Vec<String> {
-    let mut hosts = vec![registry.host_port()];
-    if let Some(issuer) = registry.token_issuer() {
-        let realm = issuer.realm().trim_start_matches("http://");
-        hosts.push(realm.split('/').next().unwrap().to_string());
-    }
-    hosts
 }
 
 /// Pushes one image (tag [`TAG`]) as `registry/name`; the repo name.
@@ -89,7 +80,7 @@ pub(super) async fn set_up(
 ) -> (Registry, TestServer, String, FixtureImage) {
     let registry = Registry::start(kind).await.unwrap();
     let (repo, image) = push_image(&registry, name, &image_spec("amd64", 1), options).await;
-    let server = server_for(&hosts_of(&registry)).await;
+    let server = server_for(&[registry.host_port()]).await;
     (registry, server, repo, image)
 }
 

@@ -62,6 +62,15 @@ impl Stream {
         );
     }
 
+    /// Every message has `id` = `id`, as its last key.
+    pub(super) fn assert_id_last_everywhere(&self, id: &Value) {
+        for message in &self.messages {
+            let keys: Vec<&String> = message.as_object().unwrap().keys().collect();
+            assert_eq!(keys.last().map(|k| k.as_str()), Some("id"), "{message}");
+            assert_eq!(&message["id"], id, "{message}");
+        }
+    }
+
     /// The stream ended with an error line of `code`; its message.
     pub(super) fn assert_failed_with(&self, code: &str) -> String {
         assert_eq!(self.status, 200, "{:#?}", self.messages);
@@ -69,6 +78,9 @@ impl Stream {
             .error()
             .unwrap_or_else(|| panic!("no error line: {:#?}", self.messages));
         assert_eq!(error["code"], code, "{:#?}", self.messages);
+        let last = self.messages.last().and_then(Value::as_object).unwrap();
+        let keys: Vec<&str> = last.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["type", "id", "error"], "the error line's key order");
         error["message"].as_str().unwrap_or_default().to_string()
     }
 
