@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use test_registry::skopeo::PushOptions;
-use test_registry::{tools_installed, Fault, RegistryKind};
+use test_registry::{tools_installed, Fault, FaultProxy, RegistryKind};
 
 use crate::support::*;
 
@@ -98,35 +98,30 @@ async fn corrupted_blob_is_refused_and_nothing_is_kept() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_restart_in_the_middle_of_an_import_then_retry_completes() {
+async fn server_killed_in_the_middle_of_an_import_then_retry_completes() {
     if !tools_installed() {
         return;
     }
     let (_registry, proxy, repo, image) = behind_fault_proxy("fix/restart", 5, 4 << 20).await;
-    let toml = docker_toml(&[proxy.host_port()]);
+    let toml = format!(
+        "metrics_listen = \"127.0.0.1:0\"\n{}",
+        docker_toml(&[proxy.host_port()])
+    );
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::spawn_in(dir.path(), &toml).await;
-
+    // The binary imports and is killed (SIGKILL) mid-layer; the same data
+    // is then served again.
+    let seed = TestServer::spawn_in(dir.path(), &toml).await;
+    let config = write_config(seed, dir.path()).await;
+    let mut imgapi = crate::restart::start(&config);
     let big = image.layers.last().unwrap().digest.clone();
-    proxy.arm(Fault::throttle(
-        &big,
-        512 << 10,
-        64 << 10,
-        Duration::from_millis(100),
-    ));
-    let pulling = {
-        let req = server.post(&import_path(&[("repo", &repo), ("tag", TAG)]));
-        tokio::spawn(async move { req.send().await.map(|r| r.status()) })
-    };
-    for _ in 0..200 {
-        if proxy.fired() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert_eq!(proxy.fired(), 1, "the big layer was never requested");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    server.stop().await;
+    let url = format!(
+        "http://{}{}",
+        imgapi.addr,
+        import_path(&[("repo", &repo), ("tag", TAG)])
+    );
+    let pulling = trickle_big_layer(&proxy, &big, reqwest::Client::new().post(url)).await;
+    imgapi.child.kill().unwrap();
+    imgapi.child.wait().unwrap();
     pulling.abort();
 
     let server = TestServer::spawn_in(dir.path(), &toml).await;
@@ -143,4 +138,42 @@ async fn server_restart_in_the_middle_of_an_import_then_retry_completes() {
     assert_eq!(proxy.count("GET", &format!("/blobs/{big}")), 2);
     assert_chain(&server, &image, &repo).await;
     assert_files_match(&server, &image).await;
+}
+
+/// The configuration `seed` runs with, as a file for the binary; `seed` is
+/// stopped (its data stays in `dir`).
+async fn write_config(seed: TestServer, dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("imgapi.toml");
+    std::fs::write(&path, &seed.config_toml).unwrap();
+    seed.stop().await;
+    path
+}
+
+/// Sends `import` while the big layer trickles through the proxy; returns
+/// once that layer is on its way (the layers below it are done by then).
+async fn trickle_big_layer(
+    proxy: &FaultProxy,
+    big: &str,
+    import: reqwest::RequestBuilder,
+) -> tokio::task::JoinHandle<()> {
+    proxy.arm(Fault::throttle(
+        big,
+        512 << 10,
+        64 << 10,
+        Duration::from_millis(100),
+    ));
+    let pulling = tokio::spawn(async move {
+        if let Ok(resp) = import.send().await {
+            let _ = resp.text().await;
+        }
+    });
+    for _ in 0..200 {
+        if proxy.fired() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(proxy.fired(), 1, "the big layer was never requested");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    pulling
 }
