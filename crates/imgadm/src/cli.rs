@@ -10,7 +10,8 @@ use uuid::Uuid;
 /// Publisher commands talk to one IMGAPI server (--url, IMGAPI_URL or the
 /// profile file); consumer commands install images from configured sources
 /// into a local store. Errors print as `imgadm: error (RestCode): message`;
-/// exit status 1 is a server or network failure, 2 a usage error, 3 not found.
+/// exit status 1 is a server or network failure, 2 a usage error, 3 not found
+/// (130: docker-import or docker-push interrupted).
 #[derive(Debug, Parser)]
 #[command(name = "imgadm", version)]
 pub struct Cli {
@@ -86,6 +87,10 @@ pub enum Command {
     ChannelAdd(ChannelAddArgs),
     /// Operator: import a manifest keeping its uuid; with -f, also upload its file and activate it.
     AdminImport(AdminImportArgs),
+    /// Operator: import a Docker/OCI image (each layer an image) from its registry.
+    DockerImport(DockerImportArgs),
+    /// Push a docker image (the chain of layers ending at UUID) to a registry.
+    DockerPush(DockerPushArgs),
     /// Write a v2 manifest for an image file (uuid, sha1, size, compression; image_size for zvol).
     CreateManifest(CreateManifestArgs),
     /// Print a shell completion script.
@@ -364,6 +369,48 @@ pub struct AdminImportArgs {
     /// manifest's files[0].compression, else none).
     #[arg(short = 'c', long)]
     pub compression: Option<String>,
+}
+
+/// Credentials for a Docker registry. Without --registry-user, those
+/// `docker login` stored in `$DOCKER_CONFIG/config.json` (default
+/// `~/.docker/config.json`) are used, if any.
+#[derive(Debug, Args)]
+pub struct RegistryLoginArgs {
+    /// User name at the registry; the password comes from
+    /// --registry-password-stdin, $IMGADM_REGISTRY_PASSWORD, or a prompt.
+    #[arg(long, env = "IMGADM_REGISTRY_USER", value_name = "USER")]
+    pub registry_user: Option<String>,
+    /// Read the registry password from stdin (trailing newline removed).
+    #[arg(long, requires = "registry_user")]
+    pub registry_password_stdin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DockerImportArgs {
+    /// The image, as `docker pull` names it: REPO[:TAG|@DIGEST] (tag
+    /// `latest` by default; REPO on Docker Hub unless its first component
+    /// is a host: `registry.example.com:5000/team/app:1.0`).
+    #[arg(value_name = "REPO[:TAG|@DIGEST]")]
+    pub image: String,
+    /// Make the images public (the server's default).
+    #[arg(long, overrides_with = "no_public")]
+    pub public: bool,
+    /// Make the images private.
+    #[arg(long, overrides_with = "public")]
+    pub no_public: bool,
+    #[command(flatten)]
+    pub login: RegistryLoginArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DockerPushArgs {
+    /// The docker image (top layer) to push.
+    pub uuid: Uuid,
+    /// Where to push it: REPO:TAG (tag `latest` by default).
+    #[arg(value_name = "REPO:TAG")]
+    pub target: String,
+    #[command(flatten)]
+    pub login: RegistryLoginArgs,
 }
 
 #[derive(Debug, Args)]

@@ -4,8 +4,11 @@
 
 mod cli;
 mod commands;
+mod docker_progress;
+mod docker_ref;
 mod output;
 mod profile;
+mod registry_auth;
 mod reporters;
 
 use std::process::ExitCode;

@@ -18,10 +18,15 @@
 //!
 //! With [`Client::with_channel`] every image call carries `?channel=`.
 //!
+//! Docker imports and pushes ([`Client::admin_import_docker_image`],
+//! [`Client::admin_push_docker_image`]) answer a stream of messages,
+//! decoded as they arrive ([`DockerEvents`]).
+//!
 //! Not yet here: ssh-agent signing and encrypted keys, clone and the other
 //! admin actions.
 
 pub mod agent;
+pub mod docker;
 pub mod error;
 pub mod progress;
 mod resumable;
@@ -40,9 +45,14 @@ use sha1::{Digest, Sha1};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
+pub use docker::{
+    DockerEvent, DockerEventDecoder, DockerEvents, DockerImportRequest, DockerReference,
+    RegistryAuth,
+};
 pub use error::ClientError;
 pub use imgapi_types::{
-    Channel, ErrorBody, FieldError, Image, ImageFile, Job, Ping, StartedJob, UploadSessionBody,
+    Channel, DockerMessage, ErrorBody, FieldError, Image, ImageFile, Job, Ping, StartedJob,
+    UploadSessionBody,
 };
 pub use progress::Reporter;
 pub use resumable::{ResumableOptions, DEFAULT_UPLOAD_CHUNK};

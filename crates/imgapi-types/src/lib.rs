@@ -4,6 +4,7 @@
 //! with its JSON Schema, see [`schemas`]) and the single restCode table
 //! from which `docs/errors.md` is generated.
 
+pub mod docker;
 pub mod error_body;
 pub mod error_code;
 pub mod image;
@@ -13,6 +14,10 @@ pub mod schema;
 pub mod server;
 pub mod uploads;
 
+pub use docker::{
+    DockerErrorMessage, DockerImageCreated, DockerMessage, DockerProgress, DockerProgressDetail,
+    DockerProgressMessage, DockerPushResult, DockerStreamError, DOCKER_MESSAGE_TYPES,
+};
 pub use error_body::{ErrorBody, FieldCode, FieldError};
 pub use error_code::RestCode;
 pub use image::{DsapiDataset, DsapiFile, Image, ImageFile, ImageUser};

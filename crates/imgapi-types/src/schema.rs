@@ -6,9 +6,11 @@ use schemars::SchemaGenerator;
 use serde_json::Value;
 
 use crate::{
-    Channel, DsapiDataset, DsapiFile, ErrorBody, Exported, FieldCode, FieldError, Image, ImageFile,
-    ImageUser, Job, JobParams, JobStep, LogState, OwnerUsage, Ping, Requirements, ServerState,
-    StartedJob, TagUsage, UploadSessionBody, Usage, UsageTotals,
+    Channel, DockerErrorMessage, DockerImageCreated, DockerMessage, DockerProgress,
+    DockerProgressDetail, DockerProgressMessage, DockerPushResult, DockerStreamError, DsapiDataset,
+    DsapiFile, ErrorBody, Exported, FieldCode, FieldError, Image, ImageFile, ImageUser, Job,
+    JobParams, JobStep, LogState, OwnerUsage, Ping, Requirements, ServerState, StartedJob,
+    TagUsage, UploadSessionBody, Usage, UsageTotals,
 };
 
 /// Where the schemas live in the OpenAPI document; `$ref`s point there.
@@ -46,6 +48,14 @@ wire_types![
     UsageTotals,
     UploadSessionBody,
     Exported,
+    DockerMessage,
+    DockerProgressMessage,
+    DockerProgress,
+    DockerProgressDetail,
+    DockerPushResult,
+    DockerImageCreated,
+    DockerErrorMessage,
+    DockerStreamError,
     ErrorBody,
     FieldError,
     FieldCode,

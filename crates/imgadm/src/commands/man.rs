@@ -119,6 +119,18 @@ fn extra_sections() -> Roff {
         ("IMGAPI_CHANNEL", "Default for --channel."),
         ("IMGADM_CONFIG_DIR", "Default for --config-dir."),
         ("IMGADM_STORE", "Default for --store."),
+        (
+            "IMGADM_REGISTRY_USER",
+            "Default for --registry-user (docker-import, docker-push).",
+        ),
+        (
+            "IMGADM_REGISTRY_PASSWORD",
+            "The registry password of --registry-user, unless --registry-password-stdin.",
+        ),
+        (
+            "DOCKER_CONFIG",
+            "Directory of the docker CLI's config.json (default ~/.docker).",
+        ),
     ] {
         item(&mut roff, var, what);
     }
@@ -147,6 +159,15 @@ fn extra_sections() -> Roff {
         "<store>/<uuid>/",
         "An installed image: manifest.json and file.",
     );
+    item(
+        &mut roff,
+        "~/.docker/config.json",
+        "Registry credentials stored by docker login (auths.<registry>.auth, \
+         https://index.docker.io/v1/ for Docker Hub), used by docker-import and \
+         docker-push without --registry-user. Credential helpers (credsStore, \
+         credHelpers) are not supported: a warning says so and the registry is \
+         accessed anonymously.",
+    );
 
     roff.control("SH", ["EXIT STATUS"]);
     for (code, what) in [
@@ -154,6 +175,7 @@ fn extra_sections() -> Roff {
         ("1", "Server or network failure (the server's error code is printed: imgadm: error (RestCode): message)."),
         ("2", "Usage error: bad arguments, unreadable or invalid input files."),
         ("3", "Not found (no such image, icon, source or channel list)."),
+        ("130", "docker-import or docker-push interrupted (Ctrl-C); the server goes on."),
     ] {
         item(&mut roff, code, what);
     }
@@ -168,6 +190,14 @@ fn extra_sections() -> Roff {
         (
             "Promote an image from the dev channel to release:",
             "imgadm --channel dev channel-add UUID release",
+        ),
+        (
+            "Import an image from Docker Hub (credentials of docker login, if any):",
+            "imgadm docker-import busybox:1.36",
+        ),
+        (
+            "Push it to another registry:",
+            "echo \"$PASSWORD\" | imgadm docker-push UUID registry.example.com/team/busybox:1.36 --registry-user alice --registry-password-stdin",
         ),
         (
             "Install bash completions:",

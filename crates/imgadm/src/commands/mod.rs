@@ -11,6 +11,9 @@ mod create;
 mod delete;
 mod delete_icon;
 mod disable;
+mod docker_import;
+mod docker_push;
+mod docker_stream;
 mod enable;
 mod get;
 mod get_file;
@@ -76,6 +79,16 @@ impl Failure {
     pub fn context(mut self, what: impl std::fmt::Display) -> Failure {
         self.message = format!("{what}: {}", self.message);
         self
+    }
+
+    /// A server's error with its restCode: exit 3 for `ResourceNotFound`, else 1.
+    pub fn rest(code: String, message: String) -> Failure {
+        let exit = if code == "ResourceNotFound" { 3 } else { 1 };
+        Failure {
+            code: Some(code),
+            message,
+            exit,
+        }
     }
 }
 
@@ -262,6 +275,8 @@ pub async fn run(
         Command::Channels(a) => channels::run(&ctx, a).await,
         Command::ChannelAdd(a) => channel_add::run(&ctx, a).await,
         Command::AdminImport(a) => admin_import::run(&ctx, a).await,
+        Command::DockerImport(a) => docker_import::run(&ctx, a).await,
+        Command::DockerPush(a) => docker_push::run(&ctx, a).await,
         Command::Sources(_)
         | Command::Avail(_)
         | Command::Import(_)

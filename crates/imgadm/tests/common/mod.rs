@@ -1,6 +1,7 @@
 //! The in-process server the imgadm end-to-end tests talk to.
 
 pub mod proxy;
+pub mod tmux;
 
 use imgapi_server::{AppState, Config};
 use tempfile::TempDir;
