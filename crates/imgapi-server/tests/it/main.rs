@@ -15,6 +15,7 @@ mod channels;
 mod check;
 mod conditional;
 mod dc_mode;
+mod docker;
 mod dsapi;
 mod errors;
 mod export;

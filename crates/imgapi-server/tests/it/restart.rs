@@ -19,15 +19,16 @@ const GRACE_SECS: u64 = 8;
 const FILE_SIZE: usize = 24 << 20;
 
 /// A running `imgapi` and the addresses it listens on.
-struct Proc {
-    child: Child,
-    addr: String,
+pub(crate) struct Proc {
+    pub(crate) child: Child,
+    pub(crate) addr: String,
     metrics_addr: String,
     /// stderr lines after the listening line (kept draining).
     _lines: mpsc::Receiver<String>,
 }
 
-fn start(config: &Path) -> Proc {
+/// Starts the `imgapi` binary on `config` (which needs `metrics_listen`).
+pub(crate) fn start(config: &Path) -> Proc {
     let mut child = Command::new(env!("CARGO_BIN_EXE_imgapi"))
         .arg("--config")
         .arg(config)
