@@ -4,11 +4,12 @@
 //! Layers are fetched concurrently (at most [`CONCURRENT_LAYERS`]) and
 //! committed in chain order: a layer's record is written (unactivated,
 //! with its verified file) as soon as its blob is in, and activated once
-//! every layer below it is. A failure stops the transfers still running;
-//! what finished stays: the active prefix, and complete layers above the
-//! failure as unactivated images with their verified files, which a retry
-//! activates without fetching them again. A layer that failed leaves
-//! nothing.
+//! every layer below it is. A failure stops the transfers still running
+//! and leaves the active prefix only: a layer that failed leaves nothing,
+//! and complete layers above it are removed again (their origin does not
+//! exist). A retry fetches only what is not active. After a crash, layers
+//! left unactivated with their verified file are taken as they are
+//! ("Download complete (cached)").
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -143,6 +144,9 @@ struct Layer {
     record: ImageRecord,
     /// Fetched (or found complete but unactivated) by this import.
     new: bool,
+    /// Its record was created by this import (removed again if the import
+    /// fails before it can be activated).
+    inserted: bool,
 }
 
 /// Run the import, sending progress to `events`.
@@ -210,7 +214,10 @@ pub async fn run(
     while let Some(result) = results.next().await {
         let outcome = match result {
             Ok(layer) if failure.is_none() => activate(app, layer, events).await,
-            Ok(_) => continue,
+            Ok(layer) => {
+                discard_unactivated(app, layer).await;
+                continue;
+            }
             Err(e) => Err(e),
         };
         match outcome {
@@ -254,6 +261,27 @@ pub async fn run(
     Ok(())
 }
 
+/// A layer above a failed one that this import created: it cannot be
+/// activated, so it goes (record and file), leaving only the active prefix.
+async fn discard_unactivated(app: &AppState, layer: Layer) {
+    if !layer.inserted || layer.record.activated {
+        return;
+    }
+    let uuid = layer.record.uuid;
+    if let Err(e) = app.meta.delete(uuid).await {
+        tracing::warn!(%uuid, error = %e, "could not remove a layer above a failed one");
+        return;
+    }
+    for file in &layer.record.files {
+        let (Some(key), Some(store)) = (&file.blob_key, app.blob_store(&file.stor)) else {
+            continue;
+        };
+        if let Err(e) = store.delete(key).await {
+            tracing::warn!(%uuid, key, error = %e, "could not delete the file of a removed layer");
+        }
+    }
+}
+
 /// Activate a layer whose layers below are all active.
 async fn activate(app: &AppState, layer: Layer, events: &Events) -> Result<Layer, ServiceError> {
     if layer.record.activated {
@@ -284,7 +312,8 @@ async fn activate(app: &AppState, layer: Layer, events: &Events) -> Result<Layer
 
 /// Whose record a layer ended up with.
 enum Saved {
-    Ours(ImageRecord),
+    /// `inserted`: a new record (else the file of an existing one).
+    Ours { record: ImageRecord, inserted: bool },
     /// A concurrent import wrote it first.
     Theirs(ImageRecord),
 }
@@ -320,6 +349,7 @@ impl LayerContext<'_> {
                     plan,
                     record: s.image,
                     new: false,
+                    inserted: false,
                 });
             }
             Some(s) if has_layer_file(&s.image, &plan) => {
@@ -328,6 +358,7 @@ impl LayerContext<'_> {
                     plan,
                     record: s.image,
                     new: true,
+                    inserted: false,
                 });
             }
             _ => {}
@@ -358,21 +389,27 @@ impl LayerContext<'_> {
         };
         let file = layer_file(store.kind(), &plan, &blob);
         let saved = self.save(&plan, existing, file).await;
-        let (record, new) = match saved {
-            Ok(Saved::Ours(record)) => {
+        let record = match saved {
+            Ok(Saved::Ours { record, inserted }) => {
                 return Ok(Layer {
                     plan,
                     record,
                     new: true,
+                    inserted,
                 })
             }
-            Ok(Saved::Theirs(record)) => (Ok(record), false),
-            Err(e) => (Err(e), false),
+            Ok(Saved::Theirs(record)) => Ok(record),
+            Err(e) => Err(e),
         };
         if let Err(del) = store.delete(&blob.key).await {
             tracing::warn!(key = blob.key, error = %del, "could not delete an unused layer");
         }
-        record.map(|record| Layer { plan, record, new })
+        record.map(|record| Layer {
+            plan,
+            record,
+            new: false,
+            inserted: false,
+        })
     }
 
     /// Write the layer's record with its file: a new record, or the file
@@ -400,7 +437,10 @@ impl LayerContext<'_> {
                     let _ = store.delete(&old.0).await;
                 }
             }
-            return Ok(Saved::Ours(record));
+            return Ok(Saved::Ours {
+                record,
+                inserted: false,
+            });
         }
         let manifest = layer_manifest(
             plan,
@@ -424,7 +464,10 @@ impl LayerContext<'_> {
         .await?;
         record.files = vec![file];
         match app.meta.insert(&record).await {
-            Ok(_) => Ok(Saved::Ours(record)),
+            Ok(_) => Ok(Saved::Ours {
+                record,
+                inserted: true,
+            }),
             Err(imgapi_meta::MetaError::Conflict(_) | imgapi_meta::MetaError::AlreadyExists(_)) => {
                 // A concurrent import of the same layer won: use its record.
                 let winner = app

@@ -84,11 +84,9 @@ async fn corrupted_blob_is_refused_and_nothing_is_kept() {
     // The refused layer: no record, no file.
     assert_eq!(layer_state(&server, &digests[..2]).await, None);
     assert_eq!(file_status(&server, &digests[..2]).await, 404);
-    // Nothing above it is active (a complete one may wait, unactivated, for a retry).
-    assert_ne!(
-        layer_state(&server, &digests).await.as_deref(),
-        Some("active")
-    );
+    // Nothing above it is kept either: only the active prefix remains.
+    assert_eq!(layer_state(&server, &digests).await, None);
+    assert_eq!(file_status(&server, &digests).await, 404);
 
     // Repaired, the import completes.
     registry.corrupt_blob(&digests[1]).unwrap();
