@@ -146,6 +146,23 @@ def main():
         ORIGINAL["rss"],
     ))
 
+    # 6. docker import
+    di, sk = num(r, "docker_import_mbs"), num(r, "docker_skopeo_mbs")
+    if di is not None or sk is not None:
+        dmib = int(num(r, "docker_layer_bytes") or 0) / 1048576
+        dhwm = num(r, "docker_rss_hwm_kib")
+        rows.append((
+            f"Docker import of one {dmib:.0f} MiB gzip layer (tar of real files, {r.get('docker_layer_ratio', '?')}:1) "
+            f"from a local docker-registry (median of [{r.get('docker_import_runs_mbs', '')}] MB/s)"
+            + (f"; peak RSS after it {fmt(dhwm / 1024)} MiB" if dhwm else ""),
+            f"{fmt(di)} MB/s",
+            f"`skopeo copy docker://… dir:`: {fmt(sk)} MB/s (runs [{r.get('docker_skopeo_runs_mbs', '')}])",
+            f"{fmt(di / sk, 2)}x skopeo" if di and sk else "n/a",
+            "≥ 0.8x",
+            verdict(None if not (di and sk) else di / sk >= 0.8),
+            "n/a",
+        ))
+
     print("| Measure | imgapi (this run) | Machine limit (same run) | Ratio | Target | Met | Original IMGAPI (issue) |")
     print("|---|---|---|---|---|---|---|")
     for row in rows:
