@@ -15,6 +15,9 @@
 # under test must allow it: `[remote] allow_private_addresses = true`,
 # `[docker] insecure_registries = ["127.0.0.1:$REGISTRY_PORT"]` (run-all.sh
 # starts it so).
+# Also records the CPU seconds each run cost: skopeo's (getrusage of the
+# child), the server's (/proc/$IMGAPI_PID/stat, when IMGAPI_PID is set) and
+# the registry's.
 # Needs: IMGAPI_URL RESULTS BENCH_TMP REGISTRY_PORT; docker-registry, skopeo.
 # Knobs: BENCH_DOCKER_MIB (256, compressed layer size), BENCH_DOCKER_RUNS (5),
 # BENCH_DOCKER_SOURCES (directories tarred, default /usr/lib /usr/share
@@ -93,17 +96,31 @@ record docker_registry "$(docker-registry --version 2>/dev/null | head -n1)"
 record docker_skopeo "$(skopeo --version)"
 
 # --- one run of each -------------------------------------------------------------------
-elapsed() { # elapsed T0_NS -> seconds since
-    python3 -c "import sys,time;print((time.time_ns()-int(sys.argv[1]))/1e9)" "$1"
+# CPU seconds (user + system) of a process so far; on a shared machine the
+# CPU each side spends per layer is steadier than its wall time.
+cpu_s() { # cpu_s PID
+    [[ -n "$1" && -r /proc/$1/stat ]] || { echo 0; return; }
+    python3 -c "import os,sys;f=open(f'/proc/{sys.argv[1]}/stat').read().rsplit(')',1)[1].split();print((int(f[11])+int(f[12]))/os.sysconf('SC_CLK_TCK'))" "$1"
 }
+CPU_LOG=$WORK/cpu.txt
+: >"$CPU_LOG"
 
+# run_skopeo -> MB/s; appends "skopeo CPU_S REGISTRY_CPU_S" to $CPU_LOG
 run_skopeo() {
-    local out=$WORK/skopeo-out t0 secs
+    local out=$WORK/skopeo-out w secs cpu reg0
     rm -rf "$out"
     sync
-    t0=$(date +%s%N)
-    skopeo copy -q --src-tls-verify=false "docker://$REPO:v1" "dir:$out" >&2 || die "skopeo copy failed"
-    secs=$(elapsed "$t0")
+    reg0=$(cpu_s "$REGISTRY_PID")
+    w=$(python3 -c '
+import resource, subprocess, sys, time
+t0 = time.monotonic()
+rc = subprocess.call(sys.argv[1:], stdout=sys.stderr)
+secs = time.monotonic() - t0
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(secs, ru.ru_utime + ru.ru_stime)
+sys.exit(rc)' skopeo copy -q --src-tls-verify=false "docker://$REPO:v1" "dir:$out") || die "skopeo copy failed"
+    read -r secs cpu <<<"$w"
+    echo "skopeo $cpu $(python3 -c "import sys;print(float(sys.argv[2])-float(sys.argv[1]))" "$reg0" "$(cpu_s "$REGISTRY_PID")")" >>"$CPU_LOG"
     [[ $(stat -c %s "$out/$(fixture_value layer_digest | cut -d: -f2)") == "$size" ]] \
         || die "skopeo wrote a layer of the wrong size"
     rm -rf "$out"
@@ -136,11 +153,16 @@ print(created[0]["image_uuid"])
 PY
 }
 
+# run_imgapi -> MB/s; appends "imgapi CPU_S REGISTRY_CPU_S" to $CPU_LOG (CPU_S 0 without IMGAPI_PID)
 run_imgapi() {
-    local stream=$WORK/import.stream t secs uuid
+    local stream=$WORK/import.stream t secs uuid cpu0 reg0
     sync
+    cpu0=$(cpu_s "${IMGAPI_PID:-}")
+    reg0=$(cpu_s "$REGISTRY_PID")
     t=$(curl -sS -f -N -X POST -o "$stream" -w '%{time_total}' \
         "$IMGAPI_URL/images?action=import-docker-image&repo=$REPO&tag=v1") || die "import request failed"
+    echo "imgapi $(python3 -c "import sys;print(float(sys.argv[2])-float(sys.argv[1]), float(sys.argv[4])-float(sys.argv[3]))" \
+        "$cpu0" "$(cpu_s "${IMGAPI_PID:-}")" "$reg0" "$(cpu_s "$REGISTRY_PID")")" >>"$CPU_LOG"
     server_alive
     uuid=$(check_stream "$stream") || die "import run failed: $(tail -c 400 "$stream")"
     echo "$uuid" >"$WORK/last.uuid"
@@ -163,6 +185,7 @@ assert f["size"] == int(sys.argv[1]) and f["compression"] == "gzip", f
 ' "$size" || die "the imported image does not match the layer"
 delete_chain "$uuid"
 log "  warm-up: imgapi $(mb_per_s "$size" "$t") MB/s, skopeo $(run_skopeo) MB/s"
+: >"$CPU_LOG"
 
 s_runs=() k_runs=()
 for ((i = 1; i <= RUNS; i++)); do
@@ -174,3 +197,16 @@ record docker_import_runs_mbs "${s_runs[*]}"
 record docker_skopeo_runs_mbs "${k_runs[*]}"
 record docker_import_mbs "$(median "${s_runs[@]}")"
 record docker_skopeo_mbs "$(median "${k_runs[@]}")"
+cpu_runs() { awk -v who="$1" -v col="$2" '$1 == who {printf "%s%.2f", sep, $col; sep=" "}' "$CPU_LOG"; }
+record docker_skopeo_cpu_runs_s "$(cpu_runs skopeo 2)"
+# shellcheck disable=SC2046 # one number per run
+record docker_skopeo_cpu_s "$(median $(cpu_runs skopeo 2))"
+# shellcheck disable=SC2046
+record docker_registry_cpu_skopeo_s "$(median $(cpu_runs skopeo 3))"
+if [[ -n "${IMGAPI_PID:-}" ]]; then
+    record docker_import_cpu_runs_s "$(cpu_runs imgapi 2)"
+    # shellcheck disable=SC2046
+    record docker_import_cpu_s "$(median $(cpu_runs imgapi 2))"
+fi
+# shellcheck disable=SC2046
+record docker_registry_cpu_import_s "$(median $(cpu_runs imgapi 3))"

@@ -39,14 +39,18 @@ apt_install() { # apt_install PKG: only when allowed, root, and apt-get exists
             || log "could not install $1"
     fi
 }
+want_part() { [[ " ${BENCH_PARTS:-1 2 3 4 6} " == *" $1 "* ]]; }
+# nginx is the limit of parts 1, 2 and 4 only
+NEED_NGINX=""
+want_part 1 || want_part 2 || want_part 4 && NEED_NGINX=1
 NGINX_BIN=$(command -v nginx || true)
 [[ -z "$NGINX_BIN" && -x /usr/sbin/nginx ]] && NGINX_BIN=/usr/sbin/nginx
-if [[ -z "$NGINX_BIN" ]]; then
+if [[ -z "$NGINX_BIN" && -n "$NEED_NGINX" ]]; then
     apt_install nginx
     NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
     [[ -x "$NGINX_BIN" ]] || die "nginx is required (apt-get install -y nginx)"
 fi
-if ! command -v wrk >/dev/null 2>&1; then
+if want_part 2 && ! command -v wrk >/dev/null 2>&1; then
     apt_install wrk
     command -v wrk >/dev/null 2>&1 || log "wrk not found: ListImages falls back to a python loop"
 fi
@@ -120,7 +124,6 @@ IMGAPI_URL=http://127.0.0.1:$PORT
 NGINX_URL=http://127.0.0.1:$NGINX_PORT
 NGINX_ECHO_URL=http://127.0.0.1:$ECHO_PORT
 export IMGAPI_URL NGINX_URL NGINX_ECHO_URL REGISTRY_PORT
-want_part() { [[ " ${BENCH_PARTS:-1 2 3 4 6} " == *" $1 "* ]]; }
 
 wait_http() { # wait_http URL PID NAME
     local i
@@ -169,6 +172,7 @@ export IMGAPI_PID
 wait_http "$IMGAPI_URL/ping" "$IMGAPI_PID" imgapi
 
 # --- start nginx ---------------------------------------------------------------
+start_nginx() {
 cat >"$NGINX_PREFIX/nginx.conf" <<EOF
 daemon off;
 master_process on;
@@ -210,6 +214,8 @@ log "starting nginx on $NGINX_URL and $NGINX_ECHO_URL (config $NGINX_PREFIX/ngin
 "$NGINX_BIN" -c "$NGINX_PREFIX/nginx.conf" -p "$NGINX_PREFIX" -e "$NGINX_PREFIX/error.log" &
 NGINX_PID=$!
 wait_http "$NGINX_ECHO_URL/" "$NGINX_PID" nginx
+}
+[[ -n "$NEED_NGINX" ]] && start_nginx
 
 rss_step() {
     server_alive
@@ -246,11 +252,13 @@ fi
 # --- part 5: peak RSS --------------------------------------------------------------
 server_alive
 record rss_hwm_kib "$(hwm_kib "$IMGAPI_PID")"
-ngx_hwm=$(hwm_kib "$NGINX_PID")
-for p in $(ps -o pid= --ppid "$NGINX_PID"); do
-    ngx_hwm=$((ngx_hwm + $(hwm_kib "$p" || echo 0)))
-done
-record nginx_hwm_kib "$ngx_hwm"
+if [[ -n "$NGINX_PID" ]]; then
+    ngx_hwm=$(hwm_kib "$NGINX_PID")
+    for p in $(ps -o pid= --ppid "$NGINX_PID"); do
+        ngx_hwm=$((ngx_hwm + $(hwm_kib "$p" || echo 0)))
+    done
+    record nginx_hwm_kib "$ngx_hwm"
+fi
 
 # --- part 6: Docker import (after part 5, so its peak RSS is reported on its own) ---
 if want_part 6; then
