@@ -8,8 +8,10 @@
 # imgapi-server), starts it in public mode with a fresh temporary data dir on
 # a free loopback port, starts a private nginx (own temp config, own prefix,
 # another loopback port; the system nginx service is never touched), runs
-# parts 1-4, reads the server's peak RSS (VmHWM), prints the table, then stops
-# only the processes it started (by PID) and removes its temp dir.
+# parts 1-4, reads the server's peak RSS (VmHWM), runs part 6 (Docker import
+# from a private docker-registry vs skopeo; skipped when docker-registry or
+# skopeo is missing), prints the table, then stops only the processes it
+# started (by PID) and removes its temp dir.
 #
 # Knobs (environment): BENCH_SKIP_BUILD=1, IMGAPI_BIN=path, BENCH_TMPDIR=dir
 # (where the temp dir, data dir included, is created; default $TMPDIR or /tmp),
@@ -18,7 +20,8 @@
 # BENCH_IMAGES (1000), BENCH_CLIENTS (16), BENCH_BIG_MIB (256),
 # BENCH_RUNS (upload runs, 3), BENCH_DOWNLOAD_RUNS (5), BENCH_WRK_SECONDS (10),
 # BENCH_WRK_CONNECTIONS (16), BENCH_WRK_THREADS (2), IMGAPI_LOG_LEVEL
-# (passed to the server; its default is info).
+# (passed to the server; its default is info), BENCH_PARTS (the parts to run,
+# "1 2 3 4 6"; 4 needs 3), and part 6's knobs (bench/part6-docker.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -36,14 +39,18 @@ apt_install() { # apt_install PKG: only when allowed, root, and apt-get exists
             || log "could not install $1"
     fi
 }
+want_part() { [[ " ${BENCH_PARTS:-1 2 3 4 6} " == *" $1 "* ]]; }
+# nginx is the limit of parts 1, 2 and 4 only
+NEED_NGINX=""
+want_part 1 || want_part 2 || want_part 4 && NEED_NGINX=1
 NGINX_BIN=$(command -v nginx || true)
 [[ -z "$NGINX_BIN" && -x /usr/sbin/nginx ]] && NGINX_BIN=/usr/sbin/nginx
-if [[ -z "$NGINX_BIN" ]]; then
+if [[ -z "$NGINX_BIN" && -n "$NEED_NGINX" ]]; then
     apt_install nginx
     NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
     [[ -x "$NGINX_BIN" ]] || die "nginx is required (apt-get install -y nginx)"
 fi
-if ! command -v wrk >/dev/null 2>&1; then
+if want_part 2 && ! command -v wrk >/dev/null 2>&1; then
     apt_install wrk
     command -v wrk >/dev/null 2>&1 || log "wrk not found: ListImages falls back to a python loop"
 fi
@@ -107,16 +114,16 @@ chmod 755 "$NGINX_PREFIX" "$NGINX_ROOT"
 : >"$RESULTS"
 export DATA_DIR NGINX_ROOT RESULTS
 
-read -r PORT NGINX_PORT ECHO_PORT < <(python3 -c '
+read -r PORT NGINX_PORT ECHO_PORT REGISTRY_PORT < <(python3 -c '
 import socket
-ss = [socket.socket() for _ in range(3)]
+ss = [socket.socket() for _ in range(4)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in ss])
 for s in ss: s.close()')
 IMGAPI_URL=http://127.0.0.1:$PORT
 NGINX_URL=http://127.0.0.1:$NGINX_PORT
 NGINX_ECHO_URL=http://127.0.0.1:$ECHO_PORT
-export IMGAPI_URL NGINX_URL NGINX_ECHO_URL
+export IMGAPI_URL NGINX_URL NGINX_ECHO_URL REGISTRY_PORT
 
 wait_http() { # wait_http URL PID NAME
     local i
@@ -155,13 +162,17 @@ record server_build "$(cd "$repo" && git rev-parse --short HEAD 2>/dev/null || e
 IMGAPI_LOG=$BENCH_TMP/imgapi.log
 export IMGAPI_LOG
 log "starting $IMGAPI_BIN on $IMGAPI_URL (data dir $DATA_DIR)"
+# part 6's registry is a plain-http loopback one: the server must be told
 IMGAPI_LISTEN=127.0.0.1:$PORT IMGAPI_DATA_DIR=$DATA_DIR IMGAPI_MODE=public \
+    IMGAPI_REMOTE='{"allow_private_addresses":true}' \
+    IMGAPI_DOCKER="{\"insecure_registries\":[\"127.0.0.1:$REGISTRY_PORT\"]}" \
     "$IMGAPI_BIN" >"$IMGAPI_LOG" 2>&1 &
 IMGAPI_PID=$!
 export IMGAPI_PID
 wait_http "$IMGAPI_URL/ping" "$IMGAPI_PID" imgapi
 
 # --- start nginx ---------------------------------------------------------------
+start_nginx() {
 cat >"$NGINX_PREFIX/nginx.conf" <<EOF
 daemon off;
 master_process on;
@@ -203,6 +214,8 @@ log "starting nginx on $NGINX_URL and $NGINX_ECHO_URL (config $NGINX_PREFIX/ngin
 "$NGINX_BIN" -c "$NGINX_PREFIX/nginx.conf" -p "$NGINX_PREFIX" -e "$NGINX_PREFIX/error.log" &
 NGINX_PID=$!
 wait_http "$NGINX_ECHO_URL/" "$NGINX_PID" nginx
+}
+[[ -n "$NEED_NGINX" ]] && start_nginx
 
 rss_step() {
     server_alive
@@ -211,31 +224,52 @@ rss_step() {
 rss_step start
 
 # --- parts -----------------------------------------------------------------------
-"$here/part1-create.sh"
-rss_step create
-"$here/part2-list.sh"
-rss_step list
+if want_part 1; then
+    "$here/part1-create.sh"
+    rss_step create
+fi
+if want_part 2; then
+    "$here/part2-list.sh"
+    rss_step list
+fi
 
-BIG_MIB=${BENCH_BIG_MIB:-256}
-BIG_FILE=$BENCH_TMP/big.bin
-export BIG_FILE
-log "writing a $BIG_MIB MiB random file"
-head -c "$((BIG_MIB * 1048576))" /dev/urandom >"$BIG_FILE"
-chmod a+r "$BIG_FILE"
+if want_part 3; then
+    BIG_MIB=${BENCH_BIG_MIB:-256}
+    BIG_FILE=$BENCH_TMP/big.bin
+    export BIG_FILE
+    log "writing a $BIG_MIB MiB random file"
+    head -c "$((BIG_MIB * 1048576))" /dev/urandom >"$BIG_FILE"
+    chmod a+r "$BIG_FILE"
 
-"$here/part3-upload.sh"
-rss_step upload
-"$here/part4-download.sh"
-rss_step download
+    "$here/part3-upload.sh"
+    rss_step upload
+    if want_part 4; then
+        "$here/part4-download.sh"
+        rss_step download
+    fi
+fi
 
 # --- part 5: peak RSS --------------------------------------------------------------
 server_alive
 record rss_hwm_kib "$(hwm_kib "$IMGAPI_PID")"
-ngx_hwm=$(hwm_kib "$NGINX_PID")
-for p in $(ps -o pid= --ppid "$NGINX_PID"); do
-    ngx_hwm=$((ngx_hwm + $(hwm_kib "$p" || echo 0)))
-done
-record nginx_hwm_kib "$ngx_hwm"
+if [[ -n "$NGINX_PID" ]]; then
+    ngx_hwm=$(hwm_kib "$NGINX_PID")
+    for p in $(ps -o pid= --ppid "$NGINX_PID"); do
+        ngx_hwm=$((ngx_hwm + $(hwm_kib "$p" || echo 0)))
+    done
+    record nginx_hwm_kib "$ngx_hwm"
+fi
+
+# --- part 6: Docker import (after part 5, so its peak RSS is reported on its own) ---
+if want_part 6; then
+    if command -v docker-registry >/dev/null 2>&1 && command -v skopeo >/dev/null 2>&1; then
+        "$here/part6-docker.sh"
+        server_alive
+        record docker_rss_hwm_kib "$(hwm_kib "$IMGAPI_PID")"
+    else
+        log "part 6 skipped: docker-registry and skopeo are required (apt-get install docker-registry skopeo)"
+    fi
+fi
 record machine_loadavg_after "$(cut -d' ' -f1-3 /proc/loadavg)"
 server_errors=$(grep -c '"status":5[0-9][0-9]' "$IMGAPI_LOG" || true)
 record server_5xx_logged "$server_errors"
