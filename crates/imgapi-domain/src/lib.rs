@@ -11,6 +11,7 @@ pub mod error;
 pub mod filter;
 pub mod image;
 pub mod mode;
+pub mod redact;
 pub mod serialize;
 pub mod state;
 pub mod tags;

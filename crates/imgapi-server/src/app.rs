@@ -6,6 +6,7 @@ use std::time::Instant;
 use imgapi_blob::local::LocalBlobStore;
 use imgapi_blob::s3::{S3BlobStore, S3Config};
 use imgapi_blob::BlobStore;
+use imgapi_domain::redact::redact_url;
 use imgapi_domain::RuleContext;
 use imgapi_meta::MetaStore;
 
@@ -121,7 +122,7 @@ impl AppState {
         let meta = imgapi_meta::open(&url)
             .await
             .map_err(|source| StartupError::Meta {
-                url: redact_password(&url),
+                url: redact_url(&url).into_owned(),
                 source,
             })?;
         let metrics = if !tool && (config.metrics_listen.is_some() || config.metrics_on_main) {
@@ -290,47 +291,5 @@ pub(crate) fn open_extra_blobs(config: &Config) -> Result<Vec<Arc<dyn BlobStore>
             Ok(vec![Arc::new(store)])
         }
         _ => Ok(Vec::new()),
-    }
-}
-
-/// `scheme://user:secret@host/db` → `scheme://user:***@host/db`, so start-up
-/// errors can name the database without printing its password.
-pub(crate) fn redact_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let (authority, tail) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            let masked = if userinfo.contains(':') {
-                format!("{user}:***")
-            } else {
-                user.to_string()
-            };
-            format!("{scheme}://{masked}@{host}{tail}")
-        }
-        None => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_password;
-
-    #[test]
-    fn passwords_are_masked() {
-        assert_eq!(
-            redact_password("postgres://imgapi:s3cret@db:5432/imgapi"),
-            "postgres://imgapi:***@db:5432/imgapi"
-        );
-        assert_eq!(redact_password("postgres://u@db/x"), "postgres://u@db/x");
-        assert_eq!(
-            redact_password("sqlite://./data/imgapi.sqlite"),
-            "sqlite://./data/imgapi.sqlite"
-        );
     }
 }

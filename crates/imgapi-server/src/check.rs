@@ -29,6 +29,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures_util::StreamExt;
 use imgapi_blob::{BlobError, BlobStore};
 use imgapi_domain::filter::ImageQuery;
+use imgapi_domain::redact::redact_url;
 use imgapi_domain::{ImageRecord, ImageState};
 use imgapi_meta::MetaStore;
 use serde_json::{json, Value};
@@ -58,12 +59,9 @@ impl Stores {
                 return Err(format!("database {path} does not exist"));
             }
         }
-        let meta = imgapi_meta::open(&url).await.map_err(|e| {
-            format!(
-                "cannot open metadata database {}: {e}",
-                crate::app::redact_password(&url)
-            )
-        })?;
+        let meta = imgapi_meta::open(&url)
+            .await
+            .map_err(|e| format!("cannot open metadata database {}: {e}", redact_url(&url)))?;
         let mut blobs = vec![crate::app::open_blobs(config)
             .await
             .map_err(|e| e.to_string())?];
@@ -671,7 +669,7 @@ pub fn tool_logging() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::telemetry::redacted_log::Redacted(std::io::stderr))
         .try_init();
 }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use imgapi_server::telemetry::redacted_log::Redacted;
 use imgapi_server::{AppState, Config};
 use tracing_subscriber::EnvFilter;
 
@@ -129,7 +130,7 @@ async fn main() -> ExitCode {
         .json()
         .with_env_filter(filter)
         .with_current_span(false)
-        .with_writer(std::io::stderr)
+        .with_writer(Redacted(std::io::stderr))
         .init();
     let listen = config.listen;
     let app = match AppState::open(config).await {
@@ -276,7 +277,7 @@ async fn mirror(config: Option<&Path>, args: MirrorArgs) -> ExitCode {
     let filter = EnvFilter::try_new("warn").unwrap_or_else(|_| EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(Redacted(std::io::stderr))
         .init();
     let app = match mirror::open(config).await {
         Ok(app) => app,

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use imgapi_blob::{BlobError, BlobStore};
 use imgapi_domain::filter::ImageQuery;
+use imgapi_domain::redact::redact_url;
 use imgapi_domain::ImageRecord;
 use imgapi_meta::{MetaError, MetaStore};
 use uuid::Uuid;
@@ -90,7 +91,7 @@ pub async fn open_stores(config: &Config, side: &'static str) -> Result<Stores, 
         .await
         .map_err(|source| MigrateError::Meta {
             side,
-            url: crate::app::redact_password(&url),
+            url: redact_url(&url).into_owned(),
             source,
         })?;
     let blobs = crate::app::open_blobs(config)
@@ -108,9 +109,9 @@ pub async fn migrate_configs(
     progress: &mut (dyn Write + Send),
 ) -> Result<MigrateSummary, MigrateError> {
     if from.database_url() == to.database_url() && same_storage(from, to) {
-        return Err(MigrateError::SameRegistry(crate::app::redact_password(
-            &from.database_url(),
-        )));
+        return Err(MigrateError::SameRegistry(
+            redact_url(&from.database_url()).into_owned(),
+        ));
     }
     // Opening a SQLite URL creates the database: a mistyped source path
     // would otherwise "migrate" an empty registry successfully.

@@ -75,7 +75,7 @@ rest_codes! {
     BadRequestError = 400, "restify", "A malformed conditional date header.";
     RequestedRangeNotSatisfiable = 416, "extension", "A `Range` request outside the file (the response carries `Content-Range: bytes */<size>`); an upload-session chunk that starts after the session's offset (the response carries `Upload-Offset` and `offset`).";
     RequestEntityTooLarge = 413, "extension", "A JSON request body exceeds the endpoint's limit.";
-    UploadSessionBusy = 409, "extension", "Another request is writing a chunk to, or finishing, this upload session (docs/uploads.md); retry once it is done (GET the session for its offset).";
+    UploadSessionBusy = 409, "extension", "Another request is writing a chunk to, or finishing, this upload session (docs/uploads.md); `Retry-After` gives the seconds until its lease expires at the latest: retry then, or sooner (GET the session for its offset).";
 }
 
 impl RestCode {

@@ -20,6 +20,8 @@ pub struct ApiError {
     pub allow: Option<String>,
     /// Internal cause chain; logged, never sent.
     pub cause: Option<String>,
+    /// `Retry-After` header (seconds).
+    pub retry_after_secs: Option<u64>,
 }
 
 /// Stored in response extensions so the audit log can print the cause.
@@ -34,6 +36,7 @@ impl ApiError {
             errors: Vec::new(),
             allow: None,
             cause: None,
+            retry_after_secs: None,
         }
     }
 
@@ -88,6 +91,10 @@ impl IntoResponse for ApiError {
             .and_then(|a| HeaderValue::from_str(a).ok())
         {
             resp.headers_mut().insert(header::ALLOW, allow);
+        }
+        if let Some(secs) = self.retry_after_secs {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         let cause = self.cause.unwrap_or_else(|| self.message.clone());
         resp.extensions_mut().insert(ErrorCause(cause));
@@ -164,9 +171,12 @@ impl From<ServiceError> for ApiError {
             },
             ServiceError::Unauthorized(m) => ApiError::new(RestCode::UnauthorizedError, m),
             ServiceError::RemoteSource(m) => ApiError::new(RestCode::RemoteSourceError, m),
-            ServiceError::UploadSessionBusy(_) => {
-                ApiError::new(RestCode::UploadSessionBusy, message)
-            }
+            ServiceError::UploadSessionBusy {
+                retry_after_secs, ..
+            } => ApiError {
+                retry_after_secs: Some(retry_after_secs),
+                ..ApiError::new(RestCode::UploadSessionBusy, message)
+            },
             ServiceError::OriginIsNotActive(_) => {
                 ApiError::new(RestCode::OriginIsNotActive, message)
             }

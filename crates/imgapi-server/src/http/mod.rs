@@ -18,6 +18,7 @@ pub mod signature;
 pub mod version;
 
 use std::panic::AssertUnwindSafe;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -25,6 +26,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
 use http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use imgapi_domain::redact::{redact_text, redact_url};
 use imgapi_types::RestCode;
 
 use crate::app::App;
@@ -78,14 +80,17 @@ async fn handle(State(app): State<App>, request: Request) -> Response {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
 
+    // Set once the signature is verified, so an error answer after that
+    // (and a panic) still names who asked.
+    let caller = OnceLock::new();
     // A panic is a bug, but it must cost one request a 500, never the
     // connection or the process.
-    let outcome = AssertUnwindSafe(route_request(&app, routed, request, &request_id))
+    let outcome = AssertUnwindSafe(route_request(&app, routed, request, &request_id, &caller))
         .catch_unwind()
         .await;
-    let (mut resp, user) = match outcome {
-        Ok(Ok((resp, user))) => (resp, user),
-        Ok(Err(e)) => (e.into_response(), "-".to_string()),
+    let mut resp = match outcome {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(e)) => e.into_response(),
         Err(panic) => {
             let detail = panic
                 .downcast_ref::<&str>()
@@ -93,9 +98,10 @@ async fn handle(State(app): State<App>, request: Request) -> Response {
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
             let err = ApiError::internal("internal error", format!("handler panicked: {detail}"));
-            (err.into_response(), "-".to_string())
+            err.into_response()
         }
     };
+    let user = caller.get().map_or("-", String::as_str);
     if method == Method::HEAD {
         without_body(&mut resp);
     }
@@ -125,7 +131,7 @@ async fn handle(State(app): State<App>, request: Request) -> Response {
     let status = resp.status().as_u16();
     app.metrics
         .request_finished(endpoint.clone(), &method, status, elapsed);
-    audit(&resp, &method, &url, &request_id, &user, elapsed);
+    audit(&resp, &method, &url, &request_id, user, elapsed);
     resp.map(|body| app.metrics.count_response_body(body, endpoint))
 }
 
@@ -144,6 +150,9 @@ fn without_body(resp: &mut Response) {
     *resp.body_mut() = Body::empty();
 }
 
+/// One audit line. `caller` is `-` when no caller was verified (anonymous,
+/// a refused signature, or an answer given before authentication). The URL
+/// and the cause lose their credentials.
 fn audit(
     resp: &Response,
     method: &Method,
@@ -154,11 +163,17 @@ fn audit(
 ) {
     let status = resp.status().as_u16();
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
-    match resp.extensions().get::<ErrorCause>() {
-        Some(ErrorCause(cause)) if resp.status().is_server_error() => tracing::error!(
+    let url = redact_url(url);
+    let url = url.as_ref();
+    let cause = resp
+        .extensions()
+        .get::<ErrorCause>()
+        .map(|ErrorCause(cause)| redact_text(cause));
+    match cause {
+        Some(cause) if resp.status().is_server_error() => tracing::error!(
             target: "audit", %method, url, status, latency_ms, caller = user, req_id = request_id, cause = %cause, "request"
         ),
-        Some(ErrorCause(cause)) => tracing::info!(
+        Some(cause) => tracing::info!(
             target: "audit", %method, url, status, latency_ms, caller = user, req_id = request_id, cause = %cause, "request"
         ),
         None => tracing::info!(
@@ -172,7 +187,8 @@ async fn route_request(
     routed: Routed<Operation>,
     request: Request,
     request_id: &str,
-) -> Result<(Response, String), ApiError> {
+    caller_name: &OnceLock<String>,
+) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_string();
     let (op, args) = match routed {
@@ -206,7 +222,7 @@ async fn route_request(
         &parts.headers,
         op.auth_policy(),
     )?;
-    let user = caller.log_name().to_string();
+    let _ = caller_name.set(caller.log_name().to_string());
     let url = parts
         .uri
         .path_and_query()
@@ -225,8 +241,7 @@ async fn route_request(
         state: std::sync::Arc::clone(app),
         body: std::sync::Mutex::new(Some(body)),
     };
-    let resp = op.call(app, req).await?;
-    Ok((resp, user))
+    op.call(app, req).await
 }
 
 /// Unmatched paths, in metrics.

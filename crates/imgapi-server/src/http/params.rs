@@ -191,7 +191,7 @@ pub const MARKER: Param = Param::new(
 pub const SORT: Param = Param::new(
     "sort",
     T::OneOf(&["published_at", "published_at.asc", "published_at.desc"]),
-    "Sort order.",
+    "Sort order (`asc`/`desc` in any case; any other order or attribute: 422 InvalidParameter).",
 );
 
 /// Conditional requests on an image (its ETag) or a file (its SHA-1).

@@ -4,7 +4,10 @@
 //!
 //! Visibility is ListImages' for a caller without account, narrowed to what
 //! anyone may see: activated, not disabled, public; on a server with
-//! channels, the `channel` parameter or else the default channel.
+//! channels, the `channel` parameter or else the default channel. Only
+//! images a v1 client can install are offered: a v1 manifest cannot name
+//! an `origin`, so an incremental image would hand such a client a zfs
+//! stream it has no base for.
 
 use imgapi_domain::filter::{build_list_query, ListFilter, Predicate, SortOrder, StateFilter};
 use imgapi_domain::validate::is_lower_uuid;
@@ -15,9 +18,17 @@ use super::listing::{common_predicates, Filters};
 use super::{resolve_channel, ChannelRule, ServiceError};
 use crate::app::AppState;
 
-/// Active, public, and in the channel (if any).
+/// Active, public, installable by a v1 client, and in the channel (if any).
 fn anonymous_may_see(img: &ImageRecord, channel: Option<&str>) -> bool {
-    img.activated && !img.disabled && img.public && channel.is_none_or(|ch| img.in_channel(ch))
+    img.activated
+        && !img.disabled
+        && img.public
+        && installable_by_v1_client(img)
+        && channel.is_none_or(|ch| img.in_channel(ch))
+}
+
+fn installable_by_v1_client(img: &ImageRecord) -> bool {
+    img.origin.is_none()
 }
 
 async fn query(app: &AppState, common: Vec<Predicate>) -> Result<Vec<ImageRecord>, ServiceError> {
@@ -30,10 +41,15 @@ async fn query(app: &AppState, common: Vec<Predicate>) -> Result<Vec<ImageRecord
         order: SortOrder::Asc,
         limit: None,
     };
-    app.meta
+    let mut images = app
+        .meta
         .list(&build_list_query(&filter))
         .await
-        .map_err(ServiceError::meta("error listing datasets"))
+        .map_err(ServiceError::meta("error listing datasets"))?;
+    // The query has no limit, so dropping incremental images here never
+    // shortens what a client asked for.
+    images.retain(installable_by_v1_client);
+    Ok(images)
 }
 
 /// `GET /datasets`: every visible image, oldest first, filtered by the

@@ -60,9 +60,10 @@ pub enum ServiceError {
     /// 503 RemoteSourceError: a remote IMGAPI could not be reached or read.
     #[error("{0}")]
     RemoteSource(String),
-    /// 409 UploadSessionBusy: another request holds the session's lease.
-    #[error("upload session {0} is busy: another request is writing to or finishing it")]
-    UploadSessionBusy(Uuid),
+    /// 409 UploadSessionBusy: another request holds the session's lease,
+    /// which frees (at the latest) in `retry_after_secs`.
+    #[error("upload session {id} is busy: another request is writing to or finishing it; retry in {retry_after_secs} s")]
+    UploadSessionBusy { id: Uuid, retry_after_secs: u64 },
     /// 422 OriginIsNotActive (remote imports).
     #[error("origin image \"{0}\" is not active")]
     OriginIsNotActive(Uuid),

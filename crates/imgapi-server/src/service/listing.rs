@@ -46,12 +46,18 @@ fn parse_sort(raw: Option<&str>) -> Result<SortOrder, ServiceError> {
             vec![FieldError::invalid("sort")],
         ));
     }
-    // Original quirk kept: anything but asc sorts descending.
-    Ok(if order.eq_ignore_ascii_case("asc") {
-        SortOrder::Asc
+    // The original sorts any order but `asc` descending; api.md recommends
+    // refusing what is neither, so a typo does not silently reverse a page.
+    if order.eq_ignore_ascii_case("asc") {
+        Ok(SortOrder::Asc)
+    } else if order.eq_ignore_ascii_case("desc") {
+        Ok(SortOrder::Desc)
     } else {
-        SortOrder::Desc
-    })
+        Err(ServiceError::invalid_parameter(
+            format!("invalid 'sort': not a valid sorting order: '{order}'"),
+            vec![FieldError::invalid("sort")],
+        ))
+    }
 }
 
 /// The simple filters ListImages and the legacy `/datasets` share, as
@@ -254,9 +260,27 @@ mod tests {
             Ok(SortOrder::Desc)
         ));
         assert!(matches!(
-            parse_sort(Some("published_at.bogus")),
+            parse_sort(Some("published_at.ASC")),
+            Ok(SortOrder::Asc)
+        ));
+        assert!(matches!(
+            parse_sort(Some("published_at.asc")),
+            Ok(SortOrder::Asc)
+        ));
+        assert!(matches!(
+            parse_sort(Some("published_at.desc")),
             Ok(SortOrder::Desc)
         ));
-        assert!(parse_sort(Some("name")).is_err());
+        for refused in [
+            "published_at.bogus",
+            "published_at.sideways",
+            "published_at.",
+            "published_at.desc.x",
+            "name",
+            "name.asc",
+            "",
+        ] {
+            assert!(parse_sort(Some(refused)).is_err(), "{refused} accepted");
+        }
     }
 }

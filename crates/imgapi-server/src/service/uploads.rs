@@ -227,6 +227,23 @@ pub async fn create(
     Ok(session)
 }
 
+/// 409 UploadSessionBusy, saying when the holder's lease expires: the
+/// latest the session frees (sooner when the holder finishes). At least
+/// 1 s, also for a lease released since the claim failed.
+fn busy(session: &UploadSession) -> ServiceError {
+    let left_ms = session
+        .lease
+        .as_ref()
+        .map_or(0, |lease| lease.expires_ms.saturating_sub(now_ms()));
+    let retry_after_secs = u64::try_from(left_ms.saturating_add(999) / 1000)
+        .unwrap_or(0)
+        .max(1);
+    ServiceError::UploadSessionBusy {
+        id: session.id,
+        retry_after_secs,
+    }
+}
+
 /// Holds a session's lease; releases it when dropped unreleased (the
 /// request was cancelled: client gone, shutdown), so that the next request
 /// need not wait for the lease to expire.
@@ -259,7 +276,7 @@ impl Lease {
                 session,
             )),
             None => match app.meta.get_upload(id).await {
-                Ok(Some(_)) => Err(ServiceError::UploadSessionBusy(id)),
+                Ok(Some(session)) => Err(busy(&session)),
                 Ok(None) => Err(not_found(id)),
                 Err(e) => Err(ServiceError::meta(format!(
                     "error loading upload session {id}"
@@ -491,7 +508,7 @@ pub async fn put_chunk(
             lease.ended();
             // Deleted (aborted, expired) meanwhile, or the lease was lost.
             match app.meta.get_upload(id).await {
-                Ok(Some(_)) => Err(ServiceError::UploadSessionBusy(id)),
+                Ok(Some(session)) => Err(busy(&session)),
                 _ => Err(not_found(id)),
             }
         }

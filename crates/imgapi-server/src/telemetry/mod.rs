@@ -17,6 +17,7 @@
 
 pub mod backend;
 pub mod exporter;
+pub mod redacted_log;
 
 use std::borrow::Cow;
 use std::sync::{Arc, Weak};

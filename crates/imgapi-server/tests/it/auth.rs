@@ -8,13 +8,13 @@ use serde_json::json;
 
 use crate::support::*;
 
-struct User {
-    name: &'static str,
+pub(crate) struct User {
+    pub(crate) name: &'static str,
     key: SigningKey,
 }
 
 impl User {
-    fn new(name: &'static str, seed: u8) -> Self {
+    pub(crate) fn new(name: &'static str, seed: u8) -> Self {
         User {
             name,
             key: SigningKey::from_bytes(&[seed; 32]),
@@ -22,7 +22,7 @@ impl User {
     }
 
     /// The OpenSSH public key line of this user's key.
-    fn public_line(&self) -> String {
+    pub(crate) fn public_line(&self) -> String {
         let mut blob = Vec::new();
         for part in [
             b"ssh-ed25519".as_slice(),
@@ -38,7 +38,7 @@ impl User {
         )
     }
 
-    fn sign(&self, rb: RequestBuilder) -> RequestBuilder {
+    pub(crate) fn sign(&self, rb: RequestBuilder) -> RequestBuilder {
         let date = httpdate::fmt_http_date(std::time::SystemTime::now());
         let sig = self.key.sign(format!("date: {date}").as_bytes());
         let b64 = base64::engine::general_purpose::STANDARD.encode(sig.to_bytes());

@@ -287,3 +287,71 @@ async fn redirect_mode_has_no_dataset_files() {
         .await;
     assert_error(&got, 404, "ResourceNotFound", None);
 }
+
+/// A v1 manifest cannot name an origin: an incremental image is not offered
+/// in any form (list, uuid, name, file), and a name lookup falls back to the
+/// newest image a v1 client can install.
+#[tokio::test]
+async fn serve_mode_offers_no_incremental_image() {
+    let s = TestServer::spawn_with("dsapi = \"serve\"").await;
+    let base = s.publish(json!({"name": "app", "version": "1.0.0"})).await;
+    let incremental = s
+        .publish(json!({"name": "app", "version": "2.0.0", "origin": uuid_of(&base)}))
+        .await;
+    let inc_uuid = uuid_of(&incremental);
+
+    let (status, list) = s.get_json("/datasets").await;
+    assert_eq!(status, 200);
+    let uuids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["uuid"].as_str().unwrap())
+        .collect();
+    assert_eq!(uuids, [uuid_of(&base)]);
+    let (status, list) = s.get_json("/datasets?version=2.0.0").await;
+    assert_eq!((status, list), (200, json!([])));
+
+    for path in [
+        format!("/datasets/{inc_uuid}"),
+        format!("/datasets/{inc_uuid}/app-2.0.0.zfs.gz"),
+        "/datasets/app:2.0.0".to_string(),
+        "/datasets/sdc:sdc:app:2.0.0".to_string(),
+    ] {
+        let got = s.get_json(&path).await;
+        assert_error(&got, 404, "ResourceNotFound", None);
+    }
+    for newest in ["/datasets/app", "/datasets/sdc:sdc:app"] {
+        let (status, ds) = s.get_json(newest).await;
+        assert_eq!(status, 200, "{newest}: {ds}");
+        assert_eq!(ds["uuid"], base["uuid"], "{newest}");
+    }
+    // ListImages still shows it, with its origin, to v2 clients.
+    let (status, img) = s.get_json(&format!("/images/{inc_uuid}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(img["origin"], base["uuid"]);
+}
+
+/// The redirect mode keeps the original's wire: `/datasets` → `/images`,
+/// whose v2 manifests name the origin (ListImages has no filter to leave
+/// incremental images out, and v1 clients cannot read the target anyway).
+#[tokio::test]
+async fn redirect_mode_target_names_the_origin() {
+    let s = TestServer::spawn().await;
+    let base = s.publish(json!({"name": "app"})).await;
+    let incremental = s
+        .publish(json!({"name": "app", "version": "2.0.0", "origin": uuid_of(&base)}))
+        .await;
+    let (status, list) = s.get_json("/datasets").await;
+    assert_eq!(status, 200, "reqwest follows the 301 to /images");
+    let listed = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["uuid"] == incremental["uuid"])
+        .cloned();
+    assert_eq!(
+        listed.map(|i| i["origin"].clone()),
+        Some(base["uuid"].clone())
+    );
+}

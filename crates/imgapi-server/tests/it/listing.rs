@@ -213,3 +213,56 @@ async fn default_limit_is_1000() {
     let (_, all) = s.get_json("/images?state=unactivated&limit=5000").await;
     assert_eq!(all.as_array().unwrap().len(), 1000);
 }
+
+/// Every accepted `sort` keeps its order; any other order or attribute is
+/// refused instead of silently sorting descending.
+#[tokio::test]
+async fn sort_accepts_only_asc_and_desc() {
+    let s = TestServer::spawn().await;
+    s.publish(json!({"name": "older"})).await;
+    s.publish(json!({"name": "newer"})).await;
+    for (sort, expected) in [
+        ("", ["older", "newer"]),
+        ("?sort=published_at", ["older", "newer"]),
+        ("?sort=published_at.asc", ["older", "newer"]),
+        ("?sort=published_at.ASC", ["older", "newer"]),
+        ("?sort=published_at.desc", ["newer", "older"]),
+        ("?sort=published_at.DESC", ["newer", "older"]),
+    ] {
+        assert_eq!(
+            names(&s.get_json(&format!("/images{sort}")).await.1),
+            expected,
+            "{sort}"
+        );
+    }
+    for (order, shown) in [
+        ("sideways", "sideways"),
+        ("bogus", "bogus"),
+        ("", ""),
+        ("desc.x", "desc.x"),
+    ] {
+        let got = s
+            .get_json(&format!("/images?sort=published_at.{order}"))
+            .await;
+        assert_eq!(
+            got,
+            (
+                422,
+                json!({"code": "InvalidParameter",
+                    "message": format!("invalid 'sort': not a valid sorting order: '{shown}'"),
+                    "errors": [{"field": "sort", "code": "Invalid"}]})
+            ),
+            "{order}"
+        );
+    }
+    let got = s.get_json("/images?sort=name.asc").await;
+    assert_eq!(
+        got,
+        (
+            422,
+            json!({"code": "InvalidParameter",
+                "message": "invalid 'sort': not a valid sorting attribute: 'name'",
+                "errors": [{"field": "sort", "code": "Invalid"}]})
+        )
+    );
+}

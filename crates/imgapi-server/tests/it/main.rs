@@ -9,6 +9,7 @@
 mod support;
 
 mod access_matrix;
+mod audit;
 mod auth;
 mod catalog;
 mod channels;

@@ -24,7 +24,7 @@ pub(crate) struct Proc {
     pub(crate) addr: String,
     metrics_addr: String,
     /// stderr lines after the listening line (kept draining).
-    _lines: mpsc::Receiver<String>,
+    pub(crate) lines: mpsc::Receiver<String>,
 }
 
 /// Starts the `imgapi` binary on `config` (which needs `metrics_listen`).
@@ -69,7 +69,7 @@ pub(crate) fn start(config: &Path) -> Proc {
         child,
         addr: addr.unwrap(),
         metrics_addr: metrics_addr.unwrap(),
-        _lines: rx,
+        lines: rx,
     }
 }
 

@@ -829,3 +829,74 @@ async fn one_gib_upload_survives_cuts_restarts_and_instances() {
     assert_eq!(deleted.status(), 204);
     drop(dir);
 }
+
+/// A session whose lease another request holds answers 409 with
+/// `Retry-After` (the seconds left on that lease) and says so in its
+/// message; once the holder's client hangs up, the session is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_session_says_when_it_frees() {
+    // Lease = body idle timeout + 30 s.
+    let s = TestServer::spawn_with(&format!("{DC}body_idle_timeout_secs = 10\n")).await;
+    let uuid = uuid_of(&s.create(json!({})).await);
+    let (id, min) = start_ok(&s, &uuid, "compression=none").await;
+    let len = min.max(4096);
+
+    // The holder: a chunk whose body stops half-way, its connection open.
+    let mut holder = TcpStream::connect(s.addr()).await.unwrap();
+    let head = format!(
+        "PUT /images/{uuid}/file/uploads/{id} HTTP/1.1\r\nHost: {}\r\nContent-Range: bytes 0-{}/*\r\nContent-Length: {len}\r\n\r\n",
+        s.addr(),
+        len - 1
+    );
+    holder.write_all(head.as_bytes()).await.unwrap();
+    holder.write_all(&bytes_of(1, 0, len / 2)).await.unwrap();
+
+    let client = reqwest::Client::new();
+    let mut busy = None;
+    for _ in 0..100 {
+        let resp = client
+            .put(session_url(&s.url, &uuid, &id))
+            .header("content-range", format!("bytes 0-{}/*", len - 1))
+            .body(bytes_of(1, 0, len))
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == 409 {
+            busy = Some(resp);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let resp = busy.expect("the second writer never saw the session busy");
+    let retry_after: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=40).contains(&retry_after), "Retry-After {retry_after}");
+    assert!(retry_after >= 35, "the lease was just taken: {retry_after}");
+    let (_, body) = status_json(resp).await;
+    assert_eq!(
+        body,
+        json!({"code": "UploadSessionBusy", "message": format!(
+            "upload session {id} is busy: another request is writing to or finishing it; retry in {retry_after} s"
+        )})
+    );
+
+    // The holder's client hangs up: its lease is released at once.
+    drop(holder);
+    let mut stored = None;
+    for _ in 0..100 {
+        let got = put_chunk(&s.url, &uuid, &id, 1, 0, len, None)
+            .await
+            .unwrap();
+        if got.0 != 409 {
+            stored = Some(got);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, body, _) = stored.expect("the session stayed busy after the holder left");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["offset"], len);
+}

@@ -24,6 +24,7 @@
 use std::time::Duration;
 
 use imgapi_domain::image::now_iso;
+use imgapi_domain::redact::redact_url;
 use imgapi_meta::{JobExecution, JobRecord};
 use imgapi_types::FieldError;
 use serde::{Deserialize, Serialize};
@@ -32,7 +33,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::fetch::Trust;
-use super::source::{masked, Source, SourceError};
+use super::source::{Source, SourceError};
 use crate::app::AppState;
 use crate::service::ServiceError;
 
@@ -311,7 +312,7 @@ pub fn job_object(job: &JobRecord) -> Value {
     let mut params = job.params.clone();
     if let Some(source) = params.get_mut("source") {
         if let Some(url) = source.as_str() {
-            *source = Value::from(masked(url));
+            *source = Value::from(redact_url(url).into_owned());
         }
     }
     let mut m = Map::new();

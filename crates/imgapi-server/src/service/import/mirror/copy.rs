@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use imgapi_domain::image::now_iso;
+use imgapi_domain::redact::redact_url;
 use imgapi_domain::{ImageFile, ImageRecord, ImageState};
 use imgapi_meta::{JobExecution, JobRecord, MetaError, StoredImage};
 use serde_json::{json, Map, Value};
@@ -12,7 +13,7 @@ use uuid::Uuid;
 
 use super::error::SyncError;
 use super::update::synced;
-use super::{label, masked, upstream_activated, Outcome, Run, MIRROR_IMPORT, PROGRESS_EVERY};
+use super::{label, upstream_activated, Outcome, Run, MIRROR_IMPORT, PROGRESS_EVERY};
 use crate::service::images::{activated, delete_image, modify};
 use crate::service::import::chain::{self, Origin, WalkError};
 use crate::service::import::icon::{fetch_icon, store_fetched_icon};
@@ -330,7 +331,7 @@ impl Run<'_> {
             chain_results: vec![json!({
                 "name": "mirror",
                 "image_uuid": uuid,
-                "result": format!("imported from {}", masked(&self.source_id)),
+                "result": format!("imported from {}", redact_url(&self.source_id)),
                 "error": "",
                 "started_at": now,
                 "finished_at": now,

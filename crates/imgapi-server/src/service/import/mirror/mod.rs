@@ -43,13 +43,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use imgapi_domain::redact::redact_url;
 use imgapi_meta::{MetaError, StoredImage};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::fetch::Trust;
 use super::manifest::manifest_str;
-use super::source::{masked, Source, SourceError};
+use super::source::{Source, SourceError};
 use crate::app::{App, AppState, StartupError};
 use crate::config::Config;
 use crate::service::images::ImportRecord;
@@ -176,7 +177,7 @@ pub async fn mirror(
         .precheck(&src.base)
         .await
         .map_err(|r| MirrorError::Refused {
-            url: masked(src.as_str()),
+            url: redact_url(src.as_str()).into_owned(),
             why: r.0,
         })?;
     let source_id = src.as_str().to_string();
@@ -205,7 +206,7 @@ pub async fn mirror(
         local_channel,
         reporter,
         summary: MirrorSummary {
-            upstream: masked(&source_id),
+            upstream: redact_url(&source_id).into_owned(),
             dry_run: opts.dry_run,
             ..MirrorSummary::default()
         },
