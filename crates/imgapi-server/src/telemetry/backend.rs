@@ -423,6 +423,12 @@ impl BlobStore for MeteredBlobs {
             .await
     }
 
+    async fn health_check(&self) -> Result<(), BlobError> {
+        self.timer
+            .time("health_check", self.inner.health_check())
+            .await
+    }
+
     async fn sweep_staging(&self) -> Result<u64, BlobError> {
         self.timer
             .time("sweep_staging", self.inner.sweep_staging())

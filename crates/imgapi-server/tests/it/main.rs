@@ -23,6 +23,7 @@ mod faults;
 mod files;
 mod hardening;
 mod head;
+mod health;
 mod lifecycle;
 mod listing;
 mod metrics;

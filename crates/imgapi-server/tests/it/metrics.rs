@@ -14,13 +14,13 @@ use crate::support::*;
 
 /// One sample line: name, labels, value.
 #[derive(Debug)]
-struct Sample {
+pub(crate) struct Sample {
     name: String,
     labels: BTreeMap<String, String>,
     value: f64,
 }
 
-fn parse(text: &str) -> Vec<Sample> {
+pub(crate) fn parse(text: &str) -> Vec<Sample> {
     let mut out = Vec::new();
     for line in text
         .lines()
@@ -48,7 +48,7 @@ fn parse(text: &str) -> Vec<Sample> {
 
 /// Sum of the samples of `name` whose labels include all of `want`
 /// (`None` when there is none).
-fn value(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn value(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> Option<f64> {
     let matching: Vec<f64> = samples
         .iter()
         .filter(|s| s.name == name)
@@ -61,7 +61,7 @@ fn value(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> Option<f64> {
     (!matching.is_empty()).then(|| matching.iter().sum())
 }
 
-async fn scrape(client: &Client, url: &str) -> Vec<Sample> {
+pub(crate) async fn scrape(client: &Client, url: &str) -> Vec<Sample> {
     let resp = client.get(url).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
