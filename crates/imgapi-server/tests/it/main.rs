@@ -14,6 +14,7 @@ mod catalog;
 mod channels;
 mod check;
 mod conditional;
+mod config_safety;
 mod dc_mode;
 mod docker;
 mod dsapi;
