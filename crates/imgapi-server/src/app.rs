@@ -36,8 +36,6 @@ pub struct AppState {
     pub started: Instant,
     /// Prometheus registry (disabled for tools and with metrics off).
     pub metrics: crate::telemetry::Metrics,
-    /// This server's hold on `data_dir` (embedded SQLite store only).
-    _data_dir_lock: Option<crate::data_dir_lock::DataDirLock>,
 }
 
 pub type App = Arc<AppState>;
@@ -70,15 +68,6 @@ pub enum StartupError {
     AccountDirectory(#[from] crate::accounts::DirectoryError),
     #[error("outbound HTTP client: {0}")]
     Remote(String),
-    #[error(transparent)]
-    DataDirLock(#[from] crate::data_dir_lock::LockError),
-    #[error(
-        "mode = \"dc\" with [[channels]] is not supported: in dc mode every image with channels \
-         is refused (\"channels is invalid with an IMGAPI not configured for channels\", as the \
-         original IMGAPI does); remove the [[channels]] entries (or IMGAPI_CHANNELS), or use \
-         mode = \"public\" or \"private\""
-    )]
-    DcModeChannels,
 }
 
 impl AppState {
@@ -97,9 +86,6 @@ impl AppState {
     }
 
     async fn open_inner(config: Config, tool: bool) -> Result<App, StartupError> {
-        if !tool && config.mode == imgapi_domain::Mode::Dc && !config.channels.is_empty() {
-            return Err(StartupError::DcModeChannels);
-        }
         let (auth_keys, stats) = crate::auth_keys::AuthKeys::load(
             config.auth_keys.clone(),
             config.auth_keys_dir.clone(),
@@ -134,14 +120,6 @@ impl AppState {
             source,
         })?;
         let url = config.database_url();
-        // Before the migrations, so two servers starting at once cannot
-        // both run them.
-        let embedded = matches!(url.parse(), Ok(imgapi_meta::Engine::Sqlite));
-        let data_dir_lock = if embedded && !tool {
-            Some(crate::data_dir_lock::lock(&config.data_dir)?)
-        } else {
-            None
-        };
         let meta = imgapi_meta::open(&url)
             .await
             .map_err(|source| StartupError::Meta {
@@ -199,7 +177,6 @@ impl AppState {
             hostname,
             started: Instant::now(),
             metrics,
-            _data_dir_lock: data_dir_lock,
         }))
     }
 

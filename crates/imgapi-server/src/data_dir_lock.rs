@@ -1,6 +1,6 @@
 //! One server per `data_dir` when the metadata store is the embedded
 //! SQLite database: its writer task and start-up migrations assume they
-//! are alone. The lock is an exclusive `flock`-style lock on
+//! are alone. The `imgapi` server command takes an exclusive lock on
 //! `<data_dir>/imgapi.lock`, held for the server's life and released by
 //! the kernel when the process dies (kill -9 included), with the holder's
 //! pid written inside so the refusal can name it.
