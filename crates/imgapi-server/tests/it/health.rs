@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::faults::{host_port, within, Proxy};
-use crate::metrics::{parse, value};
+use crate::metrics::{scrape, value};
 use crate::support::*;
 
 const ANSWER_WITHIN: Duration = Duration::from_secs(1);
@@ -83,15 +83,7 @@ async fn a_flood_of_polls_checks_the_backends_once() {
         assert_eq!(status, 200, "{body}");
     }
     assert!(started.elapsed() < ANSWER_WITHIN, "{:?}", started.elapsed());
-    let text = s
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let samples = parse(&text);
+    let samples = scrape(&s.client, &format!("{}/metrics", s.url)).await;
     let pings = value(
         &samples,
         "imgapi_backend_duration_seconds_count",
