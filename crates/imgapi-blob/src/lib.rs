@@ -198,6 +198,10 @@ pub trait BlobStore: Send + Sync + 'static {
     /// (a `.1`, `.2`… suffix is added). Returns where the bytes are now.
     async fn move_to_lost_found(&self, key: &str) -> Result<String, BlobError>;
 
+    /// One cheap call that tells whether the store answers (the health
+    /// endpoint polls it, so it must not list or read much).
+    async fn health_check(&self) -> Result<(), BlobError>;
+
     /// Remove staging leftovers of interrupted puts (run at start-up).
     /// Returns how many were removed. Staged uploads (sessions) are left
     /// alone.

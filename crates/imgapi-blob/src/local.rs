@@ -625,6 +625,22 @@ impl BlobStore for LocalBlobStore {
         "local"
     }
 
+    /// The root is still a directory and the staging directory (where
+    /// every put starts) can be listed: catches an unmounted or removed
+    /// store without touching any file.
+    async fn health_check(&self) -> Result<(), BlobError> {
+        let root = tokio::fs::metadata(&self.root).await?;
+        if !root.is_dir() {
+            return Err(BlobError::Io(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("{} is not a directory", self.root.display()),
+            )));
+        }
+        let mut staging = tokio::fs::read_dir(&self.staging).await?;
+        staging.next_entry().await?;
+        Ok(())
+    }
+
     async fn put_stream(
         &self,
         key: &str,

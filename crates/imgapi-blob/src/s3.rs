@@ -710,6 +710,10 @@ impl BlobStore for S3BlobStore {
         "s3"
     }
 
+    async fn health_check(&self) -> Result<(), BlobError> {
+        S3BlobStore::check(self).await
+    }
+
     async fn put_stream(
         &self,
         key: &str,

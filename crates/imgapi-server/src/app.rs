@@ -22,6 +22,8 @@ pub struct AppState {
     pub extra_blobs: Vec<Arc<dyn BlobStore>>,
     pub auth_keys: Arc<crate::auth_keys::AuthKeys>,
     pub list_cache: crate::service::list_cache::ListCache,
+    /// The last round of `GET /health` checks.
+    pub health: crate::service::health::HealthCache,
     pub accounts: Arc<dyn crate::accounts::AccountDirectory>,
     /// Outbound HTTP under the `[remote]` policy (remote imports).
     pub remote: crate::service::import::fetch::Fetcher,
@@ -167,6 +169,7 @@ impl AppState {
             extra_blobs,
             auth_keys: Arc::new(auth_keys),
             list_cache: Default::default(),
+            health: Default::default(),
             accounts,
             remote,
             registry,

@@ -255,7 +255,27 @@ impl Config {
     pub fn files_dir(&self) -> PathBuf {
         self.data_dir.join("files")
     }
+
+    /// Why `imgapi` must not serve with this configuration, if it must not.
+    pub fn refusal_to_serve(&self) -> Option<&'static str> {
+        (self.mode == imgapi_domain::Mode::Dc && !self.channels.is_empty())
+            .then_some(DC_MODE_CHANNELS)
+    }
+
+    /// The metadata store is the embedded SQLite database (one server per
+    /// `data_dir`).
+    pub fn embedded_database(&self) -> bool {
+        matches!(self.database_url().parse(), Ok(imgapi_meta::Engine::Sqlite))
+    }
 }
+
+/// The refusal of dc mode with channels: the original IMGAPI in dc mode
+/// accepts the configuration, lists the channels, then refuses every
+/// image that has any.
+pub const DC_MODE_CHANNELS: &str = "mode = \"dc\" with [[channels]] is not supported: in dc mode \
+     every image with channels is refused (\"channels is invalid with an IMGAPI not configured \
+     for channels\", as the original IMGAPI does); remove the [[channels]] entries (or \
+     IMGAPI_CHANNELS), or use mode = \"public\" or \"private\"";
 
 /// The value `options` names `value`, or an error listing the options.
 fn choice<T: Copy>(

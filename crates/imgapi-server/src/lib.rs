@@ -6,6 +6,7 @@ pub mod app;
 pub mod auth_keys;
 pub mod check;
 pub mod config;
+pub mod data_dir_lock;
 pub mod docs;
 pub mod http;
 pub mod migrate;

@@ -132,6 +132,30 @@ async fn main() -> ExitCode {
         .with_current_span(false)
         .with_writer(Redacted(std::io::stderr))
         .init();
+    if let Some(refusal) = config.refusal_to_serve() {
+        eprintln!("imgapi: {refusal}");
+        return ExitCode::from(2);
+    }
+    // Before the stores open (and migrate), so two servers starting at
+    // once on one embedded store cannot both migrate; held until exit.
+    let _data_dir_lock = if config.embedded_database() {
+        if let Err(e) = std::fs::create_dir_all(&config.data_dir) {
+            eprintln!(
+                "imgapi: cannot create data directory {}: {e}",
+                config.data_dir.display()
+            );
+            return ExitCode::from(1);
+        }
+        match imgapi_server::data_dir_lock::lock(&config.data_dir) {
+            Ok(lock) => Some(lock),
+            Err(e) => {
+                eprintln!("imgapi: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        None
+    };
     let listen = config.listen;
     let app = match AppState::open(config).await {
         Ok(app) => app,

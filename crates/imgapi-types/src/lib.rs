@@ -25,7 +25,8 @@ pub use job::{Job, JobParams, JobStep, StartedJob};
 pub use requirements::Requirements;
 pub use schema::{schemas, SCHEMA_NAMES};
 pub use server::{
-    Channel, Exported, LogState, OwnerUsage, Ping, ServerState, TagUsage, Usage, UsageTotals,
+    Channel, Exported, Health, HealthCheck, HealthChecks, LogState, OwnerUsage, Ping, ServerState,
+    TagUsage, Usage, UsageTotals,
 };
 pub use uploads::{UploadSessionBody, UPLOAD_OFFSET_HEADER};
 

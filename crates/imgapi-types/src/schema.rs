@@ -8,9 +8,9 @@ use serde_json::Value;
 use crate::{
     Channel, DockerErrorMessage, DockerImageCreated, DockerMessage, DockerProgress,
     DockerProgressDetail, DockerProgressMessage, DockerPushResult, DockerStreamError, DsapiDataset,
-    DsapiFile, ErrorBody, Exported, FieldCode, FieldError, Image, ImageFile, ImageUser, Job,
-    JobParams, JobStep, LogState, OwnerUsage, Ping, Requirements, ServerState, StartedJob,
-    TagUsage, UploadSessionBody, Usage, UsageTotals,
+    DsapiFile, ErrorBody, Exported, FieldCode, FieldError, Health, HealthCheck, HealthChecks,
+    Image, ImageFile, ImageUser, Job, JobParams, JobStep, LogState, OwnerUsage, Ping, Requirements,
+    ServerState, StartedJob, TagUsage, UploadSessionBody, Usage, UsageTotals,
 };
 
 /// Where the schemas live in the OpenAPI document; `$ref`s point there.
@@ -39,6 +39,9 @@ wire_types![
     JobStep,
     StartedJob,
     Ping,
+    Health,
+    HealthChecks,
+    HealthCheck,
     Channel,
     ServerState,
     LogState,

@@ -24,6 +24,38 @@ pub struct Ping {
     pub user: Option<String>,
 }
 
+/// `GET /health`: whether every backend the server needs answers (200 when
+/// `status` is `ok`, 503 otherwise).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Health {
+    /// `ok` when every check is, else `error`.
+    #[schemars(extend("enum" = ["ok", "error"]))]
+    pub status: String,
+    pub checks: HealthChecks,
+}
+
+/// The checks of a [`Health`] answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct HealthChecks {
+    /// The metadata database (SQLite or PostgreSQL).
+    pub database: HealthCheck,
+    /// The file store(s) (local directory or S3 bucket).
+    pub storage: HealthCheck,
+}
+
+/// One backend's check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct HealthCheck {
+    /// `ok` or `error`.
+    #[schemars(extend("enum" = ["ok", "error"]))]
+    pub status: String,
+    /// What failed (only on `error`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// How long the check took, in milliseconds.
+    pub latency_ms: u64,
+}
+
 /// One entry of `GET /channels` (api.md §4.1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Channel {

@@ -196,6 +196,10 @@ fn success_response(success: Success) -> (u16, Value) {
             json!({"description": "Prometheus text exposition.",
                    "content": {"text/plain": {"schema": {"type": "string"}}}}),
         ),
+        Success::Probe(name) => (
+            200,
+            json!({"description": "OK: every check passes.", "content": json_content(name)}),
+        ),
         Success::JsonLines(name) => (
             200,
             json!({"description": "A stream of JSON objects, each followed by `\\r\\n`; a failure after the stream started is its last object, of `type` `error`.",
@@ -232,6 +236,13 @@ fn responses(def: &OperationDef) -> Map<String, Value> {
     }
     if def.name == "GetImage" || matches!(def.success, Success::File | Success::Icon) {
         by_status.insert(304, json!({"description": "Not Modified (If-None-Match)."}));
+    }
+    if let Success::Probe(name) = def.success {
+        by_status.insert(
+            503,
+            json!({"description": "Service Unavailable: a check failed (named in `checks`).",
+                   "content": {"application/json": {"schema": schema_ref(name)}}}),
+        );
     }
     if def.path.starts_with("/datasets") {
         by_status.insert(

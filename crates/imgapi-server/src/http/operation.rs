@@ -82,6 +82,9 @@ pub enum Success {
     /// 200 and a stream of JSON objects, each followed by `\r\n`, each a
     /// `components.schemas` schema of this name (Docker import / push).
     JsonLines(&'static str),
+    /// A JSON body of this schema, 200 when all is well and 503 when not
+    /// (health checks).
+    Probe(&'static str),
 }
 
 /// A named form of an operation chosen by its query: `action=`, or the

@@ -145,6 +145,11 @@ operations! {
                   R::NoActivationNoFile, R::OperatorOnly, R::ImageUuidAlreadyExists, R::StorageIsDown,
                   R::StorageUnsupported, R::RemoteSourceError],
     }
+    Health => misc::health {
+        path: "/health", auth: NO_AUTH, origin: Origin::Extension,
+        summary: "Readiness: whether the database and the file store answer (200, or 503 naming the failing check). Checked at most once a second.",
+        success: Success::Probe("Health"),
+    }
     AdminGetState => misc::get_state {
         path: "/state", summary: "Operators: the server's state (mode, storage, image counts).",
         success: Success::Json(200, "ServerState"), errors: &[R::OperatorOnly],

@@ -8,6 +8,7 @@ pub mod dsapi;
 mod error;
 pub mod export;
 pub mod files;
+pub mod health;
 pub mod images;
 pub mod import;
 pub mod list_cache;

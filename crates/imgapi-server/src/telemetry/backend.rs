@@ -61,6 +61,70 @@ impl ErrorKind for BlobError {
     }
 }
 
+/// `get_stream` reads only keys a stored record references (downloads,
+/// clones, exports, migrations, checks), so a missing object there is lost
+/// data, not a caller's mistake.
+const DATA_LOSS: &str = "data_loss";
+
+/// Every `op` of the metadata decorator.
+const META_OPS: &[&str] = &[
+    "get",
+    "insert",
+    "update",
+    "put",
+    "rename",
+    "delete",
+    "list",
+    "dependents",
+    "count_by_state",
+    "ping",
+    "generation",
+    "usage",
+    "insert_job",
+    "get_job",
+    "image_jobs",
+    "claimable_jobs",
+    "claim_job",
+    "update_job",
+    "release_jobs",
+    "count_jobs_by_execution",
+    "insert_upload",
+    "get_upload",
+    "claim_upload",
+    "renew_upload",
+    "advance_upload",
+    "release_upload",
+    "delete_upload",
+    "delete_expired_upload",
+    "expired_uploads",
+    "upload_handles",
+];
+
+/// Every `op` of the blob decorator.
+const BLOB_OPS: &[&str] = &[
+    "put_stream",
+    "get_stream",
+    "stat",
+    "delete",
+    "list",
+    "list_objects",
+    "move_to_lost_found",
+    "health_check",
+    "sweep_staging",
+    "staged_create",
+    "staged_append",
+    "staged_commit",
+    "staged_abort",
+    "staged_leftovers",
+    "redirect_url",
+];
+
+/// The error kinds the documented alert watches (docs/operating.md
+/// "Monitoring"): their series exist at 0 from start-up, so the first
+/// failure is a visible increase rather than a series appearing at 1.
+const META_ALERT_KINDS: &[&str] = &["unavailable", "backend", "corrupt"];
+const BLOB_ALERT_KINDS: &[&str] = &["unavailable", "io", DATA_LOSS];
+
 /// What every decorator needs: the registry and its labels.
 struct Timer {
     metrics: Metrics,
@@ -69,11 +133,54 @@ struct Timer {
 }
 
 impl Timer {
+    fn new(
+        metrics: &Metrics,
+        backend: &'static str,
+        store: &'static str,
+        ops: &[&'static str],
+        alert_kinds: &[&'static str],
+    ) -> Timer {
+        let timer = Timer {
+            metrics: metrics.clone(),
+            backend,
+            store,
+        };
+        for &op in ops {
+            for &kind in alert_kinds {
+                timer.errors(op, kind).absolute(0);
+            }
+        }
+        timer
+    }
+
+    fn errors(&self, op: &'static str, kind: &'static str) -> metrics::Counter {
+        let labels = vec![
+            Label::new("backend", self.backend),
+            Label::new("store", self.store),
+            Label::new("op", op),
+            Label::new("kind", kind),
+        ];
+        self.metrics.counter(BACKEND_ERRORS, labels)
+    }
+
     async fn time<T, E: ErrorKind>(
         &self,
         op: &'static str,
         call: impl Future<Output = Result<T, E>>,
     ) -> Result<T, E> {
+        self.time_classified(op, call, E::kind).await
+    }
+
+    async fn time_classified<T, E>(
+        &self,
+        op: &'static str,
+        call: impl Future<Output = Result<T, E>>,
+        classify: fn(&E) -> &'static str,
+    ) -> Result<T, E> {
+        debug_assert!(
+            META_OPS.contains(&op) || BLOB_OPS.contains(&op),
+            "op {op} missing from the pre-registered ops"
+        );
         let started = Instant::now();
         let result = call.await;
         let labels = || {
@@ -87,9 +194,7 @@ impl Timer {
             .histogram(BACKEND_DURATION, labels())
             .record(started.elapsed().as_secs_f64());
         if let Err(e) = &result {
-            let mut labels = labels();
-            labels.push(Label::new("kind", e.kind()));
-            self.metrics.counter(BACKEND_ERRORS, labels).increment(1);
+            self.errors(op, classify(e)).increment(1);
         }
         result
     }
@@ -111,11 +216,7 @@ pub fn meter_meta(
     };
     Arc::new(MeteredMeta {
         inner: meta,
-        timer: Timer {
-            metrics: metrics.clone(),
-            backend: "meta",
-            store,
-        },
+        timer: Timer::new(metrics, "meta", store, META_OPS, META_ALERT_KINDS),
     })
 }
 
@@ -127,11 +228,7 @@ pub fn meter_blobs(blobs: Arc<dyn BlobStore>, metrics: &Metrics) -> Arc<dyn Blob
     let store = blobs.kind();
     Arc::new(MeteredBlobs {
         inner: blobs,
-        timer: Timer {
-            metrics: metrics.clone(),
-            backend: "blob",
-            store,
-        },
+        timer: Timer::new(metrics, "blob", store, BLOB_OPS, BLOB_ALERT_KINDS),
     })
 }
 
@@ -394,8 +491,16 @@ impl BlobStore for MeteredBlobs {
         key: &str,
         range: Option<Range<u64>>,
     ) -> Result<BlobRead, BlobError> {
+        let missing_is_data_loss = |e: &BlobError| match e {
+            BlobError::NotFound(_) => DATA_LOSS,
+            other => other.kind(),
+        };
         self.timer
-            .time("get_stream", self.inner.get_stream(key, range))
+            .time_classified(
+                "get_stream",
+                self.inner.get_stream(key, range),
+                missing_is_data_loss,
+            )
             .await
     }
 
@@ -420,6 +525,12 @@ impl BlobStore for MeteredBlobs {
     async fn move_to_lost_found(&self, key: &str) -> Result<String, BlobError> {
         self.timer
             .time("move_to_lost_found", self.inner.move_to_lost_found(key))
+            .await
+    }
+
+    async fn health_check(&self) -> Result<(), BlobError> {
+        self.timer
+            .time("health_check", self.inner.health_check())
             .await
     }
 

@@ -131,6 +131,7 @@ impl Metrics {
                 vec![Label::new("version", env!("CARGO_PKG_VERSION"))],
             )
             .set(1.0);
+        metrics.counter(SCRAPE_ERRORS, vec![]).absolute(0);
         metrics
     }
 

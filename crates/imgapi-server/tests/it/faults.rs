@@ -12,13 +12,13 @@ use tokio::sync::watch;
 use crate::support::*;
 
 /// A TCP proxy that can cut every connection and refuse new ones.
-struct Proxy {
-    addr: SocketAddr,
+pub(crate) struct Proxy {
+    pub(crate) addr: SocketAddr,
     up: watch::Sender<bool>,
 }
 
 impl Proxy {
-    async fn start(target: String) -> Proxy {
+    pub(crate) async fn start(target: String) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (up, rx) = watch::channel(true);
@@ -46,12 +46,12 @@ impl Proxy {
         Proxy { addr, up }
     }
 
-    fn set(&self, up: bool) {
+    pub(crate) fn set(&self, up: bool) {
         let _ = self.up.send(up);
     }
 }
 
-fn host_port(url: &str) -> String {
+pub(crate) fn host_port(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let authority = rest.split('/').next().unwrap_or(rest);
     authority
@@ -61,7 +61,10 @@ fn host_port(url: &str) -> String {
 }
 
 /// Poll `check` until it is true or `limit` passes; returns the time taken.
-async fn within(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> Option<Duration> {
+pub(crate) async fn within(
+    limit: Duration,
+    mut check: impl AsyncFnMut() -> bool,
+) -> Option<Duration> {
     let started = Instant::now();
     while started.elapsed() < limit {
         if check().await {

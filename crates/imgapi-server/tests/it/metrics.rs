@@ -14,13 +14,13 @@ use crate::support::*;
 
 /// One sample line: name, labels, value.
 #[derive(Debug)]
-struct Sample {
+pub(crate) struct Sample {
     name: String,
     labels: BTreeMap<String, String>,
     value: f64,
 }
 
-fn parse(text: &str) -> Vec<Sample> {
+pub(crate) fn parse(text: &str) -> Vec<Sample> {
     let mut out = Vec::new();
     for line in text
         .lines()
@@ -48,7 +48,7 @@ fn parse(text: &str) -> Vec<Sample> {
 
 /// Sum of the samples of `name` whose labels include all of `want`
 /// (`None` when there is none).
-fn value(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn value(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> Option<f64> {
     let matching: Vec<f64> = samples
         .iter()
         .filter(|s| s.name == name)
@@ -61,7 +61,7 @@ fn value(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> Option<f64> {
     (!matching.is_empty()).then(|| matching.iter().sum())
 }
 
-async fn scrape(client: &Client, url: &str) -> Vec<Sample> {
+pub(crate) async fn scrape(client: &Client, url: &str) -> Vec<Sample> {
     let resp = client.get(url).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
@@ -213,7 +213,7 @@ async fn requests_bytes_backends_and_states_on_the_api_listener() {
 }
 
 #[tokio::test]
-async fn store_errors_are_counted_by_kind() {
+async fn a_missing_referenced_blob_counts_as_data_loss() {
     let s = TestServer::spawn_with("metrics_on_main = true\n").await;
     let img = s.publish(json!({})).await;
     let uuid = uuid_of(&img);
@@ -230,17 +230,15 @@ async fn store_errors_are_counted_by_kind() {
     stores.blobs[0].delete(&key).await.unwrap();
     let resp = s.get(&format!("/images/{uuid}/file")).send().await.unwrap();
     assert!(!resp.status().is_success());
+    // A referenced blob that is gone is data loss (the documented alert
+    // watches it), not an ordinary not-found.
     let m = scrape(&s.client, &format!("{}/metrics", s.url)).await;
-    let errors = value(
-        &m,
-        "imgapi_backend_errors_total",
-        &[
-            ("backend", "blob"),
-            ("op", "get_stream"),
-            ("kind", "not_found"),
-        ],
-    );
-    assert!(errors.is_some_and(|n| n >= 1.0), "{errors:?}");
+    let of_kind = |kind| {
+        let labels = [("backend", "blob"), ("op", "get_stream"), ("kind", kind)];
+        value(&m, "imgapi_backend_errors_total", &labels)
+    };
+    assert_eq!(of_kind("data_loss"), Some(1.0));
+    assert_eq!(of_kind("not_found"), None);
 }
 
 #[tokio::test]
@@ -329,4 +327,36 @@ fn every_metric_is_documented() {
             "docs/operating.md does not document {name}"
         );
     }
+}
+
+#[tokio::test]
+async fn counter_families_exist_at_zero_from_start_up() {
+    let s = TestServer::spawn_raw("metrics_on_main = true\n").await;
+    let samples = scrape(&s.client, &format!("{}/metrics", s.url)).await;
+    let zero = |name: &str, want: &[(&str, &str)]| {
+        assert_eq!(value(&samples, name, want), Some(0.0), "{name} {want:?}");
+    };
+    for kind in ["unavailable", "backend", "corrupt"] {
+        zero(
+            "imgapi_backend_errors_total",
+            &[
+                ("backend", "meta"),
+                ("store", "sqlite"),
+                ("op", "get"),
+                ("kind", kind),
+            ],
+        );
+    }
+    for kind in ["unavailable", "io", "data_loss"] {
+        zero(
+            "imgapi_backend_errors_total",
+            &[
+                ("backend", "blob"),
+                ("store", "local"),
+                ("op", "get_stream"),
+                ("kind", kind),
+            ],
+        );
+    }
+    zero("imgapi_metrics_refresh_errors_total", &[]);
 }

@@ -125,6 +125,18 @@ pub async fn ping(app: &AppState, req: Req) -> Result<Response, ApiError> {
     Ok(ok_json(&body))
 }
 
+/// Health: 200 when every backend answers, 503 naming the failing check
+/// otherwise (docs/operating.md "Health checks").
+pub async fn health(app: &AppState, _req: Req) -> Result<Response, ApiError> {
+    let health = app.health.current(app).await;
+    let status = if crate::service::health::is_healthy(&health) {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    Ok(response::json(status, &health))
+}
+
 /// ListChannels (api.md §4.1): the configured channels, in order.
 pub async fn list_channels(app: &AppState, _req: Req) -> Result<Response, ApiError> {
     let channels: Vec<Value> = app
