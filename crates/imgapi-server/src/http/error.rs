@@ -75,8 +75,15 @@ impl ApiError {
         self.into_response()
     }
 
+    /// The wire body. Credentials in URLs the message quotes (a remote
+    /// source's `?token=`, a user-info password) never reach the client.
     pub fn body(&self) -> ErrorBody {
-        ErrorBody::new(self.code, self.message.clone(), self.errors.clone())
+        ErrorBody::new(self.code, self.client_message(), self.errors.clone())
+    }
+
+    /// The message as a client may see it.
+    pub fn client_message(&self) -> String {
+        imgapi_domain::redact::redact_text(&self.message).into_owned()
     }
 }
 

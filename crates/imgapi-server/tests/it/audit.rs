@@ -105,6 +105,21 @@ async fn audit_names_the_caller_and_never_logs_url_credentials() {
     )
     .await;
     assert!(status >= 400, "import-remote from a closed port: {status}");
+    // The client's error message names the source too, without its secrets.
+    let answer = trent
+        .sign(client.post(format!(
+            "{base}/images/{}?action=import-remote&source=http%3A%2F%2Fbob%3ASECRETPASS%40127.0.0.1%3A1%2F%3Ftoken%3DTOKENSECRET",
+            uuid::Uuid::new_v4()
+        )))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for secret in SECRETS {
+        assert!(!answer.contains(secret), "{secret} answered: {answer}");
+    }
 
     let (audit, all) = read_audit(
         &proc,

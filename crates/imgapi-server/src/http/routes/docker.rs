@@ -60,7 +60,7 @@ where
                 let api = ApiError::from(e);
                 tracing::warn!(operation, req_id, target, seconds, code = api.code.as_str(),
                     message = %api.message, cause = api.cause.as_deref().unwrap_or(""), "docker stream failed");
-                events.error(api.code.as_str(), &api.message, id_first);
+                events.error(api.code.as_str(), &api.client_message(), id_first);
             }
         }
     });
