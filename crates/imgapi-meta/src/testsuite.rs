@@ -1104,11 +1104,12 @@ pub async fn jobs_pruned_when_finished_long_ago(store: &dyn MetaStore) {
     for job in pruned.iter().chain(&kept) {
         ok(store.insert_job(job).await, "insert_job");
     }
-    let deleted = ok(
+    // A run sharing the database may prune these first: the count is not
+    // checked, only what is left.
+    ok(
         store.prune_finished_jobs("1971-01-02T00:00:00.000Z").await,
         "prune_finished_jobs",
     );
-    assert!(deleted >= 3, "the three old finished jobs are deleted");
     for job in &pruned {
         assert_eq!(
             ok(store.get_job(job.uuid).await, "get_job"),
