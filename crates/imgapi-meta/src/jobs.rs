@@ -120,6 +120,12 @@ pub trait JobStore: Send + Sync + 'static {
     /// how many were released.
     async fn release_jobs(&self, owner: &str) -> Result<u64, MetaError>;
 
+    /// Delete the finished jobs (succeeded, failed, canceled) whose
+    /// `finished_at` is before `finished_before` (ISO 8601, the layout of
+    /// the stored timestamps). Queued and running jobs stay. Returns how
+    /// many were deleted.
+    async fn prune_finished_jobs(&self, finished_before: &str) -> Result<u64, MetaError>;
+
     /// Number of jobs per `execution` (metrics); executions without jobs
     /// are absent.
     async fn count_jobs_by_execution(&self) -> Result<Vec<(String, u64)>, MetaError>;

@@ -49,6 +49,7 @@ pub async fn run_all(store: &dyn MetaStore) {
     jobs_claim_lease_and_release(store).await;
     jobs_concurrent_claims_one_wins(store).await;
     jobs_finished_are_not_claimable(store).await;
+    jobs_pruned_when_finished_long_ago(store).await;
     uploads_insert_get_delete(store).await;
     uploads_lease_advance_release(store).await;
     uploads_concurrent_claims_one_wins(store).await;
@@ -1076,6 +1077,55 @@ pub async fn jobs_concurrent_claims_one_wins(store: &dyn MetaStore) {
         .unwrap_or_default();
     assert_eq!(winner.attempts, 1);
     finish_job(store, winner, &owner).await;
+}
+
+/// Only finished jobs that finished before the cut-off go; unfinished
+/// ones stay whatever their timestamps say. The timestamps lie in 1971 so
+/// that runs sharing the database never see each other's jobs pruned.
+pub async fn jobs_pruned_when_finished_long_ago(store: &dyn MetaStore) {
+    let job_in = |execution: JobExecution, finished_at: &str| {
+        let mut job = job_fixture(Uuid::new_v4(), "1971-01-01T00:00:00.000Z");
+        job.execution = execution;
+        job.finished_at = Some(finished_at.to_string());
+        job
+    };
+    let long_ago = "1971-01-01T12:00:00.000Z";
+    let recently = "1971-01-02T12:00:00.000Z";
+    let pruned = [
+        job_in(JobExecution::Succeeded, long_ago),
+        job_in(JobExecution::Failed, long_ago),
+        job_in(JobExecution::Canceled, long_ago),
+    ];
+    let kept = [
+        job_in(JobExecution::Succeeded, recently),
+        job_in(JobExecution::Queued, long_ago),
+        job_in(JobExecution::Running, long_ago),
+    ];
+    for job in pruned.iter().chain(&kept) {
+        ok(store.insert_job(job).await, "insert_job");
+    }
+    // A run sharing the database may prune these first: the count is not
+    // checked, only what is left.
+    ok(
+        store.prune_finished_jobs("1971-01-02T00:00:00.000Z").await,
+        "prune_finished_jobs",
+    );
+    for job in &pruned {
+        assert_eq!(
+            ok(store.get_job(job.uuid).await, "get_job"),
+            None,
+            "a {} job finished before the cut-off is pruned",
+            job.execution.as_str()
+        );
+    }
+    for job in &kept {
+        assert!(
+            ok(store.get_job(job.uuid).await, "get_job").is_some(),
+            "a {} job finished at {:?} stays",
+            job.execution.as_str(),
+            job.finished_at
+        );
+    }
 }
 
 pub async fn jobs_finished_are_not_claimable(store: &dyn MetaStore) {

@@ -42,7 +42,10 @@ pub async fn serve(
     let jobs = service::import::jobs::start(app.clone());
     // Expired upload sessions are swept now and periodically.
     let uploads = service::uploads::start_sweeper(app.clone());
+    // Finished jobs older than the retention are deleted now and hourly.
+    let job_pruner = service::import::jobs::retention::start_pruner(app.clone());
     let served = serve::serve(app, listener, tls, shutdown).await;
+    job_pruner.stop();
     uploads.stop();
     jobs.stop().await;
     served

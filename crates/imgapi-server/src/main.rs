@@ -297,6 +297,33 @@ async fn mirror(config: Option<&Path>, args: MirrorArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Before anything is read or written, so that a second mirror into
+    // this registry stops at once; held until exit.
+    let _mirror_lock = if config.embedded_database() {
+        let locked = std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| {
+                format!(
+                    "cannot create data directory {}: {e}",
+                    config.data_dir.display()
+                )
+            })
+            .and_then(|()| {
+                imgapi_server::data_dir_lock::lock_for(
+                    imgapi_server::data_dir_lock::LockHolder::Mirror,
+                    &config.data_dir,
+                )
+                .map_err(|e| e.to_string())
+            });
+        match locked {
+            Ok(lock) => Some(lock),
+            Err(e) => {
+                eprintln!("imgapi mirror: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        None
+    };
     // Warnings of the stores and the fetcher; progress is ours.
     let filter = EnvFilter::try_new("warn").unwrap_or_else(|_| EnvFilter::new("warn"));
     tracing_subscriber::fmt()

@@ -131,6 +131,13 @@ where
         Ok(u64::try_from(released.await?).unwrap_or(0))
     }
 
+    async fn prune_finished_jobs(&self, finished_before: &str) -> Result<u64, MetaError> {
+        let pruned = self.write(Write::Job(JobWrite::PruneFinished(
+            finished_before.to_string(),
+        )));
+        Ok(u64::try_from(pruned.await?).unwrap_or(0))
+    }
+
     async fn count_jobs_by_execution(&self) -> Result<Vec<(String, u64)>, MetaError> {
         let rows: Vec<(String, i64)> = sqlx::query_as(COUNT_BY_EXECUTION)
             .fetch_all(self.read_pool())
@@ -187,6 +194,12 @@ const CLAIM: &str = "UPDATE jobs SET \
 const RELEASE: &str = "UPDATE jobs SET lease_owner = NULL, lease_expires_ms = NULL \
     WHERE lease_owner = $1 AND execution IN ('queued', 'running')";
 
+/// Timestamps are ISO 8601 in UTC with one fixed layout, so text order is
+/// time order. Unfinished jobs never match: their `execution` says so.
+const PRUNE_FINISHED: &str = "DELETE FROM jobs \
+    WHERE execution IN ('succeeded', 'failed', 'canceled') \
+     AND finished_at IS NOT NULL AND finished_at < $1";
+
 const BY_UUID: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE uuid = $1");
 
 const OF_IMAGE: &str = concat!(
@@ -235,6 +248,8 @@ pub(crate) enum JobWrite {
         expires_ms: i64,
     },
     Release(String),
+    /// Delete the finished jobs that finished before this timestamp.
+    PruneFinished(String),
 }
 
 impl JobWrite {
@@ -273,6 +288,7 @@ where
                 expires_ms,
             } => Self::claim(*uuid, owner, *now_ms, *expires_ms),
             JobWrite::Release(owner) => Self::release(owner),
+            JobWrite::PruneFinished(before) => sqlx::query(PRUNE_FINISHED).bind(before.clone()),
         }
     }
 

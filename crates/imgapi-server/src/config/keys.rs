@@ -118,6 +118,10 @@ config_keys! {
     upload_session_ttl_secs: u64 = 86_400, shown "86400",
         file u64, env "IMGAPI_UPLOAD_SESSION_TTL_SECS" number,
         "Resumable upload sessions (docs/uploads.md) that receive no chunk for this long expire: their staged bytes (part file or S3 multipart upload) and record are removed by a sweep that runs at start-up and every few minutes (every TTL/4, at most 5 min).";
+    /// Finished jobs older than this many days are deleted; 0 = never.
+    jobs_retention_days: u64 = 30, shown "30",
+        file u64, env "IMGAPI_JOBS_RETENTION_DAYS" number,
+        "Finished jobs (succeeded, failed, canceled; e.g. remote imports) whose `finished_at` is older than this many days are deleted by a task that runs at start-up and hourly; queued and running jobs are never deleted. `0` keeps jobs forever. ListImageJobs and GetJob no longer show a pruned job.";
     /// Where `/metrics` (Prometheus text format) is served on a listener
     /// of its own; `None` = nowhere but, with `metrics_on_main`, the API.
     metrics_listen: Option<SocketAddr> = Some(SocketAddr::from(([127, 0, 0, 1], 9108))), shown "127.0.0.1:9108",

@@ -87,6 +87,7 @@ const META_OPS: &[&str] = &[
     "claim_job",
     "update_job",
     "release_jobs",
+    "prune_finished_jobs",
     "count_jobs_by_execution",
     "insert_upload",
     "get_upload",
@@ -356,6 +357,15 @@ impl JobStore for MeteredMeta {
     async fn release_jobs(&self, owner: &str) -> Result<u64, MetaError> {
         self.timer
             .time("release_jobs", self.inner.release_jobs(owner))
+            .await
+    }
+
+    async fn prune_finished_jobs(&self, finished_before: &str) -> Result<u64, MetaError> {
+        self.timer
+            .time(
+                "prune_finished_jobs",
+                self.inner.prune_finished_jobs(finished_before),
+            )
             .await
     }
 

@@ -26,6 +26,7 @@ mod files;
 mod hardening;
 mod head;
 mod health;
+mod job_retention;
 mod lifecycle;
 mod listing;
 mod metrics;

@@ -706,3 +706,48 @@ async fn mirror_binary() {
     let (_, local) = target.get_json(&format!("/images/{}", uuid_of(&img))).await;
     assert_eq!(local["description"], "changed");
 }
+
+/// A second `imgapi mirror` into a registry whose mirror is running stops
+/// at once, with exit status 2 and a message saying so.
+#[tokio::test]
+async fn a_second_mirror_into_one_registry_stops_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("mirror.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = {:?}\nlog_level = \"warn\"\n",
+            dir.path().display().to_string()
+        ),
+    )
+    .unwrap();
+    let running = imgapi_server::data_dir_lock::lock_for(
+        imgapi_server::data_dir_lock::LockHolder::Mirror,
+        dir.path(),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_imgapi"))
+        .args(["mirror", "--config"])
+        .arg(&cfg)
+        .args(["--upstream", "https://images.example.invalid/"])
+        .env_remove("IMGAPI_CONFIG")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "imgapi mirror: another imgapi mirror is running into this registry (pid {})",
+            std::process::id()
+        )),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(
+        !dir.path().join("imgapi.sqlite").exists(),
+        "the refused mirror opened no store"
+    );
+    drop(running);
+}

@@ -37,6 +37,7 @@ use super::source::{Source, SourceError};
 use crate::app::AppState;
 use crate::service::ServiceError;
 
+pub mod retention;
 mod runner;
 
 pub use runner::{start, Runner};
