@@ -96,6 +96,10 @@ pub async fn serve(
         let mut builder = http1::Builder::new();
         builder
             .timer(TokioTimer::new())
+            // A client that sends its whole request and then shuts down its
+            // writing side (`nc -N`, some HTTP/1.0 clients) still gets its
+            // answer; hyper would otherwise cancel the request at that EOF.
+            .half_close(true)
             .header_read_timeout(limits.header_read_timeout)
             .max_buf_size(limits.max_header_bytes.max(8192));
         match tls.clone() {

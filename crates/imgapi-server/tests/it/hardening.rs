@@ -145,6 +145,43 @@ async fn connection_cap_answers_503_and_recovers() {
     assert!(ok, "server did not recover after connections closed");
 }
 
+/// What `nc -N` and some HTTP/1.0 clients do: send the whole request, then
+/// shut down their writing side. The request is still answered (and a
+/// create still creates), instead of being cancelled with the half-close.
+#[tokio::test]
+async fn a_request_then_a_half_close_is_answered() {
+    let s = TestServer::spawn().await;
+    let mut get = TcpStream::connect(s.addr()).await.unwrap();
+    get.write_all(b"GET /images HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    get.shutdown().await.unwrap();
+    let answer = read_all(get).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("[]"), "{answer}");
+
+    let owner = uuid::Uuid::new_v4();
+    let body = json!({"name": "half-closed", "version": "1", "os": "other", "type": "other",
+                      "owner": owner, "public": true})
+    .to_string();
+    let mut post = TcpStream::connect(s.addr()).await.unwrap();
+    let head = format!(
+        "POST /images HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    post.write_all(head.as_bytes()).await.unwrap();
+    post.write_all(body.as_bytes()).await.unwrap();
+    post.shutdown().await.unwrap();
+    let answer = read_all(post).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let (status, listed) = s.get_json(&format!("/images?owner={owner}&state=all")).await;
+    assert_eq!(status, 200);
+    assert!(
+        answer.contains("\"half-closed\""),
+        "the answer is the created image: {answer} / {listed}"
+    );
+}
+
 #[tokio::test]
 async fn oversized_headers_are_refused() {
     let s = TestServer::spawn_with("max_header_bytes = 8192").await;
