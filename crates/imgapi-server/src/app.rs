@@ -69,6 +69,10 @@ pub enum StartupError {
     AccountDirectory(#[from] crate::accounts::DirectoryError),
     #[error("outbound HTTP client: {0}")]
     Remote(String),
+    /// S3 storage without credentials (no call to a metadata service
+    /// nobody configured).
+    #[error("{0}")]
+    Credentials(String),
 }
 
 impl AppState {
@@ -253,7 +257,11 @@ pub(crate) async fn open_blobs(config: &Config) -> Result<Arc<dyn BlobStore>, St
             prefix,
             redirect_downloads: _,
             local_secondary: _,
+            credentials,
         } => {
+            if let Some(why) = credentials.missing("storage", |k| std::env::var(k).ok()) {
+                return Err(StartupError::Credentials(why));
+            }
             let location = format!(
                 "s3 bucket {bucket:?} at {}",
                 endpoint.as_deref().unwrap_or("AWS")

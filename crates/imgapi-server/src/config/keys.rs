@@ -37,7 +37,7 @@ config_keys! {
     /// Where image files and icons are stored.
     storage: StorageConfig = StorageConfig::Local, shown "kind = \"local\"",
         file StorageConfig, env "IMGAPI_STORAGE" json("a JSON storage object"),
-        "Where image files and icons live: `kind = \"local\"` (`<data_dir>/files`) or `kind = \"s3\"` with `bucket`, optional `endpoint` (http(s)://host:port of an S3-compatible server, path-style), `region` (us-east-1), `prefix`, `redirect_downloads` (false: when true, GetImageFile answers 302 to a 15-minute presigned URL), `local_secondary` (false: also keep `<data_dir>/files` as a second store for AdminChangeImageStor between s3 and local; single instance only); credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY. In the environment: a JSON object.";
+        "Where image files and icons live: `kind = \"local\"` (`<data_dir>/files`) or `kind = \"s3\"` with `bucket`, optional `endpoint` (http(s)://host:port of an S3-compatible server, path-style), `region` (us-east-1), `prefix`, `redirect_downloads` (false: when true, GetImageFile answers 302 to a 15-minute presigned URL), `local_secondary` (false: also keep `<data_dir>/files` as a second store for AdminChangeImageStor between s3 and local; single instance only), `credentials` (`\"environment\"`: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or the web-identity / container credentials the environment names; without any the server stops at start-up and asks no metadata service; `\"instance\"`: the AWS credential chain including the cloud instance metadata service). In the environment: a JSON object.";
     /// Where owner / account existence is checked (dc mode).
     account_directory: AccountDirectoryConfig = AccountDirectoryConfig::default(), shown "kind = \"none\"",
         file AccountDirectoryConfig, env "IMGAPI_ACCOUNT_DIRECTORY" json("a JSON directory object"),
@@ -112,7 +112,7 @@ config_keys! {
     /// ExportImage target; `None` = 503 StorageUnsupported.
     export: Option<ExportConfig> = None, shown "(none)",
         file ExportConfig, env "IMGAPI_EXPORT" json("a JSON export object"),
-        "Where ExportImage (`?action=export&manta_path=…`) writes an image's manifest and file: `kind = \"local\"` with `dir` (written under `<dir>/<manta_path>`), or `kind = \"s3\"` with `bucket`, optional `endpoint`, `region` (us-east-1), `prefix` (credentials as for `storage`). Absent = ExportImage answers 503 StorageUnsupported. In the environment: a JSON object.";
+        "Where ExportImage (`?action=export&manta_path=…`) writes an image's manifest and file: `kind = \"local\"` with `dir` (written under `<dir>/<manta_path>`), or `kind = \"s3\"` with `bucket`, optional `endpoint`, `region` (us-east-1), `prefix`, `credentials` (as for `storage`). Absent = ExportImage answers 503 StorageUnsupported. In the environment: a JSON object.";
     /// Resumable upload sessions untouched for this long are swept
     /// (docs/uploads.md). Seconds.
     upload_session_ttl_secs: u64 = 86_400, shown "86400",

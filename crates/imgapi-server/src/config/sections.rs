@@ -47,11 +47,72 @@ pub enum StorageConfig {
         /// other instances cannot read this machine's disk).
         #[serde(default)]
         local_secondary: bool,
+        #[serde(default)]
+        credentials: S3Credentials,
     },
+}
+
+/// Where an S3 store's credentials come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum S3Credentials {
+    /// The AWS environment variables (or web-identity / container
+    /// credentials the environment names); none set stops the start-up.
+    #[default]
+    Environment,
+    /// The AWS credential chain including the instance metadata service
+    /// (169.254.169.254): only when the configuration asks for it.
+    Instance,
+}
+
+impl S3Credentials {
+    /// Whether the credentials are configured; `None` when they are, else
+    /// the one line that says what to set (`section`: `storage`, `export`).
+    /// `env` reads the environment (a parameter so tests need not touch
+    /// the process's own).
+    pub fn missing(self, section: &str, env: impl Fn(&str) -> Option<String>) -> Option<String> {
+        if self == S3Credentials::Instance {
+            return None;
+        }
+        let set = |k: &str| env(k).is_some_and(|v| !v.trim().is_empty());
+        let keys = set("AWS_ACCESS_KEY_ID") && set("AWS_SECRET_ACCESS_KEY");
+        let named_elsewhere = set("AWS_WEB_IDENTITY_TOKEN_FILE")
+            || set("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+            || set("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+        if keys || named_elsewhere {
+            return None;
+        }
+        Some(format!(
+            "[{section}] kind = \"s3\" has no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or `credentials = \"instance\"` in [{section}] to use the machine's role through the cloud metadata service"
+        ))
+    }
 }
 
 fn default_region() -> String {
     "us-east-1".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::S3Credentials;
+
+    #[test]
+    fn s3_credentials_must_be_configured() {
+        let none = |_: &str| None;
+        let msg = S3Credentials::Environment.missing("storage", none);
+        assert!(msg.as_deref().is_some_and(
+            |m| m.contains("AWS_ACCESS_KEY_ID") && m.contains("credentials = \"instance\"")
+        ));
+        let keys = |k: &str| {
+            matches!(k, "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY").then(|| "x".to_string())
+        };
+        assert_eq!(S3Credentials::Environment.missing("storage", keys), None);
+        let half = |k: &str| (k == "AWS_ACCESS_KEY_ID").then(|| "x".to_string());
+        assert!(S3Credentials::Environment.missing("export", half).is_some());
+        let web = |k: &str| (k == "AWS_WEB_IDENTITY_TOKEN_FILE").then(|| "/t".to_string());
+        assert_eq!(S3Credentials::Environment.missing("storage", web), None);
+        assert_eq!(S3Credentials::Instance.missing("storage", none), None);
+    }
 }
 
 /// How the legacy DSAPI `/datasets` endpoints answer (api.md §6).
@@ -79,11 +140,11 @@ pub enum ExportConfig {
         region: String,
         #[serde(default)]
         prefix: String,
+        #[serde(default)]
+        credentials: S3Credentials,
     },
 }
 
-/// The `[remote]` table: what this server may fetch from other servers
-/// (import-remote, import from a URL or a source IMGAPI; docs/mirroring.md).
 /// `[docker]`: Docker/OCI registries (AdminImportDockerImage,
 /// AdminPushDockerImage).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -94,6 +155,8 @@ pub struct DockerConfig {
     pub insecure_registries: Vec<String>,
 }
 
+/// The `[remote]` table: what this server may fetch from other servers
+/// (import-remote, import from a URL or a source IMGAPI; docs/mirroring.md).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RemoteConfig {

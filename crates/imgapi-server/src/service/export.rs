@@ -68,7 +68,11 @@ impl ExportTarget {
                 bucket,
                 region,
                 prefix,
+                credentials,
             } => {
+                if let Some(why) = credentials.missing("export", |k| std::env::var(k).ok()) {
+                    return Err(BlobError::Unavailable(why));
+                }
                 let store = S3BlobStore::open(S3Config {
                     endpoint: endpoint.clone(),
                     bucket: bucket.clone(),

@@ -53,6 +53,38 @@ fn dc_mode_with_channels_refuses_to_start_saying_why() {
     );
 }
 
+/// S3 storage with no credentials stops the start-up at once, naming what
+/// to set, instead of asking a cloud metadata service nobody configured.
+/// The endpoint is a closed port: no request is made before the refusal.
+#[test]
+fn s3_storage_without_credentials_stops_at_start_up_naming_the_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(
+        dir.path(),
+        "s3.toml",
+        "[storage]\nkind = \"s3\"\nendpoint = \"http://127.0.0.1:1\"\nbucket = \"b\"\n",
+    );
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_imgapi"))
+        .arg("--config")
+        .arg(&config)
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE")
+        .env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        .env_remove("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{stderr}");
+    assert!(
+        stderr.contains("[storage] kind = \"s3\" has no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("credentials = \"instance\""), "{stderr}");
+}
+
 #[tokio::test]
 async fn a_second_server_on_one_data_dir_stops_naming_the_lock_and_the_pid() {
     let dir = tempfile::tempdir().unwrap();

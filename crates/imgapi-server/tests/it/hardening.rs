@@ -174,7 +174,9 @@ async fn a_request_then_a_half_close_is_answered() {
     post.shutdown().await.unwrap();
     let answer = read_all(post).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    let (status, listed) = s.get_json(&format!("/images?owner={owner}&state=all")).await;
+    let (status, listed) = s
+        .get_json(&format!("/images?owner={owner}&state=all"))
+        .await;
     assert_eq!(status, 200);
     assert!(
         answer.contains("\"half-closed\""),
