@@ -259,7 +259,7 @@ pub(crate) async fn open_blobs(config: &Config) -> Result<Arc<dyn BlobStore>, St
             local_secondary: _,
             credentials,
         } => {
-            if let Some(why) = credentials.missing("storage", |k| std::env::var(k).ok()) {
+            if let Some(why) = credentials.missing_from_env("storage") {
                 return Err(StartupError::Credentials(why));
             }
             let location = format!(

@@ -66,6 +66,13 @@ pub enum S3Credentials {
 }
 
 impl S3Credentials {
+    /// [`S3Credentials::missing`] in the process environment (the config
+    /// module is where the environment is read).
+    #[allow(clippy::disallowed_methods)]
+    pub fn missing_from_env(self, section: &str) -> Option<String> {
+        self.missing(section, |k| std::env::var(k).ok())
+    }
+
     /// Whether the credentials are configured; `None` when they are, else
     /// the one line that says what to set (`section`: `storage`, `export`).
     /// `env` reads the environment (a parameter so tests need not touch

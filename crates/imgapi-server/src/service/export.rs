@@ -70,7 +70,7 @@ impl ExportTarget {
                 prefix,
                 credentials,
             } => {
-                if let Some(why) = credentials.missing("export", |k| std::env::var(k).ok()) {
+                if let Some(why) = credentials.missing_from_env("export") {
                     return Err(BlobError::Unavailable(why));
                 }
                 let store = S3BlobStore::open(S3Config {
