@@ -289,15 +289,13 @@ async fn activate(app: &AppState, layer: Layer, events: &Events) -> Result<Layer
     }
     let short = layer.plan.short_id().to_string();
     events.layer(&short, "Activating image");
-    let stored = StoredImage {
-        revision: 0,
-        image: layer.record.clone(),
-    };
-    let stored = match app.meta.get(layer.record.uuid).await {
-        Ok(Some(s)) => s,
-        Ok(None) => stored,
-        Err(e) => return Err(ServiceError::meta("error loading image")(e)),
-    };
+    let uuid = layer.record.uuid;
+    let stored = app
+        .meta
+        .get(uuid)
+        .await
+        .map_err(ServiceError::meta(format!("error loading image {uuid}")))?
+        .ok_or_else(|| ServiceError::not_found(format!("image {uuid} not found")))?;
     let record = match modify(app, stored, true, activated).await {
         Ok(r) => r,
         // Another import of the same layer got there first.

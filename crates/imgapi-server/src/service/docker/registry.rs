@@ -11,13 +11,13 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::TryStreamExt;
 use http::header::{
     HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE,
 };
 use http::{Method, StatusCode};
 use imgapi_blob::{error_chain_deduped, ByteStream};
-use reqwest::{redirect, Url};
+use reqwest::Url;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::Mutex;
@@ -25,8 +25,10 @@ use tokio::sync::Mutex;
 use super::credentials::Credentials;
 use super::reference::RepoRef;
 use crate::config::{DockerConfig, RemoteConfig};
-use crate::service::import::fetch::{client_builder, request_error, tls_config, FetchError};
-use crate::service::import::policy::{CheckedResolver, Policy, Refused};
+use crate::service::import::fetch::{
+    self, checked_redirects, client_builder, request_error, tls_config, FetchError,
+};
+use crate::service::import::policy::{CheckedResolver, Policy};
 
 /// Manifest media types this client reads.
 pub mod media {
@@ -124,26 +126,8 @@ impl RegistryClient {
                 .collect::<Vec<_>>(),
         );
         let redirect_policy = {
-            let policy = Arc::clone(&policy);
             let insecure = Arc::clone(&insecure);
-            let max = remote.max_redirects;
-            redirect::Policy::custom(move |attempt| {
-                if attempt.previous().len() > max {
-                    let refused = Refused(format!(
-                        "more than {max} redirects ([remote] max_redirects)"
-                    ));
-                    return attempt.error(refused);
-                }
-                let http_ok = is_insecure(&insecure, attempt.url());
-                match policy.check_url_with_http(attempt.url(), http_ok) {
-                    Ok(()) => attempt.follow(),
-                    Err(Refused(why)) => {
-                        let refused =
-                            Refused(format!("redirect to {} refused: {why}", attempt.url()));
-                        attempt.error(refused)
-                    }
-                }
-            })
+            checked_redirects(Arc::clone(&policy), move |url| is_insecure(&insecure, url))
         };
         let http = client_builder(remote, user_agent, tls_config()?)
             .redirect(redirect_policy)
@@ -293,18 +277,9 @@ fn registry_message(body: &[u8]) -> Option<String> {
 }
 
 async fn read_limited(resp: reqwest::Response, max: usize) -> Result<Vec<u8>, RegistryError> {
-    let mut out = Vec::new();
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| RegistryError::from(request_error(e)))?;
-        if out.len() + chunk.len() > max {
-            return Err(RegistryError::Transport(format!(
-                "the answer exceeds {max} bytes"
-            )));
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
+    fetch::read_limited(resp, max)
+        .await
+        .map_err(RegistryError::from)
 }
 
 impl Session<'_> {

@@ -75,7 +75,10 @@ impl Fetcher {
         let tls = tls_config()?;
         let base = |tls: rustls::ClientConfig| client_builder(cfg, user_agent, tls);
         let checked = base(tls.clone())
-            .redirect(checked_redirects(Arc::clone(&policy)))
+            .redirect({
+                let allow_http = policy.allow_http;
+                checked_redirects(Arc::clone(&policy), move |_| allow_http)
+            })
             .dns_resolver(CheckedResolver {
                 policy: Arc::clone(&policy),
             })
@@ -233,7 +236,12 @@ pub(crate) fn client_builder(
 }
 
 /// The checked client's redirect rule: count, then check the next hop.
-fn checked_redirects(policy: Arc<Policy>) -> redirect::Policy {
+/// `allow_http` says whether a hop may be plain http (the `[remote]`
+/// setting, or the Docker registries listed as insecure).
+pub(crate) fn checked_redirects(
+    policy: Arc<Policy>,
+    allow_http: impl Fn(&Url) -> bool + Send + Sync + 'static,
+) -> redirect::Policy {
     if policy.max_redirects == 0 {
         return redirect::Policy::none();
     }
@@ -245,7 +253,7 @@ fn checked_redirects(policy: Arc<Policy>) -> redirect::Policy {
             ));
             return attempt.error(refused);
         }
-        match policy.check_url(attempt.url()) {
+        match policy.check_url_with_http(attempt.url(), allow_http(attempt.url())) {
             Ok(()) => attempt.follow(),
             Err(Refused(why)) => {
                 let refused = Refused(format!("redirect to {} refused: {why}", attempt.url()));
@@ -268,7 +276,10 @@ pub(crate) fn request_error(e: reqwest::Error) -> FetchError {
 }
 
 /// Read a whole (small) body, failing beyond `max` bytes.
-async fn read_limited(resp: reqwest::Response, max: usize) -> Result<Vec<u8>, FetchError> {
+pub(crate) async fn read_limited(
+    resp: reqwest::Response,
+    max: usize,
+) -> Result<Vec<u8>, FetchError> {
     let mut out = Vec::new();
     let mut stream = resp.bytes_stream();
     while let Some(chunk) = stream.next().await {
