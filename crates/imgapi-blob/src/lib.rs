@@ -35,7 +35,7 @@ pub use digest::{DigestValues, Digests};
 pub use error::BlobError;
 pub use error_chain::{error_chain, error_chain_deduped};
 pub use local::LocalBlobStore;
-pub use s3::{S3BlobStore, S3Config};
+pub use s3::{S3BlobStore, S3Config, S3Timeouts};
 
 /// A stream of body chunks. The error type is `std::io::Error` so a client
 /// disconnect (or any source failure) can travel through it.

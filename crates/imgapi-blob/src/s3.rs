@@ -92,10 +92,25 @@ pub const MIN_PART_SIZE: usize = 5 << 20;
 const MAX_PARTS: usize = 10_000;
 /// Buffers queued per digest lane.
 const DIGEST_DEPTH: usize = 2;
-/// Connect timeout: an unreachable endpoint fails fast.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// No byte received for this long → the request fails (and is retried).
-const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the store's HTTP client waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct S3Timeouts {
+    /// For a connection (an unreachable endpoint fails fast).
+    pub connect: Duration,
+    /// For the next byte of an answer, and for the answer to a request
+    /// whose body is being sent (a part): longer than one part takes to
+    /// send. The request then fails (and is retried).
+    pub stall: Duration,
+}
+
+impl Default for S3Timeouts {
+    fn default() -> Self {
+        S3Timeouts {
+            connect: Duration::from_secs(3),
+            stall: Duration::from_secs(30),
+        }
+    }
+}
 
 /// Where and how to reach the bucket.
 #[derive(Clone, Default)]
@@ -158,9 +173,14 @@ pub struct PendingUpload {
 }
 
 impl S3BlobStore {
-    /// Build the client. Does no I/O: use [`S3BlobStore::check`] to find out
-    /// whether the bucket is reachable.
+    /// Build the client with the default [`S3Timeouts`]. Does no I/O: use
+    /// [`S3BlobStore::check`] to find out whether the bucket is reachable.
     pub fn open(cfg: S3Config) -> Result<Self, BlobError> {
+        Self::open_with(cfg, S3Timeouts::default())
+    }
+
+    /// [`S3BlobStore::open`] with the given timeouts.
+    pub fn open_with(cfg: S3Config, timeouts: S3Timeouts) -> Result<Self, BlobError> {
         let misconfigured = |what: String| BlobError::Io(std::io::Error::other(what));
         if cfg.bucket.is_empty() {
             return Err(misconfigured("S3 storage: no bucket configured".into()));
@@ -187,9 +207,9 @@ impl S3BlobStore {
         let allow_http = endpoint.starts_with("http://");
         let options = ClientOptions::new()
             .with_allow_http(allow_http)
-            .with_connect_timeout(CONNECT_TIMEOUT)
+            .with_connect_timeout(timeouts.connect)
             .with_timeout_disabled()
-            .with_read_timeout(READ_TIMEOUT);
+            .with_read_timeout(timeouts.stall);
         let retry = RetryConfig {
             backoff: BackoffConfig {
                 init_backoff: Duration::from_millis(50),

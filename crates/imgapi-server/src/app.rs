@@ -1,10 +1,10 @@
 //! AppState: everything a request needs, built once from the Config.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use imgapi_blob::local::LocalBlobStore;
-use imgapi_blob::s3::{S3BlobStore, S3Config};
+use imgapi_blob::s3::{S3BlobStore, S3Config, S3Timeouts};
 use imgapi_blob::BlobStore;
 use imgapi_domain::redact::redact_url;
 use imgapi_domain::RuleContext;
@@ -136,11 +136,24 @@ impl AppState {
         } else {
             crate::telemetry::Metrics::disabled()
         };
-        let meta = crate::telemetry::backend::meter_meta(meta, &metrics, &url);
-        let blobs = crate::telemetry::backend::meter_blobs(open_blobs(&config).await?, &metrics);
+        let meta_breaker = crate::breaker::for_meta(&meta, &url);
+        let meta = crate::telemetry::backend::meter_meta(meta, &metrics, &url, meta_breaker);
+        let first_byte = match &config.storage {
+            StorageConfig::S3 {
+                first_byte_timeout_secs,
+                ..
+            } => Some(Duration::from_secs(*first_byte_timeout_secs)),
+            StorageConfig::Local => None,
+        };
+        let guarded_blobs = |blobs: Arc<dyn BlobStore>| {
+            let breaker = crate::breaker::for_blobs(&blobs);
+            let first_byte = first_byte.filter(|_| breaker.is_some());
+            crate::telemetry::backend::meter_blobs(blobs, &metrics, breaker, first_byte)
+        };
+        let blobs = guarded_blobs(open_blobs(&config).await?);
         let extra_blobs: Vec<_> = open_extra_blobs(&config)?
             .into_iter()
-            .map(|b| crate::telemetry::backend::meter_blobs(b, &metrics))
+            .map(guarded_blobs)
             .collect();
         for extra in extra_blobs.iter().filter(|_| !tool) {
             if let Err(e) = extra.sweep_staging().await {
@@ -258,6 +271,9 @@ pub(crate) async fn open_blobs(config: &Config) -> Result<Arc<dyn BlobStore>, St
             redirect_downloads: _,
             local_secondary: _,
             credentials,
+            connect_timeout_secs,
+            first_byte_timeout_secs: _,
+            stall_timeout_secs,
         } => {
             if let Some(why) = credentials.missing_from_env("storage") {
                 return Err(StartupError::Credentials(why));
@@ -266,18 +282,23 @@ pub(crate) async fn open_blobs(config: &Config) -> Result<Arc<dyn BlobStore>, St
                 "s3 bucket {bucket:?} at {}",
                 endpoint.as_deref().unwrap_or("AWS")
             );
-            let store = S3BlobStore::open(S3Config {
+            let timeouts = S3Timeouts {
+                connect: Duration::from_secs(*connect_timeout_secs),
+                stall: Duration::from_secs(*stall_timeout_secs),
+            };
+            let config = S3Config {
                 endpoint: endpoint.clone(),
                 bucket: bucket.clone(),
                 region: region.clone(),
                 prefix: prefix.clone(),
                 access_key_id: None,
                 secret_access_key: None,
-            })
-            .map_err(|source| StartupError::Blob {
-                location: location.clone(),
-                source,
-            })?;
+            };
+            let store =
+                S3BlobStore::open_with(config, timeouts).map_err(|source| StartupError::Blob {
+                    location: location.clone(),
+                    source,
+                })?;
             store
                 .check()
                 .await

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod app;
 pub mod auth_keys;
+pub mod breaker;
 pub mod check;
 pub mod config;
 pub mod data_dir_lock;

@@ -49,7 +49,30 @@ pub enum StorageConfig {
         local_secondary: bool,
         #[serde(default)]
         credentials: S3Credentials,
+        /// Seconds to wait for a connection to the store.
+        #[serde(default = "default_connect_timeout_secs")]
+        connect_timeout_secs: u64,
+        /// Seconds to wait for the answer to a request without a body
+        /// (get, head, list, delete): the store's 503 comes this soon.
+        #[serde(default = "default_first_byte_timeout_secs")]
+        first_byte_timeout_secs: u64,
+        /// Seconds without a byte of an answer (or, for a part upload,
+        /// without its answer) before the request fails.
+        #[serde(default = "default_stall_timeout_secs")]
+        stall_timeout_secs: u64,
     },
+}
+
+fn default_connect_timeout_secs() -> u64 {
+    3
+}
+
+fn default_first_byte_timeout_secs() -> u64 {
+    5
+}
+
+fn default_stall_timeout_secs() -> u64 {
+    30
 }
 
 /// Where an S3 store's credentials come from.

@@ -222,6 +222,7 @@ fn meta_error(context: &str, source: &MetaError, cause: String) -> ApiError {
         MetaError::Unavailable(_) => {
             return ApiError {
                 cause: Some(cause),
+                retry_after_secs: Some(crate::breaker::RETRY_AFTER_SECS),
                 ..ApiError::new(RestCode::ServiceUnavailableError, "service unavailable")
             }
         }
@@ -239,6 +240,7 @@ fn blob_error(context: &str, source: &BlobError, cause: String) -> ApiError {
     match source {
         BlobError::Unavailable(_) => ApiError {
             cause: Some(cause),
+            retry_after_secs: Some(crate::breaker::RETRY_AFTER_SECS),
             ..ApiError::new(RestCode::StorageIsDown, "storage is down at the moment")
         },
         // The client stopped sending: its fault, not the server's.

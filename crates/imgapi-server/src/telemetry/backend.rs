@@ -6,13 +6,18 @@
 //! first byte being available, `put_stream` / `staged_append` over the
 //! whole transfer.
 //!
+//! The same layer puts a [`Breaker`] in front of a network backend
+//! (PostgreSQL, S3), and bounds the wait for a blob store's answer where a
+//! first-byte timeout is configured (not for calls that carry a body or
+//! walk a whole store).
+//!
 //! Pure delegation otherwise. A method added to either trait must be added
 //! here too (the compiler says so); one with a default body is inherited.
 
 use std::future::Future;
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use imgapi_blob::{
@@ -29,6 +34,7 @@ use metrics::Label;
 use uuid::Uuid;
 
 use super::{Metrics, BACKEND_DURATION, BACKEND_ERRORS};
+use crate::breaker::{Breaker, Outage};
 
 /// Label value of an error: what kind of failure it was.
 trait ErrorKind {
@@ -131,6 +137,18 @@ struct Timer {
     metrics: Metrics,
     backend: &'static str,
     store: &'static str,
+    breaker: Option<Arc<Breaker>>,
+    /// The longest wait for the answer to a bodiless request.
+    first_byte: Option<Duration>,
+}
+
+/// Whether a call is bounded by the first-byte timeout.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Call {
+    /// One request and its answer.
+    Short,
+    /// Carries a body or walks a whole store: no bound.
+    Long,
 }
 
 impl Timer {
@@ -140,11 +158,15 @@ impl Timer {
         store: &'static str,
         ops: &[&'static str],
         alert_kinds: &[&'static str],
+        breaker: Option<Arc<Breaker>>,
+        first_byte: Option<Duration>,
     ) -> Timer {
         let timer = Timer {
             metrics: metrics.clone(),
             backend,
             store,
+            breaker,
+            first_byte,
         };
         for &op in ops {
             for &kind in alert_kinds {
@@ -164,17 +186,34 @@ impl Timer {
         self.metrics.counter(BACKEND_ERRORS, labels)
     }
 
-    async fn time<T, E: ErrorKind>(
+    async fn time<T, E: ErrorKind + Outage>(
         &self,
         op: &'static str,
         call: impl Future<Output = Result<T, E>>,
     ) -> Result<T, E> {
-        self.time_classified(op, call, E::kind).await
+        self.time_classified(op, Call::Short, call, E::kind).await
     }
 
-    async fn time_classified<T, E>(
+    async fn time_long<T, E: ErrorKind + Outage>(
         &self,
         op: &'static str,
+        call: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        self.time_classified(op, Call::Long, call, E::kind).await
+    }
+
+    /// `body`, reporting progress to the breaker.
+    fn pace(&self, body: ByteStream) -> ByteStream {
+        match &self.breaker {
+            Some(breaker) => breaker.pace(body),
+            None => body,
+        }
+    }
+
+    async fn time_classified<T, E: Outage>(
+        &self,
+        op: &'static str,
+        kind: Call,
         call: impl Future<Output = Result<T, E>>,
         classify: fn(&E) -> &'static str,
     ) -> Result<T, E> {
@@ -183,7 +222,22 @@ impl Timer {
             "op {op} missing from the pre-registered ops"
         );
         let started = Instant::now();
-        let result = call.await;
+        let bounded = async {
+            match self.first_byte.filter(|_| kind == Call::Short) {
+                Some(limit) => tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+                    Err(E::outage(format!(
+                        "{} store: no answer within {} s",
+                        self.store,
+                        limit.as_secs_f32()
+                    )))
+                }),
+                None => call.await,
+            }
+        };
+        let result = match &self.breaker {
+            Some(breaker) => breaker.call(bounded).await,
+            None => bounded.await,
+        };
         let labels = || {
             vec![
                 Label::new("backend", self.backend),
@@ -201,13 +255,15 @@ impl Timer {
     }
 }
 
-/// `meta`, timed; unchanged when `metrics` is disabled.
+/// `meta`, timed and behind `breaker`; unchanged when `metrics` is
+/// disabled and there is no breaker.
 pub fn meter_meta(
     meta: Arc<dyn MetaStore>,
     metrics: &Metrics,
     database_url: &str,
+    breaker: Option<Arc<Breaker>>,
 ) -> Arc<dyn MetaStore> {
-    if !metrics.is_enabled() {
+    if !metrics.is_enabled() && breaker.is_none() {
         return meta;
     }
     let store = match database_url.parse::<imgapi_meta::Engine>() {
@@ -217,19 +273,41 @@ pub fn meter_meta(
     };
     Arc::new(MeteredMeta {
         inner: meta,
-        timer: Timer::new(metrics, "meta", store, META_OPS, META_ALERT_KINDS),
+        timer: Timer::new(
+            metrics,
+            "meta",
+            store,
+            META_OPS,
+            META_ALERT_KINDS,
+            breaker,
+            None,
+        ),
     })
 }
 
-/// `blobs`, timed; unchanged when `metrics` is disabled.
-pub fn meter_blobs(blobs: Arc<dyn BlobStore>, metrics: &Metrics) -> Arc<dyn BlobStore> {
-    if !metrics.is_enabled() {
+/// `blobs`, timed, behind `breaker` and with its answers bounded by
+/// `first_byte`; unchanged when there is none of the three.
+pub fn meter_blobs(
+    blobs: Arc<dyn BlobStore>,
+    metrics: &Metrics,
+    breaker: Option<Arc<Breaker>>,
+    first_byte: Option<Duration>,
+) -> Arc<dyn BlobStore> {
+    if !metrics.is_enabled() && breaker.is_none() && first_byte.is_none() {
         return blobs;
     }
     let store = blobs.kind();
     Arc::new(MeteredBlobs {
         inner: blobs,
-        timer: Timer::new(metrics, "blob", store, BLOB_OPS, BLOB_ALERT_KINDS),
+        timer: Timer::new(
+            metrics,
+            "blob",
+            store,
+            BLOB_OPS,
+            BLOB_ALERT_KINDS,
+            breaker,
+            first_byte,
+        ),
     })
 }
 
@@ -492,7 +570,10 @@ impl BlobStore for MeteredBlobs {
         max_size: u64,
     ) -> Result<PutOutcome, BlobError> {
         self.timer
-            .time("put_stream", self.inner.put_stream(key, body, max_size))
+            .time_long(
+                "put_stream",
+                self.inner.put_stream(key, self.timer.pace(body), max_size),
+            )
             .await
     }
 
@@ -505,13 +586,17 @@ impl BlobStore for MeteredBlobs {
             BlobError::NotFound(_) => DATA_LOSS,
             other => other.kind(),
         };
-        self.timer
+        let mut read = self
+            .timer
             .time_classified(
                 "get_stream",
+                Call::Short,
                 self.inner.get_stream(key, range),
                 missing_is_data_loss,
             )
-            .await
+            .await?;
+        read.stream = self.timer.pace(read.stream);
+        Ok(read)
     }
 
     async fn stat(&self, key: &str) -> Result<BlobMeta, BlobError> {
@@ -523,12 +608,12 @@ impl BlobStore for MeteredBlobs {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, BlobError> {
-        self.timer.time("list", self.inner.list(prefix)).await
+        self.timer.time_long("list", self.inner.list(prefix)).await
     }
 
     async fn list_objects(&self, prefix: &str) -> Result<Vec<ListedBlob>, BlobError> {
         self.timer
-            .time("list_objects", self.inner.list_objects(prefix))
+            .time_long("list_objects", self.inner.list_objects(prefix))
             .await
     }
 
@@ -546,7 +631,7 @@ impl BlobStore for MeteredBlobs {
 
     async fn sweep_staging(&self) -> Result<u64, BlobError> {
         self.timer
-            .time("sweep_staging", self.inner.sweep_staging())
+            .time_long("sweep_staging", self.inner.sweep_staging())
             .await
     }
 
@@ -566,7 +651,10 @@ impl BlobStore for MeteredBlobs {
         body: ByteStream,
     ) -> Result<StagedProgress, BlobError> {
         self.timer
-            .time("staged_append", self.inner.staged_append(chunk, body))
+            .time_long(
+                "staged_append",
+                self.inner.staged_append(chunk, self.timer.pace(body)),
+            )
             .await
     }
 
@@ -596,7 +684,7 @@ impl BlobStore for MeteredBlobs {
         older_than: std::time::Duration,
     ) -> Result<Vec<StagedRef>, BlobError> {
         self.timer
-            .time("staged_leftovers", self.inner.staged_leftovers(older_than))
+            .time_long("staged_leftovers", self.inner.staged_leftovers(older_than))
             .await
     }
 
