@@ -136,7 +136,7 @@ impl AppState {
         } else {
             crate::telemetry::Metrics::disabled()
         };
-        let meta_breaker = crate::breaker::for_meta(&meta, &url);
+        let meta_breaker = crate::breaker::for_meta(&meta, &url, &metrics);
         let meta = crate::telemetry::backend::meter_meta(meta, &metrics, &url, meta_breaker);
         let first_byte = match &config.storage {
             StorageConfig::S3 {
@@ -146,7 +146,7 @@ impl AppState {
             StorageConfig::Local => None,
         };
         let guarded_blobs = |blobs: Arc<dyn BlobStore>| {
-            let breaker = crate::breaker::for_blobs(&blobs);
+            let breaker = crate::breaker::for_blobs(&blobs, &metrics);
             let first_byte = first_byte.filter(|_| breaker.is_some());
             crate::telemetry::backend::meter_blobs(blobs, &metrics, breaker, first_byte)
         };

@@ -28,22 +28,28 @@ use imgapi_blob::{BlobError, BlobStore, ByteStream};
 use imgapi_meta::{MetaError, MetaStore};
 use tokio::sync::{watch, Notify};
 
+use crate::telemetry::{Metrics, BACKEND_OUTAGES, BACKEND_UNREACHABLE};
+
 /// Outstanding calls with nothing finishing for this long make the
 /// breaker probe its backend.
-pub const STUCK_AFTER: Duration = Duration::from_millis(400);
+pub const STUCK_AFTER: Duration = Duration::from_millis(300);
 /// A probe without an answer within this long counts as failed (unless
 /// another call finished meanwhile).
-pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(400);
 /// How often an open breaker probes for the backend's return.
 pub const OPEN_PROBE_EVERY: Duration = Duration::from_millis(250);
 /// The `Retry-After` (seconds) of an answer failed by an outage.
 pub const RETRY_AFTER_SECS: u64 = 1;
 /// How often the watchdog looks at the outstanding calls.
-const TICK: Duration = Duration::from_millis(100);
+const TICK: Duration = Duration::from_millis(50);
 
 /// The breaker of a PostgreSQL metadata store (`None` for SQLite, which
 /// cannot be unreachable).
-pub fn for_meta(meta: &Arc<dyn MetaStore>, database_url: &str) -> Option<Arc<Breaker>> {
+pub fn for_meta(
+    meta: &Arc<dyn MetaStore>,
+    database_url: &str,
+    metrics: &Metrics,
+) -> Option<Arc<Breaker>> {
     if !matches!(
         database_url.parse::<imgapi_meta::Engine>(),
         Ok(imgapi_meta::Engine::Postgres)
@@ -55,11 +61,12 @@ pub fn for_meta(meta: &Arc<dyn MetaStore>, database_url: &str) -> Option<Arc<Bre
         let meta = meta.clone();
         Box::pin(async move { meta.ping().await.map_err(|e| e.to_string()) })
     });
-    Some(Breaker::start("PostgreSQL", probe))
+    let signals = Signals::new(metrics, "meta", "postgres");
+    Some(Breaker::start("PostgreSQL", probe, signals))
 }
 
 /// The breaker of a network blob store (`None` for the local disk).
-pub fn for_blobs(blobs: &Arc<dyn BlobStore>) -> Option<Arc<Breaker>> {
+pub fn for_blobs(blobs: &Arc<dyn BlobStore>, metrics: &Metrics) -> Option<Arc<Breaker>> {
     if blobs.kind() == "local" {
         return None;
     }
@@ -68,7 +75,8 @@ pub fn for_blobs(blobs: &Arc<dyn BlobStore>) -> Option<Arc<Breaker>> {
         let store = store.clone();
         Box::pin(async move { store.health_check().await.map_err(|e| e.to_string()) })
     });
-    Some(Breaker::start("S3 storage", probe))
+    let signals = Signals::new(metrics, "blob", blobs.kind());
+    Some(Breaker::start("S3 storage", probe, signals))
 }
 
 /// One cheap question to the backend: reachable or not, and why not.
@@ -101,10 +109,39 @@ impl Outage for BlobError {
     }
 }
 
+/// Where a breaker reports its state (no-ops when metrics are off).
+pub struct Signals {
+    /// 1 while open.
+    pub unreachable: metrics::Gauge,
+    /// Incremented each time it opens.
+    pub outages: metrics::Counter,
+}
+
+impl Signals {
+    /// The series of `backend` (`meta`, `blob`) and `store` (`postgres`,
+    /// `s3`), present at 0 from now on.
+    pub fn new(metrics: &Metrics, backend: &'static str, store: &'static str) -> Signals {
+        let labels = || {
+            vec![
+                metrics::Label::new("backend", backend),
+                metrics::Label::new("store", store),
+            ]
+        };
+        let signals = Signals {
+            unreachable: metrics.gauge(BACKEND_UNREACHABLE, labels()),
+            outages: metrics.counter(BACKEND_OUTAGES, labels()),
+        };
+        signals.unreachable.set(0.0);
+        signals.outages.absolute(0);
+        signals
+    }
+}
+
 /// The breaker of one backend.
 pub struct Breaker {
     /// What the messages call the backend (`PostgreSQL`, `S3 storage`).
     backend: &'static str,
+    signals: Signals,
     open: watch::Sender<bool>,
     /// Why it opened (the failed probe's error).
     cause: Mutex<String>,
@@ -122,9 +159,10 @@ pub struct Breaker {
 impl Breaker {
     /// A closed breaker for `backend`, with its watchdog running on the
     /// current runtime until the breaker is dropped.
-    pub fn start(backend: &'static str, probe: Probe) -> Arc<Breaker> {
+    pub fn start(backend: &'static str, probe: Probe, signals: Signals) -> Arc<Breaker> {
         let breaker = Arc::new(Breaker {
             backend,
+            signals,
             open: watch::Sender::new(false),
             cause: Mutex::new(String::new()),
             in_flight: AtomicUsize::new(0),
@@ -214,6 +252,8 @@ impl Breaker {
             current.clone_from(&cause);
         }
         if !self.open.send_replace(true) {
+            self.signals.unreachable.set(1.0);
+            self.signals.outages.increment(1);
             tracing::error!(
                 backend = self.backend,
                 cause = %cause,
@@ -224,6 +264,7 @@ impl Breaker {
 
     fn close(&self, opened_at: Option<Instant>) {
         if self.open.send_replace(false) {
+            self.signals.unreachable.set(0.0);
             let down_ms = opened_at.map(|at| at.elapsed().as_millis() as u64);
             tracing::warn!(backend = self.backend, down_ms, "backend reachable again");
         }
@@ -314,7 +355,8 @@ mod tests {
                 }
             })
         });
-        Breaker::start("test backend", probe)
+        let signals = Signals::new(&Metrics::disabled(), "meta", "test");
+        Breaker::start("test backend", probe, signals)
     }
 
     async fn call(state: &AtomicU8) -> Result<(), MetaError> {
@@ -353,8 +395,8 @@ mod tests {
         let started = Instant::now();
         let err = breaker.call(call(&state)).await.unwrap_err();
         let waited = started.elapsed();
-        assert!(waited <= Duration::from_millis(1100), "{waited:?}");
-        assert!(err.to_string().contains("no answer within 500 ms"), "{err}");
+        assert!(waited <= Duration::from_millis(900), "{waited:?}");
+        assert!(err.to_string().contains("no answer within 400 ms"), "{err}");
     }
 
     #[tokio::test]

@@ -49,6 +49,8 @@ pub const UPLOADS_IN_FLIGHT: &str = "imgapi_uploads_in_flight";
 pub const DOWNLOADS_IN_FLIGHT: &str = "imgapi_downloads_in_flight";
 pub const BACKEND_DURATION: &str = "imgapi_backend_duration_seconds";
 pub const BACKEND_ERRORS: &str = "imgapi_backend_errors_total";
+pub const BACKEND_UNREACHABLE: &str = "imgapi_backend_unreachable";
+pub const BACKEND_OUTAGES: &str = "imgapi_backend_outages_total";
 pub const IMAGES: &str = "imgapi_images";
 pub const JOBS: &str = "imgapi_jobs";
 pub const BUILD_INFO: &str = "imgapi_build_info";
@@ -65,6 +67,8 @@ pub const DESCRIPTIONS: &[(&str, &str, &str)] = &[
     (DOWNLOADS_IN_FLIGHT, "gauge", "File and icon downloads being sent."),
     (BACKEND_DURATION, "histogram", "Latency of metadata (`backend=\"meta\"`) and blob (`backend=\"blob\"`) store calls, by `store` and `op`."),
     (BACKEND_ERRORS, "counter", "Failed store calls, by `backend`, `store`, `op` and error `kind`."),
+    (BACKEND_UNREACHABLE, "gauge", "1 while the circuit breaker of a network store (`backend`, `store`) is open: requests needing it answer 503 at once."),
+    (BACKEND_OUTAGES, "counter", "Times the circuit breaker of a network store (`backend`, `store`) opened."),
     (IMAGES, "gauge", "Image records by `state` (read at scrape time, cached 5 s)."),
     (JOBS, "gauge", "Jobs by `execution` (read at scrape time, cached 5 s)."),
     (BUILD_INFO, "gauge", "Always 1; `version` is the server's version."),

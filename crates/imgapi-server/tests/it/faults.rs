@@ -227,8 +227,12 @@ async fn database_outage(mode: Mode, name: &'static str) {
     let real = host_port(&db);
     let proxy = Proxy::start(real.clone()).await;
     let proxied = db.replacen(&real, &proxy.addr.to_string(), 1);
-    let s = TestServer::spawn_raw(&format!("mode = \"dc\"\ndatabase_url = {proxied:?}\n")).await;
+    let s = TestServer::spawn_raw(&format!(
+        "mode = \"dc\"\nmetrics_on_main = true\ndatabase_url = {proxied:?}\n"
+    ))
+    .await;
     let uuid = uuid_of(&s.create(json!({})).await);
+    assert_breaker_metrics(&s, "meta", "postgres", 0).await;
 
     proxy.set_mode(mode);
     let mut outage = Outage::new(name);
@@ -271,6 +275,27 @@ async fn database_outage(mode: Mode, name: &'static str) {
         "{image}"
     );
     assert_eq!(s.create(json!({})).await["state"], "unactivated");
+    assert_breaker_metrics(&s, "meta", "postgres", 1).await;
+}
+
+/// The breaker's series: closed now, opened `outages` times so far.
+async fn assert_breaker_metrics(s: &TestServer, backend: &str, store: &str, outages: u32) {
+    let text = s
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let labels = format!("{{backend=\"{backend}\",store=\"{store}\"}}");
+    for (name, want) in [
+        ("imgapi_backend_outages_total", outages),
+        ("imgapi_backend_unreachable", 0),
+    ] {
+        let line = format!("{name}{labels} {want}\n");
+        assert!(text.contains(&line), "no `{}` in\n{text}", line.trim());
+    }
 }
 
 #[tokio::test]
@@ -292,12 +317,13 @@ async fn storage_outage(mode: Mode, name: &'static str) {
     let proxy = Proxy::start(real).await;
     let prefix = format!("outage-{}", uuid::Uuid::new_v4().simple());
     let s = TestServer::spawn_raw(&format!(
-        "mode = \"dc\"\n[storage]\nkind = \"s3\"\nendpoint = \"http://{}\"\nbucket = {bucket:?}\nprefix = {prefix:?}\n",
+        "mode = \"dc\"\nmetrics_on_main = true\n[storage]\nkind = \"s3\"\nendpoint = \"http://{}\"\nbucket = {bucket:?}\nprefix = {prefix:?}\n",
         proxy.addr
     ))
     .await;
     let uuid = uuid_of(&s.publish(json!({})).await);
     let fresh = uuid_of(&s.create(json!({})).await);
+    assert_breaker_metrics(&s, "blob", "s3", 0).await;
 
     proxy.set_mode(mode);
     let mut outage = Outage::new(name);
@@ -326,6 +352,7 @@ async fn storage_outage(mode: Mode, name: &'static str) {
     outage.check("StorageIsDown", FIRST_WITHIN, NEXT_WITHIN, HEAL_WITHIN);
     let (status, _) = s.upload(&fresh, b"after".to_vec()).await;
     assert_eq!(status, 200, "uploads work again");
+    assert_breaker_metrics(&s, "blob", "s3", 1).await;
 }
 
 #[tokio::test]
