@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use imgapi_blob::{BlobError, BlobStore, ByteStream};
+use imgapi_meta::postgres::PostgresProber;
 use imgapi_meta::{MetaError, MetaStore};
 use tokio::sync::{watch, Notify};
 
@@ -44,7 +45,8 @@ pub const RETRY_AFTER_SECS: u64 = 1;
 const TICK: Duration = Duration::from_millis(50);
 
 /// The breaker of a PostgreSQL metadata store (`None` for SQLite, which
-/// cannot be unreachable).
+/// cannot be unreachable). Its probe has a connection of its own, so a
+/// pool busy with slow queries does not look like an outage.
 pub fn for_meta(
     meta: &Arc<dyn MetaStore>,
     database_url: &str,
@@ -56,11 +58,23 @@ pub fn for_meta(
     ) {
         return None;
     }
-    let meta = meta.clone();
-    let probe: Probe = Box::new(move || {
-        let meta = meta.clone();
-        Box::pin(async move { meta.ping().await.map_err(|e| e.to_string()) })
-    });
+    let probe: Probe = match PostgresProber::new(database_url) {
+        Ok(prober) => {
+            let prober = Arc::new(prober);
+            Box::new(move || {
+                let prober = prober.clone();
+                Box::pin(async move { prober.probe().await.map_err(|e| e.to_string()) })
+            })
+        }
+        // Cannot happen for a URL the store opened with; the pool will do.
+        Err(_) => {
+            let meta = meta.clone();
+            Box::new(move || {
+                let meta = meta.clone();
+                Box::pin(async move { meta.ping().await.map_err(|e| e.to_string()) })
+            })
+        }
+    };
     let signals = Signals::new(metrics, "meta", "postgres");
     Some(Breaker::start("PostgreSQL", probe, signals))
 }

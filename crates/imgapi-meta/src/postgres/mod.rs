@@ -50,11 +50,14 @@ use crate::{MetaError, UploadSession};
 
 mod images;
 mod jobs;
+mod prober;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
 mod uploads;
 mod usage;
+
+pub use prober::PostgresProber;
 
 /// Connections in the pool of one instance.
 const POOL_SIZE: u32 = 16;
