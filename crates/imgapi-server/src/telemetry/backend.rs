@@ -95,6 +95,7 @@ const META_OPS: &[&str] = &[
     "renew_upload",
     "advance_upload",
     "release_upload",
+    "release_stale_upload_leases",
     "delete_upload",
     "delete_expired_upload",
     "expired_uploads",
@@ -439,6 +440,19 @@ impl UploadStore for MeteredMeta {
     async fn release_upload(&self, id: Uuid, owner: &str) -> Result<bool, MetaError> {
         self.timer
             .time("release_upload", self.inner.release_upload(id, owner))
+            .await
+    }
+
+    async fn release_stale_upload_leases(
+        &self,
+        holder: &str,
+        current: &str,
+    ) -> Result<u64, MetaError> {
+        self.timer
+            .time(
+                "release_stale_upload_leases",
+                self.inner.release_stale_upload_leases(holder, current),
+            )
             .await
     }
 
