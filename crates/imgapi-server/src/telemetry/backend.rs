@@ -22,8 +22,8 @@ use imgapi_blob::{
 use imgapi_domain::filter::ImageQuery;
 use imgapi_domain::ImageRecord;
 use imgapi_meta::{
-    ImageStore, JobRecord, JobStore, MetaError, MetaStore, Revision, StoredImage, UploadSession,
-    UploadStore, Usage, UsageStore,
+    ImageStore, JobRecord, JobStore, MetaError, MetaStore, Revision, RunLockAttempt, RunLockStore,
+    StoredImage, UploadSession, UploadStore, Usage, UsageStore,
 };
 use metrics::Label;
 use uuid::Uuid;
@@ -100,6 +100,7 @@ const META_OPS: &[&str] = &[
     "delete_expired_upload",
     "expired_uploads",
     "upload_handles",
+    "try_run_lock",
 ];
 
 /// Every `op` of the blob decorator.
@@ -484,6 +485,15 @@ impl UploadStore for MeteredMeta {
     async fn upload_handles(&self) -> Result<Vec<String>, MetaError> {
         self.timer
             .time("upload_handles", self.inner.upload_handles())
+            .await
+    }
+}
+
+#[async_trait]
+impl RunLockStore for MeteredMeta {
+    async fn try_run_lock(&self, name: &str) -> Result<RunLockAttempt, MetaError> {
+        self.timer
+            .time("try_run_lock", self.inner.try_run_lock(name))
             .await
     }
 }

@@ -751,3 +751,84 @@ async fn a_second_mirror_into_one_registry_stops_at_start() {
     );
     drop(running);
 }
+
+/// Two `imgapi mirror` processes into one registry: the second stops at
+/// once naming the first, and runs once the first is gone (kill -9: the
+/// lock dies with its process). On PostgreSQL the second uses a data
+/// directory of its own, as a mirror on another host would: the database
+/// lock, not a file, keeps them apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_mirror_into_one_registry_is_refused() {
+    use tokio::process::Command;
+    let upstream = TestServer::spawn_with(DC).await;
+    let target = TestServer::spawn_with(&format!("{DC}\n{OPEN}")).await;
+    let first_cfg = target.data_dir.join("mirror.toml");
+    std::fs::write(&first_cfg, &target.config_toml).unwrap();
+    let other_host = tempfile::tempdir().unwrap();
+    let shared_db = scale_out_env().is_some();
+    let second_cfg = if shared_db {
+        let cfg = other_host.path().join("mirror.toml");
+        let toml = target.config_toml.replace(
+            &format!("data_dir = {:?}", target.data_dir.display().to_string()),
+            &format!("data_dir = {:?}", other_host.path().display().to_string()),
+        );
+        assert_ne!(toml, target.config_toml, "data_dir not replaced");
+        std::fs::write(&cfg, toml).unwrap();
+        cfg
+    } else {
+        first_cfg.clone()
+    };
+    let bin = env!("CARGO_BIN_EXE_imgapi");
+    let mirror = |cfg: &Path, extra: &[&str]| {
+        let mut command = Command::new(bin);
+        command
+            .args(["mirror", "--config"])
+            .arg(cfg)
+            .args(["--upstream", &upstream.url])
+            .args(extra)
+            .env_remove("IMGAPI_CONFIG")
+            .kill_on_drop(true);
+        command
+    };
+
+    let mut first = mirror(&first_cfg, &["--interval", "1h"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = first.stderr.take().unwrap();
+    let mut seen = String::new();
+    let waited = tokio::time::timeout(Duration::from_secs(60), async {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 4096];
+        while !seen.contains("next run in 3600s") {
+            let n = stderr.read(&mut buf).await.unwrap();
+            assert!(n > 0, "{seen}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    })
+    .await;
+    assert!(
+        waited.is_ok(),
+        "the first mirror did not finish its run: {seen}"
+    );
+
+    let refused = mirror(&second_cfg, &[]).output().await.unwrap();
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{message}");
+    assert!(
+        message.starts_with("imgapi mirror: another imgapi mirror is running into this registry ("),
+        "{message}"
+    );
+    let holder = if shared_db {
+        "PostgreSQL session"
+    } else {
+        "mirror.lock"
+    };
+    assert!(message.contains(holder), "{message}");
+    assert!(message.contains("run one mirror per registry"), "{message}");
+
+    first.kill().await.unwrap();
+    let ran = mirror(&second_cfg, &[]).output().await.unwrap();
+    let message = String::from_utf8_lossy(&ran.stderr);
+    assert_eq!(ran.status.code(), Some(0), "{message}");
+}
