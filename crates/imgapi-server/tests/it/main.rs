@@ -31,6 +31,7 @@ mod head;
 mod health;
 mod job_retention;
 mod lifecycle;
+mod limits_under_load;
 mod listing;
 mod metrics;
 mod migrate;
