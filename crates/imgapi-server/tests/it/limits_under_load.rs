@@ -116,50 +116,46 @@ async fn read_answer(stream: &mut TcpStream) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn image_file_size_limit_under_load() {
+/// An upload to `path` of an image of its own whose size is over the
+/// limit, refused with 400 Upload and `message` while the bystander works.
+async fn upload_over_the_limit(
+    path: &str,
+    request: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    message: &str,
+) {
     let s = TestServer::spawn().await;
     let uuid = uuid_of(&s.create(json!({})).await);
     let bystander = Bystander::start(&s).await;
     let got = bystander
         .while_tripping(async {
-            let resp = s
-                .put(&format!("/images/{uuid}/file?compression=none"))
-                .header("content-length", "21474836481")
-                .body("")
-                .send();
+            let resp = request(s.put(&format!("/images/{uuid}/{path}"))).send();
             status_json(resp.await.unwrap()).await
         })
         .await;
-    assert_error(
-        &got,
-        400,
-        "Upload",
-        Some("image file size 21474836481 (from Content-Length) exceeds the maximum allowed size, 20 GiB"),
-    );
+    assert_error(&got, 400, "Upload", Some(message));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_file_size_limit_under_load() {
+    upload_over_the_limit(
+        "file?compression=none",
+        |put| put.header("content-length", "21474836481").body(""),
+        "image file size 21474836481 (from Content-Length) exceeds the maximum allowed size, 20 GiB",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn icon_size_limit_under_load() {
-    let s = TestServer::spawn().await;
-    let uuid = uuid_of(&s.create(json!({})).await);
-    let bystander = Bystander::start(&s).await;
-    let got = bystander
-        .while_tripping(async {
-            let resp = s
-                .put(&format!("/images/{uuid}/icon"))
-                .header("content-type", "image/png")
+    upload_over_the_limit(
+        "icon",
+        |put| {
+            put.header("content-type", "image/png")
                 .body(vec![0u8; 131_073])
-                .send();
-            status_json(resp.await.unwrap()).await
-        })
-        .await;
-    assert_error(
-        &got,
-        400,
-        "Upload",
-        Some("icon size 131073 (from Content-Length) exceeds the maximum allowed size, 128 KiB"),
-    );
+        },
+        "icon size 131073 (from Content-Length) exceeds the maximum allowed size, 128 KiB",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

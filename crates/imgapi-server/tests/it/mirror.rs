@@ -562,6 +562,25 @@ async fn dsapi_upstream_mirror_and_import_remote() {
     assert_eq!(local["name"], "delta");
 }
 
+/// What an `imgapi mirror --interval 1h` wrote on stderr up to the end of
+/// its first run (it waits for the next one then).
+async fn first_run_done(child: &mut tokio::process::Child) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut stderr = child.stderr.take().unwrap();
+    let mut seen = String::new();
+    let waited = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut buf = [0u8; 4096];
+        while !seen.contains("next run in 3600s") {
+            let n = stderr.read(&mut buf).await.unwrap();
+            assert!(n > 0, "{seen}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "the first run did not end: {seen}");
+    seen
+}
+
 /// The real `imgapi mirror`: flags, summary, JSON, exit codes, the policy
 /// error, and `--interval` ended by SIGTERM.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -677,19 +696,7 @@ async fn mirror_binary() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let mut seen = String::new();
-    let waited = tokio::time::timeout(Duration::from_secs(60), async {
-        use tokio::io::AsyncReadExt;
-        let mut buf = [0u8; 4096];
-        while !seen.contains("next run in 3600s") {
-            let n = stderr.read(&mut buf).await.unwrap();
-            assert!(n > 0, "{seen}");
-            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    })
-    .await;
-    assert!(waited.is_ok(), "{seen}");
+    let seen = first_run_done(&mut child).await;
     assert!(seen.contains("updated (description)"), "{seen}");
     let pid = child.id().unwrap().to_string();
     let killed = Command::new("kill")
@@ -795,22 +802,7 @@ async fn a_second_mirror_into_one_registry_is_refused() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = first.stderr.take().unwrap();
-    let mut seen = String::new();
-    let waited = tokio::time::timeout(Duration::from_secs(60), async {
-        use tokio::io::AsyncReadExt;
-        let mut buf = [0u8; 4096];
-        while !seen.contains("next run in 3600s") {
-            let n = stderr.read(&mut buf).await.unwrap();
-            assert!(n > 0, "{seen}");
-            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    })
-    .await;
-    assert!(
-        waited.is_ok(),
-        "the first mirror did not finish its run: {seen}"
-    );
+    first_run_done(&mut first).await;
 
     let refused = mirror(&second_cfg, &[]).output().await.unwrap();
     let message = String::from_utf8_lossy(&refused.stderr);
