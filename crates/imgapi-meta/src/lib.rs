@@ -1,6 +1,7 @@
-//! Metadata store: image records, jobs, upload sessions and usage, persisted
-//! by one backend behind [`MetaStore`] (one trait per role: [`ImageStore`],
-//! [`JobStore`], [`UploadStore`], [`UsageStore`]).
+//! Metadata store: image records, jobs, upload sessions, usage and run
+//! locks, persisted by one backend behind [`MetaStore`] (one trait per
+//! role: [`ImageStore`], [`JobStore`], [`UploadStore`], [`UsageStore`],
+//! [`RunLockStore`]).
 //!
 //! Services call stores; stores never call services. Every backend passes the
 //! same conformance suite ([`testsuite`], feature `testing`).
@@ -12,6 +13,7 @@ mod error;
 mod images;
 mod jobs;
 pub mod postgres;
+mod run_lock;
 mod sql;
 pub mod sqlite;
 #[cfg(any(test, feature = "testing"))]
@@ -23,15 +25,16 @@ pub use error::MetaError;
 pub use images::{ImageStore, Revision, StoredImage};
 pub use jobs::{JobExecution, JobLease, JobRecord, JobStore};
 pub use postgres::PostgresStore;
+pub use run_lock::{RunLock, RunLockAttempt, RunLockStore};
 pub use sqlite::SqliteStore;
 pub use uploads::{UploadLease, UploadSession, UploadStore};
 pub use usage::{BillingTagUsage, OwnerUsage, Usage, UsageStore};
 
-/// The contract every metadata backend keeps: all four roles. Implement
+/// The contract every metadata backend keeps: all its roles. Implement
 /// the role traits; this one comes with them.
-pub trait MetaStore: ImageStore + JobStore + UploadStore + UsageStore {}
+pub trait MetaStore: ImageStore + JobStore + UploadStore + UsageStore + RunLockStore {}
 
-impl<T: ImageStore + JobStore + UploadStore + UsageStore> MetaStore for T {}
+impl<T: ImageStore + JobStore + UploadStore + UsageStore + RunLockStore> MetaStore for T {}
 
 /// Which metadata backend a database URL selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -53,6 +53,7 @@ pub async fn run_all(store: &dyn MetaStore) {
     uploads_insert_get_delete(store).await;
     uploads_lease_advance_release(store).await;
     uploads_concurrent_claims_one_wins(store).await;
+    uploads_stale_leases_of_a_restarted_holder(store).await;
     uploads_expiry(store).await;
     usage_per_owner_and_billing_tag(store).await;
     usage_is_one_snapshot(store).await;
@@ -1365,6 +1366,45 @@ pub async fn uploads_concurrent_claims_one_wins(store: &dyn MetaStore) {
         .count();
     assert_eq!(won, 1, "exactly one concurrent claim wins");
     ok(store.delete_upload(upload.id).await, "delete_upload");
+}
+
+/// A holder that starts again ends the leases of its earlier run, and
+/// only those: not its current run's, not another holder's (also not one
+/// whose name merely extends its own).
+pub async fn uploads_stale_leases_of_a_restarted_holder(store: &dyn MetaStore) {
+    let holder = format!("{}/", owner_name("host@127.0.0.1:80"));
+    let longer = format!("{}0/", holder.trim_end_matches('/'));
+    let owners = [
+        format!("{holder}boot-old/req-1"),
+        format!("{holder}boot-new/req-2"),
+        format!("{longer}boot-old/req-3"),
+        format!("{}/boot-old/req-4", owner_name("other")),
+    ];
+    let mut ids = Vec::new();
+    for owner in &owners {
+        let upload = upload_fixture(NOW + 10 * LEASE);
+        ok(store.insert_upload(&upload).await, "insert_upload");
+        let claimed = ok(
+            store.claim_upload(upload.id, owner, NOW, NOW + LEASE).await,
+            "claim_upload",
+        );
+        assert!(claimed.is_some(), "a free upload can be claimed");
+        ids.push(upload.id);
+    }
+    let released = ok(
+        store
+            .release_stale_upload_leases(&holder, &format!("{holder}boot-new/"))
+            .await,
+        "release_stale_upload_leases",
+    );
+    assert_eq!(released, 1, "only the earlier run's lease ends");
+    let mut leased = Vec::new();
+    for id in &ids {
+        let upload = ok(store.get_upload(*id).await, "get_upload");
+        leased.push(upload.and_then(|u| u.lease).is_some());
+        ok(store.delete_upload(*id).await, "delete_upload");
+    }
+    assert_eq!(leased, [false, true, true, true]);
 }
 
 pub async fn uploads_expiry(store: &dyn MetaStore) {

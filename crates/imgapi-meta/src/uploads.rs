@@ -12,7 +12,8 @@
 //! writing a chunk or finishing, and records the chunk with
 //! [`UploadStore::advance_upload`], which succeeds only while it still
 //! holds the lease and the offset is the one it started from. A lease whose
-//! holder died expires by itself.
+//! holder died expires by itself, or ends at once when that holder starts
+//! again ([`UploadStore::release_stale_upload_leases`]).
 
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -99,6 +100,17 @@ pub trait UploadStore: Send + Sync + 'static {
 
     /// End `owner`'s lease of session `id` (if it holds it).
     async fn release_upload(&self, id: Uuid, owner: &str) -> Result<bool, MetaError>;
+
+    /// End every lease whose owner starts with `holder` but not with
+    /// `current`: the leases an earlier run of this holder took and never
+    /// ended (it was killed). Owner names must make neither prefix match
+    /// another holder's (end each with a separator). Returns how many
+    /// leases ended.
+    async fn release_stale_upload_leases(
+        &self,
+        holder: &str,
+        current: &str,
+    ) -> Result<u64, MetaError>;
 
     /// Delete session `id`; `Ok(false)` if it did not exist.
     async fn delete_upload(&self, id: Uuid) -> Result<bool, MetaError>;

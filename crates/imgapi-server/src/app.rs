@@ -31,6 +31,8 @@ pub struct AppState {
     pub registry: crate::service::docker::registry::RegistryClient,
     /// This instance's job identity (leases) and job-runner wake-up.
     pub jobs: crate::service::import::jobs::Jobs,
+    /// This instance (and run) as a holder of upload-session leases.
+    pub upload_leases: crate::service::uploads::LeaseHolder,
     /// ExportImage's target (`[export]`); `None` = not configured.
     pub export: Option<crate::service::export::ExportTarget>,
     pub hostname: String,
@@ -179,6 +181,7 @@ impl AppState {
             }
         }
         let hostname = gethostname::gethostname().to_string_lossy().into_owned();
+        let upload_leases = crate::service::uploads::LeaseHolder::new(&hostname, config.listen);
         Ok(Arc::new(AppState {
             config,
             meta,
@@ -192,6 +195,7 @@ impl AppState {
             registry,
             export,
             jobs: crate::service::import::jobs::Jobs::new(&hostname),
+            upload_leases,
             hostname,
             started: Instant::now(),
             metrics,

@@ -8,7 +8,9 @@
 //! Tools (`imgapi check`, `usage`, `mirror`, `migrate`) do not take it:
 //! they have always run beside a server on the same configuration.
 //! `imgapi mirror` takes a lock of its own, `<data_dir>/mirror.lock`, so
-//! that two mirrors into one registry never run at once.
+//! that two mirrors into one registry never run at once (on PostgreSQL,
+//! where they may run on different hosts, a database lock instead:
+//! `service::import::mirror::lock`).
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -36,7 +38,7 @@ impl LockHolder {
     }
 
     /// Who holds the lock, as the refusal says it.
-    fn other(self) -> &'static str {
+    pub(crate) fn other(self) -> &'static str {
         match self {
             LockHolder::Server => "data_dir is in use by another imgapi server",
             LockHolder::Mirror => "another imgapi mirror is running into this registry",
@@ -44,7 +46,7 @@ impl LockHolder {
     }
 
     /// What to do about it.
-    fn advice(self) -> &'static str {
+    pub(crate) fn advice(self) -> &'static str {
         match self {
             LockHolder::Server => {
                 "the embedded SQLite store allows one server per data_dir; stop the other server \

@@ -29,7 +29,8 @@ pub use config::Config;
 /// until `shutdown` resolves; in-flight requests are allowed to finish.
 /// The job runner runs meanwhile; at shutdown its running jobs stop and
 /// their leases are released, for the next instance to resume them. The
-/// upload-session sweeper runs meanwhile too.
+/// upload-session sweeper runs meanwhile too; before serving, the upload
+/// leases of this instance's previous run (killed) are released.
 pub async fn serve(
     app: App,
     listener: TcpListener,
@@ -39,6 +40,9 @@ pub async fn serve(
         (Some(cert), Some(key)) => Some(tls::acceptor(cert, key).map_err(std::io::Error::other)?),
         _ => None,
     };
+    // Sessions this instance's previous run was writing when it died take
+    // a chunk at once, not after their lease runs out.
+    service::uploads::release_stale_leases(&app).await;
     // Jobs (remote imports) run beside the API, and resume at start-up.
     let jobs = service::import::jobs::start(app.clone());
     // Expired upload sessions are swept now and periodically.

@@ -337,6 +337,15 @@ async fn mirror(config: Option<&Path>, args: MirrorArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // A shared database (PostgreSQL): mirrors on other hosts see this one.
+    let _registry_lock = match mirror::lock_registry(&app).await {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("imgapi mirror: {e}");
+            let locked = matches!(e, mirror::MirrorError::Locked(_));
+            return ExitCode::from(if locked { 2 } else { 1 });
+        }
+    };
     let opts = MirrorOptions {
         upstream: args.upstream.clone(),
         name: args.name.clone(),

@@ -51,6 +51,7 @@ use crate::{MetaError, UploadSession};
 mod images;
 mod jobs;
 mod prober;
+mod run_lock;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;

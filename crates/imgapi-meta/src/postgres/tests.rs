@@ -335,3 +335,41 @@ fn open_and_connect_are_spawnable() {
     let connect = PostgresStore::connect("postgres://u@127.0.0.1:1/db");
     spawnable(&connect);
 }
+
+/// A run lock is one holder's across stores (hosts) until its guard drops;
+/// the refusal names the holding session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_lock_has_one_holder_across_stores() {
+    use crate::{RunLockAttempt, RunLockStore};
+    let Some(url) = database_url() else { return };
+    let (a, b) = (
+        PostgresStore::connect(&url).await.unwrap(),
+        PostgresStore::connect(&url).await.unwrap(),
+    );
+    let name = format!("test-{}", Uuid::new_v4().simple());
+    let RunLockAttempt::Taken(held) = a.try_run_lock(&name).await.unwrap() else {
+        panic!("a free run lock is taken");
+    };
+    match b.try_run_lock(&name).await.unwrap() {
+        RunLockAttempt::Held { holder } => {
+            assert!(holder.starts_with("PostgreSQL session "), "{holder}");
+            assert!(holder.contains(&format!("(imgapi {name})")), "{holder}");
+        }
+        other => panic!("a held run lock is refused, got {other:?}"),
+    }
+    let other_name = format!("{name}-other");
+    assert!(matches!(
+        b.try_run_lock(&other_name).await.unwrap(),
+        RunLockAttempt::Taken(_)
+    ));
+    drop(held);
+    // The server ends the session shortly after the connection closes.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match b.try_run_lock(&name).await.unwrap() {
+            RunLockAttempt::Taken(_) => break,
+            _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+            other => panic!("the lock outlived its guard: {other:?}"),
+        }
+    }
+}

@@ -102,6 +102,14 @@ const ADVANCE: &str = "UPDATE upload_sessions SET \
 const RELEASE: &str = "UPDATE upload_sessions \
     SET lease_owner = NULL, lease_expires_ms = NULL WHERE id = $1 AND lease_owner = $2";
 
+/// Prefixes compared with `substr` (a `LIKE` would need escaping and is
+/// case-insensitive in SQLite); the lengths are in characters, as both
+/// databases count them.
+const RELEASE_STALE: &str = "UPDATE upload_sessions \
+    SET lease_owner = NULL, lease_expires_ms = NULL \
+    WHERE substr(lease_owner, 1, CAST($1 AS INTEGER)) = $2 \
+     AND substr(lease_owner, 1, CAST($3 AS INTEGER)) <> $4";
+
 const DELETE: &str = "DELETE FROM upload_sessions WHERE id = $1";
 
 const DELETE_EXPIRED: &str = "DELETE FROM upload_sessions \
@@ -150,6 +158,11 @@ pub(crate) enum UploadWrite {
         id: Uuid,
         owner: String,
     },
+    /// [`UploadStore::release_stale_upload_leases`].
+    ReleaseStale {
+        holder: String,
+        current: String,
+    },
     Delete(Uuid),
     DeleteExpired {
         id: Uuid,
@@ -195,6 +208,7 @@ where
                 from_offset,
             } => Self::advance(row, owner, *from_offset),
             UploadWrite::Release { id, owner } => Self::release(*id, owner),
+            UploadWrite::ReleaseStale { holder, current } => Self::release_stale(holder, current),
             UploadWrite::Delete(id) => Self::delete(*id),
             UploadWrite::DeleteExpired { id, now_ms } => Self::delete_expired(*id, *now_ms),
         }
@@ -252,6 +266,15 @@ where
         sqlx::query(RELEASE)
             .bind(id.to_string())
             .bind(owner.to_owned())
+    }
+
+    fn release_stale(holder: &str, current: &str) -> Statement<DB> {
+        let chars = |s: &str| i64::try_from(s.chars().count()).unwrap_or(i64::MAX);
+        sqlx::query(RELEASE_STALE)
+            .bind(chars(holder))
+            .bind(holder.to_owned())
+            .bind(chars(current))
+            .bind(current.to_owned())
     }
 
     fn delete(id: Uuid) -> Statement<DB> {
@@ -385,6 +408,19 @@ where
             .write(Write::Upload(UploadWrite::Release { id, owner }))
             .await?
             > 0)
+    }
+
+    async fn release_stale_upload_leases(
+        &self,
+        holder: &str,
+        current: &str,
+    ) -> Result<u64, MetaError> {
+        let release = UploadWrite::ReleaseStale {
+            holder: holder.to_string(),
+            current: current.to_string(),
+        };
+        let released = self.write(Write::Upload(release)).await?;
+        Ok(u64::try_from(released).unwrap_or(0))
     }
 
     async fn delete_upload(&self, id: Uuid) -> Result<bool, MetaError> {

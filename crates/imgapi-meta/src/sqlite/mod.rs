@@ -164,6 +164,14 @@ impl SqliteStore {
     }
 }
 
+/// One host's database: its users lock a file of the data directory.
+#[async_trait]
+impl crate::RunLockStore for SqliteStore {
+    async fn try_run_lock(&self, _name: &str) -> Result<crate::RunLockAttempt, MetaError> {
+        Ok(crate::RunLockAttempt::NotShared)
+    }
+}
+
 #[async_trait]
 impl SqlBackend for SqliteStore {
     type Db = Sqlite;

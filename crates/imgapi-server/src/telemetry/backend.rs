@@ -27,8 +27,8 @@ use imgapi_blob::{
 use imgapi_domain::filter::ImageQuery;
 use imgapi_domain::ImageRecord;
 use imgapi_meta::{
-    ImageStore, JobRecord, JobStore, MetaError, MetaStore, Revision, StoredImage, UploadSession,
-    UploadStore, Usage, UsageStore,
+    ImageStore, JobRecord, JobStore, MetaError, MetaStore, Revision, RunLockAttempt, RunLockStore,
+    StoredImage, UploadSession, UploadStore, Usage, UsageStore,
 };
 use metrics::Label;
 use uuid::Uuid;
@@ -101,10 +101,12 @@ const META_OPS: &[&str] = &[
     "renew_upload",
     "advance_upload",
     "release_upload",
+    "release_stale_upload_leases",
     "delete_upload",
     "delete_expired_upload",
     "expired_uploads",
     "upload_handles",
+    "try_run_lock",
 ];
 
 /// Every `op` of the blob decorator.
@@ -520,6 +522,19 @@ impl UploadStore for MeteredMeta {
             .await
     }
 
+    async fn release_stale_upload_leases(
+        &self,
+        holder: &str,
+        current: &str,
+    ) -> Result<u64, MetaError> {
+        self.timer
+            .time(
+                "release_stale_upload_leases",
+                self.inner.release_stale_upload_leases(holder, current),
+            )
+            .await
+    }
+
     async fn delete_upload(&self, id: Uuid) -> Result<bool, MetaError> {
         self.timer
             .time("delete_upload", self.inner.delete_upload(id))
@@ -548,6 +563,15 @@ impl UploadStore for MeteredMeta {
     async fn upload_handles(&self) -> Result<Vec<String>, MetaError> {
         self.timer
             .time("upload_handles", self.inner.upload_handles())
+            .await
+    }
+}
+
+#[async_trait]
+impl RunLockStore for MeteredMeta {
+    async fn try_run_lock(&self, name: &str) -> Result<RunLockAttempt, MetaError> {
+        self.timer
+            .time("try_run_lock", self.inner.try_run_lock(name))
             .await
     }
 }

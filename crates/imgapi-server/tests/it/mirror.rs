@@ -562,6 +562,25 @@ async fn dsapi_upstream_mirror_and_import_remote() {
     assert_eq!(local["name"], "delta");
 }
 
+/// What an `imgapi mirror --interval 1h` wrote on stderr up to the end of
+/// its first run (it waits for the next one then).
+async fn first_run_done(child: &mut tokio::process::Child) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut stderr = child.stderr.take().unwrap();
+    let mut seen = String::new();
+    let waited = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut buf = [0u8; 4096];
+        while !seen.contains("next run in 3600s") {
+            let n = stderr.read(&mut buf).await.unwrap();
+            assert!(n > 0, "{seen}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "the first run did not end: {seen}");
+    seen
+}
+
 /// The real `imgapi mirror`: flags, summary, JSON, exit codes, the policy
 /// error, and `--interval` ended by SIGTERM.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -677,19 +696,7 @@ async fn mirror_binary() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let mut seen = String::new();
-    let waited = tokio::time::timeout(Duration::from_secs(60), async {
-        use tokio::io::AsyncReadExt;
-        let mut buf = [0u8; 4096];
-        while !seen.contains("next run in 3600s") {
-            let n = stderr.read(&mut buf).await.unwrap();
-            assert!(n > 0, "{seen}");
-            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    })
-    .await;
-    assert!(waited.is_ok(), "{seen}");
+    let seen = first_run_done(&mut child).await;
     assert!(seen.contains("updated (description)"), "{seen}");
     let pid = child.id().unwrap().to_string();
     let killed = Command::new("kill")
@@ -750,4 +757,70 @@ async fn a_second_mirror_into_one_registry_stops_at_start() {
         "the refused mirror opened no store"
     );
     drop(running);
+}
+
+/// Two `imgapi mirror` processes into one registry: the second stops at
+/// once naming the first, and runs once the first is gone (kill -9: the
+/// lock dies with its process). On PostgreSQL the second uses a data
+/// directory of its own, as a mirror on another host would: the database
+/// lock, not a file, keeps them apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_mirror_into_one_registry_is_refused() {
+    use tokio::process::Command;
+    let upstream = TestServer::spawn_with(DC).await;
+    let target = TestServer::spawn_with(&format!("{DC}\n{OPEN}")).await;
+    let first_cfg = target.data_dir.join("mirror.toml");
+    std::fs::write(&first_cfg, &target.config_toml).unwrap();
+    let other_host = tempfile::tempdir().unwrap();
+    let shared_db = scale_out_env().is_some();
+    let second_cfg = if shared_db {
+        let cfg = other_host.path().join("mirror.toml");
+        let toml = target.config_toml.replace(
+            &format!("data_dir = {:?}", target.data_dir.display().to_string()),
+            &format!("data_dir = {:?}", other_host.path().display().to_string()),
+        );
+        assert_ne!(toml, target.config_toml, "data_dir not replaced");
+        std::fs::write(&cfg, toml).unwrap();
+        cfg
+    } else {
+        first_cfg.clone()
+    };
+    let bin = env!("CARGO_BIN_EXE_imgapi");
+    let mirror = |cfg: &Path, extra: &[&str]| {
+        let mut command = Command::new(bin);
+        command
+            .args(["mirror", "--config"])
+            .arg(cfg)
+            .args(["--upstream", &upstream.url])
+            .args(extra)
+            .env_remove("IMGAPI_CONFIG")
+            .kill_on_drop(true);
+        command
+    };
+
+    let mut first = mirror(&first_cfg, &["--interval", "1h"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    first_run_done(&mut first).await;
+
+    let refused = mirror(&second_cfg, &[]).output().await.unwrap();
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{message}");
+    assert!(
+        message.starts_with("imgapi mirror: another imgapi mirror is running into this registry ("),
+        "{message}"
+    );
+    let holder = if shared_db {
+        "PostgreSQL session"
+    } else {
+        "mirror.lock"
+    };
+    assert!(message.contains(holder), "{message}");
+    assert!(message.contains("run one mirror per registry"), "{message}");
+
+    first.kill().await.unwrap();
+    let ran = mirror(&second_cfg, &[]).output().await.unwrap();
+    let message = String::from_utf8_lossy(&ran.stderr);
+    assert_eq!(ran.status.code(), Some(0), "{message}");
 }

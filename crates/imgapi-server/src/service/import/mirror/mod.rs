@@ -59,11 +59,13 @@ mod copy;
 mod delete;
 mod error;
 mod list;
+mod lock;
 mod report;
 mod update;
 
 use error::SyncError;
 use list::list_upstream;
+pub use lock::lock_registry;
 pub use report::{Lines, MirrorSummary, Problem, Reporter};
 
 /// The job name of the rows that record what a mirror imported.
@@ -104,6 +106,11 @@ pub enum MirrorError {
     List(String),
     #[error("cannot list the local images: {0}")]
     Local(MetaError),
+    /// Another mirror runs into this registry.
+    #[error("{0}")]
+    Locked(String),
+    #[error("cannot take the mirror lock: {0}")]
+    Lock(MetaError),
 }
 
 /// How to mirror from an internal host, for a policy refusal.

@@ -37,9 +37,12 @@ use uuid::Uuid;
 use super::files::{check_compression, choose_store, new_blob_key, record_file};
 use super::ServiceError;
 use crate::app::{App, AppState};
+use lease::{busy, Lease};
 
-/// How often a chunk in progress renews its lease.
-const RENEW_EVERY: Duration = Duration::from_secs(10);
+mod lease;
+
+pub use lease::{release_stale_leases, LeaseHolder};
+
 /// Sessions handled per sweep batch.
 const SWEEP_BATCH: u32 = 100;
 
@@ -104,7 +107,7 @@ pub enum ChunkOutcome {
     OutOfOrder(UploadSession),
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
@@ -120,20 +123,13 @@ fn ttl_ms(app: &AppState) -> i64 {
     i64::try_from(app.config.upload_session_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
 }
 
-/// How long a lease lasts without renewal: a chunk whose client sends
-/// nothing for the body idle timeout fails anyway.
-fn lease_ms(app: &AppState) -> i64 {
-    let secs = app.config.body_idle_timeout_secs.saturating_add(30);
-    i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
-}
-
 /// The smallest chunk (other than the last) the session's store accepts.
 pub fn chunk_min(app: &AppState, session: &UploadSession) -> u64 {
     app.blob_store(&session.stor)
         .map_or(1, |store| store.staged_min_chunk())
 }
 
-fn not_found(id: Uuid) -> ServiceError {
+pub(super) fn not_found(id: Uuid) -> ServiceError {
     ServiceError::not_found(format!("upload session {id} not found"))
 }
 
@@ -225,119 +221,6 @@ pub async fn create(
         return Err(ServiceError::meta("error saving upload session")(e));
     }
     Ok(session)
-}
-
-/// 409 UploadSessionBusy, saying when the holder's lease expires: the
-/// latest the session frees (sooner when the holder finishes). At least
-/// 1 s, also for a lease released since the claim failed.
-fn busy(session: &UploadSession) -> ServiceError {
-    let left_ms = session
-        .lease
-        .as_ref()
-        .map_or(0, |lease| lease.expires_ms.saturating_sub(now_ms()));
-    let retry_after_secs = u64::try_from(left_ms.saturating_add(999) / 1000)
-        .unwrap_or(0)
-        .max(1);
-    ServiceError::UploadSessionBusy {
-        id: session.id,
-        retry_after_secs,
-    }
-}
-
-/// Holds a session's lease; releases it when dropped unreleased (the
-/// request was cancelled: client gone, shutdown), so that the next request
-/// need not wait for the lease to expire.
-struct Lease {
-    meta: Arc<dyn imgapi_meta::MetaStore>,
-    id: Uuid,
-    owner: String,
-    held: bool,
-}
-
-impl Lease {
-    async fn claim(app: &AppState, id: Uuid) -> Result<(Lease, UploadSession), ServiceError> {
-        let owner = format!("{}/{}", app.hostname, Uuid::new_v4().simple());
-        let now = now_ms();
-        let claimed = app
-            .meta
-            .claim_upload(id, &owner, now, now.saturating_add(lease_ms(app)))
-            .await
-            .map_err(ServiceError::meta(format!(
-                "error claiming upload session {id}"
-            )))?;
-        match claimed {
-            Some(session) => Ok((
-                Lease {
-                    meta: Arc::clone(&app.meta),
-                    id,
-                    owner,
-                    held: true,
-                },
-                session,
-            )),
-            None => match app.meta.get_upload(id).await {
-                Ok(Some(session)) => Err(busy(&session)),
-                Ok(None) => Err(not_found(id)),
-                Err(e) => Err(ServiceError::meta(format!(
-                    "error loading upload session {id}"
-                ))(e)),
-            },
-        }
-    }
-
-    /// Keep the lease alive while `work` runs.
-    async fn renewing<T>(&self, app: &AppState, work: impl std::future::Future<Output = T>) -> T {
-        let renew = async {
-            let mut tick = tokio::time::interval(RENEW_EVERY);
-            tick.tick().await; // the first tick is immediate
-            loop {
-                tick.tick().await;
-                let until = now_ms().saturating_add(lease_ms(app));
-                match self.meta.renew_upload(self.id, &self.owner, until).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        tracing::warn!(upload = %self.id, "upload session lease lost while writing")
-                    }
-                    Err(e) => {
-                        tracing::warn!(upload = %self.id, error = %e, "could not renew upload session lease")
-                    }
-                }
-            }
-        };
-        let work = std::pin::pin!(work);
-        let renew = std::pin::pin!(renew);
-        match futures_util::future::select(work, renew).await {
-            futures_util::future::Either::Left((out, _)) => out,
-            // (The renewal loop never ends; if it did, the work goes on.)
-            futures_util::future::Either::Right(((), work)) => work.await,
-        }
-    }
-
-    async fn release(mut self) {
-        self.held = false;
-        if let Err(e) = self.meta.release_upload(self.id, &self.owner).await {
-            tracing::warn!(upload = %self.id, error = %e, "could not release upload session lease (it expires by itself)");
-        }
-    }
-
-    /// The lease ended another way (advance, delete).
-    fn ended(mut self) {
-        self.held = false;
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        if !self.held {
-            return;
-        }
-        let (meta, id, owner) = (Arc::clone(&self.meta), self.id, self.owner.clone());
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move {
-                let _ = meta.release_upload(id, &owner).await;
-            });
-        }
-    }
 }
 
 /// `body` without its first `skip` bytes (the part of a chunk the session
