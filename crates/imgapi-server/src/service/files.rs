@@ -288,21 +288,25 @@ pub fn select_file<'a>(
     })
 }
 
-/// Open a stored blob for download.
+/// Open the stored `part` (`file`, `icon`) of `image` for download.
 pub async fn open_blob(
     app: &AppState,
-    stor: &str,
-    key: Option<&str>,
+    image: Uuid,
+    stored: (&str, Option<&str>),
     range: Option<Range<u64>>,
-    what: &str,
+    part: &'static str,
 ) -> Result<BlobRead, ServiceError> {
-    let key = key.ok_or_else(|| {
-        ServiceError::blob(format!("error getting {what}"))(BlobError::NotFound("(no key)".into()))
-    })?;
+    let (stor, key) = stored;
+    let missing = || ServiceError::referenced_blob("", image, part);
+    let key = key.ok_or_else(|| missing()(BlobError::NotFound("(no key)".into())))?;
     super::store_for(app, stor)?
         .get_stream(key, range)
         .await
-        .map_err(ServiceError::blob(format!("error getting {what}")))
+        .map_err(ServiceError::referenced_blob(
+            format!("error getting image {part}"),
+            image,
+            part,
+        ))
 }
 
 /// Query/header inputs of AddImageIcon.
@@ -457,7 +461,11 @@ pub async fn change_stor(
     let read = source
         .get_stream(&old_key, None)
         .await
-        .map_err(ServiceError::blob("error reading image file"))?;
+        .map_err(ServiceError::referenced_blob(
+            "error reading image file",
+            img.uuid,
+            "file",
+        ))?;
     let new_key = new_blob_key(img.uuid, "file0");
     let outcome = target
         .put_stream(&new_key, read.stream, MAX_IMAGE_FILE_SIZE)

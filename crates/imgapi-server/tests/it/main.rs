@@ -38,6 +38,7 @@ mod openapi;
 mod persistence;
 mod remote_import;
 mod restart;
+mod storage_errors;
 mod uploads;
 mod usage;
 mod wire_types;
