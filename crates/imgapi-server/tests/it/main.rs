@@ -39,6 +39,7 @@ mod persistence;
 mod remote_import;
 mod restart;
 mod storage_errors;
+mod store_probe;
 mod upload_races;
 mod uploads;
 mod usage;

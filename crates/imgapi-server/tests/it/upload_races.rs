@@ -11,6 +11,7 @@ use imgapi_server::config::Config;
 use serde_json::json;
 use sha1::{Digest, Sha1};
 
+use crate::store_probe::{pending_multipart_uploads, staging_files};
 use crate::support::*;
 
 const RACERS: usize = 6;
@@ -28,40 +29,6 @@ async fn stored_keys(stores: &Stores) -> Vec<String> {
         keys.extend(store.list("").await.unwrap());
     }
     keys
-}
-
-/// Incomplete S3 multipart uploads under the server's prefix (0 on local
-/// disk, where a failed put leaves a staging file that the listing shows).
-async fn pending_multipart_uploads(s: &TestServer) -> usize {
-    let Ok(prefix) = std::fs::read_to_string(s.data_dir.join("s3-prefix")) else {
-        return 0;
-    };
-    #[allow(clippy::disallowed_methods)] // test harness switch and credentials
-    let env = |k: &str| std::env::var(k).ok();
-    let store = imgapi_blob::S3BlobStore::open(imgapi_blob::S3Config {
-        endpoint: env("IMGAPI_TEST_S3_ENDPOINT"),
-        bucket: env("IMGAPI_TEST_S3_BUCKET").unwrap_or_default(),
-        region: env("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
-        prefix: prefix.trim().to_string(),
-        access_key_id: env("AWS_ACCESS_KEY_ID"),
-        secret_access_key: env("AWS_SECRET_ACCESS_KEY"),
-    })
-    .unwrap();
-    store
-        .pending_uploads()
-        .await
-        .expect("the S3 server must list multipart uploads")
-        .len()
-}
-
-/// Local staging files of interrupted puts (none on S3).
-fn staging_files(s: &TestServer) -> usize {
-    let Ok(dir) = std::fs::read_dir(s.data_dir.join("files/.staging")) else {
-        return 0;
-    };
-    dir.flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .count()
 }
 
 fn sha1_hex(bytes: &[u8]) -> String {

@@ -604,8 +604,8 @@ async fn pending_s3_uploads(prefix: &str) -> usize {
     s3_store(prefix)
         .pending_uploads()
         .await
-        .map(|u| u.len())
-        .unwrap_or(0)
+        .expect("the S3 server must list multipart uploads")
+        .len()
 }
 
 // ------------------------------------------------- the 1 GiB upload
