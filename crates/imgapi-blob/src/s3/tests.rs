@@ -139,6 +139,11 @@ async fn refused_credentials_are_named() {
         ..cfg
     })
     .expect("open");
+    if testsuite::s3_quirk("any-credentials") {
+        let accepted = store.check().await;
+        assert!(accepted.is_ok(), "declared any-credentials: {accepted:?}");
+        return;
+    }
     for err in [
         store.check().await.err(),
         store.stat("a/b").await.err(),
@@ -285,11 +290,16 @@ async fn sweep_aborts_stale_multipart_uploads() {
     let before = uploads_of(&store, "crashed/put").await;
     drop(upload);
     assert_eq!(before.len(), 1, "{before:?}");
-    // Too young for the default sweep (could be a put in progress elsewhere).
-    assert_eq!(store.sweep_staging().await.expect("sweep"), 0);
-    assert_eq!(uploads_of(&store, "crashed/put").await.len(), 1);
-    let eager = store.clone().with_sweep_min_age(Duration::ZERO);
-    assert_eq!(eager.sweep_staging().await.expect("sweep"), 1);
+    if testsuite::s3_quirk("fixed-initiated") {
+        // Every upload looks old here: even the default sweep takes it.
+        assert_eq!(store.sweep_staging().await.expect("sweep"), 1);
+    } else {
+        // Too young for the default sweep (could be a put in progress elsewhere).
+        assert_eq!(store.sweep_staging().await.expect("sweep"), 0);
+        assert_eq!(uploads_of(&store, "crashed/put").await.len(), 1);
+        let eager = store.clone().with_sweep_min_age(Duration::ZERO);
+        assert_eq!(eager.sweep_staging().await.expect("sweep"), 1);
+    }
     assert_no_uploads(&store, "crashed/put").await;
     assert_absent(&store, "crashed/put").await;
 }
