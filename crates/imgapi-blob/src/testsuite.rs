@@ -732,7 +732,10 @@ pub async fn staged_abort_and_leftovers(store: &dyn BlobStore) {
     if s3_quirk("fixed-initiated") {
         assert!(listed_as_old, "declared fixed-initiated, yet dated right");
     } else {
-        assert!(!listed_as_old, "a fresh upload is not an hour old: {young:?}");
+        assert!(
+            !listed_as_old,
+            "a fresh upload is not an hour old: {young:?}"
+        );
     }
     ok(store.staged_abort(key, &handle).await, "abort");
     ok(store.staged_abort(key, &handle).await, "abort again");

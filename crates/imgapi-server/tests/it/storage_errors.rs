@@ -10,29 +10,18 @@ use std::path::Path;
 use std::process::Command;
 
 use imgapi_blob::{BlobStore, S3BlobStore, S3Config};
-use imgapi_server::config::Config;
 use serde_json::json;
 
 use crate::audit::read_audit;
+use crate::check::{key_of, stores_of};
 use crate::restart::start;
 use crate::support::*;
 
 /// Take the blob of `part` (`file`, `icon`) of `uuid` away behind the
 /// server's back; returns its storage key.
 async fn delete_blob(s: &TestServer, uuid: &str, part: &str) -> String {
-    let config = Config::from_toml(&s.config_toml).unwrap();
-    let stores = imgapi_server::check::Stores::open(&config).await.unwrap();
-    let stored = stores
-        .meta
-        .get(uuid.parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let key = match part {
-        "icon" => stored.image.icon.and_then(|i| i.blob_key),
-        _ => stored.image.files[0].blob_key.clone(),
-    }
-    .unwrap();
+    let stores = stores_of(s).await;
+    let key = key_of(&stores, uuid, part == "icon").await;
     stores.blobs[0].delete(&key).await.unwrap();
     key
 }
@@ -170,17 +159,13 @@ async fn a_bucket_deleted_while_running_is_storage_is_down_naming_it() {
     let mut proc = start(&s3_config(dir.path(), &env, &bucket));
     let base = format!("http://{}", proc.addr);
     let client = reqwest::Client::new();
-    let (status, img) = status_json(
-        client
-            .post(format!("{base}/images"))
-            .json(&manifest())
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status, 200, "{img}");
-    let uuid = uuid_of(&img);
+    let create_image = || async {
+        let resp = client.post(format!("{base}/images")).json(&manifest());
+        let (status, img) = status_json(resp.send().await.unwrap()).await;
+        assert_eq!(status, 200, "{img}");
+        uuid_of(&img)
+    };
+    let uuid = create_image().await;
     let put_file = |uuid: String| {
         client
             .put(format!("{base}/images/{uuid}/file?compression=none"))
@@ -204,17 +189,7 @@ async fn a_bucket_deleted_while_running_is_storage_is_down_naming_it() {
         "StorageIsDown",
         Some(&expected),
     );
-    let (status, other) = status_json(
-        client
-            .post(format!("{base}/images"))
-            .json(&manifest())
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status, 200, "{other}");
-    let put = put_file(uuid_of(&other))
+    let put = put_file(create_image().await)
         .header("x-request-id", "add-file")
         .send()
         .await

@@ -9,9 +9,14 @@ use crate::support::TestServer;
 /// the suite runs on S3.
 pub fn s3_store(s: &TestServer) -> Option<imgapi_blob::S3BlobStore> {
     let prefix = std::fs::read_to_string(s.data_dir.join("s3-prefix")).ok()?;
+    Some(s3_store_at(&prefix))
+}
+
+/// The test bucket under `prefix`.
+pub fn s3_store_at(prefix: &str) -> imgapi_blob::S3BlobStore {
     #[allow(clippy::disallowed_methods)] // test harness switch and credentials
     let env = |k: &str| std::env::var(k).ok();
-    let store = imgapi_blob::S3BlobStore::open(imgapi_blob::S3Config {
+    imgapi_blob::S3BlobStore::open(imgapi_blob::S3Config {
         endpoint: env("IMGAPI_TEST_S3_ENDPOINT"),
         bucket: env("IMGAPI_TEST_S3_BUCKET").unwrap_or_default(),
         region: env("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
@@ -19,8 +24,7 @@ pub fn s3_store(s: &TestServer) -> Option<imgapi_blob::S3BlobStore> {
         access_key_id: env("AWS_ACCESS_KEY_ID"),
         secret_access_key: env("AWS_SECRET_ACCESS_KEY"),
     })
-    .unwrap();
-    Some(store)
+    .unwrap()
 }
 
 /// Incomplete S3 multipart uploads under the server's prefix (0 on local

@@ -7,20 +7,14 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use imgapi_server::check::{check, CheckOptions, Stores};
-use imgapi_server::config::Config;
 use serde_json::json;
 use sha1::{Digest, Sha1};
 
+use crate::check::stores_of;
 use crate::store_probe::{pending_multipart_uploads, staging_files};
 use crate::support::*;
 
 const RACERS: usize = 6;
-
-async fn stores_of(s: &TestServer) -> Stores {
-    Stores::open(&Config::from_toml(&s.config_toml).unwrap())
-        .await
-        .unwrap()
-}
 
 /// Every committed object of the server's store.
 async fn stored_keys(stores: &Stores) -> Vec<String> {
