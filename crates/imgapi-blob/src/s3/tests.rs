@@ -245,6 +245,14 @@ async fn put_dropped_mid_stream_leaves_nothing() {
         store.stat("cancel/me").await,
         Err(BlobError::NotFound(_))
     ));
+    // The server lists the upload before the put has read the answer that
+    // created it; a put cut in that instant cannot know the upload id (the
+    // start-up sweep takes such leftovers after an hour). Let it settle.
+    let settled = tokio::time::timeout(Duration::from_secs(1), &mut put).await;
+    assert!(
+        settled.is_err(),
+        "the put should still be waiting for the body"
+    );
     // Dropping the put future cuts it; its guard aborts the upload.
     drop(put);
     assert_absent(&store, "cancel/me").await;

@@ -169,6 +169,9 @@ async fn interrupted_upload_leaves_no_trace() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(seen > 0, "the upload was never seen in progress");
+    // S3 lists a multipart upload before the put has read the answer that
+    // created it: let the put hold its upload id before the cut.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     drop(stream);
     // Give the server a moment to notice the disconnect and clean up.
     for _ in 0..100 {
