@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start a single-node Garage (a real, distributed S3-compatible store, from
 # crates.io) on 127.0.0.1 for the S3 blob backend tests and benchmarks, with
-# one bucket and a fixed test key. See ../shared/design/SERVICES.md.
+# one bucket and a fixed test key (allowed to create buckets). See ../shared/design/SERVICES.md.
 #
 #   eval "export $(.ci/garage-start.sh | tail -n 1)"
 #
@@ -31,6 +31,8 @@ G=("$ROOT/bin/garage" -c "$D/garage.toml")
 
 # Reuse our running instance.
 if [ -f "$D/pid" ] && kill -0 "$(cat "$D/pid")" 2>/dev/null && "${G[@]}" status >/dev/null 2>&1; then
+  # Tests create and delete private buckets (a bucket deleted under a running server).
+  "${G[@]}" key allow --create-bucket imgapi-test >/dev/null
   "${G[@]}" bucket info "$BUCKET" >/dev/null 2>&1 || {
     "${G[@]}" bucket create "$BUCKET" >/dev/null
     "${G[@]}" bucket allow --read --write --owner "$BUCKET" --key imgapi-test >/dev/null
@@ -63,6 +65,7 @@ NODE=$("${G[@]}" node id -q | cut -d@ -f1)
 "${G[@]}" layout assign -z dc1 -c 1G "$NODE" >/dev/null
 "${G[@]}" layout apply --version 1 >/dev/null
 "${G[@]}" key import --yes -n imgapi-test "$KEY_ID" "$KEY_SECRET" >/dev/null
+"${G[@]}" key allow --create-bucket imgapi-test >/dev/null
 "${G[@]}" bucket create "$BUCKET" >/dev/null
 "${G[@]}" bucket allow --read --write --owner "$BUCKET" --key imgapi-test >/dev/null
 for _ in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:3900/ && break; sleep 0.1; done

@@ -12,6 +12,11 @@ pub enum BlobError {
     /// The backend is unreachable (→ 503 StorageIsDown).
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// The backend answers but refuses the store's requests: its bucket
+    /// does not exist or the credentials may not use it. The text names the
+    /// bucket and the cause and is fit for a client (→ 503 StorageIsDown).
+    #[error("storage is unavailable: {0}")]
+    Inaccessible(String),
     #[error("invalid blob key {0:?}")]
     InvalidKey(String),
     #[error("storage I/O error: {0}")]

@@ -46,8 +46,10 @@
 //! uploads; `staged_leftovers` lists them for the session sweeper.
 //!
 //! Errors: connection failures, timeouts and 5xx answers (after the client's
-//! few fast retries) are [`BlobError::Unavailable`] (→ 503 StorageIsDown);
-//! 404 is [`BlobError::NotFound`].
+//! few fast retries) are [`BlobError::Unavailable`], a missing bucket or
+//! refused credentials [`BlobError::Inaccessible`] (both → 503
+//! StorageIsDown), a missing object [`BlobError::NotFound`]; each in one
+//! short line (see `errors`).
 
 use std::fmt;
 use std::ops::Range;
@@ -58,7 +60,7 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder, AwsAuthorizer};
-use object_store::client::{HttpClient, HttpConnector, HttpError, HttpErrorKind, HttpRequest};
+use object_store::client::{HttpClient, HttpConnector, HttpRequest};
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::signer::Signer;
@@ -155,6 +157,8 @@ pub struct S3BlobStore {
     http: HttpClient,
     /// `scheme://host[:port]/bucket`, no trailing slash.
     bucket_url: String,
+    /// The bucket's name, for messages.
+    bucket: String,
     region: String,
     prefix: String,
     part_size: usize,
@@ -204,6 +208,14 @@ impl S3BlobStore {
             .as_deref()
             .map(|e| e.trim_end_matches('/').to_owned())
             .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+        let usable = endpoint.parse::<http::Uri>().is_ok_and(|uri| {
+            matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some()
+        });
+        if !usable {
+            return Err(misconfigured(format!(
+                "S3 storage: endpoint {endpoint:?} is not an http(s)://host[:port] URL"
+            )));
+        }
         let allow_http = endpoint.starts_with("http://");
         let options = ClientOptions::new()
             .with_allow_http(allow_http)
@@ -245,6 +257,7 @@ impl S3BlobStore {
             s3: Arc::new(s3),
             http,
             bucket_url: format!("{endpoint}/{}", encode_segment(&cfg.bucket)),
+            bucket: cfg.bucket.clone(),
             region,
             prefix,
             part_size: DEFAULT_PART_SIZE,
@@ -282,7 +295,7 @@ impl S3BlobStore {
         let mut list = self.s3.list(prefix.as_ref());
         match list.next().await {
             None | Some(Ok(_)) => Ok(()),
-            Some(Err(e)) => Err(map_err(e, "")),
+            Some(Err(e)) => Err(self.fail(e, "")),
         }
     }
 
@@ -298,7 +311,7 @@ impl S3BlobStore {
             .s3
             .signed_url(http::Method::GET, &path, expires)
             .await
-            .map_err(|e| map_err(e, key))?;
+            .map_err(|e| self.fail(e, key))?;
         Ok(url.to_string())
     }
 
@@ -364,7 +377,7 @@ impl S3BlobStore {
             .credentials()
             .get_credential()
             .await
-            .map_err(|e| map_err(e, ""))?;
+            .map_err(|e| self.fail(e, ""))?;
         let mut request: HttpRequest = http::Request::builder()
             .method(method.clone())
             .uri(url)
@@ -372,33 +385,53 @@ impl S3BlobStore {
             .map_err(|e| BlobError::Io(std::io::Error::other(format!("S3 request {url}: {e}"))))?;
         AwsAuthorizer::new(&credential, "s3", &self.region)
             .try_authorize(&mut request, None)
-            .map_err(|e| map_err(e, ""))?;
+            .map_err(|e| self.fail(e, ""))?;
         let response = self
             .http
             .execute(request)
             .await
-            .map_err(|e| http_error(&e, &format!("{method} {url}")))?;
+            .map_err(|e| errors::http_error(&e, &format!("{method} {url}")))?;
         let status = response.status();
         let body = response
             .into_body()
             .bytes()
             .await
-            .map_err(|e| http_error(&e, &format!("{method} {url}")))?;
+            .map_err(|e| errors::http_error(&e, &format!("{method} {url}")))?;
         let body = String::from_utf8_lossy(&body).into_owned();
         if status.is_success() {
             Ok(body)
-        } else if status == http::StatusCode::NOT_FOUND {
-            Err(BlobError::NotFound(url.to_owned()))
-        } else if status.is_server_error() && status != http::StatusCode::NOT_IMPLEMENTED {
-            // (501: the server lacks this call, e.g. s3s-fs and
-            // ListMultipartUploads; not an outage.)
-            Err(BlobError::Unavailable(format!(
-                "S3 {method} {url}: {status}: {body}"
-            )))
         } else {
-            Err(BlobError::Io(std::io::Error::other(format!(
-                "S3 {method} {url}: {status}: {body}"
-            ))))
+            Err(errors::response_error(
+                status,
+                &body,
+                &format!("{method} {url}"),
+                &self.bucket,
+            ))
+        }
+    }
+
+    /// An `object_store` error of a call on `key`.
+    fn fail(&self, e: object_store::Error, key: &str) -> BlobError {
+        errors::map_err(e, key, &self.bucket)
+    }
+
+    /// A 404 without a body (HEAD) does not say whether the object or the
+    /// whole bucket is missing: one cheap listing tells.
+    async fn missing(&self, key: &str) -> BlobError {
+        match self.check().await {
+            Err(e @ BlobError::Inaccessible(_)) => e,
+            _ => BlobError::NotFound(key.to_owned()),
+        }
+    }
+
+    /// HEAD `path`, with a missing bucket told from a missing object.
+    async fn head(&self, path: &Path, key: &str) -> Result<object_store::ObjectMeta, BlobError> {
+        match self.s3.head(path).await {
+            Ok(meta) => Ok(meta),
+            Err(e) => match self.fail(e, key) {
+                BlobError::NotFound(_) => Err(self.missing(key).await),
+                other => Err(other),
+            },
         }
     }
 
@@ -475,7 +508,7 @@ impl S3BlobStore {
                             .s3
                             .put_multipart_opts(path, PutMultipartOptions::default())
                             .await
-                            .map_err(|e| map_err(e, key))?;
+                            .map_err(|e| self.fail(e, key))?;
                         guard.upload = Some(upload);
                     }
                     self.send_part(key, part, &digests, guard).await?;
@@ -485,7 +518,7 @@ impl S3BlobStore {
             }
             // Surface a failed part early instead of at the end.
             if let Some(done) = guard.parts.try_join_next() {
-                part_result(done, key)?;
+                part_result(done, key, &self.bucket)?;
             }
         }
         let last = buf.freeze();
@@ -496,18 +529,18 @@ impl S3BlobStore {
             self.s3
                 .put_opts(path, PutPayload::from(last), PutOptions::default())
                 .await
-                .map_err(|e| map_err(e, key))?;
+                .map_err(|e| self.fail(e, key))?;
             return Ok(PutOutcome::of(size, values));
         }
         if !last.is_empty() {
             self.send_part(key, last, &digests, guard).await?;
         }
         while let Some(done) = guard.parts.join_next().await {
-            part_result(done, key)?;
+            part_result(done, key, &self.bucket)?;
         }
         let values = finish_digests(&mut digests, Ok(())).await?;
         if let Some(upload) = guard.upload.as_mut() {
-            upload.complete().await.map_err(|e| map_err(e, key))?;
+            upload.complete().await.map_err(|e| self.fail(e, key))?;
         }
         // Completed: nothing to abort any more.
         guard.upload = None;
@@ -544,7 +577,7 @@ impl S3BlobStore {
         let mut done: Vec<Option<String>> = vec![None; sizes.len()];
         let mut collect = |finished: (usize, object_store::Result<PartId>)| {
             let (i, result) = finished;
-            let id = result.map_err(|e| map_err(e, chunk.key))?;
+            let id = result.map_err(|e| self.fail(e, chunk.key))?;
             if let Some(slot) = done.get_mut(i - first) {
                 *slot = Some(id.content_id);
             }
@@ -633,7 +666,7 @@ impl S3BlobStore {
         }
         while guard.parts.len() >= self.concurrency {
             match guard.parts.join_next().await {
-                Some(done) => part_result(done, key)?,
+                Some(done) => part_result(done, key, &self.bucket)?,
                 None => break,
             }
         }
@@ -675,10 +708,11 @@ async fn finish_digests(
 fn part_result(
     done: Result<object_store::Result<()>, tokio::task::JoinError>,
     key: &str,
+    bucket: &str,
 ) -> Result<(), BlobError> {
     match done {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(map_err(e, key)),
+        Ok(Err(e)) => Err(errors::map_err(e, key, bucket)),
         Err(e) => Err(BlobError::Io(std::io::Error::other(format!(
             "S3 part upload task failed: {e}"
         )))),
@@ -773,7 +807,7 @@ impl BlobStore for S3BlobStore {
         let empty_range = matches!(&range, Some(r) if r.start >= r.end);
         if empty_range {
             // S3 cannot serve an empty range: answer from the metadata.
-            let meta = self.s3.head(&path).await.map_err(|e| map_err(e, key))?;
+            let meta = self.head(&path, key).await?;
             let start = range.map_or(0, |r| r.start).min(meta.size);
             return Ok(BlobRead {
                 total_size: meta.size,
@@ -792,21 +826,21 @@ impl BlobStore for S3BlobStore {
             {
                 // Range starts at/after the end (object shrank since the
                 // caller clamped): an empty read, like the local backend.
-                let meta = self.s3.head(&path).await.map_err(|e| map_err(e, key))?;
+                let meta = self.head(&path, key).await?;
                 return Ok(BlobRead {
                     total_size: meta.size,
                     range: meta.size..meta.size,
                     stream: Box::pin(futures_util::stream::empty()),
                 });
             }
-            Err(e) => return Err(map_err(e, key)),
+            Err(e) => return Err(self.fail(e, key)),
         };
         let total_size = result.meta.size;
         let range = result.range.clone();
-        let key = key.to_owned();
+        let (key, bucket) = (key.to_owned(), self.bucket.clone());
         let stream = result
             .into_stream()
-            .map_err(move |e| std::io::Error::other(map_err(e, &key)));
+            .map_err(move |e| std::io::Error::other(errors::map_err(e, &key, &bucket)));
         Ok(BlobRead {
             total_size,
             range,
@@ -816,15 +850,15 @@ impl BlobStore for S3BlobStore {
 
     async fn stat(&self, key: &str) -> Result<BlobMeta, BlobError> {
         let path = self.path_for(key)?;
-        let meta = self.s3.head(&path).await.map_err(|e| map_err(e, key))?;
+        let meta = self.head(&path, key).await?;
         Ok(BlobMeta { size: meta.size })
     }
 
     async fn delete(&self, key: &str) -> Result<(), BlobError> {
         let path = self.path_for(key)?;
-        match self.s3.delete(&path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(map_err(e, key)),
+        match self.s3.delete(&path).await.map_err(|e| self.fail(e, key)) {
+            Ok(()) | Err(BlobError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
         }
     }
 
@@ -848,7 +882,7 @@ impl BlobStore for S3BlobStore {
         let mut keys = Vec::new();
         let mut listing = self.s3.list(dir.as_ref());
         while let Some(item) = listing.next().await {
-            let meta = item.map_err(|e| map_err(e, prefix))?;
+            let meta = item.map_err(|e| self.fail(e, prefix))?;
             let full = meta.location.as_ref();
             if let Some(key) = full.strip_prefix(&strip) {
                 // Objects outside the key space (`lost+found/…`) are not ours to list.
@@ -889,7 +923,7 @@ impl BlobStore for S3BlobStore {
         self.s3
             .create_multipart(&path)
             .await
-            .map_err(|e| map_err(e, key))
+            .map_err(|e| self.fail(e, key))
     }
 
     async fn staged_append(
@@ -941,8 +975,8 @@ impl BlobStore for S3BlobStore {
         self.s3
             .complete_multipart(&path, &handle.to_owned(), ids)
             .await
-            .map_err(|e| map_err(e, key))?;
-        let meta = self.s3.head(&path).await.map_err(|e| map_err(e, key))?;
+            .map_err(|e| self.fail(e, key))?;
+        let meta = self.head(&path, key).await?;
         if meta.size != size {
             // Never leave an object whose size the caller did not expect.
             let _ = self.s3.delete(&path).await;
@@ -956,19 +990,17 @@ impl BlobStore for S3BlobStore {
 
     async fn staged_abort(&self, key: &str, handle: &str) -> Result<(), BlobError> {
         let path = self.path_for(key)?;
-        match self.s3.abort_multipart(&path, &handle.to_owned()).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => match map_err(e, key) {
-                BlobError::NotFound(_) => Ok(()),
-                other => Err(other),
-            },
+        let aborted = self.s3.abort_multipart(&path, &handle.to_owned()).await;
+        match aborted.map_err(|e| self.fail(e, key)) {
+            Ok(()) | Err(BlobError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
         }
     }
 
     async fn staged_leftovers(&self, older_than: Duration) -> Result<Vec<StagedRef>, BlobError> {
         let uploads = match self.pending_uploads().await {
             Ok(uploads) => uploads,
-            Err(BlobError::Unavailable(e)) => return Err(BlobError::Unavailable(e)),
+            Err(e @ (BlobError::Unavailable(_) | BlobError::Inaccessible(_))) => return Err(e),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot list S3 multipart uploads; rely on a lifecycle rule");
                 return Ok(Vec::new());
@@ -996,7 +1028,7 @@ impl BlobStore for S3BlobStore {
     async fn sweep_staging(&self) -> Result<u64, BlobError> {
         let uploads = match self.pending_uploads().await {
             Ok(uploads) => uploads,
-            Err(BlobError::Unavailable(e)) => return Err(BlobError::Unavailable(e)),
+            Err(e @ (BlobError::Unavailable(_) | BlobError::Inaccessible(_))) => return Err(e),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot list S3 multipart uploads; rely on a lifecycle rule");
                 return Ok(0);
@@ -1022,67 +1054,6 @@ impl BlobStore for S3BlobStore {
             }
         }
         Ok(removed)
-    }
-}
-
-// ------------------------------------------------------------- errors
-
-/// Is this a transport failure (connect, timeout, reset) somewhere in the
-/// chain?
-fn is_transport(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(e);
-    while let Some(err) = current {
-        if let Some(http) = err.downcast_ref::<HttpError>() {
-            if matches!(
-                http.kind(),
-                HttpErrorKind::Connect
-                    | HttpErrorKind::Timeout
-                    | HttpErrorKind::Request
-                    | HttpErrorKind::Interrupted
-            ) {
-                return true;
-            }
-        }
-        current = err.source();
-    }
-    false
-}
-
-/// Does the message report a 5xx answer? (`object_store` keeps the status
-/// in a private type; its message reads "…status code: 503 …".)
-fn reports_server_error(message: &str) -> bool {
-    message.match_indices("status code: ").any(|(i, m)| {
-        message[i + m.len()..]
-            .bytes()
-            .next()
-            .is_some_and(|b| b == b'5')
-    })
-}
-
-fn classify(e: &(dyn std::error::Error + 'static), key: &str) -> BlobError {
-    let message = error_chain(e);
-    if is_transport(e) || reports_server_error(&message) {
-        BlobError::Unavailable(format!("S3: {message}"))
-    } else {
-        BlobError::Io(std::io::Error::other(format!("S3 ({key}): {message}")))
-    }
-}
-
-fn map_err(e: object_store::Error, key: &str) -> BlobError {
-    match e {
-        object_store::Error::NotFound { .. } => BlobError::NotFound(key.to_owned()),
-        other => classify(&other, key),
-    }
-}
-
-fn http_error(e: &HttpError, what: &str) -> BlobError {
-    if is_transport(e) {
-        BlobError::Unavailable(format!("S3 {what}: {}", error_chain(e)))
-    } else {
-        BlobError::Io(std::io::Error::other(format!(
-            "S3 {what}: {}",
-            error_chain(e)
-        )))
     }
 }
 
@@ -1118,23 +1089,6 @@ struct RawUpload {
     initiated: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-/// Text of the first `<tag>…</tag>` in `xml`.
-fn tag<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
-    let open = format!("<{name}>");
-    let close = format!("</{name}>");
-    let start = xml.find(&open)? + open.len();
-    let end = xml[start..].find(&close)? + start;
-    Some(&xml[start..end])
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
-}
-
 /// A minimal reader of the ListMultipartUploadsResult document (the
 /// elements we need are flat and never nested in each other).
 fn parse_list_uploads(xml: &str) -> UploadsPage {
@@ -1146,11 +1100,12 @@ fn parse_list_uploads(xml: &str) -> UploadsPage {
             break;
         };
         let upload = &after[..end];
-        if let (Some(key), Some(id)) = (tag(upload, "Key"), tag(upload, "UploadId")) {
+        if let (Some(key), Some(id)) = (errors::tag(upload, "Key"), errors::tag(upload, "UploadId"))
+        {
             page.uploads.push(RawUpload {
-                key: unescape(key),
-                upload_id: unescape(id),
-                initiated: tag(upload, "Initiated")
+                key: errors::unescape(key),
+                upload_id: errors::unescape(id),
+                initiated: errors::tag(upload, "Initiated")
                     .and_then(|t| chrono::DateTime::parse_from_rfc3339(t.trim()).ok())
                     .map(|t| t.with_timezone(&chrono::Utc)),
             });
@@ -1166,7 +1121,11 @@ fn parse_list_uploads(xml: &str) -> UploadsPage {
         Some(i) => &xml[i..],
         None => "",
     };
-    let page_tag = |name: &str| tag(head, name).or_else(|| tag(tail, name)).map(unescape);
+    let page_tag = |name: &str| {
+        errors::tag(head, name)
+            .or_else(|| errors::tag(tail, name))
+            .map(errors::unescape)
+    };
     page.truncated = page_tag("IsTruncated").is_some_and(|t| t.trim() == "true");
     page.next_key = page_tag("NextKeyMarker").filter(|s| !s.is_empty());
     page.next_upload_id = page_tag("NextUploadIdMarker").filter(|s| !s.is_empty());
@@ -1174,5 +1133,6 @@ fn parse_list_uploads(xml: &str) -> UploadsPage {
 }
 
 mod aside;
+mod errors;
 #[cfg(test)]
 mod tests;

@@ -50,6 +50,20 @@ pub async fn run_all(store: &dyn BlobStore) {
 
 // ---------------------------------------------------------------- helpers
 
+/// Does the S3 server under test declare this known deviation from AWS S3
+/// (`S3_QUIRKS`, a comma list printed by the `.ci/*-start.sh` scripts)?
+/// - `fixed-initiated`: ListMultipartUploads dates every upload to one
+///   fixed past instant (moto), so no upload looks young;
+/// - `any-credentials`: requests are not authenticated (moto).
+///
+/// A declared quirk is asserted, not skipped: a server that stops showing
+/// it fails until the declaration is removed.
+pub fn s3_quirk(name: &str) -> bool {
+    #[allow(clippy::disallowed_methods)] // the test target declares it
+    let quirks = std::env::var("S3_QUIRKS").unwrap_or_default();
+    quirks.split(',').any(|q| q.trim() == name)
+}
+
 fn ok<T, E: Debug>(result: Result<T, E>, what: &str) -> T {
     match result {
         Ok(v) => v,
@@ -714,10 +728,15 @@ pub async fn staged_abort_and_leftovers(store: &dyn BlobStore) {
         store.staged_leftovers(Duration::from_secs(3600)).await,
         "leftovers (1 h)",
     );
-    assert!(
-        !young.iter().any(|l| l.handle == handle),
-        "a fresh upload is not an hour old: {young:?}"
-    );
+    let listed_as_old = young.iter().any(|l| l.handle == handle);
+    if s3_quirk("fixed-initiated") {
+        assert!(listed_as_old, "declared fixed-initiated, yet dated right");
+    } else {
+        assert!(
+            !listed_as_old,
+            "a fresh upload is not an hour old: {young:?}"
+        );
+    }
     ok(store.staged_abort(key, &handle).await, "abort");
     ok(store.staged_abort(key, &handle).await, "abort again");
     assert_absent(store, key, "after abort").await;

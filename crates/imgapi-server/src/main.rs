@@ -126,6 +126,12 @@ async fn main() -> ExitCode {
         }
     };
     let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // object_store logs each retry of an S3 request at info: an unreachable
+    // store would print one line per attempt before the one that matters.
+    let filter = match "object_store=warn".parse() {
+        Ok(quiet) if !config.log_level.contains("object_store") => filter.add_directive(quiet),
+        _ => filter,
+    };
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)

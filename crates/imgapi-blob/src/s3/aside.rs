@@ -6,7 +6,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use tokio::task::JoinSet;
 
-use super::{map_err, S3BlobStore, UploadGuard};
+use super::{S3BlobStore, UploadGuard};
 use crate::local::{is_key_byte, validate_key};
 use crate::{BlobError, BlobStore, ListedBlob, LOST_FOUND};
 
@@ -34,7 +34,7 @@ impl S3BlobStore {
         let mut out = Vec::new();
         let mut listing = self.s3.list(dir.as_ref());
         while let Some(item) = listing.next().await {
-            let meta = item.map_err(|e| map_err(e, prefix))?;
+            let meta = item.map_err(|e| self.fail(e, prefix))?;
             let Some(key) = meta.location.as_ref().strip_prefix(&strip) else {
                 continue;
             };
@@ -55,7 +55,7 @@ impl S3BlobStore {
     /// check the copy's size, then delete the original.
     pub(super) async fn move_to_lost_found_impl(&self, key: &str) -> Result<String, BlobError> {
         let source = self.path_for(key)?;
-        let original = self.s3.head(&source).await.map_err(|e| map_err(e, key))?;
+        let original = self.s3.head(&source).await.map_err(|e| self.fail(e, key))?;
         let base = self.object_key(&format!("{LOST_FOUND}/{key}"));
         let mut name = base.clone();
         let mut n = 0u32;
@@ -73,7 +73,7 @@ impl S3BlobStore {
                         format!("{base} and 9999 numbered variants exist"),
                     )))
                 }
-                Err(e) => return Err(map_err(e, key)),
+                Err(e) => return Err(self.fail(e, key)),
             }
         };
         let read = self.get_stream(key, None).await?;
@@ -91,7 +91,7 @@ impl S3BlobStore {
                 return Err(e);
             }
         };
-        let copied = self.s3.head(&target).await.map_err(|e| map_err(e, key))?;
+        let copied = self.s3.head(&target).await.map_err(|e| self.fail(e, key))?;
         if outcome.size != original.size || copied.size != original.size {
             let _ = self.s3.delete(&target).await;
             return Err(BlobError::Io(std::io::Error::other(format!(
@@ -101,7 +101,7 @@ impl S3BlobStore {
         }
         match self.s3.delete(&source).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(map_err(e, key)),
+            Err(e) => return Err(self.fail(e, key)),
         }
         Ok(format!("{}/{name}", self.bucket_url))
     }

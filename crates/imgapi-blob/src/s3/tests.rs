@@ -1,7 +1,9 @@
 //! S3 backend tests. The ones that need a server run when `S3_ENDPOINT`
 //! (plus `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION` and
 //! `S3_BUCKET` or `BUCKET`) is set — `.ci/garage-start.sh` and
-//! `.ci/s3s-start.sh` print that line — and otherwise print SKIP and pass.
+//! `.ci/moto-start.sh` print that line — and otherwise print SKIP and pass.
+//! The server must list multipart uploads (Garage and moto do; s3s-fs does
+//! not, so the abort checks fail there rather than pass unchecked).
 //! Each test works under its own random key prefix, so runs never collide.
 
 use std::time::{Duration, Instant};
@@ -53,14 +55,12 @@ async fn read_all(read: BlobRead) -> Vec<u8> {
     out
 }
 
-/// Incomplete multipart uploads of `key` (None: the server cannot list them).
-async fn uploads_of(store: &S3BlobStore, key: &str) -> Option<Vec<PendingUpload>> {
+/// Incomplete multipart uploads of `key`. A server that cannot list them
+/// fails the test: the abort checks would otherwise prove nothing.
+async fn uploads_of(store: &S3BlobStore, key: &str) -> Vec<PendingUpload> {
     match store.pending_uploads().await {
-        Ok(all) => Some(all.into_iter().filter(|u| u.key == key).collect()),
-        Err(e) => {
-            eprintln!("note: server cannot list multipart uploads ({e}); skipping that check");
-            None
-        }
+        Ok(all) => all.into_iter().filter(|u| u.key == key).collect(),
+        Err(e) => panic!("the S3 server must list multipart uploads: {e}"),
     }
 }
 
@@ -69,14 +69,15 @@ async fn uploads_of(store: &S3BlobStore, key: &str) -> Option<Vec<PendingUpload>
 async fn assert_no_uploads(store: &S3BlobStore, key: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        match uploads_of(store, key).await {
-            None => return,
-            Some(u) if u.is_empty() => return,
-            Some(u) if Instant::now() > deadline => {
-                panic!("multipart uploads left for {key}: {u:?}")
-            }
-            Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        let left = uploads_of(store, key).await;
+        if left.is_empty() {
+            return;
         }
+        assert!(
+            Instant::now() < deadline,
+            "multipart uploads left for {key}: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -88,14 +89,92 @@ async fn assert_absent(store: &S3BlobStore, key: &str) {
 
 // ------------------------------------------------------- against a server
 
+/// Every call on a store whose bucket does not exist fails with
+/// `Inaccessible` naming the bucket, in one short line (no S3 XML).
+#[tokio::test]
+async fn a_missing_bucket_is_named_by_every_call() {
+    let Some(cfg) = env_config() else {
+        eprintln!("{SKIP}");
+        return;
+    };
+    let bucket = format!("imgapi-gone-{}", uuid::Uuid::new_v4().simple());
+    let store = S3BlobStore::open(S3Config {
+        bucket: bucket.clone(),
+        ..cfg
+    })
+    .expect("open");
+    let expected = format!("storage is unavailable: bucket {bucket:?} does not exist");
+    let body = || chunked(Bytes::from_static(b"bytes"), &[2]);
+    let results = [
+        ("check", store.check().await.err()),
+        ("stat", store.stat("a/b").await.err()),
+        ("get", store.get_stream("a/b", None).await.err()),
+        ("put", store.put_stream("a/b", body(), 100).await.err()),
+        ("delete", store.delete("a/b").await.err()),
+        ("list", store.list("").await.err()),
+        (
+            "staged_create",
+            store.staged_create("a/b-staged").await.err(),
+        ),
+        ("pending_uploads", store.pending_uploads().await.err()),
+    ];
+    for (call, err) in results {
+        let err = err.unwrap_or_else(|| panic!("{call} succeeded on a missing bucket"));
+        assert!(matches!(err, BlobError::Inaccessible(_)), "{call}: {err:?}");
+        assert_eq!(err.to_string(), expected, "{call}");
+    }
+}
+
+/// Credentials the server does not accept: `Inaccessible` with the S3
+/// error code, not an I/O error quoting the XML.
+#[tokio::test]
+async fn refused_credentials_are_named() {
+    let Some(cfg) = env_config() else {
+        eprintln!("{SKIP}");
+        return;
+    };
+    let bucket = cfg.bucket.clone();
+    let store = S3BlobStore::open(S3Config {
+        secret_access_key: Some("not-the-secret".into()),
+        ..cfg
+    })
+    .expect("open");
+    if testsuite::s3_quirk("any-credentials") {
+        let accepted = store.check().await;
+        assert!(accepted.is_ok(), "declared any-credentials: {accepted:?}");
+        return;
+    }
+    for err in [
+        store.check().await.err(),
+        store.stat("a/b").await.err(),
+        store
+            .put_stream("a/b", chunked(Bytes::from_static(b"x"), &[1]), 10)
+            .await
+            .err(),
+    ] {
+        let err = err.expect("refused");
+        let text = err.to_string();
+        assert!(matches!(err, BlobError::Inaccessible(_)), "{err:?}");
+        assert!(
+            text.starts_with(&format!(
+                "storage is unavailable: access to bucket {bucket:?} denied ("
+            )),
+            "{text}"
+        );
+        assert!(!text.contains('<'), "{text}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conformance() {
     let Some(store) = env_store() else { return };
     testsuite::run_all(&store).await;
     // The failed puts of the suite left no incomplete multipart upload.
-    if let Ok(left) = store.pending_uploads().await {
-        assert!(left.is_empty(), "multipart uploads left: {left:?}");
-    }
+    let left = store
+        .pending_uploads()
+        .await
+        .expect("list multipart uploads");
+    assert!(left.is_empty(), "multipart uploads left: {left:?}");
 }
 
 #[tokio::test]
@@ -148,14 +227,34 @@ async fn put_dropped_mid_stream_leaves_nothing() {
     let body: ByteStream = Box::pin(
         chunked(random_bytes(12 << 20, 5), &[65_536]).chain(futures_util::stream::pending()),
     );
-    let put = store.put_stream("cancel/me", body, u64::MAX);
+    let mut put = Box::pin(store.put_stream("cancel/me", body, u64::MAX));
+    // First see the put in progress (its multipart upload exists), so that
+    // "nothing left" below is not true of a put that never started.
+    let in_progress = async {
+        while uploads_of(&store, "cancel/me").await.is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::select! {
+        done = &mut put => panic!("the put should still be waiting for the body: {:?}", done.map(|_| ())),
+        seen = tokio::time::timeout(Duration::from_secs(10), in_progress) => {
+            seen.expect("no multipart upload of the put in progress was seen");
+        }
+    }
+    assert!(matches!(
+        store.stat("cancel/me").await,
+        Err(BlobError::NotFound(_))
+    ));
+    // The server lists the upload before the put has read the answer that
+    // created it; a put cut in that instant cannot know the upload id (the
+    // start-up sweep takes such leftovers after an hour). Let it settle.
+    let settled = tokio::time::timeout(Duration::from_secs(1), &mut put).await;
     assert!(
-        tokio::time::timeout(Duration::from_secs(5), put)
-            .await
-            .is_err(),
+        settled.is_err(),
         "the put should still be waiting for the body"
     );
-    // The put future is dropped here; its guard aborts the upload.
+    // Dropping the put future cuts it; its guard aborts the upload.
+    drop(put);
     assert_absent(&store, "cancel/me").await;
     assert_no_uploads(&store, "cancel/me").await;
 }
@@ -196,21 +295,19 @@ async fn sweep_aborts_stale_multipart_uploads() {
         .put_part(PutPayload::from(random_bytes(5 << 20, 8)))
         .await
         .expect("part");
-    let Some(before) = uploads_of(&store, "crashed/put").await else {
-        // Not listable here: clean up by hand, nothing to test.
-        upload.abort().await.expect("abort");
-        return;
-    };
+    let before = uploads_of(&store, "crashed/put").await;
     drop(upload);
     assert_eq!(before.len(), 1, "{before:?}");
-    // Too young for the default sweep (could be a put in progress elsewhere).
-    assert_eq!(store.sweep_staging().await.expect("sweep"), 0);
-    assert_eq!(
-        uploads_of(&store, "crashed/put").await.map(|u| u.len()),
-        Some(1)
-    );
-    let eager = store.clone().with_sweep_min_age(Duration::ZERO);
-    assert_eq!(eager.sweep_staging().await.expect("sweep"), 1);
+    if testsuite::s3_quirk("fixed-initiated") {
+        // Every upload looks old here: even the default sweep takes it.
+        assert_eq!(store.sweep_staging().await.expect("sweep"), 1);
+    } else {
+        // Too young for the default sweep (could be a put in progress elsewhere).
+        assert_eq!(store.sweep_staging().await.expect("sweep"), 0);
+        assert_eq!(uploads_of(&store, "crashed/put").await.len(), 1);
+        let eager = store.clone().with_sweep_min_age(Duration::ZERO);
+        assert_eq!(eager.sweep_staging().await.expect("sweep"), 1);
+    }
     assert_no_uploads(&store, "crashed/put").await;
     assert_absent(&store, "crashed/put").await;
 }
@@ -433,6 +530,13 @@ fn open_rejects_bad_config() {
     })
     .expect("open");
     assert_eq!(store.prefix(), "a/b");
+    for endpoint in ["", "127.0.0.1:3900", "ftp://h/"] {
+        let refused = S3BlobStore::open(S3Config {
+            endpoint: Some(endpoint.into()),
+            ..cfg.clone()
+        });
+        assert!(refused.is_err(), "{endpoint:?}");
+    }
     assert!(!format!(
         "{:?}",
         S3Config {
@@ -451,17 +555,6 @@ fn part_size_grows_so_10000_parts_hold_huge_objects() {
     assert_eq!(store.part_size_for(1000), 16 << 20);
     let total: u64 = (0..10_000).map(|i| store.part_size_for(i) as u64).sum();
     assert!(total > 5 << 40, "10,000 parts hold only {total} bytes");
-}
-
-#[test]
-fn server_error_messages_are_recognised() {
-    assert!(reports_server_error(
-        "Error performing PUT http://x in 1s - Server returned non-2xx status code: 503 Service Unavailable: "
-    ));
-    assert!(!reports_server_error(
-        "Server returned non-2xx status code: 403 Forbidden"
-    ));
-    assert!(!reports_server_error("no status here"));
 }
 
 #[test]

@@ -109,7 +109,10 @@ impl PostgresStore {
                 ))
             })?
             .map_err(|e| {
-                MetaError::Unavailable(format!("cannot connect to PostgreSQL at {target}: {e}"))
+                MetaError::Unavailable(format!(
+                    "cannot connect to PostgreSQL at {target}: {}",
+                    connect_failure(&e)
+                ))
             })?;
         // On a dedicated connection: if migrating fails, dropping it closes
         // the session and with it sqlx's advisory lock. `run_direct` is
@@ -198,6 +201,16 @@ impl SqlBackend for PostgresStore {
         claim: UploadClaim,
     ) -> Result<Option<UploadSession>, MetaError> {
         self.claim_returning_upload(claim).await
+    }
+}
+
+/// The server's own words for a refused login (`database "x" does not
+/// exist`), without sqlx's "error returned from database:" and the line
+/// of PostgreSQL's C source it appends.
+fn connect_failure(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(db) => db.message().to_owned(),
+        other => other.to_string(),
     }
 }
 

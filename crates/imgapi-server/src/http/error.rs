@@ -192,6 +192,10 @@ impl From<ServiceError> for ApiError {
                 message,
                 errors,
             } => ApiError::with_errors(code, message, errors),
+            ServiceError::BlobMissing { ref key, .. } => ApiError {
+                cause: Some(format!("{message} (blob {key})")),
+                ..ApiError::new(RestCode::ImageFileMissing, message)
+            },
             ServiceError::Meta {
                 ref context,
                 ref source,
@@ -242,6 +246,11 @@ fn blob_error(context: &str, source: &BlobError, cause: String) -> ApiError {
             cause: Some(cause),
             retry_after_secs: Some(crate::breaker::RETRY_AFTER_SECS),
             ..ApiError::new(RestCode::StorageIsDown, "storage is down at the moment")
+        },
+        // Names the bucket and why it cannot be used: an operator must act.
+        BlobError::Inaccessible(_) => ApiError {
+            cause: Some(cause),
+            ..ApiError::new(RestCode::StorageIsDown, source.to_string())
         },
         // The client stopped sending: its fault, not the server's.
         BlobError::Source(_) => ApiError {

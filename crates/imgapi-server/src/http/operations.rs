@@ -231,7 +231,7 @@ operations! {
                   R::InvalidContent, R::RequestEntityTooLarge, R::ImageAlreadyActivated,
                   R::NoActivationNoFile, R::ImageUuidAlreadyExists, R::OriginDoesNotExist,
                   R::OriginIsNotActive, R::OperatorOnly, R::RemoteSourceError, R::StorageUnsupported,
-                  R::NotMantaPathOwner, R::NotAvailable, R::OwnerDoesNotExist],
+                  R::NotMantaPathOwner, R::NotAvailable, R::OwnerDoesNotExist, R::ImageFileMissing],
     }
     DeleteImage => images::delete {
         method: DELETE, path: "/images/{uuid}", summary: "Delete an image and its files.",
@@ -244,7 +244,8 @@ operations! {
         summary: "The image's file (`Range`, `If-Range`, ETag, Content-MD5, Repr-Digest).",
         params: &[p::ACCOUNT, p::CHANNEL, p::INDEX, p::RANGE, p::IF_RANGE, p::IF_MATCH, p::IF_NONE_MATCH],
         success: Success::File,
-        errors: &[R::InvalidParameter, R::RequestedRangeNotSatisfiable, R::PreconditionFailed, R::StorageIsDown],
+        errors: &[R::InvalidParameter, R::RequestedRangeNotSatisfiable, R::PreconditionFailed, R::StorageIsDown,
+                  R::ImageFileMissing],
     }
     AddImageFile => files::add_file {
         method: PUT, path: "/images/{uuid}/file",
@@ -309,7 +310,7 @@ operations! {
         path: "/images/{uuid}/icon", auth: NO_AUTH, summary: "The image's icon.",
         params: &[p::ACCOUNT, p::CHANNEL],
         success: Success::Icon,
-        errors: &[R::InvalidParameter, R::PreconditionFailed],
+        errors: &[R::InvalidParameter, R::PreconditionFailed, R::StorageIsDown, R::ImageFileMissing],
     }
     AddImageIcon => files::add_icon {
         method: PUT, path: "/images/{uuid}/icon", summary: "Upload the icon (the body: PNG, GIF or JPEG).",
@@ -334,7 +335,7 @@ operations! {
         method: POST, path: "/images/{uuid}/clone", served: Served::DcMode,
         summary: "A copy of a shared image owned by `account` (dc mode).",
         params: &[p::ACCOUNT, p::CHANNEL],
-        errors: &[R::InvalidParameter, R::ImageNotShared, R::NotAvailable, R::NotImageOwner],
+        errors: &[R::InvalidParameter, R::ImageNotShared, R::NotAvailable, R::NotImageOwner, R::ImageFileMissing],
     }
     AdminPushDockerImage => docker::push {
         method: POST, path: "/images/{uuid}/push",
@@ -344,7 +345,7 @@ operations! {
         body: BodyDoc::Json("PushDockerImage"),
         success: Success::JsonLines("DockerMessage"),
         errors: &[R::InvalidParameter, R::ValidationFailed, R::NotImageOwner, R::NotImplemented,
-                  R::InvalidContent],
+                  R::InvalidContent, R::ImageFileMissing],
     }
     ListImageJobs => images::jobs {
         path: "/images/{uuid}/jobs", auth: NO_AUTH, summary: "The image's jobs (import-remote and others).",
@@ -388,7 +389,7 @@ operations! {
         summary: "Legacy DSAPI: a dataset's file (`dsapi = \"serve\"`).",
         params: &[p::CHANNEL],
         success: Success::File,
-        errors: &[R::RequestedRangeNotSatisfiable, R::PreconditionFailed, R::StorageIsDown],
+        errors: &[R::RequestedRangeNotSatisfiable, R::PreconditionFailed, R::StorageIsDown, R::ImageFileMissing],
     }
     GetCatalog => catalog::index {
         path: "/catalog", aliases: &["/catalog/"], auth: PASSIVE, served: Served::Catalog, origin: Origin::Extension,

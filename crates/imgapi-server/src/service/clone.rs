@@ -119,7 +119,11 @@ async fn clone_one(
         let read = super::store_for(app, &file.stor)?
             .get_stream(key, None)
             .await
-            .map_err(ServiceError::blob("error reading image file to clone"))?;
+            .map_err(ServiceError::referenced_blob(
+                "error reading image file to clone",
+                source.uuid,
+                "file",
+            ))?;
         let new_key = crate::service::files::new_blob_key(uuid, "file0");
         let copied = app
             .blobs

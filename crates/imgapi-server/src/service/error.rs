@@ -80,6 +80,14 @@ pub enum ServiceError {
         #[source]
         source: MetaError,
     },
+    /// 500 ImageFileMissing: a record references bytes the store does
+    /// not have (`part`: `file`, `icon`). `key` goes to the audit log only.
+    #[error("the {part} of image \"{image}\" is missing from storage")]
+    BlobMissing {
+        image: Uuid,
+        part: &'static str,
+        key: String,
+    },
     #[error("{context}: {source}")]
     Blob {
         context: String,
@@ -106,6 +114,20 @@ impl ServiceError {
     pub fn blob(context: impl Into<String>) -> impl FnOnce(BlobError) -> ServiceError {
         let context = context.into();
         move |source| ServiceError::Blob { context, source }
+    }
+
+    /// For reads of a blob that a stored record references (`part` of
+    /// `image`): a missing object is lost data, not an ordinary error.
+    pub fn referenced_blob(
+        context: impl Into<String>,
+        image: Uuid,
+        part: &'static str,
+    ) -> impl FnOnce(BlobError) -> ServiceError {
+        let context = context.into();
+        move |source| match source {
+            BlobError::NotFound(key) => ServiceError::BlobMissing { image, part, key },
+            source => ServiceError::Blob { context, source },
+        }
     }
 
     pub fn not_found(message: impl Into<String>) -> ServiceError {

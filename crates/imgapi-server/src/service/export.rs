@@ -309,7 +309,11 @@ pub async fn export_image(
     let read = source
         .get_stream(blob_key, None)
         .await
-        .map_err(ServiceError::blob("error reading image file"))?;
+        .map_err(ServiceError::referenced_blob(
+            "error reading image file",
+            img.uuid,
+            "file",
+        ))?;
     let outcome = target
         .store
         .put_stream(&file_key, read.stream, file.size)

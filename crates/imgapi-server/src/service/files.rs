@@ -15,7 +15,7 @@ use imgapi_meta::StoredImage;
 use imgapi_types::{FieldCode, FieldError, MAX_ICON_SIZE, MAX_IMAGE_FILE_SIZE};
 use uuid::Uuid;
 
-use super::images::modify;
+use super::images::{modify, modify_replacing};
 use super::ServiceError;
 use crate::app::AppState;
 
@@ -204,12 +204,7 @@ pub(crate) async fn record_file(
         uncompressed_digest: None,
         blob_key: Some(key.to_string()),
     };
-    let previous = stored
-        .image
-        .files
-        .first()
-        .and_then(|f| Some((f.blob_key.clone()?, f.stor.clone())));
-    let saved = modify(app, stored, true, |img| {
+    let saved = modify_replacing(app, stored, true, |img| {
         if img.activated {
             return Err(DomainError::ImageAlreadyActivated(img.uuid).into());
         }
@@ -218,21 +213,36 @@ pub(crate) async fn record_file(
         Ok(new)
     })
     .await;
-    finish_replacement(app, store, key, previous, saved).await
+    finish_replacement(app, store, key, saved, file0_blob).await
 }
 
-/// After a record update that points at `key`: delete the blob the record
-/// pointed at before, or, if the update failed, the new blob.
+/// `(key, stor)` of an image's first file.
+fn file0_blob(img: &ImageRecord) -> Option<(String, String)> {
+    let file = img.files.first()?;
+    Some((file.blob_key.clone()?, file.stor.clone()))
+}
+
+/// `(key, stor)` of an image's icon.
+fn icon_blob(img: &ImageRecord) -> Option<(String, String)> {
+    let icon = img.icon.as_ref()?;
+    Some((icon.blob_key.clone()?, icon.stor.clone()))
+}
+
+/// After a record update that points at `key`: delete the blob that
+/// `blob_of` finds in the record the update replaced, or, if the update
+/// failed, the new blob. The replaced record is the one the write actually
+/// overwrote, so of two uploads racing on one image, the one written first
+/// is deleted by the second: the store keeps exactly the survivor's bytes.
 async fn finish_replacement(
     app: &AppState,
     store: &Arc<dyn BlobStore>,
     key: &str,
-    previous: Option<(String, String)>,
-    saved: Result<ImageRecord, ServiceError>,
+    saved: Result<(ImageRecord, ImageRecord), ServiceError>,
+    blob_of: fn(&ImageRecord) -> Option<(String, String)>,
 ) -> Result<ImageRecord, ServiceError> {
     match saved {
-        Ok(record) => {
-            if let Some((old, stor)) = previous.filter(|(old, _)| old != key) {
+        Ok((replaced, record)) => {
+            if let Some((old, stor)) = blob_of(&replaced).filter(|(old, _)| old != key) {
                 if let Some(old_store) = app.blob_store(&stor) {
                     discard(old_store, &old).await;
                 }
@@ -288,21 +298,25 @@ pub fn select_file<'a>(
     })
 }
 
-/// Open a stored blob for download.
+/// Open the stored `part` (`file`, `icon`) of `image` for download.
 pub async fn open_blob(
     app: &AppState,
-    stor: &str,
-    key: Option<&str>,
+    image: Uuid,
+    stored: (&str, Option<&str>),
     range: Option<Range<u64>>,
-    what: &str,
+    part: &'static str,
 ) -> Result<BlobRead, ServiceError> {
-    let key = key.ok_or_else(|| {
-        ServiceError::blob(format!("error getting {what}"))(BlobError::NotFound("(no key)".into()))
-    })?;
+    let (stor, key) = stored;
+    let missing = || ServiceError::referenced_blob("", image, part);
+    let key = key.ok_or_else(|| missing()(BlobError::NotFound("(no key)".into())))?;
     super::store_for(app, stor)?
         .get_stream(key, range)
         .await
-        .map_err(ServiceError::blob(format!("error getting {what}")))
+        .map_err(ServiceError::referenced_blob(
+            format!("error getting image {part}"),
+            image,
+            part,
+        ))
 }
 
 /// Query/header inputs of AddImageIcon.
@@ -361,18 +375,13 @@ pub async fn add_icon(
         stor: store.kind().to_string(),
         blob_key: Some(key.clone()),
     };
-    let previous = stored
-        .image
-        .icon
-        .as_ref()
-        .and_then(|i| Some((i.blob_key.clone()?, i.stor.clone())));
-    let saved = modify(app, stored, true, |img| {
+    let saved = modify_replacing(app, stored, true, |img| {
         let mut new = img.clone();
         new.icon = Some(icon.clone());
         Ok(new)
     })
     .await;
-    finish_replacement(app, store, &key, previous, saved).await
+    finish_replacement(app, store, &key, saved, icon_blob).await
 }
 
 fn verify_icon(
@@ -457,7 +466,11 @@ pub async fn change_stor(
     let read = source
         .get_stream(&old_key, None)
         .await
-        .map_err(ServiceError::blob("error reading image file"))?;
+        .map_err(ServiceError::referenced_blob(
+            "error reading image file",
+            img.uuid,
+            "file",
+        ))?;
     let new_key = new_blob_key(img.uuid, "file0");
     let outcome = target
         .put_stream(&new_key, read.stream, MAX_IMAGE_FILE_SIZE)
@@ -475,7 +488,7 @@ pub async fn change_stor(
         )));
     }
     let target_kind = target.kind().to_string();
-    let saved = modify(app, stored, true, |img| {
+    let saved = modify_replacing(app, stored, true, |img| {
         let mut new = img.clone();
         if let Some(f) = new.files.first_mut() {
             f.stor = target_kind.clone();
@@ -486,6 +499,5 @@ pub async fn change_stor(
         Ok(new)
     })
     .await;
-    let previous = Some((old_key, file.stor.clone()));
-    finish_replacement(app, target, &new_key, previous, saved).await
+    finish_replacement(app, target, &new_key, saved, file0_blob).await
 }

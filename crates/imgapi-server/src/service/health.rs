@@ -130,6 +130,7 @@ fn describe_meta_error(e: &MetaError) -> &'static str {
 fn describe_blob_error(e: &BlobError) -> &'static str {
     match e {
         BlobError::Unavailable(_) => "storage unavailable",
+        BlobError::Inaccessible(_) => "storage bucket missing or access denied",
         BlobError::NotFound(_) => "storage location not found",
         BlobError::Io(_) => "storage I/O error",
         _ => "storage error",

@@ -324,10 +324,27 @@ async fn apply_imgadm_min_platform_compat(
 /// (it is not when the client sent a precondition on the version it saw).
 pub async fn modify<F>(
     app: &AppState,
-    mut stored: StoredImage,
+    stored: StoredImage,
     retry: bool,
     change: F,
 ) -> Result<ImageRecord, ServiceError>
+where
+    F: Fn(&ImageRecord) -> Result<ImageRecord, ServiceError>,
+{
+    modify_replacing(app, stored, retry, change)
+        .await
+        .map(|(_, new)| new)
+}
+
+/// [`modify`], also returning the record the saved one replaced: after a
+/// lost race that is the winner's record, not the one first read, so what
+/// the change displaced (a file's blob) is known exactly.
+pub async fn modify_replacing<F>(
+    app: &AppState,
+    mut stored: StoredImage,
+    retry: bool,
+    change: F,
+) -> Result<(ImageRecord, ImageRecord), ServiceError>
 where
     F: Fn(&ImageRecord) -> Result<ImageRecord, ServiceError>,
 {
@@ -341,7 +358,7 @@ where
         }
         let new = change(&stored.image)?;
         if new == stored.image {
-            return Ok(new);
+            return Ok((stored.image, new));
         }
         let result = if new.uuid == uuid {
             app.meta.update(&new, stored.revision).await
@@ -349,7 +366,7 @@ where
             app.meta.rename(uuid, stored.revision, &new).await
         };
         match result {
-            Ok(_) => return Ok(new),
+            Ok(_) => return Ok((stored.image, new)),
             Err(MetaError::Conflict(_)) if retry => {
                 stored = app
                     .meta

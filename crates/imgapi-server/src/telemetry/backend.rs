@@ -60,7 +60,8 @@ impl ErrorKind for BlobError {
             BlobError::NotFound(_) => "not_found",
             BlobError::TooLarge { .. } => "too_large",
             BlobError::Source(_) => "source",
-            BlobError::Unavailable(_) => "unavailable",
+            // The alert watches "unavailable": a bucket gone or refused is as bad.
+            BlobError::Unavailable(_) | BlobError::Inaccessible(_) => "unavailable",
             BlobError::InvalidKey(_) => "invalid_key",
             BlobError::Io(_) => "io",
         }

@@ -17,7 +17,7 @@ use crate::support::*;
 const SECRETS: &[&str] = &["SECRETPASS", "TOKENSECRET", "SIGSECRET", "CREDSECRET"];
 
 /// The audit lines of these request ids, and every line read meanwhile.
-fn read_audit(proc: &Proc, ids: &[&str]) -> (HashMap<String, Value>, Vec<String>) {
+pub(crate) fn read_audit(proc: &Proc, ids: &[&str]) -> (HashMap<String, Value>, Vec<String>) {
     let deadline = Instant::now() + Duration::from_secs(20);
     let (mut audit, mut all) = (HashMap::new(), Vec::new());
     while ids.iter().any(|id| !audit.contains_key(*id)) {

@@ -17,14 +17,14 @@ fn body(bytes: Vec<u8>) -> imgapi_blob::ByteStream {
     Box::pin(futures_util::stream::iter([Ok(Bytes::from(bytes))]))
 }
 
-async fn stores_of(s: &TestServer) -> Stores {
+pub(crate) async fn stores_of(s: &TestServer) -> Stores {
     Stores::open(&Config::from_toml(&s.config_toml).unwrap())
         .await
         .unwrap()
 }
 
 /// `blob_key` of file 0 (or the icon) of `uuid`.
-async fn key_of(stores: &Stores, uuid: &str, icon: bool) -> String {
+pub(crate) async fn key_of(stores: &Stores, uuid: &str, icon: bool) -> String {
     let stored = stores
         .meta
         .get(uuid.parse().unwrap())

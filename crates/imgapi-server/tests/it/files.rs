@@ -1,7 +1,9 @@
 //! File and icon uploads/downloads: digests, limits, ranges, interrupted
 //! uploads (api.md §5.4–§5.10, UC10).
 
+use crate::store_probe::{puts_in_progress, s3_store};
 use crate::support::*;
+use imgapi_blob::BlobStore;
 use md5::Md5;
 use serde_json::json;
 use sha1::{Digest, Sha1};
@@ -143,33 +145,54 @@ async fn assert_no_blobs(s: &TestServer) {
     assert!(found.is_empty(), "leftover blobs: {found:?}");
 }
 
+/// The upload is first seen in progress (a local staging file, an S3
+/// multipart upload: 20 MB is past the first 8 MiB part), then its client
+/// is cut, then nothing of it remains: no object, no staging file, no
+/// multipart upload.
 #[tokio::test]
 async fn interrupted_upload_leaves_no_trace() {
     let s = TestServer::spawn().await;
     let uuid = uuid_of(&s.create(json!({})).await);
     let mut stream = tokio::net::TcpStream::connect(s.addr()).await.unwrap();
     let head = format!(
-        "PUT /images/{uuid}/file?compression=none HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n"
+        "PUT /images/{uuid}/file?compression=none HTTP/1.1\r\nHost: x\r\nContent-Length: 40000000\r\n\r\n"
     );
     stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(&vec![1u8; 3_000_000]).await.unwrap();
+    stream.write_all(&vec![1u8; 20_000_000]).await.unwrap();
     stream.flush().await.unwrap();
+    let mut seen = 0;
+    for _ in 0..100 {
+        seen = puts_in_progress(&s).await;
+        if seen > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(seen > 0, "the upload was never seen in progress");
+    // S3 lists a multipart upload before the put has read the answer that
+    // created it: let the put hold its upload id before the cut.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     drop(stream);
     // Give the server a moment to notice the disconnect and clean up.
-    for _ in 0..50 {
+    for _ in 0..100 {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        let staging = s.data_dir.join("files/.staging");
-        let empty = std::fs::read_dir(&staging)
-            .map(|mut d| d.next().is_none())
-            .unwrap_or(true);
-        if empty {
+        if puts_in_progress(&s).await == 0 {
             break;
         }
     }
+    assert_eq!(
+        puts_in_progress(&s).await,
+        0,
+        "staging data of the cut upload"
+    );
     let (_, img) = s.get_json(&format!("/images/{uuid}")).await;
     assert_eq!(img["files"], json!([]));
     assert_eq!(img["state"], "unactivated");
     assert_no_blobs(&s).await;
+    if let Some(store) = s3_store(&s) {
+        let left = store.list("").await.unwrap();
+        assert!(left.is_empty(), "objects left: {left:?}");
+    }
 }
 
 #[tokio::test]

@@ -586,17 +586,7 @@ async fn expired_sessions_are_swept() {
 
 /// The test bucket under a server's prefix (S3 runs only).
 fn s3_store(prefix: &str) -> imgapi_blob::S3BlobStore {
-    #[allow(clippy::disallowed_methods)] // test harness switch and credentials
-    let env = |k: &str| std::env::var(k).ok();
-    imgapi_blob::S3BlobStore::open(imgapi_blob::S3Config {
-        endpoint: env("IMGAPI_TEST_S3_ENDPOINT"),
-        bucket: env("IMGAPI_TEST_S3_BUCKET").unwrap_or_default(),
-        region: env("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
-        prefix: prefix.trim().to_string(),
-        access_key_id: env("AWS_ACCESS_KEY_ID"),
-        secret_access_key: env("AWS_SECRET_ACCESS_KEY"),
-    })
-    .unwrap()
+    crate::store_probe::s3_store_at(prefix)
 }
 
 /// Incomplete multipart uploads under `prefix` in the test bucket.
@@ -604,8 +594,8 @@ async fn pending_s3_uploads(prefix: &str) -> usize {
     s3_store(prefix)
         .pending_uploads()
         .await
-        .map(|u| u.len())
-        .unwrap_or(0)
+        .expect("the S3 server must list multipart uploads")
+        .len()
 }
 
 // ------------------------------------------------- the 1 GiB upload

@@ -116,14 +116,16 @@ fn validators(resp: &mut Response, served: &Served<'_>) {
     }
 }
 
-/// Stream a stored object with conditional and range handling.
+/// Stream the stored `part` (`file`, `icon`) of `img` with conditional and
+/// range handling.
 async fn download(
     app: &AppState,
     req: &Req,
     img: &ImageRecord,
     served: Served<'_>,
-    what: &str,
+    part: &'static str,
 ) -> Result<Response, ApiError> {
+    let what = format!("image {part}");
     let etag = current_etag(app, req, img);
     let last_modified = mtime_of(served.mtime);
     if evaluate(&req.method, &req.headers, &etag, last_modified)? == Precondition::NotModified {
@@ -167,7 +169,8 @@ async fn download(
         },
         _ => None,
     };
-    let read = svc::open_blob(app, served.stor, served.key, range.clone(), what).await?;
+    let stored = (served.stor, served.key);
+    let read = svc::open_blob(app, img.uuid, stored, range.clone(), part).await?;
     let mut resp = Response::new(Body::from_stream(read.stream));
     let len = read.range.end - read.range.start;
     if range.is_some() {
@@ -246,7 +249,7 @@ pub async fn serve_image_file(
         stor: &file.stor,
         redirect: app.redirect_downloads(),
     };
-    download(app, req, img, served, "image file").await
+    download(app, req, img, served, "file").await
 }
 
 /// AddImageFile (api.md §5.5): streamed to storage, never buffered.
@@ -335,7 +338,7 @@ pub async fn get_icon(app: &AppState, req: Req) -> Result<Response, ApiError> {
         stor: &icon.stor,
         redirect: false,
     };
-    download(app, &req, img, served, "image icon").await
+    download(app, &req, img, served, "icon").await
 }
 
 /// AddImageIcon (api.md §5.9).

@@ -317,14 +317,8 @@ async fn push_layer(
         let file = layer.image.files.first().ok_or_else(|| {
             ServiceError::not_found(format!("image \"{}\" has no file", layer.image.uuid))
         })?;
-        let read = open_blob(
-            app,
-            &file.stor,
-            file.blob_key.as_deref(),
-            None,
-            "image file",
-        )
-        .await?;
+        let stored = (file.stor.as_str(), file.blob_key.as_deref());
+        let read = open_blob(app, layer.image.uuid, stored, None, "file").await?;
         let total = file.size;
         let sent = Arc::new(Mutex::new((0u64, Instant::now())));
         let progress_sent = Arc::clone(&sent);
