@@ -250,6 +250,7 @@ fn blob_error(context: &str, source: &BlobError, cause: String) -> ApiError {
         // Names the bucket and why it cannot be used: an operator must act.
         BlobError::Inaccessible(_) => ApiError {
             cause: Some(cause),
+            retry_after_secs: Some(crate::breaker::RETRY_AFTER_SECS),
             ..ApiError::new(RestCode::StorageIsDown, source.to_string())
         },
         // The client stopped sending: its fault, not the server's.
