@@ -97,6 +97,10 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page (roff).
     Man,
+    /// Link the node tools' names (joyent-imgadm, sdc-imgadm, updates-imgadm,
+    /// imgapi-cli) to this binary in DIR: run by those names, it behaves as
+    /// those tools.
+    InstallLinks(InstallLinksArgs),
     /// Consumer: list, add or delete image sources (kept in `<config dir>/sources.json`).
     Sources(SourcesArgs),
     /// Consumer: list active images available from all sources.
@@ -114,7 +118,10 @@ impl Command {
     pub fn is_offline(&self) -> bool {
         matches!(
             self,
-            Command::CreateManifest(_) | Command::Completions(_) | Command::Man
+            Command::CreateManifest(_)
+                | Command::Completions(_)
+                | Command::Man
+                | Command::InstallLinks(_)
         )
     }
 
@@ -468,4 +475,13 @@ pub struct CreateManifestArgs {
 pub struct CompletionsArgs {
     /// Shell to complete for.
     pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallLinksArgs {
+    /// Directory to create the links in (e.g. /usr/local/bin).
+    pub dir: PathBuf,
+    /// Replace files of those names that are not links to this binary.
+    #[arg(long)]
+    pub force: bool,
 }

@@ -7,6 +7,7 @@ mod commands;
 mod docker_progress;
 mod docker_ref;
 mod output;
+mod personality;
 mod profile;
 mod registry_auth;
 mod reporters;
@@ -19,6 +20,17 @@ use crate::cli::{Cli, Command};
 use crate::commands::Failure;
 
 fn main() -> ExitCode {
+    // Installed (symlinked) as joyent-imgadm, sdc-imgadm, updates-imgadm or
+    // imgapi-cli: behave as that tool.
+    let mut argv = std::env::args_os();
+    if let Some(p) = argv
+        .next()
+        .as_deref()
+        .and_then(personality::from_program_name)
+    {
+        let args: Vec<String> = argv.map(|a| a.to_string_lossy().into_owned()).collect();
+        return personality::main(p, args);
+    }
     let mut cli = Cli::parse();
     if cli.command.is_offline() {
         return finish(commands::offline::run(cli.json, cli.command));

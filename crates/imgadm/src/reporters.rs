@@ -23,6 +23,11 @@ impl Bar {
         pb.set_message(message.to_string());
         Bar(pb)
     }
+
+    /// A bar that never draws (`-q`).
+    pub fn hidden() -> Bar {
+        Bar(ProgressBar::hidden())
+    }
 }
 
 impl Reporter for Bar {

@@ -31,13 +31,14 @@ pub mod error;
 pub mod progress;
 mod resumable;
 pub mod signing;
+mod tls;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use reqwest::{header, Method, RequestBuilder, Response, StatusCode, Url};
+use reqwest::{header, Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
@@ -54,7 +55,9 @@ pub use imgapi_types::{
     Channel, DockerMessage, ErrorBody, FieldError, Image, ImageFile, Job, Ping, StartedJob,
     UploadSessionBody,
 };
-pub use progress::Reporter;
+pub use progress::{NoProgress, Reporter};
+/// URLs as the client takes them.
+pub use reqwest::Url;
 pub use resumable::{ResumableOptions, DEFAULT_UPLOAD_CHUNK};
 pub use signing::Signer;
 
@@ -66,6 +69,41 @@ const BACKOFF: Duration = Duration::from_millis(200);
 const CHUNK: usize = 256 * 1024;
 /// Largest icon the server accepts (api.md §5.9).
 const MAX_ICON_SIZE: u64 = 128 * 1024;
+
+/// A download answer whose body is read by the caller
+/// ([`Client::open_image_file`]).
+#[derive(Debug)]
+pub struct Download(Response);
+
+impl Download {
+    /// `Content-Length`, when sent.
+    pub fn content_length(&self) -> Option<u64> {
+        self.0.content_length()
+    }
+
+    /// `Content-MD5` (base64), when sent.
+    pub fn content_md5(&self) -> Option<String> {
+        self.header("content-md5")
+    }
+
+    /// `Content-Type`, when sent.
+    pub fn content_type(&self) -> Option<String> {
+        self.header("content-type")
+    }
+
+    fn header(&self, name: &str) -> Option<String> {
+        self.0
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+
+    /// The next piece of the body; `None` at its end.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, ClientError> {
+        Ok(self.0.chunk().await?)
+    }
+}
 
 /// `files[0]` of an image, as far as transfers need it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -87,6 +125,25 @@ impl FileInfo {
     }
 }
 
+/// How a [`Client`] connects.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Accept any TLS certificate (`--insecure`): for test servers with a
+    /// self-signed certificate.
+    pub insecure: bool,
+    /// How long to wait for a connection.
+    pub connect_timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            insecure: false,
+            connect_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
 /// A client for one IMGAPI server.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -96,6 +153,8 @@ pub struct Client {
     signer: Option<Arc<Signer>>,
     /// `?channel=` for every `/images...` request (api.md §1.7).
     channel: Option<String>,
+    /// `Accept-Version` of every request (api.md §1.3).
+    accept_version: Option<String>,
 }
 
 /// What [`Client::get_image_icon`] saved.
@@ -109,8 +168,14 @@ pub struct IconInfo {
 }
 
 impl Client {
-    /// A client for the server at `base_url` (e.g. `http://127.0.0.1:8080`).
+    /// A client for the server at `base_url` (e.g. `http://127.0.0.1:8080`),
+    /// with the default [`ClientOptions`].
     pub fn new(base_url: &str) -> Result<Client, ClientError> {
+        Client::with_options(base_url, &ClientOptions::default())
+    }
+
+    /// A client for the server at `base_url` with `options`.
+    pub fn with_options(base_url: &str, options: &ClientOptions) -> Result<Client, ClientError> {
         let mut base = Url::parse(base_url)
             .map_err(|e| ClientError::Decode(format!("invalid URL {base_url:?}: {e}")))?;
         if !base.path().ends_with('/') {
@@ -118,7 +183,8 @@ impl Client {
             base.set_path(&p);
         }
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(30))
+            .tls_backend_preconfigured(tls::client_config(options.insecure)?)
+            .connect_timeout(options.connect_timeout)
             .build()?;
         Ok(Client {
             http,
@@ -126,6 +192,7 @@ impl Client {
             user_agent: format!("imgapi-client/{}", env!("CARGO_PKG_VERSION")),
             signer: None,
             channel: None,
+            accept_version: None,
         })
     }
 
@@ -148,6 +215,14 @@ impl Client {
     pub fn with_channel(mut self, channel: impl Into<String>) -> Client {
         let channel = channel.into();
         self.channel = (!channel.is_empty()).then_some(channel);
+        self
+    }
+
+    /// Send `Accept-Version: <range>` with every request, as the node
+    /// client does (`*`): the server then answers in its newest version,
+    /// e.g. with the `channels` of each image.
+    pub fn with_accept_version(mut self, range: impl Into<String>) -> Client {
+        self.accept_version = Some(range.into());
         self
     }
 
@@ -188,6 +263,10 @@ impl Client {
             .request(method, url)
             .header(header::USER_AGENT, &self.user_agent)
             .header(header::ACCEPT, "application/json");
+        let req = match &self.accept_version {
+            Some(range) => req.header("accept-version", range),
+            None => req,
+        };
         match &self.signer {
             None => Ok(req),
             Some(signer) => {
@@ -306,7 +385,17 @@ impl Client {
 
     /// `GET /images/:uuid`.
     pub async fn get_image(&self, uuid: &Uuid) -> Result<Image, ClientError> {
-        self.get_json(&format!("/images/{uuid}"), &[]).await
+        self.get_image_with(uuid, &[]).await
+    }
+
+    /// `GET /images/:uuid` with query parameters such as
+    /// `("inclAdminFields", "true")`.
+    pub async fn get_image_with(
+        &self,
+        uuid: &Uuid,
+        query: &[(&str, &str)],
+    ) -> Result<Image, ClientError> {
+        self.get_json(&format!("/images/{uuid}"), query).await
     }
 
     /// `POST /images` with a manifest; returns the unactivated image.
@@ -320,8 +409,20 @@ impl Client {
         action: &str,
         body: Option<&Value>,
     ) -> Result<T, ClientError> {
-        self.post_json(&format!("/images/{uuid}"), &[("action", action)], body)
-            .await
+        self.action_with(uuid, action, &[], body).await
+    }
+
+    /// `POST /images/:uuid?action=<action>` with more query parameters.
+    async fn action_with<T: DeserializeOwned>(
+        &self,
+        uuid: &Uuid,
+        action: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<T, ClientError> {
+        let mut all = vec![("action", action)];
+        all.extend_from_slice(query);
+        self.post_json(&format!("/images/{uuid}"), &all, body).await
     }
 
     /// `POST /images/:uuid?action=activate`.
@@ -352,23 +453,42 @@ impl Client {
         uuid: &Uuid,
         source: &str,
     ) -> Result<StartedJob, ClientError> {
-        self.post_json(
-            &format!("/images/{uuid}"),
-            &[("action", "import-remote"), ("source", source)],
-            None,
-        )
-        .await
+        self.import_remote_image_with(uuid, source, &[]).await
+    }
+
+    /// [`Client::import_remote_image`] with more query parameters, such as
+    /// `("skip_owner_check", "true")` or `("channel", "*")`.
+    pub async fn import_remote_image_with(
+        &self,
+        uuid: &Uuid,
+        source: &str,
+        query: &[(&str, &str)],
+    ) -> Result<StartedJob, ClientError> {
+        let mut all = vec![("source", source)];
+        all.extend_from_slice(query);
+        self.action_with(uuid, "import-remote", &all, None).await
     }
 
     /// `POST /images/:uuid?action=import` (operator): create with the
     /// manifest's own `uuid`. The path uuid is taken from the manifest.
     pub async fn import_image(&self, manifest: &Value) -> Result<Image, ClientError> {
+        self.import_image_with(manifest, &[]).await
+    }
+
+    /// [`Client::import_image`] with more query parameters, such as
+    /// `("skip_owner_check", "true")`.
+    pub async fn import_image_with(
+        &self,
+        manifest: &Value,
+        query: &[(&str, &str)],
+    ) -> Result<Image, ClientError> {
         let uuid = manifest
             .get("uuid")
             .and_then(Value::as_str)
             .and_then(|s| Uuid::parse_str(s).ok())
             .ok_or_else(|| ClientError::Decode("manifest has no valid \"uuid\"".into()))?;
-        self.action(&uuid, "import", Some(manifest)).await
+        self.action_with(&uuid, "import", query, Some(manifest))
+            .await
     }
 
     /// `POST /images/:uuid?action=channel-add` with body `{"channel": …}`:
@@ -386,9 +506,80 @@ impl Client {
 
     /// `DELETE /images/:uuid`.
     pub async fn delete_image(&self, uuid: &Uuid) -> Result<(), ClientError> {
-        let url = self.url(&format!("/images/{uuid}"), &[])?;
+        self.delete_image_with(uuid, &[]).await
+    }
+
+    /// `DELETE /images/:uuid` with query parameters such as
+    /// `("force_all_channels", "true")`.
+    pub async fn delete_image_with(
+        &self,
+        uuid: &Uuid,
+        query: &[(&str, &str)],
+    ) -> Result<(), ClientError> {
+        let url = self.url(&format!("/images/{uuid}"), query)?;
         let resp = self.request(Method::DELETE, url)?.send().await?;
         Self::check(resp).await.map(|_| ())
+    }
+
+    /// `POST /images/:uuid?action=export` (ExportImage) with its query
+    /// parameters (`manta_path`); the answer as sent.
+    pub async fn export_image(
+        &self,
+        uuid: &Uuid,
+        query: &[(&str, &str)],
+    ) -> Result<Value, ClientError> {
+        self.action_with(uuid, "export", query, None).await
+    }
+
+    /// `POST /images/:uuid?action=change-stor&stor=<stor>` (operator).
+    pub async fn change_image_stor(&self, uuid: &Uuid, stor: &str) -> Result<Image, ClientError> {
+        self.action_with(uuid, "change-stor", &[("stor", stor)], None)
+            .await
+    }
+
+    /// `POST /images/:uuid/file/from-url` (AddImageFileFromUrl): the server
+    /// fetches `file_url`. `query` carries `compression`, `sha1`, `storage`.
+    pub async fn add_image_file_from_url(
+        &self,
+        uuid: &Uuid,
+        file_url: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Image, ClientError> {
+        let body = serde_json::json!({ "file_url": file_url });
+        self.post_json(&format!("/images/{uuid}/file/from-url"), query, Some(&body))
+            .await
+    }
+
+    /// `GET /state` (AdminGetState): the server's internal state, as sent.
+    pub async fn admin_get_state(&self) -> Result<Value, ClientError> {
+        self.get_json("/state", &[]).await
+    }
+
+    /// `POST /authkeys/reload` (AdminReloadAuthKeys).
+    pub async fn admin_reload_auth_keys(&self) -> Result<(), ClientError> {
+        let url = self.url("/authkeys/reload", &[])?;
+        let resp = self.request(Method::POST, url)?.send().await?;
+        Self::check(resp).await.map(|_| ())
+    }
+
+    /// `GET /images/:uuid/file` as a stream, unverified: for a caller that
+    /// writes the bytes somewhere else than a file (a pipe) and checks
+    /// them itself ([`Download::content_md5`]).
+    pub async fn open_image_file(&self, uuid: &Uuid) -> Result<Download, ClientError> {
+        self.open_download(&format!("/images/{uuid}/file")).await
+    }
+
+    /// `GET /images/:uuid/icon` as a stream, as [`Client::open_image_file`].
+    pub async fn open_image_icon(&self, uuid: &Uuid) -> Result<Download, ClientError> {
+        self.open_download(&format!("/images/{uuid}/icon")).await
+    }
+
+    async fn open_download(&self, path: &str) -> Result<Download, ClientError> {
+        let url = self.url(path, &[])?;
+        let resp = self
+            .send_retrying(|| self.request(Method::GET, url.clone()))
+            .await?;
+        Ok(Download(Self::check(resp).await?))
     }
 
     /// `POST /images/:uuid/acl?action=add`.

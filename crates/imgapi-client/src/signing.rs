@@ -201,6 +201,27 @@ impl Signer {
         })
     }
 
+    /// Sign through the ssh-agent at `socket` with one of the keys it
+    /// holds (see [`agent::list_identities`]), e.g. the one whose
+    /// fingerprint a user named.
+    pub fn from_agent_identity(
+        username: impl Into<String>,
+        socket: impl AsRef<Path>,
+        identity: agent::Identity,
+    ) -> Result<Signer, ClientError> {
+        let kind = KeyKind::of_blob(&identity.blob).ok_or_else(|| {
+            ClientError::Agent(format!(
+                "unsupported key type \"{}\" (supported: {})",
+                identity.key_type(),
+                agent::SUPPORTED_TYPES
+            ))
+        })?;
+        Ok(Signer {
+            username: username.into(),
+            key: SigningKey::Agent(AgentKey::new(socket.as_ref(), identity, kind)),
+        })
+    }
+
     /// The username sent as `keyId`.
     pub fn username(&self) -> &str {
         &self.username

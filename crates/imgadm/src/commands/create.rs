@@ -143,7 +143,7 @@ impl<'a> Upload<'a> {
 /// when it is at least the threshold (and not `--no-resume`), resuming an
 /// unfinished one from an earlier run; else with one PUT. A server without
 /// sessions gets the PUT (the client library falls back by itself).
-pub(super) async fn send_file(
+pub async fn send_file(
     ctx: &Ctx,
     uuid: &Uuid,
     file: &Path,

@@ -26,6 +26,7 @@ mod update;
 
 mod completions;
 mod create_manifest;
+mod install_links;
 mod man;
 pub mod offline;
 
@@ -34,6 +35,8 @@ mod import;
 mod installed;
 mod sources;
 mod vacuum;
+
+pub use create::send_file;
 
 use imgapi_client::{Client, ClientError, Image, Signer};
 use serde::Serialize;
@@ -282,7 +285,10 @@ pub async fn run(
         | Command::Import(_)
         | Command::Installed(_)
         | Command::Vacuum(_) => Err(Failure::other("consumer verb dispatched as publisher verb")),
-        Command::CreateManifest(_) | Command::Completions(_) | Command::Man => {
+        Command::CreateManifest(_)
+        | Command::Completions(_)
+        | Command::Man
+        | Command::InstallLinks(_) => {
             Err(Failure::other("offline verb dispatched as publisher verb"))
         }
     }

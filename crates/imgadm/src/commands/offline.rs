@@ -1,5 +1,5 @@
 //! Verbs that need no server and no configuration: `create-manifest`,
-//! `completions`, `man`.
+//! `completions`, `man`, `install-links`.
 
 use std::io::Write;
 
@@ -11,6 +11,7 @@ pub fn run(json: bool, command: Command) -> Result<(), Failure> {
         Command::CreateManifest(a) => super::create_manifest::run(json, a),
         Command::Completions(a) => super::completions::run(a),
         Command::Man => super::man::run(),
+        Command::InstallLinks(a) => super::install_links::run(a),
         _ => Err(Failure::other("server verb dispatched as offline verb")),
     }
 }
