@@ -633,3 +633,74 @@ fn https_with_a_self_signed_certificate_needs_insecure() {
         serde_json::from_str(&ok(tools.cmd("joyent-imgadm", &insecure), &["ping"])).unwrap();
     assert_eq!(pong["ping"], "pong");
 }
+
+#[test]
+fn sdc_imgadm_imports_from_another_imgapi_and_from_a_manifest() {
+    let source = common::spawn();
+    let target =
+        common::spawn_with("[remote]\nallow_http = true\nallow_private_addresses = true\n");
+    let tools = Tools::install();
+    let dir = tools.dir.path();
+    let at = |url: &str| tools.cmd("sdc-imgadm", &[("SDC_IMGADM_URL", url)]);
+
+    let file = dir.join("base.tgz");
+    let bytes: Vec<u8> = (0..50_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&file, &bytes).unwrap();
+    let m = write_manifest(dir, "base", json!({}));
+    let uuid = imported_uuid(&ok(
+        at(&source.url),
+        &["create", "-m", p(&m), "-f", p(&file), "-c", "gzip"],
+    ));
+
+    // import UUID -S SOURCE: the server fetches it; the tool waits for the
+    // job and prints the imported image.
+    assert_eq!(
+        ok(at(&target.url), &["import", &uuid, "-S", &source.url]),
+        format!("Imported image {uuid} (base, 1.0.0, state=active)\n")
+    );
+    let mut c = at(&target.url);
+    c.args(["get-file", &uuid]);
+    assert_eq!(c.output().unwrap().stdout, bytes);
+    fails(
+        at(&target.url),
+        &["import", &uuid],
+        "sdc-imgadm: error (Usage): no source URL given",
+    );
+    fails(
+        at(&target.url),
+        &[
+            "import",
+            &uuid,
+            "-S",
+            &format!("{}?channel=x", source.url),
+            "-C",
+            "y",
+        ],
+        "sdc-imgadm: error (Usage): channel specified twice",
+    );
+
+    // import -m MANIFEST -f FILE: AdminImportImage keeps the uuid.
+    let manifest: Value = serde_json::from_str(&ok(at(&source.url), &["get", &uuid])).unwrap();
+    let copy = manifest
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| !["state", "disabled", "files"].contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect::<serde_json::Map<_, _>>();
+    let mfile = dir.join("exported.json");
+    std::fs::write(&mfile, Value::Object(copy).to_string()).unwrap();
+    let third = common::spawn();
+    assert_eq!(
+        ok(
+            at(&third.url),
+            &["import", "-m", p(&mfile), "-f", p(&file), "-c", "gzip"]
+        ),
+        format!(
+            "Imported image {uuid} (base, 1.0.0, state=unactivated)\n\
+             Added file \"{}\" (compression \"gzip\") to image {uuid}\n\
+             Activated image {uuid}\n",
+            p(&file)
+        )
+    );
+}
