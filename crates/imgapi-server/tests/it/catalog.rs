@@ -347,19 +347,20 @@ rel=\"noopener noreferrer nofollow\">"
     if let Some(sha256) = full["files"][0]["sha256"].as_str() {
         assert!(files.contains(&format!("<code>{sha256}</code>")), "{files}");
     }
-    assert!(files
-        .contains("<span title=\"11 bytes\">11 B</span> <span class=\"exact\">(11 bytes)</span>"));
+    assert!(files.contains(
+        "<td class=\"nw\" data-label=\"Size\"><span title=\"11 bytes\">11 B</span>\
+<div class=\"exact\">11 bytes</div></td>"
+    ));
     assert!(files.contains("<td data-label=\"Compression\">gzip</td>"));
 
     // Tags and requirements: key/value tables, every key and value escaped.
-    let tags = section(&page, "<table class=\"tags stack\">");
-    assert!(tags
-        .contains("<td data-label=\"Key\"><code>role</code></td><td data-label=\"Value\">db</td>"));
+    let tags = section(&page, "<table class=\"tags pairs\">");
+    assert!(tags.contains("<tr><td><code>role</code></td><td>db</td></tr>"));
     assert!(tags.contains("<code>&lt;img src=x onerror=alert(1)&gt;</code>"));
     assert!(tags.contains("&quot;&gt;&lt;script&gt;alert(2)&lt;/script&gt;"));
-    assert!(tags.contains("<td data-label=\"Value\">a, b</td>"));
-    let reqs = section(&page, "<table class=\"requirements stack\">");
-    assert!(reqs.contains("<code>min_ram</code></td><td data-label=\"Value\">1024</td>"));
+    assert!(tags.contains("<td>a, b</td>"));
+    let reqs = section(&page, "<table class=\"requirements pairs\">");
+    assert!(reqs.contains("<code>min_ram</code></td><td>1024</td>"));
     assert!(
         reqs.contains(
             "[{&quot;description&quot;:&quot;admin&quot;,&quot;name&quot;:&quot;net0&quot;}]"
@@ -760,7 +761,7 @@ async fn renders_in_headless_chromium_at_phone_and_desktop_widths() {
                 assert!(dom.contains("</time>"), "{dom}");
             } else {
                 assert!(dom.contains("<table class=\"files stack\">"), "{dom}");
-                assert!(dom.contains("<table class=\"tags stack\">"), "{dom}");
+                assert!(dom.contains("<table class=\"tags pairs\">"), "{dom}");
                 assert!(dom.contains(
                     "<a href=\"https://example.com/images\" rel=\"noopener noreferrer nofollow\">"
                 ), "{dom}");

@@ -167,7 +167,7 @@ fn files_section(body: &mut String, img: &ImageRecord, carry: &[(&'static str, &
         let _ = write!(
             body,
             "<tr><td data-label=\"SHA-1\"><code>{}</code></td><td data-label=\"SHA-256\">{sha256}</td>\
-<td data-label=\"Size\">{} <span class=\"exact\">({} bytes)</span></td>\
+<td class=\"nw\" data-label=\"Size\">{}<div class=\"exact\">{} bytes</div></td>\
 <td data-label=\"Compression\">{}</td></tr>",
             esc(&file.sha1),
             size_html(file.size),
@@ -184,21 +184,22 @@ fn files_section(body: &mut String, img: &ImageRecord, carry: &[(&'static str, &
     );
 }
 
-/// An object field (tags, requirements, traits) as a two-column table.
+/// An object field (tags, requirements, traits) as a two-column table
+/// (two columns fit a phone too, so it never stacks).
 fn key_value_table(body: &mut String, class: &str, heading: &str, map: &Map<String, Value>) {
     if map.is_empty() {
         return;
     }
     let _ = write!(
         body,
-        "<h2>{}</h2>\n<table class=\"{} stack\"><thead><tr><th>Key</th><th>Value</th></tr></thead><tbody>",
+        "<h2>{}</h2>\n<table class=\"{} pairs\"><thead><tr><th>Key</th><th>Value</th></tr></thead><tbody>",
         esc(heading),
         esc(class)
     );
     for (key, value) in map {
         let _ = write!(
             body,
-            "<tr><td data-label=\"Key\"><code>{}</code></td><td data-label=\"Value\">{}</td></tr>",
+            "<tr><td><code>{}</code></td><td>{}</td></tr>",
             esc(key),
             esc(&value_text(value))
         );

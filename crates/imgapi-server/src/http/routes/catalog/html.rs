@@ -39,7 +39,8 @@ td.icon{width:64px}\
 img.icon{display:block;object-fit:contain}\
 a.name{font-weight:600}\
 div.desc{color:#57606a;font-size:.9em;margin-top:.2em;overflow-wrap:anywhere}\
-code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.85em;word-break:break-all}\
+code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.85em;overflow-wrap:anywhere}\
+td{overflow-wrap:anywhere}div.exact{color:#57606a;font-size:.8em}table.pairs td:first-child{width:30%}\
 span[title],time[title]{text-decoration:underline dotted #8c959f}\
 dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:.35em 1.2em;margin:0;\
 background:#fff;border:1px solid #d0d7de;border-radius:6px;padding:.8em}\

@@ -194,8 +194,15 @@ fn filter_form(
         selected(!search.prefix),
         selected(search.prefix),
     );
-    choice(body, "OS", "os", search.os, &VALID_OSES, "any");
-    choice(body, "Type", "type", search.image_type, &VALID_TYPES, "any");
+    choice(body, "OS", "os", search.os, &VALID_OSES, ("", "any"));
+    choice(
+        body,
+        "Type",
+        "type",
+        search.image_type,
+        &VALID_TYPES,
+        ("", "any"),
+    );
     let _ = write!(
         body,
         "<label>Owner <input class=\"owner\" type=\"text\" name=\"owner\" \
@@ -212,7 +219,7 @@ placeholder=\"owner UUID\" spellcheck=\"false\" value=\"{}\"></label>",
             "channel",
             channel.unwrap_or("*"),
             &names,
-            "all channels",
+            ("*", "all channels"),
         );
     }
     if !search.limit.is_empty() {
@@ -233,29 +240,34 @@ fn selected(yes: bool) -> &'static str {
     }
 }
 
-/// A `<select>` of `options` after an `all` choice (empty value, or `*`
-/// for channels). A current value outside `options` stays selectable, so
-/// the form shows what the list was filtered by.
-fn choice(body: &mut String, label: &str, name: &str, current: &str, options: &[&str], all: &str) {
-    let all_value = if name == "channel" { "*" } else { "" };
+/// A `<select>` of `options` after the `all` choice (its value and its
+/// text). A current value outside `options` stays selectable, so the
+/// form shows what the list was filtered by.
+fn choice(
+    body: &mut String,
+    label: &str,
+    name: &str,
+    current: &str,
+    options: &[&str],
+    (all_value, all_text): (&str, &str),
+) {
+    let all_selected = current.is_empty() || current == all_value;
     let _ = write!(
         body,
-        "<label>{label} <select name=\"{name}\"><option value=\"{all_value}\"{}>{}</option>",
-        selected(current == all_value || current.is_empty()),
-        esc(all)
+        "<label>{label} <select name=\"{name}\"><option value=\"{}\"{}>{}</option>",
+        esc(all_value),
+        selected(all_selected),
+        esc(all_text)
     );
-    let mut shown = false;
     for option in options {
-        let is_current = *option == current;
-        shown |= is_current;
         let _ = write!(
             body,
             "<option{}>{}</option>",
-            selected(is_current),
+            selected(*option == current),
             esc(option)
         );
     }
-    if !shown && !current.is_empty() && current != all_value {
+    if !all_selected && !options.contains(&current) {
         let _ = write!(body, "<option selected>{}</option>", esc(current));
     }
     body.push_str("</select></label>");
