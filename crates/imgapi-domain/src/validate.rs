@@ -27,7 +27,8 @@ const MAX_BILLING_TAG_LENGTH: usize = 128;
 const MAX_TAGS_LENGTH: usize = 100 * 1024;
 
 const VALID_STATES: [&str; 5] = ["active", "unactivated", "disabled", "failed", "creating"];
-const VALID_TYPES: [&str; 6] = [
+/// The image types a manifest may have.
+pub const VALID_TYPES: [&str; 6] = [
     "zone-dataset",
     "zvol",
     "lx-dataset",
@@ -35,7 +36,8 @@ const VALID_TYPES: [&str; 6] = [
     "docker",
     "other",
 ];
-const VALID_OSES: [&str; 6] = ["smartos", "linux", "windows", "bsd", "illumos", "other"];
+/// The operating systems a manifest may name.
+pub const VALID_OSES: [&str; 6] = ["smartos", "linux", "windows", "bsd", "illumos", "other"];
 const VALID_COMPRESSIONS: [&str; 4] = ["gzip", "bzip2", "xz", "none"];
 const VALID_BOOTROMS: [&str; 2] = ["bios", "uefi"];
 

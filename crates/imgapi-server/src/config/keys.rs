@@ -134,7 +134,7 @@ config_keys! {
     /// Serve the read-only HTML catalog at `/catalog`.
     catalog: bool = true, shown "true",
         file bool, env "IMGAPI_CATALOG" boolean,
-        "Serve the read-only HTML catalog (`GET /catalog`, `GET /catalog/:uuid`): the images the caller may see, as ListImages and GetImage show them, with search, a page per image and download links. No JavaScript. `false` = both paths answer 404.";
+        "Serve the read-only HTML catalog (`GET /catalog`, `GET /catalog/:uuid`): the images the caller may see, as ListImages and GetImage show them, with search and filters, a page per image and download links. No JavaScript; sent with a Content-Security-Policy. `false` = both paths answer 404.";
     log_level: String = "info".into(), shown "info",
         file String, env "IMGAPI_LOG_LEVEL" text,
         "Log filter (tracing `EnvFilter` syntax). Audit lines are logged at info.";

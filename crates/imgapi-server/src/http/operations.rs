@@ -396,7 +396,7 @@ operations! {
         summary: "HTML catalog of the images the caller may see.",
         params: &[p::ACCOUNT, p::CHANNEL, p::NAME,
                   Param::new("match", ParamType::OneOf(&["substring", "prefix"]), "How `name` matches."),
-                  p::OS, p::TYPE,
+                  p::OS, p::TYPE, p::OWNER,
                   Param::new("limit", ParamType::Integer { min: 1, max: 1000 }, "Rows per page (default 50)."),
                   p::MARKER],
         success: Success::Html,
