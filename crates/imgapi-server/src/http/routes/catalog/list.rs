@@ -298,7 +298,7 @@ fn image_table(body: &mut String, images: &[ImageRecord], carry: &[(&'static str
             body,
             "<tr><td class=\"icon\">{icon}</td>\
 <td class=\"main\"><a class=\"name\" href=\"{}\">{}</a>{description}</td>\
-<td data-label=\"Version\">{}</td><td class=\"nw\" data-label=\"OS\">{}</td>\
+<td class=\"nw\" data-label=\"Version\">{}</td><td class=\"nw\" data-label=\"OS\">{}</td>\
 <td class=\"nw\" data-label=\"Type\">{}</td><td class=\"n\" data-label=\"Size\">{size}</td>\
 <td class=\"nw date\" data-label=\"Published\">{published}</td></tr>",
             esc(&href),
