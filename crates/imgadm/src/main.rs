@@ -1,6 +1,4 @@
 //! `imgadm`: the IMGAPI command-line client.
-// The CLI is the one place that prints to stdout.
-#![allow(clippy::print_stdout)]
 
 mod cli;
 mod commands;
@@ -10,6 +8,7 @@ mod output;
 mod profile;
 mod registry_auth;
 mod reporters;
+mod stdout;
 
 use std::process::ExitCode;
 
@@ -70,6 +69,7 @@ fn main() -> ExitCode {
 fn finish(result: Result<(), Failure>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(f) if f.is_closed_stdout() => ExitCode::SUCCESS,
         Err(f) => {
             match &f.code {
                 Some(code) => eprintln!("imgadm: error ({code}): {}", f.message),

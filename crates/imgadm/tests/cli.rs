@@ -936,3 +936,41 @@ fn man_page_is_checked_in_and_current() {
          `cargo run -p imgadm -- man > docs/man/imgadm.1` and commit it"
     );
 }
+
+// ---- rough edges (issue 15) ----
+
+/// Run imgadm with `args` and its stdout a pipe whose reader is already
+/// closed (`imgadm … | true`); return (exit code, stderr).
+fn run_into_closed_pipe(s: &Server, args: &[&str]) -> (Option<i32>, String) {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("imgadm"));
+    cmd.env("IMGAPI_URL", &s.url)
+        .env("IMGADM_CONFIG_DIR", s.dir.path().join("config"))
+        .env_remove("IMGAPI_CHANNEL")
+        .args(args)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped());
+    let out = cmd.output().unwrap();
+    (out.status.code(), String::from_utf8(out.stderr).unwrap())
+}
+
+#[test]
+fn closed_stdout_ends_quietly_with_exit_0() {
+    let s = spawn();
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let uuid = s.create_active("piped", &data);
+    for i in 0..3 {
+        s.create_bare(&format!("more-{i}"));
+    }
+    for args in [
+        vec!["list", "-j"],
+        vec!["list"],
+        vec!["get", uuid.as_str()],
+        vec!["man"],
+    ] {
+        let (code, err) = run_into_closed_pipe(&s, &args);
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+        assert_eq!(err, "", "{args:?}");
+    }
+}

@@ -1,3 +1,4 @@
+use crate::stdout::outln;
 use std::path::{Path, PathBuf};
 
 use imgapi_client::{Image, Reporter, ResumableOptions};
@@ -31,7 +32,7 @@ pub async fn run(ctx: &Ctx, args: CreateArgs) -> Result<(), Failure> {
     let image = ctx.client.create_image(&manifest).await?;
     let uuid = image.uuid;
     if !ctx.json {
-        println!("Created image {}", label(&image));
+        outln!("Created image {}", label(&image))?;
     }
     let Some(upload) = upload else {
         return if ctx.json {
@@ -128,7 +129,7 @@ impl<'a> Upload<'a> {
         })?;
         drop(bar);
         if !ctx.json {
-            println!("Added file {}", self.file.display());
+            outln!("Added file {}", self.file.display())?;
         }
         let image = ctx.client.activate_image(uuid).await.map_err(|e| {
             Failure::from(e).context(format!(

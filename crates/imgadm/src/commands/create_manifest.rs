@@ -13,10 +13,10 @@ use serde_json::{Map, Value};
 use sha1::{Digest, Sha1};
 use uuid::Uuid;
 
-use super::offline::write_stdout;
 use super::Failure;
 use crate::cli::CreateManifestArgs;
 use crate::reporters::Bar;
+use crate::stdout::write_bytes;
 
 /// The "unset" owner (api.md §1.4), used when `--owner` is not given.
 const UNSET_OWNER: &str = "00000000-0000-0000-0000-000000000000";
@@ -106,14 +106,14 @@ pub fn run(json: bool, args: CreateManifestArgs) -> Result<(), Failure> {
     let text = serde_json::to_string_pretty(&manifest)
         .map_err(|e| Failure::other(format!("cannot encode JSON: {e}")))?;
     match &args.output {
-        None => write_stdout(format!("{text}\n").as_bytes()),
+        None => write_bytes(format!("{text}\n").as_bytes()),
         Some(out) => {
             std::fs::write(out, format!("{text}\n"))
                 .map_err(|e| Failure::other(format!("cannot write {}: {e}", out.display())))?;
             if json {
-                write_stdout(format!("{text}\n").as_bytes())
+                write_bytes(format!("{text}\n").as_bytes())
             } else {
-                write_stdout(
+                write_bytes(
                     format!(
                         "Wrote manifest {} for image {uuid} ({}@{})\n",
                         out.display(),

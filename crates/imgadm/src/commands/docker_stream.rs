@@ -2,6 +2,7 @@
 //! prints each message with `-j`), stops at an `error` message, and on
 //! Ctrl-C says how far the server had got (it goes on without us).
 
+use crate::stdout::outln;
 use std::future::Future;
 
 use imgapi_client::docker::{DockerImageCreated, DockerMessage, DockerPushResult};
@@ -96,12 +97,12 @@ pub async fn follow(
         if ctx.json {
             let line = serde_json::to_string(&event.raw)
                 .map_err(|e| Failure::other(format!("cannot encode JSON: {e}")))?;
-            println!("{line}");
+            outln!("{line}")?;
         }
         let Some(message) = event.message else {
             continue;
         };
-        view.show(&message);
+        view.show(&message)?;
         match message {
             DockerMessage::Progress(m) | DockerMessage::Status(m) => {
                 if let Some(aux) = m.payload.aux {

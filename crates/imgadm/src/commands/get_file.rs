@@ -1,6 +1,7 @@
 use super::{Ctx, Failure};
 use crate::cli::GetFileArgs;
 use crate::reporters::Bar;
+use crate::stdout::outln;
 
 pub async fn run(ctx: &Ctx, args: GetFileArgs) -> Result<(), Failure> {
     let bar = Bar::new("Downloading");
@@ -9,13 +10,13 @@ pub async fn run(ctx: &Ctx, args: GetFileArgs) -> Result<(), Failure> {
         .get_image_file(&args.uuid, &args.output, Some(&bar))
         .await?;
     if !ctx.json {
-        println!(
+        outln!(
             "Saved file of image {} to {} ({} bytes, sha1 {})",
             args.uuid,
             args.output.display(),
             info.size,
             info.sha1
-        );
+        )?;
     }
     Ok(())
 }

@@ -1,3 +1,4 @@
+use crate::stdout::outln;
 use std::collections::HashSet;
 
 use imgapi_client::{part_path, Client, FileInfo, Image};
@@ -34,7 +35,7 @@ async fn find(local: &Local, uuid: &Uuid) -> Result<(Client, Image), Failure> {
 
 pub async fn run(local: &Local, args: ImportArgs) -> Result<(), Failure> {
     if let Some(m) = local.installed(&args.uuid)? {
-        println!("Image {} is already installed", manifest_label(&m));
+        outln!("Image {} is already installed", manifest_label(&m))?;
         return Ok(());
     }
     // The chain from the image down to the first installed origin.
@@ -71,7 +72,7 @@ async fn install(
     let _lock = Lock::acquire(local.lock_path(uuid), uuid)?;
     // Another process may have finished it while we waited for the lock.
     if local.installed(uuid)?.is_some() {
-        println!("Image {} is already installed", label(manifest));
+        outln!("Image {} is already installed", label(manifest))?;
         return Ok(());
     }
     if FileInfo::of(manifest).is_none() {
@@ -84,7 +85,7 @@ async fn install(
     std::fs::create_dir_all(&tmp)
         .map_err(|e| Failure::other(format!("cannot create {}: {e}", tmp.display())))?;
     if !local.json {
-        println!("Importing image {}", label(manifest));
+        outln!("Importing image {}", label(manifest))?;
     }
     let file = tmp.join("file");
     // An import stopped (e.g. Ctrl-C) after its download was verified and
@@ -124,11 +125,11 @@ async fn install(
     if let Ok(d) = std::fs::File::open(&local.store) {
         let _ = d.sync_all();
     }
-    println!(
+    outln!(
         "Installed image {} ({} bytes, sha1 {})",
         label(manifest),
         info.size,
         info.sha1
-    );
+    )?;
     Ok(())
 }

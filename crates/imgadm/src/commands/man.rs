@@ -8,14 +8,14 @@ use clap::CommandFactory;
 use clap_mangen::roff::{bold, italic, roman, Roff};
 use clap_mangen::Man;
 
-use super::offline::write_stdout;
 use super::Failure;
 use crate::cli::Cli;
+use crate::stdout::write_bytes;
 
 pub fn run() -> Result<(), Failure> {
     let mut page = Vec::new();
     render(&mut page).map_err(|e| Failure::other(format!("cannot render the man page: {e}")))?;
-    write_stdout(&page)
+    write_bytes(&page)
 }
 
 /// The two lines every roff rendering starts with (defines `\*(Aq`).

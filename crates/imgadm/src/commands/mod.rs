@@ -40,13 +40,15 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cli::Command;
+use crate::stdout::outln;
 
 /// What a command failed with: printed as `imgadm: error (code): message`.
 #[derive(Debug)]
 pub struct Failure {
     pub code: Option<String>,
     pub message: String,
-    /// 1 server/network failure, 2 usage error, 3 not found.
+    /// 1 server/network failure, 2 usage error, 3 not found; 0 only for
+    /// [`Failure::closed_stdout`].
     pub exit: u8,
 }
 
@@ -65,6 +67,20 @@ impl Failure {
             message: message.into(),
             exit: 3,
         }
+    }
+
+    /// stdout's reader went away: stop here, print nothing, exit 0.
+    pub fn closed_stdout() -> Failure {
+        Failure {
+            code: None,
+            message: String::new(),
+            exit: 0,
+        }
+    }
+
+    /// True for [`Failure::closed_stdout`]: nothing is wrong to report.
+    pub fn is_closed_stdout(&self) -> bool {
+        self.exit == 0
     }
 
     pub fn usage(message: impl Into<String>) -> Failure {
@@ -132,8 +148,7 @@ impl Ctx {
         if self.json {
             print_json(image)
         } else {
-            println!("{line}");
-            Ok(())
+            outln!("{line}")
         }
     }
 }
@@ -144,8 +159,7 @@ impl Ctx {
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<(), Failure> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| Failure::other(format!("cannot encode JSON: {e}")))?;
-    println!("{text}");
-    Ok(())
+    outln!("{text}")
 }
 
 /// Image label for messages: `uuid (name@version)`.
