@@ -75,6 +75,9 @@ fn finish(result: Result<(), Failure>) -> ExitCode {
                 Some(code) => eprintln!("imgadm: error ({code}): {}", f.message),
                 None => eprintln!("imgadm: error: {}", f.message),
             }
+            for line in &f.details {
+                eprintln!("    {line}");
+            }
             ExitCode::from(f.exit)
         }
     }

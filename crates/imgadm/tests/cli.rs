@@ -974,3 +974,24 @@ fn closed_stdout_ends_quietly_with_exit_0() {
         assert_eq!(err, "", "{args:?}");
     }
 }
+
+#[test]
+fn validation_errors_print_each_field_error_under_the_error_line() {
+    let s = spawn();
+    let m = json!({
+        "name": "private", "version": "1.0.0", "type": "other", "os": "other",
+        "owner": OWNER, "public": false
+    });
+    let path = s.write("private.json", m.to_string().as_bytes());
+    let a = s.cmd().args(["create", "-m", p(&path)]).assert().code(1);
+    let err = stderr_of(&a);
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(
+        lines[0].starts_with("imgadm: error (ValidationFailed): "),
+        "{err}"
+    );
+    assert!(
+        lines.contains(&"    public: private images are not allowed on a public Images API"),
+        "{err}"
+    );
+}

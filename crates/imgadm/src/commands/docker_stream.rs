@@ -12,9 +12,6 @@ use super::{Ctx, Failure};
 use crate::docker_progress::DockerProgressView;
 use crate::registry_auth::Found;
 
-/// Exit status after Ctrl-C (128 + SIGINT, as a shell reports it).
-const INTERRUPTED_EXIT: u8 = 130;
-
 /// What a stream is about, for the messages around it.
 pub struct Operation<'a> {
     /// What the server goes on doing after Ctrl-C: `importing busybox:latest`.
@@ -118,9 +115,5 @@ pub async fn follow(
 }
 
 fn interrupted(what: String) -> Failure {
-    Failure {
-        code: None,
-        message: format!("interrupted: {what}"),
-        exit: INTERRUPTED_EXIT,
-    }
+    Failure::interrupted(format!("interrupted: {what}"))
 }

@@ -47,9 +47,12 @@ use crate::stdout::outln;
 pub struct Failure {
     pub code: Option<String>,
     pub message: String,
-    /// 1 server/network failure, 2 usage error, 3 not found; 0 only for
-    /// [`Failure::closed_stdout`].
+    /// 1 server/network failure, 2 usage error, 3 not found, 130
+    /// interrupted; 0 only for [`Failure::closed_stdout`].
     pub exit: u8,
+    /// Lines printed under the error line, e.g. the server's field-level
+    /// `errors[]` entries (`public: private images are not allowed …`).
+    pub details: Vec<String>,
 }
 
 impl Failure {
@@ -58,6 +61,7 @@ impl Failure {
             code: None,
             message: message.into(),
             exit: 1,
+            details: Vec::new(),
         }
     }
 
@@ -66,6 +70,7 @@ impl Failure {
             code: Some("ResourceNotFound".to_string()),
             message: message.into(),
             exit: 3,
+            details: Vec::new(),
         }
     }
 
@@ -75,6 +80,7 @@ impl Failure {
             code: None,
             message: String::new(),
             exit: 0,
+            details: Vec::new(),
         }
     }
 
@@ -88,6 +94,17 @@ impl Failure {
             code: None,
             message: message.into(),
             exit: 2,
+            details: Vec::new(),
+        }
+    }
+
+    /// Ctrl-C (SIGINT) stopped the command: exit 130, as a shell reports it.
+    pub fn interrupted(message: impl Into<String>) -> Failure {
+        Failure {
+            code: None,
+            message: message.into(),
+            exit: INTERRUPTED_EXIT,
+            details: Vec::new(),
         }
     }
 
@@ -104,6 +121,7 @@ impl Failure {
             code: Some(code),
             message,
             exit,
+            details: Vec::new(),
         }
     }
 }
@@ -116,9 +134,14 @@ impl From<ClientError> for Failure {
         } else {
             1
         };
-        let mut message = match &e {
-            ClientError::Api { message, .. } => message.clone(),
-            other => other.to_string(),
+        let (mut message, details) = match &e {
+            ClientError::Api {
+                message, errors, ..
+            } => (
+                message.clone(),
+                errors.iter().map(field_error_line).collect(),
+            ),
+            other => (other.to_string(), Vec::new()),
         };
         let mut source = std::error::Error::source(&e);
         while let Some(s) = source {
@@ -132,7 +155,20 @@ impl From<ClientError> for Failure {
             code,
             message,
             exit,
+            details,
         }
+    }
+}
+
+/// Exit status of an interrupted command (128 + SIGINT).
+pub const INTERRUPTED_EXIT: u8 = 130;
+
+/// One `errors[]` entry of an error body as `field: message` (its code when
+/// the server gave no message).
+fn field_error_line(e: &imgapi_client::FieldError) -> String {
+    match &e.message {
+        Some(m) => format!("{}: {m}", e.field),
+        None => format!("{}: {}", e.field, e.code.as_str()),
     }
 }
 
