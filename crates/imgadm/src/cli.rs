@@ -52,6 +52,7 @@ pub enum Command {
     /// Check that the server answers.
     Ping,
     /// Show an image's manifest (pretty JSON).
+    #[command(visible_aliases = ["show", "info"])]
     Get(UuidArg),
     /// List images.
     List(ListArgs),
@@ -73,7 +74,8 @@ pub enum Command {
     AddAcl(AclArgs),
     /// Remove accounts from an image's ACL.
     RemoveAcl(AclArgs),
-    /// Download an image's file (resumes a partial download, verifies size and SHA-1).
+    /// Download an image's file to stdout, -o FILE or -O (resumes a partial
+    /// download to a file; verifies size and SHA-1).
     GetFile(GetFileArgs),
     /// Add or replace an image's icon (PNG, GIF or JPEG, at most 128 KiB).
     AddIcon(AddIconArgs),
@@ -317,9 +319,14 @@ pub struct AclArgs {
 pub struct GetFileArgs {
     /// Image UUID.
     pub uuid: Uuid,
-    /// Where to write the file.
+    /// Where to write the file (default: stdout; the bytes are checked
+    /// after they are written, a mismatch exits 1).
     #[arg(short = 'o', long)]
-    pub output: PathBuf,
+    pub output: Option<PathBuf>,
+    /// Save as `UUID-file` plus the extension of its compression (`.gz`,
+    /// `.bz2`, `.xz`) in the current directory.
+    #[arg(short = 'O', long = "output-by-uuid", conflicts_with = "output")]
+    pub output_by_uuid: bool,
 }
 
 #[derive(Debug, Args)]

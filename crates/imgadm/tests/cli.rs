@@ -995,3 +995,56 @@ fn validation_errors_print_each_field_error_under_the_error_line() {
         "{err}"
     );
 }
+
+#[test]
+fn show_and_info_are_aliases_of_get() {
+    let s = spawn();
+    let uuid = s.create_bare("alias");
+    let got = s.ok(&["get", &uuid]);
+    assert_eq!(s.ok(&["show", &uuid]), got);
+    assert_eq!(s.ok(&["info", &uuid]), got);
+}
+
+#[test]
+fn get_file_without_o_writes_the_file_to_stdout_and_o_names_it_by_uuid() {
+    let s = spawn();
+    let data: Vec<u8> = (0..500_000u32).map(|i| (i * 7 % 253) as u8).collect();
+    let uuid = s.create_active("to-stdout", &data);
+    let a = s.cmd().args(["get-file", &uuid]).assert().success();
+    assert!(
+        a.get_output().stdout == data,
+        "stdout is the file, byte for byte"
+    );
+    assert_eq!(stderr_of(&a), "", "no progress bar without a terminal");
+    let (code, err) = run_into_closed_pipe(&s, &["get-file", &uuid]);
+    assert_eq!((code, err.as_str()), (Some(0), ""));
+
+    // -O: `UUID-file` plus the compression's extension, in the current dir.
+    let m = s.manifest("gz");
+    let f = s.write("gz.bin", b"pretend gzip");
+    let gz = s.ok_json(&["-j", "create", "-m", p(&m), "-f", p(&f), "-c", "gzip"])["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cwd = tempfile::tempdir().unwrap();
+    s.cmd()
+        .current_dir(cwd.path())
+        .args(["get-file", &gz, "-O"])
+        .assert()
+        .success();
+    let saved = cwd.path().join(format!("{gz}-file.gz"));
+    assert_eq!(std::fs::read(saved).unwrap(), b"pretend gzip");
+    s.cmd()
+        .current_dir(cwd.path())
+        .args(["get-file", &uuid, "-O"])
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read(cwd.path().join(format!("{uuid}-file"))).unwrap(),
+        data
+    );
+    s.cmd()
+        .args(["get-file", &uuid, "-O", "-o", "x"])
+        .assert()
+        .code(2);
+}
