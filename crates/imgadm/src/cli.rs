@@ -66,7 +66,8 @@ pub enum Command {
     Disable(UuidArg),
     /// Enable a disabled image.
     Enable(UuidArg),
-    /// Update mutable manifest fields: FIELD=VALUE (VALUE is JSON if it parses, else a string).
+    /// Update mutable manifest fields: FIELD=VALUE (VALUE is JSON if it parses,
+    /// else a string) and/or -f FILE (a JSON object of fields; `-` = stdin).
     Update(UpdateArgs),
     /// Delete an image and its file.
     Delete(UuidArg),
@@ -238,7 +239,7 @@ pub struct ListArgs {
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// Manifest JSON file.
+    /// Manifest JSON file (`-` reads stdin).
     #[arg(short = 'm', long)]
     pub manifest: PathBuf,
     /// Image file to upload, then activate the image.
@@ -301,8 +302,12 @@ impl Default for ResumeArgs {
 pub struct UpdateArgs {
     /// Image UUID.
     pub uuid: Uuid,
+    /// A JSON object of the fields to change (`-` reads stdin); FIELD=VALUE
+    /// pairs given too are applied over it.
+    #[arg(short = 'f', long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
     /// FIELD=VALUE pairs.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "file")]
     pub fields: Vec<String>,
 }
 
@@ -366,7 +371,8 @@ pub struct ChannelAddArgs {
 
 #[derive(Debug, Args)]
 pub struct AdminImportArgs {
-    /// Manifest JSON file; it must have a `uuid` (and `v`), which are kept.
+    /// Manifest JSON file (`-` reads stdin); it must have a `uuid` (and
+    /// `v`), which are kept.
     #[arg(short = 'm', long)]
     pub manifest: PathBuf,
     /// Image file to upload, then activate the image.

@@ -1048,3 +1048,64 @@ fn get_file_without_o_writes_the_file_to_stdout_and_o_names_it_by_uuid() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn manifests_and_update_fields_from_stdin_or_a_file() {
+    let s = spawn();
+    let m = json!({
+        "name": "from-stdin", "version": "1.0.0", "type": "other", "os": "other",
+        "owner": OWNER, "public": true
+    });
+    let a = s
+        .cmd()
+        .args(["-j", "create", "-m", "-"])
+        .write_stdin(m.to_string())
+        .assert()
+        .success();
+    let v: Value = serde_json::from_slice(&a.get_output().stdout).unwrap();
+    assert_eq!(v["name"], "from-stdin");
+    let uuid = v["uuid"].as_str().unwrap().to_string();
+
+    let imported = "1d8751cb-47dd-43f5-8e26-74c31d87490b";
+    let mut m2 = m.clone();
+    m2["uuid"] = json!(imported);
+    m2["v"] = json!(2);
+    m2["name"] = json!("imported-from-stdin");
+    s.cmd()
+        .args(["admin-import", "-m", "-"])
+        .write_stdin(m2.to_string())
+        .assert()
+        .success();
+    assert_eq!(s.ok_json(&["get", imported])["name"], "imported-from-stdin");
+
+    // update -f FILE, FIELD=VALUE applied over it; -f - reads stdin.
+    let fields = s.write(
+        "fields.json",
+        br#"{"description": "from the file", "tags": {"role": "db"}}"#,
+    );
+    s.ok(&[
+        "update",
+        &uuid,
+        "-f",
+        p(&fields),
+        "description=from the pair",
+    ]);
+    let v = s.ok_json(&["get", &uuid]);
+    assert_eq!(v["description"], "from the pair");
+    assert_eq!(v["tags"]["role"], "db");
+    s.cmd()
+        .args(["update", &uuid, "-f", "-"])
+        .write_stdin(r#"{"homepage": "https://example.org"}"#)
+        .assert()
+        .success();
+    assert_eq!(
+        s.ok_json(&["get", &uuid])["homepage"],
+        "https://example.org"
+    );
+    s.cmd()
+        .args(["update", &uuid, "-f", "-"])
+        .write_stdin("[1]")
+        .assert()
+        .code(2);
+    s.cmd().args(["update", &uuid]).assert().code(2);
+}

@@ -46,10 +46,26 @@ pub async fn run(ctx: &Ctx, args: CreateArgs) -> Result<(), Failure> {
 
 /// Read and parse a manifest file (errors are usage errors).
 pub(super) fn read_manifest(path: &Path) -> Result<Value, Failure> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Failure::usage(format!("cannot read manifest {}: {e}", path.display())))?;
+    read_json_arg(path, "manifest")
+}
+
+/// Read and parse the JSON file `path` names, stdin for `-`; errors are
+/// usage errors naming it as `what`.
+pub(super) fn read_json_arg(path: &Path, what: &str) -> Result<Value, Failure> {
+    let from_stdin = path.as_os_str() == "-";
+    let name = if from_stdin {
+        "(stdin)".to_string()
+    } else {
+        path.display().to_string()
+    };
+    let text = if from_stdin {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    }
+    .map_err(|e| Failure::usage(format!("cannot read {what} {name}: {e}")))?;
     serde_json::from_str(&text)
-        .map_err(|e| Failure::usage(format!("manifest {} is not JSON: {e}", path.display())))
+        .map_err(|e| Failure::usage(format!("{what} {name} is not JSON: {e}")))
 }
 
 /// A file to upload after creating (or importing) an image, then activate.
