@@ -9,16 +9,17 @@ mod profile;
 mod registry_auth;
 mod reporters;
 mod stdout;
+mod usage;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 
 use crate::cli::{Cli, Command};
 use crate::commands::Failure;
 
 fn main() -> ExitCode {
-    let mut cli = Cli::parse();
+    let mut cli = usage::parse();
     if cli.command.is_offline() {
         return finish(commands::offline::run(cli.json, cli.command));
     }

@@ -1109,3 +1109,40 @@ fn manifests_and_update_fields_from_stdin_or_a_file() {
         .code(2);
     s.cmd().args(["update", &uuid]).assert().code(2);
 }
+
+#[test]
+fn usage_errors_do_not_list_settings_the_environment_supplies() {
+    let s = spawn();
+    let a = s
+        .cmd()
+        .env("IMGAPI_USER", "alice")
+        .env("IMGAPI_CHANNEL", "staging")
+        .arg("create")
+        .assert()
+        .code(2);
+    let err = stderr_of(&a);
+    assert!(err.contains("--manifest <MANIFEST>"), "{err}");
+    let usage = err.lines().find(|l| l.starts_with("Usage:")).unwrap();
+    assert_eq!(usage, "Usage: imgadm create --manifest <MANIFEST>", "{err}");
+    // An error about an environment value itself still names it.
+    let a = s
+        .cmd()
+        .env("IMGADM_RESUME_THRESHOLD", "lots")
+        .args(["add-file", OWNER, "-f", "x", "-c", "none"])
+        .assert()
+        .code(2);
+    assert!(stderr_of(&a).contains("'lots'"), "{}", stderr_of(&a));
+    // --url missing everywhere: the error says where it may come from.
+    let a = Command::cargo_bin("imgadm")
+        .unwrap()
+        .env_remove("IMGAPI_URL")
+        .env("IMGADM_CONFIG_DIR", s.dir.path().join("no-config"))
+        .arg("ping")
+        .assert()
+        .code(2);
+    assert!(
+        stderr_of(&a).contains("or IMGAPI_URL, or \"url\" in"),
+        "{}",
+        stderr_of(&a)
+    );
+}
