@@ -94,7 +94,8 @@ pub enum Command {
     DockerImport(DockerImportArgs),
     /// Push a docker image (the chain of layers ending at UUID) to a registry.
     DockerPush(DockerPushArgs),
-    /// Write a v2 manifest for an image file (uuid, sha1, size, compression; image_size for zvol).
+    /// Write a v2 manifest for an image file (sha1, size, compression; image_size for zvol;
+    /// a uuid only with --uuid, for admin-import).
     CreateManifest(CreateManifestArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
@@ -475,6 +476,11 @@ pub struct CreateManifestArgs {
     /// Write the manifest to this file instead of printing it.
     #[arg(short = 'o', long)]
     pub output: Option<PathBuf>,
+    /// Put a `uuid` in the manifest, as admin-import needs (a new one
+    /// unless UUID is given). Without it there is none: `create` (and the
+    /// original server's CreateImage) assigns one and refuses one given.
+    #[arg(long, value_name = "UUID", num_args = 0..=1)]
+    pub uuid: Option<Option<Uuid>>,
 }
 
 #[derive(Debug, Args)]

@@ -495,7 +495,10 @@ fn create_manifest_zvol_measures_with_qemu_img_and_publishes() {
     assert_eq!(m["files"][0]["sha1"], sha1_hex(&bytes).as_str());
     assert_eq!(m["files"][0]["size"], bytes.len());
     assert_eq!(m["files"][0]["compression"], "none");
-    uuid::Uuid::parse_str(m["uuid"].as_str().unwrap()).unwrap();
+    assert!(
+        m.get("uuid").is_none(),
+        "no uuid unless --uuid: create assigns one"
+    );
 
     // Published unchanged: `create -m OUT -f FILE`.
     let v = s.ok_json(&["-j", "create", "-m", p(&mpath), "-f", p(&qcow)]);
@@ -635,7 +638,21 @@ fn create_manifest_gzip_tarball_then_publish() {
         "2.0",
     ]);
     assert_eq!(printed["files"][0]["compression"], "gzip");
-    assert_ne!(printed["uuid"], m["uuid"], "a fresh uuid each time");
+    assert!(printed.get("uuid").is_none());
+    // --uuid: a fresh one, or the one given (for admin-import).
+    let base = [
+        "create-manifest",
+        "-f",
+        p(&tgz),
+        "--name",
+        "t",
+        "--version",
+        "2",
+    ];
+    let fresh = s.ok_json(&[&base[..], &["--uuid"]].concat());
+    uuid::Uuid::parse_str(fresh["uuid"].as_str().unwrap()).unwrap();
+    let given = s.ok_json(&[&base[..], &["--uuid", OWNER]].concat());
+    assert_eq!(given["uuid"], OWNER);
 
     // `create` takes the compression from the manifest (no -c).
     let a = s
@@ -645,7 +662,7 @@ fn create_manifest_gzip_tarball_then_publish() {
         .success();
     let out = String::from_utf8(a.get_output().stdout.clone()).unwrap();
     assert!(out.contains("Activated image"), "{out}");
-    assert!(stderr_of(&a).contains("not used"), "{}", stderr_of(&a));
+    assert!(!stderr_of(&a).contains("not used"), "{}", stderr_of(&a));
     let v = &s.ok_json(&["list", "-j", "--name", "tarball"])[0];
     assert_eq!(v["state"], "active");
     assert_eq!(v["files"][0]["compression"], "gzip");
@@ -741,6 +758,7 @@ fn admin_import_keeps_uuid_uploads_and_activates() {
         &s,
         "imp.json",
         &[
+            "--uuid",
             "-f",
             p(&f),
             "--name",
@@ -781,6 +799,7 @@ fn admin_import_keeps_uuid_uploads_and_activates() {
         &s,
         "imp2.json",
         &[
+            "--uuid",
             "-f",
             p(&f),
             "--name",
@@ -798,6 +817,7 @@ fn admin_import_keeps_uuid_uploads_and_activates() {
         &s,
         "imp3.json",
         &[
+            "--uuid",
             "-f",
             p(&f),
             "--name",
