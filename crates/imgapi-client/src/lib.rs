@@ -309,6 +309,20 @@ impl Client {
         self.get_json(&format!("/images/{uuid}"), &[]).await
     }
 
+    /// `GET /images/:uuid` with `Accept-Version: ~2`, the API version whose
+    /// answer lists the image's `channels` (earlier versions leave them out).
+    pub async fn get_image_with_channels(&self, uuid: &Uuid) -> Result<Image, ClientError> {
+        let url = self.url(&format!("/images/{uuid}"), &[])?;
+        let resp = self
+            .send_retrying(|| {
+                Ok(self
+                    .request(Method::GET, url.clone())?
+                    .header("accept-version", "~2"))
+            })
+            .await?;
+        Self::decode(resp).await
+    }
+
     /// `POST /images` with a manifest; returns the unactivated image.
     pub async fn create_image(&self, manifest: &Value) -> Result<Image, ClientError> {
         self.post_json("/images", &[], Some(manifest)).await
