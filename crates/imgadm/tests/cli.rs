@@ -178,7 +178,7 @@ fn create_uploads_and_activates() {
 }
 
 #[test]
-fn create_reports_failed_step_and_keeps_image() {
+fn create_refuses_an_unreadable_file_before_creating_anything() {
     let s = spawn();
     let m = s.manifest("half");
     let missing = s.dir.path().join("no-such-file");
@@ -186,14 +186,14 @@ fn create_reports_failed_step_and_keeps_image() {
         .cmd()
         .args(["create", "-m", p(&m), "-f", p(&missing)])
         .assert()
-        .code(1);
+        .code(2);
     let err = stderr_of(&a);
-    assert!(err.starts_with("imgadm: error"), "{err}");
-    assert!(err.contains("adding its file failed"), "{err}");
-    // The error names the image, which is left unactivated.
-    let at = err.find("image ").unwrap() + "image ".len();
-    let uuid = &err[at..at + 36];
-    assert_eq!(s.ok_json(&["get", uuid])["state"], "unactivated");
+    assert!(err.starts_with("imgadm: error: cannot read"), "{err}");
+    assert_eq!(
+        s.ok_json(&["list", "-j", "--name", "half", "state=all"]),
+        json!([]),
+        "no image was created"
+    );
 }
 
 #[test]
@@ -733,20 +733,20 @@ fn create_checks_the_file_against_the_manifest_first() {
         .assert()
         .code(2);
     assert!(stderr_of(&a).contains("contradicts"), "{}", stderr_of(&a));
-    // Same size, other bytes: the server refuses them (sha1 sent along).
+    // Same size, other bytes: refused by their sha1, before creating.
     let same_size = s.write("same.bin", b"the fake bytes");
     let a = s
         .cmd()
         .args(["create", "-m", p(&mpath), "-f", p(&same_size)])
         .assert()
-        .code(1);
+        .code(2);
     let err = stderr_of(&a);
-    assert!(err.contains("adding its file failed"), "{err}");
-    assert!(err.contains("(Download)") && err.contains("sha1"), "{err}");
-    let at = err.find("image ").unwrap() + "image ".len();
-    let v = s.ok_json(&["get", &err[at..at + 36]]);
-    assert_eq!(v["state"], "unactivated");
-    assert_eq!(v["files"], json!([]), "the refused bytes were not kept");
+    assert!(err.contains("files[0].sha1"), "{err}");
+    assert_eq!(
+        s.ok_json(&["list", "-j", "--name", "real", "state=all"]),
+        json!([]),
+        "no image was created"
+    );
 }
 
 #[test]
@@ -832,14 +832,11 @@ fn admin_import_keeps_uuid_uploads_and_activates() {
         .cmd()
         .args(["admin-import", "-m", p(&mpath), "-f", p(&f)])
         .assert()
-        .code(1);
+        .code(2);
     let err = stderr_of(&a);
-    assert!(
-        err.contains("was imported but adding its file failed"),
-        "{err}"
-    );
+    assert!(err.contains("cannot read"), "{err}");
     let uuid = m["uuid"].as_str().unwrap();
-    assert_eq!(s.ok_json(&["get", uuid])["state"], "unactivated");
+    s.cmd().args(["get", uuid]).assert().code(3);
 
     // A manifest without uuid is a usage error.
     let bare = s.manifest("no-uuid");

@@ -219,3 +219,33 @@ fn no_resume_and_create() {
     assert_eq!(v["state"], "active");
     assert_eq!(v["files"][0]["sha1"], sha1.as_str());
 }
+
+/// A plain upload cut by the network after `create` made the image: the
+/// image is deleted again (nothing half-done), and the error says so.
+#[test]
+fn create_rolls_back_when_a_plain_upload_fails() {
+    let s = spawn();
+    let (file, _) = data_file(&s, "cut.bin", 2 * MIB);
+    let m = json!({"name": "rolled-back", "version": "1.0.0", "type": "other", "os": "other",
+                   "owner": OWNER, "public": true});
+    let mpath = s.dir.path().join("rb.json");
+    std::fs::write(&mpath, m.to_string()).unwrap();
+    let proxy = Proxy::start(&s.url);
+    proxy.cut_up_once_after(MIB);
+    let out = imgadm(&proxy.url, &s)
+        .args(["create", "-m", p(&mpath), "-f", p(&file), "--no-resume"])
+        .assert()
+        .code(1);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(err.contains("adding its file failed"), "{err}");
+    assert!(
+        err.contains("deleted again: nothing is left half-done"),
+        "{err}"
+    );
+    let left = imgadm(&s.url, &s)
+        .args(["-j", "list", "--name", "rolled-back", "state=all"])
+        .assert()
+        .success();
+    let left: Value = serde_json::from_slice(&left.get_output().stdout).unwrap();
+    assert_eq!(left, json!([]));
+}

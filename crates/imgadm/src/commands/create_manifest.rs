@@ -215,7 +215,7 @@ fn measure_image_size(path: &Path, compression: &str) -> Result<u64, Failure> {
 
 /// SHA-1 (hex) and size of the file, read once in chunks, with a progress
 /// bar when stderr is a terminal.
-fn hash_file(path: &Path) -> Result<(String, u64), Failure> {
+pub(super) fn hash_file(path: &Path) -> Result<(String, u64), Failure> {
     let io_err = |e: std::io::Error| Failure::other(format!("cannot read {}: {e}", path.display()));
     let mut f = std::fs::File::open(path).map_err(io_err)?;
     let total = f.metadata().map_err(io_err)?.len();
