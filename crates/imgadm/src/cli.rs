@@ -11,7 +11,8 @@ use uuid::Uuid;
 /// profile file); consumer commands install images from configured sources
 /// into a local store. Errors print as `imgadm: error (RestCode): message`;
 /// exit status 1 is a server or network failure, 2 a usage error, 3 not found
-/// (130: docker-import or docker-push interrupted).
+/// (130: interrupted by Ctrl-C; a rerun of import, get-file or add-file
+/// resumes). A closed stdout ends a command quietly with exit 0.
 #[derive(Debug, Parser)]
 #[command(name = "imgadm", version)]
 pub struct Cli {

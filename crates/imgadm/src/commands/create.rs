@@ -1,11 +1,11 @@
 use crate::stdout::outln;
 use std::path::{Path, PathBuf};
 
-use imgapi_client::{Image, Reporter, ResumableOptions};
+use imgapi_client::{Image, ResumableOptions};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{label, Ctx, Failure};
+use super::{label, until_interrupted, Ctx, Failure};
 use crate::cli::{CreateArgs, ResumeArgs};
 use crate::reporters::Bar;
 
@@ -148,8 +148,8 @@ impl<'a> Upload<'a> {
     /// again or, for a resumable upload stopped part-way, prints the
     /// command that resumes it.
     pub(super) async fn run(self, ctx: &Ctx, uuid: &Uuid, done: &str) -> Result<(), Failure> {
-        let bar = Bar::new("Uploading");
-        let sent = send_file(
+        let bar = Bar::new("Uploading").about(format!("the upload of {}", self.file.display()));
+        let sending = send_file(
             ctx,
             uuid,
             self.file,
@@ -157,8 +157,30 @@ impl<'a> Upload<'a> {
             self.sha1.as_deref(),
             &self.resume,
             &bar,
-        )
-        .await;
+        );
+        let sent = match until_interrupted(async { Ok(sending.await) }, || {
+            Failure::interrupted(format!(
+                "interrupted while uploading the file of image {uuid}"
+            ))
+        })
+        .await
+        {
+            Ok(sent) => sent,
+            Err(interrupted) => {
+                drop(bar);
+                if self.through_session() {
+                    let mut failure = interrupted.context(format!(
+                        "image {uuid} was {done}, its upload can resume (left unactivated)"
+                    ));
+                    failure.details.push(format!(
+                        "resume it with: {}",
+                        self.resume_command(ctx, uuid)
+                    ));
+                    return Err(failure);
+                }
+                return Err(roll_back(ctx, uuid, interrupted).await);
+            }
+        };
         drop(bar);
         if let Err(e) = sent {
             let resumable = self.through_session() && stopped_part_way(&e);
@@ -267,9 +289,8 @@ pub(super) async fn send_file(
         state_dir: resume.upload_state_dir.clone().or_else(default_state_dir),
         expected_sha1: sha1.map(str::to_string),
     };
-    let note = ResumeNote { inner: bar, file };
     ctx.client
-        .add_image_file_resumable_with(uuid, file, compression, &options, Some(&note))
+        .add_image_file_resumable_with(uuid, file, compression, &options, Some(bar))
         .await
 }
 
@@ -277,32 +298,4 @@ pub(super) async fn send_file(
 fn default_state_dir() -> Option<PathBuf> {
     let given = std::env::var_os("IMGADM_CONFIG_DIR").map(PathBuf::from);
     crate::profile::config_dir(given.as_deref()).map(|d| d.join("uploads"))
-}
-
-/// Says on stderr when an upload resumes (the server already has bytes),
-/// then forwards to the progress bar.
-struct ResumeNote<'a> {
-    inner: &'a dyn Reporter,
-    file: &'a Path,
-}
-
-impl Reporter for ResumeNote<'_> {
-    fn on_start(&self, total: Option<u64>, already: u64) {
-        if already > 0 {
-            let of = total.map_or_else(String::new, |t| format!(" of {t}"));
-            eprintln!(
-                "imgadm: resuming the upload of {} at byte {already}{of} (already on the server)",
-                self.file.display()
-            );
-        }
-        self.inner.on_start(total, already);
-    }
-
-    fn on_progress(&self, bytes: u64) {
-        self.inner.on_progress(bytes);
-    }
-
-    fn on_complete(&self) {
-        self.inner.on_complete();
-    }
 }

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use imgapi_client::ClientError;
 use uuid::Uuid;
 
-use super::{Ctx, Failure};
+use super::{until_interrupted, Ctx, Failure, RERUN_RESUMES};
 use crate::cli::GetFileArgs;
 use crate::reporters::Bar;
 use crate::stdout::outln;
@@ -14,11 +14,14 @@ pub async fn run(ctx: &Ctx, args: GetFileArgs) -> Result<(), Failure> {
         (None, true) => name_by_uuid(ctx, &args.uuid).await?,
         (None, false) => return to_stdout(ctx, &args.uuid).await,
     };
-    let bar = Bar::new("Downloading");
-    let info = ctx
-        .client
-        .get_image_file(&args.uuid, &dest, Some(&bar))
-        .await?;
+    let bar = Bar::new("Downloading").about(format!("the download of {}", dest.display()));
+    let download = async {
+        ctx.client
+            .get_image_file(&args.uuid, &dest, Some(&bar))
+            .await
+            .map_err(Failure::from)
+    };
+    let info = until_interrupted(download, || Failure::interrupted(RERUN_RESUMES)).await?;
     if !ctx.json {
         outln!(
             "Saved file of image {} to {} ({} bytes, sha1 {})",

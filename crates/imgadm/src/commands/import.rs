@@ -5,7 +5,7 @@ use imgapi_client::{part_path, Client, FileInfo, Image};
 use uuid::Uuid;
 
 use super::local::{write_synced, Local, Lock};
-use super::{label, manifest_label, Failure};
+use super::{label, manifest_label, until_interrupted, Failure, RERUN_RESUMES};
 use crate::cli::ImportArgs;
 use crate::reporters::Bar;
 
@@ -33,7 +33,16 @@ async fn find(local: &Local, uuid: &Uuid) -> Result<(Client, Image), Failure> {
         .unwrap_or_else(|| Failure::not_found(format!("image {uuid} not found on any source"))))
 }
 
+/// Import the image and its missing origins; Ctrl-C stops with the partial
+/// download kept for the rerun.
 pub async fn run(local: &Local, args: ImportArgs) -> Result<(), Failure> {
+    until_interrupted(import_chain(local, args), || {
+        Failure::interrupted(RERUN_RESUMES)
+    })
+    .await
+}
+
+async fn import_chain(local: &Local, args: ImportArgs) -> Result<(), Failure> {
     if let Some(m) = local.installed(&args.uuid)? {
         outln!("Image {} is already installed", manifest_label(&m))?;
         return Ok(());
@@ -102,7 +111,7 @@ async fn install(
             ))
         })?;
     }
-    let bar = Bar::new("Downloading");
+    let bar = Bar::new("Downloading").about(format!("the download of image {uuid}"));
     let info = client
         .get_image_file(uuid, &file, Some(&bar))
         .await

@@ -160,6 +160,28 @@ impl From<ClientError> for Failure {
     }
 }
 
+/// What an interrupted transfer that a rerun resumes says.
+pub const RERUN_RESUMES: &str = "interrupted; run the same command to resume";
+
+/// Run `work`; on Ctrl-C (SIGINT) stop it — dropping it runs its guards:
+/// locks are released, `.part` files and upload sessions are kept — and
+/// fail with `interrupted()`. Without a signal handler (it could not be
+/// installed) `work` just runs.
+pub async fn until_interrupted<T>(
+    work: impl std::future::Future<Output = Result<T, Failure>>,
+    interrupted: impl FnOnce() -> Failure,
+) -> Result<T, Failure> {
+    tokio::pin!(work);
+    let signal = tokio::select! {
+        result = &mut work => return result,
+        signal = tokio::signal::ctrl_c() => signal,
+    };
+    match signal {
+        Ok(()) => Err(interrupted()),
+        Err(_) => work.await,
+    }
+}
+
 /// Exit status of an interrupted command (128 + SIGINT).
 pub const INTERRUPTED_EXIT: u8 = 130;
 
