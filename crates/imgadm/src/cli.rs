@@ -11,7 +11,8 @@ use uuid::Uuid;
 /// profile file); consumer commands install images from configured sources
 /// into a local store. Errors print as `imgadm: error (RestCode): message`;
 /// exit status 1 is a server or network failure, 2 a usage error, 3 not found
-/// (130: docker-import or docker-push interrupted).
+/// (130: interrupted by Ctrl-C; a rerun of import, get-file or add-file
+/// resumes). A closed stdout ends a command quietly with exit 0.
 #[derive(Debug, Parser)]
 #[command(name = "imgadm", version)]
 pub struct Cli {
@@ -52,6 +53,7 @@ pub enum Command {
     /// Check that the server answers.
     Ping,
     /// Show an image's manifest (pretty JSON).
+    #[command(visible_aliases = ["show", "info"])]
     Get(UuidArg),
     /// List images.
     List(ListArgs),
@@ -65,7 +67,8 @@ pub enum Command {
     Disable(UuidArg),
     /// Enable a disabled image.
     Enable(UuidArg),
-    /// Update mutable manifest fields: FIELD=VALUE (VALUE is JSON if it parses, else a string).
+    /// Update mutable manifest fields: FIELD=VALUE (VALUE is JSON if it parses,
+    /// else a string) and/or -f FILE (a JSON object of fields; `-` = stdin).
     Update(UpdateArgs),
     /// Delete an image and its file.
     Delete(UuidArg),
@@ -73,7 +76,8 @@ pub enum Command {
     AddAcl(AclArgs),
     /// Remove accounts from an image's ACL.
     RemoveAcl(AclArgs),
-    /// Download an image's file (resumes a partial download, verifies size and SHA-1).
+    /// Download an image's file to stdout, -o FILE or -O (resumes a partial
+    /// download to a file; verifies size and SHA-1).
     GetFile(GetFileArgs),
     /// Add or replace an image's icon (PNG, GIF or JPEG, at most 128 KiB).
     AddIcon(AddIconArgs),
@@ -91,7 +95,8 @@ pub enum Command {
     DockerImport(DockerImportArgs),
     /// Push a docker image (the chain of layers ending at UUID) to a registry.
     DockerPush(DockerPushArgs),
-    /// Write a v2 manifest for an image file (uuid, sha1, size, compression; image_size for zvol).
+    /// Write a v2 manifest for an image file (sha1, size, compression; image_size for zvol;
+    /// a uuid only with --uuid, for admin-import).
     CreateManifest(CreateManifestArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
@@ -243,7 +248,7 @@ pub struct ListArgs {
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// Manifest JSON file.
+    /// Manifest JSON file (`-` reads stdin).
     #[arg(short = 'm', long)]
     pub manifest: PathBuf,
     /// Image file to upload, then activate the image.
@@ -306,8 +311,12 @@ impl Default for ResumeArgs {
 pub struct UpdateArgs {
     /// Image UUID.
     pub uuid: Uuid,
+    /// A JSON object of the fields to change (`-` reads stdin); FIELD=VALUE
+    /// pairs given too are applied over it.
+    #[arg(short = 'f', long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
     /// FIELD=VALUE pairs.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "file")]
     pub fields: Vec<String>,
 }
 
@@ -324,9 +333,14 @@ pub struct AclArgs {
 pub struct GetFileArgs {
     /// Image UUID.
     pub uuid: Uuid,
-    /// Where to write the file.
+    /// Where to write the file (default: stdout; the bytes are checked
+    /// after they are written, a mismatch exits 1).
     #[arg(short = 'o', long)]
-    pub output: PathBuf,
+    pub output: Option<PathBuf>,
+    /// Save as `UUID-file` plus the extension of its compression (`.gz`,
+    /// `.bz2`, `.xz`) in the current directory.
+    #[arg(short = 'O', long = "output-by-uuid", conflicts_with = "output")]
+    pub output_by_uuid: bool,
 }
 
 #[derive(Debug, Args)]
@@ -366,7 +380,8 @@ pub struct ChannelAddArgs {
 
 #[derive(Debug, Args)]
 pub struct AdminImportArgs {
-    /// Manifest JSON file; it must have a `uuid` (and `v`), which are kept.
+    /// Manifest JSON file (`-` reads stdin); it must have a `uuid` (and
+    /// `v`), which are kept.
     #[arg(short = 'm', long)]
     pub manifest: PathBuf,
     /// Image file to upload, then activate the image.
@@ -469,6 +484,11 @@ pub struct CreateManifestArgs {
     /// Write the manifest to this file instead of printing it.
     #[arg(short = 'o', long)]
     pub output: Option<PathBuf>,
+    /// Put a `uuid` in the manifest, as admin-import needs (a new one
+    /// unless UUID is given). Without it there is none: `create` (and the
+    /// original server's CreateImage) assigns one and refuses one given.
+    #[arg(long, value_name = "UUID", num_args = 0..=1)]
+    pub uuid: Option<Option<Uuid>>,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,9 @@ use std::io::IsTerminal;
 use imgapi_client::docker::{DockerMessage, DockerProgress, DockerProgressDetail};
 use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::commands::Failure;
+use crate::stdout::outln;
+
 /// How the progress is drawn.
 enum Drawing {
     /// Bars on stderr, one per layer, in the order layers first appear.
@@ -50,16 +53,16 @@ impl DockerProgressView {
     }
 
     /// Show a status or progress message.
-    pub fn show(&mut self, message: &DockerMessage) {
+    pub fn show(&mut self, message: &DockerMessage) -> Result<(), Failure> {
         let (DockerMessage::Status(m) | DockerMessage::Progress(m)) = message else {
-            return;
+            return Ok(());
         };
         let payload = &m.payload;
         let Some(layer) = &payload.id else {
-            if let Some(status) = &payload.status {
-                self.print_line(status);
-            }
-            return;
+            return match &payload.status {
+                Some(status) => self.print_line(status),
+                None => Ok(()),
+            };
         };
         let status = payload.status.clone().unwrap_or_default();
         let previous = self.record(layer, &status);
@@ -72,11 +75,12 @@ impl DockerProgressView {
             }
             Drawing::Plain => {
                 if previous.as_deref() != Some(status.as_str()) {
-                    println!("{}", plain_line(layer, payload));
+                    outln!("{}", plain_line(layer, payload))?;
                 }
             }
             Drawing::Quiet => {}
         }
+        Ok(())
     }
 
     /// Remember `layer`'s status; returns the one it had.
@@ -93,7 +97,7 @@ impl DockerProgressView {
     /// Print a line about the whole operation. On a terminal the layers
     /// drawn so far stay as they are, above it, as `docker pull` leaves them
     /// before its `Digest:` line.
-    pub fn print_line(&mut self, line: &str) {
+    pub fn print_line(&mut self, line: &str) -> Result<(), Failure> {
         match &mut self.drawing {
             Drawing::Terminal { bars, layers } => {
                 for bar in layers.values() {
@@ -103,10 +107,10 @@ impl DockerProgressView {
                     layers.clear();
                     *bars = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
                 }
-                println!("{line}");
+                outln!("{line}")
             }
-            Drawing::Plain => println!("{line}"),
-            Drawing::Quiet => {}
+            Drawing::Plain => outln!("{line}"),
+            Drawing::Quiet => Ok(()),
         }
     }
 
@@ -245,12 +249,22 @@ mod tests {
     #[test]
     fn tallies_layers_by_their_last_status() {
         let mut view = DockerProgressView::new(true);
-        view.show(&progress(None, "latest: Pulling from busybox", None));
-        view.show(&progress(Some("aaaaaaaaaaaa"), "Pulling fs layer", None));
-        view.show(&progress(Some("bbbbbbbbbbbb"), "Already exists", None));
-        view.show(&progress(Some("aaaaaaaaaaaa"), "Downloading", Some((1, 2))));
+        assert!(view
+            .show(&progress(None, "latest: Pulling from busybox", None))
+            .is_ok());
+        assert!(view
+            .show(&progress(Some("aaaaaaaaaaaa"), "Pulling fs layer", None))
+            .is_ok());
+        assert!(view
+            .show(&progress(Some("bbbbbbbbbbbb"), "Already exists", None))
+            .is_ok());
+        assert!(view
+            .show(&progress(Some("aaaaaaaaaaaa"), "Downloading", Some((1, 2))))
+            .is_ok());
         assert_eq!(view.tally(&["Pull complete", "Already exists"]), (1, 2));
-        view.show(&progress(Some("aaaaaaaaaaaa"), "Pull complete", None));
+        assert!(view
+            .show(&progress(Some("aaaaaaaaaaaa"), "Pull complete", None))
+            .is_ok());
         assert_eq!(view.tally(&["Pull complete", "Already exists"]), (2, 2));
     }
 }

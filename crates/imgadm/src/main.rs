@@ -1,6 +1,4 @@
 //! `imgadm`: the IMGAPI command-line client.
-// The CLI is the one place that prints to stdout.
-#![allow(clippy::print_stdout)]
 
 mod cli;
 mod commands;
@@ -11,10 +9,12 @@ mod personality;
 mod profile;
 mod registry_auth;
 mod reporters;
+mod stdout;
+mod usage;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 
 use crate::cli::{Cli, Command};
 use crate::commands::Failure;
@@ -31,7 +31,7 @@ fn main() -> ExitCode {
         let args: Vec<String> = argv.map(|a| a.to_string_lossy().into_owned()).collect();
         return personality::main(p, args);
     }
-    let mut cli = Cli::parse();
+    let mut cli = usage::parse();
     if cli.command.is_offline() {
         return finish(commands::offline::run(cli.json, cli.command));
     }
@@ -82,10 +82,14 @@ fn main() -> ExitCode {
 fn finish(result: Result<(), Failure>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(f) if f.is_closed_stdout() => ExitCode::SUCCESS,
         Err(f) => {
             match &f.code {
                 Some(code) => eprintln!("imgadm: error ({code}): {}", f.message),
                 None => eprintln!("imgadm: error: {}", f.message),
+            }
+            for line in &f.details {
+                eprintln!("    {line}");
             }
             ExitCode::from(f.exit)
         }

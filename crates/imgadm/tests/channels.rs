@@ -207,3 +207,28 @@ fn profile_channel_is_used_when_flag_and_env_are_absent() {
     assert_eq!(names(s.cmd().env("IMGAPI_CHANNEL", "dev")), "");
     assert_eq!(names(s.cmd().args(["--channel", "dev"])), "");
 }
+
+#[test]
+fn delete_says_whether_it_removed_from_a_channel_or_deleted() {
+    let s = spawn_with(CHANNELS);
+    let uuid = s.publish("dev", "multi");
+    s.ok(&["--channel", "dev", "channel-add", &uuid, "staging"]);
+    s.ok(&["--channel", "dev", "channel-add", &uuid, "release"]);
+    // No --channel: the server's default channel (dev).
+    let out = s.ok(&["delete", &uuid]);
+    assert_eq!(
+        out,
+        format!("Removed image {uuid} from channel dev (still in channels staging, release)\n")
+    );
+    let out = s.ok(&["--channel", "staging", "delete", &uuid]);
+    assert_eq!(
+        out,
+        format!("Removed image {uuid} from channel staging (still in channels release)\n")
+    );
+    let out = s.ok(&["--channel", "release", "delete", &uuid]);
+    assert_eq!(out, format!("Deleted image {uuid}\n"));
+    s.cmd()
+        .args(["--channel", "*", "get", &uuid])
+        .assert()
+        .code(3);
+}

@@ -178,7 +178,7 @@ fn create_uploads_and_activates() {
 }
 
 #[test]
-fn create_reports_failed_step_and_keeps_image() {
+fn create_refuses_an_unreadable_file_before_creating_anything() {
     let s = spawn();
     let m = s.manifest("half");
     let missing = s.dir.path().join("no-such-file");
@@ -186,14 +186,14 @@ fn create_reports_failed_step_and_keeps_image() {
         .cmd()
         .args(["create", "-m", p(&m), "-f", p(&missing)])
         .assert()
-        .code(1);
+        .code(2);
     let err = stderr_of(&a);
-    assert!(err.starts_with("imgadm: error"), "{err}");
-    assert!(err.contains("adding its file failed"), "{err}");
-    // The error names the image, which is left unactivated.
-    let at = err.find("image ").unwrap() + "image ".len();
-    let uuid = &err[at..at + 36];
-    assert_eq!(s.ok_json(&["get", uuid])["state"], "unactivated");
+    assert!(err.starts_with("imgadm: error: cannot read"), "{err}");
+    assert_eq!(
+        s.ok_json(&["list", "-j", "--name", "half", "state=all"]),
+        json!([]),
+        "no image was created"
+    );
 }
 
 #[test]
@@ -495,7 +495,10 @@ fn create_manifest_zvol_measures_with_qemu_img_and_publishes() {
     assert_eq!(m["files"][0]["sha1"], sha1_hex(&bytes).as_str());
     assert_eq!(m["files"][0]["size"], bytes.len());
     assert_eq!(m["files"][0]["compression"], "none");
-    uuid::Uuid::parse_str(m["uuid"].as_str().unwrap()).unwrap();
+    assert!(
+        m.get("uuid").is_none(),
+        "no uuid unless --uuid: create assigns one"
+    );
 
     // Published unchanged: `create -m OUT -f FILE`.
     let v = s.ok_json(&["-j", "create", "-m", p(&mpath), "-f", p(&qcow)]);
@@ -635,7 +638,21 @@ fn create_manifest_gzip_tarball_then_publish() {
         "2.0",
     ]);
     assert_eq!(printed["files"][0]["compression"], "gzip");
-    assert_ne!(printed["uuid"], m["uuid"], "a fresh uuid each time");
+    assert!(printed.get("uuid").is_none());
+    // --uuid: a fresh one, or the one given (for admin-import).
+    let base = [
+        "create-manifest",
+        "-f",
+        p(&tgz),
+        "--name",
+        "t",
+        "--version",
+        "2",
+    ];
+    let fresh = s.ok_json(&[&base[..], &["--uuid"]].concat());
+    uuid::Uuid::parse_str(fresh["uuid"].as_str().unwrap()).unwrap();
+    let given = s.ok_json(&[&base[..], &["--uuid", OWNER]].concat());
+    assert_eq!(given["uuid"], OWNER);
 
     // `create` takes the compression from the manifest (no -c).
     let a = s
@@ -645,7 +662,7 @@ fn create_manifest_gzip_tarball_then_publish() {
         .success();
     let out = String::from_utf8(a.get_output().stdout.clone()).unwrap();
     assert!(out.contains("Activated image"), "{out}");
-    assert!(stderr_of(&a).contains("not used"), "{}", stderr_of(&a));
+    assert!(!stderr_of(&a).contains("not used"), "{}", stderr_of(&a));
     let v = &s.ok_json(&["list", "-j", "--name", "tarball"])[0];
     assert_eq!(v["state"], "active");
     assert_eq!(v["files"][0]["compression"], "gzip");
@@ -716,20 +733,20 @@ fn create_checks_the_file_against_the_manifest_first() {
         .assert()
         .code(2);
     assert!(stderr_of(&a).contains("contradicts"), "{}", stderr_of(&a));
-    // Same size, other bytes: the server refuses them (sha1 sent along).
+    // Same size, other bytes: refused by their sha1, before creating.
     let same_size = s.write("same.bin", b"the fake bytes");
     let a = s
         .cmd()
         .args(["create", "-m", p(&mpath), "-f", p(&same_size)])
         .assert()
-        .code(1);
+        .code(2);
     let err = stderr_of(&a);
-    assert!(err.contains("adding its file failed"), "{err}");
-    assert!(err.contains("(Download)") && err.contains("sha1"), "{err}");
-    let at = err.find("image ").unwrap() + "image ".len();
-    let v = s.ok_json(&["get", &err[at..at + 36]]);
-    assert_eq!(v["state"], "unactivated");
-    assert_eq!(v["files"], json!([]), "the refused bytes were not kept");
+    assert!(err.contains("files[0].sha1"), "{err}");
+    assert_eq!(
+        s.ok_json(&["list", "-j", "--name", "real", "state=all"]),
+        json!([]),
+        "no image was created"
+    );
 }
 
 #[test]
@@ -741,6 +758,7 @@ fn admin_import_keeps_uuid_uploads_and_activates() {
         &s,
         "imp.json",
         &[
+            "--uuid",
             "-f",
             p(&f),
             "--name",
@@ -781,6 +799,7 @@ fn admin_import_keeps_uuid_uploads_and_activates() {
         &s,
         "imp2.json",
         &[
+            "--uuid",
             "-f",
             p(&f),
             "--name",
@@ -798,6 +817,7 @@ fn admin_import_keeps_uuid_uploads_and_activates() {
         &s,
         "imp3.json",
         &[
+            "--uuid",
             "-f",
             p(&f),
             "--name",
@@ -812,14 +832,11 @@ fn admin_import_keeps_uuid_uploads_and_activates() {
         .cmd()
         .args(["admin-import", "-m", p(&mpath), "-f", p(&f)])
         .assert()
-        .code(1);
+        .code(2);
     let err = stderr_of(&a);
-    assert!(
-        err.contains("was imported but adding its file failed"),
-        "{err}"
-    );
+    assert!(err.contains("cannot read"), "{err}");
     let uuid = m["uuid"].as_str().unwrap();
-    assert_eq!(s.ok_json(&["get", uuid])["state"], "unactivated");
+    s.cmd().args(["get", uuid]).assert().code(3);
 
     // A manifest without uuid is a usage error.
     let bare = s.manifest("no-uuid");
@@ -934,5 +951,215 @@ fn man_page_is_checked_in_and_current() {
         file == page,
         "docs/man/imgadm.1 is stale (or missing): regenerate it with \
          `cargo run -p imgadm -- man > docs/man/imgadm.1` and commit it"
+    );
+}
+
+// ---- rough edges (issue 15) ----
+
+/// Run imgadm with `args` and its stdout a pipe whose reader is already
+/// closed (`imgadm … | true`); return (exit code, stderr).
+fn run_into_closed_pipe(s: &Server, args: &[&str]) -> (Option<i32>, String) {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("imgadm"));
+    cmd.env("IMGAPI_URL", &s.url)
+        .env("IMGADM_CONFIG_DIR", s.dir.path().join("config"))
+        .env_remove("IMGAPI_CHANNEL")
+        .args(args)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped());
+    let out = cmd.output().unwrap();
+    (out.status.code(), String::from_utf8(out.stderr).unwrap())
+}
+
+#[test]
+fn closed_stdout_ends_quietly_with_exit_0() {
+    let s = spawn();
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let uuid = s.create_active("piped", &data);
+    for i in 0..3 {
+        s.create_bare(&format!("more-{i}"));
+    }
+    for args in [
+        vec!["list", "-j"],
+        vec!["list"],
+        vec!["get", uuid.as_str()],
+        vec!["man"],
+    ] {
+        let (code, err) = run_into_closed_pipe(&s, &args);
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+        assert_eq!(err, "", "{args:?}");
+    }
+}
+
+#[test]
+fn validation_errors_print_each_field_error_under_the_error_line() {
+    let s = spawn();
+    let m = json!({
+        "name": "private", "version": "1.0.0", "type": "other", "os": "other",
+        "owner": OWNER, "public": false
+    });
+    let path = s.write("private.json", m.to_string().as_bytes());
+    let a = s.cmd().args(["create", "-m", p(&path)]).assert().code(1);
+    let err = stderr_of(&a);
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(
+        lines[0].starts_with("imgadm: error (ValidationFailed): "),
+        "{err}"
+    );
+    assert!(
+        lines.contains(&"    public: private images are not allowed on a public Images API"),
+        "{err}"
+    );
+}
+
+#[test]
+fn show_and_info_are_aliases_of_get() {
+    let s = spawn();
+    let uuid = s.create_bare("alias");
+    let got = s.ok(&["get", &uuid]);
+    assert_eq!(s.ok(&["show", &uuid]), got);
+    assert_eq!(s.ok(&["info", &uuid]), got);
+}
+
+#[test]
+fn get_file_without_o_writes_the_file_to_stdout_and_o_names_it_by_uuid() {
+    let s = spawn();
+    let data: Vec<u8> = (0..500_000u32).map(|i| (i * 7 % 253) as u8).collect();
+    let uuid = s.create_active("to-stdout", &data);
+    let a = s.cmd().args(["get-file", &uuid]).assert().success();
+    assert!(
+        a.get_output().stdout == data,
+        "stdout is the file, byte for byte"
+    );
+    assert_eq!(stderr_of(&a), "", "no progress bar without a terminal");
+    let (code, err) = run_into_closed_pipe(&s, &["get-file", &uuid]);
+    assert_eq!((code, err.as_str()), (Some(0), ""));
+
+    // -O: `UUID-file` plus the compression's extension, in the current dir.
+    let m = s.manifest("gz");
+    let f = s.write("gz.bin", b"pretend gzip");
+    let gz = s.ok_json(&["-j", "create", "-m", p(&m), "-f", p(&f), "-c", "gzip"])["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cwd = tempfile::tempdir().unwrap();
+    s.cmd()
+        .current_dir(cwd.path())
+        .args(["get-file", &gz, "-O"])
+        .assert()
+        .success();
+    let saved = cwd.path().join(format!("{gz}-file.gz"));
+    assert_eq!(std::fs::read(saved).unwrap(), b"pretend gzip");
+    s.cmd()
+        .current_dir(cwd.path())
+        .args(["get-file", &uuid, "-O"])
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read(cwd.path().join(format!("{uuid}-file"))).unwrap(),
+        data
+    );
+    s.cmd()
+        .args(["get-file", &uuid, "-O", "-o", "x"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn manifests_and_update_fields_from_stdin_or_a_file() {
+    let s = spawn();
+    let m = json!({
+        "name": "from-stdin", "version": "1.0.0", "type": "other", "os": "other",
+        "owner": OWNER, "public": true
+    });
+    let a = s
+        .cmd()
+        .args(["-j", "create", "-m", "-"])
+        .write_stdin(m.to_string())
+        .assert()
+        .success();
+    let v: Value = serde_json::from_slice(&a.get_output().stdout).unwrap();
+    assert_eq!(v["name"], "from-stdin");
+    let uuid = v["uuid"].as_str().unwrap().to_string();
+
+    let imported = "1d8751cb-47dd-43f5-8e26-74c31d87490b";
+    let mut m2 = m.clone();
+    m2["uuid"] = json!(imported);
+    m2["v"] = json!(2);
+    m2["name"] = json!("imported-from-stdin");
+    s.cmd()
+        .args(["admin-import", "-m", "-"])
+        .write_stdin(m2.to_string())
+        .assert()
+        .success();
+    assert_eq!(s.ok_json(&["get", imported])["name"], "imported-from-stdin");
+
+    // update -f FILE, FIELD=VALUE applied over it; -f - reads stdin.
+    let fields = s.write(
+        "fields.json",
+        br#"{"description": "from the file", "tags": {"role": "db"}}"#,
+    );
+    s.ok(&[
+        "update",
+        &uuid,
+        "-f",
+        p(&fields),
+        "description=from the pair",
+    ]);
+    let v = s.ok_json(&["get", &uuid]);
+    assert_eq!(v["description"], "from the pair");
+    assert_eq!(v["tags"]["role"], "db");
+    s.cmd()
+        .args(["update", &uuid, "-f", "-"])
+        .write_stdin(r#"{"homepage": "https://example.org"}"#)
+        .assert()
+        .success();
+    assert_eq!(
+        s.ok_json(&["get", &uuid])["homepage"],
+        "https://example.org"
+    );
+    s.cmd()
+        .args(["update", &uuid, "-f", "-"])
+        .write_stdin("[1]")
+        .assert()
+        .code(2);
+    s.cmd().args(["update", &uuid]).assert().code(2);
+}
+
+#[test]
+fn usage_errors_do_not_list_settings_the_environment_supplies() {
+    let s = spawn();
+    let a = s
+        .cmd()
+        .env("IMGAPI_USER", "alice")
+        .env("IMGAPI_CHANNEL", "staging")
+        .arg("create")
+        .assert()
+        .code(2);
+    let err = stderr_of(&a);
+    assert!(err.contains("--manifest <MANIFEST>"), "{err}");
+    let usage = err.lines().find(|l| l.starts_with("Usage:")).unwrap();
+    assert_eq!(usage, "Usage: imgadm create --manifest <MANIFEST>", "{err}");
+    // An error about an environment value itself still names it.
+    let a = s
+        .cmd()
+        .env("IMGADM_RESUME_THRESHOLD", "lots")
+        .args(["add-file", OWNER, "-f", "x", "-c", "none"])
+        .assert()
+        .code(2);
+    assert!(stderr_of(&a).contains("'lots'"), "{}", stderr_of(&a));
+    // --url missing everywhere: the error says where it may come from.
+    let a = Command::cargo_bin("imgadm")
+        .unwrap()
+        .env_remove("IMGAPI_URL")
+        .env("IMGADM_CONFIG_DIR", s.dir.path().join("no-config"))
+        .arg("ping")
+        .assert()
+        .code(2);
+    assert!(
+        stderr_of(&a).contains("or IMGAPI_URL, or \"url\" in"),
+        "{}",
+        stderr_of(&a)
     );
 }

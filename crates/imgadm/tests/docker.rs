@@ -264,7 +264,8 @@ fn import_http_errors_before_the_stream() {
     assert_eq!(r.code, 1);
     assert_eq!(
         r.stderr,
-        "imgadm: error (ValidationFailed): invalid repository name, may only contain [a-z0-9_/.-] characters: Foo\n"
+        "imgadm: error (ValidationFailed): invalid repository name, may only contain [a-z0-9_/.-] characters: Foo\n    repo: Invalid\n",
+        "the field-level errors[] under the error line (its code: no message)"
     );
     let body = json!({"code": "ResourceNotFound", "message": "no such image"});
     let server = FakeImgapi::start(Reply::Error(404, body.to_string()));

@@ -167,7 +167,7 @@ fn a_rerun_after_a_kill_resumes() {
     let at: u64 = stderr
         .split("at byte ")
         .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|rest| rest.split(')').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no resume note: {stderr}"));
     assert!(at >= held, "resumed at {at}, the server had {held}");
@@ -218,4 +218,99 @@ fn no_resume_and_create() {
     let v: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(v["state"], "active");
     assert_eq!(v["files"][0]["sha1"], sha1.as_str());
+}
+
+/// A plain upload cut by the network after `create` made the image: the
+/// image is deleted again (nothing half-done), and the error says so.
+#[test]
+fn create_rolls_back_when_a_plain_upload_fails() {
+    let s = spawn();
+    let (file, _) = data_file(&s, "cut.bin", 2 * MIB);
+    let m = json!({"name": "rolled-back", "version": "1.0.0", "type": "other", "os": "other",
+                   "owner": OWNER, "public": true});
+    let mpath = s.dir.path().join("rb.json");
+    std::fs::write(&mpath, m.to_string()).unwrap();
+    let proxy = Proxy::start(&s.url);
+    proxy.cut_up_once_after(MIB);
+    let out = imgadm(&proxy.url, &s)
+        .args(["create", "-m", p(&mpath), "-f", p(&file), "--no-resume"])
+        .assert()
+        .code(1);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(err.contains("adding its file failed"), "{err}");
+    assert!(
+        err.contains("deleted again: nothing is left half-done"),
+        "{err}"
+    );
+    let left = imgadm(&s.url, &s)
+        .args(["-j", "list", "--name", "rolled-back", "state=all"])
+        .assert()
+        .success();
+    let left: Value = serde_json::from_slice(&left.get_output().stdout).unwrap();
+    assert_eq!(left, json!([]));
+}
+
+/// Ctrl-C (SIGINT) during `create -f`'s resumable upload: the image is left
+/// with its session, and the error gives the one line that finishes it;
+/// that line works.
+#[test]
+fn create_interrupted_mid_upload_prints_the_command_that_resumes_it() {
+    let s = spawn();
+    let size = 8 * MIB + 3;
+    let (file, sha1) = data_file(&s, "int.bin", size);
+    let m = json!({"name": "interrupted", "version": "1.0.0", "type": "other", "os": "other",
+                   "owner": OWNER, "public": true});
+    let mpath = s.dir.path().join("int.json");
+    std::fs::write(&mpath, m.to_string()).unwrap();
+    let proxy = Proxy::start(&s.url);
+    proxy.set_up_rate(2_000_000);
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("imgadm"))
+        .env("IMGAPI_URL", &proxy.url)
+        .env("IMGADM_CONFIG_DIR", s.dir.path().join("config"))
+        .env_remove("IMGAPI_CHANNEL")
+        .env("IMGADM_RESUME_THRESHOLD", MIB.to_string())
+        .env("IMGADM_UPLOAD_CHUNK_SIZE", MIB.to_string())
+        .args(["create", "-m", p(&mpath), "-f", p(&file)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once a session is remembered and some MiB went up.
+    let state = s.dir.path().join("config/uploads");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let remembered = std::fs::read_dir(&state).is_ok_and(|mut d| d.next().is_some());
+        if remembered && proxy.up() >= 2 * MIB {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    let line = err
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("resume it with: "))
+        .unwrap_or_else(|| panic!("no resume command: {err}"));
+    let (add_file, activate) = line.split_once(" && ").unwrap();
+    let uuid = activate.rsplit(' ').next().unwrap();
+    assert_eq!(
+        add_file,
+        format!("imgadm add-file {uuid} -f {} -c none", p(&file))
+    );
+    assert_eq!(image(&s, uuid)["state"], "unactivated");
+
+    proxy.set_up_rate(0);
+    for command in [add_file, activate] {
+        let words: Vec<&str> = command.split(' ').skip(1).collect();
+        imgadm(&proxy.url, &s).args(&words).assert().success();
+    }
+    let img = image(&s, uuid);
+    assert_eq!(img["state"], "active");
+    assert_eq!(img["files"][0]["sha1"], sha1.as_str());
 }

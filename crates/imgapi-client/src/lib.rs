@@ -71,7 +71,7 @@ const CHUNK: usize = 256 * 1024;
 const MAX_ICON_SIZE: u64 = 128 * 1024;
 
 /// A download answer whose body is read by the caller
-/// ([`Client::open_image_file`]).
+/// ([`Client::open_image_icon`]).
 #[derive(Debug)]
 pub struct Download(Response);
 
@@ -398,6 +398,20 @@ impl Client {
         self.get_json(&format!("/images/{uuid}"), query).await
     }
 
+    /// `GET /images/:uuid` with `Accept-Version: ~2`, the API version whose
+    /// answer lists the image's `channels` (earlier versions leave them out).
+    pub async fn get_image_with_channels(&self, uuid: &Uuid) -> Result<Image, ClientError> {
+        let url = self.url(&format!("/images/{uuid}"), &[])?;
+        let resp = self
+            .send_retrying(|| {
+                Ok(self
+                    .request(Method::GET, url.clone())?
+                    .header("accept-version", "~2"))
+            })
+            .await?;
+        Self::decode(resp).await
+    }
+
     /// `POST /images` with a manifest; returns the unactivated image.
     pub async fn create_image(&self, manifest: &Value) -> Result<Image, ClientError> {
         self.post_json("/images", &[], Some(manifest)).await
@@ -562,20 +576,11 @@ impl Client {
         Self::check(resp).await.map(|_| ())
     }
 
-    /// `GET /images/:uuid/file` as a stream, unverified: for a caller that
+    /// `GET /images/:uuid/icon` as a stream, unverified: for a caller that
     /// writes the bytes somewhere else than a file (a pipe) and checks
     /// them itself ([`Download::content_md5`]).
-    pub async fn open_image_file(&self, uuid: &Uuid) -> Result<Download, ClientError> {
-        self.open_download(&format!("/images/{uuid}/file")).await
-    }
-
-    /// `GET /images/:uuid/icon` as a stream, as [`Client::open_image_file`].
     pub async fn open_image_icon(&self, uuid: &Uuid) -> Result<Download, ClientError> {
-        self.open_download(&format!("/images/{uuid}/icon")).await
-    }
-
-    async fn open_download(&self, path: &str) -> Result<Download, ClientError> {
-        let url = self.url(path, &[])?;
+        let url = self.url(&format!("/images/{uuid}/icon"), &[])?;
         let resp = self
             .send_retrying(|| self.request(Method::GET, url.clone()))
             .await?;
@@ -871,13 +876,7 @@ impl Client {
         dest: &Path,
         reporter: Option<&dyn Reporter>,
     ) -> Result<FileInfo, ClientError> {
-        let image = self.get_image(uuid).await?;
-        let info = FileInfo::of(&image).ok_or_else(|| ClientError::Api {
-            status: 404,
-            rest_code: "ResourceNotFound".into(),
-            message: format!("image \"{uuid}\" has no file"),
-            errors: Vec::new(),
-        })?;
+        let info = self.file_info(uuid).await?;
         let part = part_path(dest);
         let mut already = match tokio::fs::metadata(&part).await {
             Ok(m) => m.len(),
@@ -903,29 +902,68 @@ impl Client {
         }
 
         let size = tokio::fs::metadata(&part).await?.len();
-        let (sha1, sha256) = hasher.finish();
-        if size != info.size {
+        if let Err(e) = check_download(&info, size, hasher, repr_sha256) {
             let _ = tokio::fs::remove_file(&part).await;
-            return Err(ClientError::Integrity {
-                expected: format!("size {}", info.size),
-                actual: format!("size {size}"),
-            });
-        }
-        if !sha1.eq_ignore_ascii_case(&info.sha1) {
-            let _ = tokio::fs::remove_file(&part).await;
-            return Err(ClientError::Integrity {
-                expected: info.sha1,
-                actual: sha1,
-            });
-        }
-        if let Some(want) = repr_sha256.filter(|want| *want != sha256) {
-            let _ = tokio::fs::remove_file(&part).await;
-            return Err(ClientError::Integrity {
-                expected: format!("sha256 {want} (Repr-Digest)"),
-                actual: format!("sha256 {sha256}"),
-            });
+            return Err(e);
         }
         tokio::fs::rename(&part, dest).await?;
+        if let Some(r) = reporter {
+            r.on_complete();
+        }
+        Ok(info)
+    }
+
+    /// `files[0]` of image `uuid`; an image without a file is a 404
+    /// `ResourceNotFound`, as the server answers for its file.
+    async fn file_info(&self, uuid: &Uuid) -> Result<FileInfo, ClientError> {
+        let image = self.get_image(uuid).await?;
+        FileInfo::of(&image).ok_or_else(|| ClientError::Api {
+            status: 404,
+            rest_code: "ResourceNotFound".into(),
+            message: format!("image \"{uuid}\" has no file"),
+            errors: Vec::new(),
+        })
+    }
+
+    /// Stream `files[0]` of image `uuid` into `out` (e.g. stdout), then
+    /// check its size and SHA-1 against the manifest (and the SHA-256 of a
+    /// `Repr-Digest` header). Unlike [`Client::get_image_file`] nothing can
+    /// be held back or resumed: the bytes are in `out` before the check, so
+    /// a mismatch ([`ClientError::Integrity`]) tells the caller to discard
+    /// them, and a connection lost mid-body is an error. Errors writing to
+    /// `out` are [`ClientError::Io`] with the writer's error kind (a closed
+    /// pipe is `BrokenPipe`).
+    pub async fn get_image_file_to_writer<W>(
+        &self,
+        uuid: &Uuid,
+        out: &mut W,
+        reporter: Option<&dyn Reporter>,
+    ) -> Result<FileInfo, ClientError>
+    where
+        W: tokio::io::AsyncWrite + Unpin + ?Sized,
+    {
+        let info = self.file_info(uuid).await?;
+        let url = self.url(&format!("/images/{uuid}/file"), &[])?;
+        let resp = self
+            .send_retrying(|| self.request(Method::GET, url.clone()))
+            .await?;
+        let mut resp = Self::check(resp).await?;
+        let repr_sha256 = repr_digest_sha256(resp.headers());
+        if let Some(r) = reporter {
+            r.on_start(Some(info.size), 0);
+        }
+        let mut hasher = Hashers::default();
+        let mut size = 0u64;
+        while let Some(chunk) = resp.chunk().await? {
+            hasher.update(&chunk);
+            out.write_all(&chunk).await?;
+            size += chunk.len() as u64;
+            if let Some(r) = reporter {
+                r.on_progress(chunk.len() as u64);
+            }
+        }
+        out.flush().await?;
+        check_download(&info, size, hasher, repr_sha256)?;
         if let Some(r) = reporter {
             r.on_complete();
         }
@@ -1033,6 +1071,36 @@ impl Client {
 fn is_images_path(path: &str) -> bool {
     let p = path.trim_start_matches('/');
     p == "images" || p.starts_with("images/") || p.starts_with("images?")
+}
+
+/// Check a downloaded file of `size` bytes, hashed by `hasher`, against
+/// the manifest's `files[0]` and the SHA-256 a `Repr-Digest` header gave.
+fn check_download(
+    info: &FileInfo,
+    size: u64,
+    hasher: Hashers,
+    repr_sha256: Option<String>,
+) -> Result<(), ClientError> {
+    let (sha1, sha256) = hasher.finish();
+    if size != info.size {
+        return Err(ClientError::Integrity {
+            expected: format!("size {}", info.size),
+            actual: format!("size {size}"),
+        });
+    }
+    if !sha1.eq_ignore_ascii_case(&info.sha1) {
+        return Err(ClientError::Integrity {
+            expected: info.sha1.clone(),
+            actual: sha1,
+        });
+    }
+    if let Some(want) = repr_sha256.filter(|want| *want != sha256) {
+        return Err(ClientError::Integrity {
+            expected: format!("sha256 {want} (Repr-Digest)"),
+            actual: format!("sha256 {sha256}"),
+        });
+    }
+    Ok(())
 }
 
 /// `<dest>.part`.

@@ -1,3 +1,4 @@
+use crate::stdout::outln;
 use serde_json::Value;
 
 use super::create::{read_manifest, Upload};
@@ -23,7 +24,7 @@ pub async fn run(ctx: &Ctx, args: AdminImportArgs) -> Result<(), Failure> {
     let image = ctx.client.import_image(&manifest).await?;
     let uuid = image.uuid;
     if !ctx.json {
-        println!("Imported image {}", label(&image));
+        outln!("Imported image {}", label(&image))?;
     }
     match upload {
         Some(upload) => upload.run(ctx, &uuid, "imported").await,

@@ -1,3 +1,4 @@
+use crate::stdout::out;
 use std::collections::HashSet;
 
 use serde_json::Value;
@@ -59,9 +60,9 @@ pub async fn run(local: &Local, args: AvailArgs) -> Result<(), Failure> {
         return print_json(&images);
     }
     let columns: Vec<String> = COLUMNS.iter().map(|c| c.to_string()).collect();
-    print!(
+    out!(
         "{}",
         output::table(&columns, &output::rows(&images)?, !args.no_header)
-    );
+    )?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 use super::{print_json, Ctx, Failure};
 use crate::cli::ChannelsArgs;
 use crate::output;
+use crate::stdout::out;
 
 pub async fn run(ctx: &Ctx, args: ChannelsArgs) -> Result<(), Failure> {
     let channels = ctx.client.list_channels().await.map_err(|e| {
@@ -22,9 +23,9 @@ pub async fn run(ctx: &Ctx, args: ChannelsArgs) -> Result<(), Failure> {
         .iter()
         .map(|c| c.to_string())
         .collect();
-    print!(
+    out!(
         "{}",
         output::table(&columns, &output::rows(&channels)?, !args.no_header)
-    );
+    )?;
     Ok(())
 }

@@ -1,10 +1,11 @@
+use crate::stdout::outln;
 use std::path::{Path, PathBuf};
 
-use imgapi_client::{Image, Reporter, ResumableOptions};
+use imgapi_client::{Image, ResumableOptions};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{label, Ctx, Failure};
+use super::{label, until_interrupted, Ctx, Failure};
 use crate::cli::{CreateArgs, ResumeArgs};
 use crate::reporters::Bar;
 
@@ -31,7 +32,7 @@ pub async fn run(ctx: &Ctx, args: CreateArgs) -> Result<(), Failure> {
     let image = ctx.client.create_image(&manifest).await?;
     let uuid = image.uuid;
     if !ctx.json {
-        println!("Created image {}", label(&image));
+        outln!("Created image {}", label(&image))?;
     }
     let Some(upload) = upload else {
         return if ctx.json {
@@ -45,13 +46,34 @@ pub async fn run(ctx: &Ctx, args: CreateArgs) -> Result<(), Failure> {
 
 /// Read and parse a manifest file (errors are usage errors).
 pub(super) fn read_manifest(path: &Path) -> Result<Value, Failure> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Failure::usage(format!("cannot read manifest {}: {e}", path.display())))?;
+    read_json_arg(path, "manifest")
+}
+
+/// Read and parse the JSON file `path` names, stdin for `-`; errors are
+/// usage errors naming it as `what`.
+pub(super) fn read_json_arg(path: &Path, what: &str) -> Result<Value, Failure> {
+    let from_stdin = path.as_os_str() == "-";
+    let name = if from_stdin {
+        "(stdin)".to_string()
+    } else {
+        path.display().to_string()
+    };
+    let text = if from_stdin {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    }
+    .map_err(|e| Failure::usage(format!("cannot read {what} {name}: {e}")))?;
     serde_json::from_str(&text)
-        .map_err(|e| Failure::usage(format!("manifest {} is not JSON: {e}", path.display())))
+        .map_err(|e| Failure::usage(format!("{what} {name} is not JSON: {e}")))
 }
 
 /// A file to upload after creating (or importing) an image, then activate.
+///
+/// Nothing is left half-done: the file is checked against the manifest
+/// before the image exists ([`Upload::prepare`]); a later failure deletes
+/// the image again, except an upload through a resumable session that
+/// stopped part-way, which is left for the one command printed to resume it.
 pub(super) struct Upload<'a> {
     file: &'a Path,
     compression: String,
@@ -62,9 +84,9 @@ pub(super) struct Upload<'a> {
 
 impl<'a> Upload<'a> {
     /// Decide the compression (`-c`, else the manifest's
-    /// `files[0].compression`, else `none`) and check what can be checked
-    /// before anything is created: a `-c` that contradicts the manifest, a
-    /// file whose size is not the manifest's `files[0].size`.
+    /// `files[0].compression`, else `none`) and check, before anything is
+    /// created, that the file can be read and is the one the manifest's
+    /// `files[0]` describes (its size, then its sha1, hashed here).
     pub(super) fn prepare(
         file: &'a Path,
         compression: Option<&str>,
@@ -82,17 +104,31 @@ impl<'a> Upload<'a> {
             (Some(c), _) | (None, Some(c)) => c.to_string(),
             (None, None) => "none".to_string(),
         };
-        if let (Some(want), Ok(meta)) = (field("size").and_then(Value::as_u64), file.metadata()) {
-            if meta.len() != want {
+        let size = std::fs::File::open(file)
+            .and_then(|f| f.metadata())
+            .map_err(|e| Failure::usage(format!("cannot read {}: {e}", file.display())))?
+            .len();
+        if let Some(want) = field("size").and_then(Value::as_u64) {
+            if size != want {
                 return Err(Failure::usage(format!(
-                    "{} is {} bytes but the manifest's files[0].size is {want}: \
+                    "{} is {size} bytes but the manifest's files[0].size is {want}: \
                      not the file the manifest describes",
                     file.display(),
-                    meta.len()
                 )));
             }
         }
         let sha1 = field("sha1").and_then(Value::as_str).map(str::to_string);
+        if let Some(want) = &sha1 {
+            let (got, _) =
+                super::create_manifest::hash_file(file).map_err(|f| Failure::usage(f.message))?;
+            if !got.eq_ignore_ascii_case(want) {
+                return Err(Failure::usage(format!(
+                    "{} has sha1 {got} but the manifest's files[0].sha1 is {want}: \
+                     not the file the manifest describes",
+                    file.display(),
+                )));
+            }
+        }
         Ok(Upload {
             file,
             compression,
@@ -107,11 +143,13 @@ impl<'a> Upload<'a> {
         self
     }
 
-    /// Upload, then activate; a failure names the step and says the image
-    /// `uuid` (which was `done`: "created", "imported") is left unactivated.
+    /// Upload, then activate image `uuid` (which was `done`: "created",
+    /// "imported"). A failure names the step and either deletes the image
+    /// again or, for a resumable upload stopped part-way, prints the
+    /// command that resumes it.
     pub(super) async fn run(self, ctx: &Ctx, uuid: &Uuid, done: &str) -> Result<(), Failure> {
-        let bar = Bar::new("Uploading");
-        send_file(
+        let bar = Bar::new("Uploading").about(format!("the upload of {}", self.file.display()));
+        let sending = send_file(
             ctx,
             uuid,
             self.file,
@@ -119,24 +157,112 @@ impl<'a> Upload<'a> {
             self.sha1.as_deref(),
             &self.resume,
             &bar,
-        )
+        );
+        let sent = match until_interrupted(async { Ok(sending.await) }, || {
+            Failure::interrupted(format!(
+                "interrupted while uploading the file of image {uuid}"
+            ))
+        })
         .await
-        .map_err(|e| {
-            Failure::from(e).context(format!(
-                "image {uuid} was {done} but adding its file failed (left unactivated)"
-            ))
-        })?;
+        {
+            Ok(sent) => sent,
+            Err(interrupted) => {
+                drop(bar);
+                if self.through_session() {
+                    let mut failure = interrupted.context(format!(
+                        "image {uuid} was {done}, its upload can resume (left unactivated)"
+                    ));
+                    failure.details.push(format!(
+                        "resume it with: {}",
+                        self.resume_command(ctx, uuid)
+                    ));
+                    return Err(failure);
+                }
+                return Err(roll_back(ctx, uuid, interrupted).await);
+            }
+        };
         drop(bar);
-        if !ctx.json {
-            println!("Added file {}", self.file.display());
+        if let Err(e) = sent {
+            let resumable = self.through_session() && stopped_part_way(&e);
+            let failure = Failure::from(e);
+            if resumable {
+                let mut failure = failure.context(format!(
+                    "image {uuid} was {done} but its upload stopped part-way (left unactivated)"
+                ));
+                failure.details.push(format!(
+                    "resume it with: {}",
+                    self.resume_command(ctx, uuid)
+                ));
+                return Err(failure);
+            }
+            let failure = failure.context(format!(
+                "image {uuid} was {done} but adding its file failed"
+            ));
+            return Err(roll_back(ctx, uuid, failure).await);
         }
-        let image = ctx.client.activate_image(uuid).await.map_err(|e| {
-            Failure::from(e).context(format!(
-                "image {uuid} was {done} with its file but activating it failed (left unactivated)"
-            ))
-        })?;
-        ctx.print_image(&format!("Activated image {}", label(&image)), &image)
+        if !ctx.json {
+            outln!("Added file {}", self.file.display())?;
+        }
+        match ctx.client.activate_image(uuid).await {
+            Ok(image) => ctx.print_image(&format!("Activated image {}", label(&image)), &image),
+            Err(e) => {
+                let failure = Failure::from(e).context(format!(
+                    "image {uuid} was {done} with its file but activating it failed"
+                ));
+                Err(roll_back(ctx, uuid, failure).await)
+            }
+        }
     }
+
+    /// True when the file goes through a resumable upload session.
+    fn through_session(&self) -> bool {
+        uses_session(&self.resume, self.file)
+    }
+
+    /// The command that resumes this upload and activates the image.
+    pub(super) fn resume_command(&self, ctx: &Ctx, uuid: &Uuid) -> String {
+        let channel = ctx
+            .client
+            .channel()
+            .map_or_else(String::new, |c| format!(" --channel {c}"));
+        format!(
+            "imgadm{channel} add-file {uuid} -f {} -c {} && imgadm{channel} activate {uuid}",
+            self.file.display(),
+            self.compression
+        )
+    }
+}
+
+/// An upload error after which the server may hold part of the file and a
+/// rerun can go on from there: the connection or the server failed (not a
+/// refusal of the request, which a rerun would meet again).
+fn stopped_part_way(e: &imgapi_client::ClientError) -> bool {
+    match e.status() {
+        Some(status) => status >= 500,
+        None => !matches!(e, imgapi_client::ClientError::Integrity { .. }),
+    }
+}
+
+/// Delete image `uuid` after `failure`, so that nothing is left half-done;
+/// the failure says whether that worked.
+pub(super) async fn roll_back(ctx: &Ctx, uuid: &Uuid, mut failure: Failure) -> Failure {
+    match ctx.client.delete_image(uuid).await {
+        Ok(()) => failure.details.push(format!(
+            "image {uuid} was deleted again: nothing is left half-done"
+        )),
+        Err(e) => failure.details.push(format!(
+            "deleting image {uuid} again failed too ({}): delete it with `imgadm delete {uuid}`",
+            Failure::from(e).message
+        )),
+    }
+    failure
+}
+
+/// Files of at least the threshold go through a resumable upload session,
+/// unless `--no-resume`.
+fn uses_session(resume: &ResumeArgs, file: &Path) -> bool {
+    let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    !resume.no_resume && size >= resume.resume_threshold
 }
 
 /// Upload `file` as image `uuid`'s file: through a resumable upload session
@@ -152,8 +278,7 @@ pub async fn send_file(
     resume: &ResumeArgs,
     bar: &Bar,
 ) -> Result<Image, imgapi_client::ClientError> {
-    let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
-    if resume.no_resume || size < resume.resume_threshold {
+    if !uses_session(resume, file) {
         return ctx
             .client
             .add_image_file_checked(uuid, file, compression, sha1, Some(bar))
@@ -164,9 +289,8 @@ pub async fn send_file(
         state_dir: resume.upload_state_dir.clone().or_else(default_state_dir),
         expected_sha1: sha1.map(str::to_string),
     };
-    let note = ResumeNote { inner: bar, file };
     ctx.client
-        .add_image_file_resumable_with(uuid, file, compression, &options, Some(&note))
+        .add_image_file_resumable_with(uuid, file, compression, &options, Some(bar))
         .await
 }
 
@@ -174,32 +298,4 @@ pub async fn send_file(
 fn default_state_dir() -> Option<PathBuf> {
     let given = std::env::var_os("IMGADM_CONFIG_DIR").map(PathBuf::from);
     crate::profile::config_dir(given.as_deref()).map(|d| d.join("uploads"))
-}
-
-/// Says on stderr when an upload resumes (the server already has bytes),
-/// then forwards to the progress bar.
-struct ResumeNote<'a> {
-    inner: &'a dyn Reporter,
-    file: &'a Path,
-}
-
-impl Reporter for ResumeNote<'_> {
-    fn on_start(&self, total: Option<u64>, already: u64) {
-        if already > 0 {
-            let of = total.map_or_else(String::new, |t| format!(" of {t}"));
-            eprintln!(
-                "imgadm: resuming the upload of {} at byte {already}{of} (already on the server)",
-                self.file.display()
-            );
-        }
-        self.inner.on_start(total, already);
-    }
-
-    fn on_progress(&self, bytes: u64) {
-        self.inner.on_progress(bytes);
-    }
-
-    fn on_complete(&self) {
-        self.inner.on_complete();
-    }
 }

@@ -13,10 +13,10 @@ use serde_json::{Map, Value};
 use sha1::{Digest, Sha1};
 use uuid::Uuid;
 
-use super::offline::write_stdout;
 use super::Failure;
 use crate::cli::CreateManifestArgs;
 use crate::reporters::Bar;
+use crate::stdout::write_bytes;
 
 /// The "unset" owner (api.md §1.4), used when `--owner` is not given.
 const UNSET_OWNER: &str = "00000000-0000-0000-0000-000000000000";
@@ -66,10 +66,14 @@ pub fn run(json: bool, args: CreateManifestArgs) -> Result<(), Failure> {
     };
     let (sha1, size) = hash_file(file)?;
 
-    let uuid = Uuid::new_v4();
+    // No uuid by default: CreateImage assigns one and the original server
+    // refuses one in its body ("invalid extra parameters: uuid").
+    let uuid = args.uuid.map(|given| given.unwrap_or_else(Uuid::new_v4));
     let mut m = Map::new();
     m.insert("v".into(), Value::from(2));
-    m.insert("uuid".into(), Value::from(uuid.to_string()));
+    if let Some(uuid) = uuid {
+        m.insert("uuid".into(), Value::from(uuid.to_string()));
+    }
     m.insert(
         "owner".into(),
         Value::from(
@@ -100,22 +104,26 @@ pub fn run(json: bool, args: CreateManifestArgs) -> Result<(), Failure> {
     f.insert("size".into(), Value::from(size));
     f.insert("compression".into(), Value::from(compression));
     m.insert("files".into(), Value::Array(vec![Value::Object(f)]));
-    validate(&m, args.public, uuid)?;
+    validate(&m, args.public)?;
 
     let manifest = Value::Object(m);
     let text = serde_json::to_string_pretty(&manifest)
         .map_err(|e| Failure::other(format!("cannot encode JSON: {e}")))?;
     match &args.output {
-        None => write_stdout(format!("{text}\n").as_bytes()),
+        None => write_bytes(format!("{text}\n").as_bytes()),
         Some(out) => {
             std::fs::write(out, format!("{text}\n"))
                 .map_err(|e| Failure::other(format!("cannot write {}: {e}", out.display())))?;
             if json {
-                write_stdout(format!("{text}\n").as_bytes())
+                write_bytes(format!("{text}\n").as_bytes())
             } else {
-                write_stdout(
+                let image = match uuid {
+                    Some(uuid) => format!("image {uuid}"),
+                    None => "a new image".to_string(),
+                };
+                write_bytes(
                     format!(
-                        "Wrote manifest {} for image {uuid} ({}@{})\n",
+                        "Wrote manifest {} for {image} ({}@{})\n",
                         out.display(),
                         args.name,
                         args.version
@@ -207,7 +215,7 @@ fn measure_image_size(path: &Path, compression: &str) -> Result<u64, Failure> {
 
 /// SHA-1 (hex) and size of the file, read once in chunks, with a progress
 /// bar when stderr is a terminal.
-fn hash_file(path: &Path) -> Result<(String, u64), Failure> {
+pub(super) fn hash_file(path: &Path) -> Result<(String, u64), Failure> {
     let io_err = |e: std::io::Error| Failure::other(format!("cannot read {}: {e}", path.display()));
     let mut f = std::fs::File::open(path).map_err(io_err)?;
     let total = f.metadata().map_err(io_err)?.len();
@@ -232,17 +240,28 @@ fn hash_file(path: &Path) -> Result<(String, u64), Failure> {
 }
 
 /// Validate as the server would: AdminImportImage's record building (uuid
-/// kept, no extra fields, field rules), then the full rule set of an
-/// activated image (which also checks `files`). The mode follows `public`
-/// (a public manifest for a public server, a private one for a private
-/// server); channels are the server's business.
-fn validate(manifest: &Map<String, Value>, public: bool, uuid: Uuid) -> Result<(), Failure> {
+/// kept, no extra fields, field rules; a manifest without a uuid is checked
+/// with a stand-in one), then the full rule set of an activated image (which
+/// also checks `files`). The mode follows `public` (a public manifest for a
+/// public server, a private one for a private server); channels are the
+/// server's business.
+fn validate(manifest: &Map<String, Value>, public: bool) -> Result<(), Failure> {
     let ctx = RuleContext {
         mode: if public { Mode::Public } else { Mode::Private },
         channels_enabled: false,
     };
-    build_record(manifest.clone(), BuildKind::Import, uuid, &ctx).map_err(domain_failure)?;
-    let mut raw = manifest.clone();
+    let mut with_uuid = manifest.clone();
+    let uuid = match with_uuid.get("uuid").and_then(Value::as_str) {
+        Some(given) => Uuid::parse_str(given)
+            .map_err(|e| Failure::usage(format!("invalid uuid {given:?}: {e}")))?,
+        None => {
+            let stand_in = Uuid::new_v4();
+            with_uuid.insert("uuid".into(), Value::from(stand_in.to_string()));
+            stand_in
+        }
+    };
+    build_record(with_uuid.clone(), BuildKind::Import, uuid, &ctx).map_err(domain_failure)?;
+    let mut raw = with_uuid;
     raw.insert("disabled".into(), Value::Bool(false));
     raw.insert("activated".into(), Value::Bool(true));
     raw.insert("state".into(), Value::from("active"));
@@ -305,12 +324,14 @@ mod tests {
         m.insert("public".into(), Value::Bool(true));
         let file = serde_json::json!([{"sha1": "a".repeat(40), "size": 3, "compression": "none"}]);
         m.insert("files".into(), file);
-        validate(&m, true, uuid).unwrap();
+        validate(&m, true).unwrap();
+        m.shift_remove("uuid");
+        validate(&m, true).unwrap();
         // A public manifest is not valid for a private server.
-        let e = validate(&m, false, uuid).unwrap_err();
+        let e = validate(&m, false).unwrap_err();
         assert!(e.message.contains("public"), "{}", e.message);
         m.insert("name".into(), Value::from("bad name!"));
-        let e = validate(&m, true, uuid).unwrap_err();
+        let e = validate(&m, true).unwrap_err();
         assert_eq!(e.exit, 2);
         assert!(
             e.message.contains("name: image name has invalid"),

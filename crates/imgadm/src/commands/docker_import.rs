@@ -1,3 +1,4 @@
+use crate::stdout::outln;
 use imgapi_client::DockerImportRequest;
 
 use super::docker_stream::{follow, warn_about, Operation};
@@ -40,7 +41,7 @@ pub async fn run(ctx: &Ctx, args: DockerImportArgs) -> Result<(), Failure> {
         )));
     };
     if !ctx.json {
-        println!("Image UUID: {}", created.image_uuid);
+        outln!("Image UUID: {}", created.image_uuid)?;
     }
     Ok(())
 }

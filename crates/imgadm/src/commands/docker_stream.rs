@@ -2,6 +2,7 @@
 //! prints each message with `-j`), stops at an `error` message, and on
 //! Ctrl-C says how far the server had got (it goes on without us).
 
+use crate::stdout::outln;
 use std::future::Future;
 
 use imgapi_client::docker::{DockerImageCreated, DockerMessage, DockerPushResult};
@@ -10,9 +11,6 @@ use imgapi_client::{ClientError, DockerEvents};
 use super::{Ctx, Failure};
 use crate::docker_progress::DockerProgressView;
 use crate::registry_auth::Found;
-
-/// Exit status after Ctrl-C (128 + SIGINT, as a shell reports it).
-const INTERRUPTED_EXIT: u8 = 130;
 
 /// What a stream is about, for the messages around it.
 pub struct Operation<'a> {
@@ -96,12 +94,12 @@ pub async fn follow(
         if ctx.json {
             let line = serde_json::to_string(&event.raw)
                 .map_err(|e| Failure::other(format!("cannot encode JSON: {e}")))?;
-            println!("{line}");
+            outln!("{line}")?;
         }
         let Some(message) = event.message else {
             continue;
         };
-        view.show(&message);
+        view.show(&message)?;
         match message {
             DockerMessage::Progress(m) | DockerMessage::Status(m) => {
                 if let Some(aux) = m.payload.aux {
@@ -117,9 +115,5 @@ pub async fn follow(
 }
 
 fn interrupted(what: String) -> Failure {
-    Failure {
-        code: None,
-        message: format!("interrupted: {what}"),
-        exit: INTERRUPTED_EXIT,
-    }
+    Failure::interrupted(format!("interrupted: {what}"))
 }

@@ -1,3 +1,4 @@
+use crate::stdout::outln;
 use serde_json::json;
 
 use super::{print_json, Ctx, Failure};
@@ -14,13 +15,13 @@ pub async fn run(ctx: &Ctx, args: GetIconArgs) -> Result<(), Failure> {
             "sha1": info.sha1,
         }));
     }
-    println!(
+    outln!(
         "Saved icon of image {} to {} ({}, {} bytes, sha1 {})",
         args.uuid,
         args.output.display(),
         info.content_type,
         info.size,
         info.sha1
-    );
+    )?;
     Ok(())
 }

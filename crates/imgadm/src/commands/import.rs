@@ -1,10 +1,11 @@
+use crate::stdout::outln;
 use std::collections::HashSet;
 
 use imgapi_client::{part_path, Client, FileInfo, Image};
 use uuid::Uuid;
 
 use super::local::{write_synced, Local, Lock};
-use super::{label, manifest_label, Failure};
+use super::{label, manifest_label, until_interrupted, Failure, RERUN_RESUMES};
 use crate::cli::ImportArgs;
 use crate::reporters::Bar;
 
@@ -32,9 +33,18 @@ async fn find(local: &Local, uuid: &Uuid) -> Result<(Client, Image), Failure> {
         .unwrap_or_else(|| Failure::not_found(format!("image {uuid} not found on any source"))))
 }
 
+/// Import the image and its missing origins; Ctrl-C stops with the partial
+/// download kept for the rerun.
 pub async fn run(local: &Local, args: ImportArgs) -> Result<(), Failure> {
+    until_interrupted(import_chain(local, args), || {
+        Failure::interrupted(RERUN_RESUMES)
+    })
+    .await
+}
+
+async fn import_chain(local: &Local, args: ImportArgs) -> Result<(), Failure> {
     if let Some(m) = local.installed(&args.uuid)? {
-        println!("Image {} is already installed", manifest_label(&m));
+        outln!("Image {} is already installed", manifest_label(&m))?;
         return Ok(());
     }
     // The chain from the image down to the first installed origin.
@@ -71,7 +81,7 @@ async fn install(
     let _lock = Lock::acquire(local.lock_path(uuid), uuid)?;
     // Another process may have finished it while we waited for the lock.
     if local.installed(uuid)?.is_some() {
-        println!("Image {} is already installed", label(manifest));
+        outln!("Image {} is already installed", label(manifest))?;
         return Ok(());
     }
     if FileInfo::of(manifest).is_none() {
@@ -84,7 +94,7 @@ async fn install(
     std::fs::create_dir_all(&tmp)
         .map_err(|e| Failure::other(format!("cannot create {}: {e}", tmp.display())))?;
     if !local.json {
-        println!("Importing image {}", label(manifest));
+        outln!("Importing image {}", label(manifest))?;
     }
     let file = tmp.join("file");
     // An import stopped (e.g. Ctrl-C) after its download was verified and
@@ -101,7 +111,7 @@ async fn install(
             ))
         })?;
     }
-    let bar = Bar::new("Downloading");
+    let bar = Bar::new("Downloading").about(format!("the download of image {uuid}"));
     let info = client
         .get_image_file(uuid, &file, Some(&bar))
         .await
@@ -124,11 +134,11 @@ async fn install(
     if let Ok(d) = std::fs::File::open(&local.store) {
         let _ = d.sync_all();
     }
-    println!(
+    outln!(
         "Installed image {} ({} bytes, sha1 {})",
         label(manifest),
         info.size,
         info.sha1
-    );
+    )?;
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 use super::Failure;
 use crate::cli::InstallLinksArgs;
 use crate::personality;
+use crate::stdout::outln;
 
 pub fn run(args: InstallLinksArgs) -> Result<(), Failure> {
     let exe = std::env::current_exe()
@@ -16,7 +17,7 @@ pub fn run(args: InstallLinksArgs) -> Result<(), Failure> {
     for p in personality::ALL {
         let link = args.dir.join(p.name);
         if points_to(&link, &exe) {
-            println!("{} already links to {}", link.display(), exe.display());
+            outln!("{} already links to {}", link.display(), exe.display())?;
             continue;
         }
         if link.symlink_metadata().is_ok() {
@@ -32,7 +33,7 @@ pub fn run(args: InstallLinksArgs) -> Result<(), Failure> {
         }
         std::os::unix::fs::symlink(&exe, &link)
             .map_err(|e| Failure::other(format!("cannot link {}: {e}", link.display())))?;
-        println!("Linked {} -> {}", link.display(), exe.display());
+        outln!("Linked {} -> {}", link.display(), exe.display())?;
     }
     Ok(())
 }

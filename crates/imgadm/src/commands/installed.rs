@@ -1,3 +1,4 @@
+use crate::stdout::{out, outln};
 use serde_json::Value;
 
 use super::local::{Local, DEL_PREFIX};
@@ -16,7 +17,7 @@ pub fn run(local: &Local, args: InstalledArgs) -> Result<(), Failure> {
                 .iter()
                 .map(|c| c.to_string())
                 .collect();
-            print!("{}", output::table(&columns, &images, !args.no_header));
+            out!("{}", output::table(&columns, &images, !args.no_header))?;
             Ok(())
         }
         InstalledAction::Get(a) => match local.installed(&a.uuid)? {
@@ -52,7 +53,7 @@ pub fn run(local: &Local, args: InstalledArgs) -> Result<(), Failure> {
             std::fs::rename(local.image_dir(&a.uuid), &doomed)
                 .and_then(|()| std::fs::remove_dir_all(&doomed))
                 .map_err(|e| Failure::other(format!("cannot delete image {uuid}: {e}")))?;
-            println!("Deleted image {}", manifest_label(&m));
+            outln!("Deleted image {}", manifest_label(&m))?;
             Ok(())
         }
     }

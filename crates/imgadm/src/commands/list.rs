@@ -1,3 +1,4 @@
+use crate::stdout::out;
 use std::cmp::Ordering;
 
 use serde_json::Value;
@@ -56,6 +57,6 @@ pub async fn run(ctx: &Ctx, args: ListArgs) -> Result<(), Failure> {
     } else {
         args.columns
     };
-    print!("{}", output::table(&columns, &images, !args.no_header));
+    out!("{}", output::table(&columns, &images, !args.no_header))?;
     Ok(())
 }

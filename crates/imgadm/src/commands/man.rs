@@ -8,14 +8,14 @@ use clap::CommandFactory;
 use clap_mangen::roff::{bold, italic, roman, Roff};
 use clap_mangen::Man;
 
-use super::offline::write_stdout;
 use super::Failure;
 use crate::cli::Cli;
+use crate::stdout::write_bytes;
 
 pub fn run() -> Result<(), Failure> {
     let mut page = Vec::new();
     render(&mut page).map_err(|e| Failure::other(format!("cannot render the man page: {e}")))?;
-    write_stdout(&page)
+    write_bytes(&page)
 }
 
 /// The two lines every roff rendering starts with (defines `\*(Aq`).
@@ -171,11 +171,11 @@ fn extra_sections() -> Roff {
 
     roff.control("SH", ["EXIT STATUS"]);
     for (code, what) in [
-        ("0", "Success."),
+        ("0", "Success (also when stdout was closed early, e.g. by head)."),
         ("1", "Server or network failure (the server's error code is printed: imgadm: error (RestCode): message)."),
         ("2", "Usage error: bad arguments, unreadable or invalid input files."),
         ("3", "Not found (no such image, icon, source or channel list)."),
-        ("130", "docker-import or docker-push interrupted (Ctrl-C); the server goes on."),
+        ("130", "Interrupted (Ctrl-C): a rerun of import, get-file -o or add-file resumes; create -f prints the command that resumes its upload; docker-import or docker-push: the server goes on."),
     ] {
         item(&mut roff, code, what);
     }

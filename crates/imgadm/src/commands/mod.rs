@@ -43,14 +43,19 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cli::Command;
+use crate::stdout::outln;
 
 /// What a command failed with: printed as `imgadm: error (code): message`.
 #[derive(Debug)]
 pub struct Failure {
     pub code: Option<String>,
     pub message: String,
-    /// 1 server/network failure, 2 usage error, 3 not found.
+    /// 1 server/network failure, 2 usage error, 3 not found, 130
+    /// interrupted; 0 only for [`Failure::closed_stdout`].
     pub exit: u8,
+    /// Lines printed under the error line, e.g. the server's field-level
+    /// `errors[]` entries (`public: private images are not allowed …`).
+    pub details: Vec<String>,
 }
 
 impl Failure {
@@ -59,6 +64,7 @@ impl Failure {
             code: None,
             message: message.into(),
             exit: 1,
+            details: Vec::new(),
         }
     }
 
@@ -67,7 +73,23 @@ impl Failure {
             code: Some("ResourceNotFound".to_string()),
             message: message.into(),
             exit: 3,
+            details: Vec::new(),
         }
+    }
+
+    /// stdout's reader went away: stop here, print nothing, exit 0.
+    pub fn closed_stdout() -> Failure {
+        Failure {
+            code: None,
+            message: String::new(),
+            exit: 0,
+            details: Vec::new(),
+        }
+    }
+
+    /// True for [`Failure::closed_stdout`]: nothing is wrong to report.
+    pub fn is_closed_stdout(&self) -> bool {
+        self.exit == 0
     }
 
     pub fn usage(message: impl Into<String>) -> Failure {
@@ -75,6 +97,17 @@ impl Failure {
             code: None,
             message: message.into(),
             exit: 2,
+            details: Vec::new(),
+        }
+    }
+
+    /// Ctrl-C (SIGINT) stopped the command: exit 130, as a shell reports it.
+    pub fn interrupted(message: impl Into<String>) -> Failure {
+        Failure {
+            code: None,
+            message: message.into(),
+            exit: INTERRUPTED_EXIT,
+            details: Vec::new(),
         }
     }
 
@@ -91,6 +124,7 @@ impl Failure {
             code: Some(code),
             message,
             exit,
+            details: Vec::new(),
         }
     }
 }
@@ -103,9 +137,14 @@ impl From<ClientError> for Failure {
         } else {
             1
         };
-        let mut message = match &e {
-            ClientError::Api { message, .. } => message.clone(),
-            other => other.to_string(),
+        let (mut message, details) = match &e {
+            ClientError::Api {
+                message, errors, ..
+            } => (
+                message.clone(),
+                errors.iter().map(field_error_line).collect(),
+            ),
+            other => (other.to_string(), Vec::new()),
         };
         let mut source = std::error::Error::source(&e);
         while let Some(s) = source {
@@ -119,7 +158,42 @@ impl From<ClientError> for Failure {
             code,
             message,
             exit,
+            details,
         }
+    }
+}
+
+/// What an interrupted transfer that a rerun resumes says.
+pub const RERUN_RESUMES: &str = "interrupted; run the same command to resume";
+
+/// Run `work`; on Ctrl-C (SIGINT) stop it — dropping it runs its guards:
+/// locks are released, `.part` files and upload sessions are kept — and
+/// fail with `interrupted()`. Without a signal handler (it could not be
+/// installed) `work` just runs.
+pub async fn until_interrupted<T>(
+    work: impl std::future::Future<Output = Result<T, Failure>>,
+    interrupted: impl FnOnce() -> Failure,
+) -> Result<T, Failure> {
+    tokio::pin!(work);
+    let signal = tokio::select! {
+        result = &mut work => return result,
+        signal = tokio::signal::ctrl_c() => signal,
+    };
+    match signal {
+        Ok(()) => Err(interrupted()),
+        Err(_) => work.await,
+    }
+}
+
+/// Exit status of an interrupted command (128 + SIGINT).
+pub const INTERRUPTED_EXIT: u8 = 130;
+
+/// One `errors[]` entry of an error body as `field: message` (its code when
+/// the server gave no message).
+fn field_error_line(e: &imgapi_client::FieldError) -> String {
+    match &e.message {
+        Some(m) => format!("{}: {m}", e.field),
+        None => format!("{}: {}", e.field, e.code.as_str()),
     }
 }
 
@@ -135,8 +209,7 @@ impl Ctx {
         if self.json {
             print_json(image)
         } else {
-            println!("{line}");
-            Ok(())
+            outln!("{line}")
         }
     }
 }
@@ -147,8 +220,7 @@ impl Ctx {
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<(), Failure> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| Failure::other(format!("cannot encode JSON: {e}")))?;
-    println!("{text}");
-    Ok(())
+    outln!("{text}")
 }
 
 /// Image label for messages: `uuid (name@version)`.

@@ -1,11 +1,12 @@
 use super::{print_json, Ctx, Failure};
+use crate::stdout::outln;
 
 pub async fn run(ctx: &Ctx) -> Result<(), Failure> {
     let pong = ctx.client.ping().await?;
     if ctx.json {
         print_json(&pong)
     } else {
-        println!("ok: {} is up", ctx.client.base_url());
+        outln!("ok: {} is up", ctx.client.base_url())?;
         Ok(())
     }
 }

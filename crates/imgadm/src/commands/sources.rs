@@ -1,3 +1,4 @@
+use crate::stdout::outln;
 use serde_json::{json, Value};
 
 use super::local::Local;
@@ -27,19 +28,19 @@ pub fn run(local: &Local, args: SourcesArgs) -> Result<(), Failure> {
                 return print_json(&Value::Array(v));
             }
             for s in &sources {
-                println!("{s}");
+                outln!("{s}")?;
             }
             Ok(())
         }
         SourcesAction::Add(a) => {
             let url = validate(&a.url)?;
             if sources.contains(&url) {
-                println!("Source {url} is already configured");
+                outln!("Source {url} is already configured")?;
                 return Ok(());
             }
             sources.push(url.clone());
             local.save_sources(&sources)?;
-            println!("Added source {url}");
+            outln!("Added source {url}")?;
             Ok(())
         }
         SourcesAction::Delete(a) => {
@@ -52,7 +53,7 @@ pub fn run(local: &Local, args: SourcesArgs) -> Result<(), Failure> {
                 )));
             }
             local.save_sources(&sources)?;
-            println!("Deleted source {url}");
+            outln!("Deleted source {url}")?;
             Ok(())
         }
     }

@@ -1,5 +1,8 @@
+use std::path::Path;
+
 use serde_json::{Map, Value};
 
+use super::create::read_json_arg;
 use super::{label, Ctx, Failure};
 use crate::cli::UpdateArgs;
 
@@ -18,8 +21,29 @@ pub fn parse_fields(pairs: &[String]) -> Result<Value, Failure> {
     Ok(Value::Object(fields))
 }
 
+/// The fields of `-f FILE` (a JSON object), with the FIELD=VALUE pairs
+/// applied over them.
+pub fn update_fields(file: Option<&Path>, pairs: &[String]) -> Result<Value, Failure> {
+    let mut fields = match file {
+        None => Map::new(),
+        Some(path) => match read_json_arg(path, "fields file")? {
+            Value::Object(map) => map,
+            _ => {
+                return Err(Failure::usage(format!(
+                    "fields file {} is not a JSON object",
+                    path.display()
+                )))
+            }
+        },
+    };
+    if let Value::Object(pairs) = parse_fields(pairs)? {
+        fields.extend(pairs);
+    }
+    Ok(Value::Object(fields))
+}
+
 pub async fn run(ctx: &Ctx, args: UpdateArgs) -> Result<(), Failure> {
-    let fields = parse_fields(&args.fields)?;
+    let fields = update_fields(args.file.as_deref(), &args.fields)?;
     let image = ctx.client.update_image(&args.uuid, &fields).await?;
     ctx.print_image(&format!("Updated image {}", label(&image)), &image)
 }

@@ -1,12 +1,13 @@
 use super::local::{lock_is_stale, Local, DEL_PREFIX, LOCK_PREFIX, TMP_PREFIX};
 use super::Failure;
 use crate::cli::VacuumArgs;
+use crate::stdout::outln;
 
 pub fn run(local: &Local, args: VacuumArgs) -> Result<(), Failure> {
     let entries = match std::fs::read_dir(&local.store) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            println!("Nothing to remove");
+            outln!("Nothing to remove")?;
             return Ok(());
         }
         Err(e) => {
@@ -41,7 +42,7 @@ pub fn run(local: &Local, args: VacuumArgs) -> Result<(), Failure> {
         }
         removed += 1;
         if args.dry_run {
-            println!("Would remove {}", path.display());
+            outln!("Would remove {}", path.display())?;
             continue;
         }
         let res = if path.is_dir() {
@@ -50,10 +51,10 @@ pub fn run(local: &Local, args: VacuumArgs) -> Result<(), Failure> {
             std::fs::remove_file(&path)
         };
         res.map_err(|e| Failure::other(format!("cannot remove {}: {e}", path.display())))?;
-        println!("Removed {}", path.display());
+        outln!("Removed {}", path.display())?;
     }
     if removed == 0 {
-        println!("Nothing to remove");
+        outln!("Nothing to remove")?;
     }
     Ok(())
 }

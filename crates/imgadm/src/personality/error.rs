@@ -12,6 +12,8 @@ pub struct CliError {
     pub message: String,
     /// More detail for `-d`.
     pub detail: Option<String>,
+    /// Stdout was closed by its reader: end quietly, status 0.
+    pub closed_stdout: bool,
 }
 
 impl CliError {
@@ -20,6 +22,7 @@ impl CliError {
             code: Some(code.to_string()),
             message: message.into(),
             detail: None,
+            closed_stdout: false,
         }
     }
 
@@ -29,6 +32,14 @@ impl CliError {
             code: None,
             message: message.into(),
             detail: None,
+            closed_stdout: false,
+        }
+    }
+
+    pub fn closed_stdout() -> CliError {
+        CliError {
+            closed_stdout: true,
+            ..CliError::bare("")
         }
     }
 
@@ -104,6 +115,7 @@ impl From<ClientError> for CliError {
                     code: Some(rest_code),
                     message: text,
                     detail,
+                    closed_stdout: false,
                 }
             }
             ClientError::Io(io) => CliError {
@@ -124,6 +136,7 @@ impl From<ClientError> for CliError {
                     code: Some("ClientError".to_string()),
                     message,
                     detail,
+                    closed_stdout: false,
                 }
             }
         }

@@ -183,6 +183,7 @@ pub fn main(p: &'static Personality, args: Vec<String>) -> ExitCode {
     let debug = args.iter().any(|a| a == "-d" || a == "--debug");
     match verbs::main(p, args) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.closed_stdout => ExitCode::SUCCESS,
         Err(e) => {
             e.print(p.name, debug);
             ExitCode::FAILURE

@@ -1,10 +1,8 @@
-//! Writing to stdout: a reader that went away (`| head`, `| true`) ends the
-//! program quietly with status 0, as other command-line tools do, instead
-//! of a panic.
-
-use std::io::Write;
+//! Writing to stdout, through the crate's one stdout path: a reader that
+//! went away (`| head`, `| true`) ends the program quietly with status 0.
 
 use super::CliError;
+use crate::commands::Failure;
 
 /// Write `text` to stdout.
 pub fn out(text: &str) -> Result<(), CliError> {
@@ -28,10 +26,13 @@ pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<(), CliError> {
 
 /// Write raw bytes to stdout (a downloaded file).
 pub fn write_bytes(bytes: &[u8]) -> Result<(), CliError> {
-    let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
-        Err(e) => Err(CliError::io("stdout", &e)),
+    crate::stdout::write_bytes(bytes).map_err(from_failure)
+}
+
+fn from_failure(f: Failure) -> CliError {
+    if f.is_closed_stdout() {
+        CliError::closed_stdout()
+    } else {
+        CliError::new("InternalError", f.message)
     }
 }

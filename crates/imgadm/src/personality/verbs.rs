@@ -900,7 +900,24 @@ async fn get_file(ctx: &Ctx) -> Result<(), CliError> {
         path = Some(format!("{uuid}-file{}", compression_ext(compression)));
     }
     match path {
-        None => stream_to_stdout(ctx.client.open_image_file(&uuid).await?).await,
+        // Ours: size, SHA-1 and SHA-256 checked against the manifest at
+        // the end (the node tool checked nothing on stdout).
+        None => {
+            let mut stdout = tokio::io::stdout();
+            match ctx
+                .client
+                .get_image_file_to_writer(&uuid, &mut stdout, None)
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(imgapi_client::ClientError::Io(e))
+                    if e.kind() == std::io::ErrorKind::BrokenPipe =>
+                {
+                    Err(CliError::closed_stdout())
+                }
+                Err(e) => Err(CliError::transfer("DownloadError", e)),
+            }
+        }
         Some(path) => {
             // Ours: resumes a partial `<path>.part`, checks size, SHA-1 and
             // SHA-256 against the manifest before the file appears.
