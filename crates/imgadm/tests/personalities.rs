@@ -704,3 +704,132 @@ fn sdc_imgadm_imports_from_another_imgapi_and_from_a_manifest() {
         )
     );
 }
+
+/// A valid 1x1 PNG.
+const PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0,
+    0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x56, 0xc7, 0x2f, 0x0d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45,
+    0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+#[test]
+fn icons_admin_verbs_urls_and_stdin_updates() {
+    let server =
+        common::spawn_with("[remote]\nallow_http = true\nallow_private_addresses = true\n");
+    let files = common::spawn();
+    let tools = Tools::install();
+    let dir = tools.dir.path();
+    let sdc = || tools.cmd("sdc-imgadm", &[("SDC_IMGADM_URL", server.url.as_str())]);
+
+    // The file another IMGAPI serves is added by URL: the server fetches it.
+    let bytes = b"served elsewhere".to_vec();
+    let src = dir.join("src.bin");
+    std::fs::write(&src, &bytes).unwrap();
+    let m = write_manifest(dir, "remote-file", json!({}));
+    let origin = imported_uuid(&ok(
+        tools.cmd("sdc-imgadm", &[("SDC_IMGADM_URL", files.url.as_str())]),
+        &["create", "-m", p(&m), "-f", p(&src), "-c", "none"],
+    ));
+    let uuid = imported_uuid(&ok(sdc(), &["create", "-m", p(&m)]));
+    let file_url = format!("{}/images/{origin}/file", files.url);
+    assert_eq!(
+        ok(sdc(), &["add-file", &uuid, "-f", &file_url]),
+        format!(
+            "Added file from url \"{file_url}\" (compression \"auto detected\") to image {uuid}\n"
+        )
+    );
+    ok(sdc(), &["activate", &uuid]);
+    let mut c = sdc();
+    c.args(["get-file", &uuid]);
+    assert_eq!(c.output().unwrap().stdout, bytes);
+
+    // Icons: add (type from the extension), get to stdout / -O / -o, delete.
+    let icon = dir.join("logo.png");
+    std::fs::write(&icon, PNG).unwrap();
+    assert_eq!(
+        ok(sdc(), &["add-icon", &uuid, "-f", p(&icon)]),
+        format!("Added icon \"{}\" to image {uuid}\n", p(&icon))
+    );
+    let mut c = sdc();
+    c.args(["get-icon", &uuid]);
+    assert_eq!(c.output().unwrap().stdout, PNG);
+    let o = run(sdc(), &["get-icon", "-O", &uuid]);
+    assert!(o.status.success(), "{}", common::tmux::show(&o));
+    assert_eq!(stderr(&o), format!("Saved \"{uuid}-icon.png\".\n"));
+    assert_eq!(
+        std::fs::read(dir.join(format!("{uuid}-icon.png"))).unwrap(),
+        PNG
+    );
+    let bad = dir.join("logo.bmp");
+    std::fs::write(&bad, PNG).unwrap();
+    fails(
+        sdc(),
+        &["add-icon", &uuid, "-f", p(&bad)],
+        "sdc-imgadm: error (Usage): could not determine a valid content type, must be one of jpeg, png, gif",
+    );
+    assert_eq!(
+        ok(sdc(), &["add-icon", &uuid, "-f", p(&bad), "-c", "png"]),
+        format!("Added icon \"{}\" to image {uuid}\n", p(&bad))
+    );
+    assert_eq!(
+        ok(sdc(), &["delete-icon", &uuid]),
+        format!("Deleted icon from image {uuid}\n")
+    );
+
+    // update with the JSON on stdin.
+    let mut child = sdc()
+        .args(["update", &uuid])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(br#"{"description": "from stdin"}"#)
+            .unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", common::tmux::show(&o));
+    assert_eq!(
+        stdout(&o),
+        format!("Update image {uuid} (remote-file, 1.0.0, state=active)\n")
+    );
+    let got: Value = serde_json::from_str(&ok(sdc(), &["get", &uuid])).unwrap();
+    assert_eq!(got["description"], "from stdin");
+
+    // Operator verbs: state (hidden) prints JSON, reload-auth-keys nothing.
+    let state: Value = serde_json::from_str(&ok(sdc(), &["state"])).unwrap();
+    assert!(state.is_object(), "{state}");
+    assert_eq!(ok(sdc(), &["reload-auth-keys"]), "");
+    fails(
+        sdc(),
+        &["reload-auth-keys", "x"],
+        "sdc-imgadm: error (Usage): unexpected args: x",
+    );
+    // -A asks for admin fields, which need auth on this public server.
+    fails(
+        sdc(),
+        &["get", "-A", &uuid],
+        "sdc-imgadm: error (UnauthorizedError): Unauthorized (auth required to use \"inclAdminFields\" parameter)",
+    );
+    // change-stor: to the storage it is on (nothing to move), then to one
+    // that does not exist.
+    assert_eq!(
+        ok(sdc(), &["change-stor", "local", &uuid]),
+        format!("Changed image {uuid} (remote-file@1.0.0) stor to \"local\"\n")
+    );
+    let o = run(sdc(), &["change-stor", "nowhere", &uuid]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "Error changing image {uuid} stor to \"nowhere\"\n\
+             sdc-imgadm: error (ValidationFailed): unknown storage type \"nowhere\"\n    stor: Invalid\n"
+        )
+    );
+}
