@@ -17,7 +17,7 @@ pub use keys::{Config, KEYS};
 use sections::DatabaseSection;
 pub use sections::{
     AuthType, ChannelConfig, DockerConfig, DsapiMode, ExportConfig, RemoteConfig, S3Credentials,
-    StorageConfig,
+    SimplestreamsConfig, StorageConfig,
 };
 
 /// A documented configuration key.
@@ -243,6 +243,9 @@ impl Config {
         }
         if let Some(on) = layer.catalog {
             cfg.catalog = on;
+        }
+        if let Some(simplestreams) = layer.simplestreams {
+            cfg.simplestreams = simplestreams;
         }
         Ok(cfg)
     }
@@ -620,6 +623,10 @@ mod tests {
             ("metrics_listen", metrics_listen),
             ("metrics_on_main", cfg.metrics_on_main.to_string()),
             ("catalog", cfg.catalog.to_string()),
+            (
+                "simplestreams",
+                format!("enabled = {}", cfg.simplestreams.enabled),
+            ),
             ("log_level", cfg.log_level.clone()),
         ];
         for (key, value) in actual {
