@@ -344,3 +344,52 @@ async fn an_empty_registry_serves_an_empty_tree() {
     assert_eq!(products["datatype"], "image-downloads");
     assert_eq!(products["products"], json!({}));
 }
+
+#[tokio::test]
+async fn with_channels_only_the_default_channel_is_served() {
+    let s = TestServer::spawn_with(&format!(
+        "[[channels]]\nname = \"stable\"\ndefault = true\n[[channels]]\nname = \"dev\"\n{ENABLED}"
+    ))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut uuids = Vec::new();
+    for channel in ["stable", "dev"] {
+        let (bytes, _) = combined_tarball(dir.path(), channel, "1.0");
+        let mut body = manifest();
+        merge(
+            &mut body,
+            json!({"name": channel, "type": "lxd", "os": "linux", "tags": lxd_tags(channel, "1.0", channel)}),
+        );
+        let (st, img) = s
+            .post_json(&format!("/images?channel={channel}"), &body)
+            .await;
+        assert_eq!(st, 200, "{img}");
+        let uuid = uuid_of(&img);
+        let resp = s
+            .put(&format!(
+                "/images/{uuid}/file?compression=gzip&channel={channel}"
+            ))
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let (st, img) = s
+            .post_json(
+                &format!("/images/{uuid}?action=activate&channel={channel}"),
+                &json!({}),
+            )
+            .await;
+        assert_eq!(st, 200, "{img}");
+        uuids.push(uuid);
+    }
+    let (_, index) = s.get_json("/streams/v1/index.json").await;
+    assert_eq!(
+        index["index"]["images"]["products"],
+        json!(["stable:1.0:amd64:default"])
+    );
+    let path = format!("/streams/v1/files/{}/lxd_combined.tar.gz", uuids[1]);
+    assert_eq!(s.get(&path).send().await.unwrap().status(), 404);
+    let path = format!("/streams/v1/files/{}/lxd_combined.tar.gz", uuids[0]);
+    assert_eq!(s.get(&path).send().await.unwrap().status(), 200);
+}
