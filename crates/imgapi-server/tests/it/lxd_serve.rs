@@ -261,9 +261,21 @@ async fn lxc_lists_shows_and_exports_the_public_lxd_images() {
         index_after["index"]["images"]["products"],
         json!(["MyLinux:1.0:amd64:default", "MyLinux:2.0:amd64:default"])
     );
-    let mut both = vec![fingerprint, fingerprint2];
+    let mut both = vec![fingerprint, fingerprint2.clone()];
     both.sort();
     assert_eq!(fingerprints(&lxc.list()), both);
+
+    // And a disabled one is gone at once.
+    let (st, _) = s
+        .post_json(&format!("/images/{uuid}?action=disable"), &json!({}))
+        .await;
+    assert_eq!(st, 200);
+    let (_, index_disabled) = s.get_json("/streams/v1/index.json").await;
+    assert_eq!(
+        index_disabled["index"]["images"]["products"],
+        json!(["MyLinux:2.0:amd64:default"])
+    );
+    assert_eq!(fingerprints(&lxc.list()), vec![fingerprint2]);
 }
 
 /// `tar` of `entries` under `src`, compressed with `flag` (`-J`: xz).
