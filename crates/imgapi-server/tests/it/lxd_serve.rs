@@ -1,7 +1,8 @@
 //! Serving simplestreams (`[simplestreams] enabled`, docs/lxd.md) to the
 //! real clients: the `lxc` CLI (Debian `lxd-client`, no daemon) over the
-//! server's TLS listener, and python-simplestreams' `sstream-query` over
-//! http. LXD images are published through the API as a user would.
+//! server's TLS listener, and python-simplestreams' `sstream-query` and
+//! `sstream-mirror` over http. LXD images are published through the API as
+//! a user would.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -419,7 +420,7 @@ fn sstream_query() -> Option<PathBuf> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sstream_query_reads_the_served_tree_over_http() {
+async fn sstream_query_and_mirror_read_the_served_tree_over_http() {
     let Some(bin) = sstream_query() else {
         eprintln!("SKIP: sstream-query not installed (PyPI python-simplestreams)");
         return;
@@ -457,6 +458,23 @@ async fn sstream_query_reads_the_served_tree_over_http() {
     // The item URL it gives serves the bytes.
     let got = s.get(&format!("/{path}")).send().await.unwrap();
     assert_eq!(got.bytes().await.unwrap().as_ref(), bytes.as_slice());
+
+    // sstream-mirror copies the tree: the documents and the item's bytes.
+    let mirror = bin.with_file_name("sstream-mirror");
+    let target = dir.path().join("mirror");
+    let out = Command::new(&mirror)
+        .args(["--no-verify", "--path", "streams/v1/index.json"])
+        .arg(format!("{}/", s.url))
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(target.join(&path)).unwrap(), bytes);
+    assert!(target.join("streams/v1/index.json").is_file());
 }
 
 #[tokio::test]
