@@ -484,6 +484,20 @@ mod tests {
     }
 
     #[test]
+    fn simplestreams_is_off_unless_enabled() {
+        assert!(!Config::default().simplestreams.enabled);
+        let cfg = Config::from_toml("[simplestreams]\nenabled = true\n");
+        assert!(matches!(cfg, Ok(ref c) if c.simplestreams.enabled));
+        assert!(Config::from_toml("[simplestreams]\nenable = true\n").is_err());
+        let mut layer = FileConfig::default();
+        let env =
+            |k: &str| (k == "IMGAPI_SIMPLESTREAMS").then(|| r#"{"enabled":true}"#.to_string());
+        assert!(layer.overlay_env(env).is_ok());
+        let cfg = Config::from_layer(layer).ok();
+        assert!(matches!(cfg, Some(ref c) if c.simplestreams.enabled));
+    }
+
+    #[test]
     fn remote_and_datacenters() {
         let cfg = Config::default();
         assert_eq!(cfg.remote, RemoteConfig::default());

@@ -40,11 +40,11 @@ fn item_json(uuid: Uuid, item: &super::describe::Item) -> Value {
 fn products(images: &[(Uuid, LxdImage)]) -> BTreeMap<&str, (&LxdImage, BTreeMap<String, Value>)> {
     let mut out: BTreeMap<&str, (&LxdImage, BTreeMap<String, Value>)> = BTreeMap::new();
     for (uuid, img) in images {
-        let (first, versions) = out
+        let (newest, versions) = out
             .entry(img.product.as_str())
             .or_insert_with(|| (img, BTreeMap::new()));
-        // The product's fields come from its newest image.
-        *first = img;
+        // The product's fields (aliases, titles) come from its newest image.
+        *newest = img;
         let mut key = img.version.clone();
         if versions.contains_key(&key) {
             key = format!("{key}_{}", &uuid.simple().to_string()[..8]);
