@@ -17,7 +17,7 @@ pub use keys::{Config, KEYS};
 use sections::DatabaseSection;
 pub use sections::{
     AuthType, ChannelConfig, DockerConfig, DsapiMode, ExportConfig, RemoteConfig, S3Credentials,
-    StorageConfig,
+    SimplestreamsConfig, StorageConfig,
 };
 
 /// A documented configuration key.
@@ -243,6 +243,9 @@ impl Config {
         }
         if let Some(on) = layer.catalog {
             cfg.catalog = on;
+        }
+        if let Some(simplestreams) = layer.simplestreams {
+            cfg.simplestreams = simplestreams;
         }
         Ok(cfg)
     }
@@ -481,6 +484,20 @@ mod tests {
     }
 
     #[test]
+    fn simplestreams_is_off_unless_enabled() {
+        assert!(!Config::default().simplestreams.enabled);
+        let cfg = Config::from_toml("[simplestreams]\nenabled = true\n");
+        assert!(matches!(cfg, Ok(ref c) if c.simplestreams.enabled));
+        assert!(Config::from_toml("[simplestreams]\nenable = true\n").is_err());
+        let mut layer = FileConfig::default();
+        let env =
+            |k: &str| (k == "IMGAPI_SIMPLESTREAMS").then(|| r#"{"enabled":true}"#.to_string());
+        assert!(layer.overlay_env(env).is_ok());
+        let cfg = Config::from_layer(layer).ok();
+        assert!(matches!(cfg, Some(ref c) if c.simplestreams.enabled));
+    }
+
+    #[test]
     fn remote_and_datacenters() {
         let cfg = Config::default();
         assert_eq!(cfg.remote, RemoteConfig::default());
@@ -620,6 +637,10 @@ mod tests {
             ("metrics_listen", metrics_listen),
             ("metrics_on_main", cfg.metrics_on_main.to_string()),
             ("catalog", cfg.catalog.to_string()),
+            (
+                "simplestreams",
+                format!("enabled = {}", cfg.simplestreams.enabled),
+            ),
             ("log_level", cfg.log_level.clone()),
         ];
         for (key, value) in actual {

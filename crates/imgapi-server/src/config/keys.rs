@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{
     AuthType, ChannelConfig, ConfigError, DatabaseSection, DockerConfig, DsapiMode, ExportConfig,
-    KeyDoc, RemoteConfig, StorageConfig,
+    KeyDoc, RemoteConfig, SimplestreamsConfig, StorageConfig,
 };
 use crate::accounts::AccountDirectoryConfig;
 
@@ -135,6 +135,10 @@ config_keys! {
     catalog: bool = true, shown "true",
         file bool, env "IMGAPI_CATALOG" boolean,
         "Serve the read-only HTML catalog (`GET /catalog`, `GET /catalog/:uuid`): the images the caller may see, as ListImages and GetImage show them, with search and filters, a page per image and download links. No JavaScript; sent with a Content-Security-Policy. `false` = both paths answer 404.";
+    /// `/streams/v1/…` for `lxc` / `incus` (`[simplestreams]`).
+    simplestreams: SimplestreamsConfig = SimplestreamsConfig::default(), shown "enabled = false",
+        file SimplestreamsConfig, env "IMGAPI_SIMPLESTREAMS" json("a JSON object of [simplestreams] keys"),
+        "`[simplestreams]`: `enabled = true` serves the active, public images of type `lxd` as a simplestreams image server (`GET /streams/v1/index.json`, the products file it names and the files its items name), so `lxc remote add NAME https://HOST --protocol=simplestreams` lists and exports them (docs/lxd.md). `lxc` accepts https remotes only (`tls_cert`/`tls_key`). Off by default: the paths answer 404. In the environment: a JSON object.";
     log_level: String = "info".into(), shown "info",
         file String, env "IMGAPI_LOG_LEVEL" text,
         "Log filter (tracing `EnvFilter` syntax). Audit lines are logged at info.";

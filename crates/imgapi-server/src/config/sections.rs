@@ -185,6 +185,14 @@ pub struct DockerConfig {
     pub insecure_registries: Vec<String>,
 }
 
+/// `[simplestreams]`: serve the public `lxd` images as a simplestreams
+/// image server for `lxc` / `incus` (docs/lxd.md). Off unless enabled.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimplestreamsConfig {
+    pub enabled: bool,
+}
+
 /// The `[remote]` table: what this server may fetch from other servers
 /// (import-remote, import from a URL or a source IMGAPI; docs/mirroring.md).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

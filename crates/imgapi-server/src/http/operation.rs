@@ -32,6 +32,8 @@ pub enum Served {
     NonEmptyArgs,
     /// `dsapi = "serve"` and every path segment non-empty.
     DsapiServe,
+    /// `[simplestreams] enabled` and every path segment non-empty.
+    Simplestreams,
 }
 
 impl Served {
@@ -46,6 +48,9 @@ impl Served {
             Served::DsapiServe => {
                 app.config.dsapi == crate::config::DsapiMode::Serve
                     && args.iter().all(|a| !a.is_empty())
+            }
+            Served::Simplestreams => {
+                app.config.simplestreams.enabled && args.iter().all(|a| !a.is_empty())
             }
         }
     }

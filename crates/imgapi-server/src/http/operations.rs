@@ -18,7 +18,9 @@ use super::error::ApiError;
 use super::operation::{BodyDoc, OperationDef, Origin, Routed, Served, Success, Variant};
 use super::params::{self as p, Param, ParamType};
 use super::request::Req;
-use super::routes::{catalog, datasets, docker, files, images, misc, uploads, usage};
+use super::routes::{
+    catalog, datasets, docker, files, images, misc, simplestreams, uploads, usage,
+};
 use crate::app::AppState;
 
 macro_rules! operations {
@@ -388,6 +390,23 @@ operations! {
         path: "/datasets/{arg}/{file}", auth: NO_AUTH, served: Served::DsapiServe,
         summary: "Legacy DSAPI: a dataset's file (`dsapi = \"serve\"`).",
         params: &[p::CHANNEL],
+        success: Success::File,
+        errors: &[R::RequestedRangeNotSatisfiable, R::PreconditionFailed, R::StorageIsDown, R::ImageFileMissing],
+    }
+    GetSimplestreamsIndex => simplestreams::index {
+        path: "/streams/v1/index.json", auth: NO_AUTH, served: Served::Simplestreams, origin: Origin::Extension,
+        summary: "Simplestreams index (`[simplestreams] enabled`, docs/lxd.md): names the products file of the active, public `lxd` images.",
+        success: Success::Json(200, "SimplestreamsIndex"),
+    }
+    GetSimplestreamsProducts => simplestreams::products {
+        path: "/streams/v1/images.json", auth: NO_AUTH, served: Served::Simplestreams, origin: Origin::Extension,
+        summary: "Simplestreams products file: the active, public `lxd` images as LXD products, versions and items.",
+        success: Success::Json(200, "SimplestreamsProducts"),
+    }
+    GetSimplestreamsFile => simplestreams::file {
+        path: "/streams/v1/files/{uuid}/{item}", auth: NO_AUTH, served: Served::Simplestreams, origin: Origin::Extension,
+        summary: "A simplestreams item's bytes (an image file), with GetImageFile's headers and `Range`.",
+        params: &[p::RANGE, p::IF_RANGE, p::IF_MATCH, p::IF_NONE_MATCH],
         success: Success::File,
         errors: &[R::RequestedRangeNotSatisfiable, R::PreconditionFailed, R::StorageIsDown, R::ImageFileMissing],
     }

@@ -167,6 +167,29 @@ pub fn responses() -> Vec<(&'static str, Value)> {
         ("JobList", list_of("Job")),
         ("DatasetList", list_of("DsapiDataset")),
         (
+            "SimplestreamsIndex",
+            json!({
+                "type": "object",
+                "description": "A simplestreams index (`format: index:1.0`): `index.images` names the products file (`path`) and its products.",
+                "required": ["format", "index"],
+                "properties": {"format": {"const": "index:1.0"}, "index": {"type": "object"}}
+            }),
+        ),
+        (
+            "SimplestreamsProducts",
+            json!({
+                "type": "object",
+                "description": "A simplestreams products file (`format: products:1.0`, datatype `image-downloads`): products `os:release:arch:variant` with `aliases`, `os`, `release`, `arch`, and `versions` keyed `YYYYMMDD_HH:MM`, each with `items` (`ftype`, `path`, `size`, `sha256`, and on a split image's metadata item the `combined_*_sha256` fingerprint).",
+                "required": ["format", "products"],
+                "properties": {
+                    "content_id": {"type": "string"},
+                    "datatype": {"const": "image-downloads"},
+                    "format": {"const": "products:1.0"},
+                    "products": {"type": "object"}
+                }
+            }),
+        ),
+        (
             "Empty",
             json!({"type": "object", "maxProperties": 0, "description": "`{}`"}),
         ),

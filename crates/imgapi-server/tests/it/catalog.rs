@@ -223,14 +223,6 @@ async fn pagination_follows_markers() {
     assert_eq!(seen, all);
 }
 
-fn which(cmd: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(cmd))
-            .find(|p| p.is_file())
-    })
-}
-
 /// The `YYYY-MM-DD HH:MM UTC` form of a stored `published_at`.
 fn minute_of(published_at: &str) -> String {
     format!("{} {} UTC", &published_at[..10], &published_at[11..16])

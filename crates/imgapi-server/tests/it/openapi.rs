@@ -14,6 +14,8 @@ catalog = true
 [[channels]]
 name = "dev"
 default = true
+[simplestreams]
+enabled = true
 "#;
 
 #[tokio::test]
@@ -103,7 +105,8 @@ async fn every_documented_operation_is_routed() {
             .replace("{uuid}", sample)
             .replace("{upload}", "u1")
             .replace("{arg}", sample)
-            .replace("{file}", "file0");
+            .replace("{file}", "file0")
+            .replace("{item}", "lxd_combined.tar.gz");
         for (method, _) in item.as_object().unwrap() {
             let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
             let resp = s.req(method.clone(), &path).send().await.unwrap();

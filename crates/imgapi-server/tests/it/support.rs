@@ -295,3 +295,12 @@ pub fn expected_stor() -> &'static str {
         "local"
     }
 }
+
+/// The path of `cmd` on `PATH`, if installed.
+pub fn which(cmd: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(cmd))
+            .find(|p| p.is_file())
+    })
+}

@@ -6,5 +6,6 @@ pub mod docker;
 pub mod files;
 pub mod images;
 pub mod misc;
+pub mod simplestreams;
 pub mod uploads;
 pub mod usage;
