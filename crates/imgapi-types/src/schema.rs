@@ -9,7 +9,8 @@ use crate::{
     Channel, DockerErrorMessage, DockerImageCreated, DockerMessage, DockerProgress,
     DockerProgressDetail, DockerProgressMessage, DockerPushResult, DockerStreamError, DsapiDataset,
     DsapiFile, ErrorBody, Exported, FieldCode, FieldError, Health, HealthCheck, HealthChecks,
-    Image, ImageFile, ImageUser, Job, JobParams, JobStep, LogState, OwnerUsage, Ping, Requirements,
+    Image, ImageFile, ImageUser, Job, JobParams, JobStep, LogState, LxdErrorMessage, LxdMessage,
+    LxdProgress, LxdProgressMessage, OwnerUsage, Ping, Requirements,
     ServerState, StartedJob, TagUsage, UploadSessionBody, Usage, UsageTotals,
 };
 
@@ -59,6 +60,10 @@ wire_types![
     DockerImageCreated,
     DockerErrorMessage,
     DockerStreamError,
+    LxdMessage,
+    LxdProgressMessage,
+    LxdProgress,
+    LxdErrorMessage,
     ErrorBody,
     FieldError,
     FieldCode,
