@@ -16,8 +16,8 @@ use keys::FileConfig;
 pub use keys::{Config, KEYS};
 use sections::DatabaseSection;
 pub use sections::{
-    AuthType, ChannelConfig, DockerConfig, DsapiMode, ExportConfig, LxdConfig, RemoteConfig, S3Credentials,
-    StorageConfig,
+    AuthType, ChannelConfig, DockerConfig, DsapiMode, ExportConfig, LxdConfig, RemoteConfig,
+    S3Credentials, StorageConfig,
 };
 
 /// A documented configuration key.

@@ -63,7 +63,8 @@ mod tests {
             r#"{"type":"progress","payload":{"id":"t:alpine/3.19","status":"Downloading image"},"alias":"t:alpine/3.19"}"#,
             r#"{"type":"error","id":"t:x","error":{"code":"ResourceNotFound","message":"Image x was not found"},"alias":"t:x"}"#,
         ] {
-            let parsed: LxdMessage = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            let parsed: LxdMessage =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
             assert_eq!(serde_json::to_string(&parsed).ok().as_deref(), Some(line));
         }
     }

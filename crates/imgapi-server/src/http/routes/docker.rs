@@ -54,7 +54,13 @@ where
         } = what;
         match result {
             Ok(()) => {
-                tracing::info!(operation, req_id, target, seconds, "progress stream finished")
+                tracing::info!(
+                    operation,
+                    req_id,
+                    target,
+                    seconds,
+                    "progress stream finished"
+                )
             }
             Err(e) => {
                 let api = ApiError::from(e);

@@ -137,7 +137,10 @@ pub async fn bring(
             )));
         }
     }
-    let manifest = manifest(img, repo, false)?;
+    // The original imports private images, which a public-mode server
+    // refuses ("private images are not allowed"): there they are public.
+    let public = app.config.mode == imgapi_domain::Mode::Public;
+    let manifest = manifest(img, repo, public)?;
     let uuid = uuid_from_fingerprint(&img.manifest_file.fingerprint)?;
     let existing = app
         .meta

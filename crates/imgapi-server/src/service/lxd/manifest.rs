@@ -21,7 +21,8 @@ pub fn uuid_from_fingerprint(fingerprint: &str) -> Result<Uuid, ServiceError> {
 fn sanitize(text: &str, also: &[char]) -> String {
     text.chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/') || also.contains(&c) {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/') || also.contains(&c)
+            {
                 c
             } else {
                 '_'
@@ -37,7 +38,11 @@ fn version_date(version: &str) -> Option<String> {
 }
 
 /// The manifest of `img`, imported from the remote named `repo`.
-pub fn manifest(img: &ChosenImage, repo: &str, public: bool) -> Result<Map<String, Value>, ServiceError> {
+pub fn manifest(
+    img: &ChosenImage,
+    repo: &str,
+    public: bool,
+) -> Result<Map<String, Value>, ServiceError> {
     let published_at = version_date(&img.version).ok_or_else(|| {
         ServiceError::Internal(format!(
             "could not convert lxd image into an imgapi manifest: version {:?} does not start with a date",
@@ -119,7 +124,10 @@ mod tests {
         );
         assert_eq!(sanitize("alpine:3.19 x+y", &[' ']), "alpine_3.19 x_y");
         assert_eq!(sanitize("20240101_13:00", &['+']), "20240101_13_00");
-        assert_eq!(version_date("20240229_13:00").unwrap(), "2024-02-29T00:00:00.000Z");
+        assert_eq!(
+            version_date("20240229_13:00").unwrap(),
+            "2024-02-29T00:00:00.000Z"
+        );
         assert!(version_date("2024").is_none());
         assert_eq!(compression_of("x/root.squashfs"), "none");
     }

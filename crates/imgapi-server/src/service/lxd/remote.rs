@@ -35,7 +35,9 @@ impl<'a> Server<'a> {
             base.set_path(&path);
         }
         fetcher.precheck(&base).await.map_err(|r| {
-            ServiceError::RemoteSource(format!("LXD remote {url} refused by the [remote] policy: {r}"))
+            ServiceError::RemoteSource(format!(
+                "LXD remote {url} refused by the [remote] policy: {r}"
+            ))
         })?;
         Ok(Server { fetcher, base })
     }

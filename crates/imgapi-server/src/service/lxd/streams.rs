@@ -95,9 +95,9 @@ pub fn products_path(index: &Value) -> Result<String, ServiceError> {
 
 /// The products of a products document, by key.
 pub fn products(doc: &Value) -> Result<&Map<String, Value>, ServiceError> {
-    doc.get("products").and_then(Value::as_object).ok_or_else(|| {
-        invalid_content("Invalid server response - no products found".into())
-    })
+    doc.get("products")
+        .and_then(Value::as_object)
+        .ok_or_else(|| invalid_content("Invalid server response - no products found".into()))
 }
 
 /// Whether `alias` is one of the product's comma-separated aliases.
@@ -121,9 +121,8 @@ pub fn choose(doc: &Value, alias: &str) -> Result<ChosenImage, ServiceError> {
 /// The newest version of a product (version keys start `YYYYMMDD`, so
 /// the largest string is the newest) and its items.
 pub fn choose_version(fullname: &str, product: &Value) -> Result<ChosenImage, ServiceError> {
-    let no_version = || {
-        ServiceError::not_found(format!("Version (newest) not found in image {fullname}"))
-    };
+    let no_version =
+        || ServiceError::not_found(format!("Version (newest) not found in image {fullname}"));
     let versions = product
         .get("versions")
         .and_then(Value::as_object)
@@ -154,7 +153,11 @@ pub fn choose_version(fullname: &str, product: &Value) -> Result<ChosenImage, Se
 fn by_ftype<'a>(items: &'a Map<String, Value>, ftype: &str) -> Option<&'a Value> {
     items
         .get(ftype)
-        .filter(|i| i.get("ftype").and_then(Value::as_str).is_none_or(|f| f == ftype))
+        .filter(|i| {
+            i.get("ftype")
+                .and_then(Value::as_str)
+                .is_none_or(|f| f == ftype)
+        })
         .or_else(|| {
             items
                 .values()
