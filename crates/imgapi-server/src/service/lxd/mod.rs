@@ -6,8 +6,10 @@
 //! - [`remote`]: reading a server under the `[remote]` policy.
 //! - [`manifest`]: the IMGAPI manifest of an LXD image.
 //! - [`import`]: the operation: verified download, one record.
+//! - [`mirror`]: `imgapi mirror --upstream-simplestreams`.
 
 pub mod import;
 pub mod manifest;
+pub mod mirror;
 pub mod remote;
 pub mod streams;
