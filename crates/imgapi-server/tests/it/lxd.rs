@@ -516,3 +516,116 @@ async fn corrupted_items_are_refused_and_leave_nothing() {
     );
     assert_eq!(image_count(&s).await, 1);
 }
+
+/// Collects the mirror's lines.
+#[derive(Default)]
+struct Log(Vec<String>);
+
+impl imgapi_server::service::import::mirror::Reporter for Log {
+    fn line(&mut self, line: &str) {
+        self.0.push(line.to_string());
+    }
+}
+
+async fn mirror_run(
+    target: &TestServer,
+    opts: &imgapi_server::service::import::mirror::MirrorOptions,
+) -> (
+    imgapi_server::service::import::mirror::MirrorSummary,
+    Vec<String>,
+) {
+    use imgapi_server::service::import::mirror;
+    let app = mirror::open(imgapi_server::Config::from_toml(&target.config_toml).unwrap())
+        .await
+        .unwrap();
+    let mut log = Log::default();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let summary = mirror::mirror(&app, opts, &mut log, &stop).await.unwrap();
+    (summary, log.0)
+}
+
+#[tokio::test]
+async fn mirror_keeps_the_newest_versions_and_picks_up_a_new_one() {
+    if let Some(why) = squashfs_missing() {
+        println!("SKIP: {why}");
+        return;
+    }
+    let mut tree = Tree::new();
+    let first = tree.publish("20240101_13:00");
+    let source = tree.serve().await;
+    let s = TestServer::spawn_with(OPEN).await;
+    let opts = imgapi_server::service::import::mirror::MirrorOptions {
+        upstream: source.url.clone(),
+        simplestreams: true,
+        ..Default::default()
+    };
+
+    // A filtered dry run plans the alpine image only.
+    let dry = imgapi_server::service::import::mirror::MirrorOptions {
+        name: Some("~alpine".into()),
+        dry_run: true,
+        ..opts.clone()
+    };
+    let (summary, log) = mirror_run(&s, &dry).await;
+    assert_eq!((summary.new, summary.failed), (1, 0), "{log:?}");
+    assert_eq!(summary.bytes, first.combined.len() as u64);
+    assert_eq!(image_count(&s).await, 0);
+
+    let (summary, log) = mirror_run(&s, &opts).await;
+    assert_eq!(
+        (summary.new, summary.unchanged, summary.failed),
+        (2, 0, 0),
+        "{log:?}"
+    );
+    for fp in [first.combined_fingerprint(), first.split_fingerprint()] {
+        let (status, img) = s
+            .get_json(&format!("/images/{}", uuid_of_fingerprint(&fp)))
+            .await;
+        assert_eq!(status, 200, "{img}");
+        assert_eq!(img["state"], "active");
+        assert_eq!(img["tags"]["lxd:fingerprint"], fp);
+    }
+    let (summary, log) = mirror_run(&s, &opts).await;
+    assert_eq!(
+        (summary.new, summary.unchanged, summary.failed),
+        (0, 2, 0),
+        "{log:?}"
+    );
+
+    // A new version upstream: the next run brings it in, the old stays.
+    let second = tree.publish("20240202_13:00");
+    let (summary, log) = mirror_run(&s, &opts).await;
+    assert_eq!(
+        (summary.new, summary.unchanged, summary.failed),
+        (2, 0, 0),
+        "{log:?}"
+    );
+    assert_eq!(image_count(&s).await, 4);
+    let uuid = uuid_of_fingerprint(&second.split_fingerprint());
+    let (_, img) = s.get_json(&format!("/images/{uuid}")).await;
+    assert_eq!(img["version"], "20240202_13_00");
+    assert_eq!(file_bytes(&s, &uuid, 1).await, second.squashfs);
+
+    // Options of an IMGAPI upstream are refused, before anything runs.
+    let app = imgapi_server::service::import::mirror::open(
+        imgapi_server::Config::from_toml(&s.config_toml).unwrap(),
+    )
+    .await
+    .unwrap();
+    let bad = imgapi_server::service::import::mirror::MirrorOptions {
+        delete: true,
+        ..opts.clone()
+    };
+    let err = imgapi_server::service::import::mirror::mirror(
+        &app,
+        &bad,
+        &mut Log::default(),
+        &std::sync::atomic::AtomicBool::new(false),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "--delete does not apply to a simplestreams upstream"
+    );
+}
