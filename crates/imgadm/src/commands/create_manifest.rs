@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use sha1::{Digest, Sha1};
 use uuid::Uuid;
 
-use super::Failure;
+use super::{lxd_image, Failure};
 use crate::cli::CreateManifestArgs;
 use crate::reporters::Bar;
 use crate::stdout::write_bytes;
@@ -40,7 +40,24 @@ pub fn run(json: bool, args: CreateManifestArgs) -> Result<(), Failure> {
         Some(c) => c.clone(),
         None => sniff_compression(file)?.to_string(),
     };
-    let zvol = args.type_ == "zvol";
+    let lxd = match (&args.lxd_metadata, args.type_.as_deref()) {
+        (Some(_), Some(t)) if t != "lxd" => {
+            return Err(Failure::usage(format!(
+                "--lxd-metadata is only for --type lxd (not {t})"
+            )))
+        }
+        (Some(_), _) | (None, Some("lxd")) => true,
+        (None, Some(_)) => false,
+        (None, None) => lxd_image::is_combined_tarball(file),
+    };
+    let default_to = |given: &Option<String>, lxd_value: &str| {
+        given
+            .clone()
+            .unwrap_or_else(|| if lxd { lxd_value } else { "other" }.to_string())
+    };
+    let type_ = default_to(&args.type_, "lxd");
+    let os = default_to(&args.os, "linux");
+    let zvol = type_ == "zvol";
     if !zvol {
         let zvol_only = [
             ("--image-size", args.image_size.is_some()),
@@ -50,8 +67,7 @@ pub fn run(json: bool, args: CreateManifestArgs) -> Result<(), Failure> {
         ];
         if let Some((flag, _)) = zvol_only.iter().find(|(_, given)| *given) {
             return Err(Failure::usage(format!(
-                "{flag} is only for --type zvol (this image is of type {})",
-                args.type_
+                "{flag} is only for --type zvol (this image is of type {type_})"
             )));
         }
     }
@@ -87,8 +103,8 @@ pub fn run(json: bool, args: CreateManifestArgs) -> Result<(), Failure> {
     if let Some(d) = &args.description {
         m.insert("description".into(), Value::from(d.clone()));
     }
-    m.insert("type".into(), Value::from(args.type_.clone()));
-    m.insert("os".into(), Value::from(args.os.clone()));
+    m.insert("type".into(), Value::from(type_.clone()));
+    m.insert("os".into(), Value::from(os));
     m.insert("public".into(), Value::Bool(args.public));
     if let Some(n) = image_size {
         let driver = |given: &Option<String>, default: &str| {
@@ -99,11 +115,38 @@ pub fn run(json: bool, args: CreateManifestArgs) -> Result<(), Failure> {
         m.insert("disk_driver".into(), driver(&args.disk_driver, "virtio"));
         m.insert("cpu_type".into(), driver(&args.cpu_type, "host"));
     }
-    let mut f = Map::new();
-    f.insert("sha1".into(), Value::from(sha1));
-    f.insert("size".into(), Value::from(size));
-    f.insert("compression".into(), Value::from(compression));
-    m.insert("files".into(), Value::Array(vec![Value::Object(f)]));
+    let file_entry = |sha1: String, size: u64, compression: String| {
+        let mut f = Map::new();
+        f.insert("sha1".into(), Value::from(sha1));
+        f.insert("size".into(), Value::from(size));
+        f.insert("compression".into(), Value::from(compression));
+        Value::Object(f)
+    };
+    let mut files = Vec::with_capacity(2);
+    if lxd {
+        let (first_sha256, fingerprint, ftype) = match &args.lxd_metadata {
+            Some(meta) => {
+                let ftype = lxd_image::rootfs_ftype(file)?;
+                let (meta_sha1, meta_size) = hash_file(meta)?;
+                files.push(file_entry(
+                    meta_sha1,
+                    meta_size,
+                    sniff_compression(meta)?.to_string(),
+                ));
+                let first = lxd_image::sha256_of(&[meta])?;
+                (first, lxd_image::sha256_of(&[meta, file])?, ftype)
+            }
+            None => {
+                let sha256 = lxd_image::sha256_of(&[file])?;
+                (sha256.clone(), sha256, "lxd_combined.tar.gz")
+            }
+        };
+        let (requirements, tags) = lxd_image::fields(&fingerprint, &first_sha256, ftype);
+        m.insert("requirements".into(), requirements);
+        m.insert("tags".into(), Value::Object(tags));
+    }
+    files.push(file_entry(sha1, size, compression));
+    m.insert("files".into(), Value::Array(files));
     validate(&m, args.public)?;
 
     let manifest = Value::Object(m);
