@@ -635,7 +635,7 @@ fn create_manifest_recognises_a_combined_lxd_image_and_publishes_it() {
 fn create_manifest_of_a_split_lxd_image_lists_metadata_then_rootfs() {
     let s = spawn();
     if !run_ok(std::process::Command::new("mksquashfs").arg("-version")) {
-        println!("SKIP: mksquashfs not found (Debian package squashfs-tools)");
+        eprintln!("SKIP: mksquashfs not found (Debian package squashfs-tools)");
         return;
     }
     let dir = lxd_dir(&s);

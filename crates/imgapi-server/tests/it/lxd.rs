@@ -280,7 +280,7 @@ async fn image_count(s: &TestServer) -> usize {
 #[tokio::test]
 async fn import_combined_and_split_then_reimport_creates_nothing() {
     if let Some(why) = squashfs_missing() {
-        println!("SKIP: {why}");
+        eprintln!("SKIP: {why}");
         return;
     }
     let mut tree = Tree::new();
@@ -444,7 +444,7 @@ async fn alias_errors_as_the_original() {
 #[tokio::test]
 async fn corrupted_items_are_refused_and_leave_nothing() {
     if let Some(why) = squashfs_missing() {
-        println!("SKIP: {why}");
+        eprintln!("SKIP: {why}");
         return;
     }
     let mut tree = Tree::new();
@@ -547,7 +547,7 @@ async fn mirror_run(
 #[tokio::test]
 async fn mirror_keeps_the_newest_versions_and_picks_up_a_new_one() {
     if let Some(why) = squashfs_missing() {
-        println!("SKIP: {why}");
+        eprintln!("SKIP: {why}");
         return;
     }
     let mut tree = Tree::new();
