@@ -629,3 +629,63 @@ async fn mirror_keeps_the_newest_versions_and_picks_up_a_new_one() {
         "--delete does not apply to a simplestreams upstream"
     );
 }
+
+/// `imgapi mirror --upstream-simplestreams`: the flag, its summary, and
+/// the IMGAPI-only options refused as usage errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_binary_with_a_simplestreams_upstream() {
+    if let Some(why) = squashfs_missing() {
+        eprintln!("SKIP: {why}");
+        return;
+    }
+    let mut tree = Tree::new();
+    tree.publish("20240101_13:00");
+    let source = tree.serve().await;
+    let s = TestServer::spawn_with(OPEN).await;
+    let cfg = s.data_dir.join("mirror.toml");
+    std::fs::write(&cfg, &s.config_toml).unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "mirror".to_string(),
+            "--config".into(),
+            cfg.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        async move {
+            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_imgapi"))
+                .args(&args)
+                .env_remove("IMGAPI_CONFIG")
+                .output()
+                .await
+                .unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).to_string(),
+                String::from_utf8_lossy(&out.stderr).to_string(),
+            )
+        }
+    };
+    let (code, stdout, stderr) = run(&["--upstream-simplestreams", &source.url, "-j"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let summary: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(
+        (summary["new"].as_u64(), summary["failed"].as_u64()),
+        (Some(2), Some(0)),
+        "{stderr}"
+    );
+    assert_eq!(image_count(&s).await, 2);
+
+    for extra in [
+        vec!["--upstream-simplestreams", &source.url, "--delete"],
+        vec![
+            "--upstream-simplestreams",
+            &source.url,
+            "--upstream",
+            &source.url,
+        ],
+        vec![],
+    ] {
+        let (code, _, stderr) = run(&extra).await;
+        assert_eq!(code, Some(2), "{extra:?}: {stderr}");
+    }
+}
