@@ -11,6 +11,7 @@ use imgapi_domain::validate::validate_raw;
 use imgapi_domain::{DomainError, Mode, RuleContext};
 use serde_json::{Map, Value};
 use sha1::{Digest, Sha1};
+use sha2::Sha256;
 use uuid::Uuid;
 
 use super::{lxd_image, Failure};
@@ -80,7 +81,19 @@ pub fn run(json: bool, args: CreateManifestArgs) -> Result<(), Failure> {
     } else {
         None
     };
-    let (sha1, size) = hash_file(file)?;
+    // An LXD image's fingerprint (sha256 of metadata ‖ rootfs, or of the
+    // tarball) is computed in the same read as the sha1.
+    let mut fingerprint = lxd.then(Sha256::new);
+    let meta = match (&args.lxd_metadata, fingerprint.as_mut()) {
+        (Some(meta), Some(hasher)) => {
+            let ftype = lxd_image::rootfs_ftype(file)?;
+            let (sha1, size) = hash_file_into(meta, Some(hasher))?;
+            let sha256 = hex::encode(hasher.clone().finalize());
+            Some((meta, sha1, size, sha256, ftype))
+        }
+        _ => None,
+    };
+    let (sha1, size) = hash_file_into(file, fingerprint.as_mut())?;
 
     // No uuid by default: CreateImage assigns one and the original server
     // refuses one in its body ("invalid extra parameters: uuid").
@@ -123,23 +136,15 @@ pub fn run(json: bool, args: CreateManifestArgs) -> Result<(), Failure> {
         Value::Object(f)
     };
     let mut files = Vec::with_capacity(2);
-    if lxd {
-        let (first_sha256, fingerprint, ftype) = match &args.lxd_metadata {
-            Some(meta) => {
-                let ftype = lxd_image::rootfs_ftype(file)?;
-                let (meta_sha1, meta_size) = hash_file(meta)?;
-                files.push(file_entry(
-                    meta_sha1,
-                    meta_size,
-                    sniff_compression(meta)?.to_string(),
-                ));
-                let first = lxd_image::sha256_of(&[meta])?;
-                (first, lxd_image::sha256_of(&[meta, file])?, ftype)
+    if let Some(fingerprint) = fingerprint {
+        let fingerprint = hex::encode(fingerprint.finalize());
+        let (first_sha256, ftype) = match meta {
+            Some((meta, meta_sha1, meta_size, meta_sha256, ftype)) => {
+                let compression = sniff_compression(meta)?.to_string();
+                files.push(file_entry(meta_sha1, meta_size, compression));
+                (meta_sha256, ftype)
             }
-            None => {
-                let sha256 = lxd_image::sha256_of(&[file])?;
-                (sha256.clone(), sha256, "lxd_combined.tar.gz")
-            }
+            None => (fingerprint.clone(), "lxd_combined.tar.gz"),
         };
         let (requirements, tags) = lxd_image::fields(&fingerprint, &first_sha256, ftype);
         m.insert("requirements".into(), requirements);
@@ -259,6 +264,11 @@ fn measure_image_size(path: &Path, compression: &str) -> Result<u64, Failure> {
 /// SHA-1 (hex) and size of the file, read once in chunks, with a progress
 /// bar when stderr is a terminal.
 pub(super) fn hash_file(path: &Path) -> Result<(String, u64), Failure> {
+    hash_file_into(path, None)
+}
+
+/// [`hash_file`], also feeding the bytes to `also` (a running sha256).
+fn hash_file_into(path: &Path, mut also: Option<&mut Sha256>) -> Result<(String, u64), Failure> {
     let io_err = |e: std::io::Error| Failure::other(format!("cannot read {}: {e}", path.display()));
     let mut f = std::fs::File::open(path).map_err(io_err)?;
     let total = f.metadata().map_err(io_err)?.len();
@@ -275,6 +285,9 @@ pub(super) fn hash_file(path: &Path) -> Result<(String, u64), Failure> {
             Err(e) => return Err(io_err(e)),
         };
         hasher.update(&buf[..n]);
+        if let Some(sha256) = also.as_deref_mut() {
+            sha256.update(&buf[..n]);
+        }
         size += n as u64;
         bar.on_progress(n as u64);
     }

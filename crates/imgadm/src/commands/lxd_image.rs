@@ -8,14 +8,12 @@ use std::io::Read;
 use std::path::Path;
 
 use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
 
 use super::Failure;
 
 const BLOCK: usize = 512;
 /// Entries looked at for `metadata.yaml` (LXD writes it first).
 const ENTRIES_SCANNED: usize = 64;
-const CHUNK: usize = 256 * 1024;
 
 /// Whether `path` is a gzip'd tar with a top-level `metadata.yaml` among
 /// its first entries. Reads only as far as that entry.
@@ -98,26 +96,6 @@ pub fn rootfs_ftype(path: &Path) -> Result<&'static str, Failure> {
             path.display()
         )))
     }
-}
-
-/// sha256 (hex) of the files one after the other.
-pub fn sha256_of(paths: &[&Path]) -> Result<String, Failure> {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
-    for path in paths {
-        let io_err =
-            |e: std::io::Error| Failure::other(format!("cannot read {}: {e}", path.display()));
-        let mut f = std::fs::File::open(path).map_err(io_err)?;
-        loop {
-            match f.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => hasher.update(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(io_err(e)),
-            }
-        }
-    }
-    Ok(hex::encode(hasher.finalize()))
 }
 
 /// `requirements` and `tags` of an LXD image, as AdminImportLxdImage
