@@ -446,16 +446,22 @@ pub struct CreateManifestArgs {
     /// Image version.
     #[arg(long)]
     pub version: String,
-    /// Image type.
-    #[arg(long = "type", default_value = "other", value_parser = [
-        "zvol", "zone-dataset", "lx-dataset", "docker", "other",
+    /// Image type [default: lxd for an LXD image (a tarball with
+    /// metadata.yaml, or --lxd-metadata), else other].
+    #[arg(long = "type", value_parser = [
+        "zvol", "zone-dataset", "lx-dataset", "lxd", "docker", "other",
     ])]
-    pub type_: String,
-    /// Operating system.
-    #[arg(long, default_value = "other", value_parser = [
+    pub type_: Option<String>,
+    /// Operating system [default: linux for an LXD image, else other].
+    #[arg(long, value_parser = [
         "smartos", "linux", "windows", "bsd", "illumos", "other",
     ])]
-    pub os: String,
+    pub os: Option<String>,
+    /// LXD split image: its metadata tarball (lxd.tar.xz); FILE is then the
+    /// root filesystem (squashfs or root.tar.xz). The manifest lists both
+    /// files, metadata first, as AdminImportLxdImage stores them.
+    #[arg(long, value_name = "METADATA")]
+    pub lxd_metadata: Option<PathBuf>,
     /// Description.
     #[arg(long)]
     pub description: Option<String>,

@@ -548,6 +548,162 @@ fn create_manifest_zvol_measures_with_qemu_img_and_publishes() {
     assert_eq!(m["image_size"], 64);
 }
 
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+/// An LXD image directory: `metadata.yaml` and `rootfs/etc/hostname`.
+fn lxd_dir(s: &Server) -> PathBuf {
+    let dir = s.dir.path().join("lxd-image");
+    std::fs::create_dir_all(dir.join("rootfs/etc")).unwrap();
+    std::fs::write(
+        dir.join("metadata.yaml"),
+        "architecture: x86_64\ncreation_date: 1704067200\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("rootfs/etc/hostname"), "lxd\n").unwrap();
+    dir
+}
+
+fn run_ok(cmd: &mut std::process::Command) -> bool {
+    cmd.output().is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn create_manifest_recognises_a_combined_lxd_image_and_publishes_it() {
+    let s = spawn();
+    let dir = lxd_dir(&s);
+    let tarball = s.dir.path().join("lxd_combined.tar.gz");
+    assert!(run_ok(
+        std::process::Command::new("tar")
+            .arg("-czf")
+            .arg(&tarball)
+            .arg("-C")
+            .arg(&dir)
+            .args(["metadata.yaml", "rootfs"])
+    ));
+    let (mpath, m) = create_manifest(
+        &s,
+        "lxd.json",
+        &[
+            "-f",
+            p(&tarball),
+            "--name",
+            "my-lxd",
+            "--version",
+            "1.0",
+            "--public",
+        ],
+    );
+    let bytes = std::fs::read(&tarball).unwrap();
+    let fingerprint = sha256_hex(&bytes);
+    assert_eq!(m["type"], "lxd");
+    assert_eq!(m["os"], "linux");
+    assert_eq!(m["requirements"], json!({"brand": "lx"}));
+    assert_eq!(m["tags"]["lxd:fingerprint"], fingerprint);
+    assert_eq!(m["tags"]["lxd:sha256"], fingerprint);
+    assert_eq!(m["tags"]["lxd:ftype"], "lxd_combined.tar.gz");
+    assert_eq!(m["files"][0]["compression"], "gzip");
+
+    // One command publishes it.
+    let v = s.ok_json(&["-j", "create", "-m", p(&mpath), "-f", p(&tarball)]);
+    assert_eq!(v["state"], "active");
+    assert_eq!(v["type"], "lxd");
+    assert_eq!(v["tags"]["lxd:fingerprint"], fingerprint);
+
+    // A gzip'd tar without metadata.yaml stays `other`.
+    let plain = s.dir.path().join("plain.tar.gz");
+    assert!(run_ok(
+        std::process::Command::new("tar")
+            .arg("-czf")
+            .arg(&plain)
+            .arg("-C")
+            .arg(&dir)
+            .arg("rootfs")
+    ));
+    let (_, m) = create_manifest(
+        &s,
+        "plain.json",
+        &["-f", p(&plain), "--name", "p", "--version", "1", "--public"],
+    );
+    assert_eq!(m["type"], "other");
+    assert!(m.get("tags").is_none());
+}
+
+#[test]
+fn create_manifest_of_a_split_lxd_image_lists_metadata_then_rootfs() {
+    let s = spawn();
+    if !run_ok(std::process::Command::new("mksquashfs").arg("-version")) {
+        eprintln!("SKIP: mksquashfs not found (Debian package squashfs-tools)");
+        return;
+    }
+    let dir = lxd_dir(&s);
+    let meta = s.dir.path().join("lxd.tar.xz");
+    assert!(run_ok(
+        std::process::Command::new("tar")
+            .arg("-cJf")
+            .arg(&meta)
+            .arg("-C")
+            .arg(&dir)
+            .arg("metadata.yaml")
+    ));
+    let rootfs = s.dir.path().join("root.squashfs");
+    assert!(run_ok(
+        std::process::Command::new("mksquashfs")
+            .arg(dir.join("rootfs"))
+            .arg(&rootfs)
+            .args(["-noappend", "-quiet", "-all-root", "-no-progress"])
+    ));
+    let (_, m) = create_manifest(
+        &s,
+        "split.json",
+        &[
+            "-f",
+            p(&rootfs),
+            "--lxd-metadata",
+            p(&meta),
+            "--name",
+            "split",
+            "--version",
+            "1",
+            "--public",
+        ],
+    );
+    let meta_bytes = std::fs::read(&meta).unwrap();
+    let rootfs_bytes = std::fs::read(&rootfs).unwrap();
+    let mut both = meta_bytes.clone();
+    both.extend_from_slice(&rootfs_bytes);
+    assert_eq!(m["type"], "lxd");
+    assert_eq!(m["tags"]["lxd:fingerprint"], sha256_hex(&both));
+    assert_eq!(m["tags"]["lxd:sha256"], sha256_hex(&meta_bytes));
+    assert_eq!(m["tags"]["lxd:ftype"], "squashfs");
+    assert_eq!(m["files"][0]["sha1"], sha1_hex(&meta_bytes).as_str());
+    assert_eq!(m["files"][0]["compression"], "xz");
+    assert_eq!(m["files"][1]["sha1"], sha1_hex(&rootfs_bytes).as_str());
+    assert_eq!(m["files"][1]["compression"], "none");
+
+    // --lxd-metadata with another type is a usage error.
+    let a = s
+        .cmd()
+        .args([
+            "create-manifest",
+            "-f",
+            p(&rootfs),
+            "--lxd-metadata",
+            p(&meta),
+            "--name",
+            "x",
+            "--version",
+            "1",
+            "--type",
+            "other",
+        ])
+        .assert()
+        .code(2);
+    assert!(stderr_of(&a).contains("--lxd-metadata is only for --type lxd"));
+}
+
 #[test]
 fn create_manifest_zvol_without_qemu_img_is_a_usage_error() {
     let s = spawn();

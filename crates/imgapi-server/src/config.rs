@@ -16,8 +16,8 @@ use keys::FileConfig;
 pub use keys::{Config, KEYS};
 use sections::DatabaseSection;
 pub use sections::{
-    AuthType, ChannelConfig, DockerConfig, DsapiMode, ExportConfig, RemoteConfig, S3Credentials,
-    SimplestreamsConfig, StorageConfig,
+    AuthType, ChannelConfig, DockerConfig, DsapiMode, ExportConfig, LxdConfig, RemoteConfig,
+    S3Credentials, SimplestreamsConfig, StorageConfig,
 };
 
 /// A documented configuration key.
@@ -154,6 +154,10 @@ impl Config {
                 ));
             }
             cfg.docker = docker;
+        }
+        if let Some(lxd) = layer.lxd {
+            validate_lxd(&lxd)?;
+            cfg.lxd = lxd;
         }
         if let Some(storage) = layer.storage {
             if let StorageConfig::S3 { bucket, .. } = &storage {
@@ -348,6 +352,21 @@ fn apply_remote(
     }
     if let Some(map) = datacenters {
         cfg.datacenters = map;
+    }
+    Ok(())
+}
+
+/// `[lxd] remotes`: a name without `:` (it ends the remote part of an
+/// alias) and an http(s) URL each.
+fn validate_lxd(lxd: &LxdConfig) -> Result<(), ConfigError> {
+    for (name, url) in &lxd.remotes {
+        let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+        if name.is_empty() || name.contains(':') || !scheme_ok {
+            return Err(invalid(
+                "lxd",
+                format!("remotes: {name:?} = {url:?}: expected a name without ':' and an http(s):// URL"),
+            ));
+        }
     }
     Ok(())
 }

@@ -62,8 +62,12 @@ struct MirrorArgs {
     #[arg(long, short = 'c')]
     config: Option<PathBuf>,
     /// The upstream IMGAPI URL (a path ending in /datasets: a legacy DSAPI server).
-    #[arg(long)]
-    upstream: String,
+    #[arg(long, required_unless_present = "upstream_simplestreams")]
+    upstream: Option<String>,
+    /// Instead of --upstream: a simplestreams (LXD image) server; the newest
+    /// version of each product the filters pass is imported (docs/lxd.md).
+    #[arg(long, conflicts_with_all = ["upstream", "owner", "channel", "delete"])]
+    upstream_simplestreams: Option<String>,
     /// Run again this long after each run ends (e.g. 10m, 1h); SIGINT/SIGTERM
     /// stop after the image in progress.
     #[arg(long, value_parser = parse_interval)]
@@ -353,7 +357,11 @@ async fn mirror(config: Option<&Path>, args: MirrorArgs) -> ExitCode {
         }
     };
     let opts = MirrorOptions {
-        upstream: args.upstream.clone(),
+        upstream: args
+            .upstream
+            .clone()
+            .or_else(|| args.upstream_simplestreams.clone())
+            .unwrap_or_default(),
         name: args.name.clone(),
         os: args.os.clone(),
         image_type: args.image_type.clone(),
@@ -361,6 +369,7 @@ async fn mirror(config: Option<&Path>, args: MirrorArgs) -> ExitCode {
         channel: args.channel.clone(),
         delete: args.delete,
         dry_run: args.dry_run,
+        simplestreams: args.upstream_simplestreams.is_some(),
     };
     let mut reporter = StderrReporter {
         terminal: std::io::stderr().is_terminal(),

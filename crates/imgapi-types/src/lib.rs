@@ -9,6 +9,7 @@ pub mod error_body;
 pub mod error_code;
 pub mod image;
 pub mod job;
+pub mod lxd;
 pub mod requirements;
 pub mod schema;
 pub mod server;
@@ -22,6 +23,7 @@ pub use error_body::{ErrorBody, FieldCode, FieldError};
 pub use error_code::RestCode;
 pub use image::{DsapiDataset, DsapiFile, Image, ImageFile, ImageUser};
 pub use job::{Job, JobParams, JobStep, StartedJob};
+pub use lxd::{LxdErrorMessage, LxdMessage, LxdProgress, LxdProgressMessage};
 pub use requirements::Requirements;
 pub use schema::{schemas, SCHEMA_NAMES};
 pub use server::{

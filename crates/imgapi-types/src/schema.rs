@@ -9,8 +9,9 @@ use crate::{
     Channel, DockerErrorMessage, DockerImageCreated, DockerMessage, DockerProgress,
     DockerProgressDetail, DockerProgressMessage, DockerPushResult, DockerStreamError, DsapiDataset,
     DsapiFile, ErrorBody, Exported, FieldCode, FieldError, Health, HealthCheck, HealthChecks,
-    Image, ImageFile, ImageUser, Job, JobParams, JobStep, LogState, OwnerUsage, Ping, Requirements,
-    ServerState, StartedJob, TagUsage, UploadSessionBody, Usage, UsageTotals,
+    Image, ImageFile, ImageUser, Job, JobParams, JobStep, LogState, LxdErrorMessage, LxdMessage,
+    LxdProgress, LxdProgressMessage, OwnerUsage, Ping, Requirements, ServerState, StartedJob,
+    TagUsage, UploadSessionBody, Usage, UsageTotals,
 };
 
 /// Where the schemas live in the OpenAPI document; `$ref`s point there.
@@ -59,6 +60,10 @@ wire_types![
     DockerImageCreated,
     DockerErrorMessage,
     DockerStreamError,
+    LxdMessage,
+    LxdProgressMessage,
+    LxdProgress,
+    LxdErrorMessage,
     ErrorBody,
     FieldError,
     FieldCode,

@@ -11,9 +11,10 @@ use imgapi_domain::validate::validate_raw;
 use imgapi_domain::{DomainError, Mode, RuleContext};
 use serde_json::{Map, Value};
 use sha1::{Digest, Sha1};
+use sha2::Sha256;
 use uuid::Uuid;
 
-use super::Failure;
+use super::{lxd_image, Failure};
 use crate::cli::CreateManifestArgs;
 use crate::reporters::Bar;
 use crate::stdout::write_bytes;
@@ -40,7 +41,24 @@ pub fn run(json: bool, args: CreateManifestArgs) -> Result<(), Failure> {
         Some(c) => c.clone(),
         None => sniff_compression(file)?.to_string(),
     };
-    let zvol = args.type_ == "zvol";
+    let lxd = match (&args.lxd_metadata, args.type_.as_deref()) {
+        (Some(_), Some(t)) if t != "lxd" => {
+            return Err(Failure::usage(format!(
+                "--lxd-metadata is only for --type lxd (not {t})"
+            )))
+        }
+        (Some(_), _) | (None, Some("lxd")) => true,
+        (None, Some(_)) => false,
+        (None, None) => lxd_image::is_combined_tarball(file),
+    };
+    let default_to = |given: &Option<String>, lxd_value: &str| {
+        given
+            .clone()
+            .unwrap_or_else(|| if lxd { lxd_value } else { "other" }.to_string())
+    };
+    let type_ = default_to(&args.type_, "lxd");
+    let os = default_to(&args.os, "linux");
+    let zvol = type_ == "zvol";
     if !zvol {
         let zvol_only = [
             ("--image-size", args.image_size.is_some()),
@@ -50,8 +68,7 @@ pub fn run(json: bool, args: CreateManifestArgs) -> Result<(), Failure> {
         ];
         if let Some((flag, _)) = zvol_only.iter().find(|(_, given)| *given) {
             return Err(Failure::usage(format!(
-                "{flag} is only for --type zvol (this image is of type {})",
-                args.type_
+                "{flag} is only for --type zvol (this image is of type {type_})"
             )));
         }
     }
@@ -64,7 +81,19 @@ pub fn run(json: bool, args: CreateManifestArgs) -> Result<(), Failure> {
     } else {
         None
     };
-    let (sha1, size) = hash_file(file)?;
+    // An LXD image's fingerprint (sha256 of metadata ‖ rootfs, or of the
+    // tarball) is computed in the same read as the sha1.
+    let mut fingerprint = lxd.then(Sha256::new);
+    let meta = match (&args.lxd_metadata, fingerprint.as_mut()) {
+        (Some(meta), Some(hasher)) => {
+            let ftype = lxd_image::rootfs_ftype(file)?;
+            let (sha1, size) = hash_file_into(meta, Some(hasher))?;
+            let sha256 = hex::encode(hasher.clone().finalize());
+            Some((meta, sha1, size, sha256, ftype))
+        }
+        _ => None,
+    };
+    let (sha1, size) = hash_file_into(file, fingerprint.as_mut())?;
 
     // No uuid by default: CreateImage assigns one and the original server
     // refuses one in its body ("invalid extra parameters: uuid").
@@ -87,8 +116,8 @@ pub fn run(json: bool, args: CreateManifestArgs) -> Result<(), Failure> {
     if let Some(d) = &args.description {
         m.insert("description".into(), Value::from(d.clone()));
     }
-    m.insert("type".into(), Value::from(args.type_.clone()));
-    m.insert("os".into(), Value::from(args.os.clone()));
+    m.insert("type".into(), Value::from(type_.clone()));
+    m.insert("os".into(), Value::from(os));
     m.insert("public".into(), Value::Bool(args.public));
     if let Some(n) = image_size {
         let driver = |given: &Option<String>, default: &str| {
@@ -99,11 +128,30 @@ pub fn run(json: bool, args: CreateManifestArgs) -> Result<(), Failure> {
         m.insert("disk_driver".into(), driver(&args.disk_driver, "virtio"));
         m.insert("cpu_type".into(), driver(&args.cpu_type, "host"));
     }
-    let mut f = Map::new();
-    f.insert("sha1".into(), Value::from(sha1));
-    f.insert("size".into(), Value::from(size));
-    f.insert("compression".into(), Value::from(compression));
-    m.insert("files".into(), Value::Array(vec![Value::Object(f)]));
+    let file_entry = |sha1: String, size: u64, compression: String| {
+        let mut f = Map::new();
+        f.insert("sha1".into(), Value::from(sha1));
+        f.insert("size".into(), Value::from(size));
+        f.insert("compression".into(), Value::from(compression));
+        Value::Object(f)
+    };
+    let mut files = Vec::with_capacity(2);
+    if let Some(fingerprint) = fingerprint {
+        let fingerprint = hex::encode(fingerprint.finalize());
+        let (first_sha256, ftype) = match meta {
+            Some((meta, meta_sha1, meta_size, meta_sha256, ftype)) => {
+                let compression = sniff_compression(meta)?.to_string();
+                files.push(file_entry(meta_sha1, meta_size, compression));
+                (meta_sha256, ftype)
+            }
+            None => (fingerprint.clone(), "lxd_combined.tar.gz"),
+        };
+        let (requirements, tags) = lxd_image::fields(&fingerprint, &first_sha256, ftype);
+        m.insert("requirements".into(), requirements);
+        m.insert("tags".into(), Value::Object(tags));
+    }
+    files.push(file_entry(sha1, size, compression));
+    m.insert("files".into(), Value::Array(files));
     validate(&m, args.public)?;
 
     let manifest = Value::Object(m);
@@ -216,6 +264,11 @@ fn measure_image_size(path: &Path, compression: &str) -> Result<u64, Failure> {
 /// SHA-1 (hex) and size of the file, read once in chunks, with a progress
 /// bar when stderr is a terminal.
 pub(super) fn hash_file(path: &Path) -> Result<(String, u64), Failure> {
+    hash_file_into(path, None)
+}
+
+/// [`hash_file`], also feeding the bytes to `also` (a running sha256).
+fn hash_file_into(path: &Path, mut also: Option<&mut Sha256>) -> Result<(String, u64), Failure> {
     let io_err = |e: std::io::Error| Failure::other(format!("cannot read {}: {e}", path.display()));
     let mut f = std::fs::File::open(path).map_err(io_err)?;
     let total = f.metadata().map_err(io_err)?.len();
@@ -232,6 +285,9 @@ pub(super) fn hash_file(path: &Path) -> Result<(String, u64), Failure> {
             Err(e) => return Err(io_err(e)),
         };
         hasher.update(&buf[..n]);
+        if let Some(sha256) = also.as_deref_mut() {
+            sha256.update(&buf[..n]);
+        }
         size += n as u64;
         bar.on_progress(n as u64);
     }

@@ -27,6 +27,7 @@ mod update;
 mod completions;
 mod create_manifest;
 mod install_links;
+mod lxd_image;
 mod man;
 pub mod offline;
 

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{
     AuthType, ChannelConfig, ConfigError, DatabaseSection, DockerConfig, DsapiMode, ExportConfig,
-    KeyDoc, RemoteConfig, SimplestreamsConfig, StorageConfig,
+    KeyDoc, LxdConfig, RemoteConfig, SimplestreamsConfig, StorageConfig,
 };
 use crate::accounts::AccountDirectoryConfig;
 
@@ -50,6 +50,10 @@ config_keys! {
     docker: DockerConfig = DockerConfig::default(), shown "insecure_registries = []",
         file DockerConfig, env "IMGAPI_DOCKER" json("a JSON object of [docker] keys"),
         "`[docker]`: registries of AdminImportDockerImage and AdminPushDockerImage (docs/docker.md). `insecure_registries`: `host:port` (or `host`) of registries reached over plain http, as dockerd's option of that name; every other registry is reached over https only. The `[remote]` address rules (`allow_private_addresses`, `allowed_hosts`, redirects, timeouts) apply to registries and their token servers too. In the environment: a JSON object.";
+    /// LXD simplestreams servers (`[lxd]`).
+    lxd: LxdConfig = LxdConfig::default(), shown "remotes = {}",
+        file LxdConfig, env "IMGAPI_LXD" json("a JSON object of [lxd] keys"),
+        "`[lxd]`: simplestreams servers of AdminImportLxdImage (docs/lxd.md). `remotes`: table name → server URL (`[lxd.remotes] images = \"https://images.example.com\"`); `alias=NAME:ALIAS` imports from the server named NAME. None by default. The `[remote]` rules (https only unless `allow_http`, address rules, redirects, timeouts) apply to these servers. In the environment: a JSON object.";
     /// This datacenter's name (ImportFromDatacenter).
     datacenter_name: Option<String> = None, shown "(none)",
         file String, env "IMGAPI_DATACENTER_NAME" text,

@@ -193,6 +193,16 @@ pub struct SimplestreamsConfig {
     pub enabled: bool,
 }
 
+/// `[lxd]`: LXD simplestreams servers (AdminImportLxdImage, `imgapi
+/// mirror --upstream-simplestreams`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LxdConfig {
+    /// Remote name → simplestreams server URL (the `REMOTE` of
+    /// `alias=REMOTE:ALIAS`). None by default.
+    pub remotes: std::collections::BTreeMap<String, String>,
+}
+
 /// The `[remote]` table: what this server may fetch from other servers
 /// (import-remote, import from a URL or a source IMGAPI; docs/mirroring.md).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

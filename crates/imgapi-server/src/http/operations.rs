@@ -89,6 +89,11 @@ const DOCKER_PUBLIC: Param = Param::new(
     ParamType::Bool,
     "import-docker-image: whether the layer images are public (default true).",
 );
+const LXD_ALIAS: Param = Param::new(
+    "alias",
+    ParamType::Text,
+    "import-lxd-image: `REMOTE:ALIAS`, a remote of `[lxd.remotes]` and one of its image aliases.",
+);
 const REGISTRY_AUTH: Param = Param::header(
     "x-registry-auth",
     ParamType::Text,
@@ -182,13 +187,15 @@ operations! {
         method: POST, path: "/images", aliases: &["/images/"],
         summary: "CreateImage: a new unactivated image from a manifest (no `action`).",
         params: &[p::ACCOUNT, p::CHANNEL, ACTION, DOCKER_REPO, DOCKER_TAG, DOCKER_DIGEST, DOCKER_PUBLIC,
-                  REGISTRY_AUTH, REGISTRY_CONFIG],
+                  REGISTRY_AUTH, REGISTRY_CONFIG, LXD_ALIAS],
         variants: &[
             Variant::action("create-from-vm", "CreateImageFromVm", "Not available on this server."),
             Variant::action("import-docker-image", "AdminImportDockerImage",
                             "Operators: import a Docker/OCI image from a registry, one `docker` image per layer (docs/docker.md).")
                 .answers(Success::JsonLines("DockerMessage")).reads(BodyDoc::None),
-            Variant::action("import-lxd-image", "AdminImportLxdImage", "Not available on this server."),
+            Variant::action("import-lxd-image", "AdminImportLxdImage",
+                            "Operators: import the newest version of an LXD image from a simplestreams server of `[lxd.remotes]` (docs/lxd.md).")
+                .answers(Success::JsonLines("LxdMessage")).reads(BodyDoc::None),
         ],
         body: BodyDoc::Json("CreateImage"),
         errors: &[R::ValidationFailed, R::InvalidParameter, R::InvalidContent, R::RequestEntityTooLarge,

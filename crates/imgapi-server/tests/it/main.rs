@@ -33,6 +33,7 @@ mod job_retention;
 mod lifecycle;
 mod limits_under_load;
 mod listing;
+mod lxd;
 mod lxd_serve;
 mod metrics;
 mod migrate;

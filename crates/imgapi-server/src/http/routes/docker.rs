@@ -21,7 +21,7 @@ const REGISTRY_AUTH: header::HeaderName = header::HeaderName::from_static("x-reg
 const REGISTRY_CONFIG: header::HeaderName = header::HeaderName::from_static("x-registry-config");
 
 /// The 200 answer streaming `events`.
-fn stream_response(events: EventStream) -> Response {
+pub(super) fn stream_response(events: EventStream) -> Response {
     let body = futures_util::stream::unfold(events, |mut rx| async move {
         rx.recv()
             .await
@@ -39,7 +39,7 @@ fn stream_response(events: EventStream) -> Response {
 /// Run `work` in its own task; a failure becomes the last message. The
 /// audit line of the request was written when the stream started, so the
 /// outcome gets a line of its own.
-fn spawn_stream<F>(events: Events, id_first: bool, what: Outcome, work: F)
+pub(super) fn spawn_stream<F>(events: Events, id_first: bool, what: Outcome, work: F)
 where
     F: Future<Output = Result<(), ServiceError>> + Send + 'static,
 {
@@ -54,12 +54,18 @@ where
         } = what;
         match result {
             Ok(()) => {
-                tracing::info!(operation, req_id, target, seconds, "docker stream finished")
+                tracing::info!(
+                    operation,
+                    req_id,
+                    target,
+                    seconds,
+                    "progress stream finished"
+                )
             }
             Err(e) => {
                 let api = ApiError::from(e);
                 tracing::warn!(operation, req_id, target, seconds, code = api.code.as_str(),
-                    message = %api.message, cause = api.cause.as_deref().unwrap_or(""), "docker stream failed");
+                    message = %api.message, cause = api.cause.as_deref().unwrap_or(""), "progress stream failed");
                 events.error(api.code.as_str(), &api.client_message(), id_first);
             }
         }
@@ -67,11 +73,11 @@ where
 }
 
 /// What the outcome line names.
-struct Outcome {
-    operation: &'static str,
-    req_id: String,
-    /// The repository (import) or `repo:tag` (push).
-    target: String,
+pub(super) struct Outcome {
+    pub(super) operation: &'static str,
+    pub(super) req_id: String,
+    /// The repository (import), `repo:tag` (push) or LXD alias.
+    pub(super) target: String,
 }
 
 /// AdminImportDockerImage.

@@ -104,15 +104,7 @@ pub async fn create(app: &AppState, mut req: Req) -> Result<Response, ApiError> 
         Some("import-docker-image") => {
             return super::docker::import(&req, channel.as_deref()).await
         }
-        Some("import-lxd-image") => {
-            if req.account().is_some() {
-                return Err(ServiceError::OperatorOnly.into());
-            }
-            return Err(ServiceError::NotAvailable(
-                "LXD imports are not available on this server".into(),
-            )
-            .into());
-        }
+        Some("import-lxd-image") => return super::lxd::import(&req, channel.as_deref()).await,
         Some(other) => return Err(invalid_action(other)),
     }
     let body = req.json_body().await?;

@@ -14,6 +14,8 @@ use tokio::sync::mpsc;
 pub struct Events {
     tx: mpsc::UnboundedSender<Bytes>,
     id: String,
+    /// The key `id` is appended under: `id` (docker), `alias` (LXD).
+    last_key: &'static str,
 }
 
 /// The receiving end: the response body.
@@ -21,13 +23,24 @@ pub type EventStream = mpsc::UnboundedReceiver<Bytes>;
 
 impl Events {
     pub fn new(id: impl Into<String>) -> (Events, EventStream) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        (Events { tx, id: id.into() }, rx)
+        Self::ending_with("id", id)
     }
 
-    /// Send `message` with `id` appended (or replaced in place).
+    /// A stream whose messages end with `last_key: id` (AdminImportLxdImage
+    /// appends the request's `alias`).
+    pub fn ending_with(last_key: &'static str, id: impl Into<String>) -> (Events, EventStream) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let events = Events {
+            tx,
+            id: id.into(),
+            last_key,
+        };
+        (events, rx)
+    }
+
+    /// Send `message` with the stream's id appended (or replaced in place).
     pub fn send(&self, mut message: Map<String, Value>) {
-        message.insert("id".into(), Value::String(self.id.clone()));
+        message.insert(self.last_key.into(), Value::String(self.id.clone()));
         let mut line = serde_json::to_vec(&Value::Object(message)).unwrap_or_default();
         line.extend_from_slice(b"\r\n");
         let _ = self.tx.send(Bytes::from(line));

@@ -90,6 +90,8 @@ pub struct MirrorOptions {
     pub delete: bool,
     /// Report the plan; write nothing.
     pub dry_run: bool,
+    /// `upstream` is a simplestreams server (LXD images, docs/lxd.md).
+    pub simplestreams: bool,
 }
 
 /// A run that could not start, or could not list the upstream (nothing
@@ -111,6 +113,9 @@ pub enum MirrorError {
     Locked(String),
     #[error("cannot take the mirror lock: {0}")]
     Lock(MetaError),
+    /// Options that do not go together.
+    #[error("{0}")]
+    Options(String),
 }
 
 /// How to mirror from an internal host, for a policy refusal.
@@ -178,6 +183,9 @@ pub async fn mirror(
     reporter: &mut dyn Reporter,
     stop: &AtomicBool,
 ) -> Result<MirrorSummary, MirrorError> {
+    if opts.simplestreams {
+        return crate::service::lxd::mirror::mirror(app, opts, reporter, stop).await;
+    }
     let started = Instant::now();
     let src = Source::parse(&opts.upstream, Trust::Checked).map_err(MirrorError::Upstream)?;
     app.remote
