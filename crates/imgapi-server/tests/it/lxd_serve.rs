@@ -62,9 +62,10 @@ fn lxd_tags(os: &str, release: &str, aliases: &str) -> Value {
     json!({"lxd:os": os, "lxd:release": release, "lxd:arch": "amd64", "lxd:aliases": aliases})
 }
 
-/// A server on https with a certificate for 127.0.0.1, and a client that
-/// trusts it; the certificate's path for `SSL_CERT_FILE`.
-async fn tls_server(dir: &Path) -> (TestServer, PathBuf) {
+/// A server on https with a certificate for 127.0.0.1, simplestreams
+/// enabled and `extra` configuration after it, and a client that trusts it;
+/// the certificate's path for `SSL_CERT_FILE`.
+pub(crate) async fn tls_server(dir: &Path, extra: &str) -> (TestServer, PathBuf) {
     let cert =
         rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
     let cert_path = dir.join("cert.pem");
@@ -72,7 +73,7 @@ async fn tls_server(dir: &Path) -> (TestServer, PathBuf) {
     std::fs::write(&cert_path, cert.cert.pem()).unwrap();
     std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
     let mut s = TestServer::spawn_with(&format!(
-        "{DC}\ntls_cert = {:?}\ntls_key = {:?}\n{ENABLED}",
+        "{DC}\ntls_cert = {:?}\ntls_key = {:?}\n{ENABLED}{extra}",
         cert_path.display().to_string(),
         key_path.display().to_string()
     ))
@@ -94,14 +95,30 @@ async fn tls_server(dir: &Path) -> (TestServer, PathBuf) {
 }
 
 /// `lxc` with its configuration and home in `dir`, trusting `cert`.
-struct Lxc {
+pub(crate) struct Lxc {
     bin: PathBuf,
     dir: PathBuf,
     cert: PathBuf,
 }
 
 impl Lxc {
-    fn run(&self, args: &[&str]) -> String {
+    /// An `lxc` whose remote `t` is the simplestreams tree at `url`.
+    pub(crate) fn with_remote(bin: PathBuf, dir: PathBuf, cert: PathBuf, url: &str) -> Lxc {
+        std::fs::create_dir_all(dir.join("home")).unwrap();
+        std::fs::create_dir_all(dir.join("conf")).unwrap();
+        let lxc = Lxc { bin, dir, cert };
+        lxc.run(&[
+            "remote",
+            "add",
+            "t",
+            url,
+            "--protocol=simplestreams",
+            "--public",
+        ]);
+        lxc
+    }
+
+    pub(crate) fn run(&self, args: &[&str]) -> String {
         let out = Command::new(&self.bin)
             .args(args)
             .env("LXD_CONF", self.dir.join("conf"))
@@ -119,12 +136,12 @@ impl Lxc {
         String::from_utf8(out.stdout).unwrap()
     }
 
-    fn list(&self) -> Vec<Value> {
+    pub(crate) fn list(&self) -> Vec<Value> {
         serde_json::from_str(&self.run(&["image", "list", "t:", "--format", "json"])).unwrap()
     }
 }
 
-fn fingerprints(images: &[Value]) -> Vec<String> {
+pub(crate) fn fingerprints(images: &[Value]) -> Vec<String> {
     let mut out: Vec<String> = images
         .iter()
         .map(|i| i["fingerprint"].as_str().unwrap().to_string())
@@ -142,7 +159,7 @@ async fn lxc_lists_shows_and_exports_the_public_lxd_images() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let (s, cert) = tls_server(dir.path()).await;
+    let (s, cert) = tls_server(dir.path(), "").await;
     let (bytes, fingerprint) = combined_tarball(dir.path(), "mylinux", "1.0");
     let uuid = publish_lxd(
         &s,
@@ -171,21 +188,7 @@ async fn lxc_lists_shows_and_exports_the_public_lxd_images() {
     assert_eq!(st, 200);
     let zone = s.publish(json!({"name": "zone"})).await;
 
-    let lxc = Lxc {
-        bin,
-        dir: dir.path().join("lxc"),
-        cert,
-    };
-    std::fs::create_dir_all(lxc.dir.join("home")).unwrap();
-    std::fs::create_dir_all(lxc.dir.join("conf")).unwrap();
-    lxc.run(&[
-        "remote",
-        "add",
-        "t",
-        &s.url,
-        "--protocol=simplestreams",
-        "--public",
-    ]);
+    let lxc = Lxc::with_remote(bin, dir.path().join("lxc"), cert, &s.url);
 
     let listed = lxc.list();
     assert_eq!(
@@ -330,7 +333,7 @@ async fn lxc_exports_split_images_checking_their_fingerprints() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let (s, cert) = tls_server(dir.path()).await;
+    let (s, cert) = tls_server(dir.path(), "").await;
     let src = dir.path().join("split");
     std::fs::create_dir_all(src.join("rootfs/etc")).unwrap();
     std::fs::write(
@@ -353,21 +356,7 @@ async fn lxc_exports_split_images_checking_their_fingerprints() {
     );
     // lxc does not look inside a squashfs it exports: any bytes stand in.
     let root_squashfs = b"hsqs stand-in for a squashfs rootfs".to_vec();
-    let lxc = Lxc {
-        bin,
-        dir: dir.path().join("lxc"),
-        cert,
-    };
-    std::fs::create_dir_all(lxc.dir.join("home")).unwrap();
-    std::fs::create_dir_all(lxc.dir.join("conf")).unwrap();
-    lxc.run(&[
-        "remote",
-        "add",
-        "t",
-        &s.url,
-        "--protocol=simplestreams",
-        "--public",
-    ]);
+    let lxc = Lxc::with_remote(bin, dir.path().join("lxc"), cert, &s.url);
 
     for (release, ftype, root) in [
         ("1", "squashfs", root_squashfs),
@@ -411,7 +400,7 @@ async fn lxc_exports_split_images_checking_their_fingerprints() {
 }
 
 /// python-simplestreams, from the venv .ci/run installs (or `PATH`).
-fn sstream_query() -> Option<PathBuf> {
+pub(crate) fn sstream_query() -> Option<PathBuf> {
     which("sstream-query").or_else(|| {
         let home = std::env::var_os("HOME")?;
         let venv = Path::new(&home).join(".cache/imgapi-simplestreams/venv/bin/sstream-query");

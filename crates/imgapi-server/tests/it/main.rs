@@ -34,6 +34,7 @@ mod lifecycle;
 mod limits_under_load;
 mod listing;
 mod lxd;
+mod lxd_roundtrip;
 mod lxd_serve;
 mod metrics;
 mod migrate;
