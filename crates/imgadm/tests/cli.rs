@@ -559,7 +559,7 @@ fn lxd_dir(s: &Server) -> PathBuf {
     std::fs::create_dir_all(dir.join("rootfs/etc")).unwrap();
     std::fs::write(
         dir.join("metadata.yaml"),
-        "architecture: x86_64\ncreation_date: 1704067200\n",
+        "architecture: x86_64\ncreation_date: 1704067200\nproperties:\n  os: Alpine\n  release: \"3.19\"\n  variant: default\n",
     )
     .unwrap();
     std::fs::write(dir.join("rootfs/etc/hostname"), "lxd\n").unwrap();
@@ -604,6 +604,11 @@ fn create_manifest_recognises_a_combined_lxd_image_and_publishes_it() {
     assert_eq!(m["tags"]["lxd:fingerprint"], fingerprint);
     assert_eq!(m["tags"]["lxd:sha256"], fingerprint);
     assert_eq!(m["tags"]["lxd:ftype"], "lxd_combined.tar.gz");
+    // What metadata.yaml says names the image in a simplestreams listing.
+    assert_eq!(m["tags"]["lxd:os"], "Alpine");
+    assert_eq!(m["tags"]["lxd:release"], "3.19");
+    assert_eq!(m["tags"]["lxd:arch"], "amd64");
+    assert_eq!(m["tags"]["lxd:variant"], "default");
     assert_eq!(m["files"][0]["compression"], "gzip");
 
     // One command publishes it.

@@ -146,7 +146,16 @@ pub fn run(json: bool, args: CreateManifestArgs) -> Result<(), Failure> {
             }
             None => (fingerprint.clone(), "lxd_combined.tar.gz"),
         };
-        let (requirements, tags) = lxd_image::fields(&fingerprint, &first_sha256, ftype);
+        // A combined tarball carries its metadata.yaml; a split image's is in
+        // the (xz) metadata tarball, not read here.
+        let props = if args.lxd_metadata.is_none() {
+            lxd_image::metadata_yaml(file)
+                .map(|yaml| lxd_image::properties(&yaml))
+                .unwrap_or_default()
+        } else {
+            lxd_image::Properties::default()
+        };
+        let (requirements, tags) = lxd_image::fields(&fingerprint, &first_sha256, ftype, &props);
         m.insert("requirements".into(), requirements);
         m.insert("tags".into(), Value::Object(tags));
     }

@@ -16,31 +16,117 @@ const BLOCK: usize = 512;
 const ENTRIES_SCANNED: usize = 64;
 
 /// Whether `path` is a gzip'd tar with a top-level `metadata.yaml` among
-/// its first entries. Reads only as far as that entry.
+/// its first entries.
 pub fn is_combined_tarball(path: &Path) -> bool {
-    let Ok(file) = std::fs::File::open(path) else {
-        return false;
-    };
+    metadata_yaml(path).is_some()
+}
+
+/// Largest `metadata.yaml` read (LXD's are a few hundred bytes).
+const METADATA_MAX: u64 = 64 * 1024;
+
+/// The text of the top-level `metadata.yaml` of a gzip'd tar, when it is
+/// among its first entries (empty when larger than [`METADATA_MAX`]).
+/// Reads only as far as that entry.
+pub fn metadata_yaml(path: &Path) -> Option<String> {
+    let file = std::fs::File::open(path).ok()?;
     let mut tar = flate2::read::GzDecoder::new(std::io::BufReader::new(file));
     let mut header = [0u8; BLOCK];
     for _ in 0..ENTRIES_SCANNED {
         if tar.read_exact(&mut header).is_err() || header.iter().all(|b| *b == 0) {
-            return false;
+            return None;
         }
         let name = entry_name(&header);
+        let size = entry_size(&header)?;
         if name.trim_start_matches("./") == "metadata.yaml" {
-            return true;
+            if size > METADATA_MAX {
+                return Some(String::new());
+            }
+            let mut text = Vec::new();
+            (&mut tar).take(size).read_to_end(&mut text).ok()?;
+            return Some(String::from_utf8_lossy(&text).into_owned());
         }
-        let Some(size) = entry_size(&header) else {
-            return false;
-        };
         let padded = size.div_ceil(BLOCK as u64) * BLOCK as u64;
         match std::io::copy(&mut (&mut tar).take(padded), &mut std::io::sink()) {
             Ok(n) if n == padded => {}
-            _ => return false,
+            _ => return None,
         }
     }
-    false
+    None
+}
+
+/// What `metadata.yaml` says of the image, as simplestreams names it.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Properties {
+    pub os: Option<String>,
+    pub release: Option<String>,
+    /// LXD's architecture name (`amd64`, `arm64`, ...).
+    pub arch: Option<String>,
+    pub variant: Option<String>,
+}
+
+/// The scalar `properties:` entries and the top-level `architecture` of
+/// an LXD `metadata.yaml` (the flat layout LXD and distrobuilder write;
+/// anything else is ignored, never an error).
+pub fn properties(yaml: &str) -> Properties {
+    let mut top_arch = None;
+    let mut props = std::collections::BTreeMap::new();
+    let mut in_properties = false;
+    for line in yaml.lines() {
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        let indented = line.starts_with(' ') || line.starts_with('\t');
+        let Some((key, value)) = line.trim().split_once(':') else {
+            continue;
+        };
+        let value = scalar(value);
+        if !indented {
+            in_properties = key == "properties";
+            if key == "architecture" {
+                top_arch = value;
+            }
+        } else if in_properties {
+            if let Some(v) = value {
+                props.insert(key.trim().to_string(), v);
+            }
+        }
+    }
+    let arch = props
+        .remove("architecture")
+        .or_else(|| top_arch.map(|a| lxd_arch(&a).to_string()));
+    Properties {
+        os: props.remove("os"),
+        release: props.remove("release"),
+        arch,
+        variant: props.remove("variant"),
+    }
+}
+
+/// A plain YAML scalar, unquoted; `None` for an empty value or a block,
+/// list or map.
+fn scalar(raw: &str) -> Option<String> {
+    let v = raw.trim();
+    if v.is_empty() || v.starts_with(['|', '>', '[', '{', '&', '*']) {
+        return None;
+    }
+    let unquoted = v
+        .strip_prefix('"')
+        .and_then(|x| x.strip_suffix('"'))
+        .or_else(|| v.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')))
+        .unwrap_or(v);
+    Some(unquoted.to_string())
+}
+
+/// The kernel's architecture name as LXD's image servers name it.
+fn lxd_arch(kernel: &str) -> &str {
+    match kernel {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "armv7l" => "armhf",
+        "i686" => "i386",
+        "ppc64le" => "ppc64el",
+        other => other,
+    }
 }
 
 /// The entry's path (ustar prefix included).
@@ -100,9 +186,26 @@ pub fn rootfs_ftype(path: &Path) -> Result<&'static str, Failure> {
 
 /// `requirements` and `tags` of an LXD image, as AdminImportLxdImage
 /// fills them: `brand: lx`, the fingerprint, `files[0]`'s sha256, the
-/// ftype of the combined tarball or of the root filesystem.
-pub fn fields(fingerprint: &str, first_sha256: &str, ftype: &str) -> (Value, Map<String, Value>) {
+/// ftype of the combined tarball or of the root filesystem, and what
+/// `metadata.yaml` says (os, release, arch, variant: the names a
+/// simplestreams listing of this registry gives it).
+pub fn fields(
+    fingerprint: &str,
+    first_sha256: &str,
+    ftype: &str,
+    props: &Properties,
+) -> (Value, Map<String, Value>) {
     let mut tags = Map::new();
+    for (key, value) in [
+        ("lxd:arch", &props.arch),
+        ("lxd:os", &props.os),
+        ("lxd:release", &props.release),
+        ("lxd:variant", &props.variant),
+    ] {
+        if let Some(v) = value {
+            tags.insert(key.into(), json!(v));
+        }
+    }
     tags.insert("lxd:fingerprint".into(), json!(fingerprint));
     tags.insert("lxd:ftype".into(), json!(ftype));
     tags.insert("lxd:sha256".into(), json!(first_sha256));
@@ -150,8 +253,27 @@ mod tests {
         assert!(is_combined_tarball(lxd.path()));
         let other = gz_tar(&[("etc/hostname", b"x\n")]);
         assert!(!is_combined_tarball(other.path()));
+        assert_eq!(metadata_yaml(lxd.path()).as_deref(), Some("a: 1\n"));
         let plain = tempfile::NamedTempFile::new().unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(plain.path(), b"not gzip").unwrap_or_else(|e| panic!("{e}"));
         assert!(!is_combined_tarball(plain.path()));
+    }
+
+    #[test]
+    fn reads_the_properties_lxd_writes() {
+        let yaml = "architecture: aarch64\ncreation_date: 1700000000\nproperties:\n  description: Alpine 3.18\n  os: Alpine\n  release: \"3.18\"\n  variant: 'default'\ntemplates:\n  /etc/hostname:\n    when:\n    - create\n";
+        assert_eq!(
+            properties(yaml),
+            Properties {
+                os: Some("Alpine".into()),
+                release: Some("3.18".into()),
+                arch: Some("arm64".into()),
+                variant: Some("default".into()),
+            }
+        );
+        let explicit = "architecture: x86_64\nproperties:\n  architecture: amd64\n";
+        assert_eq!(properties(explicit).arch.as_deref(), Some("amd64"));
+        assert_eq!(properties("not: [yaml").os, None);
+        assert_eq!(properties(""), Properties::default());
     }
 }
