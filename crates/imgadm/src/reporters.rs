@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use imgapi_client::Reporter;
+use imgapi_domain::units::human_size;
 use indicatif::{HumanBytes, ProgressBar, ProgressState, ProgressStyle};
 
 /// A byte progress bar on stderr, drawn only when stderr is a terminal.
@@ -101,21 +102,6 @@ fn eta(left: u64, rate: f64) -> String {
     }
 }
 
-/// A size for people, one decimal: `66.7 MiB`, `200.0 MiB`, `512 B`.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
 /// The line said when a transfer starts with `already` bytes there.
 fn resume_note(what: &str, already: u64, total: Option<u64>) -> String {
     let of = total.map_or_else(String::new, |t| format!(" of {}", human_size(t)));
@@ -184,7 +170,5 @@ mod tests {
             ),
             "imgadm: resuming the download of image x at 66.7 MiB of 200.0 MiB (at byte 69940019)"
         );
-        assert_eq!(human_size(512), "512 B");
-        assert_eq!(human_size(1536), "1.5 KiB");
     }
 }

@@ -15,6 +15,7 @@ pub mod redact;
 pub mod serialize;
 pub mod state;
 pub mod tags;
+pub mod units;
 pub mod upgrade;
 pub mod validate;
 

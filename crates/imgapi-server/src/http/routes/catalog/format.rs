@@ -3,28 +3,13 @@
 //! the shown one is rounded.
 
 use imgapi_domain::image::parse_iso_ms;
+use imgapi_domain::units::human_size;
 use serde_json::Value;
 
 use super::html::esc;
 
 /// Longest description the image list shows before cutting it.
 const DESCRIPTION_PREVIEW_CHARS: usize = 140;
-
-/// `bytes` in binary units, one decimal ("1.2 GiB"); below 1 KiB exact.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    // f64 is exact enough for one decimal at any u64.
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
 
 /// A size, rounded, with the exact byte count on hover.
 pub fn size_html(bytes: u64) -> String {
@@ -116,13 +101,7 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn sizes_in_binary_units() {
-        assert_eq!(human_size(0), "0 B");
-        assert_eq!(human_size(1023), "1023 B");
-        assert_eq!(human_size(1024), "1.0 KiB");
-        assert_eq!(human_size(1_288_490_189), "1.2 GiB");
-        assert_eq!(human_size(5 * 1024 * 1024), "5.0 MiB");
-        assert_eq!(human_size(u64::MAX), "16.0 EiB");
+    fn sizes_rounded_with_the_exact_count_on_hover() {
         assert_eq!(size_html(2048), "<span title=\"2048 bytes\">2.0 KiB</span>");
     }
 
