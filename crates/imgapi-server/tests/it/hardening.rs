@@ -18,26 +18,10 @@ async fn read_all(mut s: impl tokio::io::AsyncRead + Unpin) -> String {
 #[tokio::test]
 async fn https_with_a_real_tls_client() {
     let dir = tempfile::tempdir().unwrap();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let cert_path = dir.path().join("cert.pem");
-    let key_path = dir.path().join("key.pem");
-    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
-    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
-    let s = TestServer::spawn_with(&format!(
-        "tls_cert = {:?}\ntls_key = {:?}",
-        cert_path.display().to_string(),
-        key_path.display().to_string()
-    ))
-    .await;
+    let tls = SelfSigned::write(dir.path(), &["localhost"]);
+    let s = TestServer::spawn_with(&tls.config).await;
 
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert.cert.der().clone()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = tls.client_config();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = TcpStream::connect(s.addr()).await.unwrap();
     let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();

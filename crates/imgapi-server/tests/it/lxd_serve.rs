@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -66,32 +65,14 @@ fn lxd_tags(os: &str, release: &str, aliases: &str) -> Value {
 /// enabled and `extra` configuration after it, and a client that trusts it;
 /// the certificate's path for `SSL_CERT_FILE`.
 pub(crate) async fn tls_server(dir: &Path, extra: &str) -> (TestServer, PathBuf) {
-    let cert =
-        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
-    let cert_path = dir.join("cert.pem");
-    let key_path = dir.join("key.pem");
-    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
-    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
-    let mut s = TestServer::spawn_with(&format!(
-        "{DC}\ntls_cert = {:?}\ntls_key = {:?}\n{ENABLED}{extra}",
-        cert_path.display().to_string(),
-        key_path.display().to_string()
-    ))
-    .await;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert.cert.der().clone()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let tls = SelfSigned::write(dir, &["127.0.0.1", "localhost"]);
+    let mut s = TestServer::spawn_with(&format!("{DC}\n{}{ENABLED}{extra}", tls.config)).await;
     s.client = reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
+        .tls_backend_preconfigured(tls.client_config())
         .build()
         .unwrap();
     s.url = s.url.replace("http://", "https://");
-    (s, cert_path)
+    (s, tls.cert_path)
 }
 
 /// `lxc` with its configuration and home in `dir`, trusting `cert`.

@@ -304,3 +304,45 @@ pub fn which(cmd: &str) -> Option<PathBuf> {
             .find(|p| p.is_file())
     })
 }
+
+/// A self-signed certificate for `names`, written to `dir` as `cert.pem`
+/// and `key.pem`.
+pub struct SelfSigned {
+    pub cert: rcgen::Certificate,
+    pub cert_path: PathBuf,
+    /// The `tls_cert` / `tls_key` lines that serve it.
+    pub config: String,
+}
+
+impl SelfSigned {
+    pub fn write(dir: &Path, names: &[&str]) -> SelfSigned {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let made = rcgen::generate_simple_self_signed(names).unwrap();
+        let cert_path = dir.join("cert.pem");
+        let key_path = dir.join("key.pem");
+        std::fs::write(&cert_path, made.cert.pem()).unwrap();
+        std::fs::write(&key_path, made.signing_key.serialize_pem()).unwrap();
+        let config = format!(
+            "tls_cert = {:?}\ntls_key = {:?}\n",
+            cert_path.display().to_string(),
+            key_path.display().to_string()
+        );
+        SelfSigned {
+            cert: made.cert,
+            cert_path,
+            config,
+        }
+    }
+
+    /// A rustls client configuration that trusts this certificate only.
+    pub fn client_config(&self) -> rustls::ClientConfig {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.cert.der().clone()).unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth()
+    }
+}
