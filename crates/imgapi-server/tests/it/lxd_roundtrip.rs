@@ -4,7 +4,6 @@
 //! `sstream-query`) read them as they read the source tree: same
 //! fingerprints, same aliases, same bytes.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::{json, Value};
@@ -29,23 +28,6 @@ fn aliases_of(listed: &[Value], fingerprint: &str) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-/// The files `lxc image export t:{alias}` writes, sorted by their bytes.
-fn export(lxc: &Lxc, alias: &str, out: PathBuf) -> Vec<Vec<u8>> {
-    std::fs::create_dir_all(&out).unwrap();
-    lxc.run(&[
-        "image",
-        "export",
-        &format!("t:{alias}"),
-        out.to_str().unwrap(),
-    ]);
-    let mut files: Vec<Vec<u8>> = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
-        .collect();
-    files.sort();
-    files
 }
 
 /// Import `alias` from the tree and make it public (a dc-mode server
@@ -112,13 +94,13 @@ async fn lxd_images_imported_from_simplestreams_are_served_back_to_lxc() {
 
     // lxc checks each item's sha256 and the fingerprint while exporting.
     assert_eq!(
-        export(&lxc, COMBINED_ALIAS, dir.path().join("export-combined")),
+        lxc.export(COMBINED_ALIAS, &dir.path().join("export-combined")),
         [built.combined.clone()]
     );
     let mut split = vec![built.meta.clone(), built.squashfs.clone()];
     split.sort();
     assert_eq!(
-        export(&lxc, "debian/bookworm", dir.path().join("export-split")),
+        lxc.export("debian/bookworm", &dir.path().join("export-split")),
         split
     );
 

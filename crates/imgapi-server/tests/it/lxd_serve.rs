@@ -120,6 +120,24 @@ impl Lxc {
     pub(crate) fn list(&self) -> Vec<Value> {
         serde_json::from_str(&self.run(&["image", "list", "t:", "--format", "json"])).unwrap()
     }
+
+    /// The files `lxc image export t:{alias} out` writes (lxc checks each
+    /// item's sha256 and the fingerprint), their bytes sorted.
+    pub(crate) fn export(&self, alias: &str, out: &Path) -> Vec<Vec<u8>> {
+        std::fs::create_dir_all(out).unwrap();
+        self.run(&[
+            "image",
+            "export",
+            &format!("t:{alias}"),
+            out.to_str().unwrap(),
+        ]);
+        let mut files: Vec<Vec<u8>> = std::fs::read_dir(out)
+            .unwrap()
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+            .collect();
+        files.sort();
+        files
+    }
 }
 
 pub(crate) fn fingerprints(images: &[Value]) -> Vec<String> {
@@ -194,15 +212,10 @@ async fn lxc_lists_shows_and_exports_the_public_lxd_images() {
     );
 
     // lxc checks the item's sha256 and the fingerprint while exporting.
-    let out = dir.path().join("export");
-    std::fs::create_dir_all(&out).unwrap();
-    lxc.run(&["image", "export", "t:mylinux", out.to_str().unwrap()]);
-    let exported: Vec<PathBuf> = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(exported.len(), 1, "{exported:?}");
-    assert_eq!(std::fs::read(&exported[0]).unwrap(), bytes);
+    assert_eq!(
+        lxc.export("mylinux", &dir.path().join("export")),
+        vec![bytes.clone()]
+    );
 
     // The hidden images are nowhere: not in the products file, and their
     // item paths answer 404.
@@ -361,19 +374,7 @@ async fn lxc_exports_split_images_checking_their_fingerprints() {
         add_second_file(&s, &uuid, root.clone()).await;
         assert!(fingerprints(&lxc.list()).contains(&fingerprint), "{ftype}");
 
-        let out = dir.path().join(format!("export-{release}"));
-        std::fs::create_dir_all(&out).unwrap();
-        lxc.run(&[
-            "image",
-            "export",
-            &format!("t:{alias}"),
-            out.to_str().unwrap(),
-        ]);
-        let mut exported: Vec<Vec<u8>> = std::fs::read_dir(&out)
-            .unwrap()
-            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
-            .collect();
-        exported.sort();
+        let exported = lxc.export(&alias, &dir.path().join(format!("export-{release}")));
         let mut expected = vec![meta.clone(), root.clone()];
         expected.sort();
         assert_eq!(exported, expected, "{ftype}");
