@@ -644,27 +644,7 @@ async fn mirror_binary_with_a_simplestreams_upstream() {
     let s = TestServer::spawn_with(OPEN).await;
     let cfg = s.data_dir.join("mirror.toml");
     std::fs::write(&cfg, &s.config_toml).unwrap();
-    let run = |extra: &[&str]| {
-        let mut args = vec![
-            "mirror".to_string(),
-            "--config".into(),
-            cfg.display().to_string(),
-        ];
-        args.extend(extra.iter().map(|a| a.to_string()));
-        async move {
-            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_imgapi"))
-                .args(&args)
-                .env_remove("IMGAPI_CONFIG")
-                .output()
-                .await
-                .unwrap();
-            (
-                out.status.code(),
-                String::from_utf8_lossy(&out.stdout).to_string(),
-                String::from_utf8_lossy(&out.stderr).to_string(),
-            )
-        }
-    };
+    let run = |extra: &[&str]| run_imgapi(mirror_args(&cfg, extra));
     let (code, stdout, stderr) = run(&["--upstream-simplestreams", &source.url, "-j"]).await;
     assert_eq!(code, Some(0), "{stderr}");
     let summary: Value = serde_json::from_str(stdout.trim()).unwrap();

@@ -591,31 +591,9 @@ async fn mirror_binary() {
     let img = publish_bytes(&upstream, json!({"name": "bin"}), b"bin bytes").await;
     let cfg = target.data_dir.join("mirror.toml");
     std::fs::write(&cfg, &target.config_toml).unwrap();
-    let bin = env!("CARGO_BIN_EXE_imgapi");
-    let run = |args: Vec<String>| async move {
-        let out = Command::new(bin)
-            .args(&args)
-            .env_remove("IMGAPI_CONFIG")
-            .output()
-            .await
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    };
-    let args = |extra: &[&str]| {
-        let mut a = vec![
-            "mirror".to_string(),
-            "--config".into(),
-            cfg.display().to_string(),
-        ];
-        a.extend(extra.iter().map(|s| s.to_string()));
-        a
-    };
+    let args = |extra: &[&str]| mirror_args(&cfg, extra);
 
-    let (code, stdout, stderr) = run(args(&["--upstream", &upstream.url, "-j"])).await;
+    let (code, stdout, stderr) = run_imgapi(args(&["--upstream", &upstream.url, "-j"])).await;
     assert_eq!(code, Some(0), "{stderr}");
     assert!(
         stderr.contains(&format!("{} bin@1.0.0: new", uuid_of(&img))),
@@ -640,7 +618,7 @@ async fn mirror_binary() {
         json!({"description": "changed"}),
     )
     .await;
-    let (code, _, stderr) = run(args(&["--upstream", &upstream.url, "--dry-run"])).await;
+    let (code, _, stderr) = run_imgapi(args(&["--upstream", &upstream.url, "--dry-run"])).await;
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("would update (description)"), "{stderr}");
     assert!(stderr.contains("dry run: new 0, updated 1,"), "{stderr}");
@@ -660,7 +638,7 @@ async fn mirror_binary() {
         ),
     )
     .unwrap();
-    let (code, _, stderr) = run(vec![
+    let (code, _, stderr) = run_imgapi(vec![
         "mirror".into(),
         "-c".into(),
         strict.display().to_string(),
@@ -678,19 +656,20 @@ async fn mirror_binary() {
         "{stderr}"
     );
     // An upstream that does not answer: exit 1.
-    let (code, _, stderr) = run(args(&["--upstream", "http://127.0.0.1:9"])).await;
+    let (code, _, stderr) = run_imgapi(args(&["--upstream", "http://127.0.0.1:9"])).await;
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("cannot list the upstream images"),
         "{stderr}"
     );
     // Bad flags: exit 2.
-    let (code, _, stderr) = run(args(&["--upstream", &upstream.url, "--interval", "5x"])).await;
+    let (code, _, stderr) =
+        run_imgapi(args(&["--upstream", &upstream.url, "--interval", "5x"])).await;
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("invalid interval"), "{stderr}");
 
     // --interval: runs, waits; SIGTERM ends it (exit 0).
-    let mut child = Command::new(bin)
+    let mut child = Command::new(env!("CARGO_BIN_EXE_imgapi"))
         .args(args(&["--upstream", &upstream.url, "--interval", "1h"]))
         .env_remove("IMGAPI_CONFIG")
         .stderr(std::process::Stdio::piped())

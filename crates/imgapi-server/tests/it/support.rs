@@ -346,3 +346,30 @@ impl SelfSigned {
             .with_no_client_auth()
     }
 }
+
+/// The `imgapi` binary run with `args` (`IMGAPI_CONFIG` unset): its exit
+/// code, stdout and stderr.
+pub async fn run_imgapi(args: Vec<String>) -> (Option<i32>, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_imgapi"))
+        .args(&args)
+        .env_remove("IMGAPI_CONFIG")
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// The arguments of `imgapi mirror --config CFG EXTRA…`.
+pub fn mirror_args(cfg: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        "mirror".to_string(),
+        "--config".into(),
+        cfg.display().to_string(),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
