@@ -1,7 +1,7 @@
 //! Tables and sorting as the node tools print them (the `tabula` library):
 //! upper-cased field names as headers, columns two spaces apart, every
 //! column but the last padded to its widest cell, `-` for a missing value,
-//! a value that is not a string or number printed as JSON; sorting on
+//! a value that is not a string or number printed as JSON; ordering on
 //! several fields, numerically when both values read as numbers, `-FIELD`
 //! for descending, missing values first.
 
@@ -85,22 +85,20 @@ fn width(s: &str) -> usize {
     s.encode_utf16().count()
 }
 
-/// Sort `rows` in place on `fields` (stable).
-pub fn sort(rows: &mut [Map<String, Value>], fields: &[String]) {
-    rows.sort_by(|a, b| {
-        for field in fields {
-            let (name, descending) = match field.strip_prefix('-') {
-                Some(n) => (n, true),
-                None => (field.as_str(), false),
-            };
-            let order = compare(a.get(name), b.get(name));
-            let order = if descending { order.reverse() } else { order };
-            if order != Ordering::Equal {
-                return order;
-            }
+/// The order of two rows on `fields` (`-FIELD`: descending).
+pub fn order(a: &Map<String, Value>, b: &Map<String, Value>, fields: &[String]) -> Ordering {
+    for field in fields {
+        let (name, descending) = match field.strip_prefix('-') {
+            Some(n) => (n, true),
+            None => (field.as_str(), false),
+        };
+        let order = compare(a.get(name), b.get(name));
+        let order = if descending { order.reverse() } else { order };
+        if order != Ordering::Equal {
+            return order;
         }
-        Ordering::Equal
-    });
+    }
+    Ordering::Equal
 }
 
 /// Compare two values as tabula does: as numbers when both read as numbers
@@ -189,7 +187,8 @@ mod tests {
         let mut r = rows(json!([
             {"n": "10", "s": "b"}, {"n": "9", "s": "a"}, {"s": "c"}, {"n": "9", "s": "0"}
         ]));
-        sort(&mut r, &["n".to_string(), "-s".to_string()]);
+        let fields = ["n".to_string(), "-s".to_string()];
+        r.sort_by(|a, b| order(a, b, &fields));
         let order: Vec<&str> = r.iter().map(|x| x["s"].as_str().unwrap()).collect();
         assert_eq!(order, ["c", "a", "0", "b"]);
     }

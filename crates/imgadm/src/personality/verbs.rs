@@ -587,24 +587,16 @@ fn sorted_with_derived_fields(
     images: Vec<Map<String, Value>>,
     fields: &[String],
 ) -> Vec<Map<String, Value>> {
-    const INDEX: &str = "\u{0}index";
-    let mut derived: Vec<Map<String, Value>> = images
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let mut d = m.clone();
-            derive_fields(&mut d);
-            d.insert(INDEX.into(), Value::from(i));
-            d
+    let mut keyed: Vec<(Map<String, Value>, Map<String, Value>)> = images
+        .into_iter()
+        .map(|image| {
+            let mut derived = image.clone();
+            derive_fields(&mut derived);
+            (derived, image)
         })
         .collect();
-    table::sort(&mut derived, fields);
-    let mut slots: Vec<Option<Map<String, Value>>> = images.into_iter().map(Some).collect();
-    derived
-        .iter()
-        .filter_map(|d| d.get(INDEX).and_then(Value::as_u64))
-        .filter_map(|i| slots.get_mut(i as usize).and_then(Option::take))
-        .collect()
+    keyed.sort_by(|a, b| table::order(&a.0, &b.0, fields));
+    keyed.into_iter().map(|(_, image)| image).collect()
 }
 
 async fn list_page(ctx: &Ctx, query: &[(String, String)]) -> Result<Vec<Image>, CliError> {
@@ -1172,13 +1164,7 @@ async fn add_file_and_activate(ctx: &Ctx, image: &Image, file: &FileToAdd) -> Re
 fn imported_line(image: &Image) -> String {
     format!(
         "Imported image {} ({}, {}, state={})",
-        image.uuid,
-        image.name,
-        image.version,
-        serde_json::to_value(&image.state)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default()
+        image.uuid, image.name, image.version, image.state
     )
 }
 
@@ -1406,11 +1392,10 @@ async fn disable(ctx: &Ctx) -> Result<(), CliError> {
 async fn enable(ctx: &Ctx) -> Result<(), CliError> {
     let uuid = ctx.one_uuid()?;
     let image = ctx.client.enable_image(&uuid).await?;
-    let state = serde_json::to_value(&image.state)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
-    ctx.say(&format!("Enabled image {uuid} (state is now \"{state}\")"))
+    ctx.say(&format!(
+        "Enabled image {uuid} (state is now \"{}\")",
+        image.state
+    ))
 }
 
 async fn acl(ctx: &Ctx, add: bool) -> Result<(), CliError> {
@@ -1465,13 +1450,9 @@ async fn update(ctx: &Ctx) -> Result<(), CliError> {
     let current = serde_json::to_value(&image).unwrap_or(Value::Null);
     merge_into_current(&mut body, &current);
     let updated = ctx.client.update_image(&uuid, &body).await?;
-    let state = serde_json::to_value(&updated.state)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
     ctx.say(&format!(
-        "Update image {} ({}, {}, state={state})",
-        updated.uuid, updated.name, updated.version
+        "Update image {} ({}, {}, state={})",
+        updated.uuid, updated.name, updated.version, updated.state
     ))
 }
 
