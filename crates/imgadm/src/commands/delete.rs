@@ -6,25 +6,31 @@ use crate::stdout::outln;
 
 /// DeleteImage. On a server with channels, an image in several channels is
 /// only removed from the request's channel (`--channel`, else the server's
-/// default): the image is read before and, through any channel, after, so
-/// the message says which of the two happened.
+/// default): the image is read before and, when it was in several
+/// channels, through any channel after, so the message says which of the
+/// two happened.
 pub async fn run(ctx: &Ctx, args: UuidArg) -> Result<(), Failure> {
     let before = ctx.client.get_image_with_channels(&args.uuid).await?;
     ctx.client.delete_image(&args.uuid).await?;
-    let after = match ctx
-        .client
-        .clone()
-        .with_channel("*")
-        .get_image_with_channels(&args.uuid)
-        .await
-    {
-        Ok(image) => Some(image),
-        Err(e) if e.is_not_found() => None,
-        Err(e) => {
-            return Err(Failure::from(e).context(format!(
+    let in_several_channels = before.channels.as_ref().is_some_and(|c| c.len() > 1);
+    let after = if !in_several_channels {
+        None
+    } else {
+        match ctx
+            .client
+            .clone()
+            .with_channel("*")
+            .get_image_with_channels(&args.uuid)
+            .await
+        {
+            Ok(image) => Some(image),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => {
+                return Err(Failure::from(e).context(format!(
                 "image {} was deleted (or removed from its channel), but reading it back failed",
                 args.uuid
             )))
+            }
         }
     };
     if !ctx.json {
