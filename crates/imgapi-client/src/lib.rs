@@ -401,15 +401,7 @@ impl Client {
     /// `GET /images/:uuid` with `Accept-Version: ~2`, the API version whose
     /// answer lists the image's `channels` (earlier versions leave them out).
     pub async fn get_image_with_channels(&self, uuid: &Uuid) -> Result<Image, ClientError> {
-        let url = self.url(&format!("/images/{uuid}"), &[])?;
-        let resp = self
-            .send_retrying(|| {
-                Ok(self
-                    .request(Method::GET, url.clone())?
-                    .header("accept-version", "~2"))
-            })
-            .await?;
-        Self::decode(resp).await
+        self.clone().with_accept_version("~2").get_image(uuid).await
     }
 
     /// `POST /images` with a manifest; returns the unactivated image.
