@@ -349,6 +349,13 @@ fn decrypt_pkcs8(der: &[u8], passphrase: &str) -> Result<pkcs8::SecretDocument, 
     Ok(plain)
 }
 
+/// The SSH public key blob of a key file: an OpenSSH public key, an
+/// OpenSSH private key (which names its public half), or another private
+/// key beside its `.pub`.
+pub fn public_key_blob(path: &Path) -> Result<Vec<u8>, ClientError> {
+    public_key_of(path).map_err(|e| key_error(path, e))
+}
+
 /// The SSH public key blob (RFC 4253 §6.6) of the key at `path`, which is
 /// an OpenSSH public key (`ssh-ed25519 AAAA... comment`), an OpenSSH private
 /// key (encrypted or not; the public half is stored in the clear), or any

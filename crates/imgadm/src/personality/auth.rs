@@ -76,16 +76,11 @@ fn key_file_with(home: &Path, wanted: &Fingerprint) -> Option<PathBuf> {
     dir.flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "pub"))
-        .find(|p| public_blob(p).is_some_and(|blob| wanted.matches(&blob)))
+        .find(|p| {
+            imgapi_client::signing::public_key_blob(p).is_ok_and(|blob| wanted.matches(&blob))
+        })
         .map(|p| p.with_extension(""))
         .filter(|p| p.exists())
-}
-
-/// The key blob of an OpenSSH public key file (`TYPE BASE64 [COMMENT]`).
-fn public_blob(path: &Path) -> Option<Vec<u8>> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let b64 = text.split_whitespace().nth(1)?;
-    base64::engine::general_purpose::STANDARD.decode(b64).ok()
 }
 
 /// A key fingerprint as `ssh-keygen -l` prints it.
