@@ -191,6 +191,7 @@ fn item(fullname: &str, ftype: &str, v: &Value) -> Result<Item, ServiceError> {
     })
 }
 
+/// 64 hex digits: a sha256 as simplestreams and LXD write it.
 pub fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }

@@ -10,6 +10,7 @@
 //! contradicts the bytes) is left out rather than listed wrong, since `lxc`
 //! verifies every hash it is given.
 
+use crate::service::lxd::streams::is_sha256_hex;
 use chrono::{DateTime, Utc};
 use imgapi_domain::image::parse_iso_ms;
 use imgapi_domain::{ImageFile, ImageRecord};
@@ -89,14 +90,10 @@ pub fn version_key(published_at: &str) -> Option<String> {
     Some(at.format("%Y%m%d_%H:%M").to_string())
 }
 
-fn is_sha256(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
 fn sha256_of(file: &ImageFile) -> Option<String> {
     file.sha256
         .as_deref()
-        .filter(|s| is_sha256(s))
+        .filter(|s| is_sha256_hex(s))
         .map(str::to_ascii_lowercase)
 }
 
@@ -142,7 +139,7 @@ fn items_of(img: &ImageRecord) -> Option<(String, Vec<Item>)> {
         }
         (rootfs, [_, second]) => {
             let (name, ftype, combined_keys) = root_item(rootfs)?;
-            let fingerprint = fingerprint_tag.filter(|f| is_sha256(f))?;
+            let fingerprint = fingerprint_tag.filter(|f| is_sha256_hex(f))?;
             let meta = Item {
                 name: META_FTYPE,
                 ftype: META_FTYPE,
