@@ -24,6 +24,7 @@ var fs = require('fs');
 var os = require('os');
 var path = require('path');
 var imgapi = require('sdc-clients/lib/imgapi');
+var imgmanifest = require('imgmanifest');
 
 var URL = process.argv[2];
 var MODE = process.argv[3];
@@ -892,9 +893,189 @@ async function dockerFlow() {
         '(digest ' + aux.Digest.slice(0, 19) + '…)');
 }
 
+// ---- every default answer passes npm imgmanifest
+
+/* One HTTP request; resolves with {status, headers, text} (no client logic). */
+function http(method, urlPath, body, headers) {
+    return new Promise(function (resolve, reject) {
+        var u = new (require('url').URL)(URL + urlPath);
+        var data = null;
+        var hdrs = Object.assign({}, headers || {});
+        if (body !== undefined && body !== null) {
+            data = Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
+            if (!hdrs['content-type']) {
+                hdrs['content-type'] = 'application/json';
+            }
+            hdrs['content-length'] = data.length;
+        }
+        var r = require('http').request({
+            method: method, hostname: u.hostname, port: u.port,
+            path: u.pathname + u.search, headers: hdrs
+        }, function (res) {
+            var chunks = [];
+            res.on('data', function (c) { chunks.push(c); });
+            res.on('end', function () {
+                resolve({status: res.statusCode, headers: res.headers,
+                    text: Buffer.concat(chunks).toString('utf8')});
+            });
+        });
+        r.on('error', reject);
+        if (data) {
+            r.write(data);
+        }
+        r.end();
+    });
+}
+
+async function httpOk(label, method, urlPath, body, headers) {
+    current = label;
+    var r = await http(method, urlPath, body, headers);
+    assert.ok(r.status >= 200 && r.status < 300,
+        label + ': HTTP ' + r.status + ' ' + r.text);
+    return r;
+}
+
+/*
+ * The validator SmartOS `imgadm` runs on a manifest before installing it
+ * (`validateMinimalManifest`: required fields, each field's rule, and no
+ * field it does not know), and the validator of the server's own mode (dc for the docker run) (what
+ * the original IMGAPI checks its stored records with). The one error allowed
+ * from the latter is `activated` missing: the original's API object never
+ * carries `activated` (it is folded into `state`), so every manifest the
+ * original serves lacks it too.
+ */
+function validateServed(m, what) {
+    var minimal = imgmanifest.validateMinimalManifest(m);
+    assert.strictEqual(minimal, null, what + ': validateMinimalManifest: ' +
+        JSON.stringify(minimal) + ' manifest: ' + JSON.stringify(m));
+    var byMode = {
+        public: imgmanifest.validatePublicManifest,
+        dc: imgmanifest.validateDcManifest,
+        channels: imgmanifest.validatePrivateManifest,
+        docker: imgmanifest.validateDcManifest
+    }[MODE];
+    var errs = (byMode(m) || []).filter(function (e) {
+        return !(e.field === 'activated' && e.code === 'MissingParameter');
+    });
+    assert.deepStrictEqual(errs, [], what + ': validate ' + MODE +
+        ' manifest: ' + JSON.stringify(errs) + ' manifest: ' +
+        JSON.stringify(m));
+}
+
+/* Images covering every manifest field a publisher can set. */
+async function publishVariety(owner) {
+    var tag = 'mv-' + RUN;
+    var common = {owner: owner, public: MODE !== 'channels', tags: {suite: tag}};
+    function withCommon(m) {
+        return Object.assign({}, common, m);
+    }
+    var specs = [
+        withCommon({name: tag + '-base', version: '1.0.0', type: 'zone-dataset',
+            os: 'smartos', description: 'every optional field',
+            homepage: 'https://example.com/base', eula: 'https://example.com/eula',
+            requirements: {min_platform: {'7.0': '20180830T001556Z'},
+                networks: [{name: 'net0', description: 'public'}],
+                brand: 'joyent', ssh_key: true},
+            users: [{name: 'root'}, {name: 'admin'}], generate_passwords: true,
+            inherited_directories: ['/opt'], billing_tags: ['small', 'base'],
+            traits: {ssd: true, group: 'g1'},
+            tags: {suite: tag, role: 'base', 'smartdc_service': true}}),
+        withCommon({name: tag + '-vm', version: '2.0', type: 'zvol', os: 'linux',
+            nic_driver: 'virtio', disk_driver: 'virtio', cpu_type: 'host',
+            image_size: 10240}),
+        withCommon({name: tag + '-other', version: '3', type: 'other',
+            os: 'other', public: MODE === 'public'}),
+        withCommon({name: tag + '-lx', version: '4', type: 'lx-dataset',
+            os: 'linux', requirements: {brand: 'lx'}})
+    ];
+    var made = [];
+    var previous = null;
+    for (var i = 0; i < specs.length; i++) {
+        var spec = specs[i];
+        if (spec.type === 'lx-dataset' && previous) {
+            spec.origin = previous;
+        }
+        var created = JSON.parse((await httpOk('create ' + spec.name, 'POST',
+            '/images', spec)).text);
+        var file = crypto.randomBytes(4096 + i);
+        await httpOk('file ' + spec.name, 'PUT', '/images/' + created.uuid +
+            '/file?compression=none', file,
+            {'content-type': 'application/octet-stream'});
+        if (i === 0) {
+            await httpOk('icon ' + spec.name, 'PUT', '/images/' + created.uuid +
+                '/icon', PNG, {'content-type': 'image/png'});
+        }
+        await httpOk('activate ' + spec.name, 'POST', '/images/' +
+            created.uuid + '?action=activate');
+        if (spec.type === 'zone-dataset') {
+            previous = created.uuid;
+        }
+        made.push(created.uuid);
+    }
+    // With an ACL, disabled, and one never activated.
+    await httpOk('acl', 'POST', '/images/' + made[2] + '/acl?action=add', [BOB]);
+    await httpOk('disable', 'POST', '/images/' + made[1] + '?action=disable');
+    var draft = JSON.parse((await httpOk('create draft', 'POST', '/images',
+        withCommon({name: tag + '-draft', version: '0', type: 'zone-dataset',
+            os: 'smartos'}))).text);
+    made.push(draft.uuid);
+    return made;
+}
+
+/*
+ * Every image and list answer the server gives by default, as text: the
+ * lists (as operator, as an account, every state) and GetImage of every
+ * image on the server, whichever flow made it.
+ */
+async function servedAnswers(made) {
+    var answers = {};
+    var lists = ['/images', '/images?state=all', '/images?account=' + BOB,
+        '/images?state=all&account=' + ALICE];
+    if (MODE === 'channels') {
+        lists.push('/images?channel=*&state=all');
+    }
+    for (var j = 0; j < lists.length; j++) {
+        answers['GET ' + lists[j]] = (await httpOk('list', 'GET', lists[j])).text;
+    }
+    var all = JSON.parse(answers['GET ' + lists[MODE === 'channels' ? 4 : 1]]);
+    var gets = all.map(function (m) {
+        return '/images/' + m.uuid +
+            (m.channels ? '?channel=' + m.channels[0] : '');
+    });
+    // Not listed (disabled, unactivated, or outside the default channel).
+    made.forEach(function (uuid) {
+        if (!listHas(all, uuid)) {
+            gets.push('/images/' + uuid +
+                (MODE === 'channels' ? '?channel=*' : ''));
+        }
+    });
+    for (var i = 0; i < gets.length; i++) {
+        answers['GET ' + gets[i]] = (await httpOk('get', 'GET', gets[i])).text;
+    }
+    return answers;
+}
+
+async function manifestValidation() {
+    var made = (MODE === 'docker' ? [] :
+        await publishVariety(MODE === 'dc' ? ADMIN : ALICE));
+    var answers = await servedAnswers(made);
+    var checked = 0;
+    Object.keys(answers).forEach(function (what) {
+        var body = JSON.parse(answers[what]);
+        (Array.isArray(body) ? body : [body]).forEach(function (m) {
+            validateServed(m, what);
+            checked++;
+        });
+    });
+    ok('npm imgmanifest ' + require('imgmanifest/package.json').version +
+        ' accepts all ' + checked + ' manifests in ' +
+        Object.keys(answers).length + ' default answers');
+}
+
 async function main() {
     if (MODE === 'docker') {
         await dockerFlow();
+        await manifestValidation();
         return;
     }
     console.log('# sdc-clients %s IMGAPI client against %s (mode %s)',
@@ -902,6 +1083,7 @@ async function main() {
     await pingChecks();
     if (MODE === 'channels') {
         await channelsFlow();
+        await manifestValidation();
         return;
     }
     await operatorLifecycle();
@@ -912,6 +1094,7 @@ async function main() {
     if (MODE === 'dc') {
         await accountVisibility();
     }
+    await manifestValidation();
 }
 
 main().then(function () {

@@ -2,7 +2,8 @@
 # Interop test: drive our IMGAPI server with the original Joyent IMGAPI client
 # (npm `sdc-clients`, pinned in package.json / package-lock.json): once in
 # public mode, once in dc mode, and once in private mode with channels
-# (dev/staging/release, use-cases UC8). Each run gets its own server on a free
+# (dev/staging/release, use-cases UC8); in each, every default answer must
+# pass npm imgmanifest (the validator SmartOS imgadm runs). Each run gets its own server on a free
 # loopback port with a fresh data dir. Skips (exit 0) when node/npm are
 # missing.
 #
