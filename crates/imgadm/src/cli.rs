@@ -72,6 +72,15 @@ pub enum Command {
     Update(UpdateArgs),
     /// Delete an image and its file.
     Delete(UuidArg),
+    /// Deprecate an image (now, or at --at TIME): other accounts' listings
+    /// leave it out, it stays usable by uuid; --clear undoes it.
+    Deprecate(DeprecateArgs),
+    /// Protect an image from deletion.
+    Protect(UuidArg),
+    /// Let a protected image be deleted again.
+    Unprotect(UuidArg),
+    /// Show an image's lifecycle flags (deprecation, protection).
+    Lifecycle(UuidArg),
     /// Add accounts to an image's ACL.
     AddAcl(AclArgs),
     /// Remove accounts from an image's ACL.
@@ -366,6 +375,18 @@ pub struct ChannelsArgs {
     /// Omit the header row.
     #[arg(short = 'H')]
     pub no_header: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeprecateArgs {
+    /// Image UUID.
+    pub uuid: Uuid,
+    /// When the image is deprecated: an ISO 8601 time (default: now).
+    #[arg(long, value_name = "TIME", conflicts_with = "clear")]
+    pub at: Option<String>,
+    /// Clear the deprecation instead.
+    #[arg(long)]
+    pub clear: bool,
 }
 
 #[derive(Debug, Args)]

@@ -52,8 +52,8 @@ pub use docker::{
 };
 pub use error::ClientError;
 pub use imgapi_types::{
-    Channel, DockerMessage, ErrorBody, FieldError, Image, ImageFile, Job, Ping, StartedJob,
-    UploadSessionBody,
+    Channel, DockerMessage, ErrorBody, FieldError, Image, ImageFile, ImageLifecycle, Job, Ping,
+    StartedJob, UploadSessionBody,
 };
 pub use progress::{NoProgress, Reporter};
 /// URLs as the client takes them.
@@ -449,6 +449,30 @@ impl Client {
     /// `POST /images/:uuid?action=update` with the fields to change.
     pub async fn update_image(&self, uuid: &Uuid, fields: &Value) -> Result<Image, ClientError> {
         self.action(uuid, "update", Some(fields)).await
+    }
+
+    /// `GET /images/:uuid/lifecycle`: the image's deprecation time and
+    /// protection (docs/lifecycle.md). A server without lifecycle flags (an
+    /// original IMGAPI) answers 404 ResourceNotFound for the path.
+    pub async fn get_image_lifecycle(&self, uuid: &Uuid) -> Result<ImageLifecycle, ClientError> {
+        self.get_json(&format!("/images/{uuid}/lifecycle"), &[])
+            .await
+    }
+
+    /// `PUT /images/:uuid/lifecycle` (owner or operator) with the flags to
+    /// change: `deprecated_at` (ISO 8601, `"now"` or `null`), `protected`.
+    /// Fields left out keep their value.
+    pub async fn update_image_lifecycle(
+        &self,
+        uuid: &Uuid,
+        change: &Value,
+    ) -> Result<ImageLifecycle, ClientError> {
+        let url = self.url(&format!("/images/{uuid}/lifecycle"), &[])?;
+        // Idempotent: the same flags whichever attempt lands.
+        let resp = self
+            .send_retrying(|| Ok(self.request(Method::PUT, url.clone())?.json(change)))
+            .await?;
+        Self::decode(resp).await
     }
 
     /// `POST /images/:uuid?action=import-remote&source=<url>` (operator):

@@ -36,6 +36,12 @@ pub enum Predicate {
     PublishedAtGe(i64),
     /// `published_at <= ms` (images without `published_at` never match).
     PublishedAtLe(i64),
+    /// Not deprecated at `at_ms` (no deprecation time, or one after it),
+    /// or owned by `unless_owner` (owners always see their own images).
+    NotDeprecated {
+        at_ms: i64,
+        unless_owner: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -1,7 +1,7 @@
 //! Metadata store: image records, jobs, upload sessions, usage and run
 //! locks, persisted by one backend behind [`MetaStore`] (one trait per
 //! role: [`ImageStore`], [`JobStore`], [`UploadStore`], [`UsageStore`],
-//! [`RunLockStore`]).
+//! [`RunLockStore`], [`ImageFlagsStore`]).
 //!
 //! Services call stores; stores never call services. Every backend passes the
 //! same conformance suite ([`testsuite`], feature `testing`).
@@ -10,6 +10,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 mod error;
+mod flags;
 mod images;
 mod jobs;
 pub mod postgres;
@@ -22,6 +23,7 @@ mod uploads;
 mod usage;
 
 pub use error::MetaError;
+pub use flags::{FlagsChange, ImageFlags, ImageFlagsStore};
 pub use images::{ImageStore, Revision, StoredImage};
 pub use jobs::{JobExecution, JobLease, JobRecord, JobStore};
 pub use postgres::PostgresStore;
@@ -32,9 +34,15 @@ pub use usage::{BillingTagUsage, OwnerUsage, Usage, UsageStore};
 
 /// The contract every metadata backend keeps: all its roles. Implement
 /// the role traits; this one comes with them.
-pub trait MetaStore: ImageStore + JobStore + UploadStore + UsageStore + RunLockStore {}
+pub trait MetaStore:
+    ImageStore + JobStore + UploadStore + UsageStore + RunLockStore + ImageFlagsStore
+{
+}
 
-impl<T: ImageStore + JobStore + UploadStore + UsageStore + RunLockStore> MetaStore for T {}
+impl<T> MetaStore for T where
+    T: ImageStore + JobStore + UploadStore + UsageStore + RunLockStore + ImageFlagsStore
+{
+}
 
 /// Which metadata backend a database URL selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

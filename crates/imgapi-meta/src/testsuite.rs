@@ -20,7 +20,9 @@ use crate::{
     UploadSession,
 };
 
+mod flags;
 mod usage;
+pub use flags::{flags_follow_the_image, flags_in_listings, flags_set_merge_and_clear};
 pub use usage::{
     jobs_counted_by_execution, usage_is_one_snapshot, usage_per_owner_and_billing_tag,
 };
@@ -58,6 +60,9 @@ pub async fn run_all(store: &dyn MetaStore) {
     usage_per_owner_and_billing_tag(store).await;
     usage_is_one_snapshot(store).await;
     jobs_counted_by_execution(store).await;
+    flags_set_merge_and_clear(store).await;
+    flags_follow_the_image(store).await;
+    flags_in_listings(store).await;
 }
 
 /// Every committed write moves the generation forward; reads do not.

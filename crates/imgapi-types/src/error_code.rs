@@ -76,6 +76,7 @@ rest_codes! {
     RequestedRangeNotSatisfiable = 416, "extension", "A `Range` request outside the file (the response carries `Content-Range: bytes */<size>`); an upload-session chunk that starts after the session's offset (the response carries `Upload-Offset` and `offset`).";
     RequestEntityTooLarge = 413, "extension", "A JSON request body exceeds the endpoint's limit.";
     ImageFileMissing = 500, "extension", "The stored bytes of an image's file or icon are gone although its manifest references them (lost data, not a missing image: retrying does not help). The message names the image, never the storage key; the audit log has the key and `imgapi check` lists every such file.";
+    ImageProtected = 409, "extension", "DeleteImage (or retention, or `imgapi mirror --delete`) of a protected image (docs/lifecycle.md): clear the flag first with `PUT /images/:uuid/lifecycle` `{\"protected\": false}`.";
     UploadSessionBusy = 409, "extension", "Another request is writing a chunk to, or finishing, this upload session (docs/uploads.md); `Retry-After` gives the seconds until its lease expires at the latest: retry then, or sooner (GET the session for its offset).";
 }
 

@@ -9,9 +9,9 @@ use crate::{
     Channel, DockerErrorMessage, DockerImageCreated, DockerMessage, DockerProgress,
     DockerProgressDetail, DockerProgressMessage, DockerPushResult, DockerStreamError, DsapiDataset,
     DsapiFile, ErrorBody, Exported, FieldCode, FieldError, Health, HealthCheck, HealthChecks,
-    Image, ImageFile, ImageUser, Job, JobParams, JobStep, LogState, LxdErrorMessage, LxdMessage,
-    LxdProgress, LxdProgressMessage, OwnerUsage, Ping, Requirements, ServerState, StartedJob,
-    TagUsage, UploadSessionBody, Usage, UsageTotals,
+    Image, ImageFile, ImageLifecycle, ImageUser, Job, JobParams, JobStep, LogState,
+    LxdErrorMessage, LxdMessage, LxdProgress, LxdProgressMessage, OwnerUsage, Ping, Requirements,
+    ServerState, StartedJob, TagUsage, UploadSessionBody, Usage, UsageTotals,
 };
 
 /// Where the schemas live in the OpenAPI document; `$ref`s point there.
@@ -51,6 +51,7 @@ wire_types![
     TagUsage,
     UsageTotals,
     UploadSessionBody,
+    ImageLifecycle,
     Exported,
     DockerMessage,
     DockerProgressMessage,

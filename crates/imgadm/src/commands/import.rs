@@ -59,6 +59,7 @@ async fn import_chain(local: &Local, args: ImportArgs) -> Result<(), Failure> {
             break;
         }
         let (client, manifest) = find(local, &uuid).await?;
+        super::lifecycle::warn_if_deprecated(&client, &manifest).await;
         cur = manifest.origin;
         chain.push((uuid, client, manifest));
     }

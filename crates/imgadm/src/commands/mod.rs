@@ -18,6 +18,7 @@ mod enable;
 mod get;
 mod get_file;
 mod get_icon;
+mod lifecycle;
 mod list;
 pub mod local;
 mod ping;
@@ -342,6 +343,10 @@ pub async fn run(
         Command::Enable(a) => enable::run(&ctx, a).await,
         Command::Update(a) => update::run(&ctx, a).await,
         Command::Delete(a) => delete::run(&ctx, a).await,
+        Command::Deprecate(a) => lifecycle::deprecate(&ctx, a).await,
+        Command::Protect(a) => lifecycle::protect(&ctx, a, true).await,
+        Command::Unprotect(a) => lifecycle::protect(&ctx, a, false).await,
+        Command::Lifecycle(a) => lifecycle::show(&ctx, a).await,
         Command::AddAcl(a) => add_acl::run(&ctx, a).await,
         Command::RemoveAcl(a) => remove_acl::run(&ctx, a).await,
         Command::GetFile(a) => get_file::run(&ctx, a).await,

@@ -1,5 +1,6 @@
 //! The in-process server the imgadm end-to-end tests talk to.
 
+pub mod original;
 pub mod proxy;
 pub mod tmux;
 

@@ -193,6 +193,7 @@ pub(crate) use dependents_in_channel_sql;
 const BY_UUID: &str = "SELECT revision, record FROM images WHERE uuid = $1";
 const EXISTS: &str = "SELECT 1 FROM images WHERE uuid = $1";
 const DELETE: &str = "DELETE FROM images WHERE uuid = $1";
+const AT_REVISION: &str = "SELECT 1 FROM images WHERE uuid = $1 AND revision = $2";
 const DELETE_AT_REVISION: &str = "DELETE FROM images WHERE uuid = $1 AND revision = $2";
 const DEPENDENTS: &str =
     "SELECT uuid FROM images WHERE origin = $1 ORDER BY COALESCE(published_ms, 0), uuid";
@@ -333,7 +334,22 @@ where
                 expected,
                 row,
             } => {
-                // Side rows of the old uuid go by ON DELETE CASCADE.
+                // Checked first so a stale revision is reported before a
+                // taken new uuid; the DELETE below re-checks it atomically.
+                let current = sqlx::query(AT_REVISION)
+                    .bind(old_uuid.to_string())
+                    .bind(*expected)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                if current.is_none() {
+                    return Err(Self::missed_write(conn, *old_uuid).await);
+                }
+                // The new row first, so the lifecycle flags can move to it
+                // before the old row's go by ON DELETE CASCADE (with its
+                // side rows).
+                let revision = Self::insert_row(conn, row).await?;
+                DB::insert_side_rows(conn, row).await?;
+                super::flags::carry::<DB>(conn, *old_uuid, row.id).await?;
                 let deleted = sqlx::query(DELETE_AT_REVISION)
                     .bind(old_uuid.to_string())
                     .bind(*expected)
@@ -342,10 +358,9 @@ where
                 if DB::rows_affected(&deleted) != 1 {
                     return Err(Self::missed_write(conn, *old_uuid).await);
                 }
-                let revision = Self::insert_row(conn, row).await?;
-                DB::insert_side_rows(conn, row).await?;
                 Ok(revision)
             }
+            ImageWrite::Flags(write) => super::flags::apply::<DB>(conn, write).await,
             // Side rows go by ON DELETE CASCADE.
             ImageWrite::Delete(uuid) => {
                 let deleted = sqlx::query(DELETE)
@@ -418,6 +433,8 @@ pub(crate) enum ImageWrite {
         row: Columns,
     },
     Delete(Uuid),
+    /// Change the lifecycle flags of an image (`crate::ImageFlagsStore`).
+    Flags(super::flags::FlagsWrite),
 }
 
 impl ImageWrite {
@@ -459,6 +476,7 @@ impl ImageWrite {
             }
             ImageWrite::Rename { old_uuid, .. } => *old_uuid,
             ImageWrite::Delete(uuid) => *uuid,
+            ImageWrite::Flags(write) => write.uuid,
         }
     }
 }

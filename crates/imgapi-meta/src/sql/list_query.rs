@@ -187,6 +187,18 @@ where
         Predicate::PublishedAtLe(ms) => {
             b.push("published_ms <= ").push_bind(*ms);
         }
+        Predicate::NotDeprecated {
+            at_ms,
+            unless_owner,
+        } => {
+            b.push("(NOT ");
+            push_exists_open(b, "image_lifecycle");
+            b.push("s.deprecated_ms <= ").push_bind(*at_ms).push(")");
+            if let Some(owner) = unless_owner {
+                b.push(" OR owner = ").push_bind(owner.clone());
+            }
+            b.push(")");
+        }
     }
 }
 

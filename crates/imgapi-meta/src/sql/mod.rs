@@ -25,6 +25,7 @@ use jobs::{AttemptsColumn, JobWrite};
 use list_query::ListDialect;
 use uploads::{UploadClaim, UploadWrite};
 
+pub(crate) mod flags;
 pub(crate) mod images;
 pub(crate) mod jobs;
 pub(crate) mod list_query;

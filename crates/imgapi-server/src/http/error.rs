@@ -153,6 +153,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::ImageHasDependentImages { .. } => {
                 ApiError::new(RestCode::ImageHasDependentImages, message)
             }
+            ServiceError::ImageProtected(_) => ApiError::new(RestCode::ImageProtected, message),
             ServiceError::Upload(m) => ApiError::new(RestCode::Upload, m),
             ServiceError::Download(m) => ApiError::new(RestCode::Download, m),
             ServiceError::ImageFileTooBig(m) => ApiError::new(RestCode::ImageFileTooBig, m),

@@ -19,7 +19,7 @@ use super::operation::{BodyDoc, OperationDef, Origin, Routed, Served, Success, V
 use super::params::{self as p, Param, ParamType};
 use super::request::Req;
 use super::routes::{
-    catalog, datasets, docker, files, images, misc, simplestreams, uploads, usage,
+    catalog, datasets, docker, files, images, lifecycle, misc, simplestreams, uploads, usage,
 };
 use crate::app::AppState;
 
@@ -131,6 +131,7 @@ const LIST_FILTERS: &[Param] = &[
     p::BILLING_TAG,
     p::MARKER,
     p::OWNER,
+    p::INCLUDE_DEPRECATED,
 ];
 
 const FILE_PARAMS: &[Param] = &[
@@ -246,7 +247,8 @@ operations! {
         method: DELETE, path: "/images/{uuid}", summary: "Delete an image and its files.",
         params: &[p::ACCOUNT, p::CHANNEL, p::FORCE_ALL_CHANNELS],
         success: Success::Empty(204),
-        errors: &[R::InvalidParameter, R::NotImageOwner, R::ImageHasDependentImages, R::PreconditionFailed],
+        errors: &[R::InvalidParameter, R::NotImageOwner, R::ImageHasDependentImages, R::PreconditionFailed,
+                  R::ImageProtected],
     }
     GetImageFile => files::get_file {
         path: "/images/{uuid}/file", auth: NO_AUTH,
@@ -331,6 +333,22 @@ operations! {
         method: DELETE, path: "/images/{uuid}/icon", summary: "Remove the icon.",
         params: &[p::ACCOUNT, p::CHANNEL],
         errors: &[R::InvalidParameter, R::NotImageOwner],
+    }
+    GetImageLifecycle => lifecycle::get {
+        path: "/images/{uuid}/lifecycle", auth: PASSIVE, origin: Origin::Extension,
+        summary: "The image's lifecycle flags: deprecation time and protection (docs/lifecycle.md). Anyone who may see the image may read them.",
+        params: &[p::ACCOUNT, p::CHANNEL],
+        success: Success::Json(200, "ImageLifecycle"),
+        errors: &[R::InvalidParameter, R::ValidationFailed],
+    }
+    UpdateImageLifecycle => lifecycle::update {
+        method: PUT, path: "/images/{uuid}/lifecycle", origin: Origin::Extension,
+        summary: "Owners and operators: set or clear the deprecation time and protection (merged: fields left out keep their value).",
+        params: &[p::ACCOUNT, p::CHANNEL],
+        body: BodyDoc::Json("ImageLifecycleUpdate"),
+        success: Success::Json(200, "ImageLifecycle"),
+        errors: &[R::InvalidParameter, R::ValidationFailed, R::NotImageOwner, R::InvalidContent,
+                  R::RequestEntityTooLarge],
     }
     AddImageAcl => images::acl {
         method: POST, path: "/images/{uuid}/acl",

@@ -171,6 +171,11 @@ pub const TAG: Param = Param::new(
 pub const BILLING_TAG: Param =
     Param::new("billing_tag", T::Text, "Images with this billing tag.").repeated();
 
+pub const INCLUDE_DEPRECATED: Param = Param::new(
+    "include_deprecated",
+    T::Bool,
+    "Also list deprecated images (docs/lifecycle.md); by default only their owner and operators see them.",
+);
 pub const OWNER: Param = Param::new("owner", T::Uuid, "Owner UUID.");
 pub const STATE: Param = Param::new(
     "state",

@@ -106,6 +106,7 @@ impl QueryParams {
             sort: owned("sort"),
             marker: owned("marker"),
             owner: owned("owner"),
+            include_deprecated: owned("include_deprecated"),
             filters: self.filters(),
         }
     }

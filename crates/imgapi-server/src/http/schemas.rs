@@ -144,6 +144,22 @@ pub fn request_bodies() -> Vec<(&'static str, Value)> {
             }),
         ),
         (
+            "ImageLifecycleUpdate",
+            json!({
+                "type": "object",
+                "description": "The lifecycle flags to change (docs/lifecycle.md); fields left out keep their value.",
+                "additionalProperties": false,
+                "properties": {
+                    "deprecated_at": {
+                        "description": "When the image is deprecated: an ISO 8601 time, `\"now\"`, or `null` to clear.",
+                        "type": ["string", "null"]
+                    },
+                    "protected": {"type": "boolean", "description": "Whether the image may be deleted (`false`) or not."}
+                },
+                "examples": [{"deprecated_at": "2027-01-01T00:00:00Z", "protected": true}]
+            }),
+        ),
+        (
             "FileFromUrl",
             json!({
                 "type": "object",

@@ -21,6 +21,9 @@ pub enum ServiceError {
     OriginDoesNotExist(Uuid),
     #[error("image \"{uuid}\" has {} dependent incremental image(s): {}", dependents.len(), dependents_list(dependents))]
     ImageHasDependentImages { uuid: Uuid, dependents: Vec<Uuid> },
+    /// 409 ImageProtected: a delete of a protected image (docs/lifecycle.md).
+    #[error("image \"{0}\" is protected: clear the flag first (PUT /images/{0}/lifecycle with {{\"protected\": false}})")]
+    ImageProtected(Uuid),
     /// 400 Upload (file too large, icon problems).
     #[error("{0}")]
     Upload(String),

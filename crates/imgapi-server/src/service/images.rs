@@ -501,6 +501,7 @@ pub async fn delete_image(
             return Ok(());
         }
     }
+    super::lifecycle::ensure_deletable(app, uuid).await?;
     app.meta
         .delete(uuid)
         .await

@@ -8,6 +8,7 @@ use imgapi_domain::{ImageRecord, Mode};
 use imgapi_types::{FieldError, LIST_LIMIT_MAX};
 use uuid::Uuid;
 
+use super::lifecycle::{hide_deprecated, now_ms, Viewer};
 use super::{parse_bool_param, ServiceError};
 use crate::app::AppState;
 
@@ -84,6 +85,8 @@ pub struct ListQuery {
     pub sort: Option<String>,
     pub marker: Option<String>,
     pub owner: Option<String>,
+    /// `include_deprecated=true`: deprecated images too (docs/lifecycle.md).
+    pub include_deprecated: Option<String>,
     pub filters: Filters,
 }
 
@@ -210,7 +213,17 @@ pub async fn list_images(
     };
     let public = parse_bool_param("public", q.public.as_deref())?;
     let order = parse_sort(q.sort.as_deref())?;
+    let include_deprecated =
+        parse_bool_param("include_deprecated", q.include_deprecated.as_deref())?.unwrap_or(false);
     let mut common = common_predicates(&q.filters, channel);
+    if !include_deprecated {
+        let viewer = match account {
+            Some(account) => Viewer::Account(account),
+            None if limit_to_active => Viewer::Anonymous,
+            None => Viewer::Operator,
+        };
+        common.extend(hide_deprecated(viewer, now_ms()));
+    }
     if let Some(raw) = q.marker.as_deref() {
         if let Some(pred) = marker_predicate(app, raw, order).await? {
             common.push(pred);

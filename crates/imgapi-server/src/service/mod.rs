@@ -11,6 +11,7 @@ pub mod files;
 pub mod health;
 pub mod images;
 pub mod import;
+pub mod lifecycle;
 pub mod list_cache;
 pub mod listing;
 pub mod lxd;

@@ -27,8 +27,9 @@ use imgapi_blob::{
 use imgapi_domain::filter::ImageQuery;
 use imgapi_domain::ImageRecord;
 use imgapi_meta::{
-    ImageStore, JobRecord, JobStore, MetaError, MetaStore, Revision, RunLockAttempt, RunLockStore,
-    StoredImage, UploadSession, UploadStore, Usage, UsageStore,
+    FlagsChange, ImageFlags, ImageFlagsStore, ImageStore, JobRecord, JobStore, MetaError,
+    MetaStore, Revision, RunLockAttempt, RunLockStore, StoredImage, UploadSession, UploadStore,
+    Usage, UsageStore,
 };
 use metrics::Label;
 use uuid::Uuid;
@@ -87,6 +88,9 @@ const META_OPS: &[&str] = &[
     "ping",
     "generation",
     "usage",
+    "image_flags",
+    "change_image_flags",
+    "next_deprecation_after",
     "insert_job",
     "get_job",
     "image_jobs",
@@ -387,6 +391,37 @@ impl ImageStore for MeteredMeta {
 impl UsageStore for MeteredMeta {
     async fn usage(&self, owner: Option<Uuid>) -> Result<Usage, MetaError> {
         self.timer.time("usage", self.inner.usage(owner)).await
+    }
+}
+
+#[async_trait]
+impl ImageFlagsStore for MeteredMeta {
+    async fn image_flags(&self, uuid: Uuid) -> Result<Option<ImageFlags>, MetaError> {
+        self.timer
+            .time("image_flags", self.inner.image_flags(uuid))
+            .await
+    }
+
+    async fn change_image_flags(
+        &self,
+        uuid: Uuid,
+        change: &FlagsChange,
+    ) -> Result<ImageFlags, MetaError> {
+        self.timer
+            .time(
+                "change_image_flags",
+                self.inner.change_image_flags(uuid, change),
+            )
+            .await
+    }
+
+    async fn next_deprecation_after(&self, now_ms: i64) -> Result<Option<i64>, MetaError> {
+        self.timer
+            .time(
+                "next_deprecation_after",
+                self.inner.next_deprecation_after(now_ms),
+            )
+            .await
     }
 }
 

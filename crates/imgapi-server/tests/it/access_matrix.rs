@@ -707,6 +707,7 @@ struct ListQ {
     desc: bool,
     channel: Option<&'static str>,
     admin: bool,
+    include_deprecated: bool,
 }
 
 impl ListQ {
@@ -741,6 +742,9 @@ impl ListQ {
         }
         if self.admin {
             q.push("inclAdminFields=true".into());
+        }
+        if self.include_deprecated {
+            q.push("include_deprecated=true".into());
         }
         q.join("&")
     }
@@ -1707,6 +1711,11 @@ async fn run_mode(m: ModeCfg) {
     spot_checks(&mut w, &fx).await;
     mark(&w, "hand-written spot checks", from);
 
+    // --- Deprecation (docs/lifecycle.md), last: it changes listings -------
+    let from = w.cells;
+    deprecation_cells(&mut w, &fx).await;
+    mark(&w, "deprecation (lifecycle flags, ListImages)", from);
+
     let elapsed = started.elapsed();
     // The per-mode report (visible with `--nocapture`).
     #[allow(clippy::print_stdout)]
@@ -1722,6 +1731,144 @@ async fn run_mode(m: ModeCfg) {
         m.name,
         w.failures.join("\n")
     );
+}
+
+/// Deprecation as every caller sees it: UpdateImageLifecycle answers as
+/// UpdateImage does and GetImageLifecycle as GetImage; once A (ours) and X
+/// (the other account's) are deprecated, ListImages leaves them out for
+/// everyone but their owner and the operator, unless asked to include them;
+/// GetImage answers as before.
+async fn deprecation_cells(w: &mut World, fx: &Fixtures) {
+    let m = w.m;
+    let ghost = Img::ghost();
+    let targets: Vec<Img> = {
+        let mut v = Vec::new();
+        for f in [&fx.a, &fx.u, &fx.x] {
+            if let Some(img) = w.truth_of(&f.uuid).await {
+                v.push(img);
+            }
+        }
+        v.push(ghost);
+        v
+    };
+    // Writes: a clear of nothing, so allowed cells change no listing.
+    for t in &targets {
+        for c in CALLERS {
+            let path = format!("/images/{}/lifecycle", t.uuid);
+            let body = Body::Json(json!({"deprecated_at": null}));
+            let got = w.call(c, Method::PUT, &path, body).await;
+            let want = expect_image_ep(&m, c, Ep::Update, t);
+            w.check(
+                &format!("UpdateImageLifecycle {c:?} on {}", t.name),
+                &got,
+                &want,
+            );
+        }
+    }
+    let deprecated: Vec<String> = [&fx.a, &fx.x].iter().map(|f| f.uuid.clone()).collect();
+    for uuid in &deprecated {
+        let path = format!("/images/{uuid}/lifecycle");
+        let got = w
+            .op(
+                Method::PUT,
+                &path,
+                Body::Json(json!({"deprecated_at": "now"})),
+            )
+            .await;
+        w.check(
+            &format!("operator deprecates {uuid}"),
+            &got,
+            &Expect::Ok(200),
+        );
+    }
+    for t in &targets {
+        for c in CALLERS {
+            let path = format!("/images/{}/lifecycle", t.uuid);
+            let got = w.call(c, Method::GET, &path, Body::Empty).await;
+            let want = expect_image_ep(&m, c, Ep::GetImage, t);
+            let label = format!("GetImageLifecycle {c:?} on {}", t.name);
+            if w.check(&label, &got, &want) && got.status == 200 {
+                let flag = got.json()["deprecated"].as_bool();
+                if flag != Some(deprecated.contains(&t.uuid)) {
+                    w.fail(format!("{label}: {}", got.text()));
+                }
+            }
+            let (method, path, body) = Ep::GetImage.request(&t.uuid, &w.file, &w.icon);
+            let got = w.call(c, method, &path, body).await;
+            let want = expect_image_ep(&m, c, Ep::GetImage, t);
+            w.check(
+                &format!("GetImage of deprecated {c:?} on {}", t.name),
+                &got,
+                &want,
+            );
+        }
+    }
+    let truth = w.truth().await;
+    let combos = [
+        ListQ::default(),
+        ListQ {
+            state: Some("all"),
+            ..Default::default()
+        },
+        ListQ {
+            owner: Some(OWNER),
+            state: Some("all"),
+            ..Default::default()
+        },
+        ListQ {
+            owner: Some(OTHER),
+            ..Default::default()
+        },
+        ListQ {
+            include_deprecated: true,
+            ..Default::default()
+        },
+        ListQ {
+            state: Some("all"),
+            include_deprecated: true,
+            ..Default::default()
+        },
+    ];
+    for q in &combos {
+        for c in CALLERS {
+            let path = format!("/images?{}", q.query());
+            let label = format!("ListImages (deprecation) {c:?} {path}");
+            let Ok(mut expected) = expect_list(&m, c, q, &truth) else {
+                continue;
+            };
+            let account = eff_account(&m, c, Policy::Passive);
+            let anonymous = !m.dc && !authenticated(&m, c, Policy::Passive);
+            if !q.include_deprecated {
+                expected.retain(|u| {
+                    let owner = truth
+                        .iter()
+                        .find(|t| &t.uuid == u)
+                        .map(|t| t.owner.as_str());
+                    let hidden = match account {
+                        Some(a) => owner != Some(a),
+                        None => anonymous,
+                    };
+                    !(hidden && deprecated.contains(u))
+                });
+            }
+            let got = w.call(c, Method::GET, &path, Body::Empty).await;
+            if !w.check(&label, &got, &Expect::Ok(200)) {
+                continue;
+            }
+            let returned: BTreeSet<String> = got
+                .json()
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|i| i["uuid"].as_str().unwrap_or_default().to_string())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if returned != expected {
+                w.fail(format!("{label}: got {returned:?}, want {expected:?}"));
+            }
+        }
+    }
 }
 
 /// What an allowed write did.

@@ -18,7 +18,7 @@ const ENABLED: &str = "[simplestreams]\nenabled = true\n";
 
 /// A real combined LXD image (metadata.yaml + rootfs/ in a tar.gz) and
 /// its LXD fingerprint, the sha256 of the tarball.
-fn combined_tarball(dir: &Path, os: &str, release: &str) -> (Vec<u8>, String) {
+pub(crate) fn combined_tarball(dir: &Path, os: &str, release: &str) -> (Vec<u8>, String) {
     let src = dir.join(format!("src-{os}-{release}"));
     std::fs::create_dir_all(src.join("rootfs/etc")).unwrap();
     std::fs::write(
@@ -45,7 +45,7 @@ fn combined_tarball(dir: &Path, os: &str, release: &str) -> (Vec<u8>, String) {
 }
 
 /// Create, upload and activate an `lxd` image with these bytes.
-async fn publish_lxd(s: &TestServer, extra: Value, bytes: Vec<u8>) -> String {
+pub(crate) async fn publish_lxd(s: &TestServer, extra: Value, bytes: Vec<u8>) -> String {
     let mut body = json!({"type": "lxd", "os": "linux", "requirements": {"brand": "lx"}});
     merge(&mut body, extra);
     let img = s.create(body).await;
@@ -57,7 +57,7 @@ async fn publish_lxd(s: &TestServer, extra: Value, bytes: Vec<u8>) -> String {
     uuid
 }
 
-fn lxd_tags(os: &str, release: &str, aliases: &str) -> Value {
+pub(crate) fn lxd_tags(os: &str, release: &str, aliases: &str) -> Value {
     json!({"lxd:os": os, "lxd:release": release, "lxd:arch": "amd64", "lxd:aliases": aliases})
 }
 

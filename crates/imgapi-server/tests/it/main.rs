@@ -20,6 +20,7 @@ mod config_safety;
 mod crash;
 mod db_outage;
 mod dc_mode;
+mod deprecation;
 mod docker;
 mod dsapi;
 mod errors;

@@ -53,6 +53,7 @@ pub async fn list(app: &AppState, req: Req) -> Result<Response, ApiError> {
     if let Some(body) = app.list_cache.get(&key, generation) {
         return Ok(response::json_bytes(StatusCode::OK, body));
     }
+    let valid_until = crate::service::lifecycle::listing_valid_until(app).await?;
     let (images, admin) = list_images(
         app,
         &req.query.list_query(),
@@ -67,7 +68,8 @@ pub async fn list(app: &AppState, req: Req) -> Result<Response, ApiError> {
         .map(|img| Value::Object(api_object(img, opts)))
         .collect();
     let bytes = bytes::Bytes::from(serde_json::to_vec_pretty(&body).unwrap_or_default());
-    app.list_cache.put(key, generation, bytes.clone());
+    app.list_cache
+        .put(key, generation, valid_until, bytes.clone());
     Ok(response::json_bytes(StatusCode::OK, bytes))
 }
 

@@ -5,6 +5,7 @@ pub mod datasets;
 pub mod docker;
 pub mod files;
 pub mod images;
+pub mod lifecycle;
 pub mod lxd;
 pub mod misc;
 pub mod simplestreams;

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 pub use document::{INDEX_PATH, PRODUCTS_PATH};
 
-use super::{resolve_channel, ChannelRule, ServiceError};
+use super::{lifecycle, resolve_channel, ChannelRule, ServiceError};
 use crate::app::AppState;
 
 /// Which of the two documents.
@@ -42,6 +42,11 @@ async fn described(
     if let Some(ch) = channel {
         common.push(Predicate::Channel(ch.to_string()));
     }
+    // Anyone may read the documents: deprecated images are left out.
+    common.extend(lifecycle::hide_deprecated(
+        lifecycle::Viewer::Anonymous,
+        lifecycle::now_ms(),
+    ));
     let filter = ListFilter {
         account: None,
         owner: None,
@@ -80,13 +85,15 @@ pub async fn document(app: &AppState, doc: Document) -> Result<Bytes, ServiceErr
     if let Some(body) = app.list_cache.get(&key, generation) {
         return Ok(body);
     }
+    let valid_until = lifecycle::listing_valid_until(app).await?;
     let images = described(app, channel.as_deref()).await?;
     let value = match doc {
         Document::Index => document::index_document(&images),
         Document::Products => document::products_document(&images),
     };
     let bytes = Bytes::from(serde_json::to_vec_pretty(&value).unwrap_or_default());
-    app.list_cache.put(key, generation, bytes.clone());
+    app.list_cache
+        .put(key, generation, valid_until, bytes.clone());
     Ok(bytes)
 }
 

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::error::SyncError;
 use super::{MirrorError, Run};
 use crate::service::images::delete_image;
+use crate::service::ServiceError;
 
 impl Run<'_> {
     /// `--delete`: what this mirror imported from this upstream and the
@@ -72,6 +73,19 @@ impl Run<'_> {
                         Ok(None) => Ok(()),
                         Err(e) => Err(e),
                     };
+                    if let Err(SyncError::Step(ServiceError::ImageProtected(_))) = result {
+                        // The operator's choice, not a failure; its origins stay too.
+                        given_up.insert(img.uuid);
+                        self.say(
+                            &what,
+                            &format!(
+                                "kept although not upstream: protected (PUT /images/{}/lifecycle \
+                                 with {{\"protected\": false}} lets --delete remove it)",
+                                img.uuid
+                            ),
+                        );
+                        continue;
+                    }
                     if let Err(message) = result {
                         given_up.insert(img.uuid);
                         self.fail(Some(img.uuid), &what, SyncError::Delete(Box::new(message)));
