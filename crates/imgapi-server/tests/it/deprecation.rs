@@ -440,6 +440,59 @@ async fn mirror_delete_keeps_protected_images() {
     assert_eq!(target.get_json(&format!("/images/{uuid}")).await.0, 404);
 }
 
+/// A deprecated upstream image is still installable by uuid (an origin
+/// may be one): a mirror copies it and `--delete` keeps it.
+#[tokio::test]
+async fn mirror_keeps_deprecated_upstream_images() {
+    let upstream = TestServer::spawn_with(DC).await;
+    let target = TestServer::spawn_with(&format!("{DC}\n{OPEN}")).await;
+    let kept = uuid_of(&publish_bytes(&upstream, json!({"name": "old"}), b"kept").await);
+    let opts = MirrorOptions {
+        upstream: upstream.url.clone(),
+        delete: true,
+        ..MirrorOptions::default()
+    };
+    let run = |opts: MirrorOptions| {
+        let toml = target.config_toml.clone();
+        async move {
+            let app = mirror::open(Config::from_toml(&toml).unwrap())
+                .await
+                .unwrap();
+            let mut log = Log::default();
+            let stop = std::sync::atomic::AtomicBool::new(false);
+            let summary = mirror::mirror(&app, &opts, &mut log, &stop).await.unwrap();
+            (summary, log.0)
+        }
+    };
+    let (summary, log) = run(opts.clone()).await;
+    assert_eq!(summary.new, 1, "{log:#?}");
+    set_lifecycle(
+        &upstream,
+        &kept,
+        "",
+        json!({"deprecated_at": "2020-01-01T00:00:00Z"}),
+    )
+    .await;
+    let fresh = uuid_of(&publish_bytes(&upstream, json!({"name": "fresh"}), b"new").await);
+    set_lifecycle(
+        &upstream,
+        &fresh,
+        "",
+        json!({"deprecated_at": "2020-01-01T00:00:00Z"}),
+    )
+    .await;
+
+    let (summary, log) = run(opts).await;
+    assert_eq!(
+        (summary.new, summary.deleted, summary.failed),
+        (1, 0, 0),
+        "{log:#?}"
+    );
+    for uuid in [&kept, &fresh] {
+        assert_eq!(target.get_json(&format!("/images/{uuid}")).await.0, 200);
+    }
+}
+
 #[tokio::test]
 async fn flags_survive_a_restart() {
     let s = TestServer::spawn().await;

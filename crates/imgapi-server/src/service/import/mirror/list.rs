@@ -80,10 +80,14 @@ pub(super) async fn list_upstream(
             .collect();
         return Ok(Listing { entries });
     }
+    // `include_deprecated`: a deprecated image is still installable by uuid
+    // (the origin of a live image may be one), so a mirror keeps it; an
+    // original IMGAPI ignores unknown ListImages parameters (api.md §5.1).
     let mut params = vec![
         ("state", "all"),
         ("sort", "published_at.asc"),
         ("limit", PAGE_STR),
+        ("include_deprecated", "true"),
     ];
     params.extend(filters);
     let mut seen = HashSet::new();
