@@ -20,7 +20,9 @@ use crate::{
     UploadSession,
 };
 
+mod retention;
 mod usage;
+pub use retention::retention_rules_round_trip;
 pub use usage::{
     jobs_counted_by_execution, usage_is_one_snapshot, usage_per_owner_and_billing_tag,
 };
@@ -58,6 +60,7 @@ pub async fn run_all(store: &dyn MetaStore) {
     usage_per_owner_and_billing_tag(store).await;
     usage_is_one_snapshot(store).await;
     jobs_counted_by_execution(store).await;
+    retention_rules_round_trip(store).await;
 }
 
 /// Every committed write moves the generation forward; reads do not.

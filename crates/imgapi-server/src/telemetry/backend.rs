@@ -28,7 +28,8 @@ use imgapi_domain::filter::ImageQuery;
 use imgapi_domain::ImageRecord;
 use imgapi_meta::{
     ImageStore, JobRecord, JobStore, MetaError, MetaStore, Revision, RunLockAttempt, RunLockStore,
-    StoredImage, UploadSession, UploadStore, Usage, UsageStore,
+    RetentionRuleStore, StoredImage, StoredRetentionRule, UploadSession, UploadStore, Usage,
+    UsageStore,
 };
 use metrics::Label;
 use uuid::Uuid;
@@ -108,6 +109,9 @@ const META_OPS: &[&str] = &[
     "expired_uploads",
     "upload_handles",
     "try_run_lock",
+    "retention_rules",
+    "insert_retention_rule",
+    "delete_retention_rule",
 ];
 
 /// Every `op` of the blob decorator.
@@ -573,6 +577,27 @@ impl RunLockStore for MeteredMeta {
     async fn try_run_lock(&self, name: &str) -> Result<RunLockAttempt, MetaError> {
         self.timer
             .time("try_run_lock", self.inner.try_run_lock(name))
+            .await
+    }
+}
+
+#[async_trait]
+impl RetentionRuleStore for MeteredMeta {
+    async fn retention_rules(&self) -> Result<Vec<StoredRetentionRule>, MetaError> {
+        self.timer
+            .time("retention_rules", self.inner.retention_rules())
+            .await
+    }
+
+    async fn insert_retention_rule(&self, rule: &StoredRetentionRule) -> Result<(), MetaError> {
+        self.timer
+            .time("insert_retention_rule", self.inner.insert_retention_rule(rule))
+            .await
+    }
+
+    async fn delete_retention_rule(&self, id: Uuid) -> Result<bool, MetaError> {
+        self.timer
+            .time("delete_retention_rule", self.inner.delete_retention_rule(id))
             .await
     }
 }
