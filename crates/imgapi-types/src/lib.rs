@@ -11,6 +11,7 @@ pub mod image;
 pub mod job;
 pub mod lxd;
 pub mod requirements;
+pub mod retention;
 pub mod schema;
 pub mod server;
 pub mod uploads;
@@ -25,6 +26,7 @@ pub use image::{DsapiDataset, DsapiFile, Image, ImageFile, ImageUser};
 pub use job::{Job, JobParams, JobStep, StartedJob};
 pub use lxd::{LxdErrorMessage, LxdMessage, LxdProgress, LxdProgressMessage};
 pub use requirements::Requirements;
+pub use retention::{RetentionPlan, RetentionPlanImage, RetentionRule};
 pub use schema::{schemas, SCHEMA_NAMES};
 pub use server::{
     Channel, Exported, Health, HealthCheck, HealthChecks, LogState, OwnerUsage, Ping, ServerState,

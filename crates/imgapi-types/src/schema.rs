@@ -13,6 +13,7 @@ use crate::{
     LxdProgress, LxdProgressMessage, OwnerUsage, Ping, Requirements, ServerState, StartedJob,
     TagUsage, UploadSessionBody, Usage, UsageTotals,
 };
+use crate::{RetentionPlan, RetentionPlanImage, RetentionRule};
 
 /// Where the schemas live in the OpenAPI document; `$ref`s point there.
 const COMPONENTS: &str = "/components/schemas";
@@ -51,6 +52,9 @@ wire_types![
     TagUsage,
     UsageTotals,
     UploadSessionBody,
+    RetentionRule,
+    RetentionPlan,
+    RetentionPlanImage,
     Exported,
     DockerMessage,
     DockerProgressMessage,

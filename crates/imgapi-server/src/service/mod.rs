@@ -13,6 +13,7 @@ pub mod images;
 pub mod import;
 pub mod list_cache;
 pub mod listing;
+pub mod retention;
 pub mod lxd;
 pub mod simplestreams;
 pub mod uploads;
