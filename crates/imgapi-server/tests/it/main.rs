@@ -45,6 +45,7 @@ mod openapi;
 mod persistence;
 mod private_pg;
 mod remote_import;
+mod retention;
 mod restart;
 mod storage_errors;
 mod store_probe;
