@@ -42,7 +42,14 @@ fn publish(s: &Server, version: &str) -> String {
     std::fs::write(&fpath, version).unwrap();
     let img = ok_json(
         s,
-        &["-j", "create", "-m", mpath.to_str().unwrap(), "-f", fpath.to_str().unwrap()],
+        &[
+            "-j",
+            "create",
+            "-m",
+            mpath.to_str().unwrap(),
+            "-f",
+            fpath.to_str().unwrap(),
+        ],
     );
     assert_eq!(img["state"], "active", "{img}");
     img["uuid"].as_str().unwrap().to_string()
@@ -65,7 +72,16 @@ fn retention_verbs() {
         .code(2);
     let (out, _) = ok(
         &s,
-        &["retention", "add", "--owner", OWNER, "--name", "web", "--keep-versions", "1"],
+        &[
+            "retention",
+            "add",
+            "--owner",
+            OWNER,
+            "--name",
+            "web",
+            "--keep-versions",
+            "1",
+        ],
     );
     assert!(out.starts_with("Added retention rule "), "{out}");
     let rules = ok_json(&s, &["-j", "retention", "rules"]);
@@ -83,13 +99,23 @@ fn retention_verbs() {
     assert_eq!(planned, vec![versions[0].as_str(), versions[1].as_str()]);
     let (out, _) = ok(&s, &["retention", "run", "--dry-run"]);
     assert!(out.starts_with("Would delete 2 image(s):"), "{out}");
-    assert!(out.contains(&versions[0]) && !out.contains(&versions[2]), "{out}");
+    assert!(
+        out.contains(&versions[0]) && !out.contains(&versions[2]),
+        "{out}"
+    );
 
     let (out, err) = ok(&s, &["retention", "run"]);
     assert!(out.starts_with("Retention job "), "{out}");
     assert!(out.contains("succeeded: deleted 2 ["), "{out}");
-    assert!(err.contains("queued") && err.contains("delete_image"), "{err}");
-    cmd(&s).args(["get", &versions[0]]).assert().failure().code(3);
+    assert!(
+        err.contains("queued") && err.contains("delete_image"),
+        "{err}"
+    );
+    cmd(&s)
+        .args(["get", &versions[0]])
+        .assert()
+        .failure()
+        .code(3);
     ok(&s, &["get", &versions[2]]);
 
     // Config rules cannot be deleted; API rules can, once.

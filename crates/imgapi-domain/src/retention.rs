@@ -49,7 +49,10 @@ impl RuleSpec {
     pub fn validate(&self) -> Result<(), RuleError> {
         let err = |field, message: String| Err(RuleError { field, message });
         if self.name.trim().is_empty() {
-            return err("name", "\"name\" (a name or pattern) must not be empty".into());
+            return err(
+                "name",
+                "\"name\" (a name or pattern) must not be empty".into(),
+            );
         }
         if self.name.len() > 512 || self.name.chars().any(char::is_control) {
             return err(
@@ -201,7 +204,10 @@ pub fn plan(rules: &[Rule], images: &[PlanImage], now_ms: i64, protected: &BTree
             continue;
         };
         for (rank, image) in group.iter().enumerate() {
-            if matching.iter().all(|r| lets_go(&r.spec, rank, image, now_ms)) {
+            if matching
+                .iter()
+                .all(|r| lets_go(&r.spec, rank, image, now_ms))
+            {
                 wanted.push(Planned {
                     image: (*image).clone(),
                     rule: first.id.clone(),
@@ -320,15 +326,27 @@ mod tests {
     fn validation() {
         assert!(rule(None, "x", Some(1), None).spec.validate().is_ok());
         assert_eq!(
-            rule(None, "x", None, None).spec.validate().unwrap_err().field,
+            rule(None, "x", None, None)
+                .spec
+                .validate()
+                .unwrap_err()
+                .field,
             "keep_versions"
         );
         assert_eq!(
-            rule(None, "x", None, Some(0)).spec.validate().unwrap_err().field,
+            rule(None, "x", None, Some(0))
+                .spec
+                .validate()
+                .unwrap_err()
+                .field,
             "keep_days"
         );
         assert_eq!(
-            rule(None, " ", Some(1), None).spec.validate().unwrap_err().field,
+            rule(None, " ", Some(1), None)
+                .spec
+                .validate()
+                .unwrap_err()
+                .field,
             "name"
         );
     }
@@ -344,27 +362,57 @@ mod tests {
             img(6, 1, "other", 30),
             img(7, 1, "other", 20),
         ];
-        let p = plan(&[rule(Some(owner(1)), "base", Some(1), None)], &images, NOW, &BTreeSet::new());
+        let p = plan(
+            &[rule(Some(owner(1)), "base", Some(1), None)],
+            &images,
+            NOW,
+            &BTreeSet::new(),
+        );
         assert_eq!(deleted(&p), vec![1, 2]);
         assert!(p.kept.is_empty());
-        let p = plan(&[rule(None, "*", Some(1), None)], &images, NOW, &BTreeSet::new());
+        let p = plan(
+            &[rule(None, "*", Some(1), None)],
+            &images,
+            NOW,
+            &BTreeSet::new(),
+        );
         assert_eq!(deleted(&p), vec![1, 4, 6, 2]);
     }
 
     #[test]
     fn keep_days_and_both() {
-        let images = vec![img(1, 1, "b", 30), img(2, 1, "b", 20), img(3, 1, "b", 10), img(4, 1, "b", 1)];
-        let p = plan(&[rule(None, "b", None, Some(15))], &images, NOW, &BTreeSet::new());
+        let images = vec![
+            img(1, 1, "b", 30),
+            img(2, 1, "b", 20),
+            img(3, 1, "b", 10),
+            img(4, 1, "b", 1),
+        ];
+        let p = plan(
+            &[rule(None, "b", None, Some(15))],
+            &images,
+            NOW,
+            &BTreeSet::new(),
+        );
         assert_eq!(deleted(&p), vec![1, 2]);
         // Either keeps: the newest 3 by count, the last 15 days by age.
-        let p = plan(&[rule(None, "b", Some(3), Some(15))], &images, NOW, &BTreeSet::new());
+        let p = plan(
+            &[rule(None, "b", Some(3), Some(15))],
+            &images,
+            NOW,
+            &BTreeSet::new(),
+        );
         assert_eq!(deleted(&p), vec![1]);
     }
 
     #[test]
     fn last_active_version_stays() {
         let images = vec![img(1, 1, "b", 30), img(2, 1, "b", 20)];
-        let p = plan(&[rule(None, "b", None, Some(5))], &images, NOW, &BTreeSet::new());
+        let p = plan(
+            &[rule(None, "b", None, Some(5))],
+            &images,
+            NOW,
+            &BTreeSet::new(),
+        );
         assert_eq!(deleted(&p), vec![1]);
         assert_eq!(p.kept.len(), 1);
         assert_eq!(p.kept[0].0.image.uuid.as_u128(), 2);
@@ -384,12 +432,26 @@ mod tests {
     fn origin_chain_of_a_kept_image_stays() {
         // base (1) <- mid (2) <- leaf (3), one name each version: the leaf
         // is kept, so mid and base stay though the rule lets them go.
-        let mut images = vec![img(1, 1, "b", 30), img(2, 1, "b", 20), img(3, 1, "b", 10), img(4, 1, "b", 5)];
+        let mut images = vec![
+            img(1, 1, "b", 30),
+            img(2, 1, "b", 20),
+            img(3, 1, "b", 10),
+            img(4, 1, "b", 5),
+        ];
         images[1].origin = Some(Uuid::from_u128(1));
         images[3].origin = Some(Uuid::from_u128(2));
-        let p = plan(&[rule(None, "b", Some(1), None)], &images, NOW, &BTreeSet::new());
+        let p = plan(
+            &[rule(None, "b", Some(1), None)],
+            &images,
+            NOW,
+            &BTreeSet::new(),
+        );
         assert_eq!(deleted(&p), vec![3]);
-        let reasons: Vec<_> = p.kept.iter().map(|(k, r)| (k.image.uuid.as_u128(), r.clone())).collect();
+        let reasons: Vec<_> = p
+            .kept
+            .iter()
+            .map(|(k, r)| (k.image.uuid.as_u128(), r.clone()))
+            .collect();
         assert_eq!(
             reasons,
             vec![
@@ -401,10 +463,19 @@ mod tests {
 
     #[test]
     fn origin_of_an_image_out_of_scope_stays() {
-        let mut images = vec![img(1, 1, "b", 30), img(2, 1, "b", 20), img(9, 2, "child", 1)];
+        let mut images = vec![
+            img(1, 1, "b", 30),
+            img(2, 1, "b", 20),
+            img(9, 2, "child", 1),
+        ];
         images[2].origin = Some(Uuid::from_u128(1));
         images[2].active = false;
-        let p = plan(&[rule(Some(owner(1)), "b", Some(1), None)], &images, NOW, &BTreeSet::new());
+        let p = plan(
+            &[rule(Some(owner(1)), "b", Some(1), None)],
+            &images,
+            NOW,
+            &BTreeSet::new(),
+        );
         assert!(deleted(&p).is_empty());
         assert_eq!(p.kept[0].1, KeptReason::OriginOf(Uuid::from_u128(9)));
     }
@@ -412,7 +483,10 @@ mod tests {
     #[test]
     fn every_matching_rule_must_let_go() {
         let images = vec![img(1, 1, "b", 30), img(2, 1, "b", 20), img(3, 1, "b", 10)];
-        let rules = [rule(None, "*", Some(1), None), rule(None, "b", Some(2), None)];
+        let rules = [
+            rule(None, "*", Some(1), None),
+            rule(None, "b", Some(2), None),
+        ];
         let p = plan(&rules, &images, NOW, &BTreeSet::new());
         assert_eq!(deleted(&p), vec![1]);
     }
@@ -423,7 +497,12 @@ mod tests {
         images[0].origin = Some(Uuid::from_u128(2));
         images[1].origin = Some(Uuid::from_u128(1));
         images[2].origin = Some(Uuid::from_u128(1));
-        let p = plan(&[rule(None, "b", Some(1), None)], &images, NOW, &BTreeSet::new());
+        let p = plan(
+            &[rule(None, "b", Some(1), None)],
+            &images,
+            NOW,
+            &BTreeSet::new(),
+        );
         assert!(deleted(&p).is_empty());
         assert_eq!(p.kept.len(), 2);
     }

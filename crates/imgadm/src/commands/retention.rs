@@ -104,10 +104,17 @@ async fn rules(ctx: &Ctx, no_header: bool) -> Result<(), Failure> {
     if ctx.json {
         return print_json(&rules);
     }
-    let columns: Vec<String> = ["id", "source", "owner", "name", "keep_versions", "keep_days"]
-        .iter()
-        .map(|c| c.to_string())
-        .collect();
+    let columns: Vec<String> = [
+        "id",
+        "source",
+        "owner",
+        "name",
+        "keep_versions",
+        "keep_days",
+    ]
+    .iter()
+    .map(|c| c.to_string())
+    .collect();
     out!(
         "{}",
         output::table(&columns, &output::rows(&rules)?, !no_header)
@@ -116,11 +123,19 @@ async fn rules(ctx: &Ctx, no_header: bool) -> Result<(), Failure> {
 
 fn print_plan(plan: &RetentionPlan) -> Result<(), Failure> {
     let columns = |extra: &str| -> Vec<String> {
-        ["uuid", "owner", "name", "version", "published", "rule", extra]
-            .iter()
-            .filter(|c| !c.is_empty())
-            .map(|c| c.to_string())
-            .collect()
+        [
+            "uuid",
+            "owner",
+            "name",
+            "version",
+            "published",
+            "rule",
+            extra,
+        ]
+        .iter()
+        .filter(|c| !c.is_empty())
+        .map(|c| c.to_string())
+        .collect()
     };
     outln!("Would delete {} image(s):", plan.delete.len())?;
     if !plan.delete.is_empty() {

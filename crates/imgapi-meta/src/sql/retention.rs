@@ -62,10 +62,15 @@ where
         let id: String = row.try_get(0)?;
         let owner: Option<String> = row.try_get(1)?;
         let keep = |n: Option<i64>| n.and_then(|n| u32::try_from(n).ok());
-        let corrupt = |e: MetaError| sqlx::Error::Decode(Box::new(std::io::Error::other(e.to_string())));
+        let corrupt =
+            |e: MetaError| sqlx::Error::Decode(Box::new(std::io::Error::other(e.to_string())));
         Ok(StoredRetentionRule {
             id: decode_uuid(&id).map_err(corrupt)?,
-            owner: owner.as_deref().map(decode_uuid).transpose().map_err(corrupt)?,
+            owner: owner
+                .as_deref()
+                .map(decode_uuid)
+                .transpose()
+                .map_err(corrupt)?,
             name: row.try_get(2)?,
             keep_versions: keep(row.try_get(3)?),
             keep_days: keep(row.try_get(4)?),

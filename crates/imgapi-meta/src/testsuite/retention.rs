@@ -2,6 +2,7 @@
 
 use uuid::Uuid;
 
+use super::ok;
 use crate::{MetaError, MetaStore, StoredRetentionRule};
 
 /// Rules round-trip with every field (absent ones too), list oldest
@@ -24,30 +25,40 @@ pub async fn retention_rules_round_trip(store: &dyn MetaStore) {
         keep_days: Some(30),
         created_at: "2026-01-02T00:00:00.000Z".into(),
     };
-    store
-        .insert_retention_rule(&second)
-        .await
-        .expect("insert_retention_rule");
-    store
-        .insert_retention_rule(&first)
-        .await
-        .expect("insert_retention_rule");
+    ok(
+        store.insert_retention_rule(&second).await,
+        "insert_retention_rule",
+    );
+    ok(
+        store.insert_retention_rule(&first).await,
+        "insert_retention_rule",
+    );
     let again = store.insert_retention_rule(&first).await;
     assert!(
         matches!(again, Err(MetaError::AlreadyExists(id)) if id == first.id),
         "a taken rule id is AlreadyExists: {again:?}"
     );
-    let listed: Vec<StoredRetentionRule> = store
-        .retention_rules()
-        .await
-        .expect("retention_rules")
+    let listed: Vec<StoredRetentionRule> = ok(store.retention_rules().await, "retention_rules")
         .into_iter()
         .filter(|r| r.id == first.id || r.id == second.id)
         .collect();
-    assert_eq!(listed, vec![first.clone(), second.clone()], "rules round-trip, oldest first");
-    assert!(store.delete_retention_rule(first.id).await.expect("delete"));
-    assert!(!store.delete_retention_rule(first.id).await.expect("delete"));
-    assert!(store.delete_retention_rule(second.id).await.expect("delete"));
-    let left = store.retention_rules().await.expect("retention_rules");
+    assert_eq!(
+        listed,
+        vec![first.clone(), second.clone()],
+        "rules round-trip, oldest first"
+    );
+    assert!(ok(
+        store.delete_retention_rule(first.id).await,
+        "delete_retention_rule"
+    ));
+    assert!(!ok(
+        store.delete_retention_rule(first.id).await,
+        "delete_retention_rule"
+    ));
+    assert!(ok(
+        store.delete_retention_rule(second.id).await,
+        "delete_retention_rule"
+    ));
+    let left = ok(store.retention_rules().await, "retention_rules");
     assert!(left.iter().all(|r| r.id != first.id && r.id != second.id));
 }

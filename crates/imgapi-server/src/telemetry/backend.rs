@@ -27,9 +27,9 @@ use imgapi_blob::{
 use imgapi_domain::filter::ImageQuery;
 use imgapi_domain::ImageRecord;
 use imgapi_meta::{
-    ImageStore, JobRecord, JobStore, MetaError, MetaStore, Revision, RunLockAttempt, RunLockStore,
-    RetentionRuleStore, StoredImage, StoredRetentionRule, UploadSession, UploadStore, Usage,
-    UsageStore,
+    ImageStore, JobRecord, JobStore, MetaError, MetaStore, RetentionRuleStore, Revision,
+    RunLockAttempt, RunLockStore, StoredImage, StoredRetentionRule, UploadSession, UploadStore,
+    Usage, UsageStore,
 };
 use metrics::Label;
 use uuid::Uuid;
@@ -591,13 +591,19 @@ impl RetentionRuleStore for MeteredMeta {
 
     async fn insert_retention_rule(&self, rule: &StoredRetentionRule) -> Result<(), MetaError> {
         self.timer
-            .time("insert_retention_rule", self.inner.insert_retention_rule(rule))
+            .time(
+                "insert_retention_rule",
+                self.inner.insert_retention_rule(rule),
+            )
             .await
     }
 
     async fn delete_retention_rule(&self, id: Uuid) -> Result<bool, MetaError> {
         self.timer
-            .time("delete_retention_rule", self.inner.delete_retention_rule(id))
+            .time(
+                "delete_retention_rule",
+                self.inner.delete_retention_rule(id),
+            )
             .await
     }
 }

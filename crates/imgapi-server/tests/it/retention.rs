@@ -24,13 +24,7 @@ fn days_ago(days: i64) -> String {
 /// An active image of `owner` named `name`, published `days` ago, with
 /// an optional origin: AdminImportImage keeps `published_at` (and, in dc
 /// mode, the owner).
-async fn image(
-    s: &TestServer,
-    owner: &str,
-    name: &str,
-    days: i64,
-    origin: Option<&str>,
-) -> String {
+async fn image(s: &TestServer, owner: &str, name: &str, days: i64, origin: Option<&str>) -> String {
     let uuid = uuid::Uuid::new_v4().to_string();
     let mut body = json!({"v": 2, "uuid": uuid, "owner": owner, "name": name,
         "version": format!("{days}d-{}", &uuid[..8]), "type": "zone-dataset", "os": "smartos",
@@ -46,7 +40,10 @@ async fn image(
     assert_eq!(status, 200, "upload: {img}");
     let (status, img) = s.activate(&uuid).await;
     assert_eq!(status, 200, "activate: {img}");
-    assert_eq!(img["published_at"], body["published_at"], "published_at kept");
+    assert_eq!(
+        img["published_at"], body["published_at"],
+        "published_at kept"
+    );
     uuid
 }
 
@@ -101,7 +98,10 @@ async fn rules_api_validation_config_rules_and_operators_only() {
         (json!({"name": "x", "keep_days": -3}), "keep_days"),
         (json!({"name": "", "keep_days": 3}), "name"),
         (json!({"keep_days": 3}), "name"),
-        (json!({"name": "x", "keep_days": 3, "owner": "bob"}), "owner"),
+        (
+            json!({"name": "x", "keep_days": 3, "owner": "bob"}),
+            "owner",
+        ),
         (json!({"name": "x", "keep_days": 3, "extra": 1}), "extra"),
     ] {
         let got = s.post_json("/retention/rules", &body).await;
@@ -128,8 +128,11 @@ async fn rules_api_validation_config_rules_and_operators_only() {
     let acct = format!("account={OWNER}");
     for got in [
         s.get_json(&format!("/retention/rules?{acct}")).await,
-        s.post_json(&format!("/retention/rules?{acct}"), &json!({"name": "x", "keep_days": 1}))
-            .await,
+        s.post_json(
+            &format!("/retention/rules?{acct}"),
+            &json!({"name": "x", "keep_days": 1}),
+        )
+        .await,
         status_json(
             s.delete(&format!("/retention/rules/{id}?{acct}"))
                 .send()
@@ -166,7 +169,9 @@ async fn rules_api_validation_config_rules_and_operators_only() {
     assert_eq!(delete().await, 404);
     let got = status_json(s.delete("/retention/rules/nope").send().await.unwrap()).await;
     assert_error(&got, 404, "ResourceNotFound", None);
-    let got = s.post_json("/retention/runs?dry_run=maybe", &json!({})).await;
+    let got = s
+        .post_json("/retention/runs?dry_run=maybe", &json!({}))
+        .await;
     assert_error(&got, 422, "InvalidParameter", None);
 }
 
@@ -217,9 +222,17 @@ async fn fixture(s: &TestServer) -> Fixture {
     for days in [30, 20, 10, 5] {
         both.push(image(s, OWNER, "dyn", days, None).await);
     }
-    add_rule(s, json!({"owner": OWNER, "name": "ba*", "keep_versions": 2})).await;
+    add_rule(
+        s,
+        json!({"owner": OWNER, "name": "ba*", "keep_versions": 2}),
+    )
+    .await;
     add_rule(s, json!({"owner": CAROL, "name": "s?lo", "keep_days": 5})).await;
-    add_rule(s, json!({"owner": OWNER, "name": "chain", "keep_versions": 1})).await;
+    add_rule(
+        s,
+        json!({"owner": OWNER, "name": "chain", "keep_versions": 1}),
+    )
+    .await;
     add_rule(
         s,
         json!({"owner": OWNER, "name": "dyn", "keep_versions": 1, "keep_days": 15}),
@@ -242,12 +255,16 @@ fn config_rule() -> String {
 #[tokio::test]
 async fn dry_run_lists_exactly_what_a_run_deletes() {
     let s = TestServer::spawn_with(&config_rule()).await;
-    let (status, empty) = s.post_json("/retention/runs?dry_run=true", &json!({})).await;
+    let (status, empty) = s
+        .post_json("/retention/runs?dry_run=true", &json!({}))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(empty, json!({"delete": [], "kept": []}));
     let f = fixture(&s).await;
 
-    let (status, plan) = s.post_json("/retention/runs?dry_run=true", &json!({})).await;
+    let (status, plan) = s
+        .post_json("/retention/runs?dry_run=true", &json!({}))
+        .await;
     assert_eq!(status, 200, "{plan}");
     let expected = set(&[&f.base[0], &f.base[1], &f.bob[0], &f.both[0], &f.both[1]]);
     assert_eq!(uuids(&plan["delete"]), expected, "{plan}");
@@ -258,7 +275,10 @@ async fn dry_run_lists_exactly_what_a_run_deletes() {
         .map(|d| d["published_at"].as_str().unwrap())
         .collect();
     assert!(when.windows(2).all(|w| w[0] <= w[1]), "{plan}");
-    let bobs = listed.iter().find(|d| d["uuid"] == f.bob[0].as_str()).unwrap();
+    let bobs = listed
+        .iter()
+        .find(|d| d["uuid"] == f.bob[0].as_str())
+        .unwrap();
     assert_eq!(bobs["rule"], "config-1", "{plan}");
     assert_eq!(bobs["owner"], BOB);
     assert_eq!(bobs["name"], "base");
@@ -304,7 +324,10 @@ async fn dry_run_lists_exactly_what_a_run_deletes() {
         .iter()
         .filter(|st| st["name"] == "delete_image")
         .map(|st| {
-            assert!(st["result"].as_str().unwrap().starts_with("deleted"), "{st}");
+            assert!(
+                st["result"].as_str().unwrap().starts_with("deleted"),
+                "{st}"
+            );
             st["image_uuid"].as_str().unwrap().to_string()
         })
         .collect();
@@ -323,8 +346,18 @@ async fn dry_run_lists_exactly_what_a_run_deletes() {
         assert_eq!(s.get_json(&format!("/images/{uuid}")).await.0, 404);
     }
     let rest = [
-        &f.base[2], &f.base[3], &f.other[0], &f.other[1], &f.bob[1], &f.solo, &f.chain[0],
-        &f.chain[1], &f.chain[2], &f.chain[3], &f.both[2], &f.both[3],
+        &f.base[2],
+        &f.base[3],
+        &f.other[0],
+        &f.other[1],
+        &f.bob[1],
+        &f.solo,
+        &f.chain[0],
+        &f.chain[1],
+        &f.chain[2],
+        &f.chain[3],
+        &f.both[2],
+        &f.both[3],
     ];
     for uuid in rest {
         let (status, img) = s.get_json(&format!("/images/{uuid}")).await;
@@ -335,7 +368,9 @@ async fn dry_run_lists_exactly_what_a_run_deletes() {
         assert_eq!(&resp.bytes().await.unwrap()[..], b"image bytes");
     }
     // Nothing is left to do.
-    let (_, again) = s.post_json("/retention/runs?dry_run=true", &json!({})).await;
+    let (_, again) = s
+        .post_json("/retention/runs?dry_run=true", &json!({}))
+        .await;
     assert_eq!(again["delete"], json!([]), "{again}");
 }
 
@@ -345,7 +380,9 @@ async fn an_image_that_changed_since_planning_stays() {
     let old = image(&s, OWNER, "base", 20, None).await;
     let new = image(&s, OWNER, "base", 10, None).await;
     add_rule(&s, json!({"name": "base", "keep_versions": 1})).await;
-    let (_, plan) = s.post_json("/retention/runs?dry_run=true", &json!({})).await;
+    let (_, plan) = s
+        .post_json("/retention/runs?dry_run=true", &json!({}))
+        .await;
     assert_eq!(uuids(&plan["delete"]), set(&[&old]));
     // A newer image now names `old` as its origin: the run leaves it.
     let child = image(&s, BOB, "child", 1, Some(&old)).await;
@@ -391,7 +428,9 @@ async fn one_run_across_three_instances_deletes_each_image_once() {
         versions.push(image(&s[0], OWNER, "multi", days, None).await);
     }
     add_rule(&s[1], json!({"name": "multi", "keep_versions": 2})).await;
-    let (_, plan) = s[2].post_json("/retention/runs?dry_run=true", &json!({})).await;
+    let (_, plan) = s[2]
+        .post_json("/retention/runs?dry_run=true", &json!({}))
+        .await;
     let expected = set(&[&versions[0], &versions[1], &versions[2], &versions[3]]);
     assert_eq!(uuids(&plan["delete"]), expected);
     let (status, job) = s[1].post_json("/retention/runs", &json!({})).await;
@@ -409,16 +448,19 @@ async fn one_run_across_three_instances_deletes_each_image_once() {
         .filter(|st| st["name"] == "delete_image")
         .collect();
     assert_eq!(deletes.len(), 4, "{job}");
-    assert!(deletes.iter().all(|st| st["error"] == "" && st["result"]
-        .as_str()
-        .unwrap()
-        .starts_with("deleted")));
+    assert!(deletes
+        .iter()
+        .all(|st| st["error"] == "" && st["result"].as_str().unwrap().starts_with("deleted")));
     for server in &s {
         for uuid in &expected {
             assert_eq!(server.get_json(&format!("/images/{uuid}")).await.0, 404);
         }
         for uuid in &versions[4..] {
-            let resp = server.get(&format!("/images/{uuid}/file")).send().await.unwrap();
+            let resp = server
+                .get(&format!("/images/{uuid}/file"))
+                .send()
+                .await
+                .unwrap();
             assert_eq!(resp.status(), 200);
         }
     }

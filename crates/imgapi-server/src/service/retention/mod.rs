@@ -188,7 +188,9 @@ pub async fn delete_rule(app: &AppState, id: &str) -> Result<(), ServiceError> {
         .meta
         .delete_retention_rule(uuid)
         .await
-        .map_err(ServiceError::meta(format!("error deleting retention rule {id}")))?;
+        .map_err(ServiceError::meta(format!(
+            "error deleting retention rule {id}"
+        )))?;
     if !deleted {
         return Err(not_found());
     }

@@ -62,10 +62,7 @@ async fn check_and_delete(app: &AppState, planned: &Planned) -> Result<Deletion,
         Ok(()) => Ok(Deletion::Deleted),
         Err(ServiceError::NotFound(_)) => Ok(Deletion::Gone),
         Err(ServiceError::ImageHasDependentImages { dependents, .. }) => {
-            let of = dependents
-                .first()
-                .map(Uuid::to_string)
-                .unwrap_or_default();
+            let of = dependents.first().map(Uuid::to_string).unwrap_or_default();
             Ok(Deletion::Kept(format!("origin of {of}")))
         }
         Err(e) if refused_as_protected(&e) => Ok(Deletion::Kept("protected".into())),

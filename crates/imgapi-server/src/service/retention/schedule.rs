@@ -21,7 +21,12 @@ const LOOK_EVERY_MAX: Duration = Duration::from_secs(300);
 
 /// Whether a run is due at `now`, given when the retention jobs were
 /// queued and whether one is unfinished.
-fn due(now: DateTime<Utc>, interval_hours: u64, last: Option<DateTime<Utc>>, unfinished: bool) -> bool {
+fn due(
+    now: DateTime<Utc>,
+    interval_hours: u64,
+    last: Option<DateTime<Utc>>,
+    unfinished: bool,
+) -> bool {
     if interval_hours == 0 || unfinished {
         return false;
     }
