@@ -413,8 +413,23 @@ async fn one_run_across_three_instances_deletes_each_image_once() {
         s.push(TestServer::spawn_raw(&toml).await);
     }
     let jobs_path = "/images/00000000-0000-0000-0000-000000000000/jobs?task=retention";
-    let (status, scheduled) = s[2].get_json(jobs_path).await;
-    assert_eq!(status, 200, "{scheduled}");
+    // Each instance looks at start-up; give the last one time to look too.
+    let mut scheduled = json!([]);
+    for _ in 0..50 {
+        let (status, got) = s[2].get_json(jobs_path).await;
+        if status == 200 && !got.as_array().unwrap().is_empty() {
+            scheduled = got;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, again) = s[2].get_json(jobs_path).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(
+        again.as_array().map(Vec::len),
+        scheduled.as_array().map(Vec::len)
+    );
     assert_eq!(
         scheduled.as_array().unwrap().len(),
         1,
