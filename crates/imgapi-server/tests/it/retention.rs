@@ -397,6 +397,38 @@ async fn an_image_that_changed_since_planning_stays() {
 }
 
 #[tokio::test]
+async fn the_origin_of_an_unactivated_image_stays() {
+    let s = TestServer::spawn_with(DC).await;
+    let old = image(&s, OWNER, "base", 20, None).await;
+    let new = image(&s, OWNER, "base", 10, None).await;
+    // Created from `old`, never activated: no `published_at`.
+    let (status, child) = s
+        .post_json(
+            "/images",
+            &json!({"name": "child", "version": "1", "type": "zone-dataset", "os": "smartos",
+                "owner": BOB, "origin": old}),
+        )
+        .await;
+    assert_eq!(status, 200, "{child}");
+    add_rule(&s, json!({"name": "base", "keep_versions": 1})).await;
+    let (_, plan) = s
+        .post_json("/retention/runs?dry_run=true", &json!({}))
+        .await;
+    assert_eq!(plan["delete"], json!([]), "{plan}");
+    assert_eq!(plan["kept"][0]["uuid"], old.as_str());
+    assert_eq!(
+        plan["kept"][0]["reason"],
+        format!("origin of {}", uuid_of(&child))
+    );
+    let (_, job) = s.post_json("/retention/runs", &json!({})).await;
+    let job = finished_job(&s, job["uuid"].as_str().unwrap()).await;
+    assert_eq!(job["execution"], "succeeded", "{job}");
+    for uuid in [&old, &new] {
+        assert_eq!(s.get_json(&format!("/images/{uuid}")).await.0, 200);
+    }
+}
+
+#[tokio::test]
 async fn one_run_across_three_instances_deletes_each_image_once() {
     let Some((admin_url, endpoint, bucket)) = scale_out_env() else {
         eprintln!("SKIP: retention multi-instance test needs IMGAPI_TEST_PG_URL and IMGAPI_TEST_S3_* (set by .ci/run)");

@@ -271,11 +271,53 @@ pub async fn plan_now(app: &AppState) -> Result<Plan, ServiceError> {
     if rules.is_empty() {
         return Ok(Plan::default());
     }
-    let images = published_images(app).await?;
+    let mut images = published_images(app).await?;
     let uuids: Vec<Uuid> = images.iter().map(|i| i.uuid).collect();
     let protected = protected_images(app, &uuids).await?;
     let now_ms = chrono::Utc::now().timestamp_millis();
-    Ok(rules::plan(&rules, &images, now_ms, &protected))
+    // Images never published (unactivated) are not read above; those that
+    // name a planned image as their origin are added, and the plan made
+    // again, until no planned image has a dependent the planner has not
+    // seen. Each round adds at least one image, so this ends.
+    loop {
+        let plan = rules::plan(&rules, &images, now_ms, &protected);
+        let unseen = unseen_dependents(app, &plan, &images).await?;
+        if unseen.is_empty() {
+            return Ok(plan);
+        }
+        images.extend(unseen);
+    }
+}
+
+/// Images the planner has not seen whose origin is a planned image.
+async fn unseen_dependents(
+    app: &AppState,
+    plan: &Plan,
+    images: &[PlanImage],
+) -> Result<Vec<PlanImage>, ServiceError> {
+    let known: BTreeSet<Uuid> = images.iter().map(|i| i.uuid).collect();
+    let mut out = Vec::new();
+    for planned in &plan.delete {
+        let uuid = planned.image.uuid;
+        let dependents = app
+            .meta
+            .dependents(uuid, None)
+            .await
+            .map_err(ServiceError::meta(format!(
+                "error loading dependents of {uuid}"
+            )))?;
+        for dependent in dependents.into_iter().filter(|d| !known.contains(d)) {
+            let stored = app
+                .meta
+                .get(dependent)
+                .await
+                .map_err(ServiceError::meta(format!(
+                    "error loading image {dependent}"
+                )))?;
+            out.extend(stored.map(|s| plan_image(&s.image)));
+        }
+    }
+    Ok(out)
 }
 
 /// A plan on the wire.
