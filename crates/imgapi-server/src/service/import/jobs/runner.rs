@@ -192,7 +192,7 @@ impl Run {
             Ok(()) => JobExecution::Succeeded,
             Err(Abort::Failed(message)) => {
                 let uuid = self.job.lock().await.uuid;
-                tracing::warn!(job = %uuid, error = %message, "import job failed");
+                tracing::warn!(job = %uuid, error = %message, "job failed");
                 if let Err(Abort::Lost) = self.cleanup().await {
                     return;
                 }
