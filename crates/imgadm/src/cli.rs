@@ -104,6 +104,8 @@ pub enum Command {
     DockerImport(DockerImportArgs),
     /// Push a docker image (the chain of layers ending at UUID) to a registry.
     DockerPush(DockerPushArgs),
+    /// Operator: retention rules (`rules`, `add`, `delete`) and runs (`run [--dry-run]`).
+    Retention(crate::commands::retention::RetentionArgs),
     /// Write a v2 manifest for an image file (sha1, size, compression; image_size for zvol;
     /// a uuid only with --uuid, for admin-import).
     CreateManifest(CreateManifestArgs),

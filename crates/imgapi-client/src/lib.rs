@@ -53,7 +53,7 @@ pub use docker::{
 pub use error::ClientError;
 pub use imgapi_types::{
     Channel, DockerMessage, ErrorBody, FieldError, Image, ImageFile, ImageLifecycle, Job, Ping,
-    StartedJob, UploadSessionBody,
+    RetentionPlan, RetentionPlanImage, RetentionRule, StartedJob, UploadSessionBody,
 };
 pub use progress::{NoProgress, Reporter};
 /// URLs as the client takes them.
@@ -374,6 +374,41 @@ impl Client {
         query: &[(&str, &str)],
     ) -> Result<Vec<Job>, ClientError> {
         self.get_json(&format!("/images/{uuid}/jobs"), query).await
+    }
+
+    // ---- retention (docs/lifecycle.md) ----
+
+    /// `GET /retention/rules` (operators): configured and API rules.
+    pub async fn list_retention_rules(&self) -> Result<Vec<RetentionRule>, ClientError> {
+        self.get_json("/retention/rules", &[]).await
+    }
+
+    /// `POST /retention/rules` (operators) with `{owner?, name,
+    /// keep_versions?, keep_days?}`; the stored rule.
+    pub async fn add_retention_rule(&self, rule: &Value) -> Result<RetentionRule, ClientError> {
+        self.post_json("/retention/rules", &[], Some(rule)).await
+    }
+
+    /// `DELETE /retention/rules/:id` (operators; API rules only).
+    pub async fn delete_retention_rule(&self, id: &str) -> Result<(), ClientError> {
+        let mut url = self.url("/retention/rules", &[])?;
+        url.path_segments_mut()
+            .map_err(|()| ClientError::Decode("base URL cannot take a path".into()))?
+            .push(id);
+        let resp = self.request(Method::DELETE, url)?.send().await?;
+        Self::check(resp).await.map(|_| ())
+    }
+
+    /// `POST /retention/runs?dry_run=true` (operators): the plan.
+    pub async fn retention_plan(&self) -> Result<RetentionPlan, ClientError> {
+        self.post_json("/retention/runs", &[("dry_run", "true")], None)
+            .await
+    }
+
+    /// `POST /retention/runs` (operators): the queued retention job
+    /// (follow it with [`Client::get_job`]).
+    pub async fn run_retention(&self) -> Result<Job, ClientError> {
+        self.post_json("/retention/runs", &[], None).await
     }
 
     // ---- images ----

@@ -12,6 +12,7 @@ pub mod filter;
 pub mod image;
 pub mod mode;
 pub mod redact;
+pub mod retention;
 pub mod serialize;
 pub mod state;
 pub mod tags;

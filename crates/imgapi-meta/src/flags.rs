@@ -61,4 +61,8 @@ pub trait ImageFlagsStore: Send + Sync + 'static {
     /// The earliest deprecation time after `now_ms`: until then, which
     /// images are deprecated does not change without a write.
     async fn next_deprecation_after(&self, now_ms: i64) -> Result<Option<i64>, MetaError>;
+
+    /// Every protected image, sorted: what retention never removes, read
+    /// in one query instead of one per candidate.
+    async fn protected_images(&self) -> Result<Vec<Uuid>, MetaError>;
 }

@@ -14,6 +14,7 @@ mod flags;
 mod images;
 mod jobs;
 pub mod postgres;
+mod retention;
 mod run_lock;
 mod sql;
 pub mod sqlite;
@@ -27,6 +28,7 @@ pub use flags::{FlagsChange, ImageFlags, ImageFlagsStore};
 pub use images::{ImageStore, Revision, StoredImage};
 pub use jobs::{JobExecution, JobLease, JobRecord, JobStore};
 pub use postgres::PostgresStore;
+pub use retention::{RetentionRuleStore, StoredRetentionRule};
 pub use run_lock::{RunLock, RunLockAttempt, RunLockStore};
 pub use sqlite::SqliteStore;
 pub use uploads::{UploadLease, UploadSession, UploadStore};
@@ -35,12 +37,24 @@ pub use usage::{BillingTagUsage, OwnerUsage, Usage, UsageStore};
 /// The contract every metadata backend keeps: all its roles. Implement
 /// the role traits; this one comes with them.
 pub trait MetaStore:
-    ImageStore + JobStore + UploadStore + UsageStore + RunLockStore + ImageFlagsStore
+    ImageStore
+    + JobStore
+    + UploadStore
+    + UsageStore
+    + RunLockStore
+    + ImageFlagsStore
+    + RetentionRuleStore
 {
 }
 
 impl<T> MetaStore for T where
-    T: ImageStore + JobStore + UploadStore + UsageStore + RunLockStore + ImageFlagsStore
+    T: ImageStore
+        + JobStore
+        + UploadStore
+        + UsageStore
+        + RunLockStore
+        + ImageFlagsStore
+        + RetentionRuleStore
 {
 }
 

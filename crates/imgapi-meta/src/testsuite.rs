@@ -21,8 +21,10 @@ use crate::{
 };
 
 mod flags;
+mod retention;
 mod usage;
 pub use flags::{flags_follow_the_image, flags_in_listings, flags_set_merge_and_clear};
+pub use retention::retention_rules_round_trip;
 pub use usage::{
     jobs_counted_by_execution, usage_is_one_snapshot, usage_per_owner_and_billing_tag,
 };
@@ -63,6 +65,7 @@ pub async fn run_all(store: &dyn MetaStore) {
     flags_set_merge_and_clear(store).await;
     flags_follow_the_image(store).await;
     flags_in_listings(store).await;
+    retention_rules_round_trip(store).await;
 }
 
 /// Every committed write moves the generation forward; reads do not.

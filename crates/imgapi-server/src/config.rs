@@ -17,7 +17,7 @@ pub use keys::{Config, KEYS};
 use sections::DatabaseSection;
 pub use sections::{
     AuthType, ChannelConfig, DockerConfig, DsapiMode, ExportConfig, LxdConfig, RemoteConfig,
-    S3Credentials, SimplestreamsConfig, StorageConfig,
+    RetentionConfig, RetentionRuleConfig, S3Credentials, SimplestreamsConfig, StorageConfig,
 };
 
 /// A documented configuration key.
@@ -154,6 +154,14 @@ impl Config {
                 ));
             }
             cfg.docker = docker;
+        }
+        if let Some(retention) = layer.retention {
+            for (i, rule) in retention.rules.iter().enumerate() {
+                rule.spec().validate().map_err(|e| {
+                    invalid("retention", format!("rules[{}] (config-{}): {e}", i, i + 1))
+                })?;
+            }
+            cfg.retention = retention;
         }
         if let Some(lxd) = layer.lxd {
             validate_lxd(&lxd)?;

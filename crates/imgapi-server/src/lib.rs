@@ -49,7 +49,10 @@ pub async fn serve(
     let uploads = service::uploads::start_sweeper(app.clone());
     // Finished jobs older than the retention are deleted now and hourly.
     let job_pruner = service::import::jobs::retention::start_pruner(app.clone());
+    // Scheduled retention runs (`[retention] interval_hours`).
+    let retention = service::retention::schedule::start(app.clone());
     let served = serve::serve(app, listener, tls, shutdown).await;
+    retention.stop();
     job_pruner.stop();
     uploads.stop();
     jobs.stop().await;

@@ -12,6 +12,7 @@ pub mod job;
 pub mod lifecycle;
 pub mod lxd;
 pub mod requirements;
+pub mod retention;
 pub mod schema;
 pub mod server;
 pub mod uploads;
@@ -27,6 +28,7 @@ pub use job::{Job, JobParams, JobStep, StartedJob};
 pub use lifecycle::ImageLifecycle;
 pub use lxd::{LxdErrorMessage, LxdMessage, LxdProgress, LxdProgressMessage};
 pub use requirements::Requirements;
+pub use retention::{RetentionPlan, RetentionPlanImage, RetentionRule};
 pub use schema::{schemas, SCHEMA_NAMES};
 pub use server::{
     Channel, Exported, Health, HealthCheck, HealthChecks, LogState, OwnerUsage, Ping, ServerState,

@@ -13,6 +13,7 @@ use crate::{
     LxdErrorMessage, LxdMessage, LxdProgress, LxdProgressMessage, OwnerUsage, Ping, Requirements,
     ServerState, StartedJob, TagUsage, UploadSessionBody, Usage, UsageTotals,
 };
+use crate::{RetentionPlan, RetentionPlanImage, RetentionRule};
 
 /// Where the schemas live in the OpenAPI document; `$ref`s point there.
 const COMPONENTS: &str = "/components/schemas";
@@ -52,6 +53,9 @@ wire_types![
     UsageTotals,
     UploadSessionBody,
     ImageLifecycle,
+    RetentionRule,
+    RetentionPlan,
+    RetentionPlanImage,
     Exported,
     DockerMessage,
     DockerProgressMessage,

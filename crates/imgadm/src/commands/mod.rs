@@ -23,6 +23,7 @@ mod list;
 pub mod local;
 mod ping;
 mod remove_acl;
+pub mod retention;
 mod update;
 
 mod completions;
@@ -358,6 +359,7 @@ pub async fn run(
         Command::AdminImport(a) => admin_import::run(&ctx, a).await,
         Command::DockerImport(a) => docker_import::run(&ctx, a).await,
         Command::DockerPush(a) => docker_push::run(&ctx, a).await,
+        Command::Retention(a) => retention::run(&ctx, a).await,
         Command::Sources(_)
         | Command::Avail(_)
         | Command::Import(_)

@@ -44,6 +44,7 @@ use uuid::Uuid;
 
 use crate::sql::images::dependents_in_channel_sql;
 use crate::sql::list_query::{KeyLookup, ListDialect};
+use crate::sql::retention::RetentionSql;
 use crate::sql::uploads::UploadClaim;
 use crate::sql::{is_unique_violation, SqlBackend, Write};
 use crate::{MetaError, UploadSession};
@@ -193,6 +194,16 @@ impl SqlBackend for PostgresStore {
             Write::Image(write) => self.write_image(write).await,
             Write::Job(write) => self.apply_job(write).await,
             Write::Upload(write) => self.apply_upload(write).await,
+            Write::Retention(write) => {
+                let done = RetentionSql::<Postgres>::write(&write)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| match write.inserted() {
+                        Some(id) => self.insert_err(e, id),
+                        None => self.err(e),
+                    })?;
+                Ok(crate::sql::affected_rows(done.rows_affected()))
+            }
         }
     }
 

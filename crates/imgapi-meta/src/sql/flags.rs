@@ -8,13 +8,14 @@ use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Type};
 use uuid::Uuid;
 
 use super::images::{ImageDialect, ImageWrite, WriteFailure};
-use super::{SqlBackend, Write};
+use super::{decode_uuid, SqlBackend, Write};
 use crate::{FlagsChange, ImageFlags, ImageFlagsStore, MetaError};
 
 const BY_UUID: &str = "SELECT deprecated_ms, protected, updated_ms, updated_by \
                        FROM image_lifecycle WHERE uuid = $1";
 const NEXT_DEPRECATION: &str =
     "SELECT MIN(deprecated_ms) FROM image_lifecycle WHERE deprecated_ms > $1";
+const PROTECTED: &str = "SELECT uuid FROM image_lifecycle WHERE protected ORDER BY uuid";
 const IMAGE_EXISTS: &str = "SELECT 1 FROM images WHERE uuid = $1";
 /// Insert or merge: `$6` / `$7` say whether the change sets the deprecation
 /// time / the protection (an unset field keeps the stored value).
@@ -114,6 +115,7 @@ where
     for<'a> i64: Encode<'a, B::Db> + Type<B::Db>,
     for<'r> FlagsRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (Option<i64>,): FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> (String,): FromRow<'r, <B::Db as Database>::Row>,
     for<'c> &'c sqlx::Pool<B::Db>: Executor<'c, Database = B::Db>,
     <B::Db as Database>::Arguments: IntoArguments<B::Db>,
 {
@@ -148,5 +150,13 @@ where
             .await
             .map_err(|e| self.sql_err(e))?;
         Ok(next)
+    }
+
+    async fn protected_images(&self) -> Result<Vec<Uuid>, MetaError> {
+        let rows: Vec<(String,)> = sqlx::query_as(PROTECTED)
+            .fetch_all(self.read_pool())
+            .await
+            .map_err(|e| self.sql_err(e))?;
+        rows.iter().map(|(uuid,)| decode_uuid(uuid)).collect()
     }
 }

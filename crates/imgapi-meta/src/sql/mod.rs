@@ -29,6 +29,7 @@ pub(crate) mod flags;
 pub(crate) mod images;
 pub(crate) mod jobs;
 pub(crate) mod list_query;
+pub(crate) mod retention;
 pub(crate) mod uploads;
 pub(crate) mod usage;
 
@@ -37,6 +38,7 @@ pub(crate) enum Write {
     Image(ImageWrite),
     Job(JobWrite),
     Upload(UploadWrite),
+    Retention(retention::RetentionWrite),
 }
 
 /// What a backend provides for the role implementations both SQL backends

@@ -31,6 +31,7 @@ use uuid::Uuid;
 
 use crate::sql::images::dependents_in_channel_sql;
 use crate::sql::list_query::{KeyLookup, ListDialect};
+use crate::sql::retention::RetentionSql;
 use crate::sql::uploads::UploadClaim;
 use crate::sql::{affected_rows, is_unique_violation, SqlBackend, Write};
 use crate::{MetaError, UploadSession};
@@ -215,6 +216,13 @@ async fn apply(conn: &mut SqliteConnection, write: &Write) -> Result<i64, MetaEr
         Write::Image(write) => images::apply(conn, write).await,
         Write::Job(write) => jobs::apply(conn, write).await,
         Write::Upload(write) => uploads::apply(conn, write).await,
+        Write::Retention(write) => {
+            let done = RetentionSql::<Sqlite>::write(write).execute(conn).await;
+            match (done, write.inserted()) {
+                (Err(e), Some(id)) => Err(map_insert_err(e, id)),
+                (done, _) => affected(done),
+            }
+        }
     }
 }
 

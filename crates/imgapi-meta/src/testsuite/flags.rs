@@ -55,6 +55,10 @@ pub async fn flags_set_merge_and_clear(store: &dyn MetaStore) {
         "clear deprecation",
     );
     assert_eq!((cleared.deprecated_ms, cleared.protected), (None, true));
+    assert!(
+        ok(store.protected_images().await, "protected images").contains(&img.uuid),
+        "a protected image is listed as protected"
+    );
     assert_eq!(
         ok(store.image_flags(img.uuid).await, "flags"),
         Some(cleared)

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{
     AuthType, ChannelConfig, ConfigError, DatabaseSection, DockerConfig, DsapiMode, ExportConfig,
-    KeyDoc, LxdConfig, RemoteConfig, SimplestreamsConfig, StorageConfig,
+    KeyDoc, LxdConfig, RemoteConfig, RetentionConfig, SimplestreamsConfig, StorageConfig,
 };
 use crate::accounts::AccountDirectoryConfig;
 
@@ -143,6 +143,10 @@ config_keys! {
     simplestreams: SimplestreamsConfig = SimplestreamsConfig::default(), shown "enabled = false",
         file SimplestreamsConfig, env "IMGAPI_SIMPLESTREAMS" json("a JSON object of [simplestreams] keys"),
         "`[simplestreams]`: `enabled = true` serves the active, public images of type `lxd` as a simplestreams image server (`GET /streams/v1/index.json`, the products file it names and the files its items name), so `lxc remote add NAME https://HOST --protocol=simplestreams` lists and exports them (docs/lxd.md). `lxc` accepts https remotes only (`tls_cert`/`tls_key`). Off by default: the paths answer 404. In the environment: a JSON object.";
+    /// Retention rules and their schedule (`[retention]`).
+    retention: RetentionConfig = RetentionConfig::default(), shown "interval_hours = 0, rules = []",
+        file RetentionConfig, env "IMGAPI_RETENTION" json("a JSON object of [retention] keys"),
+        "`[retention]` (docs/lifecycle.md \"Retention rules\"): `[[retention.rules]]` tables with `name` (an image name, or a pattern with `*` and `?`), optional `owner` (a uuid; absent = every owner), `keep_versions` (keep the newest N active versions of each owner and name) and/or `keep_days` (keep those published within D days); an image goes only when every rule that matches it lets it go, and never when it is protected, in the origin chain of an image that stays, or the newest active version of its name. `interval_hours`: hours between scheduled runs (a retention job, one at a time across instances); 0 (default) = only when an operator runs it (`POST /retention/runs`). Operators add more rules through `/retention/rules`. In the environment: a JSON object.";
     log_level: String = "info".into(), shown "info",
         file String, env "IMGAPI_LOG_LEVEL" text,
         "Log filter (tracing `EnvFilter` syntax). Audit lines are logged at info.";

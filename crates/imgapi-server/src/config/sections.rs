@@ -118,6 +118,46 @@ impl S3Credentials {
     }
 }
 
+/// `[retention]` (docs/lifecycle.md "Retention rules"): rules that
+/// remove old image versions, and how often they run by themselves.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Hours between scheduled runs; 0 = only on demand (RunRetention).
+    #[serde(default)]
+    pub interval_hours: u64,
+    /// `[[retention.rules]]`, listed as `config-1`, `config-2`, ….
+    #[serde(default)]
+    pub rules: Vec<RetentionRuleConfig>,
+}
+
+/// One `[[retention.rules]]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionRuleConfig {
+    /// Absent = the images of every owner.
+    #[serde(default)]
+    pub owner: Option<uuid::Uuid>,
+    /// Image name, or a pattern with `*` and `?`.
+    pub name: String,
+    #[serde(default)]
+    pub keep_versions: Option<u32>,
+    #[serde(default)]
+    pub keep_days: Option<u32>,
+}
+
+impl RetentionRuleConfig {
+    /// The rule as the planner takes it.
+    pub fn spec(&self) -> imgapi_domain::retention::RuleSpec {
+        imgapi_domain::retention::RuleSpec {
+            owner: self.owner,
+            name: self.name.clone(),
+            keep_versions: self.keep_versions,
+            keep_days: self.keep_days,
+        }
+    }
+}
+
 fn default_region() -> String {
     "us-east-1".into()
 }

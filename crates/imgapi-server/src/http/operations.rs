@@ -19,7 +19,8 @@ use super::operation::{BodyDoc, OperationDef, Origin, Routed, Served, Success, V
 use super::params::{self as p, Param, ParamType};
 use super::request::Req;
 use super::routes::{
-    catalog, datasets, docker, files, images, lifecycle, misc, simplestreams, uploads, usage,
+    catalog, datasets, docker, files, images, lifecycle, misc, retention, simplestreams, uploads,
+    usage,
 };
 use crate::app::AppState;
 
@@ -68,6 +69,12 @@ const PASSIVE: AuthPolicy = AuthPolicy::Passive;
 const NO_AUTH: AuthPolicy = AuthPolicy::None;
 
 const ACTION: Param = Param::new("action", ParamType::Text, "Which form of the operation.");
+
+const DRY_RUN: Param = Param::new(
+    "dry_run",
+    ParamType::Bool,
+    "RunRetention: `true` answers the plan (`RetentionPlan`) and deletes nothing.",
+);
 
 const DOCKER_REPO: Param = Param::new(
     "repo",
@@ -392,6 +399,45 @@ operations! {
         summary: "Operators: storage per owner and billing tag.",
         params: &[p::ACCOUNT, p::OWNER],
         success: Success::Json(200, "Usage"),
+        errors: &[R::InvalidParameter, R::OperatorOnly],
+    }
+    ListRetentionRules => retention::list_rules {
+        path: "/retention/rules", origin: Origin::Extension,
+        summary: "Operators: the retention rules, of `[retention]` (`source: config`) and of this API (docs/lifecycle.md).",
+        params: &[p::ACCOUNT],
+        success: Success::Json(200, "RetentionRuleList"),
+        errors: &[R::OperatorOnly],
+    }
+    AddRetentionRule => retention::add_rule {
+        method: POST, path: "/retention/rules", origin: Origin::Extension,
+        summary: "Operators: add a retention rule (`name` pattern, optional `owner`, `keep_versions` and/or `keep_days`).",
+        params: &[p::ACCOUNT],
+        body: BodyDoc::Json("RetentionRuleBody"),
+        success: Success::Json(201, "RetentionRule"),
+        errors: &[R::InvalidParameter, R::InvalidContent, R::OperatorOnly],
+    }
+    DeleteRetentionRule => retention::delete_rule {
+        method: DELETE, path: "/retention/rules/{id}", origin: Origin::Extension,
+        summary: "Operators: delete a retention rule added through the API (rules of the configuration file stay).",
+        params: &[p::ACCOUNT],
+        success: Success::Empty(204),
+        errors: &[R::InvalidParameter, R::OperatorOnly, R::ResourceNotFound],
+    }
+    RunRetention => retention::run {
+        method: POST, path: "/retention/runs", origin: Origin::Extension,
+        summary: "Operators: `dry_run=true` answers the plan (200); otherwise queues a `retention` job (202; `GET /jobs/{uuid}` shows it).",
+        params: &[p::ACCOUNT, DRY_RUN],
+        variants: &[
+            Variant {
+                action: None,
+                with_param: Some("dry_run"),
+                name: "RunRetentionDryRun",
+                summary: "`dry_run=true`: what a run would delete and what it keeps although a rule selected it (`false` runs as without it).",
+                success: Some(Success::Json(200, "RetentionPlan")),
+                body: None,
+            },
+        ],
+        success: Success::Json(202, "Job"),
         errors: &[R::InvalidParameter, R::OperatorOnly],
     }
     GetMetrics => metrics {

@@ -123,6 +123,21 @@ pub fn request_bodies() -> Vec<(&'static str, Value)> {
             }),
         ),
         (
+            "RetentionRuleBody",
+            json!({
+                "type": "object",
+                "description": "A retention rule (docs/lifecycle.md): at least one of `keep_versions` and `keep_days`.",
+                "required": ["name"],
+                "additionalProperties": false,
+                "properties": {
+                    "owner": {"type": ["string", "null"], "format": "uuid", "description": "The owner whose images the rule applies to; absent = every owner."},
+                    "name": {"type": "string", "minLength": 1, "description": "Image name, or a pattern with `*` and `?`."},
+                    "keep_versions": {"type": "integer", "minimum": 1, "maximum": 100000, "description": "Keep the newest N active versions of each (owner, name)."},
+                    "keep_days": {"type": "integer", "minimum": 1, "maximum": 100000, "description": "Keep the images published within the last D days."}
+                }
+            }),
+        ),
+        (
             "ChannelAdd",
             json!({
                 "type": "object",
@@ -181,6 +196,7 @@ pub fn responses() -> Vec<(&'static str, Value)> {
         ("ImageList", list_of("Image")),
         ("ChannelList", list_of("Channel")),
         ("JobList", list_of("Job")),
+        ("RetentionRuleList", list_of("RetentionRule")),
         ("DatasetList", list_of("DsapiDataset")),
         (
             "SimplestreamsIndex",

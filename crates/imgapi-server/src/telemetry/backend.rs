@@ -28,8 +28,8 @@ use imgapi_domain::filter::ImageQuery;
 use imgapi_domain::ImageRecord;
 use imgapi_meta::{
     FlagsChange, ImageFlags, ImageFlagsStore, ImageStore, JobRecord, JobStore, MetaError,
-    MetaStore, Revision, RunLockAttempt, RunLockStore, StoredImage, UploadSession, UploadStore,
-    Usage, UsageStore,
+    MetaStore, RetentionRuleStore, Revision, RunLockAttempt, RunLockStore, StoredImage,
+    StoredRetentionRule, UploadSession, UploadStore, Usage, UsageStore,
 };
 use metrics::Label;
 use uuid::Uuid;
@@ -91,6 +91,7 @@ const META_OPS: &[&str] = &[
     "image_flags",
     "change_image_flags",
     "next_deprecation_after",
+    "protected_images",
     "insert_job",
     "get_job",
     "image_jobs",
@@ -112,6 +113,9 @@ const META_OPS: &[&str] = &[
     "expired_uploads",
     "upload_handles",
     "try_run_lock",
+    "retention_rules",
+    "insert_retention_rule",
+    "delete_retention_rule",
 ];
 
 /// Every `op` of the blob decorator.
@@ -423,6 +427,12 @@ impl ImageFlagsStore for MeteredMeta {
             )
             .await
     }
+
+    async fn protected_images(&self) -> Result<Vec<Uuid>, MetaError> {
+        self.timer
+            .time("protected_images", self.inner.protected_images())
+            .await
+    }
 }
 
 #[async_trait]
@@ -608,6 +618,33 @@ impl RunLockStore for MeteredMeta {
     async fn try_run_lock(&self, name: &str) -> Result<RunLockAttempt, MetaError> {
         self.timer
             .time("try_run_lock", self.inner.try_run_lock(name))
+            .await
+    }
+}
+
+#[async_trait]
+impl RetentionRuleStore for MeteredMeta {
+    async fn retention_rules(&self) -> Result<Vec<StoredRetentionRule>, MetaError> {
+        self.timer
+            .time("retention_rules", self.inner.retention_rules())
+            .await
+    }
+
+    async fn insert_retention_rule(&self, rule: &StoredRetentionRule) -> Result<(), MetaError> {
+        self.timer
+            .time(
+                "insert_retention_rule",
+                self.inner.insert_retention_rule(rule),
+            )
+            .await
+    }
+
+    async fn delete_retention_rule(&self, id: Uuid) -> Result<bool, MetaError> {
+        self.timer
+            .time(
+                "delete_retention_rule",
+                self.inner.delete_retention_rule(id),
+            )
             .await
     }
 }

@@ -47,6 +47,7 @@ mod persistence;
 mod private_pg;
 mod remote_import;
 mod restart;
+mod retention;
 mod storage_errors;
 mod store_probe;
 mod upload_races;

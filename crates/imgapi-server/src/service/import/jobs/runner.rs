@@ -20,6 +20,7 @@ use crate::service::import::icon::copy_icon;
 use crate::service::import::manifest::{fetch_manifest, remote_file};
 use crate::service::import::source::Source;
 use crate::service::import::steps::{add_verified_file, create_from_manifest, source_file};
+use crate::service::retention::{self, run::Deletion};
 use crate::service::ServiceError;
 
 /// How often a running job's lease is renewed.
@@ -191,7 +192,7 @@ impl Run {
             Ok(()) => JobExecution::Succeeded,
             Err(Abort::Failed(message)) => {
                 let uuid = self.job.lock().await.uuid;
-                tracing::warn!(job = %uuid, error = %message, "import job failed");
+                tracing::warn!(job = %uuid, error = %message, "job failed");
                 if let Err(Abort::Lost) = self.cleanup().await {
                     return;
                 }
@@ -216,18 +217,21 @@ impl Run {
     }
 
     async fn work(&self) -> Result<(), Abort> {
-        let (params, attempts) = {
+        let (params, attempts, name) = {
             let mut job = self.job.lock().await;
             if job.started_at.is_none() {
                 job.started_at = Some(now_iso());
                 self.save(&mut job).await?;
             }
-            (job.params.clone(), job.attempts)
+            (job.params.clone(), job.attempts, job.name.clone())
         };
         if attempts > MAX_ATTEMPTS {
             return Err(Abort::Failed(format!(
                 "gave up after {MAX_ATTEMPTS} runs that did not finish"
             )));
+        }
+        if name == retention::RETENTION_TASK {
+            return self.retention().await;
         }
         let import: ImportJob = serde_json::from_value(params)
             .map_err(|e| Abort::Failed(format!("invalid job params: {e}")))?;
@@ -240,6 +244,78 @@ impl Run {
             self.ensure_image(&import, &src, uuid).await?;
         }
         Ok(())
+    }
+
+    /// A retention job: plan, then delete each planned image (newest
+    /// first, so an image goes before its origin), each a step; a
+    /// `summary` step ends it. A resumed run plans again: what is gone is
+    /// no longer planned.
+    async fn retention(&self) -> Result<(), Abort> {
+        let index = self.begin("plan", None).await?;
+        let planned = retention::plan_now(&self.app).await;
+        let outcome = match &planned {
+            Ok(plan) => Ok(format!(
+                "{} to delete, {} kept",
+                plan.delete.len(),
+                plan.kept.len()
+            )),
+            Err(e) => Err(e.to_string()),
+        };
+        self.end(index, &outcome).await?;
+        let mut plan = planned.map_err(|e| Abort::Failed(format!("plan: {e}")))?;
+        plan.delete.reverse();
+        let (mut deleted, mut kept, mut failed) = (Vec::new(), Vec::new(), Vec::new());
+        for image in &plan.delete {
+            let uuid = image.image.uuid;
+            let index = self.begin("delete_image", Some(uuid)).await?;
+            let outcome = match retention::run::delete_planned(&self.app, image).await {
+                Deletion::Deleted => {
+                    deleted.push(uuid);
+                    Ok(format!("deleted (rule {})", image.rule))
+                }
+                Deletion::Gone => Ok("already gone".to_string()),
+                Deletion::Kept(why) => {
+                    kept.push(uuid);
+                    Ok(format!("kept: {why}"))
+                }
+                Deletion::Failed(e) => {
+                    failed.push(uuid);
+                    Err(e)
+                }
+            };
+            self.end(index, &outcome).await?;
+        }
+        let list = |uuids: &[Uuid]| {
+            uuids
+                .iter()
+                .map(Uuid::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let summary = format!(
+            "deleted {} [{}]; kept {} [{}]; failed {} [{}]",
+            deleted.len(),
+            list(&deleted),
+            kept.len(),
+            list(&kept),
+            failed.len(),
+            list(&failed)
+        );
+        let index = self.begin("summary", None).await?;
+        let outcome = if failed.is_empty() {
+            Ok(summary)
+        } else {
+            Err(summary)
+        };
+        self.end(index, &outcome).await?;
+        match outcome {
+            Ok(_) => Ok(()),
+            Err(_) => Err(Abort::Failed(format!(
+                "{} of {} deletions failed",
+                failed.len(),
+                plan.delete.len()
+            ))),
+        }
     }
 
     /// Images this job created: an `import_image` step that imported it,

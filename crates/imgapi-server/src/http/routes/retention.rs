@@ -1,0 +1,58 @@
+//! Retention rules and runs (an extension, docs/lifecycle.md "Retention
+//! rules"): `/retention/rules[/{id}]` and `/retention/runs`. Operators
+//! only.
+
+use axum::response::Response;
+use http::StatusCode;
+use imgapi_types::RestCode;
+
+use crate::app::AppState;
+use crate::http::error::ApiError;
+use crate::http::request::Req;
+use crate::http::response;
+use crate::service::import::jobs::job_object;
+use crate::service::{parse_bool_param, retention as svc};
+
+/// Operator-only endpoints refuse a request made for an account.
+fn operator_only(req: &Req) -> Result<(), ApiError> {
+    match req.account() {
+        Some(_) => Err(ApiError::new(
+            RestCode::OperatorOnly,
+            "this endpoint may only be called by an operator",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// ListRetentionRules.
+pub async fn list_rules(app: &AppState, req: Req) -> Result<Response, ApiError> {
+    operator_only(&req)?;
+    let rules = svc::list_rules(app).await?;
+    Ok(response::json(StatusCode::OK, &rules))
+}
+
+/// AddRetentionRule.
+pub async fn add_rule(app: &AppState, mut req: Req) -> Result<Response, ApiError> {
+    operator_only(&req)?;
+    let body = req.json_body().await?;
+    let rule = svc::add_rule(app, body).await?;
+    Ok(response::json(StatusCode::CREATED, &rule))
+}
+
+/// DeleteRetentionRule.
+pub async fn delete_rule(app: &AppState, req: Req) -> Result<Response, ApiError> {
+    operator_only(&req)?;
+    svc::delete_rule(app, &req.arg(0)).await?;
+    Ok(response::empty(StatusCode::NO_CONTENT))
+}
+
+/// RunRetention: the plan with `dry_run=true`, else a queued job.
+pub async fn run(app: &AppState, req: Req) -> Result<Response, ApiError> {
+    operator_only(&req)?;
+    if parse_bool_param("dry_run", req.query.get("dry_run"))?.unwrap_or(false) {
+        let plan = svc::dry_run(app).await?;
+        return Ok(response::json(StatusCode::OK, &plan));
+    }
+    let job = svc::start_run(app).await?;
+    Ok(response::json(StatusCode::ACCEPTED, &job_object(&job)))
+}
