@@ -410,6 +410,10 @@ async fn protected_images_stay() {
     assert_eq!(status, 202, "{job}");
     let job = finished_job(&s, job["uuid"].as_str().unwrap()).await;
     assert_eq!(job["execution"], "succeeded", "{job}");
+    // A run names images of every owner: ListImageJobs never shows it.
+    let nil = "00000000-0000-0000-0000-000000000000";
+    let (status, listed) = s.get_json(&format!("/images/{nil}/jobs")).await;
+    assert_eq!(status, 404, "{listed}");
     assert_eq!(s.get_json(&format!("/images/{}", f.base[0])).await.0, 200);
     assert_eq!(s.get_json(&format!("/images/{}", f.base[1])).await.0, 404);
 }

@@ -271,6 +271,10 @@ pub async fn list_image_jobs(
     let listed: Vec<Value> = jobs
         .iter()
         .rev()
+        // A job about no image (a retention run, under the nil uuid) names
+        // images of every owner: never listed here, only by its uuid to
+        // the operator who started it.
+        .filter(|j| !j.image_uuid.is_nil())
         .filter(|j| task.is_none_or(|t| j.name == t))
         .filter(|j| execution.is_none_or(|e| j.execution.as_str() == e))
         .filter(|j| gone.is_none() || visible_without_image(j, account))
