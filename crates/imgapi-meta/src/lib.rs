@@ -1,7 +1,7 @@
 //! Metadata store: image records, jobs, upload sessions, usage and run
 //! locks, persisted by one backend behind [`MetaStore`] (one trait per
 //! role: [`ImageStore`], [`JobStore`], [`UploadStore`], [`UsageStore`],
-//! [`RunLockStore`]).
+//! [`RunLockStore`], [`RecycleBinStore`]).
 //!
 //! Services call stores; stores never call services. Every backend passes the
 //! same conformance suite ([`testsuite`], feature `testing`).
@@ -13,6 +13,7 @@ mod error;
 mod images;
 mod jobs;
 pub mod postgres;
+mod recycle_bin;
 mod run_lock;
 mod sql;
 pub mod sqlite;
@@ -25,6 +26,7 @@ pub use error::MetaError;
 pub use images::{ImageStore, Revision, StoredImage};
 pub use jobs::{JobExecution, JobLease, JobRecord, JobStore};
 pub use postgres::PostgresStore;
+pub use recycle_bin::{BinEntry, BinUsage, RecycleBinStore};
 pub use run_lock::{RunLock, RunLockAttempt, RunLockStore};
 pub use sqlite::SqliteStore;
 pub use uploads::{UploadLease, UploadSession, UploadStore};
@@ -32,9 +34,15 @@ pub use usage::{BillingTagUsage, OwnerUsage, Usage, UsageStore};
 
 /// The contract every metadata backend keeps: all its roles. Implement
 /// the role traits; this one comes with them.
-pub trait MetaStore: ImageStore + JobStore + UploadStore + UsageStore + RunLockStore {}
+pub trait MetaStore:
+    ImageStore + JobStore + UploadStore + UsageStore + RunLockStore + RecycleBinStore
+{
+}
 
-impl<T: ImageStore + JobStore + UploadStore + UsageStore + RunLockStore> MetaStore for T {}
+impl<T> MetaStore for T where
+    T: ImageStore + JobStore + UploadStore + UsageStore + RunLockStore + RecycleBinStore
+{
+}
 
 /// Which metadata backend a database URL selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,7 +20,11 @@ use crate::{
     UploadSession,
 };
 
+mod recycle_bin;
 mod usage;
+pub use recycle_bin::{
+    recycle_bin_conflicts, recycle_bin_expiry_and_abandoned, recycle_bin_move_restore_purge,
+};
 pub use usage::{
     jobs_counted_by_execution, usage_is_one_snapshot, usage_per_owner_and_billing_tag,
 };
@@ -58,6 +62,9 @@ pub async fn run_all(store: &dyn MetaStore) {
     usage_per_owner_and_billing_tag(store).await;
     usage_is_one_snapshot(store).await;
     jobs_counted_by_execution(store).await;
+    recycle_bin_move_restore_purge(store).await;
+    recycle_bin_conflicts(store).await;
+    recycle_bin_expiry_and_abandoned(store).await;
 }
 
 /// Every committed write moves the generation forward; reads do not.

@@ -73,7 +73,7 @@ impl Columns {
 }
 
 /// A stored record's JSON back into an [`ImageRecord`].
-fn decode_record(uuid: &str, record: &str) -> Result<ImageRecord, MetaError> {
+pub(crate) fn decode_record(uuid: &str, record: &str) -> Result<ImageRecord, MetaError> {
     serde_json::from_str(record).map_err(|e| MetaError::Corrupt {
         uuid: uuid.to_owned(),
         detail: e.to_string(),
@@ -82,17 +82,18 @@ fn decode_record(uuid: &str, record: &str) -> Result<ImageRecord, MetaError> {
 
 /// The statements writing a main row, `$1`…`$13` bound by
 /// [`ImageSql::bind_columns`]; `$next_revision` is the dialect's SQL
-/// expression for the revision this write takes. Each yields the revision
-/// written.
+/// expression for the revision this write takes, `$now_ms` for the time
+/// (ms since the epoch) an inserted row records as `created_ms`. Each
+/// yields the revision written.
 macro_rules! image_writes {
-    ($next_revision:literal) => {
+    ($next_revision:literal, $now_ms:literal) => {
         $crate::sql::images::ImageWrites {
             insert: concat!(
-                $crate::sql::images::insert_image_sql!($next_revision),
+                $crate::sql::images::insert_image_sql!($next_revision, $now_ms),
                 " RETURNING revision"
             ),
             upsert: concat!(
-                $crate::sql::images::insert_image_sql!($next_revision),
+                $crate::sql::images::insert_image_sql!($next_revision, $now_ms),
                 " ON CONFLICT (uuid) DO UPDATE SET \
                   revision = excluded.revision, owner = excluded.owner, name = excluded.name, \
                   version = excluded.version, state = excluded.state, \
@@ -117,14 +118,16 @@ macro_rules! image_writes {
 
 /// The `INSERT` of a main row that [`image_writes!`] builds on.
 macro_rules! insert_image_sql {
-    ($next_revision:literal) => {
+    ($next_revision:literal, $now_ms:literal) => {
         concat!(
             "INSERT INTO images \
              (uuid, revision, owner, name, version, state, activated, disabled, public, \
-              type, os, origin, published_ms, record) \
+              type, os, origin, published_ms, record, created_ms) \
              VALUES ($1, ",
             $next_revision,
-            ", $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            ", $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, ",
+            $now_ms,
+            ")"
         )
     };
 }
@@ -192,6 +195,12 @@ pub(crate) use dependents_in_channel_sql;
 
 const BY_UUID: &str = "SELECT revision, record FROM images WHERE uuid = $1";
 const EXISTS: &str = "SELECT 1 FROM images WHERE uuid = $1";
+const IN_BIN: &str = "SELECT 1 FROM recycle_bin WHERE uuid = $1";
+const BIN_INSERT: &str = "INSERT INTO recycle_bin \
+     (uuid, owner, name, version, size, record, deleted_ms, expires_ms, deleted_by) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+const BIN_TAKE: &str = "DELETE FROM recycle_bin WHERE uuid = $1 RETURNING record";
+const BIN_DELETE: &str = "DELETE FROM recycle_bin WHERE uuid = $1";
 const DELETE: &str = "DELETE FROM images WHERE uuid = $1";
 const DELETE_AT_REVISION: &str = "DELETE FROM images WHERE uuid = $1 AND revision = $2";
 const DEPENDENTS: &str =
@@ -346,6 +355,52 @@ where
                 DB::insert_side_rows(conn, row).await?;
                 Ok(revision)
             }
+            // The record leaves `images` only if still at `expected`;
+            // otherwise the bin row goes with the rolled-back transaction.
+            ImageWrite::ToBin { row, expected } => {
+                sqlx::query(BIN_INSERT)
+                    .bind(&row.uuid)
+                    .bind(&row.owner)
+                    .bind(&row.name)
+                    .bind(&row.version)
+                    .bind(row.size)
+                    .bind(&row.record)
+                    .bind(row.deleted_ms)
+                    .bind(row.expires_ms)
+                    .bind(&row.deleted_by)
+                    .execute(&mut *conn)
+                    .await?;
+                let deleted = sqlx::query(DELETE_AT_REVISION)
+                    .bind(&row.uuid)
+                    .bind(*expected)
+                    .execute(&mut *conn)
+                    .await?;
+                if DB::rows_affected(&deleted) != 1 {
+                    return Err(Self::missed_write(conn, row.id).await);
+                }
+                Ok(0)
+            }
+            ImageWrite::FromBin(uuid) => {
+                let record: Option<String> = sqlx::query_scalar(BIN_TAKE)
+                    .bind(uuid.to_string())
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                let Some(record) = record else {
+                    return Err(WriteFailure::Meta(MetaError::NotFound(*uuid)));
+                };
+                let image = decode_record(&uuid.to_string(), &record).map_err(WriteFailure::Meta)?;
+                let row = Columns::of(&image).map_err(WriteFailure::Meta)?;
+                let revision = Self::insert_row(conn, &row).await?;
+                DB::insert_side_rows(conn, &row).await?;
+                Ok(revision)
+            }
+            ImageWrite::DropFromBin(uuid) => {
+                let deleted = sqlx::query(BIN_DELETE)
+                    .bind(uuid.to_string())
+                    .execute(conn)
+                    .await?;
+                Ok(super::affected_rows(DB::rows_affected(&deleted)))
+            }
             // Side rows go by ON DELETE CASCADE.
             ImageWrite::Delete(uuid) => {
                 let deleted = sqlx::query(DELETE)
@@ -357,11 +412,19 @@ where
         }
     }
 
-    /// Insert the main row; a taken uuid is `AlreadyExists`.
+    /// Insert the main row; a uuid taken by an image or a recycle-bin
+    /// entry is `AlreadyExists`.
     async fn insert_row(
         conn: &mut DB::Connection,
         row: &Columns,
     ) -> Result<Revision, WriteFailure> {
+        let binned = sqlx::query(IN_BIN)
+            .bind(&row.uuid)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if binned.is_some() {
+            return Err(WriteFailure::Meta(MetaError::AlreadyExists(row.id)));
+        }
         Self::bind_columns(DB::WRITES.insert, row)
             .fetch_one(conn)
             .await
@@ -418,6 +481,50 @@ pub(crate) enum ImageWrite {
         row: Columns,
     },
     Delete(Uuid),
+    /// Move the record (at `expected`) into the recycle bin.
+    ToBin {
+        row: BinRow,
+        expected: Revision,
+    },
+    /// Move a recycle-bin entry back into `images`.
+    FromBin(Uuid),
+    /// Remove a recycle-bin entry.
+    DropFromBin(Uuid),
+}
+
+/// A recycle-bin row as written.
+pub(crate) struct BinRow {
+    pub(crate) id: Uuid,
+    pub(crate) uuid: String,
+    pub(crate) owner: String,
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) size: i64,
+    pub(crate) record: String,
+    pub(crate) deleted_ms: i64,
+    pub(crate) expires_ms: i64,
+    pub(crate) deleted_by: Option<String>,
+}
+
+impl BinRow {
+    pub(crate) fn of(entry: &crate::BinEntry) -> Result<Self, MetaError> {
+        let image = &entry.image;
+        let record = serde_json::to_string(image).map_err(|e| {
+            MetaError::Backend(format!("cannot serialise image {}: {e}", image.uuid))
+        })?;
+        Ok(BinRow {
+            id: image.uuid,
+            uuid: image.uuid.to_string(),
+            owner: image.owner.to_string(),
+            name: image.name.clone(),
+            version: image.version.clone(),
+            size: i64::try_from(entry.size()).unwrap_or(i64::MAX),
+            record,
+            deleted_ms: entry.deleted_ms,
+            expires_ms: entry.expires_ms,
+            deleted_by: entry.deleted_by.clone(),
+        })
+    }
 }
 
 impl ImageWrite {
@@ -458,7 +565,10 @@ impl ImageWrite {
                 row.id
             }
             ImageWrite::Rename { old_uuid, .. } => *old_uuid,
-            ImageWrite::Delete(uuid) => *uuid,
+            ImageWrite::ToBin { row, .. } => row.id,
+            ImageWrite::Delete(uuid) | ImageWrite::FromBin(uuid) | ImageWrite::DropFromBin(uuid) => {
+                *uuid
+            }
         }
     }
 }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{
     AuthType, ChannelConfig, ConfigError, DatabaseSection, DockerConfig, DsapiMode, ExportConfig,
-    KeyDoc, LxdConfig, RemoteConfig, SimplestreamsConfig, StorageConfig,
+    KeyDoc, LifecycleConfig, LxdConfig, RemoteConfig, SimplestreamsConfig, StorageConfig,
 };
 use crate::accounts::AccountDirectoryConfig;
 
@@ -143,6 +143,10 @@ config_keys! {
     simplestreams: SimplestreamsConfig = SimplestreamsConfig::default(), shown "enabled = false",
         file SimplestreamsConfig, env "IMGAPI_SIMPLESTREAMS" json("a JSON object of [simplestreams] keys"),
         "`[simplestreams]`: `enabled = true` serves the active, public images of type `lxd` as a simplestreams image server (`GET /streams/v1/index.json`, the products file it names and the files its items name), so `lxc remote add NAME https://HOST --protocol=simplestreams` lists and exports them (docs/lxd.md). `lxc` accepts https remotes only (`tls_cert`/`tls_key`). Off by default: the paths answer 404. In the environment: a JSON object.";
+    /// The recycle bin and abandoned uploads (`[lifecycle]`).
+    lifecycle: LifecycleConfig = LifecycleConfig::default(), shown "recycle_days = 0, abandoned_upload_hours = 0, sweep_interval_secs = 300",
+        file LifecycleConfig, env "IMGAPI_LIFECYCLE" json("a JSON object of [lifecycle] keys"),
+        "`[lifecycle]` (docs/lifecycle.md): `recycle_days` > 0 makes DeleteImage move an image and its file to a recycle bin (`/recycle-bin`: list, restore, purge) for that many days instead of deleting it; its uuid cannot be reused meanwhile. `0` deletes at once (the original's behaviour). `abandoned_upload_hours` > 0 removes images never activated (CreateImage without ActivateImage) older than that many hours; `0` keeps them. Both take fractions (`0.5`). A sweep every `sweep_interval_secs` (300) purges expired bin entries and abandoned uploads, on one instance at a time. In the environment: a JSON object.";
     log_level: String = "info".into(), shown "info",
         file String, env "IMGAPI_LOG_LEVEL" text,
         "Log filter (tracing `EnvFilter` syntax). Audit lines are logged at info.";
