@@ -49,7 +49,10 @@ pub async fn serve(
     let uploads = service::uploads::start_sweeper(app.clone());
     // Finished jobs older than the retention are deleted now and hourly.
     let job_pruner = service::import::jobs::retention::start_pruner(app.clone());
+    // Expired recycle-bin entries and abandoned uploads: now and periodically.
+    let lifecycle = service::lifecycle::start_sweeper(app.clone());
     let served = serve::serve(app, listener, tls, shutdown).await;
+    lifecycle.stop();
     job_pruner.stop();
     uploads.stop();
     jobs.stop().await;

@@ -11,7 +11,7 @@ use crate::{
     DsapiFile, ErrorBody, Exported, FieldCode, FieldError, Health, HealthCheck, HealthChecks,
     Image, ImageFile, ImageUser, Job, JobParams, JobStep, LogState, LxdErrorMessage, LxdMessage,
     LxdProgress, LxdProgressMessage, OwnerUsage, Ping, Requirements, ServerState, StartedJob,
-    TagUsage, UploadSessionBody, Usage, UsageTotals,
+    RecycleBinUsage, RecycledImage, TagUsage, UploadSessionBody, Usage, UsageTotals,
 };
 
 /// Where the schemas live in the OpenAPI document; `$ref`s point there.
@@ -51,6 +51,8 @@ wire_types![
     TagUsage,
     UsageTotals,
     UploadSessionBody,
+    RecycledImage,
+    RecycleBinUsage,
     Exported,
     DockerMessage,
     DockerProgressMessage,

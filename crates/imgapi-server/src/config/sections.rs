@@ -224,11 +224,6 @@ impl LifecycleConfig {
         self.recycle_days > 0.0
     }
 
-    /// Whether the sweeper has anything to do.
-    pub fn sweeps(&self) -> bool {
-        self.recycles() || self.abandoned_upload_hours > 0.0
-    }
-
     /// How long a bin entry stays, in ms.
     pub fn recycle_ms(&self) -> i64 {
         duration_ms(self.recycle_days * 86_400_000.0)

@@ -165,6 +165,7 @@ pub fn responses() -> Vec<(&'static str, Value)> {
         ("ImageList", list_of("Image")),
         ("ChannelList", list_of("Channel")),
         ("JobList", list_of("Job")),
+        ("RecycledImageList", list_of("RecycledImage")),
         ("DatasetList", list_of("DsapiDataset")),
         (
             "SimplestreamsIndex",

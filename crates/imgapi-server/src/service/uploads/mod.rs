@@ -107,7 +107,7 @@ pub enum ChunkOutcome {
     OutOfOrder(UploadSession),
 }
 
-pub(super) fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 

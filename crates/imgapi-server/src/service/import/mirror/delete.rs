@@ -9,7 +9,15 @@ use uuid::Uuid;
 
 use super::error::SyncError;
 use super::{MirrorError, Run};
-use crate::service::images::delete_image;
+use crate::service::images::{delete_image, Removal};
+
+/// `imgapi mirror --delete` is a deletion an operator asked for: it goes to
+/// the recycle bin when there is one.
+fn mirror_removal() -> Removal {
+    Removal::Requested {
+        by: Some("imgapi mirror".into()),
+    }
+}
 
 impl Run<'_> {
     /// `--delete`: what this mirror imported from this upstream and the
@@ -66,7 +74,7 @@ impl Run<'_> {
                 }
                 if !self.opts.dry_run {
                     let result = match self.load(img.uuid).await {
-                        Ok(Some(stored)) => delete_image(self.app, stored, None, None)
+                        Ok(Some(stored)) => delete_image(self.app, stored, None, None, mirror_removal())
                             .await
                             .map_err(SyncError::Step),
                         Ok(None) => Ok(()),
