@@ -85,10 +85,12 @@ async fn purge_expired(app: &AppState, report: &mut SweepReport) -> Result<(), S
         let mut progressed = false;
         for entry in &due {
             match purge_entry(app, entry, "expired").await {
-                Ok(()) => {
+                Ok(removed) => {
                     progressed = true;
-                    report.purged += 1;
-                    app.metrics.counter(LIFECYCLE_PURGED, vec![]).increment(1);
+                    if removed {
+                        report.purged += 1;
+                        app.metrics.counter(LIFECYCLE_PURGED, vec![]).increment(1);
+                    }
                 }
                 Err(e) => {
                     report.failed += 1;

@@ -203,24 +203,32 @@ pub async fn restore(
 /// PurgeRecycledImage: the entry's blobs, then the entry.
 pub async fn purge(app: &AppState, account: Option<&str>, uuid: Uuid) -> Result<(), ServiceError> {
     let entry = load(app, uuid, account).await?;
-    purge_entry(app, &entry, "purged").await
+    if purge_entry(app, &entry, "purged").await? {
+        Ok(())
+    } else {
+        Err(not_in_bin(uuid))
+    }
 }
 
 /// Delete an entry's blobs, then its row (so a failure leaves an entry
 /// to purge again, never blobs nobody knows of). `why` goes to the log.
+/// `Ok(false)` when someone else removed the row first.
 pub(crate) async fn purge_entry(
     app: &AppState,
     entry: &BinEntry,
     why: &str,
-) -> Result<(), ServiceError> {
+) -> Result<bool, ServiceError> {
     let uuid = entry.image.uuid;
     super::images::delete_blobs(app, &entry.image).await?;
-    app.meta
+    let removed = app
+        .meta
         .remove_from_bin(uuid)
         .await
         .map_err(ServiceError::meta(format!(
             "error removing image {uuid} from the recycle bin"
         )))?;
-    tracing::info!(image = %uuid, owner = %entry.image.owner, why, "recycle bin entry purged");
-    Ok(())
+    if removed {
+        tracing::info!(image = %uuid, owner = %entry.image.owner, why, "recycle bin entry purged");
+    }
+    Ok(removed)
 }

@@ -43,6 +43,7 @@ mod misc;
 mod multi_instance;
 mod openapi;
 mod persistence;
+mod recycle_bin;
 mod private_pg;
 mod remote_import;
 mod restart;
