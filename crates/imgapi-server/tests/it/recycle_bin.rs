@@ -400,3 +400,34 @@ async fn three_instances_purge_an_expired_entry_once() {
     }
     assert_eq!(total, 3.0, "each expired entry is purged by exactly one instance");
 }
+
+#[tokio::test]
+async fn check_counts_binned_blobs_as_owned_and_reports_lost_ones() {
+    use imgapi_server::check::{check, CheckOptions, ProblemKind};
+
+    let s = TestServer::spawn_with(BIN).await;
+    let kept = uuid_of(&s.publish(json!({"name": "kept"})).await);
+    let lost = uuid_of(&s.publish(json!({"name": "lost"})).await);
+    assert_eq!(delete(&s, &kept).await, 204);
+    assert_eq!(delete(&s, &lost).await, 204);
+    let stores = crate::check::stores_of(&s).await;
+    let opts = || CheckOptions {
+        repair: false,
+        min_orphan_age: Duration::ZERO,
+    };
+    let report = check(&stores, opts(), &mut Vec::new()).await.unwrap();
+    assert!(report.ok(), "binned blobs are not orphans: {}", report.to_json());
+
+    let tool = AppState::open_for_tool(Config::from_toml(&s.config_toml).unwrap())
+        .await
+        .unwrap();
+    let key = binned_keys(&tool, &lost).await.remove(0);
+    tool.blobs.delete(&key).await.unwrap();
+    let report = check(&stores, opts(), &mut Vec::new()).await.unwrap();
+    assert_eq!(report.problems.len(), 1, "{}", report.to_json());
+    let problem = &report.problems[0];
+    assert_eq!(problem.kind, ProblemKind::Dangling);
+    assert_eq!(problem.image.to_string(), lost);
+    assert_eq!(problem.key.as_deref(), Some(key.as_str()));
+    assert!(report.orphans.is_empty());
+}
