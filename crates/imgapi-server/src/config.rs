@@ -16,8 +16,8 @@ use keys::FileConfig;
 pub use keys::{Config, KEYS};
 use sections::DatabaseSection;
 pub use sections::{
-    AuthType, ChannelConfig, DockerConfig, DsapiMode, ExportConfig, LifecycleConfig, LxdConfig, RemoteConfig,
-    S3Credentials, SimplestreamsConfig, StorageConfig,
+    AuthType, ChannelConfig, DockerConfig, DsapiMode, ExportConfig, LifecycleConfig, LxdConfig,
+    RemoteConfig, S3Credentials, SimplestreamsConfig, StorageConfig,
 };
 
 /// A documented configuration key.

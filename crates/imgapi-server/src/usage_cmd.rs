@@ -25,7 +25,11 @@ pub struct UsageArgs {
 
 /// The tables: one line per owner, then one per billing tag (summed over
 /// the owners shown), then the totals. Byte counts are exact.
-pub fn write_text(usage: &Usage, bin: &[imgapi_meta::BinUsage], out: &mut dyn Write) -> std::io::Result<()> {
+pub fn write_text(
+    usage: &Usage,
+    bin: &[imgapi_meta::BinUsage],
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     writeln!(
         out,
         "{:<36}  {:>8}  {:>8}  {:>8}  {:>6}  {:>16}",

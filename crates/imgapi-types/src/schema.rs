@@ -10,8 +10,8 @@ use crate::{
     DockerProgressDetail, DockerProgressMessage, DockerPushResult, DockerStreamError, DsapiDataset,
     DsapiFile, ErrorBody, Exported, FieldCode, FieldError, Health, HealthCheck, HealthChecks,
     Image, ImageFile, ImageUser, Job, JobParams, JobStep, LogState, LxdErrorMessage, LxdMessage,
-    LxdProgress, LxdProgressMessage, OwnerUsage, Ping, Requirements, ServerState, StartedJob,
-    RecycleBinUsage, RecycledImage, TagUsage, UploadSessionBody, Usage, UsageTotals,
+    LxdProgress, LxdProgressMessage, OwnerUsage, Ping, RecycleBinUsage, RecycledImage,
+    Requirements, ServerState, StartedJob, TagUsage, UploadSessionBody, Usage, UsageTotals,
 };
 
 /// Where the schemas live in the OpenAPI document; `$ref`s point there.

@@ -21,8 +21,7 @@ pub async fn run(ctx: &Ctx, args: BinArgs) -> Result<(), Failure> {
     match args.action.unwrap_or(BinAction::List) {
         BinAction::List => {
             let owner = args.owner.map(|o| o.to_string());
-            let query: Vec<(&str, &str)> =
-                owner.iter().map(|o| ("owner", o.as_str())).collect();
+            let query: Vec<(&str, &str)> = owner.iter().map(|o| ("owner", o.as_str())).collect();
             let entries = ctx.client.list_recycle_bin(&query).await?;
             if ctx.json {
                 return print_json(&entries);

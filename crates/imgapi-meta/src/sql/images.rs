@@ -388,7 +388,8 @@ where
                 let Some(record) = record else {
                     return Err(WriteFailure::Meta(MetaError::NotFound(*uuid)));
                 };
-                let image = decode_record(&uuid.to_string(), &record).map_err(WriteFailure::Meta)?;
+                let image =
+                    decode_record(&uuid.to_string(), &record).map_err(WriteFailure::Meta)?;
                 let row = Columns::of(&image).map_err(WriteFailure::Meta)?;
                 let revision = Self::insert_row(conn, &row).await?;
                 DB::insert_side_rows(conn, &row).await?;
@@ -566,9 +567,9 @@ impl ImageWrite {
             }
             ImageWrite::Rename { old_uuid, .. } => *old_uuid,
             ImageWrite::ToBin { row, .. } => row.id,
-            ImageWrite::Delete(uuid) | ImageWrite::FromBin(uuid) | ImageWrite::DropFromBin(uuid) => {
-                *uuid
-            }
+            ImageWrite::Delete(uuid)
+            | ImageWrite::FromBin(uuid)
+            | ImageWrite::DropFromBin(uuid) => *uuid,
         }
     }
 }

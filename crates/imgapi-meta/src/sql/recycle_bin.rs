@@ -21,8 +21,7 @@ macro_rules! entries {
 }
 const BY_UUID: &str = entries!("WHERE uuid = $1");
 const ALL_PAGE: &str = entries!("ORDER BY deleted_ms, uuid LIMIT $1 OFFSET $2");
-const OWNER_PAGE: &str =
-    entries!("WHERE owner = $3 ORDER BY deleted_ms, uuid LIMIT $1 OFFSET $2");
+const OWNER_PAGE: &str = entries!("WHERE owner = $3 ORDER BY deleted_ms, uuid LIMIT $1 OFFSET $2");
 const EXPIRED: &str = entries!("WHERE expires_ms < $1 ORDER BY expires_ms, uuid LIMIT $2");
 const USAGE: &str = "SELECT owner, COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) \
      FROM recycle_bin GROUP BY owner ORDER BY owner";
@@ -91,7 +90,11 @@ where
         offset: u64,
         limit: u32,
     ) -> Result<Vec<BinEntry>, MetaError> {
-        let page = if owner.is_some() { OWNER_PAGE } else { ALL_PAGE };
+        let page = if owner.is_some() {
+            OWNER_PAGE
+        } else {
+            ALL_PAGE
+        };
         let mut query = sqlx::query(page)
             .bind(i64::from(limit))
             .bind(i64::try_from(offset).unwrap_or(i64::MAX));
@@ -112,7 +115,10 @@ where
     }
 
     async fn remove_from_bin(&self, uuid: Uuid) -> Result<bool, MetaError> {
-        Ok(self.write(Write::Image(ImageWrite::DropFromBin(uuid))).await? > 0)
+        Ok(self
+            .write(Write::Image(ImageWrite::DropFromBin(uuid)))
+            .await?
+            > 0)
     }
 
     async fn expired_bin_entries(

@@ -28,7 +28,11 @@ pub async fn recycle_bin_move_restore_purge(store: &dyn MetaStore) {
         ok(store.generation().await, "generation") > before,
         "move_to_bin must bump the generation"
     );
-    assert_eq!(ok(store.get(img.uuid).await, "get"), None, "binned image left images");
+    assert_eq!(
+        ok(store.get(img.uuid).await, "get"),
+        None,
+        "binned image left images"
+    );
     let got = ok(store.binned(img.uuid).await, "binned");
     assert_eq!(got.as_ref(), Some(&binned), "bin entry round-trips");
     assert_eq!(binned.size(), img.files.iter().map(|f| f.size).sum::<u64>());
@@ -39,7 +43,11 @@ pub async fn recycle_bin_move_restore_purge(store: &dyn MetaStore) {
     }
     let listed = ok(store.list_bin(Some(owner), 0, 10).await, "list_bin");
     assert_eq!(listed, vec![binned.clone()], "list_bin by owner");
-    assert!(ok(store.list_bin(Some(Uuid::new_v4()), 0, 10).await, "list_bin").is_empty());
+    assert!(ok(
+        store.list_bin(Some(Uuid::new_v4()), 0, 10).await,
+        "list_bin"
+    )
+    .is_empty());
     let usage = ok(store.bin_usage(Some(owner)).await, "bin_usage");
     assert_eq!(usage.len(), 1);
     assert_eq!((usage[0].owner, usage[0].images), (owner, 1));
@@ -56,9 +64,15 @@ pub async fn recycle_bin_move_restore_purge(store: &dyn MetaStore) {
         other => panic!("restore of a uuid not in the bin must be NotFound, got {other:?}"),
     }
 
-    ok(store.move_to_bin(&binned, back.revision).await, "move_to_bin");
+    ok(
+        store.move_to_bin(&binned, back.revision).await,
+        "move_to_bin",
+    );
     assert!(ok(store.remove_from_bin(img.uuid).await, "remove_from_bin"));
-    assert!(!ok(store.remove_from_bin(img.uuid).await, "remove_from_bin"));
+    assert!(!ok(
+        store.remove_from_bin(img.uuid).await,
+        "remove_from_bin"
+    ));
     ok(store.insert(&img).await, "insert after purge");
 }
 
@@ -74,7 +88,11 @@ pub async fn recycle_bin_conflicts(store: &dyn MetaStore) {
         Err(MetaError::Conflict(u)) => assert_eq!(u, img.uuid),
         other => panic!("move_to_bin at a stale revision must be Conflict, got {other:?}"),
     }
-    assert_eq!(ok(store.binned(img.uuid).await, "binned"), None, "rolled back");
+    assert_eq!(
+        ok(store.binned(img.uuid).await, "binned"),
+        None,
+        "rolled back"
+    );
     assert!(ok(store.get(img.uuid).await, "get").is_some());
     let missing = fixture(Uuid::new_v4());
     match store.move_to_bin(&entry(missing, 1, 2), 1).await {
@@ -84,13 +102,21 @@ pub async fn recycle_bin_conflicts(store: &dyn MetaStore) {
 
     // Force the uuid to be both binned and live (restore refuses).
     let current = ok(store.get(img.uuid).await, "get").expect("record");
-    ok(store.move_to_bin(&entry(current.image.clone(), 1, 2), current.revision).await, "bin");
+    ok(
+        store
+            .move_to_bin(&entry(current.image.clone(), 1, 2), current.revision)
+            .await,
+        "bin",
+    );
     ok(store.put(&current.image).await, "put");
     match store.restore_from_bin(img.uuid).await {
         Err(MetaError::AlreadyExists(_)) => {}
         other => panic!("restore onto a live uuid must be AlreadyExists, got {other:?}"),
     }
-    assert!(ok(store.binned(img.uuid).await, "binned").is_some(), "entry kept");
+    assert!(
+        ok(store.binned(img.uuid).await, "binned").is_some(),
+        "entry kept"
+    );
     ok(store.remove_from_bin(img.uuid).await, "cleanup");
 }
 
@@ -101,7 +127,12 @@ pub async fn recycle_bin_expiry_and_abandoned(store: &dyn MetaStore) {
     for expires in [100, 200, i64::MAX - 1] {
         let img = fixture(owner);
         let revision = ok(store.insert(&img).await, "insert");
-        ok(store.move_to_bin(&entry(img.clone(), 50, expires), revision).await, "bin");
+        ok(
+            store
+                .move_to_bin(&entry(img.clone(), 50, expires), revision)
+                .await,
+            "bin",
+        );
         uuids.push(img.uuid);
     }
     let expired = ok(store.expired_bin_entries(1_000, 1_000).await, "expired");

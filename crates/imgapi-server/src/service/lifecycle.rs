@@ -81,7 +81,9 @@ async fn purge_expired(app: &AppState, report: &mut SweepReport) -> Result<(), S
             .meta
             .expired_bin_entries(now, BATCH)
             .await
-            .map_err(ServiceError::meta("error listing expired recycle bin entries"))?;
+            .map_err(ServiceError::meta(
+                "error listing expired recycle bin entries",
+            ))?;
         let mut progressed = false;
         for entry in &due {
             match purge_entry(app, entry, "expired").await {

@@ -109,17 +109,15 @@ fn visible(entry: &BinEntry, account: Option<Uuid>) -> bool {
 }
 
 /// The entry of `uuid` if `account` may see it; else 404 as if absent.
-async fn load(
-    app: &AppState,
-    uuid: Uuid,
-    account: Option<&str>,
-) -> Result<BinEntry, ServiceError> {
+async fn load(app: &AppState, uuid: Uuid, account: Option<&str>) -> Result<BinEntry, ServiceError> {
     let account = parse_account(account)?;
     let entry = app
         .meta
         .binned(uuid)
         .await
-        .map_err(ServiceError::meta(format!("error loading recycle bin entry {uuid}")))?;
+        .map_err(ServiceError::meta(format!(
+            "error loading recycle bin entry {uuid}"
+        )))?;
     match entry {
         Some(entry) if visible(&entry, account) => Ok(entry),
         _ => Err(not_in_bin(uuid)),

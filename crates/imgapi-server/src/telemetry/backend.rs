@@ -26,11 +26,11 @@ use imgapi_blob::{
 };
 use imgapi_domain::filter::ImageQuery;
 use imgapi_domain::ImageRecord;
+use imgapi_meta::{BinEntry, BinUsage, RecycleBinStore};
 use imgapi_meta::{
     ImageStore, JobRecord, JobStore, MetaError, MetaStore, Revision, RunLockAttempt, RunLockStore,
     StoredImage, UploadSession, UploadStore, Usage, UsageStore,
 };
-use imgapi_meta::{BinEntry, BinUsage, RecycleBinStore};
 use metrics::Label;
 use uuid::Uuid;
 

@@ -42,8 +42,11 @@ async fn status(s: &TestServer, path: &str) -> u16 {
 
 async fn restore(s: &TestServer, uuid: &str, account: Option<&str>) -> (u16, Value) {
     let query = account.map(|a| format!("&account={a}")).unwrap_or_default();
-    s.post_json(&format!("/recycle-bin/{uuid}?action=restore{query}"), &json!({}))
-        .await
+    s.post_json(
+        &format!("/recycle-bin/{uuid}?action=restore{query}"),
+        &json!({}),
+    )
+    .await
 }
 
 /// Wait (at most 20 s) until `path` answers `want`.
@@ -98,7 +101,10 @@ async fn without_a_bin_delete_is_immediate_and_the_uuid_free() {
     let (_, usage) = s.get_json("/usage").await;
     assert!(usage.get("recycleBin").is_none(), "{usage}");
     let (code, _) = s
-        .post_json(&format!("/images/{uuid}?action=import"), &import_body(&uuid))
+        .post_json(
+            &format!("/images/{uuid}?action=import"),
+            &import_body(&uuid),
+        )
         .await;
     assert_eq!(code, 200, "the uuid of a deleted image is free again");
 }
@@ -149,11 +155,17 @@ async fn a_binned_image_leaves_every_read_path_and_keeps_its_uuid() {
         json!({OWNER: {"images": 1, "bytes": 11}}),
         "{usage}"
     );
-    assert_eq!(usage["totals"]["images"], 0, "binned images are not counted");
+    assert_eq!(
+        usage["totals"]["images"], 0,
+        "binned images are not counted"
+    );
 
     assert_error(
-        &s.post_json(&format!("/images/{uuid}?action=import"), &import_body(&uuid))
-            .await,
+        &s.post_json(
+            &format!("/images/{uuid}?action=import"),
+            &import_body(&uuid),
+        )
+        .await,
         409,
         "ImageUuidAlreadyExists",
         Some(&format!("image uuid \"{uuid}\" already exists")),
@@ -224,7 +236,12 @@ async fn only_the_owner_and_operators_see_an_entry() {
     assert_eq!(hidden.0, 404);
     assert_eq!(absent.0, 404, "another account cannot tell it exists");
     assert_eq!(hidden.1["code"], absent.1["code"]);
-    assert_error(&restore(&s, &uuid, Some(BOB)).await, 404, "ResourceNotFound", None);
+    assert_error(
+        &restore(&s, &uuid, Some(BOB)).await,
+        404,
+        "ResourceNotFound",
+        None,
+    );
     let purge = s
         .delete(&format!("{path}?account={BOB}"))
         .send()
@@ -232,7 +249,8 @@ async fn only_the_owner_and_operators_see_an_entry() {
         .unwrap();
     assert_eq!(purge.status(), 404);
     assert_error(
-        &s.post_json(&format!("{path}?action=undelete"), &json!({})).await,
+        &s.post_json(&format!("{path}?action=undelete"), &json!({}))
+            .await,
         422,
         "InvalidParameter",
         None,
@@ -314,10 +332,17 @@ async fn purge_deletes_the_files_then_frees_the_uuid() {
         "purge deletes the file"
     );
     assert_eq!(status(&s, &format!("/recycle-bin/{uuid}")).await, 404);
-    let r = s.delete(&format!("/recycle-bin/{uuid}")).send().await.unwrap();
+    let r = s
+        .delete(&format!("/recycle-bin/{uuid}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404, "purged once");
     let (code, _) = s
-        .post_json(&format!("/images/{uuid}?action=import"), &import_body(&uuid))
+        .post_json(
+            &format!("/images/{uuid}?action=import"),
+            &import_body(&uuid),
+        )
         .await;
     assert_eq!(code, 200, "a purged uuid is free");
 }
@@ -334,7 +359,10 @@ async fn the_sweeper_purges_expired_entries() {
     assert_eq!(counter(&s, "imgapi_lifecycle_purged_total").await, 1.0);
     assert_eq!(status(&s, &format!("/images/{kept}")).await, 200);
     let (code, _) = s
-        .post_json(&format!("/images/{uuid}?action=import"), &import_body(&uuid))
+        .post_json(
+            &format!("/images/{uuid}?action=import"),
+            &import_body(&uuid),
+        )
         .await;
     assert_eq!(code, 200, "an expired uuid is free");
 }
@@ -398,7 +426,10 @@ async fn three_instances_purge_an_expired_entry_once() {
     for server in &s {
         total += counter(server, "imgapi_lifecycle_purged_total").await;
     }
-    assert_eq!(total, 3.0, "each expired entry is purged by exactly one instance");
+    assert_eq!(
+        total, 3.0,
+        "each expired entry is purged by exactly one instance"
+    );
 }
 
 #[tokio::test]
@@ -416,7 +447,11 @@ async fn check_counts_binned_blobs_as_owned_and_reports_lost_ones() {
         min_orphan_age: Duration::ZERO,
     };
     let report = check(&stores, opts(), &mut Vec::new()).await.unwrap();
-    assert!(report.ok(), "binned blobs are not orphans: {}", report.to_json());
+    assert!(
+        report.ok(),
+        "binned blobs are not orphans: {}",
+        report.to_json()
+    );
 
     let tool = AppState::open_for_tool(Config::from_toml(&s.config_toml).unwrap())
         .await

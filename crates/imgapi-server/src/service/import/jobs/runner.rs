@@ -472,11 +472,13 @@ impl Run {
         let mut errors = Vec::new();
         for uuid in created.iter().rev() {
             match self.load(*uuid).await {
-                Ok(Some(stored)) => match delete_image(&self.app, stored, None, None, Removal::Immediate).await {
-                    Ok(()) => deleted.push(uuid.to_string()),
-                    Err(ServiceError::NotFound(_)) => {}
-                    Err(e) => errors.push(format!("{uuid}: {e}")),
-                },
+                Ok(Some(stored)) => {
+                    match delete_image(&self.app, stored, None, None, Removal::Immediate).await {
+                        Ok(()) => deleted.push(uuid.to_string()),
+                        Err(ServiceError::NotFound(_)) => {}
+                        Err(e) => errors.push(format!("{uuid}: {e}")),
+                    }
+                }
                 Ok(None) => {}
                 Err(e) => errors.push(format!("{uuid}: {e}")),
             }

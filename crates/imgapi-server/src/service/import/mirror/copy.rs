@@ -160,7 +160,7 @@ impl Run<'_> {
         match self.load(uuid).await? {
             Some(stored) if !stored.image.activated => {
                 delete_image(self.app, stored, None, None, Removal::Immediate)
-                .await
+                    .await
                     .map_err(SyncError::Step)
             }
             _ => Ok(()),

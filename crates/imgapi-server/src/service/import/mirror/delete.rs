@@ -74,9 +74,11 @@ impl Run<'_> {
                 }
                 if !self.opts.dry_run {
                     let result = match self.load(img.uuid).await {
-                        Ok(Some(stored)) => delete_image(self.app, stored, None, None, mirror_removal())
-                            .await
-                            .map_err(SyncError::Step),
+                        Ok(Some(stored)) => {
+                            delete_image(self.app, stored, None, None, mirror_removal())
+                                .await
+                                .map_err(SyncError::Step)
+                        }
                         Ok(None) => Ok(()),
                         Err(e) => Err(e),
                     };
