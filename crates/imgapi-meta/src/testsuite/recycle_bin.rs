@@ -54,7 +54,9 @@ pub async fn recycle_bin_move_restore_purge(store: &dyn MetaStore) {
     assert_eq!(usage[0].bytes, binned.size());
 
     let restored = ok(store.restore_from_bin(img.uuid).await, "restore");
-    let back = ok(store.get(img.uuid).await, "get").expect("restored record");
+    let Some(back) = ok(store.get(img.uuid).await, "get") else {
+        panic!("restore_from_bin must put the record back");
+    };
     assert_eq!(back.image, img, "restored record is the deleted one");
     assert_eq!(back.revision, restored);
     assert_eq!(ok(store.binned(img.uuid).await, "binned"), None);
@@ -101,7 +103,9 @@ pub async fn recycle_bin_conflicts(store: &dyn MetaStore) {
     }
 
     // Force the uuid to be both binned and live (restore refuses).
-    let current = ok(store.get(img.uuid).await, "get").expect("record");
+    let Some(current) = ok(store.get(img.uuid).await, "get") else {
+        panic!("a failed move_to_bin must leave the record");
+    };
     ok(
         store
             .move_to_bin(&entry(current.image.clone(), 1, 2), current.revision)
