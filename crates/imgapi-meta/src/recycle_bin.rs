@@ -52,7 +52,8 @@ pub struct BinUsage {
 pub trait RecycleBinStore: Send + Sync + 'static {
     /// Move record `entry.image.uuid`, if still at revision `expected`,
     /// into the bin, in one transaction. `Conflict` if it was written
-    /// meanwhile, `NotFound` if it is gone.
+    /// meanwhile, `NotFound` if it is gone, `AlreadyExists` if the bin
+    /// already holds that uuid.
     async fn move_to_bin(&self, entry: &BinEntry, expected: Revision) -> Result<(), MetaError>;
 
     /// The bin entry of `uuid`, or `None`.

@@ -369,7 +369,15 @@ where
                     .bind(row.expires_ms)
                     .bind(&row.deleted_by)
                     .execute(&mut *conn)
-                    .await?;
+                    .await
+                    .map_err(|e| {
+                        // Binned before and re-created meanwhile (put).
+                        if is_unique_violation(&e) {
+                            WriteFailure::Meta(MetaError::AlreadyExists(row.id))
+                        } else {
+                            WriteFailure::Sql(e)
+                        }
+                    })?;
                 let deleted = sqlx::query(DELETE_AT_REVISION)
                     .bind(&row.uuid)
                     .bind(*expected)

@@ -121,7 +121,22 @@ pub async fn recycle_bin_conflicts(store: &dyn MetaStore) {
         ok(store.binned(img.uuid).await, "binned").is_some(),
         "entry kept"
     );
+    let Some(live) = ok(store.get(img.uuid).await, "get") else {
+        panic!("the put record is live");
+    };
+    match store
+        .move_to_bin(&entry(live.image, 1, 2), live.revision)
+        .await
+    {
+        Err(MetaError::AlreadyExists(_)) => {}
+        other => panic!("binning a uuid the bin holds must be AlreadyExists, got {other:?}"),
+    }
+    assert!(
+        ok(store.get(img.uuid).await, "get").is_some(),
+        "rolled back"
+    );
     ok(store.remove_from_bin(img.uuid).await, "cleanup");
+    ok(store.delete(img.uuid).await, "cleanup");
 }
 
 /// Expired entries by expiry, and abandoned (never activated) images by age.

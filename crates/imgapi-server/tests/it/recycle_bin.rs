@@ -69,6 +69,29 @@ async fn counter(s: &TestServer, name: &str) -> f64 {
     value(&samples, name, &[]).unwrap_or_else(|| panic!("{name} is exported"))
 }
 
+/// The sum of counter `name` over `servers` once it stops moving: the
+/// sweep counts a removal just after its commit, which the test may see
+/// first. Waits (at most 20 s) for at least `want`, then a little more so
+/// that a second, wrong increment would show.
+async fn settled_total(servers: &[&TestServer], name: &str, want: f64) -> f64 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut total = 0.0;
+        for s in servers {
+            total += counter(s, name).await;
+        }
+        if total >= want || tokio::time::Instant::now() >= deadline {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let mut again = 0.0;
+            for s in servers {
+                again += counter(s, name).await;
+            }
+            return again;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The blob keys of an image's files, read from the bin by a second
 /// process on the same stores.
 async fn binned_keys(app: &AppState, uuid: &str) -> Vec<String> {
@@ -356,7 +379,10 @@ async fn the_sweeper_purges_expired_entries() {
     assert_eq!(delete(&s, &uuid).await, 204);
     assert_eq!(status(&s, &format!("/recycle-bin/{uuid}")).await, 200);
     wait_for_status(&s, &format!("/recycle-bin/{uuid}"), 404).await;
-    assert_eq!(counter(&s, "imgapi_lifecycle_purged_total").await, 1.0);
+    assert_eq!(
+        settled_total(&[&s], "imgapi_lifecycle_purged_total", 1.0).await,
+        1.0
+    );
     assert_eq!(status(&s, &format!("/images/{kept}")).await, 200);
     let (code, _) = s
         .post_json(
@@ -384,7 +410,7 @@ async fn the_sweeper_removes_abandoned_uploads() {
     wait_for_status(&s, &format!("/images/{abandoned}"), 404).await;
     assert_eq!(status(&s, &format!("/images/{active}")).await, 200);
     assert_eq!(
-        counter(&s, "imgapi_lifecycle_abandoned_removed_total").await,
+        settled_total(&[&s], "imgapi_lifecycle_abandoned_removed_total", 1.0).await,
         1.0
     );
     assert_eq!(
@@ -422,12 +448,10 @@ async fn three_instances_purge_an_expired_entry_once() {
             wait_for_status(server, &format!("/recycle-bin/{uuid}"), 404).await;
         }
     }
-    let mut total = 0.0;
-    for server in &s {
-        total += counter(server, "imgapi_lifecycle_purged_total").await;
-    }
+    let all: Vec<&TestServer> = s.iter().collect();
     assert_eq!(
-        total, 3.0,
+        settled_total(&all, "imgapi_lifecycle_purged_total", 3.0).await,
+        3.0,
         "each expired entry is purged by exactly one instance"
     );
 }
