@@ -3,7 +3,7 @@
 use imgapi_domain::ImageState;
 use uuid::Uuid;
 
-use super::{fixture, ok, rich_fixture};
+use super::{fixture, ok, rich_fixture, upload_fixture};
 use crate::{BinEntry, MetaError, MetaStore};
 
 fn entry(image: imgapi_domain::ImageRecord, deleted_ms: i64, expires_ms: i64) -> BinEntry {
@@ -177,6 +177,17 @@ pub async fn recycle_bin_expiry_and_abandoned(store: &dyn MetaStore) {
     assert!(!abandoned.contains(&active.uuid), "activated never does");
     let none = ok(store.abandoned_images(0, 100_000).await, "abandoned");
     assert!(!none.contains(&fresh.uuid), "created after the cut-off");
+    let mut upload = upload_fixture(i64::MAX);
+    upload.image_uuid = fresh.uuid;
+    ok(store.insert_upload(&upload).await, "insert_upload");
+    let sessions = ok(store.uploads_of_image(fresh.uuid).await, "uploads_of_image");
+    assert_eq!(sessions, vec![upload.clone()], "an image's upload sessions");
+    assert!(ok(
+        store.uploads_of_image(active.uuid).await,
+        "uploads_of_image"
+    )
+    .is_empty());
+    ok(store.delete_upload(upload.id).await, "cleanup");
     ok(store.delete(fresh.uuid).await, "cleanup");
     ok(store.delete(active.uuid).await, "cleanup");
 }

@@ -1,7 +1,7 @@
 //! The lifecycle sweeper (docs/lifecycle.md): every `[lifecycle]
 //! sweep_interval_secs` it purges expired recycle-bin entries and removes
 //! abandoned uploads (images never activated, older than
-//! `abandoned_upload_hours`).
+//! `abandoned_upload_hours`, with their resumable upload sessions).
 //!
 //! Several instances may share one database: each sweep runs under the
 //! database's run lock `lifecycle-sweep` (a PostgreSQL session advisory
@@ -17,7 +17,7 @@ use metrics::Label;
 
 use super::images::{delete_image, Removal};
 use super::recycle_bin::purge_entry;
-use super::uploads::now_ms;
+use super::uploads::{discard_all_of, now_ms};
 use super::ServiceError;
 use crate::app::{App, AppState};
 use crate::telemetry::{LIFECYCLE_ABANDONED_REMOVED, LIFECYCLE_PURGED, LIFECYCLE_SWEEPS};
@@ -128,6 +128,7 @@ async fn remove_abandoned(app: &AppState, report: &mut SweepReport) -> Result<()
             let owner = stored.image.owner;
             match delete_image(app, stored, None, None, Removal::Immediate).await {
                 Ok(()) => {
+                    discard_all_of(app, *uuid).await;
                     progressed = true;
                     report.abandoned += 1;
                     app.metrics

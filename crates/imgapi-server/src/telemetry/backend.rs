@@ -108,6 +108,7 @@ const META_OPS: &[&str] = &[
     "delete_expired_upload",
     "expired_uploads",
     "upload_handles",
+    "uploads_of_image",
     "try_run_lock",
     "move_to_bin",
     "binned",
@@ -567,6 +568,12 @@ impl UploadStore for MeteredMeta {
     ) -> Result<Vec<UploadSession>, MetaError> {
         self.timer
             .time("expired_uploads", self.inner.expired_uploads(now_ms, limit))
+            .await
+    }
+
+    async fn uploads_of_image(&self, image: Uuid) -> Result<Vec<UploadSession>, MetaError> {
+        self.timer
+            .time("uploads_of_image", self.inner.uploads_of_image(image))
             .await
     }
 

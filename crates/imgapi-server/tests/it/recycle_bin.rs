@@ -407,11 +407,33 @@ async fn the_sweeper_removes_abandoned_uploads() {
     let abandoned = uuid_of(&s.create(json!({"name": "abandoned"})).await);
     let (code, _) = s.upload(&abandoned, b"half done".to_vec()).await;
     assert_eq!(code, 200);
+    let resumed = uuid_of(&s.create(json!({"name": "resumed"})).await);
+    let (code, session) = s
+        .post_json(
+            &format!("/images/{resumed}/file/uploads?compression=gzip&size=100"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(code, 201, "{session}");
+    let session_id: uuid::Uuid = session["upload_id"].as_str().unwrap().parse().unwrap();
     wait_for_status(&s, &format!("/images/{abandoned}"), 404).await;
+    wait_for_status(&s, &format!("/images/{resumed}"), 404).await;
+    let tool = AppState::open_for_tool(Config::from_toml(&s.config_toml).unwrap())
+        .await
+        .unwrap();
+    // The sessions go just after the image.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while tool.meta.get_upload(session_id).await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the upload sessions of an abandoned upload end with it"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(status(&s, &format!("/images/{active}")).await, 200);
     assert_eq!(
-        settled_total(&[&s], "imgapi_lifecycle_abandoned_removed_total", 1.0).await,
-        1.0
+        settled_total(&[&s], "imgapi_lifecycle_abandoned_removed_total", 2.0).await,
+        2.0
     );
     assert_eq!(
         s.get_json("/recycle-bin").await,

@@ -416,6 +416,21 @@ fn chunk_error(e: BlobError) -> ServiceError {
     }
 }
 
+/// End every upload session of `image` (removed as an abandoned upload):
+/// records and staged bytes; failures are logged and left to the sweep.
+pub(crate) async fn discard_all_of(app: &AppState, image: Uuid) {
+    match app.meta.uploads_of_image(image).await {
+        Ok(sessions) => {
+            for session in &sessions {
+                discard(app, session).await;
+            }
+        }
+        Err(e) => {
+            tracing::warn!(%image, error = %e, "could not list the upload sessions of a removed image (they expire)");
+        }
+    }
+}
+
 /// Drop a session's staged bytes and its record (aborted or refused).
 async fn discard(app: &AppState, session: &UploadSession) {
     if let Err(e) = app.meta.delete_upload(session.id).await {
