@@ -98,6 +98,9 @@ pub enum Command {
     Channels(ChannelsArgs),
     /// Add an image to one more channel (look it up with --channel).
     ChannelAdd(ChannelAddArgs),
+    /// The recycle bin of deleted images (servers with `[lifecycle] recycle_days`):
+    /// `bin list`, `bin get|restore|purge UUID`.
+    Bin(BinArgs),
     /// Operator: import a manifest keeping its uuid; with -f, also upload its file and activate it.
     AdminImport(AdminImportArgs),
     /// Operator: import a Docker/OCI image (each layer an image) from its registry.
@@ -370,6 +373,30 @@ pub struct GetIconArgs {
     /// Where to write the icon.
     #[arg(short = 'o', long)]
     pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct BinArgs {
+    #[command(subcommand)]
+    pub action: Option<BinAction>,
+    /// Omit the header row (`bin list`).
+    #[arg(short = 'H')]
+    pub no_header: bool,
+    /// Operator: only this owner's entries (`bin list`).
+    #[arg(long)]
+    pub owner: Option<Uuid>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BinAction {
+    /// List deleted images in the recycle bin (the default).
+    List,
+    /// Show one recycle-bin entry.
+    Get(UuidArg),
+    /// Put a deleted image back (its origin must exist).
+    Restore(UuidArg),
+    /// Delete a recycle-bin entry and its file for good.
+    Purge(UuidArg),
 }
 
 #[derive(Debug, Args)]

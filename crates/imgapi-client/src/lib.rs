@@ -53,7 +53,7 @@ pub use docker::{
 pub use error::ClientError;
 pub use imgapi_types::{
     Channel, DockerMessage, ErrorBody, FieldError, Image, ImageFile, ImageLifecycle, Job, Ping,
-    RetentionPlan, RetentionPlanImage, RetentionRule, StartedJob, UploadSessionBody,
+    RecycledImage, RetentionPlan, RetentionPlanImage, RetentionRule, StartedJob, UploadSessionBody,
 };
 pub use progress::{NoProgress, Reporter};
 /// URLs as the client takes them.
@@ -398,6 +398,42 @@ impl Client {
         let resp = self.request(Method::DELETE, url)?.send().await?;
         Self::check(resp).await.map(|_| ())
     }
+
+    // ---- recycle bin (docs/lifecycle.md) ----
+
+    /// `GET /recycle-bin` (ListRecycleBin) with filters such as
+    /// `("owner", UUID)`, `("limit", "100")`, `("offset", "100")`.
+    pub async fn list_recycle_bin(
+        &self,
+        query: &[(&str, &str)],
+    ) -> Result<Vec<RecycledImage>, ClientError> {
+        self.get_json("/recycle-bin", query).await
+    }
+
+    /// `GET /recycle-bin/:uuid` (GetRecycledImage).
+    pub async fn get_recycled_image(&self, uuid: &Uuid) -> Result<RecycledImage, ClientError> {
+        self.get_json(&format!("/recycle-bin/{uuid}"), &[]).await
+    }
+
+    /// `POST /recycle-bin/:uuid?action=restore` (RestoreRecycledImage):
+    /// the image, back.
+    pub async fn restore_recycled_image(&self, uuid: &Uuid) -> Result<Image, ClientError> {
+        self.post_json(
+            &format!("/recycle-bin/{uuid}"),
+            &[("action", "restore")],
+            None,
+        )
+        .await
+    }
+
+    /// `DELETE /recycle-bin/:uuid` (PurgeRecycledImage): gone for good.
+    pub async fn purge_recycled_image(&self, uuid: &Uuid) -> Result<(), ClientError> {
+        let url = self.url(&format!("/recycle-bin/{uuid}"), &[])?;
+        let resp = self.request(Method::DELETE, url)?.send().await?;
+        Self::check(resp).await.map(|_| ())
+    }
+
+    // ---- retention runs (docs/lifecycle.md) ----
 
     /// `POST /retention/runs?dry_run=true` (operators): the plan.
     pub async fn retention_plan(&self) -> Result<RetentionPlan, ClientError> {

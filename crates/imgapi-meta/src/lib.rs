@@ -1,7 +1,8 @@
 //! Metadata store: image records, jobs, upload sessions, usage and run
 //! locks, persisted by one backend behind [`MetaStore`] (one trait per
 //! role: [`ImageStore`], [`JobStore`], [`UploadStore`], [`UsageStore`],
-//! [`RunLockStore`], [`ImageFlagsStore`]).
+//! [`RunLockStore`], [`ImageFlagsStore`], [`RetentionRuleStore`],
+//! [`RecycleBinStore`]).
 //!
 //! Services call stores; stores never call services. Every backend passes the
 //! same conformance suite ([`testsuite`], feature `testing`).
@@ -14,6 +15,7 @@ mod flags;
 mod images;
 mod jobs;
 pub mod postgres;
+mod recycle_bin;
 mod retention;
 mod run_lock;
 mod sql;
@@ -28,6 +30,7 @@ pub use flags::{FlagsChange, ImageFlags, ImageFlagsStore};
 pub use images::{ImageStore, Revision, StoredImage};
 pub use jobs::{JobExecution, JobLease, JobRecord, JobStore};
 pub use postgres::PostgresStore;
+pub use recycle_bin::{BinEntry, BinUsage, RecycleBinStore};
 pub use retention::{RetentionRuleStore, StoredRetentionRule};
 pub use run_lock::{RunLock, RunLockAttempt, RunLockStore};
 pub use sqlite::SqliteStore;
@@ -44,6 +47,7 @@ pub trait MetaStore:
     + RunLockStore
     + ImageFlagsStore
     + RetentionRuleStore
+    + RecycleBinStore
 {
 }
 
@@ -55,6 +59,7 @@ impl<T> MetaStore for T where
         + RunLockStore
         + ImageFlagsStore
         + RetentionRuleStore
+        + RecycleBinStore
 {
 }
 

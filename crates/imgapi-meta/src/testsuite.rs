@@ -21,9 +21,13 @@ use crate::{
 };
 
 mod flags;
+mod recycle_bin;
 mod retention;
 mod usage;
 pub use flags::{flags_follow_the_image, flags_in_listings, flags_set_merge_and_clear};
+pub use recycle_bin::{
+    recycle_bin_conflicts, recycle_bin_expiry_and_abandoned, recycle_bin_move_restore_purge,
+};
 pub use retention::retention_rules_round_trip;
 pub use usage::{
     jobs_counted_by_execution, usage_is_one_snapshot, usage_per_owner_and_billing_tag,
@@ -66,6 +70,9 @@ pub async fn run_all(store: &dyn MetaStore) {
     flags_follow_the_image(store).await;
     flags_in_listings(store).await;
     retention_rules_round_trip(store).await;
+    recycle_bin_move_restore_purge(store).await;
+    recycle_bin_conflicts(store).await;
+    recycle_bin_expiry_and_abandoned(store).await;
 }
 
 /// Every committed write moves the generation forward; reads do not.

@@ -126,6 +126,10 @@ pub trait UploadStore: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<UploadSession>, MetaError>;
 
+    /// The sessions of image `image`, oldest first (the removal of an
+    /// abandoned upload ends them with it).
+    async fn uploads_of_image(&self, image: Uuid) -> Result<Vec<UploadSession>, MetaError>;
+
     /// The backend handles of every session (to tell staged data whose
     /// session is gone from live sessions').
     async fn upload_handles(&self) -> Result<Vec<String>, MetaError>;

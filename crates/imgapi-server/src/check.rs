@@ -11,6 +11,9 @@
 //!    (default one hour): then it may be an upload whose record update has
 //!    not committed yet, and it is only counted as skipped. Staging areas
 //!    (local `.staging/`, S3 multipart uploads) are never listed.
+//!    Images in the recycle bin still own their blobs: those are
+//!    referenced too, and a binned image whose blob is gone is reported
+//!    as dangling (its restore would serve nothing).
 //! 3. With `repair`, each orphan is looked up once more (its image's record,
 //!    read again, must still not name it) and moved into the store's
 //!    `lost+found` ([`BlobStore::move_to_lost_found`]): nothing is ever
@@ -353,9 +356,10 @@ pub async fn check(
         records: records.len(),
         ..Default::default()
     };
-    // Every blob any record names, whatever its state.
+    let binned = binned_images(stores.meta.as_ref()).await?;
+    // Every blob any record names, whatever its state, binned or not.
     let mut referenced: HashSet<(String, String)> = HashSet::new();
-    for img in &records {
+    for img in records.iter().chain(&binned) {
         for (stor, key) in blob_refs(img) {
             let kind = stores
                 .store(&stor)
@@ -391,6 +395,16 @@ pub async fn check(
             img.version,
             report.bytes_verified - bytes_before
         );
+    }
+    if !binned.is_empty() {
+        let _ = writeln!(
+            progress,
+            "checking the blobs of {} image(s) in the recycle bin",
+            binned.len()
+        );
+    }
+    for img in &binned {
+        check_binned(stores, img, &mut report).await;
     }
     let now = SystemTime::now();
     for store in &stores.blobs {
@@ -441,6 +455,55 @@ pub async fn check(
     }
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// Every image in the recycle bin, read page by page.
+async fn binned_images(meta: &dyn MetaStore) -> Result<Vec<ImageRecord>, CheckError> {
+    const PAGE: u32 = 1000;
+    let mut images = Vec::new();
+    loop {
+        let offset = u64::try_from(images.len()).unwrap_or(u64::MAX);
+        let page = meta
+            .list_bin(None, offset, PAGE)
+            .await
+            .map_err(CheckError::Records)?;
+        let full = page.len() == PAGE as usize;
+        images.extend(page.into_iter().map(|entry| entry.image));
+        if !full {
+            return Ok(images);
+        }
+    }
+}
+
+/// A binned image's blobs must still exist (a restore serves them);
+/// their bytes are verified on restore's next check, not here.
+async fn check_binned(stores: &Stores, img: &ImageRecord, report: &mut CheckReport) {
+    for (stor, key) in blob_refs(img) {
+        let what = "blob of an image in the recycle bin".to_string();
+        let found = match stores.store(&stor) {
+            None => Err((
+                ProblemKind::Dangling,
+                format!("storage `{stor}` is not configured"),
+            )),
+            Some(store) => match store.stat(&key).await {
+                Ok(_) => Ok(()),
+                Err(BlobError::NotFound(_)) => {
+                    Err((ProblemKind::Dangling, "blob missing".to_string()))
+                }
+                Err(e) => Err((ProblemKind::Unreadable, e.to_string())),
+            },
+        };
+        if let Err((kind, detail)) = found {
+            report.problems.push(Problem {
+                kind,
+                image: img.uuid,
+                what,
+                stor,
+                key: Some(key),
+                detail,
+            });
+        }
+    }
 }
 
 /// `(stor, key)` of every blob `img` names.
@@ -586,6 +649,18 @@ async fn repair_orphan(
             Err(e) => {
                 return Some(OrphanAction::MoveFailed(format!(
                     "cannot re-read image {uuid}: {e}"
+                )))
+            }
+        }
+        // Deleted into the recycle bin during the check: still owned.
+        match stores.meta.binned(uuid).await {
+            Ok(Some(entry)) if blob_refs(&entry.image).iter().any(|(_, k)| k == key) => {
+                return None
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Some(OrphanAction::MoveFailed(format!(
+                    "cannot read the recycle bin entry of {uuid}: {e}"
                 )))
             }
         }

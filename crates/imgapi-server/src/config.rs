@@ -16,8 +16,9 @@ use keys::FileConfig;
 pub use keys::{Config, KEYS};
 use sections::DatabaseSection;
 pub use sections::{
-    AuthType, ChannelConfig, DockerConfig, DsapiMode, ExportConfig, LxdConfig, RemoteConfig,
-    RetentionConfig, RetentionRuleConfig, S3Credentials, SimplestreamsConfig, StorageConfig,
+    AuthType, ChannelConfig, DockerConfig, DsapiMode, ExportConfig, LifecycleConfig, LxdConfig,
+    RemoteConfig, RetentionConfig, RetentionRuleConfig, S3Credentials, SimplestreamsConfig,
+    StorageConfig,
 };
 
 /// A documented configuration key.
@@ -258,6 +259,12 @@ impl Config {
         }
         if let Some(simplestreams) = layer.simplestreams {
             cfg.simplestreams = simplestreams;
+        }
+        if let Some(lifecycle) = layer.lifecycle {
+            if let Some(why) = lifecycle.invalid() {
+                return Err(invalid("lifecycle", why));
+            }
+            cfg.lifecycle = lifecycle;
         }
         Ok(cfg)
     }
@@ -667,6 +674,15 @@ mod tests {
             (
                 "simplestreams",
                 format!("enabled = {}", cfg.simplestreams.enabled),
+            ),
+            (
+                "lifecycle",
+                format!(
+                    "recycle_days = {}, abandoned_upload_hours = {}, sweep_interval_secs = {}",
+                    cfg.lifecycle.recycle_days,
+                    cfg.lifecycle.abandoned_upload_hours,
+                    cfg.lifecycle.sweep_interval_secs
+                ),
             ),
             ("log_level", cfg.log_level.clone()),
         ];

@@ -51,8 +51,11 @@ pub async fn serve(
     let job_pruner = service::import::jobs::retention::start_pruner(app.clone());
     // Scheduled retention runs (`[retention] interval_hours`).
     let retention = service::retention::schedule::start(app.clone());
+    // Expired recycle-bin entries and abandoned uploads: now and periodically.
+    let sweeper = service::sweeper::start_sweeper(app.clone());
     let served = serve::serve(app, listener, tls, shutdown).await;
     retention.stop();
+    sweeper.stop();
     job_pruner.stop();
     uploads.stop();
     jobs.stop().await;

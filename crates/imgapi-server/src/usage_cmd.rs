@@ -25,7 +25,11 @@ pub struct UsageArgs {
 
 /// The tables: one line per owner, then one per billing tag (summed over
 /// the owners shown), then the totals. Byte counts are exact.
-pub fn write_text(usage: &Usage, out: &mut dyn Write) -> std::io::Result<()> {
+pub fn write_text(
+    usage: &Usage,
+    bin: &[imgapi_meta::BinUsage],
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     writeln!(
         out,
         "{:<36}  {:>8}  {:>8}  {:>8}  {:>6}  {:>16}",
@@ -43,7 +47,7 @@ pub fn write_text(usage: &Usage, out: &mut dyn Write) -> std::io::Result<()> {
             o.bytes()
         )?;
     }
-    let json = crate::service::usage::to_json(usage);
+    let json = crate::service::usage::to_json(usage, bin);
     if let Some(tags) = json["billingTags"].as_object().filter(|t| !t.is_empty()) {
         writeln!(out)?;
         writeln!(
@@ -58,6 +62,23 @@ pub fn write_text(usage: &Usage, out: &mut dyn Write) -> std::io::Result<()> {
                 tag,
                 t["images"].as_u64().unwrap_or(0),
                 t["bytes"].as_u64().unwrap_or(0)
+            )?;
+        }
+    }
+    if !bin.is_empty() {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{:<36}  {:>8}  {:>16}",
+            "RECYCLE BIN OWNER", "IMAGES", "BYTES"
+        )?;
+        for b in bin {
+            writeln!(
+                out,
+                "{:<36}  {:>8}  {:>16}",
+                b.owner.to_string(),
+                b.images,
+                b.bytes
             )?;
         }
     }
@@ -96,11 +117,18 @@ pub async fn cli(top_config: Option<PathBuf>, args: UsageArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let bin = match crate::service::usage::bin_usage(stores.meta.as_ref(), args.owner).await {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("imgapi usage: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let mut out = std::io::stdout().lock();
     let written = if args.json {
-        writeln!(out, "{}", crate::service::usage::to_json(&usage))
+        writeln!(out, "{}", crate::service::usage::to_json(&usage, &bin))
     } else {
-        write_text(&usage, &mut out)
+        write_text(&usage, &bin, &mut out)
     };
     match written.and_then(|()| out.flush()) {
         Ok(()) => ExitCode::SUCCESS,

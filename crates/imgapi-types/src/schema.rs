@@ -10,8 +10,9 @@ use crate::{
     DockerProgressDetail, DockerProgressMessage, DockerPushResult, DockerStreamError, DsapiDataset,
     DsapiFile, ErrorBody, Exported, FieldCode, FieldError, Health, HealthCheck, HealthChecks,
     Image, ImageFile, ImageLifecycle, ImageUser, Job, JobParams, JobStep, LogState,
-    LxdErrorMessage, LxdMessage, LxdProgress, LxdProgressMessage, OwnerUsage, Ping, Requirements,
-    ServerState, StartedJob, TagUsage, UploadSessionBody, Usage, UsageTotals,
+    LxdErrorMessage, LxdMessage, LxdProgress, LxdProgressMessage, OwnerUsage, Ping,
+    RecycleBinUsage, RecycledImage, Requirements, ServerState, StartedJob, TagUsage,
+    UploadSessionBody, Usage, UsageTotals,
 };
 use crate::{RetentionPlan, RetentionPlanImage, RetentionRule};
 
@@ -56,6 +57,8 @@ wire_types![
     RetentionRule,
     RetentionPlan,
     RetentionPlanImage,
+    RecycledImage,
+    RecycleBinUsage,
     Exported,
     DockerMessage,
     DockerProgressMessage,

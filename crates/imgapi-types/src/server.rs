@@ -104,6 +104,14 @@ pub struct Usage {
     pub billing_tags: BTreeMap<String, TagUsage>,
     /// Sums over the owners listed.
     pub totals: UsageTotals,
+    /// Per owner: deleted images waiting in the recycle bin (not counted
+    /// above). Absent when every bin listed is empty.
+    #[serde(
+        rename = "recycleBin",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub recycle_bin: BTreeMap<Uuid, crate::RecycleBinUsage>,
 }
 
 /// The storage one owner uses.

@@ -5,6 +5,7 @@ mod add_acl;
 mod add_file;
 mod add_icon;
 mod admin_import;
+mod bin;
 mod channel_add;
 mod channels;
 mod create;
@@ -356,6 +357,7 @@ pub async fn run(
         Command::DeleteIcon(a) => delete_icon::run(&ctx, a).await,
         Command::Channels(a) => channels::run(&ctx, a).await,
         Command::ChannelAdd(a) => channel_add::run(&ctx, a).await,
+        Command::Bin(a) => bin::run(&ctx, a).await,
         Command::AdminImport(a) => admin_import::run(&ctx, a).await,
         Command::DockerImport(a) => docker_import::run(&ctx, a).await,
         Command::DockerPush(a) => docker_push::run(&ctx, a).await,

@@ -26,7 +26,10 @@ pub(super) fn stripe(uuid: Uuid) -> i16 {
 
 #[async_trait]
 impl ImageDialect for Postgres {
-    const WRITES: ImageWrites = image_writes!("nextval('image_revision')");
+    const WRITES: ImageWrites = image_writes!(
+        "nextval('image_revision')",
+        "(extract(epoch FROM clock_timestamp()) * 1000)::BIGINT"
+    );
 
     fn rows_affected(done: &PgQueryResult) -> u64 {
         done.rows_affected()

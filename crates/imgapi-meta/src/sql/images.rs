@@ -73,7 +73,7 @@ impl Columns {
 }
 
 /// A stored record's JSON back into an [`ImageRecord`].
-fn decode_record(uuid: &str, record: &str) -> Result<ImageRecord, MetaError> {
+pub(crate) fn decode_record(uuid: &str, record: &str) -> Result<ImageRecord, MetaError> {
     serde_json::from_str(record).map_err(|e| MetaError::Corrupt {
         uuid: uuid.to_owned(),
         detail: e.to_string(),
@@ -82,17 +82,18 @@ fn decode_record(uuid: &str, record: &str) -> Result<ImageRecord, MetaError> {
 
 /// The statements writing a main row, `$1`…`$13` bound by
 /// [`ImageSql::bind_columns`]; `$next_revision` is the dialect's SQL
-/// expression for the revision this write takes. Each yields the revision
-/// written.
+/// expression for the revision this write takes, `$now_ms` for the time
+/// (ms since the epoch) an inserted row records as `created_ms`. Each
+/// yields the revision written.
 macro_rules! image_writes {
-    ($next_revision:literal) => {
+    ($next_revision:literal, $now_ms:literal) => {
         $crate::sql::images::ImageWrites {
             insert: concat!(
-                $crate::sql::images::insert_image_sql!($next_revision),
+                $crate::sql::images::insert_image_sql!($next_revision, $now_ms),
                 " RETURNING revision"
             ),
             upsert: concat!(
-                $crate::sql::images::insert_image_sql!($next_revision),
+                $crate::sql::images::insert_image_sql!($next_revision, $now_ms),
                 " ON CONFLICT (uuid) DO UPDATE SET \
                   revision = excluded.revision, owner = excluded.owner, name = excluded.name, \
                   version = excluded.version, state = excluded.state, \
@@ -117,14 +118,16 @@ macro_rules! image_writes {
 
 /// The `INSERT` of a main row that [`image_writes!`] builds on.
 macro_rules! insert_image_sql {
-    ($next_revision:literal) => {
+    ($next_revision:literal, $now_ms:literal) => {
         concat!(
             "INSERT INTO images \
              (uuid, revision, owner, name, version, state, activated, disabled, public, \
-              type, os, origin, published_ms, record) \
+              type, os, origin, published_ms, record, created_ms) \
              VALUES ($1, ",
             $next_revision,
-            ", $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            ", $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, ",
+            $now_ms,
+            ")"
         )
     };
 }
@@ -192,6 +195,20 @@ pub(crate) use dependents_in_channel_sql;
 
 const BY_UUID: &str = "SELECT revision, record FROM images WHERE uuid = $1";
 const EXISTS: &str = "SELECT 1 FROM images WHERE uuid = $1";
+const IN_BIN: &str = "SELECT 1 FROM recycle_bin WHERE uuid = $1";
+/// The image's deprecation time goes into the bin with it (its
+/// `image_lifecycle` row goes with the record; a protected image is never
+/// binned), so a restore brings it back.
+const BIN_INSERT: &str = "INSERT INTO recycle_bin \
+     (uuid, owner, name, version, size, record, deleted_ms, expires_ms, deleted_by, \
+      deprecated_ms) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+      (SELECT deprecated_ms FROM image_lifecycle WHERE uuid = $1))";
+const BIN_TAKE: &str =
+    "DELETE FROM recycle_bin WHERE uuid = $1 RETURNING record, deprecated_ms, deleted_ms";
+const RESTORE_DEPRECATION: &str = "INSERT INTO image_lifecycle \
+     (uuid, deprecated_ms, protected, updated_ms, updated_by) VALUES ($1, $2, $3, $4, $5)";
+const BIN_DELETE: &str = "DELETE FROM recycle_bin WHERE uuid = $1";
 const DELETE: &str = "DELETE FROM images WHERE uuid = $1";
 const AT_REVISION: &str = "SELECT 1 FROM images WHERE uuid = $1 AND revision = $2";
 const DELETE_AT_REVISION: &str = "DELETE FROM images WHERE uuid = $1 AND revision = $2";
@@ -361,6 +378,74 @@ where
                 Ok(revision)
             }
             ImageWrite::Flags(write) => super::flags::apply::<DB>(conn, write).await,
+            // The record leaves `images` only if still at `expected`;
+            // otherwise the bin row goes with the rolled-back transaction.
+            ImageWrite::ToBin { row, expected } => {
+                sqlx::query(BIN_INSERT)
+                    .bind(&row.uuid)
+                    .bind(&row.owner)
+                    .bind(&row.name)
+                    .bind(&row.version)
+                    .bind(row.size)
+                    .bind(&row.record)
+                    .bind(row.deleted_ms)
+                    .bind(row.expires_ms)
+                    .bind(&row.deleted_by)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| {
+                        // Binned before and re-created meanwhile (put).
+                        if is_unique_violation(&e) {
+                            WriteFailure::Meta(MetaError::AlreadyExists(row.id))
+                        } else {
+                            WriteFailure::Sql(e)
+                        }
+                    })?;
+                let deleted = sqlx::query(DELETE_AT_REVISION)
+                    .bind(&row.uuid)
+                    .bind(*expected)
+                    .execute(&mut *conn)
+                    .await?;
+                if DB::rows_affected(&deleted) != 1 {
+                    return Err(Self::missed_write(conn, row.id).await);
+                }
+                Ok(0)
+            }
+            ImageWrite::FromBin(uuid) => {
+                let taken = sqlx::query(BIN_TAKE)
+                    .bind(uuid.to_string())
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                let Some(taken) = taken else {
+                    return Err(WriteFailure::Meta(MetaError::NotFound(*uuid)));
+                };
+                let record: String = taken.try_get(0)?;
+                let deprecated_ms: Option<i64> = taken.try_get(1)?;
+                let deleted_ms: i64 = taken.try_get(2)?;
+                let image =
+                    decode_record(&uuid.to_string(), &record).map_err(WriteFailure::Meta)?;
+                let row = Columns::of(&image).map_err(WriteFailure::Meta)?;
+                let revision = Self::insert_row(conn, &row).await?;
+                DB::insert_side_rows(conn, &row).await?;
+                if let Some(deprecated_ms) = deprecated_ms {
+                    sqlx::query(RESTORE_DEPRECATION)
+                        .bind(&row.uuid)
+                        .bind(deprecated_ms)
+                        .bind(false)
+                        .bind(deleted_ms)
+                        .bind("restored".to_owned())
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Ok(revision)
+            }
+            ImageWrite::DropFromBin(uuid) => {
+                let deleted = sqlx::query(BIN_DELETE)
+                    .bind(uuid.to_string())
+                    .execute(conn)
+                    .await?;
+                Ok(super::affected_rows(DB::rows_affected(&deleted)))
+            }
             // Side rows go by ON DELETE CASCADE.
             ImageWrite::Delete(uuid) => {
                 let deleted = sqlx::query(DELETE)
@@ -372,11 +457,19 @@ where
         }
     }
 
-    /// Insert the main row; a taken uuid is `AlreadyExists`.
+    /// Insert the main row; a uuid taken by an image or a recycle-bin
+    /// entry is `AlreadyExists`.
     async fn insert_row(
         conn: &mut DB::Connection,
         row: &Columns,
     ) -> Result<Revision, WriteFailure> {
+        let binned = sqlx::query(IN_BIN)
+            .bind(&row.uuid)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if binned.is_some() {
+            return Err(WriteFailure::Meta(MetaError::AlreadyExists(row.id)));
+        }
         Self::bind_columns(DB::WRITES.insert, row)
             .fetch_one(conn)
             .await
@@ -435,6 +528,50 @@ pub(crate) enum ImageWrite {
     Delete(Uuid),
     /// Change the lifecycle flags of an image (`crate::ImageFlagsStore`).
     Flags(super::flags::FlagsWrite),
+    /// Move the record (at `expected`) into the recycle bin.
+    ToBin {
+        row: BinRow,
+        expected: Revision,
+    },
+    /// Move a recycle-bin entry back into `images`.
+    FromBin(Uuid),
+    /// Remove a recycle-bin entry.
+    DropFromBin(Uuid),
+}
+
+/// A recycle-bin row as written.
+pub(crate) struct BinRow {
+    pub(crate) id: Uuid,
+    pub(crate) uuid: String,
+    pub(crate) owner: String,
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) size: i64,
+    pub(crate) record: String,
+    pub(crate) deleted_ms: i64,
+    pub(crate) expires_ms: i64,
+    pub(crate) deleted_by: Option<String>,
+}
+
+impl BinRow {
+    pub(crate) fn of(entry: &crate::BinEntry) -> Result<Self, MetaError> {
+        let image = &entry.image;
+        let record = serde_json::to_string(image).map_err(|e| {
+            MetaError::Backend(format!("cannot serialise image {}: {e}", image.uuid))
+        })?;
+        Ok(BinRow {
+            id: image.uuid,
+            uuid: image.uuid.to_string(),
+            owner: image.owner.to_string(),
+            name: image.name.clone(),
+            version: image.version.clone(),
+            size: i64::try_from(entry.size()).unwrap_or(i64::MAX),
+            record,
+            deleted_ms: entry.deleted_ms,
+            expires_ms: entry.expires_ms,
+            deleted_by: entry.deleted_by.clone(),
+        })
+    }
 }
 
 impl ImageWrite {
@@ -475,8 +612,11 @@ impl ImageWrite {
                 row.id
             }
             ImageWrite::Rename { old_uuid, .. } => *old_uuid,
-            ImageWrite::Delete(uuid) => *uuid,
             ImageWrite::Flags(write) => write.uuid,
+            ImageWrite::ToBin { row, .. } => row.id,
+            ImageWrite::Delete(uuid)
+            | ImageWrite::FromBin(uuid)
+            | ImageWrite::DropFromBin(uuid) => *uuid,
         }
     }
 }

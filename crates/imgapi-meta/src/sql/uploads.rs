@@ -130,6 +130,12 @@ const EXPIRED: &str = concat!(
 
 const HANDLES: &str = "SELECT handle FROM upload_sessions";
 
+const OF_IMAGE: &str = concat!(
+    "SELECT ",
+    upload_columns!(),
+    " FROM upload_sessions WHERE image_uuid = $1 ORDER BY created_ms, id"
+);
+
 /// Give `owner` the lease of session `id` until `expires_ms` if it is
 /// absent or expired at `now_ms`.
 pub(crate) struct UploadClaim {
@@ -298,6 +304,11 @@ where
         sqlx::query(EXPIRED).bind(now_ms).bind(i64::from(limit))
     }
 
+    /// Rows of [`Self::decode`]'s shape: the sessions of `image`.
+    fn of_image(image: Uuid) -> Statement<DB> {
+        sqlx::query(OF_IMAGE).bind(image.to_string())
+    }
+
     fn handles() -> ScalarStatement<'static, DB, String> {
         sqlx::query_scalar(HANDLES)
     }
@@ -438,6 +449,16 @@ where
         limit: u32,
     ) -> Result<Vec<UploadSession>, MetaError> {
         let rows = UploadSql::<B::Db>::expired(now_ms, limit)
+            .fetch_all(self.read_pool())
+            .await
+            .map_err(|e| self.sql_err(e))?;
+        rows.iter()
+            .map(|r| UploadSql::<B::Db>::decode(r, |e| self.sql_err(e)))
+            .collect()
+    }
+
+    async fn uploads_of_image(&self, image: Uuid) -> Result<Vec<UploadSession>, MetaError> {
+        let rows = UploadSql::<B::Db>::of_image(image)
             .fetch_all(self.read_pool())
             .await
             .map_err(|e| self.sql_err(e))?;

@@ -19,7 +19,10 @@ use crate::{MetaError, Revision};
 #[async_trait]
 impl ImageDialect for Sqlite {
     /// The revision a write takes: the one [`next_revision`] just drew.
-    const WRITES: ImageWrites = image_writes!("(SELECT value FROM revision_counter WHERE id = 1)");
+    const WRITES: ImageWrites = image_writes!(
+        "(SELECT value FROM revision_counter WHERE id = 1)",
+        "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+    );
 
     fn rows_affected(done: &SqliteQueryResult) -> u64 {
         done.rows_affected()

@@ -12,7 +12,8 @@ use uuid::Uuid;
 
 use super::{
     AuthType, ChannelConfig, ConfigError, DatabaseSection, DockerConfig, DsapiMode, ExportConfig,
-    KeyDoc, LxdConfig, RemoteConfig, RetentionConfig, SimplestreamsConfig, StorageConfig,
+    KeyDoc, LifecycleConfig, LxdConfig, RemoteConfig, RetentionConfig, SimplestreamsConfig,
+    StorageConfig,
 };
 use crate::accounts::AccountDirectoryConfig;
 
@@ -147,6 +148,10 @@ config_keys! {
     retention: RetentionConfig = RetentionConfig::default(), shown "interval_hours = 0, rules = []",
         file RetentionConfig, env "IMGAPI_RETENTION" json("a JSON object of [retention] keys"),
         "`[retention]` (docs/lifecycle.md \"Retention rules\"): `[[retention.rules]]` tables with `name` (an image name, or a pattern with `*` and `?`), optional `owner` (a uuid; absent = every owner), `keep_versions` (keep the newest N active versions of each owner and name) and/or `keep_days` (keep those published within D days); an image goes only when every rule that matches it lets it go, and never when it is protected, in the origin chain of an image that stays, or the newest active version of its name. `interval_hours`: hours between scheduled runs (a retention job, one at a time across instances); 0 (default) = only when an operator runs it (`POST /retention/runs`). Operators add more rules through `/retention/rules`. In the environment: a JSON object.";
+    /// The recycle bin and abandoned uploads (`[lifecycle]`).
+    lifecycle: LifecycleConfig = LifecycleConfig::default(), shown "recycle_days = 0, abandoned_upload_hours = 0, sweep_interval_secs = 300",
+        file LifecycleConfig, env "IMGAPI_LIFECYCLE" json("a JSON object of [lifecycle] keys"),
+        "`[lifecycle]` (docs/lifecycle.md): `recycle_days` > 0 makes DeleteImage move an image and its file to a recycle bin (`/recycle-bin`: list, restore, purge) for that many days instead of deleting it; its uuid cannot be reused meanwhile. `0` deletes at once (the original's behaviour). `abandoned_upload_hours` > 0 removes images never activated (CreateImage without ActivateImage) older than that many hours; `0` keeps them. Both take fractions (`0.5`). A sweep every `sweep_interval_secs` (300) purges expired bin entries and abandoned uploads, on one instance at a time. In the environment: a JSON object.";
     log_level: String = "info".into(), shown "info",
         file String, env "IMGAPI_LOG_LEVEL" text,
         "Log filter (tracing `EnvFilter` syntax). Audit lines are logged at info.";

@@ -233,6 +233,68 @@ pub struct SimplestreamsConfig {
     pub enabled: bool,
 }
 
+/// `[lifecycle]`: the recycle bin and the removal of abandoned uploads
+/// (docs/lifecycle.md). The defaults keep the original's behaviour:
+/// DeleteImage deletes at once, unactivated images stay.
+/// Fractions are allowed (`0.5` days = 12 hours).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LifecycleConfig {
+    /// Days a deleted image stays in the recycle bin; 0 = no bin.
+    pub recycle_days: f64,
+    /// Unactivated images older than this many hours are removed; 0 = never.
+    pub abandoned_upload_hours: f64,
+    /// Seconds between two sweeps (expired bin entries, abandoned uploads).
+    pub sweep_interval_secs: u64,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        LifecycleConfig {
+            recycle_days: 0.0,
+            abandoned_upload_hours: 0.0,
+            sweep_interval_secs: 300,
+        }
+    }
+}
+
+impl LifecycleConfig {
+    /// Whether DeleteImage moves images to the bin.
+    pub fn recycles(&self) -> bool {
+        self.recycle_days > 0.0
+    }
+
+    /// How long a bin entry stays, in ms.
+    pub fn recycle_ms(&self) -> i64 {
+        duration_ms(self.recycle_days * 86_400_000.0)
+    }
+
+    /// How old an unactivated image must be to be removed, in ms.
+    pub fn abandoned_ms(&self) -> i64 {
+        duration_ms(self.abandoned_upload_hours * 3_600_000.0)
+    }
+
+    /// Why these values are unusable, if they are.
+    pub(super) fn invalid(&self) -> Option<&'static str> {
+        let usable = |v: f64| v.is_finite() && v >= 0.0;
+        if !usable(self.recycle_days) {
+            Some("`recycle_days` must be a number of days, 0 or more")
+        } else if !usable(self.abandoned_upload_hours) {
+            Some("`abandoned_upload_hours` must be a number of hours, 0 or more")
+        } else if self.sweep_interval_secs == 0 {
+            Some("`sweep_interval_secs` must be positive")
+        } else {
+            None
+        }
+    }
+}
+
+/// Milliseconds as an integer, saturating (validated values are finite).
+#[allow(clippy::cast_possible_truncation)]
+fn duration_ms(ms: f64) -> i64 {
+    ms.clamp(0.0, i64::MAX as f64) as i64
+}
+
 /// `[lxd]`: LXD simplestreams servers (AdminImportLxdImage, `imgapi
 /// mirror --upstream-simplestreams`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]

@@ -147,7 +147,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::ImageUuidAlreadyExists(_) => {
                 ApiError::new(RestCode::ImageUuidAlreadyExists, message)
             }
-            ServiceError::OriginDoesNotExist(_) => {
+            ServiceError::OriginDoesNotExist(_) | ServiceError::RestoreOriginMissing { .. } => {
                 ApiError::new(RestCode::OriginDoesNotExist, message)
             }
             ServiceError::ImageHasDependentImages { .. } => {

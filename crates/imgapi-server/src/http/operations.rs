@@ -19,8 +19,8 @@ use super::operation::{BodyDoc, OperationDef, Origin, Routed, Served, Success, V
 use super::params::{self as p, Param, ParamType};
 use super::request::Req;
 use super::routes::{
-    catalog, datasets, docker, files, images, lifecycle, misc, retention, simplestreams, uploads,
-    usage,
+    catalog, datasets, docker, files, images, lifecycle, misc, recycle_bin, retention,
+    simplestreams, uploads, usage,
 };
 use crate::app::AppState;
 
@@ -439,6 +439,36 @@ operations! {
         ],
         success: Success::Json(202, "Job"),
         errors: &[R::InvalidParameter, R::OperatorOnly],
+    }
+    ListRecycleBin => recycle_bin::list {
+        path: "/recycle-bin", origin: Origin::Extension,
+        summary: "Deleted images waiting in the recycle bin (`[lifecycle] recycle_days`, docs/lifecycle.md), oldest deletion first: an account's own (`account`), or for operators all or `owner`'s.",
+        params: &[p::ACCOUNT, p::OWNER,
+                  Param::new("limit", ParamType::Integer { min: 1, max: 1000 }, "At most this many entries (default 100)."),
+                  Param::new("offset", ParamType::Integer { min: 0, max: i64::MAX }, "Skip this many entries.")],
+        success: Success::Json(200, "RecycledImageList"),
+        errors: &[R::InvalidParameter],
+    }
+    GetRecycledImage => recycle_bin::get {
+        path: "/recycle-bin/{uuid}", origin: Origin::Extension,
+        summary: "One recycle-bin entry (the owner's or, for operators, any).",
+        params: &[p::ACCOUNT],
+        success: Success::Json(200, "RecycledImage"),
+        errors: &[R::InvalidParameter],
+    }
+    RestoreRecycledImage => recycle_bin::restore {
+        method: POST, path: "/recycle-bin/{uuid}", origin: Origin::Extension,
+        summary: "`?action=restore`: put a deleted image back as it was; answers the image. Its origin must exist (restore it first).",
+        params: &[p::ACCOUNT,
+                  Param::new("action", ParamType::OneOf(&["restore"]), "Must be `restore`.").required()],
+        errors: &[R::InvalidParameter, R::OriginDoesNotExist, R::ImageUuidAlreadyExists],
+    }
+    PurgeRecycledImage => recycle_bin::purge {
+        method: DELETE, path: "/recycle-bin/{uuid}", origin: Origin::Extension,
+        summary: "Delete a recycle-bin entry and its files for good.",
+        params: &[p::ACCOUNT],
+        success: Success::Empty(204),
+        errors: &[R::InvalidParameter],
     }
     GetMetrics => metrics {
         path: "/metrics", auth: NO_AUTH, served: Served::MetricsOnMain, origin: Origin::Extension,

@@ -197,6 +197,7 @@ pub fn responses() -> Vec<(&'static str, Value)> {
         ("ChannelList", list_of("Channel")),
         ("JobList", list_of("Job")),
         ("RetentionRuleList", list_of("RetentionRule")),
+        ("RecycledImageList", list_of("RecycledImage")),
         ("DatasetList", list_of("DsapiDataset")),
         (
             "SimplestreamsIndex",

@@ -19,6 +19,9 @@ pub enum ServiceError {
     ImageUuidAlreadyExists(Uuid),
     #[error("origin image \"{0}\" does not exist")]
     OriginDoesNotExist(Uuid),
+    /// 422 OriginDoesNotExist: a recycle-bin entry whose origin is gone.
+    #[error("cannot restore image \"{uuid}\": its origin image \"{origin}\" does not exist (restore the origin first)")]
+    RestoreOriginMissing { uuid: Uuid, origin: Uuid },
     #[error("image \"{uuid}\" has {} dependent incremental image(s): {}", dependents.len(), dependents_list(dependents))]
     ImageHasDependentImages { uuid: Uuid, dependents: Vec<Uuid> },
     /// 409 ImageProtected: a delete of a protected image (docs/lifecycle.md).

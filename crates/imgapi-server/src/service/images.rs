@@ -9,6 +9,7 @@ use imgapi_types::{FieldCode, FieldError, UNSET_OWNER_UUID};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+pub use super::recycle_bin::Removal;
 use super::{parse_account, parse_bool_param, ServiceError};
 use crate::app::AppState;
 
@@ -467,12 +468,14 @@ pub fn with_acl_change(
 }
 
 /// DeleteImage (api.md §5.14). Returns once the record is gone (or, for a
-/// multi-channel image, once the current channel is removed).
+/// multi-channel image, once the current channel is removed). `removal`
+/// says whether a requested deletion may go to the recycle bin.
 pub async fn delete_image(
     app: &AppState,
     stored: StoredImage,
     channel: Option<&str>,
     force_all_channels: Option<&str>,
+    removal: Removal,
 ) -> Result<(), ServiceError> {
     let force = parse_bool_param("force_all_channels", force_all_channels)?.unwrap_or(false);
     let uuid = stored.image.uuid;
@@ -502,11 +505,22 @@ pub async fn delete_image(
         }
     }
     super::lifecycle::ensure_deletable(app, uuid).await?;
+    if let Removal::Requested { by } = removal {
+        if app.config.lifecycle.recycles() {
+            return super::recycle_bin::move_to_bin(app, stored, by).await;
+        }
+    }
     app.meta
         .delete(uuid)
         .await
         .map_err(ServiceError::meta(format!("error deleting image {uuid}")))?;
-    let image = stored.image;
+    delete_blobs(app, &stored.image).await
+}
+
+/// Delete the files and icon of `image`, whose record is gone: a file that
+/// cannot be deleted is an error, an icon only a warning.
+pub(crate) async fn delete_blobs(app: &AppState, image: &ImageRecord) -> Result<(), ServiceError> {
+    let uuid = image.uuid;
     for file in &image.files {
         if let Some(key) = &file.blob_key {
             super::store_for(app, &file.stor)?

@@ -15,8 +15,10 @@ pub mod lifecycle;
 pub mod list_cache;
 pub mod listing;
 pub mod lxd;
+pub mod recycle_bin;
 pub mod retention;
 pub mod simplestreams;
+pub mod sweeper;
 pub mod uploads;
 pub mod usage;
 

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use imgapi_meta::{MetaStore, Usage};
+use imgapi_meta::{BinUsage, MetaStore, Usage};
 use imgapi_types::{OwnerUsage, TagUsage, UsageTotals};
 use serde_json::Value;
 use uuid::Uuid;
@@ -21,6 +21,17 @@ pub async fn usage(meta: &dyn MetaStore, owner: Option<Uuid>) -> Result<Usage, S
         .map_err(ServiceError::meta("error computing usage"))
 }
 
+/// What the recycle bin holds, of `owner` or of every owner (owners with
+/// an empty bin absent): shown beside [`usage`], never counted in it.
+pub async fn bin_usage(
+    meta: &dyn MetaStore,
+    owner: Option<Uuid>,
+) -> Result<Vec<BinUsage>, ServiceError> {
+    meta.bin_usage(owner)
+        .await
+        .map_err(ServiceError::meta("error computing recycle bin usage"))
+}
+
 /// The wire form (docs/operating.md "Usage for billing"):
 ///
 /// ```json
@@ -32,8 +43,9 @@ pub async fn usage(meta: &dyn MetaStore, owner: Option<Uuid>) -> Result<Usage, S
 /// ```
 ///
 /// Top-level `billingTags` sums the owners listed; an image with several
-/// tags counts under each.
-pub fn wire(usage: &Usage) -> imgapi_types::Usage {
+/// tags counts under each. `recycleBin` (owner → images, bytes) appears
+/// only when `bin` is not empty.
+pub fn wire(usage: &Usage, bin: &[BinUsage]) -> imgapi_types::Usage {
     let mut per_owner: BTreeMap<Uuid, BTreeMap<String, TagUsage>> = BTreeMap::new();
     let mut all_tags: BTreeMap<String, TagUsage> = BTreeMap::new();
     for t in &usage.billing_tags {
@@ -77,12 +89,22 @@ pub fn wire(usage: &Usage) -> imgapi_types::Usage {
             images,
             bytes,
         },
+        recycle_bin: bin
+            .iter()
+            .map(|b| {
+                let held = imgapi_types::RecycleBinUsage {
+                    images: b.images,
+                    bytes: b.bytes,
+                };
+                (b.owner, held)
+            })
+            .collect(),
     }
 }
 
 /// [`wire`] as JSON.
-pub fn to_json(usage: &Usage) -> Value {
-    serde_json::to_value(wire(usage)).unwrap_or_default()
+pub fn to_json(usage: &Usage, bin: &[BinUsage]) -> Value {
+    serde_json::to_value(wire(usage, bin)).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -131,12 +153,12 @@ mod tests {
                 },
             ],
         };
-        let v = to_json(&usage);
+        let v = to_json(&usage, &[]);
         assert_eq!(v["owners"][0]["bytes"], 105);
         assert_eq!(v["owners"][0]["billingTags"]["t"]["bytes"], 55);
         assert_eq!(v["owners"][1]["billingTags"]["t"]["images"], 1);
         assert_eq!(v["billingTags"]["t"], json!({"images": 2, "bytes": 62}));
         assert_eq!(v["totals"], json!({"owners": 2, "images": 3, "bytes": 112}));
-        assert_eq!(to_json(&Usage::default())["owners"], json!([]));
+        assert_eq!(to_json(&Usage::default(), &[])["owners"], json!([]));
     }
 }

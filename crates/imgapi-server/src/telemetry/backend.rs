@@ -26,6 +26,7 @@ use imgapi_blob::{
 };
 use imgapi_domain::filter::ImageQuery;
 use imgapi_domain::ImageRecord;
+use imgapi_meta::{BinEntry, BinUsage, RecycleBinStore};
 use imgapi_meta::{
     FlagsChange, ImageFlags, ImageFlagsStore, ImageStore, JobRecord, JobStore, MetaError,
     MetaStore, RetentionRuleStore, Revision, RunLockAttempt, RunLockStore, StoredImage,
@@ -112,10 +113,19 @@ const META_OPS: &[&str] = &[
     "delete_expired_upload",
     "expired_uploads",
     "upload_handles",
+    "uploads_of_image",
     "try_run_lock",
     "retention_rules",
     "insert_retention_rule",
     "delete_retention_rule",
+    "move_to_bin",
+    "binned",
+    "list_bin",
+    "restore_from_bin",
+    "remove_from_bin",
+    "expired_bin_entries",
+    "bin_usage",
+    "abandoned_images",
 ];
 
 /// Every `op` of the blob decorator.
@@ -606,9 +616,83 @@ impl UploadStore for MeteredMeta {
             .await
     }
 
+    async fn uploads_of_image(&self, image: Uuid) -> Result<Vec<UploadSession>, MetaError> {
+        self.timer
+            .time("uploads_of_image", self.inner.uploads_of_image(image))
+            .await
+    }
+
     async fn upload_handles(&self) -> Result<Vec<String>, MetaError> {
         self.timer
             .time("upload_handles", self.inner.upload_handles())
+            .await
+    }
+}
+
+#[async_trait]
+impl RecycleBinStore for MeteredMeta {
+    async fn move_to_bin(&self, entry: &BinEntry, expected: Revision) -> Result<(), MetaError> {
+        self.timer
+            .time("move_to_bin", self.inner.move_to_bin(entry, expected))
+            .await
+    }
+
+    async fn binned(&self, uuid: Uuid) -> Result<Option<BinEntry>, MetaError> {
+        self.timer.time("binned", self.inner.binned(uuid)).await
+    }
+
+    async fn list_bin(
+        &self,
+        owner: Option<Uuid>,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<BinEntry>, MetaError> {
+        self.timer
+            .time("list_bin", self.inner.list_bin(owner, offset, limit))
+            .await
+    }
+
+    async fn restore_from_bin(&self, uuid: Uuid) -> Result<Revision, MetaError> {
+        self.timer
+            .time("restore_from_bin", self.inner.restore_from_bin(uuid))
+            .await
+    }
+
+    async fn remove_from_bin(&self, uuid: Uuid) -> Result<bool, MetaError> {
+        self.timer
+            .time("remove_from_bin", self.inner.remove_from_bin(uuid))
+            .await
+    }
+
+    async fn expired_bin_entries(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<BinEntry>, MetaError> {
+        self.timer
+            .time(
+                "expired_bin_entries",
+                self.inner.expired_bin_entries(now_ms, limit),
+            )
+            .await
+    }
+
+    async fn bin_usage(&self, owner: Option<Uuid>) -> Result<Vec<BinUsage>, MetaError> {
+        self.timer
+            .time("bin_usage", self.inner.bin_usage(owner))
+            .await
+    }
+
+    async fn abandoned_images(
+        &self,
+        created_before_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, MetaError> {
+        self.timer
+            .time(
+                "abandoned_images",
+                self.inner.abandoned_images(created_before_ms, limit),
+            )
             .await
     }
 }

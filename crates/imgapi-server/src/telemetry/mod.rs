@@ -55,6 +55,9 @@ pub const IMAGES: &str = "imgapi_images";
 pub const JOBS: &str = "imgapi_jobs";
 pub const BUILD_INFO: &str = "imgapi_build_info";
 pub const SCRAPE_ERRORS: &str = "imgapi_metrics_refresh_errors_total";
+pub const LIFECYCLE_PURGED: &str = "imgapi_lifecycle_purged_total";
+pub const LIFECYCLE_ABANDONED_REMOVED: &str = "imgapi_lifecycle_abandoned_removed_total";
+pub const LIFECYCLE_SWEEPS: &str = "imgapi_lifecycle_sweeps_total";
 
 /// `(name, kind, help)` of every metric, for `# HELP` lines and the docs.
 pub const DESCRIPTIONS: &[(&str, &str, &str)] = &[
@@ -73,6 +76,9 @@ pub const DESCRIPTIONS: &[(&str, &str, &str)] = &[
     (JOBS, "gauge", "Jobs by `execution` (read at scrape time, cached 5 s)."),
     (BUILD_INFO, "gauge", "Always 1; `version` is the server's version."),
     (SCRAPE_ERRORS, "counter", "Scrapes whose image/job counts could not be read."),
+    (LIFECYCLE_PURGED, "counter", "Expired recycle-bin entries purged by this instance's lifecycle sweep (docs/lifecycle.md)."),
+    (LIFECYCLE_ABANDONED_REMOVED, "counter", "Abandoned (never activated, older than `abandoned_upload_hours`) images removed by this instance's lifecycle sweep."),
+    (LIFECYCLE_SWEEPS, "counter", "Lifecycle sweeps this instance ran (`result`: `ran`, `skipped` when another instance held the sweep lock, `failed`)."),
 ];
 
 static METADATA: Metadata<'static> = Metadata::new("imgapi", Level::INFO, Some(module_path!()));
@@ -136,6 +142,15 @@ impl Metrics {
             )
             .set(1.0);
         metrics.counter(SCRAPE_ERRORS, vec![]).absolute(0);
+        metrics.counter(LIFECYCLE_PURGED, vec![]).absolute(0);
+        metrics
+            .counter(LIFECYCLE_ABANDONED_REMOVED, vec![])
+            .absolute(0);
+        for result in ["ran", "skipped", "failed"] {
+            metrics
+                .counter(LIFECYCLE_SWEEPS, vec![Label::new("result", result)])
+                .absolute(0);
+        }
         metrics
     }
 

@@ -365,11 +365,13 @@ pub async fn delete(app: &AppState, req: Req) -> Result<Response, ApiError> {
     let channel = resolve_channel(app, req.query.get("channel"), ChannelRule::Channel)?;
     let loaded = load_image(app, uuid, req.account(), channel.as_deref()).await?;
     loaded.ensure_owner()?;
+    let by = Some(req.account().unwrap_or("operator").to_string());
     svc::delete_image(
         app,
         loaded.stored,
         channel.as_deref(),
         req.query.get("force_all_channels"),
+        svc::Removal::Requested { by },
     )
     .await?;
     Ok(response::empty(StatusCode::NO_CONTENT))

@@ -30,5 +30,6 @@ pub async fn get_usage(app: &AppState, req: Req) -> Result<Response, ApiError> {
         },
     };
     let found = usage::usage(app.meta.as_ref(), owner).await?;
-    Ok(ok_json(&usage::to_json(&found)))
+    let bin = usage::bin_usage(app.meta.as_ref(), owner).await?;
+    Ok(ok_json(&usage::to_json(&found, &bin)))
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{plan_image, protected_images};
 use crate::app::AppState;
-use crate::service::images::delete_image;
+use crate::service::images::{delete_image, Removal};
 use crate::service::ServiceError;
 
 /// What became of one planned deletion.
@@ -58,7 +58,17 @@ async fn check_and_delete(app: &AppState, planned: &Planned) -> Result<Deletion,
     if newest_active_version(app, planned).await? == Some(uuid) {
         return Ok(Deletion::Kept("last active version".into()));
     }
-    match delete_image(app, stored, None, None).await {
+    match delete_image(
+        app,
+        stored,
+        None,
+        None,
+        Removal::Requested {
+            by: Some("retention".into()),
+        },
+    )
+    .await
+    {
         Ok(()) => Ok(Deletion::Deleted),
         Err(ServiceError::NotFound(_)) => Ok(Deletion::Gone),
         Err(ServiceError::ImageHasDependentImages { dependents, .. }) => {

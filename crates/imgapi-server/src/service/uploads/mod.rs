@@ -107,7 +107,7 @@ pub enum ChunkOutcome {
     OutOfOrder(UploadSession),
 }
 
-pub(super) fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
@@ -413,6 +413,21 @@ fn chunk_error(e: BlobError) -> ServiceError {
             ))
         }
         e => ServiceError::blob("error receiving upload chunk")(e),
+    }
+}
+
+/// End every upload session of `image` (removed as an abandoned upload):
+/// records and staged bytes; failures are logged and left to the sweep.
+pub(crate) async fn discard_all_of(app: &AppState, image: Uuid) {
+    match app.meta.uploads_of_image(image).await {
+        Ok(sessions) => {
+            for session in &sessions {
+                discard(app, session).await;
+            }
+        }
+        Err(e) => {
+            tracing::warn!(%image, error = %e, "could not list the upload sessions of a removed image (they expire)");
+        }
     }
 }
 

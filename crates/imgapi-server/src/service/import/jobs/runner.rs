@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::{ImportJob, Step, LEASE, MAX_RUNNING};
 use crate::app::App;
-use crate::service::images::{activated, delete_image, modify};
+use crate::service::images::{activated, delete_image, modify, Removal};
 use crate::service::import::error::ImportError;
 use crate::service::import::icon::copy_icon;
 use crate::service::import::manifest::{fetch_manifest, remote_file};
@@ -548,11 +548,13 @@ impl Run {
         let mut errors = Vec::new();
         for uuid in created.iter().rev() {
             match self.load(*uuid).await {
-                Ok(Some(stored)) => match delete_image(&self.app, stored, None, None).await {
-                    Ok(()) => deleted.push(uuid.to_string()),
-                    Err(ServiceError::NotFound(_)) => {}
-                    Err(e) => errors.push(format!("{uuid}: {e}")),
-                },
+                Ok(Some(stored)) => {
+                    match delete_image(&self.app, stored, None, None, Removal::Immediate).await {
+                        Ok(()) => deleted.push(uuid.to_string()),
+                        Err(ServiceError::NotFound(_)) => {}
+                        Err(e) => errors.push(format!("{uuid}: {e}")),
+                    }
+                }
                 Ok(None) => {}
                 Err(e) => errors.push(format!("{uuid}: {e}")),
             }

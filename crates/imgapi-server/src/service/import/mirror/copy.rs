@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::error::SyncError;
 use super::update::synced;
 use super::{label, upstream_activated, Outcome, Run, MIRROR_IMPORT, PROGRESS_EVERY};
-use crate::service::images::{activated, delete_image, modify};
+use crate::service::images::{activated, delete_image, modify, Removal};
 use crate::service::import::chain::{self, Origin, WalkError};
 use crate::service::import::icon::{fetch_icon, store_fetched_icon};
 use crate::service::import::manifest::{
@@ -158,9 +158,11 @@ impl Run<'_> {
     /// Delete an unfinished record this run created.
     async fn discard(&self, uuid: Uuid) -> Result<(), SyncError> {
         match self.load(uuid).await? {
-            Some(stored) if !stored.image.activated => delete_image(self.app, stored, None, None)
-                .await
-                .map_err(SyncError::Step),
+            Some(stored) if !stored.image.activated => {
+                delete_image(self.app, stored, None, None, Removal::Immediate)
+                    .await
+                    .map_err(SyncError::Step)
+            }
             _ => Ok(()),
         }
     }

@@ -9,8 +9,16 @@ use uuid::Uuid;
 
 use super::error::SyncError;
 use super::{MirrorError, Run};
-use crate::service::images::delete_image;
+use crate::service::images::{delete_image, Removal};
 use crate::service::ServiceError;
+
+/// `imgapi mirror --delete` is a deletion an operator asked for: it goes to
+/// the recycle bin when there is one.
+fn mirror_removal() -> Removal {
+    Removal::Requested {
+        by: Some("imgapi mirror".into()),
+    }
+}
 
 impl Run<'_> {
     /// `--delete`: what this mirror imported from this upstream and the
@@ -67,9 +75,11 @@ impl Run<'_> {
                 }
                 if !self.opts.dry_run {
                     let result = match self.load(img.uuid).await {
-                        Ok(Some(stored)) => delete_image(self.app, stored, None, None)
-                            .await
-                            .map_err(SyncError::Step),
+                        Ok(Some(stored)) => {
+                            delete_image(self.app, stored, None, None, mirror_removal())
+                                .await
+                                .map_err(SyncError::Step)
+                        }
                         Ok(None) => Ok(()),
                         Err(e) => Err(e),
                     };
