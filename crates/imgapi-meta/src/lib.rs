@@ -13,6 +13,7 @@ mod error;
 mod images;
 mod jobs;
 pub mod postgres;
+mod quotas;
 mod run_lock;
 mod sql;
 pub mod sqlite;
@@ -25,6 +26,9 @@ pub use error::MetaError;
 pub use images::{ImageStore, Revision, StoredImage};
 pub use jobs::{JobExecution, JobLease, JobRecord, JobStore};
 pub use postgres::PostgresStore;
+pub use quotas::{
+    QuotaLimits, QuotaOverride, QuotaStore, QuotaUse, ReservationRequest, ReserveOutcome,
+};
 pub use run_lock::{RunLock, RunLockAttempt, RunLockStore};
 pub use sqlite::SqliteStore;
 pub use uploads::{UploadLease, UploadSession, UploadStore};
@@ -32,9 +36,15 @@ pub use usage::{BillingTagUsage, OwnerUsage, Usage, UsageStore};
 
 /// The contract every metadata backend keeps: all its roles. Implement
 /// the role traits; this one comes with them.
-pub trait MetaStore: ImageStore + JobStore + UploadStore + UsageStore + RunLockStore {}
+pub trait MetaStore:
+    ImageStore + JobStore + UploadStore + UsageStore + RunLockStore + QuotaStore
+{
+}
 
-impl<T: ImageStore + JobStore + UploadStore + UsageStore + RunLockStore> MetaStore for T {}
+impl<T: ImageStore + JobStore + UploadStore + UsageStore + RunLockStore + QuotaStore> MetaStore
+    for T
+{
+}
 
 /// Which metadata backend a database URL selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,7 +16,8 @@ use keys::FileConfig;
 pub use keys::{Config, KEYS};
 use sections::DatabaseSection;
 pub use sections::{
-    AuthType, ChannelConfig, DockerConfig, DsapiMode, ExportConfig, LxdConfig, RemoteConfig,
+    AuthType, ChannelConfig, DockerConfig, DsapiMode, ExportConfig, LxdConfig, OwnerQuota,
+    QuotasConfig, RemoteConfig,
     S3Credentials, SimplestreamsConfig, StorageConfig,
 };
 

@@ -55,6 +55,7 @@ mod run_lock;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
+mod quotas;
 mod uploads;
 mod usage;
 

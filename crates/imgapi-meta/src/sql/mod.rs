@@ -28,6 +28,7 @@ use uploads::{UploadClaim, UploadWrite};
 pub(crate) mod images;
 pub(crate) mod jobs;
 pub(crate) mod list_query;
+pub(crate) mod quotas;
 pub(crate) mod uploads;
 pub(crate) mod usage;
 

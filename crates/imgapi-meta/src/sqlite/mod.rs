@@ -41,6 +41,7 @@ mod jobs;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
+mod quotas;
 mod uploads;
 mod usage;
 mod writer;

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{
     AuthType, ChannelConfig, ConfigError, DatabaseSection, DockerConfig, DsapiMode, ExportConfig,
-    KeyDoc, LxdConfig, RemoteConfig, SimplestreamsConfig, StorageConfig,
+    KeyDoc, LxdConfig, QuotasConfig, RemoteConfig, SimplestreamsConfig, StorageConfig,
 };
 use crate::accounts::AccountDirectoryConfig;
 
@@ -143,6 +143,10 @@ config_keys! {
     simplestreams: SimplestreamsConfig = SimplestreamsConfig::default(), shown "enabled = false",
         file SimplestreamsConfig, env "IMGAPI_SIMPLESTREAMS" json("a JSON object of [simplestreams] keys"),
         "`[simplestreams]`: `enabled = true` serves the active, public images of type `lxd` as a simplestreams image server (`GET /streams/v1/index.json`, the products file it names and the files its items name), so `lxc remote add NAME https://HOST --protocol=simplestreams` lists and exports them (docs/lxd.md). `lxc` accepts https remotes only (`tls_cert`/`tls_key`). Off by default: the paths answer 404. In the environment: a JSON object.";
+    /// Per-owner quotas and write-once versions (`[quotas]`).
+    quotas: QuotasConfig = QuotasConfig::default(), shown "default_images = 0, default_bytes = 0, owners = {}, write_once_versions = false",
+        file QuotasConfig, env "IMGAPI_QUOTAS" json("a JSON object of [quotas] keys"),
+        "`[quotas]` (docs/lifecycle.md \"Quotas\"): `default_images` and `default_bytes` limit the image records and the bytes (files and icons) of every owner (0 = no limit); `[quotas.owners.<uuid>]` with `images` and/or `bytes` replaces them for one owner (PutQuota overrides stored in the database take precedence); CreateImage, imports, AddImageFile and AddImageIcon answer 403 QuotaExceeded rather than pass a limit. `write_once_versions = true` refuses a second image with the same owner, name and version (409 ImageVersionExists). In the environment: a JSON object.";
     log_level: String = "info".into(), shown "info",
         file String, env "IMGAPI_LOG_LEVEL" text,
         "Log filter (tracing `EnvFilter` syntax). Audit lines are logged at info.";

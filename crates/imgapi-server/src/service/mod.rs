@@ -12,6 +12,7 @@ pub mod health;
 pub mod images;
 pub mod import;
 pub mod list_cache;
+pub mod quotas;
 pub mod listing;
 pub mod lxd;
 pub mod simplestreams;

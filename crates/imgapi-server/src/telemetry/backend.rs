@@ -27,8 +27,9 @@ use imgapi_blob::{
 use imgapi_domain::filter::ImageQuery;
 use imgapi_domain::ImageRecord;
 use imgapi_meta::{
-    ImageStore, JobRecord, JobStore, MetaError, MetaStore, Revision, RunLockAttempt, RunLockStore,
-    StoredImage, UploadSession, UploadStore, Usage, UsageStore,
+    ImageStore, JobRecord, JobStore, MetaError, MetaStore, QuotaOverride, QuotaStore, QuotaUse,
+    ReservationRequest, ReserveOutcome, Revision, RunLockAttempt, RunLockStore, StoredImage,
+    UploadSession, UploadStore, Usage, UsageStore,
 };
 use metrics::Label;
 use uuid::Uuid;
@@ -564,6 +565,45 @@ impl UploadStore for MeteredMeta {
     async fn upload_handles(&self) -> Result<Vec<String>, MetaError> {
         self.timer
             .time("upload_handles", self.inner.upload_handles())
+            .await
+    }
+}
+
+#[async_trait]
+impl QuotaStore for MeteredMeta {
+    async fn reserve(&self, request: &ReservationRequest) -> Result<ReserveOutcome, MetaError> {
+        self.timer
+            .time("reserve", self.inner.reserve(request))
+            .await
+    }
+    async fn release_reservation(&self, id: Uuid) -> Result<(), MetaError> {
+        self.timer
+            .time("release_reservation", self.inner.release_reservation(id))
+            .await
+    }
+    async fn quota_use(&self, owner: Uuid, now_ms: i64) -> Result<QuotaUse, MetaError> {
+        self.timer
+            .time("quota_use", self.inner.quota_use(owner, now_ms))
+            .await
+    }
+    async fn quota_overrides(&self) -> Result<Vec<QuotaOverride>, MetaError> {
+        self.timer
+            .time("quota_overrides", self.inner.quota_overrides())
+            .await
+    }
+    async fn quota_override(&self, owner: Uuid) -> Result<Option<QuotaOverride>, MetaError> {
+        self.timer
+            .time("quota_override", self.inner.quota_override(owner))
+            .await
+    }
+    async fn put_quota_override(&self, o: &QuotaOverride) -> Result<(), MetaError> {
+        self.timer
+            .time("put_quota_override", self.inner.put_quota_override(o))
+            .await
+    }
+    async fn delete_quota_override(&self, owner: Uuid) -> Result<bool, MetaError> {
+        self.timer
+            .time("delete_quota_override", self.inner.delete_quota_override(owner))
             .await
     }
 }

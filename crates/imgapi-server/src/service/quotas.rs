@@ -1,0 +1,339 @@
+//! Per-owner quotas and write-once versions (docs/lifecycle.md "Quotas",
+//! "Write-once versions").
+//!
+//! Before a request adds an image record or bytes for an owner with a
+//! limit, it reserves the room in the database ([`imgapi_meta::QuotaStore`]:
+//! checked and recorded atomically, per owner, across instances); the
+//! reservation is released once the record that makes the use real is
+//! committed, or when the request fails. A body of unknown size reserves
+//! in steps as it arrives and is cut off when the next step would pass the
+//! limit. Owners without a limit (and servers without write-once
+//! versions) take no reservation at all: nothing changes for them.
+
+use std::sync::{Arc, Mutex};
+
+use futures_util::StreamExt;
+use imgapi_blob::ByteStream;
+use imgapi_domain::ImageRecord;
+use imgapi_meta::{
+    MetaStore, QuotaLimits, QuotaOverride, QuotaUse, ReservationRequest, ReserveOutcome,
+};
+use uuid::Uuid;
+
+use super::ServiceError;
+use crate::app::AppState;
+
+/// How long a reservation lives unless renewed: long enough for a slow
+/// upload step, short enough that a killed instance's reservations lapse.
+const RESERVATION_TTL_MS: i64 = 15 * 60 * 1000;
+/// Bytes reserved at a time while a body of unknown size streams in.
+const STREAM_STEP: u64 = 8 * 1024 * 1024;
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// The limits of `owner`: a stored override (PutQuota) before a
+/// `[quotas.owners]` entry before the defaults, key by key.
+pub async fn limits_of(app: &AppState, owner: Uuid) -> Result<QuotaLimits, ServiceError> {
+    let stored = app
+        .meta
+        .quota_override(owner)
+        .await
+        .map_err(ServiceError::meta(format!(
+            "error loading the quota of {owner}"
+        )))?;
+    Ok(effective_limits(app, owner, stored.as_ref()))
+}
+
+/// [`limits_of`] with the stored override already read.
+pub fn effective_limits(
+    app: &AppState,
+    owner: Uuid,
+    stored: Option<&QuotaOverride>,
+) -> QuotaLimits {
+    let config = &app.config.quotas;
+    let configured = config.owners.get(&owner);
+    let pick = |stored: Option<u64>, configured: Option<u64>, default: u64| {
+        stored.or(configured).unwrap_or(default)
+    };
+    QuotaLimits {
+        images: pick(
+            stored.and_then(|o| o.images),
+            configured.and_then(|o| o.images),
+            config.default_images,
+        ),
+        bytes: pick(
+            stored.and_then(|o| o.bytes),
+            configured.and_then(|o| o.bytes),
+            config.default_bytes,
+        ),
+    }
+}
+
+/// Room held for a request until it is committed or fails. Dropping it
+/// unreleased (a failed or cancelled request) releases it in the
+/// background; a release that fails lets it lapse at its expiry.
+pub struct Reservation {
+    id: Uuid,
+    meta: Arc<dyn MetaStore>,
+    released: bool,
+}
+
+impl Reservation {
+    /// Give the room back (the record is committed, or the request failed).
+    pub async fn release(mut self) {
+        self.released = true;
+        if let Err(e) = self.meta.release_reservation(self.id).await {
+            tracing::warn!(reservation = %self.id, error = %e, "could not release a quota reservation; it lapses at its expiry");
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        let (id, meta) = (self.id, Arc::clone(&self.meta));
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                if let Err(e) = meta.release_reservation(id).await {
+                    tracing::warn!(reservation = %id, error = %e, "could not release a quota reservation; it lapses at its expiry");
+                }
+            });
+        }
+    }
+}
+
+/// Release `reservation`, if any.
+pub async fn release(reservation: Option<Reservation>) {
+    if let Some(r) = reservation {
+        r.release().await;
+    }
+}
+
+fn request(
+    id: Uuid,
+    owner: Uuid,
+    image: Uuid,
+    limits: QuotaLimits,
+    images: u64,
+    bytes: u64,
+) -> ReservationRequest {
+    let now = now_ms();
+    ReservationRequest {
+        id,
+        owner,
+        image,
+        images,
+        bytes,
+        limits,
+        claim_version: None,
+        now_ms: now,
+        expires_ms: now.saturating_add(RESERVATION_TTL_MS),
+    }
+}
+
+fn images_exceeded(owner: Uuid, limit: u64, used: &QuotaUse) -> ServiceError {
+    ServiceError::QuotaExceeded(format!(
+        "image quota exceeded: owner \"{owner}\" may have at most {limit} images and has {} \
+         ({} more being created); this request would add 1",
+        used.images, used.reserved_images
+    ))
+}
+
+fn bytes_exceeded(owner: Uuid, limit: u64, used: &QuotaUse, size: &str) -> ServiceError {
+    ServiceError::QuotaExceeded(format!(
+        "byte quota exceeded: owner \"{owner}\" may store at most {limit} bytes and stores {} \
+         ({} more reserved by uploads in progress); this request would add {size}",
+        used.bytes, used.reserved_bytes
+    ))
+}
+
+/// Before `record` (new, or a new name/version of an existing image when
+/// `counts_image` is false) is saved: reserve an image of its owner's
+/// count and, with write-once versions, claim its (name, version).
+/// `None` when neither applies to its owner.
+pub async fn reserve_image(
+    app: &AppState,
+    record: &ImageRecord,
+    counts_image: bool,
+) -> Result<Option<Reservation>, ServiceError> {
+    let write_once = app.config.quotas.write_once_versions;
+    let owner = record.owner;
+    let limits = limits_of(app, owner).await?;
+    if (!counts_image || limits.images == 0) && !write_once {
+        return Ok(None);
+    }
+    let id = Uuid::new_v4();
+    let mut req = request(id, owner, record.uuid, limits, u64::from(counts_image), 0);
+    if write_once {
+        req.claim_version = Some((record.name.clone(), record.version.clone()));
+    }
+    let outcome = app
+        .meta
+        .reserve(&req)
+        .await
+        .map_err(ServiceError::meta(format!(
+            "error saving image {}",
+            record.uuid
+        )))?;
+    match outcome {
+        ReserveOutcome::Granted => Ok(Some(Reservation {
+            id,
+            meta: Arc::clone(&app.meta),
+            released: false,
+        })),
+        ReserveOutcome::OverImages(used) => Err(images_exceeded(owner, limits.images, &used)),
+        ReserveOutcome::OverBytes(used) => Err(bytes_exceeded(owner, limits.bytes, &used, "0")),
+        ReserveOutcome::VersionTaken(existing) => Err(ServiceError::ImageVersionExists {
+            owner,
+            name: record.name.clone(),
+            version: record.version.clone(),
+            existing,
+        }),
+    }
+}
+
+/// Bytes on their way into an image of an owner with a byte limit.
+pub struct ByteReservation {
+    reservation: Reservation,
+    /// Set when the stream was cut off: the refusal to answer with.
+    refused: Arc<Mutex<Option<ServiceError>>>,
+}
+
+impl ByteReservation {
+    /// The refusal that cut the body off, if that is why it failed.
+    pub fn refusal(&self) -> Option<ServiceError> {
+        self.refused.lock().ok().and_then(|mut r| r.take())
+    }
+
+    pub async fn release(self) {
+        self.reservation.release().await;
+    }
+}
+
+/// Before a body of `size` bytes (when known) is stored for `image` of
+/// `owner`: reserve it, or refuse before a byte is read. For an unknown
+/// size the returned body reserves in steps as it arrives and fails when
+/// the next step would pass the limit ([`ByteReservation::refusal`] then
+/// says why). `None` (and the body untouched) when the owner has no byte
+/// limit.
+pub async fn reserve_bytes(
+    app: &AppState,
+    owner: Uuid,
+    image: Uuid,
+    size: Option<u64>,
+    body: ByteStream,
+) -> Result<(ByteStream, Option<ByteReservation>), ServiceError> {
+    let limits = limits_of(app, owner).await?;
+    if limits.bytes == 0 {
+        return Ok((body, None));
+    }
+    let id = Uuid::new_v4();
+    let outcome = app
+        .meta
+        .reserve(&request(id, owner, image, limits, 0, size.unwrap_or(0)))
+        .await
+        .map_err(ServiceError::meta(format!(
+            "error reserving storage for image {image}"
+        )))?;
+    let shown = size.map_or_else(|| "more bytes".to_string(), |s| format!("{s} bytes"));
+    match outcome {
+        ReserveOutcome::Granted => {}
+        ReserveOutcome::OverBytes(used) | ReserveOutcome::OverImages(used) => {
+            return Err(bytes_exceeded(owner, limits.bytes, &used, &shown))
+        }
+        ReserveOutcome::VersionTaken(_) => {
+            return Err(ServiceError::Internal(
+                "unexpected version claim in a byte reservation".into(),
+            ))
+        }
+    }
+    let reservation = Reservation {
+        id,
+        meta: Arc::clone(&app.meta),
+        released: false,
+    };
+    let refused = Arc::new(Mutex::new(None));
+    let body = match size {
+        Some(_) => body,
+        None => metered(
+            body,
+            Arc::clone(&app.meta),
+            request(id, owner, image, limits, 0, 0),
+            Arc::clone(&refused),
+        ),
+    };
+    Ok((
+        body,
+        Some(ByteReservation {
+            reservation,
+            refused,
+        }),
+    ))
+}
+
+/// `body`, growing the reservation `base` names ahead of the bytes that
+/// arrive: by [`STREAM_STEP`], or by exactly what is missing when a whole
+/// step no longer fits. When even that is refused, the body fails (the
+/// blob store then discards what it staged) and `refused` says why.
+fn metered(
+    body: ByteStream,
+    meta: Arc<dyn MetaStore>,
+    base: ReservationRequest,
+    refused: Arc<Mutex<Option<ServiceError>>>,
+) -> ByteStream {
+    let state = Arc::new(tokio::sync::Mutex::new((0u64, 0u64))); // (received, reserved)
+    let stream = body.then(move |item| {
+        let (state, meta, base, refused) = (
+            Arc::clone(&state),
+            Arc::clone(&meta),
+            base.clone(),
+            Arc::clone(&refused),
+        );
+        async move {
+            let chunk = item?;
+            let mut guard = state.lock().await;
+            let (received, reserved) = &mut *guard;
+            *received = received.saturating_add(chunk.len() as u64);
+            if *received <= *reserved {
+                return Ok(chunk);
+            }
+            let missing = *received - *reserved;
+            for step in [missing.max(STREAM_STEP), missing] {
+                let now = now_ms();
+                let req = ReservationRequest {
+                    bytes: step,
+                    now_ms: now,
+                    expires_ms: now.saturating_add(RESERVATION_TTL_MS),
+                    ..base.clone()
+                };
+                match meta.reserve(&req).await {
+                    Ok(ReserveOutcome::Granted) => {
+                        *reserved = reserved.saturating_add(step);
+                        return Ok(chunk);
+                    }
+                    Ok(ReserveOutcome::OverBytes(used)) if step == missing => {
+                        let refusal = bytes_exceeded(
+                            base.owner,
+                            base.limits.bytes,
+                            &used,
+                            &format!("at least {received} bytes"),
+                        );
+                        let message = refusal.to_string();
+                        if let Ok(mut slot) = refused.lock() {
+                            *slot = Some(refusal);
+                        }
+                        return Err(std::io::Error::other(message));
+                    }
+                    Ok(_) => continue,
+                    Err(e) => return Err(std::io::Error::other(e.to_string())),
+                }
+            }
+            Err(std::io::Error::other("quota reservation refused"))
+        }
+    });
+    Box::pin(stream)
+}
