@@ -10,6 +10,7 @@ pub mod error_code;
 pub mod image;
 pub mod job;
 pub mod lxd;
+pub mod quotas;
 pub mod requirements;
 pub mod schema;
 pub mod server;
@@ -24,6 +25,7 @@ pub use error_code::RestCode;
 pub use image::{DsapiDataset, DsapiFile, Image, ImageFile, ImageUser};
 pub use job::{Job, JobParams, JobStep, StartedJob};
 pub use lxd::{LxdErrorMessage, LxdMessage, LxdProgress, LxdProgressMessage};
+pub use quotas::{Quota, QuotaBytes, QuotaImages, QuotaOverrideBody, UsageQuota};
 pub use requirements::Requirements;
 pub use schema::{schemas, SCHEMA_NAMES};
 pub use server::{

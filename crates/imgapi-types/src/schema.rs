@@ -10,8 +10,9 @@ use crate::{
     DockerProgressDetail, DockerProgressMessage, DockerPushResult, DockerStreamError, DsapiDataset,
     DsapiFile, ErrorBody, Exported, FieldCode, FieldError, Health, HealthCheck, HealthChecks,
     Image, ImageFile, ImageUser, Job, JobParams, JobStep, LogState, LxdErrorMessage, LxdMessage,
-    LxdProgress, LxdProgressMessage, OwnerUsage, Ping, Requirements, ServerState, StartedJob,
-    TagUsage, UploadSessionBody, Usage, UsageTotals,
+    LxdProgress, LxdProgressMessage, OwnerUsage, Ping, Quota, QuotaBytes, QuotaImages,
+    QuotaOverrideBody, Requirements, ServerState, StartedJob, TagUsage, UploadSessionBody, Usage,
+    UsageQuota, UsageTotals,
 };
 
 /// Where the schemas live in the OpenAPI document; `$ref`s point there.
@@ -50,6 +51,11 @@ wire_types![
     OwnerUsage,
     TagUsage,
     UsageTotals,
+    UsageQuota,
+    Quota,
+    QuotaImages,
+    QuotaBytes,
+    QuotaOverrideBody,
     UploadSessionBody,
     Exported,
     DockerMessage,

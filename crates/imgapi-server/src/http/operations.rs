@@ -19,7 +19,7 @@ use super::operation::{BodyDoc, OperationDef, Origin, Routed, Served, Success, V
 use super::params::{self as p, Param, ParamType};
 use super::request::Req;
 use super::routes::{
-    catalog, datasets, docker, files, images, misc, simplestreams, uploads, usage,
+    catalog, datasets, docker, files, images, misc, quotas, simplestreams, uploads, usage,
 };
 use crate::app::AppState;
 
@@ -375,6 +375,35 @@ operations! {
         params: &[p::ACCOUNT, p::OWNER],
         success: Success::Json(200, "Usage"),
         errors: &[R::InvalidParameter, R::OperatorOnly],
+    }
+    ListQuotas => quotas::list {
+        path: "/quotas", origin: Origin::Extension,
+        summary: "Operators: the owners with a quota (configured or stored), with limits and use.",
+        params: &[p::ACCOUNT],
+        success: Success::Json(200, "QuotaList"),
+        errors: &[R::OperatorOnly],
+    }
+    GetQuota => quotas::get {
+        path: "/quotas/{owner}", origin: Origin::Extension,
+        summary: "An owner's effective quota and use (operators, or the owner itself with `account`).",
+        params: &[p::ACCOUNT],
+        success: Success::Json(200, "Quota"),
+        errors: &[R::InvalidParameter, R::OperatorOnly],
+    }
+    PutQuota => quotas::put {
+        method: PUT, path: "/quotas/{owner}", origin: Origin::Extension,
+        summary: "Operators: store an owner's limits, replacing the configured ones.",
+        params: &[p::ACCOUNT],
+        body: BodyDoc::Json("QuotaOverrideBody"),
+        success: Success::Json(200, "Quota"),
+        errors: &[R::InvalidParameter, R::InvalidContent, R::OperatorOnly],
+    }
+    DeleteQuota => quotas::delete {
+        method: DELETE, path: "/quotas/{owner}", origin: Origin::Extension,
+        summary: "Operators: drop an owner's stored limits (the configured ones apply again).",
+        params: &[p::ACCOUNT],
+        success: Success::Empty(204),
+        errors: &[R::InvalidParameter, R::OperatorOnly, R::ResourceNotFound],
     }
     GetMetrics => metrics {
         path: "/metrics", auth: NO_AUTH, served: Served::MetricsOnMain, origin: Origin::Extension,

@@ -165,6 +165,7 @@ pub fn responses() -> Vec<(&'static str, Value)> {
         ("ImageList", list_of("Image")),
         ("ChannelList", list_of("Channel")),
         ("JobList", list_of("Job")),
+        ("QuotaList", list_of("Quota")),
         ("DatasetList", list_of("DsapiDataset")),
         (
             "SimplestreamsIndex",

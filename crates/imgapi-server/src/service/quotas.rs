@@ -337,3 +337,133 @@ fn metered(
     });
     Box::pin(stream)
 }
+
+/// The wire form of `owner`'s quota: limits, use, stored override.
+pub async fn quota_of(app: &AppState, owner: Uuid) -> Result<imgapi_types::Quota, ServiceError> {
+    let stored = app
+        .meta
+        .quota_override(owner)
+        .await
+        .map_err(ServiceError::meta(format!(
+            "error loading the quota of {owner}"
+        )))?;
+    describe(app, owner, stored).await
+}
+
+async fn describe(
+    app: &AppState,
+    owner: Uuid,
+    stored: Option<QuotaOverride>,
+) -> Result<imgapi_types::Quota, ServiceError> {
+    let limits = effective_limits(app, owner, stored.as_ref());
+    let summary = summarize(app, owner, limits).await?;
+    Ok(imgapi_types::Quota {
+        owner,
+        images: summary.images,
+        bytes: summary.bytes,
+        stored_override: stored.map(|o| imgapi_types::QuotaOverrideBody {
+            images: o.images,
+            bytes: o.bytes,
+        }),
+    })
+}
+
+async fn summarize(
+    app: &AppState,
+    owner: Uuid,
+    limits: QuotaLimits,
+) -> Result<imgapi_types::UsageQuota, ServiceError> {
+    let used = app
+        .meta
+        .quota_use(owner, now_ms())
+        .await
+        .map_err(ServiceError::meta(format!(
+            "error computing the use of {owner}"
+        )))?;
+    Ok(imgapi_types::UsageQuota {
+        images: imgapi_types::QuotaImages {
+            limit: limits.images,
+            used: used.images,
+        },
+        bytes: imgapi_types::QuotaBytes {
+            limit: limits.bytes,
+            used: used.bytes,
+            reserved: used.reserved_bytes,
+        },
+    })
+}
+
+/// `quota` of `owner` in `/usage`: `None` when the owner has no limit,
+/// so answers without quotas stay as they were.
+pub async fn usage_quota(
+    app: &AppState,
+    owner: Uuid,
+) -> Result<Option<imgapi_types::UsageQuota>, ServiceError> {
+    let limits = limits_of(app, owner).await?;
+    if limits == QuotaLimits::default() {
+        return Ok(None);
+    }
+    summarize(app, owner, limits).await.map(Some)
+}
+
+/// ListQuotas: the owners with a configured or stored quota, by owner.
+pub async fn list(app: &AppState) -> Result<Vec<imgapi_types::Quota>, ServiceError> {
+    let stored = app
+        .meta
+        .quota_overrides()
+        .await
+        .map_err(ServiceError::meta("error listing quotas"))?;
+    let mut owners: std::collections::BTreeMap<Uuid, Option<QuotaOverride>> = app
+        .config
+        .quotas
+        .owners
+        .keys()
+        .map(|owner| (*owner, None))
+        .collect();
+    for o in stored {
+        owners.insert(o.owner, Some(o));
+    }
+    let mut out = Vec::with_capacity(owners.len());
+    for (owner, stored) in owners {
+        out.push(describe(app, owner, stored).await?);
+    }
+    Ok(out)
+}
+
+/// PutQuota: store `owner`'s limits (replacing the configured ones).
+pub async fn put(
+    app: &AppState,
+    owner: Uuid,
+    body: imgapi_types::QuotaOverrideBody,
+) -> Result<imgapi_types::Quota, ServiceError> {
+    let stored = QuotaOverride {
+        owner,
+        images: body.images,
+        bytes: body.bytes,
+    };
+    app.meta
+        .put_quota_override(&stored)
+        .await
+        .map_err(ServiceError::meta(format!(
+            "error saving the quota of {owner}"
+        )))?;
+    describe(app, owner, Some(stored)).await
+}
+
+/// DeleteQuota: drop `owner`'s stored limits; 404 when there are none.
+pub async fn delete(app: &AppState, owner: Uuid) -> Result<(), ServiceError> {
+    let existed = app
+        .meta
+        .delete_quota_override(owner)
+        .await
+        .map_err(ServiceError::meta(format!(
+            "error deleting the quota of {owner}"
+        )))?;
+    if existed {
+        Ok(())
+    } else {
+        Err(ServiceError::not_found(format!(
+            "owner \"{owner}\" has no stored quota"
+        )))
+    }
+}

@@ -7,6 +7,7 @@ pub mod files;
 pub mod images;
 pub mod lxd;
 pub mod misc;
+pub mod quotas;
 pub mod simplestreams;
 pub mod uploads;
 pub mod usage;

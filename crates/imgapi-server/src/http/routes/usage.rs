@@ -8,7 +8,7 @@ use crate::app::AppState;
 use crate::http::error::ApiError;
 use crate::http::ok_json;
 use crate::http::request::Req;
-use crate::service::usage;
+use crate::service::{quotas, usage};
 
 pub async fn get_usage(app: &AppState, req: Req) -> Result<Response, ApiError> {
     if req.account().is_some() {
@@ -30,5 +30,9 @@ pub async fn get_usage(app: &AppState, req: Req) -> Result<Response, ApiError> {
         },
     };
     let found = usage::usage(app.meta.as_ref(), owner).await?;
-    Ok(ok_json(&usage::to_json(&found)))
+    let mut answer = usage::wire(&found);
+    for o in &mut answer.owners {
+        o.quota = quotas::usage_quota(app, o.owner).await?;
+    }
+    Ok(ok_json(&answer))
 }
