@@ -156,6 +156,9 @@ impl Config {
             }
             cfg.docker = docker;
         }
+        if let Some(quotas) = layer.quotas {
+            cfg.quotas = quotas;
+        }
         if let Some(lxd) = layer.lxd {
             validate_lxd(&lxd)?;
             cfg.lxd = lxd;

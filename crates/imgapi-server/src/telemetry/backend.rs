@@ -109,6 +109,13 @@ const META_OPS: &[&str] = &[
     "expired_uploads",
     "upload_handles",
     "try_run_lock",
+    "reserve",
+    "release_reservation",
+    "quota_use",
+    "quota_overrides",
+    "quota_override",
+    "put_quota_override",
+    "delete_quota_override",
 ];
 
 /// Every `op` of the blob decorator.

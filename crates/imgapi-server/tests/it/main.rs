@@ -44,6 +44,7 @@ mod multi_instance;
 mod openapi;
 mod persistence;
 mod private_pg;
+mod quotas;
 mod remote_import;
 mod restart;
 mod storage_errors;
