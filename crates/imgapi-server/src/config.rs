@@ -17,8 +17,7 @@ pub use keys::{Config, KEYS};
 use sections::DatabaseSection;
 pub use sections::{
     AuthType, ChannelConfig, DockerConfig, DsapiMode, ExportConfig, LxdConfig, OwnerQuota,
-    QuotasConfig, RemoteConfig,
-    S3Credentials, SimplestreamsConfig, StorageConfig,
+    QuotasConfig, RemoteConfig, S3Credentials, SimplestreamsConfig, StorageConfig,
 };
 
 /// A documented configuration key.

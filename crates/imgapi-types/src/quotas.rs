@@ -1,8 +1,8 @@
 //! Per-owner quotas (`/quotas`, and `quota` in `/usage`; docs/lifecycle.md
 //! "Quotas").
 
-use serde::{Deserialize, Serialize};
 use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// One owner's effective limits and use (GetQuota, ListQuotas, PutQuota).

@@ -54,21 +54,19 @@ impl QuotaStore for PostgresStore {
     }
 
     async fn quota_overrides(&self) -> Result<Vec<QuotaOverride>, MetaError> {
-        let rows: Vec<(String, Option<i64>, Option<i64>)> =
-            sqlx::query_as(quotas::LIST_OVERRIDES)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| self.err(e))?;
+        let rows: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(quotas::LIST_OVERRIDES)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
         rows.into_iter().map(quotas::decode_override).collect()
     }
 
     async fn quota_override(&self, owner: Uuid) -> Result<Option<QuotaOverride>, MetaError> {
-        let row: Option<(String, Option<i64>, Option<i64>)> =
-            sqlx::query_as(quotas::GET_OVERRIDE)
-                .bind(owner.to_string())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| self.err(e))?;
+        let row: Option<(String, Option<i64>, Option<i64>)> = sqlx::query_as(quotas::GET_OVERRIDE)
+            .bind(owner.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
         row.map(quotas::decode_override).transpose()
     }
 

@@ -38,10 +38,10 @@ use writer::Writer;
 
 mod images;
 mod jobs;
+mod quotas;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
-mod quotas;
 mod uploads;
 mod usage;
 mod writer;

@@ -49,21 +49,19 @@ impl QuotaStore for SqliteStore {
     }
 
     async fn quota_overrides(&self) -> Result<Vec<QuotaOverride>, MetaError> {
-        let rows: Vec<(String, Option<i64>, Option<i64>)> =
-            sqlx::query_as(quotas::LIST_OVERRIDES)
-                .fetch_all(&self.reader)
-                .await
-                .map_err(map_err)?;
+        let rows: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(quotas::LIST_OVERRIDES)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)?;
         rows.into_iter().map(quotas::decode_override).collect()
     }
 
     async fn quota_override(&self, owner: Uuid) -> Result<Option<QuotaOverride>, MetaError> {
-        let row: Option<(String, Option<i64>, Option<i64>)> =
-            sqlx::query_as(quotas::GET_OVERRIDE)
-                .bind(owner.to_string())
-                .fetch_optional(&self.reader)
-                .await
-                .map_err(map_err)?;
+        let row: Option<(String, Option<i64>, Option<i64>)> = sqlx::query_as(quotas::GET_OVERRIDE)
+            .bind(owner.to_string())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err)?;
         row.map(quotas::decode_override).transpose()
     }
 

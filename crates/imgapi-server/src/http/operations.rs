@@ -200,7 +200,8 @@ operations! {
         body: BodyDoc::Json("CreateImage"),
         errors: &[R::ValidationFailed, R::InvalidParameter, R::InvalidContent, R::RequestEntityTooLarge,
                   R::OwnerDoesNotExist, R::AccountDoesNotExist, R::OriginDoesNotExist,
-                  R::OriginIsNotActive, R::OperatorOnly, R::NotAvailable, R::NotImplemented],
+                  R::OriginIsNotActive, R::OperatorOnly, R::NotAvailable, R::NotImplemented,
+                  R::QuotaExceeded, R::ImageVersionExists],
     }
     GetImage => images::get {
         path: "/images/{uuid}", auth: PASSIVE, summary: "One image (ETag, If-None-Match).",
@@ -240,7 +241,8 @@ operations! {
                   R::InvalidContent, R::RequestEntityTooLarge, R::ImageAlreadyActivated,
                   R::NoActivationNoFile, R::ImageUuidAlreadyExists, R::OriginDoesNotExist,
                   R::OriginIsNotActive, R::OperatorOnly, R::RemoteSourceError, R::StorageUnsupported,
-                  R::NotMantaPathOwner, R::NotAvailable, R::OwnerDoesNotExist, R::ImageFileMissing],
+                  R::NotMantaPathOwner, R::NotAvailable, R::OwnerDoesNotExist, R::ImageFileMissing,
+                  R::QuotaExceeded, R::ImageVersionExists],
     }
     DeleteImage => images::delete {
         method: DELETE, path: "/images/{uuid}", summary: "Delete an image and its files.",
@@ -266,7 +268,7 @@ operations! {
         body: BodyDoc::Bytes,
         errors: &[R::InvalidParameter, R::NotImageOwner, R::ImageFilesImmutable, R::Upload, R::Download,
                   R::StorageIsDown, R::StorageUnsupported, R::NotImplemented, R::RemoteSourceError,
-                  R::OperatorOnly],
+                  R::OperatorOnly, R::QuotaExceeded],
     }
     AddImageFileFromUrl => files::add_file_from_url {
         method: POST, path: "/images/{uuid}/file/from-url", origin: Origin::Extension,
@@ -274,14 +276,14 @@ operations! {
         params: FILE_PARAMS,
         body: BodyDoc::Json("FileFromUrl"),
         errors: &[R::InvalidParameter, R::NotImageOwner, R::ImageFilesImmutable, R::Download,
-                  R::InvalidContent, R::ValidationFailed],
+                  R::InvalidContent, R::ValidationFailed, R::QuotaExceeded],
     }
     CreateUploadSession => uploads::create {
         method: POST, path: "/images/{uuid}/file/uploads", origin: Origin::Extension,
         summary: "Start a resumable upload session (docs/uploads.md).",
         params: &[p::ACCOUNT, p::CHANNEL, p::COMPRESSION, p::SHA1, p::SIZE, p::DATASET_GUID, p::STORAGE],
         success: Success::Json(201, "UploadSessionBody"),
-        errors: &[R::InvalidParameter, R::NotImageOwner, R::ImageFilesImmutable, R::Upload],
+        errors: &[R::InvalidParameter, R::NotImageOwner, R::ImageFilesImmutable, R::Upload, R::QuotaExceeded],
     }
     GetUploadSession => uploads::get {
         path: "/images/{uuid}/file/uploads/{upload}", origin: Origin::Extension,
@@ -297,7 +299,7 @@ operations! {
         body: BodyDoc::Bytes,
         success: Success::Json(200, "UploadSessionBody"),
         errors: &[R::InvalidParameter, R::NotImageOwner, R::Upload, R::RequestedRangeNotSatisfiable,
-                  R::UploadSessionBusy],
+                  R::UploadSessionBusy, R::QuotaExceeded],
     }
     FinishUploadSession => uploads::action {
         method: POST, path: "/images/{uuid}/file/uploads/{upload}", origin: Origin::Extension,
@@ -325,7 +327,8 @@ operations! {
         method: PUT, path: "/images/{uuid}/icon", summary: "Upload the icon (the body: PNG, GIF or JPEG).",
         params: &[p::ACCOUNT, p::CHANNEL, p::SHA1, p::STORAGE],
         body: BodyDoc::Icon,
-        errors: &[R::InvalidParameter, R::NotImageOwner, R::Upload, R::NotImplemented, R::StorageUnsupported],
+        errors: &[R::InvalidParameter, R::NotImageOwner, R::Upload, R::NotImplemented, R::StorageUnsupported,
+                  R::QuotaExceeded],
     }
     DeleteImageIcon => files::delete_icon {
         method: DELETE, path: "/images/{uuid}/icon", summary: "Remove the icon.",
@@ -344,7 +347,8 @@ operations! {
         method: POST, path: "/images/{uuid}/clone", served: Served::DcMode,
         summary: "A copy of a shared image owned by `account` (dc mode).",
         params: &[p::ACCOUNT, p::CHANNEL],
-        errors: &[R::InvalidParameter, R::ImageNotShared, R::NotAvailable, R::NotImageOwner, R::ImageFileMissing],
+        errors: &[R::InvalidParameter, R::ImageNotShared, R::NotAvailable, R::NotImageOwner, R::ImageFileMissing,
+                  R::QuotaExceeded],
     }
     AdminPushDockerImage => docker::push {
         method: POST, path: "/images/{uuid}/push",

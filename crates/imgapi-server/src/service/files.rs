@@ -377,18 +377,26 @@ pub async fn add_icon(
         )));
     }
     let uuid = stored.image.uuid;
+    let (body, reservation) =
+        quotas::reserve_bytes(app, stored.image.owner, uuid, params.content_length, body).await?;
     let key = new_blob_key(uuid, "icon");
     let outcome = match store.put_stream(&key, body, MAX_ICON_SIZE).await {
         Ok(o) => o,
-        Err(BlobError::TooLarge { .. }) => {
-            return Err(ServiceError::Upload(
-                "icon size exceeds the maximum allowed size, 128 KiB".into(),
-            ))
+        Err(e) => {
+            let refusal = reservation.as_ref().and_then(|r| r.refusal());
+            release_bytes(reservation).await;
+            return Err(match (refusal, e) {
+                (Some(refusal), _) => refusal,
+                (None, BlobError::TooLarge { .. }) => ServiceError::Upload(
+                    "icon size exceeds the maximum allowed size, 128 KiB".into(),
+                ),
+                (None, e) => ServiceError::blob("error receiving image icon")(e),
+            });
         }
-        Err(e) => return Err(ServiceError::blob("error receiving image icon")(e)),
     };
     if let Err(e) = verify_icon(&outcome, params.content_length, params.sha1) {
         discard(store, &key).await;
+        release_bytes(reservation).await;
         return Err(e);
     }
     let icon = IconRecord {
@@ -406,7 +414,9 @@ pub async fn add_icon(
         Ok(new)
     })
     .await;
-    finish_replacement(app, store, &key, saved, icon_blob).await
+    let finished = finish_replacement(app, store, &key, saved, icon_blob).await;
+    release_bytes(reservation).await;
+    finished
 }
 
 fn verify_icon(

@@ -467,3 +467,52 @@ pub async fn delete(app: &AppState, owner: Uuid) -> Result<(), ServiceError> {
         )))
     }
 }
+
+/// An upload session's hold on its owner's bytes: its reservation has the
+/// session's id and lives as long as the session. `bytes` more are
+/// reserved (0 only moves the expiry); refused when they would pass the
+/// limit. Nothing happens for owners without a byte limit.
+pub async fn reserve_for_session(
+    app: &AppState,
+    owner: Uuid,
+    image: Uuid,
+    session: Uuid,
+    bytes: u64,
+    expires_ms: i64,
+) -> Result<(), ServiceError> {
+    let limits = limits_of(app, owner).await?;
+    if limits.bytes == 0 {
+        return Ok(());
+    }
+    let req = ReservationRequest {
+        expires_ms,
+        ..request(session, owner, image, limits, 0, bytes)
+    };
+    let outcome = app
+        .meta
+        .reserve(&req)
+        .await
+        .map_err(ServiceError::meta(format!(
+            "error reserving storage for upload session {session}"
+        )))?;
+    match outcome {
+        ReserveOutcome::Granted => Ok(()),
+        ReserveOutcome::OverBytes(used) | ReserveOutcome::OverImages(used) => Err(bytes_exceeded(
+            owner,
+            limits.bytes,
+            &used,
+            &format!("{bytes} bytes"),
+        )),
+        ReserveOutcome::VersionTaken(_) => Err(ServiceError::Internal(
+            "unexpected version claim in a byte reservation".into(),
+        )),
+    }
+}
+
+/// Drop an upload session's reservation (finished, aborted); a failure
+/// leaves it to lapse at the session's expiry.
+pub async fn release_session(app: &AppState, session: Uuid) {
+    if let Err(e) = app.meta.release_reservation(session).await {
+        tracing::warn!(upload = %session, error = %e, "could not release an upload session's quota reservation; it lapses at its expiry");
+    }
+}

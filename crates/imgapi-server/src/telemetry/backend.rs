@@ -610,7 +610,10 @@ impl QuotaStore for MeteredMeta {
     }
     async fn delete_quota_override(&self, owner: Uuid) -> Result<bool, MetaError> {
         self.timer
-            .time("delete_quota_override", self.inner.delete_quota_override(owner))
+            .time(
+                "delete_quota_override",
+                self.inner.delete_quota_override(owner),
+            )
             .await
     }
 }

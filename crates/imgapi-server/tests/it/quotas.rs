@@ -47,7 +47,11 @@ async fn image_count_limit_from_the_defaults() {
         "the message names the limit and the use: {message}"
     );
     let q = quota(&s, OWNER).await;
-    assert_eq!(q["images"], json!({"limit": 2, "used": 2}), "nothing was created");
+    assert_eq!(
+        q["images"],
+        json!({"limit": 2, "used": 2}),
+        "nothing was created"
+    );
     // Another owner has its own count.
     let other = uuid::Uuid::new_v4().to_string();
     s.create(json!({"owner": other})).await;
@@ -107,7 +111,10 @@ async fn operators_only_except_an_owner_reading_its_own() {
         .get_json(&format!("/quotas/{OWNER}?account={OWNER}"))
         .await;
     assert_eq!(status, 200, "{own}");
-    assert_eq!(own["bytes"], json!({"limit": 1000, "used": 0, "reserved": 0}));
+    assert_eq!(
+        own["bytes"],
+        json!({"limit": 1000, "used": 0, "reserved": 0})
+    );
     let theirs = s
         .get_json(&format!("/quotas/{OWNER}?account={other}"))
         .await;
@@ -151,7 +158,11 @@ async fn byte_limit_refuses_a_known_size_before_streaming() {
         message.contains("at most 100 bytes") && message.contains("would add 101 bytes"),
         "{message}"
     );
-    assert_eq!(image(&s, &uuid).await["files"], json!([]), "no file recorded");
+    assert_eq!(
+        image(&s, &uuid).await["files"],
+        json!([]),
+        "no file recorded"
+    );
     let q = quota(&s, OWNER).await;
     assert_eq!(q["bytes"], json!({"limit": 100, "used": 0, "reserved": 0}));
     // Exactly the limit fits; then nothing more does.
@@ -282,7 +293,9 @@ async fn race(servers: &[TestServer]) {
     let first = &servers[0];
     let mut uuids = Vec::new();
     for i in 0..20 {
-        uuids.push(uuid_of(&first.create(json!({"version": format!("{i}")})).await));
+        uuids.push(uuid_of(
+            &first.create(json!({"version": format!("{i}")})).await,
+        ));
     }
     let uploads = uuids.iter().enumerate().map(|(i, uuid)| {
         let server = &servers[i % servers.len()];
@@ -293,7 +306,10 @@ async fn race(servers: &[TestServer]) {
     for r in results.iter().filter(|r| r.0 != 200) {
         assert_error(r, 403, "QuotaExceeded", None);
     }
-    assert!((1..=10).contains(&ok), "{ok} uploads succeeded: {results:?}");
+    assert!(
+        (1..=10).contains(&ok),
+        "{ok} uploads succeeded: {results:?}"
+    );
     let q = quota(first, OWNER).await;
     assert_eq!(q["bytes"]["used"], ok * 100, "{q}");
     assert!(q["bytes"]["used"].as_u64().unwrap() <= 1000);
@@ -334,4 +350,133 @@ async fn twenty_concurrent_uploads_across_three_instances_never_overshoot() {
         servers.push(TestServer::spawn_raw(&toml).await);
     }
     race(&servers).await;
+}
+
+async fn start_session(s: &TestServer, uuid: &str, query: &str) -> (u16, Value) {
+    status_json(
+        s.post(&format!(
+            "/images/{uuid}/file/uploads?compression=gzip{query}"
+        ))
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await
+}
+
+async fn put_session_chunk(
+    s: &TestServer,
+    uuid: &str,
+    id: &str,
+    len: usize,
+    total: &str,
+) -> (u16, Value) {
+    status_json(
+        s.put(&format!("/images/{uuid}/file/uploads/{id}"))
+            .header("content-range", format!("bytes 0-{}/{total}", len - 1))
+            .body(vec![b'x'; len])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn upload_sessions_hold_their_declared_size_and_reserve_chunks() {
+    let s = TestServer::spawn_with("[quotas]\ndefault_bytes = 100\n").await;
+    let uuid = uuid_of(&s.create(json!({})).await);
+    let refused = start_session(&s, &uuid, "&size=101").await;
+    assert_error(&refused, 403, "QuotaExceeded", None);
+    let (status, session) = start_session(&s, &uuid, "&size=100").await;
+    assert_eq!(status, 201, "{session}");
+    let id = session["upload_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        quota(&s, OWNER).await["bytes"]["reserved"],
+        100,
+        "held for the session"
+    );
+    // While it is held, another upload of the owner finds no room.
+    let other = uuid_of(&s.create(json!({"version": "2"})).await);
+    assert_error(
+        &s.upload(&other, vec![b'y'; 1]).await,
+        403,
+        "QuotaExceeded",
+        None,
+    );
+    assert_eq!(put_session_chunk(&s, &uuid, &id, 100, "100").await.0, 200);
+    let finished = status_json(
+        s.post(&format!("/images/{uuid}/file/uploads/{id}?action=finish"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(finished.0, 200, "{}", finished.1);
+    assert_eq!(
+        quota(&s, OWNER).await["bytes"],
+        json!({"limit": 100, "used": 100, "reserved": 0})
+    );
+    // A session without a size reserves each chunk before reading it.
+    let (status, session) = start_session(&s, &other, "").await;
+    assert_eq!(status, 201, "{session}");
+    let id = session["upload_id"].as_str().unwrap().to_string();
+    let chunk = put_session_chunk(&s, &other, &id, 10, "*").await;
+    assert_error(&chunk, 403, "QuotaExceeded", None);
+    assert_eq!(quota(&s, OWNER).await["bytes"]["reserved"], 0);
+    let aborted = s
+        .delete(&format!("/images/{other}/file/uploads/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(aborted.status(), 204);
+}
+
+#[tokio::test]
+async fn icons_count_against_the_byte_limit() {
+    let s = TestServer::spawn_with("[quotas]\ndefault_bytes = 100\n").await;
+    let uuid = uuid_of(&s.create(json!({})).await);
+    let put_icon = |len: usize| {
+        s.put(&format!("/images/{uuid}/icon"))
+            .header("content-type", "image/png")
+            .body(vec![0x89u8; len])
+            .send()
+    };
+    let refused = status_json(put_icon(150).await.unwrap()).await;
+    assert_error(&refused, 403, "QuotaExceeded", None);
+    assert!(image(&s, &uuid).await.get("icon").is_none());
+    let ok = status_json(put_icon(60).await.unwrap()).await;
+    assert_eq!(ok.0, 200, "{}", ok.1);
+    assert_eq!(quota(&s, OWNER).await["bytes"]["used"], 60);
+}
+
+#[tokio::test]
+async fn write_once_refuses_an_update_onto_an_existing_triple() {
+    let s = TestServer::spawn_with("[quotas]\nwrite_once_versions = true\n").await;
+    let first = uuid_of(&s.create(json!({"version": "1"})).await);
+    let second = uuid_of(&s.create(json!({"version": "2"})).await);
+    let moved = s
+        .post_json(
+            &format!("/images/{second}?action=update"),
+            &json!({"version": "1"}),
+        )
+        .await;
+    assert_error(&moved, 409, "ImageVersionExists", None);
+    assert!(moved.1["message"].as_str().unwrap().contains(&first));
+    assert_eq!(image(&s, &second).await["version"], "2");
+    let renamed = s
+        .post_json(
+            &format!("/images/{second}?action=update"),
+            &json!({"version": "3"}),
+        )
+        .await;
+    assert_eq!(renamed.0, 200, "{}", renamed.1);
+    // Updating other fields of an image keeps its own triple.
+    let described = s
+        .post_json(
+            &format!("/images/{first}?action=update"),
+            &json!({"description": "the first"}),
+        )
+        .await;
+    assert_eq!(described.0, 200, "{}", described.1);
 }
