@@ -20,6 +20,11 @@ use crate::{
     UploadSession,
 };
 
+mod quotas;
+pub use quotas::{
+    quota_overrides_crud, quotas_concurrent_reserves_never_overshoot, quotas_reserve_checks_limits,
+    quotas_version_claims,
+};
 mod usage;
 pub use usage::{
     jobs_counted_by_execution, usage_is_one_snapshot, usage_per_owner_and_billing_tag,
@@ -58,6 +63,10 @@ pub async fn run_all(store: &dyn MetaStore) {
     usage_per_owner_and_billing_tag(store).await;
     usage_is_one_snapshot(store).await;
     jobs_counted_by_execution(store).await;
+    quotas_reserve_checks_limits(store).await;
+    quotas_version_claims(store).await;
+    quotas_concurrent_reserves_never_overshoot(store).await;
+    quota_overrides_crud(store).await;
 }
 
 /// Every committed write moves the generation forward; reads do not.

@@ -21,6 +21,7 @@ mod get_icon;
 mod list;
 pub mod local;
 mod ping;
+mod quota;
 mod remove_acl;
 mod update;
 
@@ -38,6 +39,7 @@ mod sources;
 mod vacuum;
 
 pub use create::send_file;
+pub use quota::parse_size;
 
 use imgapi_client::{Client, ClientError, Image, Signer};
 use serde::Serialize;
@@ -350,6 +352,7 @@ pub async fn run(
         Command::DeleteIcon(a) => delete_icon::run(&ctx, a).await,
         Command::Channels(a) => channels::run(&ctx, a).await,
         Command::ChannelAdd(a) => channel_add::run(&ctx, a).await,
+        Command::Quota(a) => quota::run(&ctx, a).await,
         Command::AdminImport(a) => admin_import::run(&ctx, a).await,
         Command::DockerImport(a) => docker_import::run(&ctx, a).await,
         Command::DockerPush(a) => docker_push::run(&ctx, a).await,
