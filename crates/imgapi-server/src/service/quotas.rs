@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use super::ServiceError;
 use crate::app::AppState;
+use crate::config::QuotasConfig;
 
 /// How long a reservation lives unless renewed: long enough for a slow
 /// upload step, short enough that a killed instance's reservations lapse.
@@ -36,23 +37,30 @@ fn now_ms() -> i64 {
 /// The limits of `owner`: a stored override (PutQuota) before a
 /// `[quotas.owners]` entry before the defaults, key by key.
 pub async fn limits_of(app: &AppState, owner: Uuid) -> Result<QuotaLimits, ServiceError> {
-    let stored = app
-        .meta
+    configured_limits(&app.config.quotas, app.meta.as_ref(), owner).await
+}
+
+/// [`limits_of`] from the configuration and the store alone (`imgapi usage`).
+async fn configured_limits(
+    config: &QuotasConfig,
+    meta: &dyn MetaStore,
+    owner: Uuid,
+) -> Result<QuotaLimits, ServiceError> {
+    let stored = meta
         .quota_override(owner)
         .await
         .map_err(ServiceError::meta(format!(
             "error loading the quota of {owner}"
         )))?;
-    Ok(effective_limits(app, owner, stored.as_ref()))
+    Ok(effective_limits(config, owner, stored.as_ref()))
 }
 
 /// [`limits_of`] with the stored override already read.
 pub fn effective_limits(
-    app: &AppState,
+    config: &QuotasConfig,
     owner: Uuid,
     stored: Option<&QuotaOverride>,
 ) -> QuotaLimits {
-    let config = &app.config.quotas;
     let configured = config.owners.get(&owner);
     let pick = |stored: Option<u64>, configured: Option<u64>, default: u64| {
         stored.or(configured).unwrap_or(default)
@@ -355,8 +363,8 @@ async fn describe(
     owner: Uuid,
     stored: Option<QuotaOverride>,
 ) -> Result<imgapi_types::Quota, ServiceError> {
-    let limits = effective_limits(app, owner, stored.as_ref());
-    let summary = summarize(app, owner, limits).await?;
+    let limits = effective_limits(&app.config.quotas, owner, stored.as_ref());
+    let summary = summarize(app.meta.as_ref(), owner, limits).await?;
     Ok(imgapi_types::Quota {
         owner,
         images: summary.images,
@@ -369,12 +377,11 @@ async fn describe(
 }
 
 async fn summarize(
-    app: &AppState,
+    meta: &dyn MetaStore,
     owner: Uuid,
     limits: QuotaLimits,
 ) -> Result<imgapi_types::UsageQuota, ServiceError> {
-    let used = app
-        .meta
+    let used = meta
         .quota_use(owner, now_ms())
         .await
         .map_err(ServiceError::meta(format!(
@@ -396,14 +403,29 @@ async fn summarize(
 /// `quota` of `owner` in `/usage`: `None` when the owner has no limit,
 /// so answers without quotas stay as they were.
 pub async fn usage_quota(
-    app: &AppState,
+    config: &QuotasConfig,
+    meta: &dyn MetaStore,
     owner: Uuid,
 ) -> Result<Option<imgapi_types::UsageQuota>, ServiceError> {
-    let limits = limits_of(app, owner).await?;
+    let limits = configured_limits(config, meta, owner).await?;
     if limits == QuotaLimits::default() {
         return Ok(None);
     }
-    summarize(app, owner, limits).await.map(Some)
+    summarize(meta, owner, limits).await.map(Some)
+}
+
+/// The wire form of `usage` (`GET /usage`, `imgapi usage -j`), with the
+/// `quota` of each owner that has a limit.
+pub async fn usage_with_quotas(
+    config: &QuotasConfig,
+    meta: &dyn MetaStore,
+    usage: &imgapi_meta::Usage,
+) -> Result<imgapi_types::Usage, ServiceError> {
+    let mut answer = super::usage::wire(usage);
+    for o in &mut answer.owners {
+        o.quota = usage_quota(config, meta, o.owner).await?;
+    }
+    Ok(answer)
 }
 
 /// ListQuotas: the owners with a configured or stored quota, by owner.

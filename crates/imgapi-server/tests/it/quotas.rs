@@ -480,3 +480,32 @@ async fn write_once_refuses_an_update_onto_an_existing_triple() {
         .await;
     assert_eq!(described.0, 200, "{}", described.1);
 }
+
+#[tokio::test]
+async fn usage_command_shows_the_quotas_the_endpoint_shows() {
+    let s = TestServer::spawn_with("[quotas]\ndefault_bytes = 1000\n").await;
+    s.publish(json!({})).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("imgapi.toml");
+    std::fs::write(&config, &s.config_toml).unwrap();
+    let config = config.display().to_string();
+    let (code, out, err) = run_imgapi(vec![
+        "usage".into(),
+        "-j".into(),
+        "--config".into(),
+        config.clone(),
+    ])
+    .await;
+    assert_eq!(code, Some(0), "{err}");
+    let cli: Value = serde_json::from_str(&out).unwrap();
+    let (_, api) = s.get_json("/usage").await;
+    assert_eq!(cli, api);
+    assert_eq!(
+        api["owners"][0]["quota"]["bytes"],
+        json!({"limit": 1000, "used": 11, "reserved": 0})
+    );
+    let (code, out, err) = run_imgapi(vec!["usage".into(), "--config".into(), config]).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("QUOTA OWNER"), "{out}");
+    assert!(out.contains(OWNER), "{out}");
+}

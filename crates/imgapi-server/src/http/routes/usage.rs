@@ -30,9 +30,6 @@ pub async fn get_usage(app: &AppState, req: Req) -> Result<Response, ApiError> {
         },
     };
     let found = usage::usage(app.meta.as_ref(), owner).await?;
-    let mut answer = usage::wire(&found);
-    for o in &mut answer.owners {
-        o.quota = quotas::usage_quota(app, o.owner).await?;
-    }
+    let answer = quotas::usage_with_quotas(&app.config.quotas, app.meta.as_ref(), &found).await?;
     Ok(ok_json(&answer))
 }
