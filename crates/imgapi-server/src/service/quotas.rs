@@ -168,14 +168,39 @@ pub async fn reserve_image(
     record: &ImageRecord,
     counts_image: bool,
 ) -> Result<Option<Reservation>, ServiceError> {
+    reserve_record(app, record, u64::from(counts_image), 0).await
+}
+
+/// Before a record that arrives with its files already stored (Docker
+/// and LXD imports) is inserted: its image and its bytes, at once.
+pub async fn reserve_stored_record(
+    app: &AppState,
+    record: &ImageRecord,
+) -> Result<Option<Reservation>, ServiceError> {
+    let bytes = record
+        .files
+        .iter()
+        .map(|f| f.size)
+        .chain(record.icon.as_ref().map(|i| i.size))
+        .fold(0u64, u64::saturating_add);
+    reserve_record(app, record, 1, bytes).await
+}
+
+async fn reserve_record(
+    app: &AppState,
+    record: &ImageRecord,
+    images: u64,
+    bytes: u64,
+) -> Result<Option<Reservation>, ServiceError> {
     let write_once = app.config.quotas.write_once_versions;
     let owner = record.owner;
     let limits = limits_of(app, owner).await?;
-    if (!counts_image || limits.images == 0) && !write_once {
+    let counted = (images > 0 && limits.images > 0) || (bytes > 0 && limits.bytes > 0);
+    if !counted && !write_once {
         return Ok(None);
     }
     let id = Uuid::new_v4();
-    let mut req = request(id, owner, record.uuid, limits, u64::from(counts_image), 0);
+    let mut req = request(id, owner, record.uuid, limits, images, bytes);
     if write_once {
         req.claim_version = Some((record.name.clone(), record.version.clone()));
     }
@@ -194,7 +219,12 @@ pub async fn reserve_image(
             released: false,
         })),
         ReserveOutcome::OverImages(used) => Err(images_exceeded(owner, limits.images, &used)),
-        ReserveOutcome::OverBytes(used) => Err(bytes_exceeded(owner, limits.bytes, &used, "0")),
+        ReserveOutcome::OverBytes(used) => Err(bytes_exceeded(
+            owner,
+            limits.bytes,
+            &used,
+            &format!("{bytes} bytes"),
+        )),
         ReserveOutcome::VersionTaken(existing) => Err(ServiceError::ImageVersionExists {
             owner,
             name: record.name.clone(),
