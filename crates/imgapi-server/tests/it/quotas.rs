@@ -334,22 +334,46 @@ async fn twenty_concurrent_uploads_never_overshoot() {
     race(std::slice::from_ref(&s)).await;
 }
 
-#[tokio::test]
-async fn twenty_concurrent_uploads_across_three_instances_never_overshoot() {
+/// Three instances on one PostgreSQL database and bucket, with `quotas`
+/// as their `[quotas]` section; `None` (after a SKIP line) without the env.
+async fn three_instances(quotas: &str) -> Option<Vec<TestServer>> {
     let Some((admin_url, endpoint, bucket)) = scale_out_env() else {
-        eprintln!("SKIP: multi-instance quota race needs IMGAPI_TEST_PG_URL and IMGAPI_TEST_S3_* (set by .ci/run)");
-        return;
+        eprintln!("SKIP: multi-instance quota tests need IMGAPI_TEST_PG_URL and IMGAPI_TEST_S3_* (set by .ci/run)");
+        return None;
     };
     let db = create_database(&admin_url);
     let prefix = format!("quotas-{}", uuid::Uuid::new_v4().simple());
     let toml = format!(
-        "database_url = {db:?}\n[storage]\nkind = \"s3\"\nendpoint = {endpoint:?}\nbucket = {bucket:?}\nprefix = {prefix:?}\n[quotas]\ndefault_bytes = 1000\n"
+        "database_url = {db:?}\n[storage]\nkind = \"s3\"\nendpoint = {endpoint:?}\nbucket = {bucket:?}\nprefix = {prefix:?}\n[quotas]\n{quotas}\n"
     );
     let mut servers = Vec::new();
     for _ in 0..3 {
         servers.push(TestServer::spawn_raw(&toml).await);
     }
+    Some(servers)
+}
+
+#[tokio::test]
+async fn twenty_concurrent_uploads_across_three_instances_never_overshoot() {
+    let Some(servers) = three_instances("default_bytes = 1000").await else {
+        return;
+    };
     race(&servers).await;
+}
+
+#[tokio::test]
+async fn write_once_holds_across_three_instances() {
+    let Some(servers) = three_instances("write_once_versions = true").await else {
+        return;
+    };
+    let body = manifest();
+    let creates = (0..9).map(|i| servers[i % 3].post_json("/images", &body));
+    let results = join_all(creates).await;
+    let won = results.iter().filter(|r| r.0 == 200).count();
+    assert_eq!(won, 1, "{results:?}");
+    for r in results.iter().filter(|r| r.0 != 200) {
+        assert_error(r, 409, "ImageVersionExists", None);
+    }
 }
 
 async fn start_session(s: &TestServer, uuid: &str, query: &str) -> (u16, Value) {
@@ -508,4 +532,30 @@ async fn usage_command_shows_the_quotas_the_endpoint_shows() {
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("QUOTA OWNER"), "{out}");
     assert!(out.contains(OWNER), "{out}");
+}
+
+#[tokio::test]
+async fn lxd_imports_reserve_the_image_and_its_bytes() {
+    use crate::lxd::{config, import, local_blobs, squashfs_missing, Tree, COMBINED_ALIAS};
+    if let Some(why) = squashfs_missing() {
+        eprintln!("SKIP: {why}");
+        return;
+    }
+    let mut tree = Tree::new();
+    tree.publish("20240101_13:00");
+    let source = tree.serve().await;
+    let s = TestServer::spawn_with(&format!(
+        "{}[quotas]\ndefault_bytes = 10\n",
+        config(&source.url)
+    ))
+    .await;
+    let (status, lines) = import(&s, &format!("t:{COMBINED_ALIAS}")).await;
+    assert_eq!(status, 200);
+    let text = serde_json::to_string(&lines).unwrap();
+    assert!(text.contains("byte quota exceeded"), "{text}");
+    assert_eq!(
+        quota(&s, "00000000-0000-0000-0000-000000000000").await["images"]["used"],
+        0
+    );
+    assert_eq!(local_blobs(&s), 0, "the downloaded files are deleted");
 }
