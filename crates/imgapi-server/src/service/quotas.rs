@@ -295,15 +295,13 @@ pub async fn reserve_bytes(
         released: false,
     };
     let refused = Arc::new(Mutex::new(None));
-    let body = match size {
-        Some(_) => body,
-        None => metered(
-            body,
-            Arc::clone(&app.meta),
-            request(id, owner, image, limits, 0, 0),
-            Arc::clone(&refused),
-        ),
-    };
+    let body = metered(
+        body,
+        Arc::clone(&app.meta),
+        request(id, owner, image, limits, 0, 0),
+        size.unwrap_or(0),
+        Arc::clone(&refused),
+    );
     Ok((
         body,
         Some(ByteReservation {
@@ -313,17 +311,21 @@ pub async fn reserve_bytes(
     ))
 }
 
-/// `body`, growing the reservation `base` names ahead of the bytes that
-/// arrive: by [`STREAM_STEP`], or by exactly what is missing when a whole
-/// step no longer fits. When even that is refused, the body fails (the
-/// blob store then discards what it staged) and `refused` says why.
+/// `body`, keeping the reservation `base` names (already `reserved`
+/// bytes) ahead of the bytes that arrive: grown by [`STREAM_STEP`], or by
+/// exactly what is missing when a whole step no longer fits, and renewed
+/// while a long upload runs so it never lapses under it. When growing is
+/// refused, the body fails (the blob store then discards what it staged)
+/// and `refused` says why.
 fn metered(
     body: ByteStream,
     meta: Arc<dyn MetaStore>,
     base: ReservationRequest,
+    reserved: u64,
     refused: Arc<Mutex<Option<ServiceError>>>,
 ) -> ByteStream {
-    let state = Arc::new(tokio::sync::Mutex::new((0u64, 0u64))); // (received, reserved)
+    // (received, reserved, when the expiry was last moved)
+    let state = Arc::new(tokio::sync::Mutex::new((0u64, reserved, now_ms())));
     let stream = body.then(move |item| {
         let (state, meta, base, refused) = (
             Arc::clone(&state),
@@ -334,9 +336,24 @@ fn metered(
         async move {
             let chunk = item?;
             let mut guard = state.lock().await;
-            let (received, reserved) = &mut *guard;
+            let (received, reserved, renewed_ms) = &mut *guard;
             *received = received.saturating_add(chunk.len() as u64);
             if *received <= *reserved {
+                let now = now_ms();
+                if now.saturating_sub(*renewed_ms) > RESERVATION_TTL_MS / 3 {
+                    let renew = ReservationRequest {
+                        bytes: 0,
+                        now_ms: now,
+                        expires_ms: now.saturating_add(RESERVATION_TTL_MS),
+                        ..base.clone()
+                    };
+                    // A failed renewal is retried with the next chunk; the
+                    // reservation has two thirds of its life left.
+                    match meta.reserve(&renew).await {
+                        Ok(_) => *renewed_ms = now,
+                        Err(e) => tracing::warn!(error = %e, "could not renew a quota reservation"),
+                    }
+                }
                 return Ok(chunk);
             }
             let missing = *received - *reserved;
@@ -351,6 +368,7 @@ fn metered(
                 match meta.reserve(&req).await {
                     Ok(ReserveOutcome::Granted) => {
                         *reserved = reserved.saturating_add(step);
+                        *renewed_ms = now;
                         return Ok(chunk);
                     }
                     Ok(ReserveOutcome::OverBytes(used)) if step == missing => {
