@@ -38,8 +38,8 @@ pub struct QuotaBytes {
 
 /// The body of PutQuota: an owner's limits replacing the configured ones
 /// (an absent or `null` key keeps the configured value; 0 = no limit).
+/// Other keys are refused by the server.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct QuotaOverrideBody {
     #[serde(default)]
     pub images: Option<u64>,

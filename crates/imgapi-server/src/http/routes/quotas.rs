@@ -52,12 +52,22 @@ pub async fn put(app: &AppState, mut req: Req) -> Result<Response, ApiError> {
     }
     let owner = owner_arg(&req)?;
     let body = req.json_body().await?.unwrap_or_default();
-    let body: QuotaOverrideBody = serde_json::from_value(body).map_err(|e| {
+    let invalid = |why: String| {
         ApiError::invalid_param(
-            format!("invalid quota: {e} (expected {{\"images\": N, \"bytes\": N}}, 0 = no limit)"),
+            format!(
+                "invalid quota: {why} (expected {{\"images\": N, \"bytes\": N}}, 0 = no limit)"
+            ),
             vec![FieldError::invalid("body")],
         )
-    })?;
+    };
+    if let Some(unknown) = body.as_object().and_then(|o| {
+        o.keys()
+            .find(|k| !["images", "bytes"].contains(&k.as_str()))
+    }) {
+        return Err(invalid(format!("unknown key \"{unknown}\"")));
+    }
+    let body: QuotaOverrideBody =
+        serde_json::from_value(body).map_err(|e| invalid(e.to_string()))?;
     Ok(ok_json(&svc::put(app, owner, body).await?))
 }
 
