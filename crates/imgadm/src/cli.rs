@@ -101,6 +101,10 @@ pub enum Command {
     /// The recycle bin of deleted images (servers with `[lifecycle] recycle_days`):
     /// `bin list`, `bin get|restore|purge UUID`.
     Bin(BinArgs),
+    /// Show an owner's quota (limits and use), or without OWNER every owner with
+    /// one; operators: `quota set OWNER --images N --bytes SIZE` (0 = no limit;
+    /// SIZE takes K, M, G, T suffixes: 10G) and `quota clear OWNER`.
+    Quota(QuotaArgs),
     /// Operator: import a manifest keeping its uuid; with -f, also upload its file and activate it.
     AdminImport(AdminImportArgs),
     /// Operator: import a Docker/OCI image (each layer an image) from its registry.
@@ -212,6 +216,41 @@ pub enum InstalledAction {
     Get(UuidArg),
     /// Delete an installed image.
     Delete(UuidArg),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct QuotaArgs {
+    #[command(subcommand)]
+    pub action: Option<QuotaAction>,
+    /// Owner UUID; none = every owner with a quota (operators).
+    pub owner: Option<Uuid>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuotaAction {
+    /// Operator: store an owner's limits, replacing the configured ones.
+    Set(QuotaSetArgs),
+    /// Operator: drop an owner's stored limits (the configured ones apply again).
+    Clear(OwnerArg),
+}
+
+#[derive(Debug, Args)]
+pub struct QuotaSetArgs {
+    /// Owner UUID.
+    pub owner: Uuid,
+    /// Most images the owner may have (0 = no limit).
+    #[arg(long)]
+    pub images: Option<u64>,
+    /// Most bytes of files and icons (0 = no limit): 1000, 512M, 10G, 1T (powers of 1024).
+    #[arg(long, value_parser = crate::commands::parse_size)]
+    pub bytes: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct OwnerArg {
+    /// Owner UUID.
+    pub owner: Uuid,
 }
 
 #[derive(Debug, Args)]

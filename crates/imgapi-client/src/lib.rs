@@ -53,7 +53,8 @@ pub use docker::{
 pub use error::ClientError;
 pub use imgapi_types::{
     Channel, DockerMessage, ErrorBody, FieldError, Image, ImageFile, ImageLifecycle, Job, Ping,
-    RecycledImage, RetentionPlan, RetentionPlanImage, RetentionRule, StartedJob, UploadSessionBody,
+    Quota, QuotaOverrideBody, RecycledImage, RetentionPlan, RetentionPlanImage, RetentionRule,
+    StartedJob, UploadSessionBody,
 };
 pub use progress::{NoProgress, Reporter};
 /// URLs as the client takes them.
@@ -356,6 +357,37 @@ impl Client {
     /// `GET /channels` (404 when the server has no channels).
     pub async fn list_channels(&self) -> Result<Vec<Channel>, ClientError> {
         self.get_json("/channels", &[]).await
+    }
+
+    // ---- quotas ----
+
+    /// `GET /quotas/:owner`: the owner's limits and use (operators, or the
+    /// owner itself).
+    pub async fn get_quota(&self, owner: &Uuid) -> Result<Quota, ClientError> {
+        self.get_json(&format!("/quotas/{owner}"), &[]).await
+    }
+
+    /// `GET /quotas` (operators): every owner with a configured or stored quota.
+    pub async fn list_quotas(&self) -> Result<Vec<Quota>, ClientError> {
+        self.get_json("/quotas", &[]).await
+    }
+
+    /// `PUT /quotas/:owner` (operators): store the owner's limits.
+    pub async fn put_quota(
+        &self,
+        owner: &Uuid,
+        limits: &QuotaOverrideBody,
+    ) -> Result<Quota, ClientError> {
+        let url = self.url(&format!("/quotas/{owner}"), &[])?;
+        let resp = self.request(Method::PUT, url)?.json(limits).send().await?;
+        Self::decode(resp).await
+    }
+
+    /// `DELETE /quotas/:owner` (operators): drop the owner's stored limits.
+    pub async fn delete_quota(&self, owner: &Uuid) -> Result<(), ClientError> {
+        let url = self.url(&format!("/quotas/{owner}"), &[])?;
+        let resp = self.request(Method::DELETE, url)?.send().await?;
+        Self::check(resp).await.map(|_| ())
     }
 
     // ---- jobs ----

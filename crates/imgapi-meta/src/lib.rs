@@ -2,7 +2,7 @@
 //! locks, persisted by one backend behind [`MetaStore`] (one trait per
 //! role: [`ImageStore`], [`JobStore`], [`UploadStore`], [`UsageStore`],
 //! [`RunLockStore`], [`ImageFlagsStore`], [`RetentionRuleStore`],
-//! [`RecycleBinStore`]).
+//! [`RecycleBinStore`], [`QuotaStore`]).
 //!
 //! Services call stores; stores never call services. Every backend passes the
 //! same conformance suite ([`testsuite`], feature `testing`).
@@ -15,6 +15,7 @@ mod flags;
 mod images;
 mod jobs;
 pub mod postgres;
+mod quotas;
 mod recycle_bin;
 mod retention;
 mod run_lock;
@@ -30,6 +31,9 @@ pub use flags::{FlagsChange, ImageFlags, ImageFlagsStore};
 pub use images::{ImageStore, Revision, StoredImage};
 pub use jobs::{JobExecution, JobLease, JobRecord, JobStore};
 pub use postgres::PostgresStore;
+pub use quotas::{
+    QuotaLimits, QuotaOverride, QuotaStore, QuotaUse, ReservationRequest, ReserveOutcome,
+};
 pub use recycle_bin::{BinEntry, BinUsage, RecycleBinStore};
 pub use retention::{RetentionRuleStore, StoredRetentionRule};
 pub use run_lock::{RunLock, RunLockAttempt, RunLockStore};
@@ -48,6 +52,7 @@ pub trait MetaStore:
     + ImageFlagsStore
     + RetentionRuleStore
     + RecycleBinStore
+    + QuotaStore
 {
 }
 
@@ -60,6 +65,7 @@ impl<T> MetaStore for T where
         + ImageFlagsStore
         + RetentionRuleStore
         + RecycleBinStore
+        + QuotaStore
 {
 }
 

@@ -21,10 +21,15 @@ use crate::{
 };
 
 mod flags;
+mod quotas;
 mod recycle_bin;
 mod retention;
 mod usage;
 pub use flags::{flags_follow_the_image, flags_in_listings, flags_set_merge_and_clear};
+pub use quotas::{
+    quota_overrides_crud, quotas_concurrent_reserves_never_overshoot, quotas_reserve_checks_limits,
+    quotas_version_claims,
+};
 pub use recycle_bin::{
     recycle_bin_conflicts, recycle_bin_expiry_and_abandoned, recycle_bin_move_restore_purge,
 };
@@ -71,6 +76,10 @@ pub async fn run_all(store: &dyn MetaStore) {
     flags_in_listings(store).await;
     retention_rules_round_trip(store).await;
     recycle_bin_move_restore_purge(store).await;
+    quotas_reserve_checks_limits(store).await;
+    quotas_version_claims(store).await;
+    quotas_concurrent_reserves_never_overshoot(store).await;
+    quota_overrides_crud(store).await;
     recycle_bin_conflicts(store).await;
     recycle_bin_expiry_and_abandoned(store).await;
 }

@@ -17,8 +17,8 @@ pub use keys::{Config, KEYS};
 use sections::DatabaseSection;
 pub use sections::{
     AuthType, ChannelConfig, DockerConfig, DsapiMode, ExportConfig, LifecycleConfig, LxdConfig,
-    RemoteConfig, RetentionConfig, RetentionRuleConfig, S3Credentials, SimplestreamsConfig,
-    StorageConfig,
+    OwnerQuota, QuotasConfig, RemoteConfig, RetentionConfig, RetentionRuleConfig, S3Credentials,
+    SimplestreamsConfig, StorageConfig,
 };
 
 /// A documented configuration key.
@@ -163,6 +163,9 @@ impl Config {
                 })?;
             }
             cfg.retention = retention;
+        }
+        if let Some(quotas) = layer.quotas {
+            cfg.quotas = quotas;
         }
         if let Some(lxd) = layer.lxd {
             validate_lxd(&lxd)?;

@@ -92,6 +92,41 @@ pub fn write_text(
     )
 }
 
+/// The owners with a quota, one line each (nothing when none has one).
+fn write_quotas(answer: &imgapi_types::Usage, out: &mut dyn Write) -> std::io::Result<()> {
+    let with_quota: Vec<_> = answer
+        .owners
+        .iter()
+        .filter_map(|o| o.quota.map(|q| (o.owner, q)))
+        .collect();
+    if with_quota.is_empty() {
+        return Ok(());
+    }
+    let limit = |l: u64| match l {
+        0 => "-".to_string(),
+        l => l.to_string(),
+    };
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{:<36}  {:>8}  {:>8}  {:>16}  {:>16}  {:>16}",
+        "QUOTA OWNER", "IMAGES", "LIMIT", "BYTES", "LIMIT", "RESERVED"
+    )?;
+    for (owner, q) in with_quota {
+        writeln!(
+            out,
+            "{:<36}  {:>8}  {:>8}  {:>16}  {:>16}  {:>16}",
+            owner.to_string(),
+            q.images.used,
+            limit(q.images.limit),
+            q.bytes.used,
+            limit(q.bytes.limit),
+            q.bytes.reserved
+        )?;
+    }
+    Ok(())
+}
+
 /// `imgapi usage`: exit 0, or 2 when the database cannot be read.
 pub async fn cli(top_config: Option<PathBuf>, args: UsageArgs) -> ExitCode {
     let path = args.config.clone().or(top_config);
@@ -124,11 +159,25 @@ pub async fn cli(top_config: Option<PathBuf>, args: UsageArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let answer = match crate::service::quotas::usage_with_quotas(
+        &config.quotas,
+        stores.meta.as_ref(),
+        &usage,
+        &bin,
+    )
+    .await
+    {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("imgapi usage: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let mut out = std::io::stdout().lock();
     let written = if args.json {
-        writeln!(out, "{}", crate::service::usage::to_json(&usage, &bin))
+        writeln!(out, "{}", serde_json::to_value(&answer).unwrap_or_default())
     } else {
-        write_text(&usage, &bin, &mut out)
+        write_text(&usage, &bin, &mut out).and_then(|()| write_quotas(&answer, &mut out))
     };
     match written.and_then(|()| out.flush()) {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,9 +10,9 @@ use crate::{
     DockerProgressDetail, DockerProgressMessage, DockerPushResult, DockerStreamError, DsapiDataset,
     DsapiFile, ErrorBody, Exported, FieldCode, FieldError, Health, HealthCheck, HealthChecks,
     Image, ImageFile, ImageLifecycle, ImageUser, Job, JobParams, JobStep, LogState,
-    LxdErrorMessage, LxdMessage, LxdProgress, LxdProgressMessage, OwnerUsage, Ping,
-    RecycleBinUsage, RecycledImage, Requirements, ServerState, StartedJob, TagUsage,
-    UploadSessionBody, Usage, UsageTotals,
+    LxdErrorMessage, LxdMessage, LxdProgress, LxdProgressMessage, OwnerUsage, Ping, Quota,
+    QuotaBytes, QuotaImages, QuotaOverrideBody, RecycleBinUsage, RecycledImage, Requirements,
+    ServerState, StartedJob, TagUsage, UploadSessionBody, Usage, UsageQuota, UsageTotals,
 };
 use crate::{RetentionPlan, RetentionPlanImage, RetentionRule};
 
@@ -52,6 +52,11 @@ wire_types![
     OwnerUsage,
     TagUsage,
     UsageTotals,
+    UsageQuota,
+    Quota,
+    QuotaImages,
+    QuotaBytes,
+    QuotaOverrideBody,
     UploadSessionBody,
     ImageLifecycle,
     RetentionRule,

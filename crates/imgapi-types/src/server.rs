@@ -139,6 +139,9 @@ pub struct OwnerUsage {
     /// The owner's images and bytes per billing tag.
     #[serde(rename = "billingTags")]
     pub billing_tags: BTreeMap<String, TagUsage>,
+    /// Limits and use, only for owners with a quota (docs/lifecycle.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<crate::UsageQuota>,
 }
 
 /// Images and bytes under one billing tag.

@@ -23,6 +23,7 @@ mod lifecycle;
 mod list;
 pub mod local;
 mod ping;
+mod quota;
 mod remove_acl;
 pub mod retention;
 mod update;
@@ -41,6 +42,7 @@ mod sources;
 mod vacuum;
 
 pub use create::send_file;
+pub use quota::parse_size;
 
 use imgapi_client::{Client, ClientError, Image, Signer};
 use serde::Serialize;
@@ -358,6 +360,7 @@ pub async fn run(
         Command::Channels(a) => channels::run(&ctx, a).await,
         Command::ChannelAdd(a) => channel_add::run(&ctx, a).await,
         Command::Bin(a) => bin::run(&ctx, a).await,
+        Command::Quota(a) => quota::run(&ctx, a).await,
         Command::AdminImport(a) => admin_import::run(&ctx, a).await,
         Command::DockerImport(a) => docker_import::run(&ctx, a).await,
         Command::DockerPush(a) => docker_push::run(&ctx, a).await,

@@ -52,6 +52,7 @@ use crate::{MetaError, UploadSession};
 mod images;
 mod jobs;
 mod prober;
+mod quotas;
 mod run_lock;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]

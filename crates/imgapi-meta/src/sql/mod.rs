@@ -29,6 +29,7 @@ pub(crate) mod flags;
 pub(crate) mod images;
 pub(crate) mod jobs;
 pub(crate) mod list_query;
+pub(crate) mod quotas;
 pub(crate) mod recycle_bin;
 pub(crate) mod retention;
 pub(crate) mod uploads;

@@ -39,6 +39,7 @@ use writer::Writer;
 
 mod images;
 mod jobs;
+mod quotas;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;

@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use super::{
     AuthType, ChannelConfig, ConfigError, DatabaseSection, DockerConfig, DsapiMode, ExportConfig,
-    KeyDoc, LifecycleConfig, LxdConfig, RemoteConfig, RetentionConfig, SimplestreamsConfig,
-    StorageConfig,
+    KeyDoc, LifecycleConfig, LxdConfig, QuotasConfig, RemoteConfig, RetentionConfig,
+    SimplestreamsConfig, StorageConfig,
 };
 use crate::accounts::AccountDirectoryConfig;
 
@@ -152,6 +152,10 @@ config_keys! {
     lifecycle: LifecycleConfig = LifecycleConfig::default(), shown "recycle_days = 0, abandoned_upload_hours = 0, sweep_interval_secs = 300",
         file LifecycleConfig, env "IMGAPI_LIFECYCLE" json("a JSON object of [lifecycle] keys"),
         "`[lifecycle]` (docs/lifecycle.md): `recycle_days` > 0 makes DeleteImage move an image and its file to a recycle bin (`/recycle-bin`: list, restore, purge) for that many days instead of deleting it; its uuid cannot be reused meanwhile. `0` deletes at once (the original's behaviour). `abandoned_upload_hours` > 0 removes images never activated (CreateImage without ActivateImage) older than that many hours; `0` keeps them. Both take fractions (`0.5`). A sweep every `sweep_interval_secs` (300) purges expired bin entries and abandoned uploads, on one instance at a time. In the environment: a JSON object.";
+    /// Per-owner quotas and write-once versions (`[quotas]`).
+    quotas: QuotasConfig = QuotasConfig::default(), shown "default_images = 0, default_bytes = 0, owners = {}, write_once_versions = false",
+        file QuotasConfig, env "IMGAPI_QUOTAS" json("a JSON object of [quotas] keys"),
+        "`[quotas]` (docs/lifecycle.md \"Quotas\"): `default_images` and `default_bytes` limit the image records and the bytes (files and icons) of every owner (0 = no limit); `[quotas.owners.<uuid>]` with `images` and/or `bytes` replaces them for one owner (PutQuota overrides stored in the database take precedence); CreateImage, imports, AddImageFile and AddImageIcon answer 403 QuotaExceeded rather than pass a limit. `write_once_versions = true` refuses a second image with the same owner, name and version (409 ImageVersionExists). In the environment: a JSON object.";
     log_level: String = "info".into(), shown "info",
         file String, env "IMGAPI_LOG_LEVEL" text,
         "Log filter (tracing `EnvFilter` syntax). Audit lines are logged at info.";

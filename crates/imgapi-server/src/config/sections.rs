@@ -225,6 +225,30 @@ pub struct DockerConfig {
     pub insecure_registries: Vec<String>,
 }
 
+/// `[quotas]`: per-owner limits and write-once versions
+/// (docs/lifecycle.md). A limit of 0 is no limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuotasConfig {
+    /// Image records an owner may have.
+    pub default_images: u64,
+    /// Bytes (files and icons) an owner may store.
+    pub default_bytes: u64,
+    /// Per-owner limits replacing the defaults (`[quotas.owners.<uuid>]`).
+    pub owners: std::collections::BTreeMap<uuid::Uuid, OwnerQuota>,
+    /// Refuse a second image with the same (owner, name, version).
+    pub write_once_versions: bool,
+}
+
+/// One owner's limits in `[quotas.owners.<uuid>]`; an absent key keeps
+/// the default, 0 is no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OwnerQuota {
+    pub images: Option<u64>,
+    pub bytes: Option<u64>,
+}
+
 /// `[simplestreams]`: serve the public `lxd` images as a simplestreams
 /// image server for `lxc` / `incus` (docs/lxd.md). Off unless enabled.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]

@@ -188,6 +188,10 @@ impl From<ServiceError> for ApiError {
             ServiceError::OriginIsNotActive(_) => {
                 ApiError::new(RestCode::OriginIsNotActive, message)
             }
+            ServiceError::QuotaExceeded(m) => ApiError::new(RestCode::QuotaExceeded, m),
+            ServiceError::ImageVersionExists { .. } => {
+                ApiError::new(RestCode::ImageVersionExists, message)
+            }
             ServiceError::Remote {
                 code,
                 message,

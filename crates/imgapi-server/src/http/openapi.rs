@@ -76,6 +76,10 @@ fn path_parameter(name: &str) -> Value {
             json!({"type": "string", "format": "uuid"}),
             "The upload session's id.",
         ),
+        "owner" => (
+            json!({"type": "string", "format": "uuid"}),
+            "The owner's UUID, lower case.",
+        ),
         "arg" => (
             json!({"type": "string", "minLength": 1}),
             "A dataset UUID, `name:version`, a URN or a name.",

@@ -19,7 +19,7 @@ use super::operation::{BodyDoc, OperationDef, Origin, Routed, Served, Success, V
 use super::params::{self as p, Param, ParamType};
 use super::request::Req;
 use super::routes::{
-    catalog, datasets, docker, files, images, lifecycle, misc, recycle_bin, retention,
+    catalog, datasets, docker, files, images, lifecycle, misc, quotas, recycle_bin, retention,
     simplestreams, uploads, usage,
 };
 use crate::app::AppState;
@@ -208,7 +208,8 @@ operations! {
         body: BodyDoc::Json("CreateImage"),
         errors: &[R::ValidationFailed, R::InvalidParameter, R::InvalidContent, R::RequestEntityTooLarge,
                   R::OwnerDoesNotExist, R::AccountDoesNotExist, R::OriginDoesNotExist,
-                  R::OriginIsNotActive, R::OperatorOnly, R::NotAvailable, R::NotImplemented],
+                  R::OriginIsNotActive, R::OperatorOnly, R::NotAvailable, R::NotImplemented,
+                  R::QuotaExceeded, R::ImageVersionExists],
     }
     GetImage => images::get {
         path: "/images/{uuid}", auth: PASSIVE, summary: "One image (ETag, If-None-Match).",
@@ -248,7 +249,8 @@ operations! {
                   R::InvalidContent, R::RequestEntityTooLarge, R::ImageAlreadyActivated,
                   R::NoActivationNoFile, R::ImageUuidAlreadyExists, R::OriginDoesNotExist,
                   R::OriginIsNotActive, R::OperatorOnly, R::RemoteSourceError, R::StorageUnsupported,
-                  R::NotMantaPathOwner, R::NotAvailable, R::OwnerDoesNotExist, R::ImageFileMissing],
+                  R::NotMantaPathOwner, R::NotAvailable, R::OwnerDoesNotExist, R::ImageFileMissing,
+                  R::QuotaExceeded, R::ImageVersionExists],
     }
     DeleteImage => images::delete {
         method: DELETE, path: "/images/{uuid}", summary: "Delete an image and its files.",
@@ -275,7 +277,7 @@ operations! {
         body: BodyDoc::Bytes,
         errors: &[R::InvalidParameter, R::NotImageOwner, R::ImageFilesImmutable, R::Upload, R::Download,
                   R::StorageIsDown, R::StorageUnsupported, R::NotImplemented, R::RemoteSourceError,
-                  R::OperatorOnly],
+                  R::OperatorOnly, R::QuotaExceeded],
     }
     AddImageFileFromUrl => files::add_file_from_url {
         method: POST, path: "/images/{uuid}/file/from-url", origin: Origin::Extension,
@@ -283,14 +285,14 @@ operations! {
         params: FILE_PARAMS,
         body: BodyDoc::Json("FileFromUrl"),
         errors: &[R::InvalidParameter, R::NotImageOwner, R::ImageFilesImmutable, R::Download,
-                  R::InvalidContent, R::ValidationFailed],
+                  R::InvalidContent, R::ValidationFailed, R::QuotaExceeded],
     }
     CreateUploadSession => uploads::create {
         method: POST, path: "/images/{uuid}/file/uploads", origin: Origin::Extension,
         summary: "Start a resumable upload session (docs/uploads.md).",
         params: &[p::ACCOUNT, p::CHANNEL, p::COMPRESSION, p::SHA1, p::SIZE, p::DATASET_GUID, p::STORAGE],
         success: Success::Json(201, "UploadSessionBody"),
-        errors: &[R::InvalidParameter, R::NotImageOwner, R::ImageFilesImmutable, R::Upload],
+        errors: &[R::InvalidParameter, R::NotImageOwner, R::ImageFilesImmutable, R::Upload, R::QuotaExceeded],
     }
     GetUploadSession => uploads::get {
         path: "/images/{uuid}/file/uploads/{upload}", origin: Origin::Extension,
@@ -306,7 +308,7 @@ operations! {
         body: BodyDoc::Bytes,
         success: Success::Json(200, "UploadSessionBody"),
         errors: &[R::InvalidParameter, R::NotImageOwner, R::Upload, R::RequestedRangeNotSatisfiable,
-                  R::UploadSessionBusy],
+                  R::UploadSessionBusy, R::QuotaExceeded],
     }
     FinishUploadSession => uploads::action {
         method: POST, path: "/images/{uuid}/file/uploads/{upload}", origin: Origin::Extension,
@@ -334,7 +336,8 @@ operations! {
         method: PUT, path: "/images/{uuid}/icon", summary: "Upload the icon (the body: PNG, GIF or JPEG).",
         params: &[p::ACCOUNT, p::CHANNEL, p::SHA1, p::STORAGE],
         body: BodyDoc::Icon,
-        errors: &[R::InvalidParameter, R::NotImageOwner, R::Upload, R::NotImplemented, R::StorageUnsupported],
+        errors: &[R::InvalidParameter, R::NotImageOwner, R::Upload, R::NotImplemented, R::StorageUnsupported,
+                  R::QuotaExceeded],
     }
     DeleteImageIcon => files::delete_icon {
         method: DELETE, path: "/images/{uuid}/icon", summary: "Remove the icon.",
@@ -369,7 +372,8 @@ operations! {
         method: POST, path: "/images/{uuid}/clone", served: Served::DcMode,
         summary: "A copy of a shared image owned by `account` (dc mode).",
         params: &[p::ACCOUNT, p::CHANNEL],
-        errors: &[R::InvalidParameter, R::ImageNotShared, R::NotAvailable, R::NotImageOwner, R::ImageFileMissing],
+        errors: &[R::InvalidParameter, R::ImageNotShared, R::NotAvailable, R::NotImageOwner, R::ImageFileMissing,
+                  R::QuotaExceeded],
     }
     AdminPushDockerImage => docker::push {
         method: POST, path: "/images/{uuid}/push",
@@ -469,6 +473,35 @@ operations! {
         params: &[p::ACCOUNT],
         success: Success::Empty(204),
         errors: &[R::InvalidParameter],
+    }
+    ListQuotas => quotas::list {
+        path: "/quotas", origin: Origin::Extension,
+        summary: "Operators: the owners with a quota (configured or stored), with limits and use.",
+        params: &[p::ACCOUNT],
+        success: Success::Json(200, "QuotaList"),
+        errors: &[R::OperatorOnly],
+    }
+    GetQuota => quotas::get {
+        path: "/quotas/{owner}", origin: Origin::Extension,
+        summary: "An owner's effective quota and use (operators, or the owner itself with `account`).",
+        params: &[p::ACCOUNT],
+        success: Success::Json(200, "Quota"),
+        errors: &[R::InvalidParameter, R::OperatorOnly],
+    }
+    PutQuota => quotas::put {
+        method: PUT, path: "/quotas/{owner}", origin: Origin::Extension,
+        summary: "Operators: store an owner's limits, replacing the configured ones.",
+        params: &[p::ACCOUNT],
+        body: BodyDoc::Json("QuotaOverrideBody"),
+        success: Success::Json(200, "Quota"),
+        errors: &[R::InvalidParameter, R::InvalidContent, R::OperatorOnly],
+    }
+    DeleteQuota => quotas::delete {
+        method: DELETE, path: "/quotas/{owner}", origin: Origin::Extension,
+        summary: "Operators: drop an owner's stored limits (the configured ones apply again).",
+        params: &[p::ACCOUNT],
+        success: Success::Empty(204),
+        errors: &[R::InvalidParameter, R::OperatorOnly, R::ResourceNotFound],
     }
     GetMetrics => metrics {
         path: "/metrics", auth: NO_AUTH, served: Served::MetricsOnMain, origin: Origin::Extension,

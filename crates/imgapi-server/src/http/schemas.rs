@@ -198,6 +198,7 @@ pub fn responses() -> Vec<(&'static str, Value)> {
         ("JobList", list_of("Job")),
         ("RetentionRuleList", list_of("RetentionRule")),
         ("RecycledImageList", list_of("RecycledImage")),
+        ("QuotaList", list_of("Quota")),
         ("DatasetList", list_of("DsapiDataset")),
         (
             "SimplestreamsIndex",

@@ -148,13 +148,21 @@ async fn clone_one(
     clone.activated = true;
     clone.state = ImageState::derive(true, intermediate);
     clone.published_at = Some(imgapi_domain::image::now_iso());
-    if let Err(e) = app.meta.insert(&clone).await {
+    let saved = match super::quotas::reserve_image(app, &clone, true).await {
+        Ok(reservation) => {
+            let inserted = app.meta.insert(&clone).await;
+            super::quotas::release(reservation).await;
+            inserted.map_err(ServiceError::meta(format!("error saving image {uuid}")))
+        }
+        Err(refused) => Err(refused),
+    };
+    if let Err(e) = saved {
         for f in &clone.files {
             if let Some(k) = &f.blob_key {
                 let _ = app.blobs.delete(k).await;
             }
         }
-        return Err(ServiceError::meta(format!("error saving image {uuid}"))(e));
+        return Err(e);
     }
     Ok(clone)
 }

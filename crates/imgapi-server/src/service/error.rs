@@ -73,6 +73,18 @@ pub enum ServiceError {
     /// 422 OriginIsNotActive (remote imports).
     #[error("origin image \"{0}\" is not active")]
     OriginIsNotActive(Uuid),
+    /// 403 QuotaExceeded: the message says which limit, its value, the
+    /// use and the request's size.
+    #[error("{0}")]
+    QuotaExceeded(String),
+    /// 409 ImageVersionExists (write-once versions).
+    #[error("owner \"{owner}\" already has an image named \"{name}\" with version \"{version}\": {existing} (write-once versions)")]
+    ImageVersionExists {
+        owner: Uuid,
+        name: String,
+        version: String,
+        existing: Uuid,
+    },
     /// A remote IMGAPI's own error, passed on (ImportFromDatacenter).
     #[error("{message}")]
     Remote {

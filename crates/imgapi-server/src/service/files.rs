@@ -16,6 +16,7 @@ use imgapi_types::{FieldCode, FieldError, MAX_ICON_SIZE, MAX_IMAGE_FILE_SIZE};
 use uuid::Uuid;
 
 use super::images::{modify, modify_replacing};
+use super::quotas;
 use super::ServiceError;
 use crate::app::AppState;
 
@@ -120,6 +121,7 @@ pub async fn add_file(
         store,
         body,
         max_size: MAX_IMAGE_FILE_SIZE,
+        known_size: params.content_length,
         compression,
         dataset_guid: params.dataset_guid.map(str::to_string),
     };
@@ -139,6 +141,8 @@ pub(crate) struct Incoming<'a> {
     pub body: ByteStream,
     /// More than this many bytes fail the put (`BlobError::TooLarge`).
     pub max_size: u64,
+    /// The body's size when announced (quotas refuse before streaming).
+    pub known_size: Option<u64>,
     pub compression: String,
     pub dataset_guid: Option<String>,
 }
@@ -157,16 +161,29 @@ pub(crate) async fn store_file(
 ) -> Result<ImageRecord, ServiceError> {
     let uuid = stored.image.uuid;
     let store = incoming.store;
+    let (body, reservation) = quotas::reserve_bytes(
+        app,
+        stored.image.owner,
+        uuid,
+        incoming.known_size,
+        incoming.body,
+    )
+    .await?;
     let key = new_blob_key(uuid, "file0");
-    let outcome = store
-        .put_stream(&key, incoming.body, incoming.max_size)
-        .await
-        .map_err(failed)?;
+    let outcome = match store.put_stream(&key, body, incoming.max_size).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            let refusal = reservation.as_ref().and_then(|r| r.refusal());
+            release_bytes(reservation).await;
+            return Err(refusal.unwrap_or_else(|| failed(e)));
+        }
+    };
     if let Err(e) = verify(&outcome) {
         discard(store, &key).await;
+        release_bytes(reservation).await;
         return Err(e);
     }
-    record_file(
+    let recorded = record_file(
         app,
         stored,
         store,
@@ -175,7 +192,15 @@ pub(crate) async fn store_file(
         incoming.compression,
         incoming.dataset_guid,
     )
-    .await
+    .await;
+    release_bytes(reservation).await;
+    recorded
+}
+
+async fn release_bytes(reservation: Option<quotas::ByteReservation>) {
+    if let Some(r) = reservation {
+        r.release().await;
+    }
 }
 
 /// Make the committed blob `key` (described by `outcome`) `files[0]` of
@@ -352,18 +377,26 @@ pub async fn add_icon(
         )));
     }
     let uuid = stored.image.uuid;
+    let (body, reservation) =
+        quotas::reserve_bytes(app, stored.image.owner, uuid, params.content_length, body).await?;
     let key = new_blob_key(uuid, "icon");
     let outcome = match store.put_stream(&key, body, MAX_ICON_SIZE).await {
         Ok(o) => o,
-        Err(BlobError::TooLarge { .. }) => {
-            return Err(ServiceError::Upload(
-                "icon size exceeds the maximum allowed size, 128 KiB".into(),
-            ))
+        Err(e) => {
+            let refusal = reservation.as_ref().and_then(|r| r.refusal());
+            release_bytes(reservation).await;
+            return Err(match (refusal, e) {
+                (Some(refusal), _) => refusal,
+                (None, BlobError::TooLarge { .. }) => ServiceError::Upload(
+                    "icon size exceeds the maximum allowed size, 128 KiB".into(),
+                ),
+                (None, e) => ServiceError::blob("error receiving image icon")(e),
+            });
         }
-        Err(e) => return Err(ServiceError::blob("error receiving image icon")(e)),
     };
     if let Err(e) = verify_icon(&outcome, params.content_length, params.sha1) {
         discard(store, &key).await;
+        release_bytes(reservation).await;
         return Err(e);
     }
     let icon = IconRecord {
@@ -381,7 +414,9 @@ pub async fn add_icon(
         Ok(new)
     })
     .await;
-    finish_replacement(app, store, &key, saved, icon_blob).await
+    let finished = finish_replacement(app, store, &key, saved, icon_blob).await;
+    release_bytes(reservation).await;
+    finished
 }
 
 fn verify_icon(

@@ -9,6 +9,7 @@ use imgapi_types::{FieldCode, FieldError, UNSET_OWNER_UUID};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::quotas;
 pub use super::recycle_bin::Removal;
 use super::{parse_account, parse_bool_param, ServiceError};
 use crate::app::AppState;
@@ -135,13 +136,13 @@ pub async fn create_image(
     ensure_owner_exists(app, body.get("owner")).await?;
     ensure_origin_exists(app, &body).await?;
     let record = build_record(body, BuildKind::Create, Uuid::new_v4(), &app.rules())?;
-    app.meta
-        .insert(&record)
-        .await
-        .map_err(ServiceError::meta(format!(
-            "error saving image {}",
-            record.uuid
-        )))?;
+    let reservation = quotas::reserve_image(app, &record, true).await?;
+    let saved = app.meta.insert(&record).await;
+    quotas::release(reservation).await;
+    saved.map_err(ServiceError::meta(format!(
+        "error saving image {}",
+        record.uuid
+    )))?;
     Ok(record)
 }
 
@@ -214,11 +215,14 @@ pub(crate) async fn import_record(
         None => false,
     };
     let record = build_import_record(app, uuid, body, how, channel).await?;
+    // A placeholder already counts as an image of its owner.
+    let reservation = quotas::reserve_image(app, &record, !overwrite_placeholder).await?;
     let saved = if overwrite_placeholder {
         app.meta.put(&record).await
     } else {
         app.meta.insert(&record).await
     };
+    quotas::release(reservation).await;
     saved.map_err(ServiceError::meta(format!("error saving image {uuid}")))?;
     Ok(record)
 }

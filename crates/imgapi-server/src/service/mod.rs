@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod list_cache;
 pub mod listing;
 pub mod lxd;
+pub mod quotas;
 pub mod recycle_bin;
 pub mod retention;
 pub mod simplestreams;

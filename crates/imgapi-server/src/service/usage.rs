@@ -74,6 +74,7 @@ pub fn wire(usage: &Usage, bin: &[BinUsage]) -> imgapi_types::Usage {
             icon_bytes: o.icon_bytes,
             bytes: o.bytes(),
             billing_tags: per_owner.remove(&o.owner).unwrap_or_default(),
+            quota: None,
         })
         .collect();
     let images: u64 = usage.owners.iter().map(|o| o.images).sum();

@@ -32,6 +32,7 @@ use imgapi_meta::{
     MetaStore, RetentionRuleStore, Revision, RunLockAttempt, RunLockStore, StoredImage,
     StoredRetentionRule, UploadSession, UploadStore, Usage, UsageStore,
 };
+use imgapi_meta::{QuotaOverride, QuotaStore, QuotaUse, ReservationRequest, ReserveOutcome};
 use metrics::Label;
 use uuid::Uuid;
 
@@ -126,6 +127,13 @@ const META_OPS: &[&str] = &[
     "expired_bin_entries",
     "bin_usage",
     "abandoned_images",
+    "reserve",
+    "release_reservation",
+    "quota_use",
+    "quota_overrides",
+    "quota_override",
+    "put_quota_override",
+    "delete_quota_override",
 ];
 
 /// Every `op` of the blob decorator.
@@ -692,6 +700,48 @@ impl RecycleBinStore for MeteredMeta {
             .time(
                 "abandoned_images",
                 self.inner.abandoned_images(created_before_ms, limit),
+            )
+            .await
+    }
+}
+
+#[async_trait]
+impl QuotaStore for MeteredMeta {
+    async fn reserve(&self, request: &ReservationRequest) -> Result<ReserveOutcome, MetaError> {
+        self.timer
+            .time("reserve", self.inner.reserve(request))
+            .await
+    }
+    async fn release_reservation(&self, id: Uuid) -> Result<(), MetaError> {
+        self.timer
+            .time("release_reservation", self.inner.release_reservation(id))
+            .await
+    }
+    async fn quota_use(&self, owner: Uuid, now_ms: i64) -> Result<QuotaUse, MetaError> {
+        self.timer
+            .time("quota_use", self.inner.quota_use(owner, now_ms))
+            .await
+    }
+    async fn quota_overrides(&self) -> Result<Vec<QuotaOverride>, MetaError> {
+        self.timer
+            .time("quota_overrides", self.inner.quota_overrides())
+            .await
+    }
+    async fn quota_override(&self, owner: Uuid) -> Result<Option<QuotaOverride>, MetaError> {
+        self.timer
+            .time("quota_override", self.inner.quota_override(owner))
+            .await
+    }
+    async fn put_quota_override(&self, o: &QuotaOverride) -> Result<(), MetaError> {
+        self.timer
+            .time("put_quota_override", self.inner.put_quota_override(o))
+            .await
+    }
+    async fn delete_quota_override(&self, owner: Uuid) -> Result<bool, MetaError> {
+        self.timer
+            .time(
+                "delete_quota_override",
+                self.inner.delete_quota_override(owner),
             )
             .await
     }

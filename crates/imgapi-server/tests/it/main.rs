@@ -45,6 +45,7 @@ mod multi_instance;
 mod openapi;
 mod persistence;
 mod private_pg;
+mod quotas;
 mod recycle_bin;
 mod remote_import;
 mod restart;

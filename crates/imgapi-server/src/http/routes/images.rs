@@ -282,10 +282,22 @@ impl RecordChange<'_> {
                     let owner = Value::String(preview.owner.to_string());
                     svc::ensure_owner_exists(app, Some(&owner)).await?;
                 }
-                svc::modify(app, stored, retry, |img| {
+                // A new owner counts one more image; a new triple is claimed
+                // (write-once versions). Released once the update is saved.
+                let moved = preview.owner != stored.image.owner;
+                let renamed = moved
+                    || preview.name != stored.image.name
+                    || preview.version != stored.image.version;
+                let reservation = match renamed {
+                    true => crate::service::quotas::reserve_image(app, &preview, moved).await?,
+                    false => None,
+                };
+                let saved = svc::modify(app, stored, retry, |img| {
                     svc::updated(app, img, body, operator)
                 })
-                .await?
+                .await;
+                crate::service::quotas::release(reservation).await;
+                saved?
             }
             Some(other) => return Err(invalid_action(other)),
             None => {

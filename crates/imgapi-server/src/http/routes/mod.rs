@@ -8,6 +8,7 @@ pub mod images;
 pub mod lifecycle;
 pub mod lxd;
 pub mod misc;
+pub mod quotas;
 pub mod recycle_bin;
 pub mod retention;
 pub mod simplestreams;

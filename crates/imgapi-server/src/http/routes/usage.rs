@@ -8,7 +8,7 @@ use crate::app::AppState;
 use crate::http::error::ApiError;
 use crate::http::ok_json;
 use crate::http::request::Req;
-use crate::service::usage;
+use crate::service::{quotas, usage};
 
 pub async fn get_usage(app: &AppState, req: Req) -> Result<Response, ApiError> {
     if req.account().is_some() {
@@ -31,5 +31,7 @@ pub async fn get_usage(app: &AppState, req: Req) -> Result<Response, ApiError> {
     };
     let found = usage::usage(app.meta.as_ref(), owner).await?;
     let bin = usage::bin_usage(app.meta.as_ref(), owner).await?;
-    Ok(ok_json(&usage::to_json(&found, &bin)))
+    let answer =
+        quotas::usage_with_quotas(&app.config.quotas, app.meta.as_ref(), &found, &bin).await?;
+    Ok(ok_json(&answer))
 }

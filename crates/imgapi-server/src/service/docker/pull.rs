@@ -461,7 +461,10 @@ impl LayerContext<'_> {
         )
         .await?;
         record.files = vec![file];
-        match app.meta.insert(&record).await {
+        let reservation = crate::service::quotas::reserve_stored_record(app, &record).await?;
+        let inserted = app.meta.insert(&record).await;
+        crate::service::quotas::release(reservation).await;
+        match inserted {
             Ok(_) => Ok(Saved::Ours {
                 record,
                 inserted: true,

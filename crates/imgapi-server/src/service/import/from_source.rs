@@ -164,6 +164,7 @@ pub async fn add_file_from_url(
         store,
         body: stream,
         max_size: MAX_IMAGE_FILE_SIZE,
+        known_size: announced,
         compression,
         dataset_guid: params.dataset_guid.map(str::to_string),
     };

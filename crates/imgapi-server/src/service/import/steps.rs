@@ -147,6 +147,7 @@ pub(crate) async fn add_verified_file_counted(
         body,
         // A source sending more than it announced is cut off there.
         max_size: size,
+        known_size: Some(size),
         compression,
         dataset_guid,
     };

@@ -210,7 +210,10 @@ async fn save(
     let mut record = build_import_record(app, uuid, manifest, how, channel).await?;
     record.files = files;
     let record = activated(&record)?;
-    match app.meta.insert(&record).await {
+    let reservation = crate::service::quotas::reserve_stored_record(app, &record).await?;
+    let inserted = app.meta.insert(&record).await;
+    crate::service::quotas::release(reservation).await;
+    match inserted {
         Ok(_) => Ok(Imported::New(uuid)),
         Err(imgapi_meta::MetaError::Conflict(_) | imgapi_meta::MetaError::AlreadyExists(_)) => {
             // A concurrent import of the same fingerprint got there first.

@@ -35,7 +35,7 @@ use imgapi_types::{FieldCode, FieldError, MAX_IMAGE_FILE_SIZE};
 use uuid::Uuid;
 
 use super::files::{check_compression, choose_store, new_blob_key, record_file};
-use super::ServiceError;
+use super::{quotas, ServiceError};
 use crate::app::{App, AppState};
 use lease::{busy, Lease};
 
@@ -191,14 +191,30 @@ pub async fn create(
     let compression = check_compression(params.compression)?;
     let store = choose_store(app, params.storage, params.account_given)?;
     let size = parse_size(params.size, "size")?;
-    let key = format!("{}{STAGED_KEY_SUFFIX}", new_blob_key(uuid, "file0"));
-    let handle = store
-        .staged_create(&key)
-        .await
-        .map_err(ServiceError::blob("error starting upload session"))?;
+    let id = Uuid::new_v4();
     let now = now_ms();
+    let expires_ms = now.saturating_add(ttl_ms(app));
+    // A declared size is held for the whole session: refused here, before
+    // anything is staged.
+    quotas::reserve_for_session(
+        app,
+        stored.image.owner,
+        uuid,
+        id,
+        size.unwrap_or(0),
+        expires_ms,
+    )
+    .await?;
+    let key = format!("{}{STAGED_KEY_SUFFIX}", new_blob_key(uuid, "file0"));
+    let handle = match store.staged_create(&key).await {
+        Ok(handle) => handle,
+        Err(e) => {
+            quotas::release_session(app, id).await;
+            return Err(ServiceError::blob("error starting upload session")(e));
+        }
+    };
     let session = UploadSession {
-        id: Uuid::new_v4(),
+        id,
         image_uuid: uuid,
         compression,
         sha1: params.sha1.map(str::to_string),
@@ -211,10 +227,11 @@ pub async fn create(
         parts: Vec::new(),
         digests: Digests::new().to_state(),
         created_ms: now,
-        expires_ms: now.saturating_add(ttl_ms(app)),
+        expires_ms,
         lease: None,
     };
     if let Err(e) = app.meta.insert_upload(&session).await {
+        quotas::release_session(app, id).await;
         if let Err(abort) = store.staged_abort(&session.blob_key, &session.handle).await {
             tracing::warn!(error = %abort, "could not abort the staged upload of a failed session");
         }
@@ -311,6 +328,21 @@ pub async fn put_chunk(
     if range.start > session.offset {
         return Ok(ChunkOutcome::OutOfOrder(session));
     }
+    // Without a declared size, each chunk reserves its bytes before a byte
+    // of it is read; with one, the hold just lives on with the session.
+    let new_bytes = match session.size {
+        Some(_) => 0,
+        None => range.end.saturating_add(1).saturating_sub(session.offset),
+    };
+    quotas::reserve_for_session(
+        app,
+        stored.image.owner,
+        uuid,
+        id,
+        new_bytes,
+        now_ms().saturating_add(ttl_ms(app)),
+    )
+    .await?;
     let (lease, session) = Lease::claim(app, id).await?;
     // The offset may have moved before we got the lease.
     if range.end < session.offset {
@@ -436,6 +468,7 @@ async fn discard(app: &AppState, session: &UploadSession) {
     if let Err(e) = app.meta.delete_upload(session.id).await {
         tracing::warn!(upload = %session.id, error = %e, "could not delete upload session (the sweep will)");
     }
+    quotas::release_session(app, session.id).await;
     if let Some(store) = app.blob_store(&session.stor) {
         if let Err(e) = store.staged_abort(&session.blob_key, &session.handle).await {
             tracing::warn!(upload = %session.id, error = %e, "could not abort staged upload (the sweep will)");
@@ -553,6 +586,7 @@ pub async fn finish(
     if let Err(e) = app.meta.delete_upload(id).await {
         tracing::warn!(upload = %id, error = %e, "could not delete finished upload session (the sweep will)");
     }
+    quotas::release_session(app, id).await;
     lease.ended();
     recorded
 }
@@ -571,6 +605,7 @@ pub async fn abort(app: &AppState, image: Uuid, id: Uuid) -> Result<(), ServiceE
     if !deleted {
         return Err(not_found(id));
     }
+    quotas::release_session(app, id).await;
     store_of(app, &session)?
         .staged_abort(&session.blob_key, &session.handle)
         .await
@@ -608,6 +643,7 @@ pub async fn sweep(app: &AppState) -> Result<SweepStats, ServiceError> {
             }
             deleted += 1;
             stats.expired += 1;
+            quotas::release_session(app, session.id).await;
             if let Some(store) = app.blob_store(&session.stor) {
                 if let Err(e) = store.staged_abort(&session.blob_key, &session.handle).await {
                     tracing::warn!(upload = %session.id, error = %e, "could not abort expired staged upload (retried as an orphan)");
