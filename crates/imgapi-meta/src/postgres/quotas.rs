@@ -7,17 +7,20 @@ use sqlx::Postgres;
 use uuid::Uuid;
 
 use super::PostgresStore;
-use crate::sql::quotas::{self, to_column};
+use crate::sql::quotas::{self, to_column, use_and_reserved_sql};
 use crate::{MetaError, QuotaOverride, QuotaStore, QuotaUse, ReservationRequest, ReserveOutcome};
 
-/// `$1` = owner → `(images, bytes of files and icons)`. The record is
+/// `$1` = owner → `(images, bytes of files and icons)`, with its live
+/// reservations at `$2` ([`use_and_reserved_sql!`]). The record is
 /// text; it is parsed as jsonb once per image.
-const OWNER_USE: &str = "SELECT COUNT(*)::bigint, COALESCE(SUM(
+const OWNER_USE: &str = use_and_reserved_sql!(
+    "SELECT COUNT(*)::bigint, COALESCE(SUM(
         COALESCE((SELECT SUM((f->>'size')::bigint) FROM jsonb_array_elements(
             CASE WHEN jsonb_typeof(r->'files') = 'array' THEN r->'files' ELSE '[]'::jsonb END
         ) AS f), 0)
         + COALESCE((r->'icon'->>'size')::bigint, 0)), 0)::bigint
-    FROM (SELECT record::jsonb AS r FROM images WHERE owner = $1) AS rec";
+    FROM (SELECT record::jsonb AS r FROM images WHERE owner = $1) AS rec"
+);
 
 /// Serializes the reservations of one owner until the transaction ends.
 const LOCK_OWNER: &str = "SELECT pg_advisory_xact_lock(hashtext('imgapi-quota:' || $1))";

@@ -10,16 +10,34 @@ use crate::sql::decode_uuid;
 use crate::sql::usage::count;
 use crate::{MetaError, QuotaOverride, QuotaUse, ReservationRequest, ReserveOutcome};
 
-/// Live reservations of `$1` at `$2`: `(images, bytes)`.
-const RESERVED: &str = "SELECT CAST(COALESCE(SUM(images), 0) AS BIGINT), \
-     CAST(COALESCE(SUM(bytes), 0) AS BIGINT) \
-     FROM quota_reservations WHERE owner = $1 AND expires_ms > $2";
+/// One statement (one snapshot) reading an owner's use and live
+/// reservations: `$owner_use` is the backend's `SELECT` of the use (`$1` =
+/// owner → `(images, bytes)`), joined with the reservations of `$1` live
+/// at `$2` → `(images, bytes, reserved images, reserved bytes)`. Under READ
+/// COMMITTED every statement has its own snapshot, and an upload commits
+/// its record and then (another transaction) releases its reservation:
+/// read by two statements, the use could predate the record and the
+/// reservations postdate the release, counting that upload nowhere.
+macro_rules! use_and_reserved_sql {
+    ($owner_use:literal) => {
+        concat!(
+            "SELECT u.*, r.* FROM (",
+            $owner_use,
+            ") AS u, (SELECT CAST(COALESCE(SUM(images), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(bytes), 0) AS BIGINT) \
+             FROM quota_reservations WHERE owner = $1 AND expires_ms > $2) AS r"
+        )
+    };
+}
+pub(crate) use use_and_reserved_sql;
+
 const DROP_EXPIRED: &str = "DELETE FROM quota_reservations WHERE owner = $1 AND expires_ms <= $2";
-/// Another image of `$1` with name `$2` and version `$3` than `$4`.
-const VERSION_IN_IMAGES: &str = "SELECT uuid FROM images \
-     WHERE owner = $1 AND name = $2 AND version = $3 AND uuid <> $4 LIMIT 1";
-/// A live claim of the same triple by another image.
-const VERSION_IN_RESERVATIONS: &str = "SELECT image_uuid FROM quota_reservations \
+/// Another image of `$1` with name `$2` and version `$3` than `$4`, in
+/// `images` or claimed by a live reservation (at `$5`): ONE statement, so
+/// one snapshot (a create commits its record, then releases its claim).
+const VERSION_TAKEN: &str = "SELECT uuid FROM images \
+     WHERE owner = $1 AND name = $2 AND version = $3 AND uuid <> $4 \
+     UNION ALL SELECT image_uuid FROM quota_reservations \
      WHERE owner = $1 AND name = $2 AND version = $3 AND image_uuid <> $4 \
      AND expires_ms > $5 LIMIT 1";
 const UPSERT_RESERVATION: &str = "INSERT INTO quota_reservations \
@@ -42,8 +60,8 @@ pub(crate) fn to_column(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// What `owner` uses (`use_sql`: `$1` = owner → `(images, bytes)`) and
-/// has reserved at `now_ms`.
+/// What `owner` uses and has reserved at `now_ms` (`use_sql`: the
+/// backend's [`use_and_reserved_sql!`]).
 pub(crate) async fn quota_use<DB>(
     conn: &mut DB::Connection,
     use_sql: &'static str,
@@ -58,20 +76,16 @@ where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
 {
-    let used = sqlx::query::<DB>(use_sql)
-        .bind(owner.to_string())
-        .fetch_one(&mut *conn)
-        .await?;
-    let reserved = sqlx::query::<DB>(RESERVED)
+    let row = sqlx::query::<DB>(use_sql)
         .bind(owner.to_string())
         .bind(now_ms)
         .fetch_one(&mut *conn)
         .await?;
     Ok(QuotaUse {
-        images: count(used.try_get::<i64, _>(0)?),
-        bytes: count(used.try_get::<i64, _>(1)?),
-        reserved_images: count(reserved.try_get::<i64, _>(0)?),
-        reserved_bytes: count(reserved.try_get::<i64, _>(1)?),
+        images: count(row.try_get::<i64, _>(0)?),
+        bytes: count(row.try_get::<i64, _>(1)?),
+        reserved_images: count(row.try_get::<i64, _>(2)?),
+        reserved_bytes: count(row.try_get::<i64, _>(3)?),
     })
 }
 
@@ -101,26 +115,15 @@ where
         .await
         .map_err(backend)?;
     if let Some((name, version)) = &req.claim_version {
-        let in_images: Option<String> = sqlx::query_scalar::<DB, String>(VERSION_IN_IMAGES)
+        let taken: Option<String> = sqlx::query_scalar::<DB, String>(VERSION_TAKEN)
             .bind(owner.clone())
             .bind(name.clone())
             .bind(version.clone())
             .bind(image.clone())
+            .bind(req.now_ms)
             .fetch_optional(&mut *conn)
             .await
             .map_err(backend)?;
-        let taken = match in_images {
-            Some(uuid) => Some(uuid),
-            None => sqlx::query_scalar::<DB, String>(VERSION_IN_RESERVATIONS)
-                .bind(owner.clone())
-                .bind(name.clone())
-                .bind(version.clone())
-                .bind(image.clone())
-                .bind(req.now_ms)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(backend)?,
-        };
         if let Some(uuid) = taken {
             return Ok(ReserveOutcome::VersionTaken(decode_uuid(&uuid)?));
         }

@@ -7,15 +7,18 @@ use sqlx::Sqlite;
 use uuid::Uuid;
 
 use super::{map_err, SqliteStore};
-use crate::sql::quotas::{self, to_column};
+use crate::sql::quotas::{self, to_column, use_and_reserved_sql};
 use crate::{MetaError, QuotaOverride, QuotaStore, QuotaUse, ReservationRequest, ReserveOutcome};
 
-/// `$1` = owner → `(images, bytes of files and icons)`.
-const OWNER_USE: &str = "SELECT COUNT(*), COALESCE(SUM(
+/// `$1` = owner → `(images, bytes of files and icons)`, with its live
+/// reservations at `$2` ([`use_and_reserved_sql!`]).
+const OWNER_USE: &str = use_and_reserved_sql!(
+    "SELECT COUNT(*), COALESCE(SUM(
         (SELECT COALESCE(SUM(json_extract(f.value, '$.size')), 0)
             FROM json_each(record, '$.files') AS f)
         + COALESCE(json_extract(record, '$.icon.size'), 0)), 0)
-    FROM images WHERE owner = $1";
+    FROM images WHERE owner = $1"
+);
 
 #[async_trait]
 impl QuotaStore for SqliteStore {

@@ -306,11 +306,12 @@ async fn race(servers: &[TestServer]) {
     for r in results.iter().filter(|r| r.0 != 200) {
         assert_error(r, 403, "QuotaExceeded", None);
     }
+    let q = quota(first, OWNER).await;
     assert!(
         (1..=10).contains(&ok),
-        "{ok} uploads succeeded: {results:?}"
+        "{ok} uploads succeeded: quota {q} statuses {:?}",
+        results.iter().map(|r| r.0).collect::<Vec<_>>()
     );
-    let q = quota(first, OWNER).await;
     assert_eq!(q["bytes"]["used"], ok * 100, "{q}");
     assert!(q["bytes"]["used"].as_u64().unwrap() <= 1000);
     assert_eq!(q["bytes"]["reserved"], 0);
