@@ -1070,6 +1070,40 @@ async function manifestValidation() {
     ok('npm imgmanifest ' + require('imgmanifest/package.json').version +
         ' accepts all ' + checked + ' manifests in ' +
         Object.keys(answers).length + ' default answers');
+    if (made.length) {
+        await lifecycleLeavesAnswersAlone(made, answers);
+    }
+}
+
+/*
+ * Lifecycle data (docs/lifecycle.md) lives beside the manifest: with every
+ * image protected and given a deprecation time to come, every default
+ * answer is byte-identical to the one before.
+ */
+async function lifecycleLeavesAnswersAlone(made, before) {
+    var later = '2999-01-01T00:00:00.000Z';
+    var i;
+    for (i = 0; i < made.length; i++) {
+        // Made in the default channel (channels mode): no `channel` needed.
+        var set = await httpOk('lifecycle', 'PUT', '/images/' + made[i] +
+            '/lifecycle', {protected: true, deprecated_at: later});
+        var flags = JSON.parse(set.text);
+        assert.strictEqual(flags.protected, true, set.text);
+        assert.strictEqual(flags.deprecated_at, later, set.text);
+    }
+    var after = await servedAnswers(made);
+    assert.deepStrictEqual(Object.keys(after), Object.keys(before));
+    Object.keys(before).forEach(function (what) {
+        assert.strictEqual(after[what], before[what],
+            what + ': the answer changed with lifecycle flags set');
+    });
+    for (i = 0; i < made.length; i++) {
+        await httpOk('lifecycle', 'PUT', '/images/' + made[i] + '/lifecycle',
+            {protected: false, deprecated_at: null});
+    }
+    ok('lifecycle flags (protected, deprecation to come) on ' + made.length +
+        ' images: all ' + Object.keys(before).length +
+        ' default answers byte-identical');
 }
 
 async function main() {

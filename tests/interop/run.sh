@@ -68,6 +68,13 @@ run_mode() {
   # Channels only when asked for: an unset variable means "no channels".
   local extra_env=()
   if [[ -n "$channels" ]]; then extra_env+=("IMGAPI_CHANNELS=$channels"); fi
+  # The dc run also has the lifecycle rules on (docs/lifecycle.md): a
+  # recycle bin and quotas far above what the flows use. The original's
+  # client must not notice them.
+  if [[ "$server_mode" == dc && -z "${IMGAPI_INTEROP_REGISTRY:-}" ]]; then
+    extra_env+=('IMGAPI_LIFECYCLE={"recycle_days":7}')
+    extra_env+=('IMGAPI_QUOTAS={"default_images":100000,"default_bytes":1099511627776}')
+  fi
   if [[ -n "${IMGAPI_INTEROP_REGISTRY:-}" ]]; then
     extra_env+=("IMGAPI_DOCKER={\"insecure_registries\":[\"$IMGAPI_INTEROP_REGISTRY\"]}")
   fi
