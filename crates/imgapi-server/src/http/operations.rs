@@ -465,7 +465,7 @@ operations! {
         summary: "`?action=restore`: put a deleted image back as it was; answers the image. Its origin must exist (restore it first).",
         params: &[p::ACCOUNT,
                   Param::new("action", ParamType::OneOf(&["restore"]), "Must be `restore`.").required()],
-        errors: &[R::InvalidParameter, R::OriginDoesNotExist, R::ImageUuidAlreadyExists],
+        errors: &[R::InvalidParameter, R::OriginDoesNotExist, R::ImageUuidAlreadyExists, R::QuotaExceeded, R::ImageVersionExists],
     }
     PurgeRecycledImage => recycle_bin::purge {
         method: DELETE, path: "/recycle-bin/{uuid}", origin: Origin::Extension,

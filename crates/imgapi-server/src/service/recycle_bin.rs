@@ -178,7 +178,12 @@ pub async fn restore(
             return Err(ServiceError::RestoreOriginMissing { uuid, origin });
         }
     }
-    match app.meta.restore_from_bin(uuid).await {
+    // Back among the owner's images and bytes: within its quota, and (with
+    // write-once versions) only if its name and version are still free.
+    let reservation = super::quotas::reserve_stored_record(app, &entry.image).await?;
+    let restored = app.meta.restore_from_bin(uuid).await;
+    super::quotas::release(reservation).await;
+    match restored {
         Ok(_) => {}
         Err(MetaError::NotFound(_)) => return Err(not_in_bin(uuid)),
         Err(e) => {

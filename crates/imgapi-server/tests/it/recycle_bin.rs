@@ -340,6 +340,41 @@ async fn a_restore_brings_back_the_deprecation_and_protection_stops_binning() {
     assert_eq!(after, flags, "the deprecation comes back with the image");
 }
 
+/// A restore brings an image back among its owner's images: within the
+/// owner's quota, and with write-once versions only while its name and
+/// version are free.
+#[tokio::test]
+async fn a_restore_keeps_to_quotas_and_write_once_versions() {
+    let s = TestServer::spawn_with(&format!(
+        "{BIN}[quotas]\nwrite_once_versions = true\ndefault_images = 2\n"
+    ))
+    .await;
+    let first = uuid_of(&s.publish(json!({"name": "base", "version": "1"})).await);
+    assert_eq!(delete(&s, &first).await, 204);
+    let second = uuid_of(&s.publish(json!({"name": "base", "version": "1"})).await);
+    assert_error(
+        &restore(&s, &first, None).await,
+        409,
+        "ImageVersionExists",
+        None,
+    );
+    assert_eq!(
+        status(&s, &format!("/recycle-bin/{first}")).await,
+        200,
+        "still in the bin"
+    );
+
+    assert_eq!(delete(&s, &second).await, 204);
+    s.publish(json!({"name": "other", "version": "1"})).await;
+    s.publish(json!({"name": "other", "version": "2"})).await;
+    assert_error(&restore(&s, &first, None).await, 403, "QuotaExceeded", None);
+    assert_eq!(
+        status(&s, &format!("/recycle-bin/{first}")).await,
+        200,
+        "still in the bin"
+    );
+}
+
 #[tokio::test]
 async fn an_entry_survives_a_restart() {
     let s = TestServer::spawn_with(BIN).await;
