@@ -148,7 +148,7 @@ async fn clone_one(
     clone.activated = true;
     clone.state = ImageState::derive(true, intermediate);
     clone.published_at = Some(imgapi_domain::image::now_iso());
-    let saved = match super::quotas::reserve_image(app, &clone, true).await {
+    let saved = match super::quotas::reserve_stored_record(app, &clone).await {
         Ok(reservation) => {
             let inserted = app.meta.insert(&clone).await;
             super::quotas::release(reservation).await;

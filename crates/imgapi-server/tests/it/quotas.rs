@@ -506,6 +506,24 @@ async fn write_once_refuses_an_update_onto_an_existing_triple() {
     assert_eq!(described.0, 200, "{}", described.1);
 }
 
+/// An image moved to another owner (UpdateImage `owner`) or cloned for an
+/// account brings its bytes to that owner's quota.
+#[tokio::test]
+async fn a_moved_image_counts_its_bytes_for_the_new_owner() {
+    let small = uuid::Uuid::new_v4().to_string();
+    let s = TestServer::spawn_with(&format!("[quotas.owners.{small:?}]\nbytes = 5\n")).await;
+    let uuid = uuid_of(&s.publish(json!({})).await);
+    let moved = s
+        .post_json(
+            &format!("/images/{uuid}?action=update"),
+            &json!({"owner": small}),
+        )
+        .await;
+    assert_error(&moved, 403, "QuotaExceeded", None);
+    assert_eq!(image(&s, &uuid).await["owner"], OWNER, "not moved");
+    assert_eq!(quota(&s, &small).await["bytes"]["used"], 0);
+}
+
 #[tokio::test]
 async fn usage_command_shows_the_quotas_the_endpoint_shows() {
     let s = TestServer::spawn_with("[quotas]\ndefault_bytes = 1000\n").await;

@@ -282,15 +282,18 @@ impl RecordChange<'_> {
                     let owner = Value::String(preview.owner.to_string());
                     svc::ensure_owner_exists(app, Some(&owner)).await?;
                 }
-                // A new owner counts one more image; a new triple is claimed
-                // (write-once versions). Released once the update is saved.
+                // A new owner counts one more image and its bytes; a new
+                // triple is claimed (write-once versions). Released once the
+                // update is saved.
                 let moved = preview.owner != stored.image.owner;
-                let renamed = moved
-                    || preview.name != stored.image.name
-                    || preview.version != stored.image.version;
-                let reservation = match renamed {
-                    true => crate::service::quotas::reserve_image(app, &preview, moved).await?,
-                    false => None,
+                let renamed =
+                    preview.name != stored.image.name || preview.version != stored.image.version;
+                let reservation = if moved {
+                    crate::service::quotas::reserve_stored_record(app, &preview).await?
+                } else if renamed {
+                    crate::service::quotas::reserve_image(app, &preview, false).await?
+                } else {
+                    None
                 };
                 let saved = svc::modify(app, stored, retry, |img| {
                     svc::updated(app, img, body, operator)
