@@ -427,6 +427,13 @@ operations! {
         success: Success::Empty(204),
         errors: &[R::InvalidParameter, R::OperatorOnly, R::ResourceNotFound],
     }
+    ListRetentionRuns => retention::list_runs {
+        path: "/retention/runs", origin: Origin::Extension,
+        summary: "Operators: the retention runs (jobs), newest first; `GET /jobs/{uuid}` shows one.",
+        params: &[p::ACCOUNT],
+        success: Success::Json(200, "JobList"),
+        errors: &[R::OperatorOnly],
+    }
     RunRetention => retention::run {
         method: POST, path: "/retention/runs", origin: Origin::Extension,
         summary: "Operators: `dry_run=true` answers the plan (200); otherwise queues a `retention` job (202; `GET /jobs/{uuid}` shows it).",

@@ -128,6 +128,7 @@ async fn rules_api_validation_config_rules_and_operators_only() {
     let acct = format!("account={OWNER}");
     for got in [
         s.get_json(&format!("/retention/rules?{acct}")).await,
+        s.get_json(&format!("/retention/runs?{acct}")).await,
         s.post_json(
             &format!("/retention/rules?{acct}"),
             &json!({"name": "x", "keep_days": 1}),
@@ -314,6 +315,9 @@ async fn dry_run_lists_exactly_what_a_run_deletes() {
     let (status, job) = s.post_json("/retention/runs", &json!({})).await;
     assert_eq!(status, 202, "{job}");
     assert_eq!(job["name"], "retention");
+    let (status, runs) = s.get_json("/retention/runs").await;
+    assert_eq!(status, 200, "{runs}");
+    assert_eq!(runs[0]["uuid"], job["uuid"], "the newest run first: {runs}");
     assert_eq!(job["params"]["task"], "retention");
     let job = finished_job(&s, job["uuid"].as_str().unwrap()).await;
     assert_eq!(job["execution"], "succeeded", "{job}");
@@ -488,7 +492,7 @@ async fn one_run_across_three_instances_deletes_each_image_once() {
     for _ in 0..3 {
         s.push(TestServer::spawn_raw(&toml).await);
     }
-    let jobs_path = "/images/00000000-0000-0000-0000-000000000000/jobs?task=retention";
+    let jobs_path = "/retention/runs";
     // Each instance looks at start-up; give the last one time to look too.
     let mut scheduled = json!([]);
     for _ in 0..50 {

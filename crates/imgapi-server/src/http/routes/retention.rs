@@ -46,6 +46,13 @@ pub async fn delete_rule(app: &AppState, req: Req) -> Result<Response, ApiError>
     Ok(response::empty(StatusCode::NO_CONTENT))
 }
 
+/// ListRetentionRuns.
+pub async fn list_runs(app: &AppState, req: Req) -> Result<Response, ApiError> {
+    operator_only(&req)?;
+    let runs: Vec<_> = svc::list_runs(app).await?.iter().map(job_object).collect();
+    Ok(response::json(StatusCode::OK, &runs))
+}
+
 /// RunRetention: the plan with `dry_run=true`, else a queued job.
 pub async fn run(app: &AppState, req: Req) -> Result<Response, ApiError> {
     operator_only(&req)?;

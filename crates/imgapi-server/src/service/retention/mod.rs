@@ -374,6 +374,19 @@ fn new_job() -> JobRecord {
     }
 }
 
+/// ListRetentionRuns: the retention jobs (kept as long as the job
+/// retention keeps finished jobs), newest first.
+pub async fn list_runs(app: &AppState) -> Result<Vec<JobRecord>, ServiceError> {
+    let mut jobs = app
+        .meta
+        .image_jobs(Uuid::nil())
+        .await
+        .map_err(ServiceError::meta("error loading retention jobs"))?;
+    jobs.retain(|j| j.name == RETENTION_TASK);
+    jobs.reverse();
+    Ok(jobs)
+}
+
 /// RunRetention: queue a retention job, wake this instance's runner.
 pub async fn start_run(app: &AppState) -> Result<JobRecord, ServiceError> {
     let job = new_job();
