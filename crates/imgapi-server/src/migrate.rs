@@ -9,6 +9,12 @@
 //! pointing at a missing blob, and a rerun resumes: images whose target
 //! record already equals the re-`stor`ed source record and whose blobs exist
 //! with the right size are skipped.
+//!
+//! The lifecycle data beside the records (docs/lifecycle.md) goes too: each
+//! image's flags (deprecation, protection) with its record, then the
+//! recycle bin (its records and blobs, verified the same way), the stored
+//! quota overrides and the retention rules of the API. Reruns skip what
+//! the target already has.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -51,8 +57,10 @@ pub struct MigrateSummary {
     /// Blob bytes copied (or that would be copied, dry run).
     pub bytes: u64,
     pub elapsed: Duration,
-    /// `(uuid, reason)` of every failed image.
+    /// `(uuid, reason)` of every failed image or recycle-bin entry.
     pub failures: Vec<(Uuid, String)>,
+    /// Recycle-bin entries copied (or that would be, dry run).
+    pub binned: usize,
 }
 
 impl MigrateSummary {
@@ -80,6 +88,11 @@ pub enum MigrateError {
     NoSource(String),
     #[error("cannot list the source images: {0}")]
     List(MetaError),
+    #[error("cannot copy the {what}: {source}")]
+    Lifecycle {
+        what: &'static str,
+        source: MetaError,
+    },
 }
 
 /// Open the stores a configuration names, without creating anything beyond
@@ -202,19 +215,193 @@ pub async fn migrate(
             }
         }
     }
+    migrate_bin(source, target, opts, progress, &mut summary).await?;
+    if !opts.dry_run {
+        migrate_settings(source, target).await?;
+    }
     summary.elapsed = started.elapsed();
     let _ = writeln!(
         progress,
-        "{}{} images: {} copied, {} skipped, {} failed; {} copied in {:.1}s",
+        "{}{} images: {} copied, {} skipped, {} failed; {} recycle-bin entries; {} copied in {:.1}s",
         if opts.dry_run { "dry run: " } else { "" },
         summary.total,
         summary.copied,
         summary.skipped,
         summary.failed,
+        summary.binned,
         human_bytes(summary.bytes),
         summary.elapsed.as_secs_f64()
     );
     Ok(summary)
+}
+
+/// The recycle bin: each entry's blobs, then the entry (its record put
+/// among the target's images and moved into the target's bin, keeping its
+/// deletion and expiry times). Entries the target's bin has are skipped.
+async fn migrate_bin(
+    source: &Stores,
+    target: &Stores,
+    opts: MigrateOptions,
+    progress: &mut (dyn Write + Send),
+    summary: &mut MigrateSummary,
+) -> Result<(), MigrateError> {
+    const PAGE: u32 = 500;
+    let bin_err = |source| MigrateError::Lifecycle {
+        what: "recycle bin",
+        source,
+    };
+    let mut offset = 0u64;
+    loop {
+        let page = source
+            .meta
+            .list_bin(None, offset, PAGE)
+            .await
+            .map_err(bin_err)?;
+        for entry in &page {
+            let uuid = entry.image.uuid;
+            let label = format!("[bin] {uuid} {}@{}", entry.image.name, entry.image.version);
+            match migrate_bin_entry(source, target, entry, opts).await {
+                Ok(None) => {}
+                Ok(Some(bytes)) => {
+                    summary.binned += 1;
+                    summary.bytes += bytes;
+                    let verb = if opts.dry_run { "would copy" } else { "copied" };
+                    let _ = writeln!(progress, "{label}: {verb} {}", human_bytes(bytes));
+                }
+                Err(reason) => {
+                    summary.failed += 1;
+                    let _ = writeln!(progress, "{label}: ERROR {reason}");
+                    summary.failures.push((uuid, reason));
+                }
+            }
+        }
+        if page.len() < PAGE as usize {
+            return Ok(());
+        }
+        offset += u64::from(PAGE);
+    }
+}
+
+/// One bin entry; the bytes copied, `None` when the target has it.
+async fn migrate_bin_entry(
+    source: &Stores,
+    target: &Stores,
+    entry: &imgapi_meta::BinEntry,
+    opts: MigrateOptions,
+) -> Result<Option<u64>, String> {
+    let uuid = entry.image.uuid;
+    let present = target
+        .meta
+        .binned(uuid)
+        .await
+        .map_err(|e| format!("reading the target's bin: {e}"))?;
+    if present.is_some() {
+        return Ok(None);
+    }
+    let mut image = restor(&entry.image, target.blobs.kind());
+    let mut bytes = 0;
+    for blob in blob_refs(&entry.image) {
+        bytes += blob.size;
+        if opts.dry_run {
+            continue;
+        }
+        let sha256 = copy_blob(source, target, &blob).await?;
+        if let Some(f) = blob.file_index.and_then(|i| image.files.get_mut(i)) {
+            f.sha256.get_or_insert(sha256);
+        }
+    }
+    if opts.dry_run {
+        return Ok(Some(bytes));
+    }
+    let revision = target
+        .meta
+        .put(&image)
+        .await
+        .map_err(|e| format!("writing the target record: {e}"))?;
+    let moved = imgapi_meta::BinEntry {
+        image,
+        ..entry.clone()
+    };
+    target
+        .meta
+        .move_to_bin(&moved, revision)
+        .await
+        .map_err(|e| format!("moving the record into the target's bin: {e}"))?;
+    Ok(Some(bytes))
+}
+
+/// The lifecycle flags of `uuid`, when the target's differ from the
+/// source's (a deprecation time or protection set on the source).
+async fn migrate_flags(source: &Stores, target: &Stores, uuid: Uuid) -> Result<(), String> {
+    let wanted = source
+        .meta
+        .image_flags(uuid)
+        .await
+        .map_err(|e| format!("reading the lifecycle flags: {e}"))?;
+    let Some(wanted) = wanted else {
+        return Ok(());
+    };
+    let present = target
+        .meta
+        .image_flags(uuid)
+        .await
+        .map_err(|e| format!("reading the target's lifecycle flags: {e}"))?;
+    let same = present.as_ref().is_some_and(|p| {
+        p.deprecated_ms == wanted.deprecated_ms && p.protected == wanted.protected
+    });
+    if same {
+        return Ok(());
+    }
+    let change = imgapi_meta::FlagsChange {
+        deprecated_ms: Some(wanted.deprecated_ms),
+        protected: Some(wanted.protected),
+        at_ms: wanted.updated_ms,
+        by: wanted.updated_by,
+    };
+    target
+        .meta
+        .change_image_flags(uuid, &change)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("writing the lifecycle flags: {e}"))
+}
+
+/// The stored quota overrides and the retention rules of the API (the
+/// configured ones live in the configuration file).
+async fn migrate_settings(source: &Stores, target: &Stores) -> Result<(), MigrateError> {
+    let quota_err = |source| MigrateError::Lifecycle {
+        what: "quota overrides",
+        source,
+    };
+    for o in source.meta.quota_overrides().await.map_err(quota_err)? {
+        target
+            .meta
+            .put_quota_override(&o)
+            .await
+            .map_err(quota_err)?;
+    }
+    let rule_err = |source| MigrateError::Lifecycle {
+        what: "retention rules",
+        source,
+    };
+    let present: Vec<Uuid> = target
+        .meta
+        .retention_rules()
+        .await
+        .map_err(rule_err)?
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    for rule in source.meta.retention_rules().await.map_err(rule_err)? {
+        if !present.contains(&rule.id) {
+            target
+                .meta
+                .insert_retention_rule(&rule)
+                .await
+                .map_err(rule_err)?;
+        }
+    }
+    Ok(())
 }
 
 enum Outcome {
@@ -301,6 +488,9 @@ async fn migrate_one(
         .map_err(|e| format!("reading the target record: {e}"))?;
     let record_current = existing.as_ref().is_some_and(|s| s.image == wanted);
     if to_copy.is_empty() && record_current {
+        if !opts.dry_run {
+            migrate_flags(source, target, image.uuid).await?;
+        }
         return Ok(Outcome::Skipped);
     }
     let mut bytes = 0;
@@ -323,6 +513,9 @@ async fn migrate_one(
             .put(&wanted)
             .await
             .map_err(|e| format!("writing the target record: {e}"))?;
+    }
+    if !opts.dry_run {
+        migrate_flags(source, target, image.uuid).await?;
     }
     Ok(Outcome::Copied { bytes })
 }

@@ -199,6 +199,97 @@ async fn populate(s: &TestServer) -> Vec<String> {
     uuids
 }
 
+/// The lifecycle data beside the records (docs/lifecycle.md) goes too:
+/// flags, recycle-bin entries with their files, quota overrides and API
+/// retention rules; a rerun copies nothing again.
+#[tokio::test]
+async fn migrate_carries_lifecycle_data() {
+    const BIN: &str = "[lifecycle]\nrecycle_days = 7\n";
+    let src = TestServer::spawn_raw(&format!("{DC}{BIN}")).await;
+    let kept = uuid_of(&src.publish(json!({"name": "kept"})).await);
+    let flags = json!({"protected": true, "deprecated_at": "2020-01-02T03:04:05Z"});
+    let resp = src
+        .put(&format!("/images/{kept}/lifecycle"))
+        .json(&flags)
+        .send()
+        .await
+        .unwrap();
+    let (status, flags) = status_json(resp).await;
+    assert_eq!(status, 200, "{flags}");
+    let binned = uuid_of(&src.publish(json!({"name": "binned"})).await);
+    let resp = src
+        .delete(&format!("/images/{binned}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let resp = src
+        .put(&format!("/quotas/{OWNER}"))
+        .json(&json!({"images": 50}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let (status, rule) = src
+        .post_json(
+            "/retention/rules",
+            &json!({"name": "base-*", "keep_versions": 3}),
+        )
+        .await;
+    assert_eq!(status, 201, "{rule}");
+    let src_dir = src.stop().await.unwrap();
+    let dst_dir = tempfile::tempdir().unwrap();
+    let from = local_toml(src_dir.path());
+    let to = local_toml(dst_dir.path());
+
+    let (first, text) = run(&from, &to).await;
+    assert_eq!(
+        (first.copied, first.binned, first.failed),
+        (1, 1, 0),
+        "{text}"
+    );
+    let (second, text) = run(&from, &to).await;
+    assert_eq!(
+        (second.copied, second.binned, second.failed),
+        (0, 0, 0),
+        "{text}"
+    );
+
+    let dst = Srv::start(&format!("{to}{BIN}")).await;
+    let get = |path: String| {
+        let (client, url) = (dst.client.clone(), dst.url.clone());
+        async move { status_json(client.get(format!("{url}{path}")).send().await.unwrap()).await }
+    };
+    assert_eq!(get(format!("/images/{kept}/lifecycle")).await, (200, flags));
+    let (status, entry) = get(format!("/recycle-bin/{binned}")).await;
+    assert_eq!(status, 200, "{entry}");
+    assert_eq!(get(format!("/images/{binned}")).await.0, 404);
+    let (status, quota) = get(format!("/quotas/{OWNER}")).await;
+    assert_eq!(status, 200, "{quota}");
+    assert_eq!(quota["images"]["limit"], 50, "{quota}");
+    let (_, rules) = get("/retention/rules".into()).await;
+    assert!(
+        rules
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == rule["id"]),
+        "{rules}"
+    );
+    let (status, restored) = status_json(
+        dst.client
+            .post(format!("{}/recycle-bin/{binned}?action=restore", dst.url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{restored}");
+    let file = get_bytes(&dst.client, format!("{}/images/{binned}/file", dst.url)).await;
+    assert_eq!(file.as_deref(), Some(&b"image bytes"[..]));
+    dst.stop().await;
+}
+
 #[tokio::test]
 async fn migrate_sqlite_local_roundtrip() {
     let src = TestServer::spawn_raw(DC).await;
