@@ -26,6 +26,10 @@ pub struct BinEntry {
     pub expires_ms: i64,
     /// Who deleted it (an account uuid or operator name), when known.
     pub deleted_by: Option<String>,
+    /// The image's deprecation time when it was deleted, as read back. A
+    /// move into the bin takes the image's own (its lifecycle flags) and
+    /// ignores this.
+    pub deprecated_ms: Option<i64>,
 }
 
 impl BinEntry {

@@ -318,6 +318,20 @@ async fn migrate_bin_entry(
         .put(&image)
         .await
         .map_err(|e| format!("writing the target record: {e}"))?;
+    // The move takes the deprecation time from the image's flags.
+    if let Some(deprecated_ms) = entry.deprecated_ms {
+        let change = imgapi_meta::FlagsChange {
+            deprecated_ms: Some(Some(deprecated_ms)),
+            protected: Some(false),
+            at_ms: entry.deleted_ms,
+            by: "imgapi migrate".into(),
+        };
+        target
+            .meta
+            .change_image_flags(uuid, &change)
+            .await
+            .map_err(|e| format!("writing the lifecycle flags: {e}"))?;
+    }
     let moved = imgapi_meta::BinEntry {
         image,
         ..entry.clone()

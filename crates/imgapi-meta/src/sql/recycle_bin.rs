@@ -14,7 +14,7 @@ use crate::{BinEntry, BinUsage, MetaError, RecycleBinStore, Revision};
 macro_rules! entries {
     ($rest:literal) => {
         concat!(
-            "SELECT uuid, record, deleted_ms, expires_ms, deleted_by FROM recycle_bin ",
+            "SELECT uuid, record, deleted_ms, expires_ms, deleted_by, deprecated_ms FROM recycle_bin ",
             $rest
         )
     };
@@ -39,6 +39,7 @@ where
     for<'a> String: Decode<'a, DB> + Type<DB>,
     for<'a> i64: Decode<'a, DB> + Type<DB>,
     for<'a> Option<String>: Decode<'a, DB> + Type<DB>,
+    for<'a> Option<i64>: Decode<'a, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
 {
     let uuid: String = row.try_get(0).map_err(&sql_err)?;
@@ -48,6 +49,7 @@ where
         deleted_ms: row.try_get(2).map_err(&sql_err)?,
         expires_ms: row.try_get(3).map_err(&sql_err)?,
         deleted_by: row.try_get(4).map_err(&sql_err)?,
+        deprecated_ms: row.try_get(5).map_err(&sql_err)?,
     })
 }
 

@@ -12,6 +12,7 @@ fn entry(image: imgapi_domain::ImageRecord, deleted_ms: i64, expires_ms: i64) ->
         deleted_ms,
         expires_ms,
         deleted_by: Some("tester".into()),
+        deprecated_ms: None,
     }
 }
 

@@ -66,6 +66,7 @@ pub(crate) async fn move_to_bin(
             deleted_ms,
             expires_ms: deleted_ms.saturating_add(app.config.lifecycle.recycle_ms()),
             deleted_by: by.clone(),
+            deprecated_ms: None,
         };
         match app.meta.move_to_bin(&entry, stored.revision).await {
             Ok(()) => {

@@ -218,6 +218,13 @@ async fn migrate_carries_lifecycle_data() {
     assert_eq!(status, 200, "{flags}");
     let binned = uuid_of(&src.publish(json!({"name": "binned"})).await);
     let resp = src
+        .put(&format!("/images/{binned}/lifecycle"))
+        .json(&json!({"deprecated_at": "2021-01-01T00:00:00Z"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = src
         .delete(&format!("/images/{binned}"))
         .send()
         .await
@@ -287,6 +294,11 @@ async fn migrate_carries_lifecycle_data() {
     assert_eq!(status, 200, "{restored}");
     let file = get_bytes(&dst.client, format!("{}/images/{binned}/file", dst.url)).await;
     assert_eq!(file.as_deref(), Some(&b"image bytes"[..]));
+    let (_, lifecycle) = get(format!("/images/{binned}/lifecycle")).await;
+    assert_eq!(
+        lifecycle["deprecated_at"], "2021-01-01T00:00:00.000Z",
+        "the bin entry's deprecation came along: {lifecycle}"
+    );
     dst.stop().await;
 }
 
