@@ -127,6 +127,38 @@ impl Req {
             .or_else(|| self.query.get("account"))
     }
 
+    /// Refuse a request made for an account (operator-only extension
+    /// endpoints): 403 OperatorOnly.
+    pub fn operator_only(&self) -> Result<(), ApiError> {
+        match self.account() {
+            Some(_) => Err(ApiError::new(
+                RestCode::OperatorOnly,
+                "this endpoint may only be called by an operator",
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// A lower-case uuid named `name` (`value`: from the query or the path),
+    /// else 422 InvalidParameter naming it.
+    pub fn uuid_param(name: &str, value: &str) -> Result<uuid::Uuid, ApiError> {
+        match uuid::Uuid::parse_str(value) {
+            Ok(u) if imgapi_domain::validate::is_lower_uuid(value) => Ok(u),
+            _ => Err(ApiError::invalid_param(
+                format!("invalid \"{name}\": \"{value}\" is not a UUID"),
+                vec![imgapi_types::FieldError::invalid(name)],
+            )),
+        }
+    }
+
+    /// The optional `owner` query parameter, a lower-case uuid.
+    pub fn owner_param(&self) -> Result<Option<uuid::Uuid>, ApiError> {
+        self.query
+            .get("owner")
+            .map(|raw| Self::uuid_param("owner", raw))
+            .transpose()
+    }
+
     /// The `i`-th `{name}` segment of the path (empty if the template has
     /// none there).
     pub fn arg(&self, i: usize) -> String {

@@ -4,7 +4,7 @@
 
 use axum::response::Response;
 use http::StatusCode;
-use imgapi_types::{FieldError, QuotaOverrideBody, RestCode};
+use imgapi_types::{FieldError, QuotaOverrideBody};
 use uuid::Uuid;
 
 use crate::app::AppState;
@@ -13,43 +13,26 @@ use crate::http::request::Req;
 use crate::http::{ok_json, response};
 use crate::service::quotas as svc;
 
-fn operator_only() -> ApiError {
-    ApiError::new(
-        RestCode::OperatorOnly,
-        "this endpoint may only be called by an operator",
-    )
-}
-
 fn owner_arg(req: &Req) -> Result<Uuid, ApiError> {
-    let raw = req.arg(0);
-    match Uuid::parse_str(&raw) {
-        Ok(u) if imgapi_domain::validate::is_lower_uuid(&raw) => Ok(u),
-        _ => Err(ApiError::invalid_param(
-            format!("invalid \"owner\": \"{raw}\" is not a UUID"),
-            vec![FieldError::invalid("owner")],
-        )),
-    }
+    Req::uuid_param("owner", &req.arg(0))
 }
 
 pub async fn list(app: &AppState, req: Req) -> Result<Response, ApiError> {
-    if req.account().is_some() {
-        return Err(operator_only());
-    }
+    req.operator_only()?;
     Ok(ok_json(&svc::list(app).await?))
 }
 
 pub async fn get(app: &AppState, req: Req) -> Result<Response, ApiError> {
     let owner = owner_arg(&req)?;
-    if req.account().is_some_and(|a| a != owner.to_string()) {
-        return Err(operator_only());
+    // An owner may read its own quota.
+    if req.account() != Some(owner.to_string().as_str()) {
+        req.operator_only()?;
     }
     Ok(ok_json(&svc::quota_of(app, owner).await?))
 }
 
 pub async fn put(app: &AppState, mut req: Req) -> Result<Response, ApiError> {
-    if req.account().is_some() {
-        return Err(operator_only());
-    }
+    req.operator_only()?;
     let owner = owner_arg(&req)?;
     let body = req.json_body().await?.unwrap_or_default();
     let invalid = |why: String| {
@@ -72,9 +55,7 @@ pub async fn put(app: &AppState, mut req: Req) -> Result<Response, ApiError> {
 }
 
 pub async fn delete(app: &AppState, req: Req) -> Result<Response, ApiError> {
-    if req.account().is_some() {
-        return Err(operator_only());
-    }
+    req.operator_only()?;
     let owner = owner_arg(&req)?;
     svc::delete(app, owner).await?;
     Ok(response::empty(StatusCode::NO_CONTENT))

@@ -30,18 +30,7 @@ fn integer_param(req: &Req, name: &str, max: u64) -> Result<Option<u64>, ApiErro
 
 /// ListRecycleBin.
 pub async fn list(app: &AppState, req: Req) -> Result<Response, ApiError> {
-    let owner = match req.query.get("owner") {
-        None => None,
-        Some(raw) => match uuid::Uuid::parse_str(raw) {
-            Ok(u) if imgapi_domain::validate::is_lower_uuid(raw) => Some(u),
-            _ => {
-                return Err(ApiError::invalid_param(
-                    format!("invalid \"owner\": \"{raw}\" is not a UUID"),
-                    vec![FieldError::invalid("owner")],
-                ))
-            }
-        },
-    };
+    let owner = req.owner_param()?;
     let limit = integer_param(&req, "limit", u64::from(MAX_LIMIT))?
         .and_then(|n| u32::try_from(n).ok())
         .filter(|n| *n > 0)

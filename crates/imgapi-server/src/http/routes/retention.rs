@@ -4,7 +4,6 @@
 
 use axum::response::Response;
 use http::StatusCode;
-use imgapi_types::RestCode;
 
 use crate::app::AppState;
 use crate::http::error::ApiError;
@@ -13,27 +12,16 @@ use crate::http::response;
 use crate::service::import::jobs::job_object;
 use crate::service::{parse_bool_param, retention as svc};
 
-/// Operator-only endpoints refuse a request made for an account.
-fn operator_only(req: &Req) -> Result<(), ApiError> {
-    match req.account() {
-        Some(_) => Err(ApiError::new(
-            RestCode::OperatorOnly,
-            "this endpoint may only be called by an operator",
-        )),
-        None => Ok(()),
-    }
-}
-
 /// ListRetentionRules.
 pub async fn list_rules(app: &AppState, req: Req) -> Result<Response, ApiError> {
-    operator_only(&req)?;
+    req.operator_only()?;
     let rules = svc::list_rules(app).await?;
     Ok(response::json(StatusCode::OK, &rules))
 }
 
 /// AddRetentionRule.
 pub async fn add_rule(app: &AppState, mut req: Req) -> Result<Response, ApiError> {
-    operator_only(&req)?;
+    req.operator_only()?;
     let body = req.json_body().await?;
     let rule = svc::add_rule(app, body).await?;
     Ok(response::json(StatusCode::CREATED, &rule))
@@ -41,21 +29,21 @@ pub async fn add_rule(app: &AppState, mut req: Req) -> Result<Response, ApiError
 
 /// DeleteRetentionRule.
 pub async fn delete_rule(app: &AppState, req: Req) -> Result<Response, ApiError> {
-    operator_only(&req)?;
+    req.operator_only()?;
     svc::delete_rule(app, &req.arg(0)).await?;
     Ok(response::empty(StatusCode::NO_CONTENT))
 }
 
 /// ListRetentionRuns.
 pub async fn list_runs(app: &AppState, req: Req) -> Result<Response, ApiError> {
-    operator_only(&req)?;
+    req.operator_only()?;
     let runs: Vec<_> = svc::list_runs(app).await?.iter().map(job_object).collect();
     Ok(response::json(StatusCode::OK, &runs))
 }
 
 /// RunRetention: the plan with `dry_run=true`, else a queued job.
 pub async fn run(app: &AppState, req: Req) -> Result<Response, ApiError> {
-    operator_only(&req)?;
+    req.operator_only()?;
     if parse_bool_param("dry_run", req.query.get("dry_run"))?.unwrap_or(false) {
         let plan = svc::dry_run(app).await?;
         return Ok(response::json(StatusCode::OK, &plan));
