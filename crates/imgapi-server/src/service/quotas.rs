@@ -10,6 +10,7 @@
 //! limit. Owners without a limit (and servers without write-once
 //! versions) take no reservation at all: nothing changes for them.
 
+use super::lifecycle::now_ms;
 use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
@@ -29,10 +30,6 @@ use crate::config::QuotasConfig;
 const RESERVATION_TTL_MS: i64 = 15 * 60 * 1000;
 /// Bytes reserved at a time while a body of unknown size streams in.
 const STREAM_STEP: u64 = 8 * 1024 * 1024;
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
 
 /// The limits of `owner`: a stored override (PutQuota) before a
 /// `[quotas.owners]` entry before the defaults, key by key.

@@ -16,8 +16,9 @@ use imgapi_meta::RunLockAttempt;
 use metrics::Label;
 
 use super::images::{delete_image, Removal};
+use super::lifecycle::now_ms;
 use super::recycle_bin::purge_entry;
-use super::uploads::{discard_all_of, now_ms};
+use super::uploads::discard_all_of;
 use super::ServiceError;
 use crate::app::{App, AppState};
 use crate::telemetry::{LIFECYCLE_ABANDONED_REMOVED, LIFECYCLE_PURGED, LIFECYCLE_SWEEPS};
