@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use imgapi_server::service::import::mirror::{self, MirrorOptions, Reporter};
+use imgapi_server::service::import::mirror::{self, MirrorOptions, MirrorSummary, Reporter};
 use imgapi_server::Config;
 use serde_json::{json, Value};
 
@@ -391,6 +391,17 @@ impl Reporter for Log {
     }
 }
 
+/// One `imgapi mirror` run into `target`'s registry: its summary and lines.
+async fn mirror_into(target: &TestServer, opts: MirrorOptions) -> (MirrorSummary, Vec<String>) {
+    let app = mirror::open(Config::from_toml(&target.config_toml).unwrap())
+        .await
+        .unwrap();
+    let mut log = Log::default();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let summary = mirror::mirror(&app, &opts, &mut log, &stop).await.unwrap();
+    (summary, log.0)
+}
+
 #[tokio::test]
 async fn mirror_delete_keeps_protected_images() {
     let upstream = TestServer::spawn_with(DC).await;
@@ -403,18 +414,7 @@ async fn mirror_delete_keeps_protected_images() {
         delete: true,
         ..MirrorOptions::default()
     };
-    let run = |opts: MirrorOptions| {
-        let toml = target.config_toml.clone();
-        async move {
-            let app = mirror::open(Config::from_toml(&toml).unwrap())
-                .await
-                .unwrap();
-            let mut log = Log::default();
-            let stop = std::sync::atomic::AtomicBool::new(false);
-            let summary = mirror::mirror(&app, &opts, &mut log, &stop).await.unwrap();
-            (summary, log.0)
-        }
-    };
+    let run = |opts: MirrorOptions| mirror_into(&target, opts);
     let (summary, log) = run(opts.clone()).await;
     assert_eq!(summary.new, 1, "{log:#?}");
     set_lifecycle(&target, &uuid, "", json!({"protected": true})).await;
@@ -452,18 +452,7 @@ async fn mirror_keeps_deprecated_upstream_images() {
         delete: true,
         ..MirrorOptions::default()
     };
-    let run = |opts: MirrorOptions| {
-        let toml = target.config_toml.clone();
-        async move {
-            let app = mirror::open(Config::from_toml(&toml).unwrap())
-                .await
-                .unwrap();
-            let mut log = Log::default();
-            let stop = std::sync::atomic::AtomicBool::new(false);
-            let summary = mirror::mirror(&app, &opts, &mut log, &stop).await.unwrap();
-            (summary, log.0)
-        }
-    };
+    let run = |opts: MirrorOptions| mirror_into(&target, opts);
     let (summary, log) = run(opts.clone()).await;
     assert_eq!(summary.new, 1, "{log:#?}");
     set_lifecycle(
