@@ -441,7 +441,37 @@ pub fn with_channel_added(
     Ok(new)
 }
 
-/// UpdateImage (api.md §5.13).
+/// UpdateImage (api.md §5.13): validation errors first, then (dc mode) a
+/// new owner's existence, then the quotas: a new owner counts one more
+/// image and its bytes, a new (name, version) is claimed (write-once
+/// versions), both held until the update is saved.
+pub async fn update_image(
+    app: &AppState,
+    stored: StoredImage,
+    body: Option<&Value>,
+    operator: bool,
+    retry: bool,
+) -> Result<ImageRecord, ServiceError> {
+    let preview = updated(app, &stored.image, body, operator)?;
+    let moved = preview.owner != stored.image.owner;
+    if moved {
+        let owner = Value::String(preview.owner.to_string());
+        ensure_owner_exists(app, Some(&owner)).await?;
+    }
+    let renamed = preview.name != stored.image.name || preview.version != stored.image.version;
+    let reservation = if moved {
+        quotas::reserve_stored_record(app, &preview).await?
+    } else if renamed {
+        quotas::reserve_image(app, &preview, false).await?
+    } else {
+        None
+    };
+    let saved = modify(app, stored, retry, |img| updated(app, img, body, operator)).await;
+    quotas::release(reservation).await;
+    saved
+}
+
+/// The record UpdateImage makes of `img` (api.md §5.13).
 pub fn updated(
     app: &AppState,
     img: &ImageRecord,

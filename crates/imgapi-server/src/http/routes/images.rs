@@ -275,33 +275,7 @@ impl RecordChange<'_> {
                 })
                 .await?
             }
-            Some("update") => {
-                // Validation errors first, then (dc mode) the new owner's existence.
-                let preview = svc::updated(app, &stored.image, body, operator)?;
-                if preview.owner != stored.image.owner {
-                    let owner = Value::String(preview.owner.to_string());
-                    svc::ensure_owner_exists(app, Some(&owner)).await?;
-                }
-                // A new owner counts one more image and its bytes; a new
-                // triple is claimed (write-once versions). Released once the
-                // update is saved.
-                let moved = preview.owner != stored.image.owner;
-                let renamed =
-                    preview.name != stored.image.name || preview.version != stored.image.version;
-                let reservation = if moved {
-                    crate::service::quotas::reserve_stored_record(app, &preview).await?
-                } else if renamed {
-                    crate::service::quotas::reserve_image(app, &preview, false).await?
-                } else {
-                    None
-                };
-                let saved = svc::modify(app, stored, retry, |img| {
-                    svc::updated(app, img, body, operator)
-                })
-                .await;
-                crate::service::quotas::release(reservation).await;
-                saved?
-            }
+            Some("update") => svc::update_image(app, stored, body, operator, retry).await?,
             Some(other) => return Err(invalid_action(other)),
             None => {
                 return Err(ApiError::invalid_param(
