@@ -2,7 +2,7 @@
 //! locks, persisted by one backend behind [`MetaStore`] (one trait per
 //! role: [`ImageStore`], [`JobStore`], [`UploadStore`], [`UsageStore`],
 //! [`RunLockStore`], [`ImageFlagsStore`], [`RetentionRuleStore`],
-//! [`RecycleBinStore`], [`QuotaStore`]).
+//! [`RecycleBinStore`], [`QuotaStore`], [`ChangeStore`]).
 //!
 //! Services call stores; stores never call services. Every backend passes the
 //! same conformance suite ([`testsuite`], feature `testing`).
@@ -10,6 +10,7 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
+mod changes;
 mod error;
 mod flags;
 mod images;
@@ -26,6 +27,7 @@ pub mod testsuite;
 mod uploads;
 mod usage;
 
+pub use changes::{ChangeLogBounds, ChangeStore, StoredChange};
 pub use error::MetaError;
 pub use flags::{FlagsChange, ImageFlags, ImageFlagsStore};
 pub use images::{ImageStore, Revision, StoredImage};
@@ -53,6 +55,7 @@ pub trait MetaStore:
     + RetentionRuleStore
     + RecycleBinStore
     + QuotaStore
+    + ChangeStore
 {
 }
 
@@ -66,6 +69,7 @@ impl<T> MetaStore for T where
         + RetentionRuleStore
         + RecycleBinStore
         + QuotaStore
+    + ChangeStore
 {
 }
 

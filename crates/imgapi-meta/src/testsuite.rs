@@ -20,11 +20,13 @@ use crate::{
     UploadSession,
 };
 
+mod changes;
 mod flags;
 mod quotas;
 mod recycle_bin;
 mod retention;
 mod usage;
+pub use changes::{changes_follow_every_image_write, changes_paging_bounds, changes_purge};
 pub use flags::{flags_follow_the_image, flags_in_listings, flags_set_merge_and_clear};
 pub use quotas::{
     quota_overrides_crud, quotas_concurrent_reserves_never_overshoot, quotas_reserve_checks_limits,
@@ -82,6 +84,8 @@ pub async fn run_all(store: &dyn MetaStore) {
     quota_overrides_crud(store).await;
     recycle_bin_conflicts(store).await;
     recycle_bin_expiry_and_abandoned(store).await;
+    changes_follow_every_image_write(store).await;
+    changes_paging_bounds(store).await;
 }
 
 /// Every committed write moves the generation forward; reads do not.

@@ -4,6 +4,7 @@
 //! with its JSON Schema, see [`schemas`]) and the single restCode table
 //! from which `docs/errors.md` is generated.
 
+pub mod changes;
 pub mod docker;
 pub mod error_body;
 pub mod error_code;
@@ -19,6 +20,7 @@ pub mod schema;
 pub mod server;
 pub mod uploads;
 
+pub use changes::{ChangeEvent, ChangeKind, ChangesPage};
 pub use docker::{
     DockerErrorMessage, DockerImageCreated, DockerMessage, DockerProgress, DockerProgressDetail,
     DockerProgressMessage, DockerPushResult, DockerStreamError, DOCKER_MESSAGE_TYPES,

@@ -14,6 +14,7 @@ use crate::{
     QuotaBytes, QuotaImages, QuotaOverrideBody, RecycleBinUsage, RecycledImage, Requirements,
     ServerState, StartedJob, TagUsage, UploadSessionBody, Usage, UsageQuota, UsageTotals,
 };
+use crate::{ChangeEvent, ChangeKind, ChangesPage};
 use crate::{RetentionPlan, RetentionPlanImage, RetentionRule};
 
 /// Where the schemas live in the OpenAPI document; `$ref`s point there.
@@ -64,6 +65,9 @@ wire_types![
     RetentionPlanImage,
     RecycledImage,
     RecycleBinUsage,
+    ChangesPage,
+    ChangeEvent,
+    ChangeKind,
     Exported,
     DockerMessage,
     DockerProgressMessage,

@@ -12,6 +12,7 @@ use super::{map_err, PostgresStore};
 use crate::sql::images::{
     image_writes, Columns, ImageDialect, ImageSql, ImageWrite, ImageWrites, WriteFailure,
 };
+use crate::sql::changes::insert_events;
 use crate::MetaError;
 
 type Sql = ImageSql<Postgres>;
@@ -101,13 +102,20 @@ impl PostgresStore {
     pub(super) async fn write_image(&self, write: ImageWrite) -> Result<i64, MetaError> {
         let key = write.key();
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
-        let outcome = Sql::apply(&mut tx, &write)
+        let mut events = Vec::new();
+        let outcome = Sql::apply(&mut tx, &write, &mut events)
             .await
             .map_err(|e| map_write_err(&self.target, e, key))?;
         // Last, so the stripe's row lock is held only until the commit.
         sqlx::query("UPDATE write_generation SET value = value + 1 WHERE stripe = $1")
             .bind(stripe(key))
             .execute(&mut *tx)
+            .await
+            .map_err(|e| map_write_err(&self.target, WriteFailure::Sql(e), key))?;
+        // Very last: the change log's row lock serializes the commits of
+        // every writer that has an event, so sequence numbers follow
+        // commit order (docs/events.md "Guarantees").
+        insert_events::<Postgres>(&mut tx, &events)
             .await
             .map_err(|e| map_write_err(&self.target, WriteFailure::Sql(e), key))?;
         tx.commit()

@@ -195,6 +195,14 @@ impl SqlBackend for PostgresStore {
             Write::Image(write) => self.write_image(write).await,
             Write::Job(write) => self.apply_job(write).await,
             Write::Upload(write) => self.apply_upload(write).await,
+            Write::Changes(write) => {
+                let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+                let purged = crate::sql::changes::apply::<Postgres>(&mut tx, &write)
+                    .await
+                    .map_err(|e| self.err(e))?;
+                tx.commit().await.map_err(|e| self.err(e))?;
+                Ok(purged)
+            }
             Write::Retention(write) => {
                 let done = RetentionSql::<Postgres>::write(&write)
                     .execute(&self.pool)

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::images::stripe;
 use super::*;
 use crate::sql::images::{Columns, ImageSql, ImageWrite};
-use crate::{testsuite, ImageStore};
+use crate::{testsuite, ChangeStore, ImageStore};
 
 const SKIP: &str =
     "SKIP: PostgreSQL conformance suite needs DATABASE_URL (started by .ci/pg-start.sh)";
@@ -194,7 +194,7 @@ async fn generation_moves_only_at_commit() {
     let mut tx = store.pool.begin().await.unwrap();
     let img = testsuite::fixture(Uuid::new_v4());
     let write = ImageWrite::Insert(Columns::of(&img).unwrap());
-    ImageSql::<Postgres>::apply(&mut tx, &write)
+    ImageSql::<Postgres>::apply(&mut tx, &write, &mut Vec::new())
         .await
         .ok()
         .unwrap();
@@ -372,4 +372,78 @@ async fn run_lock_has_one_holder_across_stores() {
             other => panic!("the lock outlived its guard: {other:?}"),
         }
     }
+}
+
+/// The change-log purge, on a database of its own (it purges every
+/// event), created and dropped here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_log_purge() {
+    let Some(url) = database_url() else { return };
+    let name = format!("imgapi_purge_{}", Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(&url).await.unwrap();
+    // `name` is a fixed prefix and a uuid's hex digits.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let own_url = match url.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{name}"),
+        None => panic!("DATABASE_URL has no database part: {url}"),
+    };
+    let store = PostgresStore::connect(&own_url).await.unwrap();
+    testsuite::changes_purge(&store).await;
+    store.close().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}
+
+/// 50 writers on three instances (pools) at once: the log's numbers are
+/// gapless and each write's event appears exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn change_log_gapless_under_concurrent_instances() {
+    let Some(url) = database_url() else { return };
+    let mut stores = Vec::new();
+    for _ in 0..3 {
+        stores.push(Arc::new(PostgresStore::connect(&url).await.unwrap()));
+    }
+    let owner = Uuid::new_v4();
+    let start = stores[0].change_log_bounds().await.unwrap();
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let store = Arc::clone(&stores[i % 3]);
+            tokio::spawn(async move {
+                let mut uuids = Vec::new();
+                for _ in 0..10 {
+                    let img = testsuite::fixture(owner);
+                    store.insert(&img).await.unwrap();
+                    uuids.push(img.uuid);
+                }
+                uuids
+            })
+        })
+        .collect();
+    let mut written = std::collections::BTreeSet::new();
+    for t in tasks {
+        written.extend(t.await.unwrap());
+    }
+    let mut seen = Vec::new();
+    let mut at = start.last_seq;
+    loop {
+        let page = stores[1].changes_after(at, 1000).await.unwrap();
+        let Some(last) = page.last() else { break };
+        for (i, event) in page.iter().enumerate() {
+            assert_eq!(event.seq, at + 1 + i as i64, "gapless");
+        }
+        at = last.seq;
+        seen.extend(
+            page.into_iter()
+                .filter(|e| e.image.owner == owner)
+                .map(|e| e.uuid),
+        );
+    }
+    assert_eq!(seen.len(), 500, "one event per write, no duplicate");
+    let seen: std::collections::BTreeSet<Uuid> = seen.into_iter().collect();
+    assert_eq!(seen, written);
 }

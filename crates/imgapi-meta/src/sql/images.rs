@@ -9,10 +9,12 @@ use async_trait::async_trait;
 use imgapi_domain::filter::ImageQuery;
 use imgapi_domain::tags::search_pairs;
 use imgapi_domain::ImageRecord;
+use imgapi_types::ChangeKind;
 use sqlx::database::HasStatementCache;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
 use uuid::Uuid;
 
+use super::changes::EventRow;
 use super::list_query::list_query;
 use super::{decode_uuids, is_unique_violation, ScalarStatement, SqlBackend, Statement, Write};
 use crate::{ImageStore, MetaError, Revision, StoredImage};
@@ -208,9 +210,11 @@ const BIN_TAKE: &str =
     "DELETE FROM recycle_bin WHERE uuid = $1 RETURNING record, deprecated_ms, deleted_ms";
 const RESTORE_DEPRECATION: &str = "INSERT INTO image_lifecycle \
      (uuid, deprecated_ms, protected, updated_ms, updated_by) VALUES ($1, $2, $3, $4, $5)";
-const BIN_DELETE: &str = "DELETE FROM recycle_bin WHERE uuid = $1";
-const DELETE: &str = "DELETE FROM images WHERE uuid = $1";
-const AT_REVISION: &str = "SELECT 1 FROM images WHERE uuid = $1 AND revision = $2";
+const BIN_DELETE: &str = "DELETE FROM recycle_bin WHERE uuid = $1 RETURNING record";
+const DELETE: &str = "DELETE FROM images WHERE uuid = $1 RETURNING record";
+const RECORD: &str = "SELECT record FROM images WHERE uuid = $1";
+const AT_REVISION: &str = "SELECT record FROM images WHERE uuid = $1 AND revision = $2";
+const FLAGS: &str = "SELECT deprecated_ms, protected FROM image_lifecycle WHERE uuid = $1";
 const DELETE_AT_REVISION: &str = "DELETE FROM images WHERE uuid = $1 AND revision = $2";
 const DEPENDENTS: &str =
     "SELECT uuid FROM images WHERE origin = $1 ORDER BY COALESCE(published_ms, 0), uuid";
@@ -308,27 +312,32 @@ where
     DB: ImageDialect,
     for<'a> String: Encode<'a, DB> + Decode<'a, DB> + Type<DB>,
     for<'a> i64: Encode<'a, DB> + Decode<'a, DB> + Type<DB>,
-    for<'a> bool: Encode<'a, DB> + Type<DB>,
+    for<'a> bool: Encode<'a, DB> + Decode<'a, DB> + Type<DB>,
     for<'a> Option<String>: Encode<'a, DB>,
-    for<'a> Option<i64>: Encode<'a, DB>,
+    for<'a> Option<i64>: Encode<'a, DB> + Decode<'a, DB>,
     usize: ColumnIndex<DB::Row>,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
 {
-    /// Perform `write` on `conn`, inside the caller's transaction. Yields
+    /// Perform `write` on `conn`, inside the caller's transaction, and add
+    /// the change-log events it makes to `events` (for the backend to
+    /// number and insert last, [`super::changes::insert_events`]). Yields
     /// the new revision, or for `Delete` the number of rows deleted. On
     /// `Err` the caller rolls back whatever it did.
     pub(crate) async fn apply(
         conn: &mut DB::Connection,
         write: &ImageWrite,
+        events: &mut Vec<EventRow>,
     ) -> Result<i64, WriteFailure> {
         match write {
             ImageWrite::Insert(row) => {
                 let revision = Self::insert_row(conn, row).await?;
                 DB::insert_side_rows(conn, row).await?;
+                events.push(EventRow::whole(ChangeKind::Created, &row.uuid, &row.record));
                 Ok(revision)
             }
             ImageWrite::Update { row, expected } => {
+                let old = Self::record(conn, &row.uuid).await?;
                 let updated = Self::bind_columns(DB::WRITES.update, row)
                     .bind(*expected)
                     .fetch_optional(&mut *conn)
@@ -337,13 +346,25 @@ where
                     return Err(Self::missed_write(conn, row.id).await);
                 };
                 Self::replace_side_rows(conn, row).await?;
+                // Read before the update, which matched `expected`: the
+                // record it replaced.
+                if let Some(old) = old {
+                    events.extend(EventRow::replaced(&row.uuid, &old, &row.record));
+                }
                 Ok(revision)
             }
             ImageWrite::Put(row) => {
+                let old = Self::record(conn, &row.uuid).await?;
                 let revision = Self::bind_columns(DB::WRITES.upsert, row)
                     .fetch_one(&mut *conn)
                     .await?;
                 Self::replace_side_rows(conn, row).await?;
+                match old {
+                    Some(old) => events.extend(EventRow::replaced(&row.uuid, &old, &row.record)),
+                    None => {
+                        events.push(EventRow::whole(ChangeKind::Created, &row.uuid, &row.record))
+                    }
+                }
                 Ok(revision)
             }
             ImageWrite::Rename {
@@ -353,14 +374,14 @@ where
             } => {
                 // Checked first so a stale revision is reported before a
                 // taken new uuid; the DELETE below re-checks it atomically.
-                let current = sqlx::query(AT_REVISION)
+                let current: Option<String> = sqlx::query_scalar(AT_REVISION)
                     .bind(old_uuid.to_string())
                     .bind(*expected)
                     .fetch_optional(&mut *conn)
                     .await?;
-                if current.is_none() {
+                let Some(old_record) = current else {
                     return Err(Self::missed_write(conn, *old_uuid).await);
-                }
+                };
                 // The new row first, so the lifecycle flags can move to it
                 // before the old row's go by ON DELETE CASCADE (with its
                 // side rows).
@@ -375,9 +396,40 @@ where
                 if DB::rows_affected(&deleted) != 1 {
                     return Err(Self::missed_write(conn, *old_uuid).await);
                 }
+                let old_uuid = old_uuid.to_string();
+                events.push(EventRow::whole(ChangeKind::Deleted, &old_uuid, &old_record));
+                events.push(EventRow::whole(ChangeKind::Created, &row.uuid, &row.record));
                 Ok(revision)
             }
-            ImageWrite::Flags(write) => super::flags::apply::<DB>(conn, write).await,
+            ImageWrite::Flags(write) => {
+                let uuid = write.uuid.to_string();
+                let old: Option<(Option<i64>, bool)> = sqlx::query_as(FLAGS)
+                    .bind(uuid.clone())
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                let outcome = super::flags::apply::<DB>(conn, write).await?;
+                let (old_deprecated, old_protected) = old.unwrap_or((None, false));
+                let change = &write.change;
+                let mut fields = Vec::new();
+                if change.deprecated_ms.is_some_and(|d| d != old_deprecated) {
+                    fields.push("deprecated_at".to_owned());
+                }
+                if change.protected.is_some_and(|p| p != old_protected) {
+                    fields.push("protected".to_owned());
+                }
+                if !fields.is_empty() {
+                    // flags::apply found the image.
+                    if let Some(record) = Self::record(conn, &uuid).await? {
+                        events.push(EventRow {
+                            kind: ChangeKind::LifecycleChanged,
+                            uuid,
+                            fields,
+                            record,
+                        });
+                    }
+                }
+                Ok(outcome)
+            }
             // The record leaves `images` only if still at `expected`;
             // otherwise the bin row goes with the rolled-back transaction.
             ImageWrite::ToBin { row, expected } => {
@@ -409,6 +461,7 @@ where
                 if DB::rows_affected(&deleted) != 1 {
                     return Err(Self::missed_write(conn, row.id).await);
                 }
+                events.push(EventRow::whole(ChangeKind::Recycled, &row.uuid, &row.record));
                 Ok(0)
             }
             ImageWrite::FromBin(uuid) => {
@@ -437,23 +490,51 @@ where
                         .execute(&mut *conn)
                         .await?;
                 }
+                events.push(EventRow::whole(ChangeKind::Restored, &row.uuid, &record));
                 Ok(revision)
             }
             ImageWrite::DropFromBin(uuid) => {
-                let deleted = sqlx::query(BIN_DELETE)
-                    .bind(uuid.to_string())
-                    .execute(conn)
+                let uuid = uuid.to_string();
+                let deleted: Option<String> = sqlx::query_scalar(BIN_DELETE)
+                    .bind(uuid.clone())
+                    .fetch_optional(conn)
                     .await?;
-                Ok(super::affected_rows(DB::rows_affected(&deleted)))
+                Ok(Self::removed(ChangeKind::Purged, &uuid, deleted, events))
             }
             // Side rows go by ON DELETE CASCADE.
             ImageWrite::Delete(uuid) => {
-                let deleted = sqlx::query(DELETE)
-                    .bind(uuid.to_string())
-                    .execute(conn)
+                let uuid = uuid.to_string();
+                let deleted: Option<String> = sqlx::query_scalar(DELETE)
+                    .bind(uuid.clone())
+                    .fetch_optional(conn)
                     .await?;
-                Ok(super::affected_rows(DB::rows_affected(&deleted)))
+                Ok(Self::removed(ChangeKind::Deleted, &uuid, deleted, events))
             }
+        }
+    }
+
+    /// The stored record of `uuid` (JSON text), if any.
+    async fn record(conn: &mut DB::Connection, uuid: &str) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar(RECORD)
+            .bind(uuid.to_owned())
+            .fetch_optional(conn)
+            .await
+    }
+
+    /// The outcome of a removal that returned `deleted` (the record, if a
+    /// row went), with its event.
+    fn removed(
+        kind: ChangeKind,
+        uuid: &str,
+        deleted: Option<String>,
+        events: &mut Vec<EventRow>,
+    ) -> i64 {
+        match deleted {
+            Some(record) => {
+                events.push(EventRow::whole(kind, uuid, &record));
+                1
+            }
+            None => 0,
         }
     }
 
@@ -628,9 +709,9 @@ where
     B::Db: HasStatementCache,
     for<'a> String: Encode<'a, B::Db> + Decode<'a, B::Db> + Type<B::Db>,
     for<'a> i64: Encode<'a, B::Db> + Decode<'a, B::Db> + Type<B::Db>,
-    for<'a> bool: Encode<'a, B::Db> + Type<B::Db>,
+    for<'a> bool: Encode<'a, B::Db> + Decode<'a, B::Db> + Type<B::Db>,
     for<'a> Option<String>: Encode<'a, B::Db>,
-    for<'a> Option<i64>: Encode<'a, B::Db>,
+    for<'a> Option<i64>: Encode<'a, B::Db> + Decode<'a, B::Db>,
     usize: ColumnIndex<<B::Db as Database>::Row>,
     for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
     <B::Db as Database>::Arguments: IntoArguments<B::Db>,

@@ -25,6 +25,7 @@ use jobs::{AttemptsColumn, JobWrite};
 use list_query::ListDialect;
 use uploads::{UploadClaim, UploadWrite};
 
+pub(crate) mod changes;
 pub(crate) mod flags;
 pub(crate) mod images;
 pub(crate) mod jobs;
@@ -41,6 +42,7 @@ pub(crate) enum Write {
     Job(JobWrite),
     Upload(UploadWrite),
     Retention(retention::RetentionWrite),
+    Changes(changes::ChangesWrite),
 }
 
 /// What a backend provides for the role implementations both SQL backends

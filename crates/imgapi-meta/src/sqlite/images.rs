@@ -11,6 +11,7 @@ use sqlx::sqlite::{SqliteConnection, SqliteQueryResult};
 use sqlx::Sqlite;
 
 use super::map_err;
+use crate::sql::changes::insert_events;
 use crate::sql::images::{
     image_writes, Columns, ImageDialect, ImageSql, ImageWrite, ImageWrites, WriteFailure,
 };
@@ -93,12 +94,19 @@ pub(super) async fn apply(
     write: &ImageWrite,
 ) -> Result<i64, MetaError> {
     next_revision(conn).await?;
-    ImageSql::<Sqlite>::apply(conn, write)
+    let mut events = Vec::new();
+    let outcome = ImageSql::<Sqlite>::apply(conn, write, &mut events)
         .await
         .map_err(|failure| match failure {
             WriteFailure::Meta(e) => e,
             WriteFailure::Sql(e) => map_err(e),
-        })
+        })?;
+    // The single writer orders every commit; the savepoint around this
+    // write takes the events back with it if it fails.
+    insert_events::<Sqlite>(conn, &events)
+        .await
+        .map_err(map_err)?;
+    Ok(outcome)
 }
 
 /// Draw the next revision; rolled back with the transaction if the write

@@ -217,6 +217,9 @@ async fn apply(conn: &mut SqliteConnection, write: &Write) -> Result<i64, MetaEr
         Write::Image(write) => images::apply(conn, write).await,
         Write::Job(write) => jobs::apply(conn, write).await,
         Write::Upload(write) => uploads::apply(conn, write).await,
+        Write::Changes(write) => crate::sql::changes::apply::<Sqlite>(conn, write)
+            .await
+            .map_err(map_err),
         Write::Retention(write) => {
             let done = RetentionSql::<Sqlite>::write(write).execute(conn).await;
             match (done, write.inserted()) {

@@ -419,3 +419,10 @@ async fn bench_concurrent_inserts() {
     let used = commits(&store);
     println!("{TOTAL} inserts from {CLIENTS} concurrent clients: {elapsed:?}, {used} commits");
 }
+
+/// The change-log purge, on a store of its own (it purges every event).
+#[tokio::test]
+async fn change_log_purge() {
+    let store = SqliteStore::open_in_memory().await.unwrap();
+    testsuite::changes_purge(&store).await;
+}

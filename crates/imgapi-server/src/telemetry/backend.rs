@@ -27,6 +27,7 @@ use imgapi_blob::{
 use imgapi_domain::filter::ImageQuery;
 use imgapi_domain::ImageRecord;
 use imgapi_meta::{BinEntry, BinUsage, RecycleBinStore};
+use imgapi_meta::{ChangeLogBounds, ChangeStore, StoredChange};
 use imgapi_meta::{
     FlagsChange, ImageFlags, ImageFlagsStore, ImageStore, JobRecord, JobStore, MetaError,
     MetaStore, RetentionRuleStore, Revision, RunLockAttempt, RunLockStore, StoredImage,
@@ -449,6 +450,30 @@ impl ImageFlagsStore for MeteredMeta {
     async fn protected_images(&self) -> Result<Vec<Uuid>, MetaError> {
         self.timer
             .time("protected_images", self.inner.protected_images())
+            .await
+    }
+}
+
+#[async_trait]
+impl ChangeStore for MeteredMeta {
+    async fn changes_after(&self, since: i64, limit: u32) -> Result<Vec<StoredChange>, MetaError> {
+        self.timer
+            .time("changes_after", self.inner.changes_after(since, limit))
+            .await
+    }
+
+    async fn change_log_bounds(&self) -> Result<ChangeLogBounds, MetaError> {
+        self.timer
+            .time("change_log_bounds", self.inner.change_log_bounds())
+            .await
+    }
+
+    async fn purge_changes_before(&self, before_ms: i64) -> Result<u64, MetaError> {
+        self.timer
+            .time(
+                "purge_changes_before",
+                self.inner.purge_changes_before(before_ms),
+            )
             .await
     }
 }
