@@ -2,6 +2,7 @@
 //! through the `MetaStore` / `BlobStore` traits. Handlers call services;
 //! services call stores; stores never call services.
 
+pub mod changes;
 pub mod clone;
 pub mod docker;
 pub mod dsapi;
