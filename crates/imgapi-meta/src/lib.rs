@@ -69,7 +69,7 @@ impl<T> MetaStore for T where
         + RetentionRuleStore
         + RecycleBinStore
         + QuotaStore
-    + ChangeStore
+        + ChangeStore
 {
 }
 
