@@ -18,7 +18,7 @@ use sections::DatabaseSection;
 pub use sections::{
     AuthType, ChannelConfig, DockerConfig, DsapiMode, ExportConfig, LifecycleConfig, LxdConfig,
     OwnerQuota, QuotasConfig, RemoteConfig, RetentionConfig, RetentionRuleConfig, S3Credentials,
-    SimplestreamsConfig, StorageConfig,
+    SimplestreamsConfig, StorageConfig, WebhookEndpointConfig, WebhooksConfig,
 };
 
 /// A documented configuration key.
@@ -268,6 +268,12 @@ impl Config {
                 return Err(invalid("lifecycle", why));
             }
             cfg.lifecycle = lifecycle;
+        }
+        if let Some(webhooks) = layer.webhooks {
+            if let Some(why) = webhooks.invalid() {
+                return Err(invalid("webhooks", why));
+            }
+            cfg.webhooks = webhooks;
         }
         Ok(cfg)
     }

@@ -5,6 +5,7 @@ use schemars::generate::{Contract, SchemaSettings};
 use schemars::SchemaGenerator;
 use serde_json::Value;
 
+use crate::{ChangeEvent, ChangeKind, ChangesPage};
 use crate::{
     Channel, DockerErrorMessage, DockerImageCreated, DockerMessage, DockerProgress,
     DockerProgressDetail, DockerProgressMessage, DockerPushResult, DockerStreamError, DsapiDataset,
@@ -14,8 +15,8 @@ use crate::{
     QuotaBytes, QuotaImages, QuotaOverrideBody, RecycleBinUsage, RecycledImage, Requirements,
     ServerState, StartedJob, TagUsage, UploadSessionBody, Usage, UsageQuota, UsageTotals,
 };
-use crate::{ChangeEvent, ChangeKind, ChangesPage};
 use crate::{RetentionPlan, RetentionPlanImage, RetentionRule};
+use crate::{Webhook, WebhookTestResult};
 
 /// Where the schemas live in the OpenAPI document; `$ref`s point there.
 const COMPONENTS: &str = "/components/schemas";
@@ -68,6 +69,8 @@ wire_types![
     ChangesPage,
     ChangeEvent,
     ChangeKind,
+    Webhook,
+    WebhookTestResult,
     Exported,
     DockerMessage,
     DockerProgressMessage,

@@ -14,3 +14,4 @@ pub mod retention;
 pub mod simplestreams;
 pub mod uploads;
 pub mod usage;
+pub mod webhooks;
