@@ -190,6 +190,21 @@ async fn wait_state(s: &TestServer, id: &str, state: &str, limit: Duration) -> V
     }
 }
 
+/// The endpoint once it has recorded every event of the log (the
+/// receiver sees a body before the server has recorded its answer).
+async fn wait_caught_up(base: &str, id: &str, limit: Duration) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let resp = reqwest::get(format!("{base}/webhooks/{id}")).await.unwrap();
+        let (status, hook) = status_json(resp).await;
+        assert_eq!(status, 200, "{hook}");
+        if hook["lag"] == 0 || Instant::now() > deadline {
+            return hook;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// (a) create / file / activate / update / delete arrive in order, signed,
 /// each within about a second; (f) the test action; the secret is never
 /// shown; unknown ids are 404.
@@ -255,7 +270,8 @@ async fn events_arrive_in_order_signed() {
         "no repeats on a healthy receiver"
     );
 
-    let hook = wait_state(&s, &id, "active", Duration::from_secs(1)).await;
+    let hook = wait_caught_up(&s.url, &id, Duration::from_secs(5)).await;
+    assert_eq!(hook["state"], "active");
     assert_eq!(hook["delivered"], 5);
     assert_eq!(hook["lag"], 0);
     assert_eq!(hook["cursor"], got[4].0);
@@ -392,8 +408,9 @@ async fn a_receiver_down_for_a_while_gets_everything_in_order() {
         .collect();
     assert_eq!(created, uuids, "in the order they were written");
     receiver.assert_signatures();
-    let hook = wait_state(&s, &id, "active", Duration::from_secs(5)).await;
+    let hook = wait_caught_up(&s.url, &id, Duration::from_secs(5)).await;
     assert_eq!(hook["lag"], 0, "{hook}");
+    assert_eq!(hook["state"], "active");
     assert_eq!(hook["failures"], 0);
 }
 
@@ -458,7 +475,7 @@ async fn dead_letter_after_max_failures_then_resume() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].body["uuid"], uuid.as_str());
     receiver.assert_signatures();
-    let hook = wait_state(&s, &id, "active", Duration::from_secs(2)).await;
+    let hook = wait_caught_up(&s.url, &id, Duration::from_secs(5)).await;
     assert_eq!(hook["lag"], 0, "{hook}");
     assert_eq!(hook["delivered"], 1);
 }
@@ -674,12 +691,7 @@ async fn an_instance_killed_mid_delivery_is_taken_over() {
         raw.len(),
         killed_at.elapsed()
     );
-    let resp = client
-        .get(format!("{base_b}/webhooks/{id}"))
-        .send()
-        .await
-        .unwrap();
-    let (_, after) = status_json(resp).await;
+    let after = wait_caught_up(&base_b, &id, Duration::from_secs(5)).await;
     assert_eq!(after["lag"], 0, "{after}");
     assert_ne!(
         after["lease_holder"], holder_a,
