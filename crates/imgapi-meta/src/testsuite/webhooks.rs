@@ -21,6 +21,14 @@ fn hook(source: WebhookSource, cursor: i64) -> StoredWebhook {
     hook
 }
 
+/// The endpoint in `found`, which must be there.
+fn present(found: Option<StoredWebhook>, what: &str) -> StoredWebhook {
+    match found {
+        Some(hook) => hook,
+        None => panic!("{what}: no endpoint"),
+    }
+}
+
 fn progress(cursor: i64, lease_expires_ms: i64) -> WebhookProgress {
     WebhookProgress {
         cursor,
@@ -119,7 +127,7 @@ pub async fn webhooks_leases(store: &dyn MetaStore) {
     let a = format!("conformance-a-{}", Uuid::new_v4());
     let b = format!("conformance-b-{}", Uuid::new_v4());
     let claimed = ok(store.claim_webhook(h.id, &a, 100, 1_000).await, "claim");
-    let claimed = claimed.expect("a free endpoint is claimed");
+    let claimed = present(claimed, "a free endpoint is claimed");
     assert_eq!(claimed.lease_holder.as_deref(), Some(a.as_str()));
     assert_eq!(claimed.lease_expires_ms, Some(1_000));
     assert_eq!(claimed.cursor, 5);
@@ -152,7 +160,7 @@ pub async fn webhooks_leases(store: &dyn MetaStore) {
             .await,
         "progress"
     ));
-    let now = ok(store.get_webhook(h.id).await, "get").expect("stored");
+    let now = present(ok(store.get_webhook(h.id).await, "get"), "stored");
     assert_eq!(now.cursor, 8, "the cursor never moves back");
     assert_eq!(now.delivered, 2);
     assert_eq!(now.last_status, Some(204));
@@ -185,7 +193,7 @@ pub async fn webhooks_leases(store: &dyn MetaStore) {
         store.record_webhook_progress(h.id, &a, &dead).await,
         "progress"
     ));
-    let now = ok(store.get_webhook(h.id).await, "get").expect("stored");
+    let now = present(ok(store.get_webhook(h.id).await, "get"), "stored");
     assert!(now.dead);
     assert_eq!(now.dead_since_ms, Some(1_800));
     assert_eq!(now.failures, 3);
@@ -197,7 +205,7 @@ pub async fn webhooks_leases(store: &dyn MetaStore) {
     )
     .is_none());
     assert!(ok(store.resume_webhook(h.id, None).await, "resume"));
-    let now = ok(store.get_webhook(h.id).await, "get").expect("stored");
+    let now = present(ok(store.get_webhook(h.id).await, "get"), "stored");
     assert!(!now.dead);
     assert_eq!((now.failures, now.next_attempt_ms, now.cursor), (0, 0, 8));
     assert_eq!(now.last_error.as_deref(), Some("HTTP 500"), "history stays");
@@ -210,7 +218,7 @@ pub async fn webhooks_leases(store: &dyn MetaStore) {
             .await,
         "progress"
     ));
-    let now = ok(store.get_webhook(h.id).await, "get").expect("stored");
+    let now = present(ok(store.get_webhook(h.id).await, "get"), "stored");
     assert_eq!((now.cursor, now.lease_holder), (2, None));
     assert!(!ok(
         store.resume_webhook(Uuid::new_v4(), None).await,
