@@ -2,7 +2,7 @@
 //! locks, persisted by one backend behind [`MetaStore`] (one trait per
 //! role: [`ImageStore`], [`JobStore`], [`UploadStore`], [`UsageStore`],
 //! [`RunLockStore`], [`ImageFlagsStore`], [`RetentionRuleStore`],
-//! [`RecycleBinStore`], [`QuotaStore`], [`ChangeStore`]).
+//! [`RecycleBinStore`], [`QuotaStore`], [`ChangeStore`], [`WebhookStore`]).
 //!
 //! Services call stores; stores never call services. Every backend passes the
 //! same conformance suite ([`testsuite`], feature `testing`).
@@ -26,6 +26,7 @@ pub mod sqlite;
 pub mod testsuite;
 mod uploads;
 mod usage;
+mod webhooks;
 
 pub use changes::{ChangeLogBounds, ChangeStore, StoredChange};
 pub use error::MetaError;
@@ -42,6 +43,7 @@ pub use run_lock::{RunLock, RunLockAttempt, RunLockStore};
 pub use sqlite::SqliteStore;
 pub use uploads::{UploadLease, UploadSession, UploadStore};
 pub use usage::{BillingTagUsage, OwnerUsage, Usage, UsageStore};
+pub use webhooks::{StoredWebhook, WebhookProgress, WebhookSource, WebhookStore};
 
 /// The contract every metadata backend keeps: all its roles. Implement
 /// the role traits; this one comes with them.
@@ -56,6 +58,7 @@ pub trait MetaStore:
     + RecycleBinStore
     + QuotaStore
     + ChangeStore
+    + WebhookStore
 {
 }
 
@@ -70,6 +73,7 @@ impl<T> MetaStore for T where
         + RecycleBinStore
         + QuotaStore
         + ChangeStore
+        + WebhookStore
 {
 }
 

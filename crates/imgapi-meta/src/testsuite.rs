@@ -26,6 +26,7 @@ mod quotas;
 mod recycle_bin;
 mod retention;
 mod usage;
+mod webhooks;
 pub use changes::{changes_follow_every_image_write, changes_paging_bounds, changes_purge};
 pub use flags::{flags_follow_the_image, flags_in_listings, flags_set_merge_and_clear};
 pub use quotas::{
@@ -38,6 +39,9 @@ pub use recycle_bin::{
 pub use retention::retention_rules_round_trip;
 pub use usage::{
     jobs_counted_by_execution, usage_is_one_snapshot, usage_per_owner_and_billing_tag,
+};
+pub use webhooks::{
+    webhooks_claim_race, webhooks_leases, webhooks_round_trip, webhooks_upsert_by_name,
 };
 
 /// Run every contract check against `store`.
@@ -86,6 +90,10 @@ pub async fn run_all(store: &dyn MetaStore) {
     recycle_bin_expiry_and_abandoned(store).await;
     changes_follow_every_image_write(store).await;
     changes_paging_bounds(store).await;
+    webhooks_round_trip(store).await;
+    webhooks_upsert_by_name(store).await;
+    webhooks_leases(store).await;
+    webhooks_claim_race(store).await;
 }
 
 /// Every committed write moves the generation forward; reads do not.
@@ -1193,7 +1201,7 @@ fn owner_name(prefix: &str) -> String {
 }
 
 /// Poll every future concurrently (no extra dependency for `join_all`).
-async fn futures_join_all<F: std::future::Future>(
+pub(crate) async fn futures_join_all<F: std::future::Future>(
     futures: impl IntoIterator<Item = F>,
 ) -> Vec<F::Output> {
     let mut pinned: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();

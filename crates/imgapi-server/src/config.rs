@@ -18,7 +18,7 @@ use sections::DatabaseSection;
 pub use sections::{
     AuthType, ChangesConfig, ChannelConfig, DockerConfig, DsapiMode, ExportConfig, LifecycleConfig,
     LxdConfig, OwnerQuota, QuotasConfig, RemoteConfig, RetentionConfig, RetentionRuleConfig,
-    S3Credentials, SimplestreamsConfig, StorageConfig,
+    S3Credentials, SimplestreamsConfig, StorageConfig, WebhookEndpointConfig, WebhooksConfig,
 };
 
 /// A documented configuration key.
@@ -274,6 +274,12 @@ impl Config {
                 return Err(invalid("changes", why));
             }
             cfg.changes = changes;
+        }
+        if let Some(webhooks) = layer.webhooks {
+            if let Some(why) = webhooks.invalid() {
+                return Err(invalid("webhooks", why));
+            }
+            cfg.webhooks = webhooks;
         }
         Ok(cfg)
     }

@@ -30,7 +30,9 @@ pub use config::Config;
 /// The job runner runs meanwhile; at shutdown its running jobs stop and
 /// their leases are released, for the next instance to resume them. The
 /// upload-session sweeper runs meanwhile too; before serving, the upload
-/// leases of this instance's previous run (killed) are released.
+/// leases of this instance's previous run (killed) are released. Webhook
+/// endpoints are delivered meanwhile (`[[webhooks.endpoints]]` are stored
+/// first).
 pub async fn serve(
     app: App,
     listener: TcpListener,
@@ -43,6 +45,10 @@ pub async fn serve(
     // Sessions this instance's previous run was writing when it died take
     // a chunk at once, not after their lease runs out.
     service::uploads::release_stale_leases(&app).await;
+    // `[[webhooks.endpoints]]` upserted by name (a refused URL stops here).
+    service::webhooks::sync_configured(&app)
+        .await
+        .map_err(std::io::Error::other)?;
     // Jobs (remote imports) run beside the API, and resume at start-up.
     let jobs = service::import::jobs::start(app.clone());
     // Expired upload sessions are swept now and periodically.
@@ -53,7 +59,10 @@ pub async fn serve(
     let retention = service::retention::schedule::start(app.clone());
     // Expired recycle-bin entries and abandoned uploads: now and periodically.
     let sweeper = service::sweeper::start_sweeper(app.clone());
+    // Webhook delivery of the change log (one instance per endpoint).
+    let webhooks = service::webhooks::deliver::start(app.clone());
     let served = serve::serve(app, listener, tls, shutdown).await;
+    webhooks.stop().await;
     retention.stop();
     sweeper.stop();
     job_pruner.stop();

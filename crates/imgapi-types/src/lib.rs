@@ -19,6 +19,7 @@ pub mod retention;
 pub mod schema;
 pub mod server;
 pub mod uploads;
+pub mod webhooks;
 
 pub use changes::{ChangeEvent, ChangeKind, ChangesPage};
 pub use docker::{
@@ -41,6 +42,7 @@ pub use server::{
     TagUsage, Usage, UsageTotals,
 };
 pub use uploads::{UploadSessionBody, UPLOAD_OFFSET_HEADER};
+pub use webhooks::{Webhook, WebhookTestResult};
 
 /// Owner given to imported images in public/private mode (api.md §1.4).
 pub const UNSET_OWNER_UUID: &str = "00000000-0000-0000-0000-000000000000";

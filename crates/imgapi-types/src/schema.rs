@@ -16,6 +16,7 @@ use crate::{
     ServerState, StartedJob, TagUsage, UploadSessionBody, Usage, UsageQuota, UsageTotals,
 };
 use crate::{RetentionPlan, RetentionPlanImage, RetentionRule};
+use crate::{Webhook, WebhookTestResult};
 
 /// Where the schemas live in the OpenAPI document; `$ref`s point there.
 const COMPONENTS: &str = "/components/schemas";
@@ -68,6 +69,8 @@ wire_types![
     ChangesPage,
     ChangeEvent,
     ChangeKind,
+    Webhook,
+    WebhookTestResult,
     Exported,
     DockerMessage,
     DockerProgressMessage,

@@ -46,6 +46,7 @@ use crate::sql::images::dependents_in_channel_sql;
 use crate::sql::list_query::{KeyLookup, ListDialect};
 use crate::sql::retention::RetentionSql;
 use crate::sql::uploads::UploadClaim;
+use crate::sql::webhooks::WebhookSql;
 use crate::sql::{is_unique_violation, SqlBackend, Write};
 use crate::{MetaError, UploadSession};
 
@@ -205,6 +206,16 @@ impl SqlBackend for PostgresStore {
             }
             Write::Retention(write) => {
                 let done = RetentionSql::<Postgres>::write(&write)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| match write.inserted() {
+                        Some(id) => self.insert_err(e, id),
+                        None => self.err(e),
+                    })?;
+                Ok(crate::sql::affected_rows(done.rows_affected()))
+            }
+            Write::Webhook(write) => {
+                let done = WebhookSql::<Postgres>::write(&write)
                     .execute(&self.pool)
                     .await
                     .map_err(|e| match write.inserted() {

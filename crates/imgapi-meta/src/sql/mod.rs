@@ -35,6 +35,7 @@ pub(crate) mod recycle_bin;
 pub(crate) mod retention;
 pub(crate) mod uploads;
 pub(crate) mod usage;
+pub(crate) mod webhooks;
 
 /// A write, as a backend applies it (in one transaction).
 pub(crate) enum Write {
@@ -43,6 +44,7 @@ pub(crate) enum Write {
     Upload(UploadWrite),
     Retention(retention::RetentionWrite),
     Changes(changes::ChangesWrite),
+    Webhook(webhooks::WebhookWrite),
 }
 
 /// What a backend provides for the role implementations both SQL backends

@@ -33,6 +33,7 @@ use crate::sql::images::dependents_in_channel_sql;
 use crate::sql::list_query::{KeyLookup, ListDialect};
 use crate::sql::retention::RetentionSql;
 use crate::sql::uploads::UploadClaim;
+use crate::sql::webhooks::WebhookSql;
 use crate::sql::{affected_rows, is_unique_violation, SqlBackend, Write};
 use crate::{MetaError, UploadSession};
 use writer::Writer;
@@ -222,6 +223,13 @@ async fn apply(conn: &mut SqliteConnection, write: &Write) -> Result<i64, MetaEr
             .map_err(map_err),
         Write::Retention(write) => {
             let done = RetentionSql::<Sqlite>::write(write).execute(conn).await;
+            match (done, write.inserted()) {
+                (Err(e), Some(id)) => Err(map_insert_err(e, id)),
+                (done, _) => affected(done),
+            }
+        }
+        Write::Webhook(write) => {
+            let done = WebhookSql::<Sqlite>::write(write).execute(conn).await;
             match (done, write.inserted()) {
                 (Err(e), Some(id)) => Err(map_insert_err(e, id)),
                 (done, _) => affected(done),

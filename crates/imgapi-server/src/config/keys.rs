@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::{
     AuthType, ChangesConfig, ChannelConfig, ConfigError, DatabaseSection, DockerConfig, DsapiMode,
     ExportConfig, KeyDoc, LifecycleConfig, LxdConfig, QuotasConfig, RemoteConfig, RetentionConfig,
-    SimplestreamsConfig, StorageConfig,
+    SimplestreamsConfig, StorageConfig, WebhooksConfig,
 };
 use crate::accounts::AccountDirectoryConfig;
 
@@ -160,6 +160,10 @@ config_keys! {
     quotas: QuotasConfig = QuotasConfig::default(), shown "default_images = 0, default_bytes = 0, owners = {}, write_once_versions = false",
         file QuotasConfig, env "IMGAPI_QUOTAS" json("a JSON object of [quotas] keys"),
         "`[quotas]` (docs/lifecycle.md \"Quotas\"): `default_images` and `default_bytes` limit the image records and the bytes (files and icons) of every owner (0 = no limit); `[quotas.owners.<uuid>]` with `images` and/or `bytes` replaces them for one owner (PutQuota overrides stored in the database take precedence); CreateImage, imports, AddImageFile and AddImageIcon answer 403 QuotaExceeded rather than pass a limit. `write_once_versions = true` refuses a second image with the same owner, name and version (409 ImageVersionExists). In the environment: a JSON object.";
+    /// Webhook delivery and configured endpoints (`[webhooks]`).
+    webhooks: WebhooksConfig = WebhooksConfig::default(), shown "max_failures = 300, timeout_secs = 10, lease_secs = 30, poll_interval_ms = 250, endpoints = []",
+        file WebhooksConfig, env "IMGAPI_WEBHOOKS" json("a JSON object of [webhooks] keys"),
+        "`[webhooks]` (docs/webhooks.md): every instance delivers the change log to the webhook endpoints, one signed POST per event, in sequence order per endpoint, one instance per endpoint at a time. `max_failures`: consecutive failed attempts (backoff 1 s doubling to at most 5 min) after which an endpoint is dead until an operator resumes it (300 ≈ 24 h of failing; an endpoint down for an hour fails about 20 times). `timeout_secs`: the longest one POST may take (10). `lease_secs`: how long an instance holds an endpoint while delivering it; another takes over this long after one dies (30, longer than `timeout_secs`). `poll_interval_ms`: how often an instance looks for new events (250). `[[webhooks.endpoints]]` tables with `name` (unique; the cursor is kept under it across restarts), `url`, `secret` (the HMAC-SHA256 key of `X-Imgapi-Signature`) and optional `events` (event types; absent = all) are added or updated at start-up (a new one starts at the latest event); those removed from the file are deleted; the API cannot delete them. The `[remote]` rules (https only unless `allow_http`, address rules) apply to every webhook URL. In the environment: a JSON object.";
     log_level: String = "info".into(), shown "info",
         file String, env "IMGAPI_LOG_LEVEL" text,
         "Log filter (tracing `EnvFilter` syntax). Audit lines are logged at info.";

@@ -406,3 +406,124 @@ pub struct ChannelConfig {
     #[serde(default)]
     pub default: Option<bool>,
 }
+
+/// `[webhooks]` (docs/webhooks.md): delivery of the change log to HTTP
+/// receivers, and endpoints defined in the file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Consecutive failed attempts after which an endpoint is dead
+    /// (dead-lettered) until an operator resumes it.
+    #[serde(default = "default_webhook_max_failures")]
+    pub max_failures: u32,
+    /// The longest one delivery (connect, send, answer) may take.
+    #[serde(default = "default_webhook_timeout_secs")]
+    pub timeout_secs: u64,
+    /// How long an instance holds an endpoint while delivering it; another
+    /// instance takes over this long after one dies. Longer than
+    /// `timeout_secs`.
+    #[serde(default = "default_webhook_lease_secs")]
+    pub lease_secs: u64,
+    /// How often each instance looks for new events and due endpoints.
+    #[serde(default = "default_webhook_poll_ms")]
+    pub poll_interval_ms: u64,
+    /// `[[webhooks.endpoints]]`, upserted by name at start-up.
+    #[serde(default)]
+    pub endpoints: Vec<WebhookEndpointConfig>,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            max_failures: default_webhook_max_failures(),
+            timeout_secs: default_webhook_timeout_secs(),
+            lease_secs: default_webhook_lease_secs(),
+            poll_interval_ms: default_webhook_poll_ms(),
+            endpoints: Vec::new(),
+        }
+    }
+}
+
+/// 300 consecutive failures: with the backoff (1 s doubling, at most
+/// 5 min) that is about 24 h of failing (docs/webhooks.md).
+fn default_webhook_max_failures() -> u32 {
+    300
+}
+
+fn default_webhook_timeout_secs() -> u64 {
+    10
+}
+
+fn default_webhook_lease_secs() -> u64 {
+    30
+}
+
+fn default_webhook_poll_ms() -> u64 {
+    250
+}
+
+impl WebhooksConfig {
+    /// Why the section is unusable, if it is.
+    pub(super) fn invalid(&self) -> Option<String> {
+        if self.max_failures == 0 {
+            return Some("`max_failures` must be at least 1".into());
+        }
+        if self.timeout_secs == 0 {
+            return Some("`timeout_secs` must be positive".into());
+        }
+        if self.lease_secs <= self.timeout_secs {
+            return Some(format!(
+                "`lease_secs` ({}) must be longer than `timeout_secs` ({}): a delivery must end before its lease does",
+                self.lease_secs, self.timeout_secs
+            ));
+        }
+        if !(10..=60_000).contains(&self.poll_interval_ms) {
+            return Some("`poll_interval_ms` must be from 10 to 60000".into());
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, endpoint) in self.endpoints.iter().enumerate() {
+            if endpoint.name.trim().is_empty() {
+                return Some(format!("endpoints[{i}]: `name` must not be empty"));
+            }
+            if !names.insert(endpoint.name.as_str()) {
+                return Some(format!(
+                    "endpoints[{i}]: the name \"{}\" is used twice",
+                    endpoint.name
+                ));
+            }
+            if endpoint.secret.is_empty() {
+                return Some(format!(
+                    "endpoints[{i}] (\"{}\"): `secret` must not be empty",
+                    endpoint.name
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// One `[[webhooks.endpoints]]` table.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEndpointConfig {
+    /// Unique; the endpoint's identity across restarts (its cursor is kept
+    /// under this name).
+    pub name: String,
+    pub url: String,
+    /// The HMAC-SHA256 key of `X-Imgapi-Signature`.
+    pub secret: String,
+    /// Event types delivered (`image.created`, …); absent = every type.
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
+}
+
+/// The secret stays out of logs.
+impl std::fmt::Debug for WebhookEndpointConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookEndpointConfig")
+            .field("name", &self.name)
+            .field("url", &imgapi_domain::redact::redact_url(&self.url))
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}

@@ -20,7 +20,7 @@ use super::params::{self as p, Param, ParamType};
 use super::request::Req;
 use super::routes::{
     catalog, changes, datasets, docker, files, images, lifecycle, misc, quotas, recycle_bin,
-    retention, simplestreams, uploads, usage,
+    retention, simplestreams, uploads, usage, webhooks,
 };
 use crate::app::AppState;
 
@@ -460,6 +460,49 @@ operations! {
         ],
         success: Success::Json(202, "Job"),
         errors: &[R::InvalidParameter, R::OperatorOnly],
+    }
+    ListWebhooks => webhooks::list {
+        path: "/webhooks", origin: Origin::Extension,
+        summary: "Operators: the webhook endpoints (docs/webhooks.md), of `[[webhooks.endpoints]]` (`source: config`) and of this API, with their delivery state (cursor, lag, failures, dead-letter); never their secrets.",
+        params: &[p::ACCOUNT],
+        success: Success::Json(200, "WebhookList"),
+        errors: &[R::OperatorOnly],
+    }
+    AddWebhook => webhooks::add {
+        method: POST, path: "/webhooks", origin: Origin::Extension,
+        summary: "Operators: add a webhook endpoint: `url` (checked against the `[remote]` policy), `secret`, optional `name`, `events` and `since` (default: events from now on).",
+        params: &[p::ACCOUNT],
+        body: BodyDoc::Json("WebhookBody"),
+        success: Success::Json(201, "Webhook"),
+        errors: &[R::InvalidParameter, R::InvalidContent, R::RequestEntityTooLarge, R::OperatorOnly],
+    }
+    GetWebhook => webhooks::get {
+        path: "/webhooks/{id}", origin: Origin::Extension,
+        summary: "Operators: one webhook endpoint and its delivery state.",
+        params: &[p::ACCOUNT],
+        success: Success::Json(200, "Webhook"),
+        errors: &[R::OperatorOnly, R::ResourceNotFound],
+    }
+    TestWebhook => webhooks::action {
+        method: POST, path: "/webhooks/{id}", origin: Origin::Extension,
+        summary: "Operators: `?action=test` POSTs a signed `webhook.test` event to the endpoint now and answers what the receiver said (the endpoint's state does not change).",
+        params: &[p::ACCOUNT,
+                  Param::new("action", ParamType::OneOf(&["test", "resume"]), "`test` or `resume`.").required()],
+        variants: &[
+            Variant::action("resume", "ResumeWebhook", "Clear the dead state and the failures: delivery goes on at once from the cursor (or from the body's `since`); answers the endpoint.")
+                .reads(BodyDoc::Json("WebhookResumeBody"))
+                .answers(Success::Json(200, "Webhook")),
+        ],
+        success: Success::Json(200, "WebhookTestResult"),
+        errors: &[R::InvalidParameter, R::InvalidContent, R::RequestEntityTooLarge, R::OperatorOnly,
+                  R::ResourceNotFound],
+    }
+    DeleteWebhook => webhooks::delete {
+        method: DELETE, path: "/webhooks/{id}", origin: Origin::Extension,
+        summary: "Operators: delete a webhook endpoint added through the API (those of the configuration file stay: 422 InvalidParameter).",
+        params: &[p::ACCOUNT],
+        success: Success::Empty(204),
+        errors: &[R::InvalidParameter, R::OperatorOnly, R::ResourceNotFound],
     }
     ListRecycleBin => recycle_bin::list {
         path: "/recycle-bin", origin: Origin::Extension,

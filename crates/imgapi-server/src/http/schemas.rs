@@ -138,6 +138,33 @@ pub fn request_bodies() -> Vec<(&'static str, Value)> {
             }),
         ),
         (
+            "WebhookBody",
+            json!({
+                "type": "object",
+                "description": "A webhook endpoint (docs/webhooks.md). The URL must pass the `[remote]` policy.",
+                "required": ["url", "secret"],
+                "additionalProperties": false,
+                "properties": {
+                    "name": {"type": "string", "minLength": 1, "maxLength": 200, "description": "Unique name; absent = `webhook-<random>`."},
+                    "url": {"type": "string", "format": "uri", "maxLength": 2048, "description": "Where each event is POSTed (`https:`, or `http:` with `[remote] allow_http`)."},
+                    "secret": {"type": "string", "minLength": 1, "maxLength": 1024, "description": "The HMAC-SHA256 key of `X-Imgapi-Signature`; never shown again."},
+                    "events": {"type": ["array", "null"], "items": {"$ref": "#/components/schemas/ChangeKind"}, "minItems": 1, "description": "Event types delivered; absent or null = every type."},
+                    "since": {"type": "integer", "minimum": 0, "description": "Deliver the events after this sequence number (within what the log keeps); absent = only events from now on."}
+                }
+            }),
+        ),
+        (
+            "WebhookResumeBody",
+            json!({
+                "type": "object",
+                "description": "ResumeWebhook: optional; `since` moves the cursor (e.g. past events that were purged).",
+                "additionalProperties": false,
+                "properties": {
+                    "since": {"type": "integer", "minimum": 0, "description": "Go on after this sequence number instead of the cursor."}
+                }
+            }),
+        ),
+        (
             "ChannelAdd",
             json!({
                 "type": "object",
@@ -197,6 +224,7 @@ pub fn responses() -> Vec<(&'static str, Value)> {
         ("ChannelList", list_of("Channel")),
         ("JobList", list_of("Job")),
         ("RetentionRuleList", list_of("RetentionRule")),
+        ("WebhookList", list_of("Webhook")),
         ("RecycledImageList", list_of("RecycledImage")),
         ("QuotaList", list_of("Quota")),
         ("DatasetList", list_of("DsapiDataset")),

@@ -23,6 +23,7 @@ pub mod simplestreams;
 pub mod sweeper;
 pub mod uploads;
 pub mod usage;
+pub mod webhooks;
 
 pub use error::ServiceError;
 

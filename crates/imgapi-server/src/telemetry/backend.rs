@@ -34,6 +34,7 @@ use imgapi_meta::{
     StoredRetentionRule, UploadSession, UploadStore, Usage, UsageStore,
 };
 use imgapi_meta::{QuotaOverride, QuotaStore, QuotaUse, ReservationRequest, ReserveOutcome};
+use imgapi_meta::{StoredWebhook, WebhookProgress, WebhookStore};
 use metrics::Label;
 use uuid::Uuid;
 
@@ -124,6 +125,15 @@ const META_OPS: &[&str] = &[
     "retention_rules",
     "insert_retention_rule",
     "delete_retention_rule",
+    "webhooks",
+    "get_webhook",
+    "insert_webhook",
+    "upsert_webhook_by_name",
+    "delete_webhook",
+    "claim_webhook",
+    "record_webhook_progress",
+    "release_webhook",
+    "resume_webhook",
     "move_to_bin",
     "binned",
     "list_bin",
@@ -817,6 +827,84 @@ impl RetentionRuleStore for MeteredMeta {
                 "delete_retention_rule",
                 self.inner.delete_retention_rule(id),
             )
+            .await
+    }
+}
+
+#[async_trait]
+impl WebhookStore for MeteredMeta {
+    async fn webhooks(&self) -> Result<Vec<StoredWebhook>, MetaError> {
+        self.timer.time("webhooks", self.inner.webhooks()).await
+    }
+
+    async fn get_webhook(&self, id: Uuid) -> Result<Option<StoredWebhook>, MetaError> {
+        self.timer
+            .time("get_webhook", self.inner.get_webhook(id))
+            .await
+    }
+
+    async fn insert_webhook(&self, hook: &StoredWebhook) -> Result<(), MetaError> {
+        self.timer
+            .time("insert_webhook", self.inner.insert_webhook(hook))
+            .await
+    }
+
+    async fn upsert_webhook_by_name(
+        &self,
+        hook: &StoredWebhook,
+    ) -> Result<StoredWebhook, MetaError> {
+        self.timer
+            .time(
+                "upsert_webhook_by_name",
+                self.inner.upsert_webhook_by_name(hook),
+            )
+            .await
+    }
+
+    async fn delete_webhook(&self, id: Uuid) -> Result<bool, MetaError> {
+        self.timer
+            .time("delete_webhook", self.inner.delete_webhook(id))
+            .await
+    }
+
+    async fn claim_webhook(
+        &self,
+        id: Uuid,
+        holder: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<Option<StoredWebhook>, MetaError> {
+        self.timer
+            .time(
+                "claim_webhook",
+                self.inner.claim_webhook(id, holder, now_ms, expires_ms),
+            )
+            .await
+    }
+
+    async fn record_webhook_progress(
+        &self,
+        id: Uuid,
+        holder: &str,
+        progress: &WebhookProgress,
+    ) -> Result<bool, MetaError> {
+        self.timer
+            .time(
+                "record_webhook_progress",
+                self.inner.record_webhook_progress(id, holder, progress),
+            )
+            .await
+    }
+
+    async fn release_webhook(&self, id: Uuid, holder: &str) -> Result<bool, MetaError> {
+        self.timer
+            .time("release_webhook", self.inner.release_webhook(id, holder))
+            .await
+    }
+
+    async fn resume_webhook(&self, id: Uuid, cursor: Option<i64>) -> Result<bool, MetaError> {
+        self.timer
+            .time("resume_webhook", self.inner.resume_webhook(id, cursor))
             .await
     }
 }

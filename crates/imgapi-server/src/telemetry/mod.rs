@@ -58,6 +58,9 @@ pub const SCRAPE_ERRORS: &str = "imgapi_metrics_refresh_errors_total";
 pub const LIFECYCLE_PURGED: &str = "imgapi_lifecycle_purged_total";
 pub const LIFECYCLE_ABANDONED_REMOVED: &str = "imgapi_lifecycle_abandoned_removed_total";
 pub const LIFECYCLE_SWEEPS: &str = "imgapi_lifecycle_sweeps_total";
+pub const WEBHOOK_DELIVERIES: &str = "imgapi_webhook_deliveries_total";
+pub const WEBHOOKS: &str = "imgapi_webhooks";
+pub const WEBHOOKS_LAG: &str = "imgapi_webhooks_lag_events";
 
 /// `(name, kind, help)` of every metric, for `# HELP` lines and the docs.
 pub const DESCRIPTIONS: &[(&str, &str, &str)] = &[
@@ -79,6 +82,9 @@ pub const DESCRIPTIONS: &[(&str, &str, &str)] = &[
     (LIFECYCLE_PURGED, "counter", "Expired recycle-bin entries purged by this instance's lifecycle sweep (docs/lifecycle.md)."),
     (LIFECYCLE_ABANDONED_REMOVED, "counter", "Abandoned (never activated, older than `abandoned_upload_hours`) images removed by this instance's lifecycle sweep."),
     (LIFECYCLE_SWEEPS, "counter", "Lifecycle sweeps this instance ran (`result`: `ran`, `skipped` when another instance held the sweep lock, `failed`)."),
+    (WEBHOOK_DELIVERIES, "counter", "Webhook POSTs of events by this instance (docs/webhooks.md), by `result`: `delivered` (2xx) or `failed` (any other status, timeout, connection error, refused address)."),
+    (WEBHOOKS, "gauge", "Webhook endpoints by `state`: `active`, `retrying` (backing off after a failure), `dead` (dead-lettered after `max_failures`: alert on > 0). Read at scrape time, cached 5 s."),
+    (WEBHOOKS_LAG, "gauge", "Events in the change log after the cursors of the live (not dead) webhook endpoints, summed: how far delivery is behind. Read at scrape time, cached 5 s."),
 ];
 
 static METADATA: Metadata<'static> = Metadata::new("imgapi", Level::INFO, Some(module_path!()));
@@ -149,6 +155,11 @@ impl Metrics {
         for result in ["ran", "skipped", "failed"] {
             metrics
                 .counter(LIFECYCLE_SWEEPS, vec![Label::new("result", result)])
+                .absolute(0);
+        }
+        for result in ["delivered", "failed"] {
+            metrics
+                .counter(WEBHOOK_DELIVERIES, vec![Label::new("result", result)])
                 .absolute(0);
         }
         metrics
@@ -243,7 +254,34 @@ impl Metrics {
                 ok = false;
             }
         }
+        ok &= self.refresh_webhook_gauges(meta).await;
         ok
+    }
+
+    /// The webhook endpoints by state and their total lag.
+    async fn refresh_webhook_gauges(&self, meta: &dyn imgapi_meta::MetaStore) -> bool {
+        let read = async {
+            Ok::<_, imgapi_meta::MetaError>((
+                meta.webhooks().await?,
+                meta.change_log_bounds().await?,
+            ))
+        };
+        match read.await {
+            Ok((hooks, bounds)) => {
+                let (active, retrying, dead, lag) =
+                    crate::service::webhooks::deliver::gauges(&hooks, bounds.last_seq);
+                for (state, n) in [("active", active), ("retrying", retrying), ("dead", dead)] {
+                    self.gauge(WEBHOOKS, vec![Label::new("state", state)])
+                        .set(n as f64);
+                }
+                self.gauge(WEBHOOKS_LAG, vec![]).set(lag as f64);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics: cannot read the webhook endpoints");
+                false
+            }
+        }
     }
 
     /// Count a request that has just arrived for endpoint `route`; the

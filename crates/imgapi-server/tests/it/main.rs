@@ -56,5 +56,6 @@ mod store_probe;
 mod upload_races;
 mod uploads;
 mod usage;
+mod webhooks;
 mod wire_types;
 mod writes;

@@ -15,3 +15,4 @@ pub mod retention;
 pub mod simplestreams;
 pub mod uploads;
 pub mod usage;
+pub mod webhooks;
