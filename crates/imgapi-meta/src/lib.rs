@@ -2,7 +2,7 @@
 //! locks, persisted by one backend behind [`MetaStore`] (one trait per
 //! role: [`ImageStore`], [`JobStore`], [`UploadStore`], [`UsageStore`],
 //! [`RunLockStore`], [`ImageFlagsStore`], [`RetentionRuleStore`],
-//! [`RecycleBinStore`], [`QuotaStore`], [`ChangeStore`]).
+//! [`RecycleBinStore`], [`QuotaStore`], [`ChangeStore`], [`MirrorCursorStore`]).
 //!
 //! Services call stores; stores never call services. Every backend passes the
 //! same conformance suite ([`testsuite`], feature `testing`).
@@ -11,6 +11,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 mod changes;
+mod mirror_cursors;
 mod error;
 mod flags;
 mod images;
@@ -37,6 +38,7 @@ pub use quotas::{
     QuotaLimits, QuotaOverride, QuotaStore, QuotaUse, ReservationRequest, ReserveOutcome,
 };
 pub use recycle_bin::{BinEntry, BinUsage, RecycleBinStore};
+pub use mirror_cursors::{MirrorCursor, MirrorCursorKey, MirrorCursorStore};
 pub use retention::{RetentionRuleStore, StoredRetentionRule};
 pub use run_lock::{RunLock, RunLockAttempt, RunLockStore};
 pub use sqlite::SqliteStore;
@@ -56,6 +58,7 @@ pub trait MetaStore:
     + RecycleBinStore
     + QuotaStore
     + ChangeStore
+    + MirrorCursorStore
 {
 }
 
@@ -70,6 +73,7 @@ impl<T> MetaStore for T where
         + RecycleBinStore
         + QuotaStore
     + ChangeStore
+        + MirrorCursorStore
 {
 }
 

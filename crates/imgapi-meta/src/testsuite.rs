@@ -22,11 +22,13 @@ use crate::{
 
 mod changes;
 mod flags;
+mod mirror_cursors;
 mod quotas;
 mod recycle_bin;
 mod retention;
 mod usage;
 pub use changes::{changes_follow_every_image_write, changes_paging_bounds, changes_purge};
+pub use mirror_cursors::mirror_cursors_put_and_get;
 pub use flags::{flags_follow_the_image, flags_in_listings, flags_set_merge_and_clear};
 pub use quotas::{
     quota_overrides_crud, quotas_concurrent_reserves_never_overshoot, quotas_reserve_checks_limits,
@@ -86,6 +88,7 @@ pub async fn run_all(store: &dyn MetaStore) {
     recycle_bin_expiry_and_abandoned(store).await;
     changes_follow_every_image_write(store).await;
     changes_paging_bounds(store).await;
+    mirror_cursors_put_and_get(store).await;
 }
 
 /// Every committed write moves the generation forward; reads do not.

@@ -28,6 +28,7 @@ use imgapi_domain::filter::ImageQuery;
 use imgapi_domain::ImageRecord;
 use imgapi_meta::{BinEntry, BinUsage, RecycleBinStore};
 use imgapi_meta::{ChangeLogBounds, ChangeStore, StoredChange};
+use imgapi_meta::{MirrorCursor, MirrorCursorKey, MirrorCursorStore};
 use imgapi_meta::{
     FlagsChange, ImageFlags, ImageFlagsStore, ImageStore, JobRecord, JobStore, MetaError,
     MetaStore, RetentionRuleStore, Revision, RunLockAttempt, RunLockStore, StoredImage,
@@ -135,6 +136,8 @@ const META_OPS: &[&str] = &[
     "quota_override",
     "put_quota_override",
     "delete_quota_override",
+    "mirror_cursor",
+    "put_mirror_cursor",
 ];
 
 /// Every `op` of the blob decorator.
@@ -474,6 +477,28 @@ impl ChangeStore for MeteredMeta {
                 "purge_changes_before",
                 self.inner.purge_changes_before(before_ms),
             )
+            .await
+    }
+}
+
+#[async_trait]
+impl MirrorCursorStore for MeteredMeta {
+    async fn mirror_cursor(
+        &self,
+        key: &MirrorCursorKey,
+    ) -> Result<Option<MirrorCursor>, MetaError> {
+        self.timer
+            .time("mirror_cursor", self.inner.mirror_cursor(key))
+            .await
+    }
+
+    async fn put_mirror_cursor(
+        &self,
+        key: &MirrorCursorKey,
+        cursor: MirrorCursor,
+    ) -> Result<(), MetaError> {
+        self.timer
+            .time("put_mirror_cursor", self.inner.put_mirror_cursor(key, cursor))
             .await
     }
 }
