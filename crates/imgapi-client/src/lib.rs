@@ -52,9 +52,9 @@ pub use docker::{
 };
 pub use error::{ClientError, FeedError};
 pub use imgapi_types::{
-    ChangeEvent, ChangeKind, ChangesPage, Channel, DockerMessage, ErrorBody, FieldError, Image, ImageFile, ImageLifecycle, Job, Ping,
-    Quota, QuotaOverrideBody, RecycledImage, RetentionPlan, RetentionPlanImage, RetentionRule,
-    StartedJob, UploadSessionBody,
+    ChangeEvent, ChangeKind, ChangesPage, Channel, DockerMessage, ErrorBody, FieldError, Image,
+    ImageFile, ImageLifecycle, Job, Ping, Quota, QuotaOverrideBody, RecycledImage, RetentionPlan,
+    RetentionPlanImage, RetentionRule, StartedJob, UploadSessionBody,
 };
 pub use progress::{NoProgress, Reporter};
 /// URLs as the client takes them.

@@ -11,11 +11,11 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 mod changes;
-mod mirror_cursors;
 mod error;
 mod flags;
 mod images;
 mod jobs;
+mod mirror_cursors;
 pub mod postgres;
 mod quotas;
 mod recycle_bin;
@@ -33,12 +33,12 @@ pub use error::MetaError;
 pub use flags::{FlagsChange, ImageFlags, ImageFlagsStore};
 pub use images::{ImageStore, Revision, StoredImage};
 pub use jobs::{JobExecution, JobLease, JobRecord, JobStore};
+pub use mirror_cursors::{MirrorCursor, MirrorCursorKey, MirrorCursorStore};
 pub use postgres::PostgresStore;
 pub use quotas::{
     QuotaLimits, QuotaOverride, QuotaStore, QuotaUse, ReservationRequest, ReserveOutcome,
 };
 pub use recycle_bin::{BinEntry, BinUsage, RecycleBinStore};
-pub use mirror_cursors::{MirrorCursor, MirrorCursorKey, MirrorCursorStore};
 pub use retention::{RetentionRuleStore, StoredRetentionRule};
 pub use run_lock::{RunLock, RunLockAttempt, RunLockStore};
 pub use sqlite::SqliteStore;
@@ -72,7 +72,7 @@ impl<T> MetaStore for T where
         + RetentionRuleStore
         + RecycleBinStore
         + QuotaStore
-    + ChangeStore
+        + ChangeStore
         + MirrorCursorStore
 {
 }

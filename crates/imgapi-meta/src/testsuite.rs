@@ -28,8 +28,8 @@ mod recycle_bin;
 mod retention;
 mod usage;
 pub use changes::{changes_follow_every_image_write, changes_paging_bounds, changes_purge};
-pub use mirror_cursors::mirror_cursors_put_and_get;
 pub use flags::{flags_follow_the_image, flags_in_listings, flags_set_merge_and_clear};
+pub use mirror_cursors::mirror_cursors_put_and_get;
 pub use quotas::{
     quota_overrides_crud, quotas_concurrent_reserves_never_overshoot, quotas_reserve_checks_limits,
     quotas_version_claims,

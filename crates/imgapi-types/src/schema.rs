@@ -5,6 +5,7 @@ use schemars::generate::{Contract, SchemaSettings};
 use schemars::SchemaGenerator;
 use serde_json::Value;
 
+use crate::{ChangeEvent, ChangeKind, ChangesPage};
 use crate::{
     Channel, DockerErrorMessage, DockerImageCreated, DockerMessage, DockerProgress,
     DockerProgressDetail, DockerProgressMessage, DockerPushResult, DockerStreamError, DsapiDataset,
@@ -14,7 +15,6 @@ use crate::{
     QuotaBytes, QuotaImages, QuotaOverrideBody, RecycleBinUsage, RecycledImage, Requirements,
     ServerState, StartedJob, TagUsage, UploadSessionBody, Usage, UsageQuota, UsageTotals,
 };
-use crate::{ChangeEvent, ChangeKind, ChangesPage};
 use crate::{RetentionPlan, RetentionPlanImage, RetentionRule};
 
 /// Where the schemas live in the OpenAPI document; `$ref`s point there.

@@ -238,7 +238,11 @@ mod tests {
         );
         let e = kinds(&["nope".into()]).unwrap_err();
         assert_eq!(e.exit, 2);
-        assert!(e.message.contains("image.lifecycle_changed"), "{}", e.message);
+        assert!(
+            e.message.contains("image.lifecycle_changed"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

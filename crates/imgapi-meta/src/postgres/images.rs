@@ -9,10 +9,10 @@ use sqlx::Postgres;
 use uuid::Uuid;
 
 use super::{map_err, PostgresStore};
+use crate::sql::changes::insert_events;
 use crate::sql::images::{
     image_writes, Columns, ImageDialect, ImageSql, ImageWrite, ImageWrites, WriteFailure,
 };
-use crate::sql::changes::insert_events;
 use crate::MetaError;
 
 type Sql = ImageSql<Postgres>;

@@ -15,7 +15,8 @@ use super::images::{decode_record, ImageDialect};
 use super::{decode_uuid, SqlBackend, Write};
 use crate::{ChangeLogBounds, ChangeStore, MetaError, StoredChange};
 
-const NEXT_SEQ: &str = "UPDATE change_log SET last_seq = last_seq + 1 WHERE id = 1 RETURNING last_seq";
+const NEXT_SEQ: &str =
+    "UPDATE change_log SET last_seq = last_seq + 1 WHERE id = 1 RETURNING last_seq";
 const INSERT: &str = "INSERT INTO image_events (seq, time_ms, kind, uuid, fields, record) \
                       VALUES ($1, $2, $3, $4, $5, $6)";
 const AFTER: &str = "SELECT seq, time_ms, kind, uuid, fields, record FROM image_events \
@@ -23,8 +24,7 @@ const AFTER: &str = "SELECT seq, time_ms, kind, uuid, fields, record FROM image_
 const BOUNDS: &str = "SELECT purged_through, last_seq FROM change_log WHERE id = 1";
 /// The first event young enough to keep: the purge stops before it (found
 /// by walking the log from its start, so only purged rows are read).
-const FIRST_KEPT: &str =
-    "SELECT seq FROM image_events WHERE time_ms >= $1 ORDER BY seq LIMIT 1";
+const FIRST_KEPT: &str = "SELECT seq FROM image_events WHERE time_ms >= $1 ORDER BY seq LIMIT 1";
 const LAST_SEQ: &str = "SELECT last_seq FROM change_log WHERE id = 1";
 const PURGE: &str = "DELETE FROM image_events WHERE seq <= $1";
 const MARK_PURGED: &str =
@@ -84,7 +84,11 @@ fn as_object(text: &str) -> Map<String, Value> {
 }
 
 /// What a replacement that changed `fields` (sorted) was.
-fn replaced_kind(fields: &[String], old: &Map<String, Value>, new: &Map<String, Value>) -> ChangeKind {
+fn replaced_kind(
+    fields: &[String],
+    old: &Map<String, Value>,
+    new: &Map<String, Value>,
+) -> ChangeKind {
     let is_true = |map: &Map<String, Value>, key: &str| map.get(key) == Some(&Value::Bool(true));
     let only = |name: &str| fields.len() == 1 && fields[0] == name;
     if !is_true(old, "activated") && is_true(new, "activated") {
@@ -110,7 +114,12 @@ fn replaced_kind(fields: &[String], old: &Map<String, Value>, new: &Map<String, 
         let set = |map: &Map<String, Value>| -> BTreeSet<String> {
             map.get("channels")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let (before, after) = (set(old), set(new));
@@ -295,15 +304,25 @@ mod tests {
             ))
         );
         assert_eq!(
-            kind(r#"{"state":"active"}"#, r#"{"disabled":true,"state":"disabled"}"#).map(|k| k.0),
+            kind(
+                r#"{"state":"active"}"#,
+                r#"{"disabled":true,"state":"disabled"}"#
+            )
+            .map(|k| k.0),
             Some(ChangeKind::Disabled)
         );
         assert_eq!(
             kind(r#"{"disabled":true}"#, r#"{}"#).map(|k| k.0),
             Some(ChangeKind::Enabled)
         );
-        assert_eq!(kind(r#"{}"#, r#"{"files":[1]}"#).map(|k| k.0), Some(ChangeKind::FileAdded));
-        assert_eq!(kind(r#"{"acl":[1]}"#, r#"{}"#).map(|k| k.0), Some(ChangeKind::AclChanged));
+        assert_eq!(
+            kind(r#"{}"#, r#"{"files":[1]}"#).map(|k| k.0),
+            Some(ChangeKind::FileAdded)
+        );
+        assert_eq!(
+            kind(r#"{"acl":[1]}"#, r#"{}"#).map(|k| k.0),
+            Some(ChangeKind::AclChanged)
+        );
         assert_eq!(
             kind(r#"{"channels":["a"]}"#, r#"{"channels":["a","b"]}"#).map(|k| k.0),
             Some(ChangeKind::ChannelAdded)
@@ -313,7 +332,10 @@ mod tests {
             Some(ChangeKind::ChannelRemoved)
         );
         assert_eq!(
-            kind(r#"{"name":"a","version":"1"}"#, r#"{"name":"b","version":"1"}"#),
+            kind(
+                r#"{"name":"a","version":"1"}"#,
+                r#"{"name":"b","version":"1"}"#
+            ),
             Some((ChangeKind::Updated, vec!["name".into()]))
         );
     }

@@ -461,7 +461,11 @@ where
                 if DB::rows_affected(&deleted) != 1 {
                     return Err(Self::missed_write(conn, row.id).await);
                 }
-                events.push(EventRow::whole(ChangeKind::Recycled, &row.uuid, &row.record));
+                events.push(EventRow::whole(
+                    ChangeKind::Recycled,
+                    &row.uuid,
+                    &row.record,
+                ));
                 Ok(0)
             }
             ImageWrite::FromBin(uuid) => {

@@ -78,7 +78,10 @@ pub async fn changes_follow_every_image_write(store: &dyn MetaStore) {
         protected: Some(false),
         ..change
     };
-    ok(store.change_image_flags(img.uuid, &unprotect).await, "flags");
+    ok(
+        store.change_image_flags(img.uuid, &unprotect).await,
+        "flags",
+    );
 
     let old_uuid = img.uuid;
     let current = ok(store.get(old_uuid).await, "get").map(|s| s.revision);
@@ -141,11 +144,27 @@ pub async fn changes_follow_every_image_write(store: &dyn MetaStore) {
         (ChangeKind::AclChanged, old_uuid, names(&["acl"])),
         (ChangeKind::ChannelAdded, old_uuid, names(&["channels"])),
         (ChangeKind::ChannelRemoved, old_uuid, names(&["channels"])),
-        (ChangeKind::Disabled, old_uuid, names(&["disabled", "state"])),
+        (
+            ChangeKind::Disabled,
+            old_uuid,
+            names(&["disabled", "state"]),
+        ),
         (ChangeKind::Enabled, old_uuid, names(&["disabled", "state"])),
-        (ChangeKind::Updated, old_uuid, names(&["description", "name"])),
-        (ChangeKind::LifecycleChanged, old_uuid, names(&["protected"])),
-        (ChangeKind::LifecycleChanged, old_uuid, names(&["protected"])),
+        (
+            ChangeKind::Updated,
+            old_uuid,
+            names(&["description", "name"]),
+        ),
+        (
+            ChangeKind::LifecycleChanged,
+            old_uuid,
+            names(&["protected"]),
+        ),
+        (
+            ChangeKind::LifecycleChanged,
+            old_uuid,
+            names(&["protected"]),
+        ),
         (ChangeKind::Deleted, old_uuid, vec![]),
         (ChangeKind::Created, new_uuid, vec![]),
         (ChangeKind::Recycled, new_uuid, vec![]),
@@ -182,9 +201,13 @@ pub async fn changes_paging_bounds(store: &dyn MetaStore) {
     let bounds = ok(store.change_log_bounds().await, "change_log_bounds");
     assert!(bounds.last_seq >= 3 && bounds.purged_through < bounds.last_seq);
     // Other writers may share the database: only "none of ours" is checked.
-    let past = ok(store.changes_after(bounds.last_seq, 10).await, "changes_after");
+    let past = ok(
+        store.changes_after(bounds.last_seq, 10).await,
+        "changes_after",
+    );
     assert!(
-        past.iter().all(|c| c.seq > bounds.last_seq && c.image.owner != owner),
+        past.iter()
+            .all(|c| c.seq > bounds.last_seq && c.image.owner != owner),
         "nothing of ours after the last number"
     );
     let page = ok(
@@ -223,5 +246,9 @@ pub async fn changes_purge(store: &dyn MetaStore) {
     );
     ok(store.insert(&fixture(owner)).await, "insert");
     let later = ok(store.change_log_bounds().await, "change_log_bounds");
-    assert_eq!(later.last_seq, before.last_seq + 1, "numbers are never reused");
+    assert_eq!(
+        later.last_seq,
+        before.last_seq + 1,
+        "numbers are never reused"
+    );
 }

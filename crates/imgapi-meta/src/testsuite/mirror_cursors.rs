@@ -26,7 +26,10 @@ pub async fn mirror_cursors_put_and_get(store: &dyn MetaStore) {
         cursor: 41,
         updated_ms: 1_700_000_000_000,
     };
-    ok(store.put_mirror_cursor(&key, first).await, "put_mirror_cursor");
+    ok(
+        store.put_mirror_cursor(&key, first).await,
+        "put_mirror_cursor",
+    );
     assert_eq!(
         ok(store.mirror_cursor(&key).await, "mirror_cursor"),
         Some(first)
@@ -35,7 +38,10 @@ pub async fn mirror_cursors_put_and_get(store: &dyn MetaStore) {
         cursor: 9_000_000_000,
         updated_ms: 1_700_000_000_500,
     };
-    ok(store.put_mirror_cursor(&key, second).await, "put_mirror_cursor");
+    ok(
+        store.put_mirror_cursor(&key, second).await,
+        "put_mirror_cursor",
+    );
     assert_eq!(
         ok(store.mirror_cursor(&key).await, "mirror_cursor"),
         Some(second),

@@ -28,12 +28,12 @@ use imgapi_domain::filter::ImageQuery;
 use imgapi_domain::ImageRecord;
 use imgapi_meta::{BinEntry, BinUsage, RecycleBinStore};
 use imgapi_meta::{ChangeLogBounds, ChangeStore, StoredChange};
-use imgapi_meta::{MirrorCursor, MirrorCursorKey, MirrorCursorStore};
 use imgapi_meta::{
     FlagsChange, ImageFlags, ImageFlagsStore, ImageStore, JobRecord, JobStore, MetaError,
     MetaStore, RetentionRuleStore, Revision, RunLockAttempt, RunLockStore, StoredImage,
     StoredRetentionRule, UploadSession, UploadStore, Usage, UsageStore,
 };
+use imgapi_meta::{MirrorCursor, MirrorCursorKey, MirrorCursorStore};
 use imgapi_meta::{QuotaOverride, QuotaStore, QuotaUse, ReservationRequest, ReserveOutcome};
 use metrics::Label;
 use uuid::Uuid;
@@ -498,7 +498,10 @@ impl MirrorCursorStore for MeteredMeta {
         cursor: MirrorCursor,
     ) -> Result<(), MetaError> {
         self.timer
-            .time("put_mirror_cursor", self.inner.put_mirror_cursor(key, cursor))
+            .time(
+                "put_mirror_cursor",
+                self.inner.put_mirror_cursor(key, cursor),
+            )
             .await
     }
 }

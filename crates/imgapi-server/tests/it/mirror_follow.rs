@@ -143,7 +143,11 @@ async fn list_requests(s: &TestServer) -> f64 {
     value(
         &m,
         "imgapi_http_requests_total",
-        &[("route", "ListImages"), ("method", "GET"), ("status", "200")],
+        &[
+            ("route", "ListImages"),
+            ("method", "GET"),
+            ("status", "200"),
+        ],
     )
     .unwrap_or(0.0)
 }
@@ -301,10 +305,13 @@ async fn a_restart_resumes_from_the_saved_cursor_and_410_resyncs() {
     assert!(resaved.cursor < 1_000_000_000, "{resaved:?}");
 }
 
+/// A manifest the fake original serves, and its file.
+type Served = (Value, Vec<u8>);
+
 /// (d) An original IMGAPI (404 for `/changes`): polled every `--interval`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_without_a_feed_is_polled() {
-    let images: Arc<Mutex<Vec<(Value, Vec<u8>)>>> = Arc::new(Mutex::new(Vec::new()));
+    let images: Arc<Mutex<Vec<Served>>> = Arc::new(Mutex::new(Vec::new()));
     let shared = Arc::clone(&images);
     let handler: Handler = Arc::new(move |target: &str| {
         let path = target.split('?').next().unwrap_or_default().to_string();

@@ -12,19 +12,6 @@ pub enum SourceError {
     Unparsable { raw: String, why: String },
     #[error("{0:?} is not an http(s) URL")]
     NotHttp(String),
-    /// `<base>/changes` (ListChanges, an IMGAPI extension: the change
-    /// feed) with the base's query (`channel`) and these parameters.
-    pub fn changes_url(&self, params: &[(&str, &str)]) -> Url {
-        let mut url = self.under("/changes", None);
-        if !params.is_empty() {
-            let mut pairs = url.query_pairs_mut();
-            for (k, v) in params {
-                pairs.append_pair(k, v);
-            }
-        }
-        url
-    }
-
     /// A URL a remote document names that does not resolve.
     #[error("invalid URL {raw:?}: {why}")]
     Unresolvable { raw: String, why: String },
@@ -113,6 +100,19 @@ impl Source {
         } else {
             self.under("/images", None)
         };
+        if !params.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for (k, v) in params {
+                pairs.append_pair(k, v);
+            }
+        }
+        url
+    }
+
+    /// `<base>/changes` (ListChanges, an IMGAPI extension: the change
+    /// feed) with the base's query (`channel`) and these parameters.
+    pub fn changes_url(&self, params: &[(&str, &str)]) -> Url {
+        let mut url = self.under("/changes", None);
         if !params.is_empty() {
             let mut pairs = url.query_pairs_mut();
             for (k, v) in params {

@@ -133,7 +133,10 @@ impl Backoff {
 }
 
 /// Run `work` unless `stop` is set first (`None` then).
-async fn until_stopped<T>(stop: &AtomicBool, work: impl std::future::Future<Output = T>) -> Option<T> {
+async fn until_stopped<T>(
+    stop: &AtomicBool,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
     tokio::pin!(work);
     loop {
         if stop.load(Ordering::SeqCst) {
@@ -148,7 +151,9 @@ async fn until_stopped<T>(stop: &AtomicBool, work: impl std::future::Future<Outp
 
 /// Sleep for `delay`; `false` when `stop` was set meanwhile.
 async fn pause(stop: &AtomicBool, delay: Duration) -> bool {
-    until_stopped(stop, tokio::time::sleep(delay)).await.is_some()
+    until_stopped(stop, tokio::time::sleep(delay))
+        .await
+        .is_some()
 }
 
 /// `GET <upstream>/changes?since=…&limit=…[&wait=…]`.
@@ -203,7 +208,9 @@ pub async fn follow(
     }
     let upstream = Upstream::open(app, opts).await?;
     let key = cursor_key(opts, &upstream.source_id);
-    let wait = MAX_WAIT_SECS.min(app.config.remote.read_timeout_secs.saturating_sub(5)).max(1);
+    let wait = MAX_WAIT_SECS
+        .min(app.config.remote.read_timeout_secs.saturating_sub(5))
+        .max(1);
     let poll_every = how.interval.unwrap_or(DEFAULT_POLL);
     let mut backoff = Backoff::new();
 
@@ -312,7 +319,10 @@ pub async fn follow(
             }
             continue;
         };
-        if how.interval.is_some_and(|every| last_full.elapsed() >= every) {
+        if how
+            .interval
+            .is_some_and(|every| last_full.elapsed() >= every)
+        {
             reporter.line("imgapi mirror: a full run (--interval)");
             cursor = None;
             continue;
@@ -428,7 +438,9 @@ async fn save(app: &AppState, key: &MirrorCursorKey, cursor: i64, reporter: &mut
         updated_ms: now_ms(),
     };
     if let Err(e) = app.meta.put_mirror_cursor(key, saved).await {
-        reporter.line(&format!("imgapi mirror: cannot save the cursor {cursor}: {e}"));
+        reporter.line(&format!(
+            "imgapi mirror: cannot save the cursor {cursor}: {e}"
+        ));
     }
 }
 

@@ -65,8 +65,8 @@ mod report;
 mod update;
 
 use error::SyncError;
-use list::list_upstream;
 pub use follow::{follow, FollowOptions};
+use list::list_upstream;
 pub use lock::lock_registry;
 pub use report::{Lines, MirrorSummary, Problem, Reporter};
 
@@ -242,7 +242,10 @@ pub(crate) struct Upstream {
 
 impl Upstream {
     /// Parse the upstream URL and check it against the `[remote]` policy.
-    pub(crate) async fn open(app: &AppState, opts: &MirrorOptions) -> Result<Upstream, MirrorError> {
+    pub(crate) async fn open(
+        app: &AppState,
+        opts: &MirrorOptions,
+    ) -> Result<Upstream, MirrorError> {
         let src = Source::parse(&opts.upstream, Trust::Checked).map_err(MirrorError::Upstream)?;
         app.remote
             .precheck(&src.base)
