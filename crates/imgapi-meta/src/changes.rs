@@ -49,4 +49,11 @@ pub trait ChangeStore: Send + Sync + 'static {
     /// Purge the events written before `before_ms` (and every event
     /// before them, so the log stays gapless); the number purged.
     async fn purge_changes_before(&self, before_ms: i64) -> Result<u64, MetaError>;
+
+    /// Go on numbering after `seq`, the end of another database's log
+    /// (`imgapi migrate`): a follower that had read that log to its end
+    /// goes on here; a cursor before `seq` names events this log does not
+    /// have, so it reads as purged. Nothing happens when this log is
+    /// already past `seq` (a rerun).
+    async fn continue_change_log_after(&self, seq: i64) -> Result<(), MetaError>;
 }

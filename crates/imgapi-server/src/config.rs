@@ -16,9 +16,9 @@ use keys::FileConfig;
 pub use keys::{Config, KEYS};
 use sections::DatabaseSection;
 pub use sections::{
-    AuthType, ChannelConfig, DockerConfig, DsapiMode, ExportConfig, LifecycleConfig, LxdConfig,
-    OwnerQuota, QuotasConfig, RemoteConfig, RetentionConfig, RetentionRuleConfig, S3Credentials,
-    SimplestreamsConfig, StorageConfig,
+    AuthType, ChangesConfig, ChannelConfig, DockerConfig, DsapiMode, ExportConfig, LifecycleConfig,
+    LxdConfig, OwnerQuota, QuotasConfig, RemoteConfig, RetentionConfig, RetentionRuleConfig,
+    S3Credentials, SimplestreamsConfig, StorageConfig,
 };
 
 /// A documented configuration key.
@@ -268,6 +268,12 @@ impl Config {
                 return Err(invalid("lifecycle", why));
             }
             cfg.lifecycle = lifecycle;
+        }
+        if let Some(changes) = layer.changes {
+            if let Some(why) = changes.invalid() {
+                return Err(invalid("changes", why));
+            }
+            cfg.changes = changes;
         }
         Ok(cfg)
     }

@@ -179,6 +179,9 @@ pub async fn migrate(
     progress: &mut (dyn Write + Send),
 ) -> Result<MigrateSummary, MigrateError> {
     let started = Instant::now();
+    if !opts.dry_run {
+        continue_change_log(source, target).await?;
+    }
     let images = source
         .meta
         .list(&ImageQuery::all())
@@ -233,6 +236,29 @@ pub async fn migrate(
         summary.elapsed.as_secs_f64()
     );
     Ok(summary)
+}
+
+/// Number the target's events after the source's (docs/events.md), before
+/// anything is copied: a follower of the source that had read its log to
+/// the end goes on reading the target and gets the copies' events; one that
+/// had not is told its cursor expired (410) and resynchronizes, instead of
+/// reading unrelated events under numbers it thinks it has seen.
+async fn continue_change_log(source: &Stores, target: &Stores) -> Result<(), MigrateError> {
+    let lifecycle = |source| MigrateError::Lifecycle {
+        what: "change log position",
+        source,
+    };
+    let end = source
+        .meta
+        .change_log_bounds()
+        .await
+        .map_err(lifecycle)?
+        .last_seq;
+    target
+        .meta
+        .continue_change_log_after(end)
+        .await
+        .map_err(lifecycle)
 }
 
 /// The recycle bin: each entry's blobs, then the entry (its record put

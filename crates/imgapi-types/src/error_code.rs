@@ -79,6 +79,7 @@ rest_codes! {
     ImageProtected = 409, "extension", "DeleteImage (or retention, or `imgapi mirror --delete`) of a protected image (docs/lifecycle.md): clear the flag first with `PUT /images/:uuid/lifecycle` `{\"protected\": false}`.";
     QuotaExceeded = 403, "extension", "CreateImage, an import, AddImageFile (plain, from a URL or source, upload sessions) or AddImageIcon would pass the owner's image-count or byte quota (docs/lifecycle.md \"Quotas\"); the message names the limit, its value, the use and the request's size. Nothing of the request is kept.";
     ImageVersionExists = 409, "extension", "With `[quotas] write_once_versions`, a create, import or update would give a second image of the owner the same name and version; the message names the existing image.";
+    ChangesExpired = 410, "extension", "ListChanges with a `since` older than the change log keeps (`[changes] retention_hours`), or ahead of it (a cursor of another database): events were lost to this cursor. Resynchronize (a full ListImages) and follow again from the `next` of `GET /changes?limit=0` (docs/events.md).";
     UploadSessionBusy = 409, "extension", "Another request is writing a chunk to, or finishing, this upload session (docs/uploads.md); `Retry-After` gives the seconds until its lease expires at the latest: retry then, or sooner (GET the session for its offset).";
 }
 

@@ -29,6 +29,8 @@ const LAST_SEQ: &str = "SELECT last_seq FROM change_log WHERE id = 1";
 const PURGE: &str = "DELETE FROM image_events WHERE seq <= $1";
 const MARK_PURGED: &str =
     "UPDATE change_log SET purged_through = $1 WHERE id = 1 AND purged_through < $1";
+const CONTINUE_AFTER: &str =
+    "UPDATE change_log SET last_seq = $1, purged_through = $1 WHERE id = 1 AND last_seq < $1";
 
 /// One event as an image write derives it, before it has a number.
 pub(crate) struct EventRow {
@@ -180,6 +182,8 @@ where
 pub(crate) enum ChangesWrite {
     /// [`ChangeStore::purge_changes_before`].
     PurgeBefore(i64),
+    /// [`ChangeStore::continue_change_log_after`].
+    ContinueAfter(i64),
 }
 
 /// Apply `write` inside the caller's transaction: the events purged.
@@ -194,7 +198,22 @@ where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
 {
-    let ChangesWrite::PurgeBefore(before_ms) = write;
+    let before_ms = match write {
+        ChangesWrite::PurgeBefore(before_ms) => before_ms,
+        ChangesWrite::ContinueAfter(seq) => {
+            let moved = sqlx::query(CONTINUE_AFTER)
+                .bind(*seq)
+                .execute(&mut *conn)
+                .await?;
+            if DB::rows_affected(&moved) == 0 {
+                return Ok(0);
+            }
+            // Events of this log numbered up to `seq` would pose as the
+            // other log's.
+            let purged = sqlx::query(PURGE).bind(*seq).execute(&mut *conn).await?;
+            return Ok(super::affected_rows(DB::rows_affected(&purged)));
+        }
+    };
     let first_kept: Option<i64> = sqlx::query_scalar(FIRST_KEPT)
         .bind(*before_ms)
         .fetch_optional(&mut *conn)
@@ -279,6 +298,12 @@ where
             .write(Write::Changes(ChangesWrite::PurgeBefore(before_ms)))
             .await?;
         Ok(u64::try_from(purged).unwrap_or(0))
+    }
+
+    async fn continue_change_log_after(&self, seq: i64) -> Result<(), MetaError> {
+        self.write(Write::Changes(ChangesWrite::ContinueAfter(seq)))
+            .await?;
+        Ok(())
     }
 }
 

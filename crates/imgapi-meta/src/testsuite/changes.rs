@@ -251,4 +251,35 @@ pub async fn changes_purge(store: &dyn MetaStore) {
         before.last_seq + 1,
         "numbers are never reused"
     );
+
+    // Continuing another database's log.
+    let other_end = later.last_seq + 100;
+    ok(
+        store.continue_change_log_after(other_end).await,
+        "continue_change_log_after",
+    );
+    let moved = ok(store.change_log_bounds().await, "change_log_bounds");
+    assert_eq!(
+        (moved.purged_through, moved.last_seq),
+        (other_end, other_end)
+    );
+    assert!(
+        ok(store.changes_after(0, 100).await, "changes_after").is_empty(),
+        "this log's older events do not pose as the other's"
+    );
+    let next = fixture(owner);
+    ok(store.insert(&next).await, "insert");
+    let page = ok(store.changes_after(other_end, 10).await, "changes_after");
+    assert_eq!(page.len(), 1);
+    assert_eq!((page[0].seq, page[0].uuid), (other_end + 1, next.uuid));
+    ok(
+        store.continue_change_log_after(other_end).await,
+        "continue_change_log_after again",
+    );
+    let same = ok(store.change_log_bounds().await, "change_log_bounds");
+    assert_eq!(
+        same.last_seq,
+        other_end + 1,
+        "a log already past is left alone"
+    );
 }

@@ -11,8 +11,8 @@ use imgapi_domain::Mode;
 use uuid::Uuid;
 
 use super::{
-    AuthType, ChannelConfig, ConfigError, DatabaseSection, DockerConfig, DsapiMode, ExportConfig,
-    KeyDoc, LifecycleConfig, LxdConfig, QuotasConfig, RemoteConfig, RetentionConfig,
+    AuthType, ChangesConfig, ChannelConfig, ConfigError, DatabaseSection, DockerConfig, DsapiMode,
+    ExportConfig, KeyDoc, LifecycleConfig, LxdConfig, QuotasConfig, RemoteConfig, RetentionConfig,
     SimplestreamsConfig, StorageConfig,
 };
 use crate::accounts::AccountDirectoryConfig;
@@ -152,6 +152,10 @@ config_keys! {
     lifecycle: LifecycleConfig = LifecycleConfig::default(), shown "recycle_days = 0, abandoned_upload_hours = 0, sweep_interval_secs = 300",
         file LifecycleConfig, env "IMGAPI_LIFECYCLE" json("a JSON object of [lifecycle] keys"),
         "`[lifecycle]` (docs/lifecycle.md): `recycle_days` > 0 makes DeleteImage move an image and its file to a recycle bin (`/recycle-bin`: list, restore, purge) for that many days instead of deleting it; its uuid cannot be reused meanwhile. `0` deletes at once (the original's behaviour). `abandoned_upload_hours` > 0 removes images never activated (CreateImage without ActivateImage) older than that many hours; `0` keeps them. Both take fractions (`0.5`). A sweep every `sweep_interval_secs` (300) purges expired bin entries and abandoned uploads, on one instance at a time. In the environment: a JSON object.";
+    /// The change log (`[changes]`).
+    changes: ChangesConfig = ChangesConfig::default(), shown "retention_hours = 168",
+        file ChangesConfig, env "IMGAPI_CHANGES" json("a JSON object of [changes] keys"),
+        "`[changes]` (docs/events.md): every committed image write leaves an event in the change log (`GET /changes`, webhooks). `retention_hours` (168 = 7 days; fractions allowed) is how long an event is kept: the lifecycle sweep (`[lifecycle] sweep_interval_secs`) purges older ones, and a client whose cursor is older gets 410 ChangesExpired and must resynchronize. In the environment: a JSON object.";
     /// Per-owner quotas and write-once versions (`[quotas]`).
     quotas: QuotasConfig = QuotasConfig::default(), shown "default_images = 0, default_bytes = 0, owners = {}, write_once_versions = false",
         file QuotasConfig, env "IMGAPI_QUOTAS" json("a JSON object of [quotas] keys"),

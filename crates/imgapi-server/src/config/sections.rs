@@ -313,6 +313,39 @@ impl LifecycleConfig {
     }
 }
 
+/// `[changes]`: the change log behind `GET /changes` and webhooks
+/// (docs/events.md).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChangesConfig {
+    /// Hours an event stays in the log before the sweeper purges it.
+    pub retention_hours: f64,
+}
+
+impl Default for ChangesConfig {
+    fn default() -> Self {
+        ChangesConfig {
+            retention_hours: 168.0,
+        }
+    }
+}
+
+impl ChangesConfig {
+    /// How long an event is kept, in ms.
+    pub fn retention_ms(&self) -> i64 {
+        duration_ms(self.retention_hours * 3_600_000.0)
+    }
+
+    /// Why these values are unusable, if they are.
+    pub(super) fn invalid(&self) -> Option<&'static str> {
+        if self.retention_hours.is_finite() && self.retention_hours > 0.0 {
+            None
+        } else {
+            Some("`retention_hours` must be a positive number of hours")
+        }
+    }
+}
+
 /// Milliseconds as an integer, saturating (validated values are finite).
 #[allow(clippy::cast_possible_truncation)]
 fn duration_ms(ms: f64) -> i64 {

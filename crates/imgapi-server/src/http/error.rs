@@ -154,6 +154,7 @@ impl From<ServiceError> for ApiError {
                 ApiError::new(RestCode::ImageHasDependentImages, message)
             }
             ServiceError::ImageProtected(_) => ApiError::new(RestCode::ImageProtected, message),
+            ServiceError::ChangesExpired(_) => ApiError::new(RestCode::ChangesExpired, message),
             ServiceError::Upload(m) => ApiError::new(RestCode::Upload, m),
             ServiceError::Download(m) => ApiError::new(RestCode::Download, m),
             ServiceError::ImageFileTooBig(m) => ApiError::new(RestCode::ImageFileTooBig, m),

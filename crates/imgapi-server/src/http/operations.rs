@@ -19,8 +19,8 @@ use super::operation::{BodyDoc, OperationDef, Origin, Routed, Served, Success, V
 use super::params::{self as p, Param, ParamType};
 use super::request::Req;
 use super::routes::{
-    catalog, datasets, docker, files, images, lifecycle, misc, quotas, recycle_bin, retention,
-    simplestreams, uploads, usage,
+    catalog, changes, datasets, docker, files, images, lifecycle, misc, quotas, recycle_bin,
+    retention, simplestreams, uploads, usage,
 };
 use crate::app::AppState;
 
@@ -397,6 +397,16 @@ operations! {
         path: "/jobs/{uuid}", auth: NO_AUTH, origin: Origin::Extension,
         summary: "One job, as the workflow API shows it (import-remote's `workflow-api` header points here).",
         success: Success::Json(200, "Job"),
+    }
+    ListChanges => changes::list {
+        path: "/changes", auth: PASSIVE, origin: Origin::Extension,
+        summary: "The change feed (docs/events.md): the events after `since`, oldest first, each shown only to a caller GetImage would show its image to; pass the answer's `next` as the next `since`. `wait` long-polls for a first event.",
+        params: &[p::ACCOUNT, p::CHANNEL,
+                  Param::new("since", ParamType::Integer { min: 0, max: i64::MAX }, "Events after this sequence number (default 0: from the oldest event kept). A cursor older than the log, or ahead of it: 410 ChangesExpired."),
+                  Param::new("limit", ParamType::Integer { min: 0, max: 1000 }, "At most this many events (default 100). `0`: no events, `next` is the latest sequence number (follow from now)."),
+                  Param::new("wait", ParamType::Integer { min: 0, max: 60 }, "Seconds to wait for an event when there is none yet (default 0).")],
+        success: Success::Json(200, "ChangesPage"),
+        errors: &[R::InvalidParameter, R::ValidationFailed, R::ChangesExpired, R::UnauthorizedError],
     }
     AdminGetUsage => usage::get_usage {
         path: "/usage", origin: Origin::Extension,

@@ -139,6 +139,21 @@ impl Req {
         }
     }
 
+    /// The query parameter `name` as an integer from 0 to `max`, else 422
+    /// InvalidParameter naming it.
+    pub fn integer_param(&self, name: &str, max: u64) -> Result<Option<u64>, ApiError> {
+        let Some(raw) = self.query.get(name) else {
+            return Ok(None);
+        };
+        match raw.parse::<u64>() {
+            Ok(n) if n <= max => Ok(Some(n)),
+            _ => Err(ApiError::invalid_param(
+                format!("invalid \"{name}\": \"{raw}\" is not an integer from 0 to {max}"),
+                vec![imgapi_types::FieldError::invalid(name)],
+            )),
+        }
+    }
+
     /// A lower-case uuid named `name` (`value`: from the query or the path),
     /// else 422 InvalidParameter naming it.
     pub fn uuid_param(name: &str, value: &str) -> Result<uuid::Uuid, ApiError> {

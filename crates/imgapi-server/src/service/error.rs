@@ -27,6 +27,10 @@ pub enum ServiceError {
     /// 409 ImageProtected: a delete of a protected image (docs/lifecycle.md).
     #[error("image \"{0}\" is protected: clear the flag first (PUT /images/{0}/lifecycle with {{\"protected\": false}})")]
     ImageProtected(Uuid),
+    /// 410 ChangesExpired: a change-feed cursor outside the retained log
+    /// (docs/events.md).
+    #[error("{0}")]
+    ChangesExpired(String),
     /// 400 Upload (file too large, icon problems).
     #[error("{0}")]
     Upload(String),

@@ -1,7 +1,8 @@
 //! The lifecycle sweeper (docs/lifecycle.md): every `[lifecycle]
 //! sweep_interval_secs` it purges expired recycle-bin entries and removes
 //! abandoned uploads (images never activated, older than
-//! `abandoned_upload_hours`, with their resumable upload sessions).
+//! `abandoned_upload_hours`, with their resumable upload sessions), and
+//! purges change-log events older than `[changes] retention_hours`.
 //!
 //! Several instances may share one database: each sweep runs under the
 //! database's run lock `lifecycle-sweep` (a PostgreSQL session advisory
@@ -39,6 +40,8 @@ pub struct SweepReport {
     pub abandoned: u64,
     /// Removals that failed (logged; tried again next sweep).
     pub failed: u64,
+    /// Change-log events purged (older than `[changes] retention_hours`).
+    pub changes_purged: u64,
 }
 
 /// What [`sweep`] found.
@@ -72,6 +75,12 @@ pub async fn sweep(app: &AppState) -> Result<SweepOutcome, ServiceError> {
     if app.config.lifecycle.abandoned_upload_hours > 0.0 {
         remove_abandoned(app, &mut report).await?;
     }
+    let before = now_ms().saturating_sub(app.config.changes.retention_ms());
+    report.changes_purged = app
+        .meta
+        .purge_changes_before(before)
+        .await
+        .map_err(ServiceError::meta("error purging the change log"))?;
     Ok(SweepOutcome::Ran(report))
 }
 
@@ -179,6 +188,7 @@ pub fn start_sweeper(app: App) -> Sweeper {
                             purged = report.purged,
                             abandoned = report.abandoned,
                             failed = report.failed,
+                            changes_purged = report.changes_purged,
                             "lifecycle sweep"
                         );
                     }

@@ -96,6 +96,10 @@ const META_OPS: &[&str] = &[
     "change_image_flags",
     "next_deprecation_after",
     "protected_images",
+    "changes_after",
+    "change_log_bounds",
+    "purge_changes_before",
+    "continue_change_log_after",
     "insert_job",
     "get_job",
     "image_jobs",
@@ -476,6 +480,15 @@ impl ChangeStore for MeteredMeta {
             .time(
                 "purge_changes_before",
                 self.inner.purge_changes_before(before_ms),
+            )
+            .await
+    }
+
+    async fn continue_change_log_after(&self, seq: i64) -> Result<(), MetaError> {
+        self.timer
+            .time(
+                "continue_change_log_after",
+                self.inner.continue_change_log_after(seq),
             )
             .await
     }

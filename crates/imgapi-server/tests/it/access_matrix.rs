@@ -1711,6 +1711,11 @@ async fn run_mode(m: ModeCfg) {
     spot_checks(&mut w, &fx).await;
     mark(&w, "hand-written spot checks", from);
 
+    // --- The change feed (docs/events.md) --------------------------------
+    let from = w.cells;
+    change_feed_cells(&mut w).await;
+    mark(&w, "change feed (ListChanges)", from);
+
     // --- Deprecation (docs/lifecycle.md), last: it changes listings -------
     let from = w.cells;
     deprecation_cells(&mut w, &fx).await;
@@ -1731,6 +1736,90 @@ async fn run_mode(m: ModeCfg) {
         m.name,
         w.failures.join("\n")
     );
+}
+
+/// The change feed as every caller sees it. After a position the operator
+/// takes, fresh images of each visibility class are created and updated;
+/// each caller's ListChanges from there answers as GetImage on those images
+/// does (401 where it is 401) and names exactly the images GetImage shows
+/// the caller: an event about any other image, its uuid included, never
+/// appears. Visibility only grows while a fixture is built, so an image
+/// GetImage hides now had no event the caller could see.
+async fn change_feed_cells(w: &mut World) {
+    let m = w.m;
+    let head = w.op(Method::GET, "/changes?limit=0", Body::Empty).await;
+    if !w.check(
+        "operator takes the feed's position",
+        &head,
+        &Expect::Ok(200),
+    ) {
+        return;
+    }
+    let Some(since) = head.json()["next"].as_i64() else {
+        w.fail(format!("ListChanges limit=0: no `next`: {}", head.text()));
+        return;
+    };
+    let made = [
+        w.make("active", OWNER, &[], "feed").await,
+        w.make("active", OTHER, &[ACL], "feed").await,
+        w.make("unactivated", OWNER, &[ACL], "feed").await,
+        w.make("disabled", OTHER, &[], "feed").await,
+        w.make("bare", OTHER, &[], "feed").await,
+    ];
+    let mut targets = Vec::new();
+    for img in &made {
+        let path = format!("/images/{}?action=update", img.uuid);
+        let body = Body::Json(json!({"description": "changed for the feed"}));
+        let got = w.op(Method::POST, &path, body).await;
+        w.check(
+            &format!("operator updates {}", img.name),
+            &got,
+            &Expect::Ok(200),
+        );
+        if let Some(t) = w.truth_of(&img.uuid).await {
+            targets.push(t);
+        }
+    }
+    let ours: BTreeSet<String> = targets.iter().map(|t| t.uuid.clone()).collect();
+    for c in CALLERS {
+        let label = format!("ListChanges {c:?} since {since}");
+        let per_image: Vec<Expect> = targets
+            .iter()
+            .map(|t| expect_image_ep(&m, c, Ep::GetImage, t))
+            .collect();
+        let want = if per_image.contains(&unauthorized()) {
+            unauthorized()
+        } else {
+            Expect::Ok(200)
+        };
+        let path = format!("/changes?since={since}&limit=1000");
+        let got = w.call(c, Method::GET, &path, Body::Empty).await;
+        if !w.check(&label, &got, &want) || got.status != 200 {
+            continue;
+        }
+        let expected: BTreeSet<String> = targets
+            .iter()
+            .zip(&per_image)
+            .filter(|(_, e)| **e == Expect::Ok(200))
+            .map(|(t, _)| t.uuid.clone())
+            .collect();
+        let page = got.json();
+        let events = page["events"].as_array().cloned().unwrap_or_default();
+        let seen: BTreeSet<String> = events
+            .iter()
+            .map(|e| e["uuid"].as_str().unwrap_or_default().to_string())
+            .collect();
+        if seen != expected {
+            w.fail(format!("{label}: events about {seen:?}, want {expected:?}"));
+        }
+        if let Some(stray) = seen.iter().find(|u| !ours.contains(*u)) {
+            w.fail(format!("{label}: an event about {stray}, not made here"));
+        }
+        let seqs: Vec<i64> = events.iter().filter_map(|e| e["seq"].as_i64()).collect();
+        if seqs.windows(2).any(|p| p[0] >= p[1]) || seqs.first().is_some_and(|s| *s <= since) {
+            w.fail(format!("{label}: sequence numbers out of order: {seqs:?}"));
+        }
+    }
 }
 
 /// Deprecation as every caller sees it: UpdateImageLifecycle answers as

@@ -13,6 +13,7 @@ mod audit;
 mod auth;
 mod binary;
 mod catalog;
+mod changes;
 mod channels;
 mod check;
 mod conditional;

@@ -1,7 +1,7 @@
 //! `imgapi migrate`: sqlite+local → sqlite+local (and, with the scale-out
 //! backends, → postgres+s3 → back) keeps every manifest and every byte.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use imgapi_server::migrate::{migrate_configs, MigrateOptions, MigrateSummary};
@@ -309,6 +309,9 @@ async fn migrate_sqlite_local_roundtrip() {
     let before = snapshot(&src.url).await;
     assert_eq!(before.images.len(), uuids.len());
     assert!(before.images.values().any(|(_, _, icon)| icon.is_some()));
+    let (_, head) = src.get_json("/changes?limit=0").await;
+    let source_end = head["next"].as_i64().unwrap();
+    assert!(source_end > 5, "{head}");
     let src_dir = src.stop().await.unwrap();
     let dst_dir = tempfile::tempdir().unwrap();
     let from = local_toml(src_dir.path());
@@ -346,6 +349,29 @@ async fn migrate_sqlite_local_roundtrip() {
 
     let dst = Srv::start(&to).await;
     let after = snapshot(&dst.url).await;
+    // The target's change log goes on after the source's: a follower that
+    // had read the source to its end reads the copies' events; one behind
+    // it must resynchronize (docs/events.md).
+    let changes = |since: i64| {
+        let url = format!("{}/changes?since={since}&limit=1000", dst.url);
+        let client = dst.client.clone();
+        async move { status_json(client.get(url).send().await.unwrap()).await }
+    };
+    let (status, page) = changes(source_end).await;
+    assert_eq!(status, 200, "{page}");
+    let events = page["events"].as_array().unwrap();
+    assert_eq!(events[0]["seq"], source_end + 1);
+    let created: BTreeSet<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "image.created")
+        .map(|e| e["uuid"].as_str().unwrap())
+        .collect();
+    assert_eq!(created, uuids.iter().map(String::as_str).collect());
+    let (status, page) = changes(source_end - 1).await;
+    assert_eq!(
+        (status, page["code"].as_str()),
+        (410, Some("ChangesExpired"))
+    );
     dst.stop().await;
     assert_eq!(after, before);
 }

@@ -234,3 +234,76 @@ async fn change_stor_moves_files_between_s3_and_local() {
         .await;
     assert_error(&got, 403, "OperatorOnly", None);
 }
+
+/// The change feed across instances (docs/events.md): 50 concurrent
+/// writers spread over three instances, each publishing one image (three
+/// writes); every instance's feed then holds one event per write, numbered
+/// without a gap or a duplicate, and a long poll on one instance wakes for
+/// a write through another.
+#[tokio::test]
+async fn the_change_feed_is_gapless_across_instances() {
+    let Some(s) = three_instances().await else {
+        return;
+    };
+    let (_, head) = s[0].get_json("/changes?limit=0").await;
+    let start = head["next"].as_i64().unwrap();
+    let writers = (0..50).map(|i| {
+        let server = &s[i % 3];
+        async move { uuid_of(&server.publish(json!({"name": format!("feed-{i}")})).await) }
+    });
+    let published: std::collections::BTreeSet<String> =
+        join_all(writers).await.into_iter().collect();
+    assert_eq!(published.len(), 50);
+    for server in &s {
+        let mut events = Vec::new();
+        let mut since = start;
+        loop {
+            let (status, page) = server
+                .get_json(&format!("/changes?since={since}&limit=1000"))
+                .await;
+            assert_eq!(status, 200, "{page}");
+            let got = page["events"].as_array().unwrap().clone();
+            if got.is_empty() {
+                break;
+            }
+            since = page["next"].as_i64().unwrap();
+            events.extend(got);
+        }
+        let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+        let want: Vec<i64> = (start + 1..=start + 150).collect();
+        assert_eq!(seqs, want, "150 writes, 150 consecutive numbers");
+        for uuid in &published {
+            let kinds: Vec<&str> = events
+                .iter()
+                .filter(|e| e["uuid"] == uuid.as_str())
+                .map(|e| e["type"].as_str().unwrap())
+                .collect();
+            assert_eq!(
+                kinds,
+                ["image.created", "image.file_added", "image.activated"],
+                "{uuid}"
+            );
+        }
+    }
+
+    let (_, head) = s[1].get_json("/changes?limit=0").await;
+    let since = head["next"].as_i64().unwrap();
+    let url = format!("{}/changes?since={since}&wait=20", s[1].url);
+    let client = s[1].client.clone();
+    let started = std::time::Instant::now();
+    let poll = tokio::spawn(async move {
+        client
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let img = s[2].create(json!({})).await;
+    let page = poll.await.unwrap();
+    assert_eq!(page["events"][0]["uuid"], img["uuid"], "{page}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}

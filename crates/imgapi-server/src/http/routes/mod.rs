@@ -1,6 +1,7 @@
 //! Thin handlers, one module per resource: extract → call service → respond.
 
 pub mod catalog;
+pub mod changes;
 pub mod datasets;
 pub mod docker;
 pub mod files;

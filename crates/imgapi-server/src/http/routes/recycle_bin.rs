@@ -14,28 +14,15 @@ use crate::http::request::Req;
 use crate::http::{ok_json, parse_uuid, response};
 use crate::service::recycle_bin::{self as svc, DEFAULT_LIMIT, MAX_LIMIT};
 
-/// A non-negative integer parameter no larger than `max`.
-fn integer_param(req: &Req, name: &str, max: u64) -> Result<Option<u64>, ApiError> {
-    let Some(raw) = req.query.get(name) else {
-        return Ok(None);
-    };
-    match raw.parse::<u64>() {
-        Ok(n) if n <= max => Ok(Some(n)),
-        _ => Err(ApiError::invalid_param(
-            format!("invalid \"{name}\": \"{raw}\" is not an integer from 0 to {max}"),
-            vec![FieldError::invalid(name)],
-        )),
-    }
-}
-
 /// ListRecycleBin.
 pub async fn list(app: &AppState, req: Req) -> Result<Response, ApiError> {
     let owner = req.owner_param()?;
-    let limit = integer_param(&req, "limit", u64::from(MAX_LIMIT))?
+    let limit = req
+        .integer_param("limit", u64::from(MAX_LIMIT))?
         .and_then(|n| u32::try_from(n).ok())
         .filter(|n| *n > 0)
         .unwrap_or(DEFAULT_LIMIT);
-    let offset = integer_param(&req, "offset", i64::MAX as u64)?.unwrap_or(0);
+    let offset = req.integer_param("offset", i64::MAX as u64)?.unwrap_or(0);
     let entries = svc::list(app, req.account(), owner, offset, limit).await?;
     Ok(ok_json(&entries))
 }
