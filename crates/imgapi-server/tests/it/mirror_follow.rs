@@ -349,7 +349,10 @@ async fn an_upstream_without_a_feed_is_polled() {
     wait_image(&target, &uuid, active, &follower).await;
     let (code, log) = follower.signal("-TERM").await;
     assert_eq!(code, Some(0), "{log}");
-    assert!(log.contains("HTTP 404") && log.contains("an original IMGAPI?"), "{log}");
+    assert!(
+        log.contains("HTTP 404") && log.contains("an original IMGAPI?"),
+        "{log}"
+    );
     assert!(log.contains("a full run every 1s"), "{log}");
 }
 
