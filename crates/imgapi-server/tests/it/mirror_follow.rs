@@ -172,6 +172,7 @@ async fn creations_updates_and_deletions_arrive_within_seconds() {
     let new = publish_bytes(&upstream, json!({"name": "new"}), b"brand new bytes").await;
     let uuid = uuid_of(&new);
     let (img, took) = wait_image(&target, &uuid, active, &follower).await;
+    eprintln!("mirror --follow: the new image was here {took:?} after its activation upstream");
     assert!(took < Duration::from_secs(2), "took {took:?}");
     assert_eq!(img["files"][0]["sha1"], new["files"][0]["sha1"]);
     assert_eq!(img["published_at"], new["published_at"]);
