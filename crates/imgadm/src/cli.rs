@@ -10,7 +10,8 @@ use uuid::Uuid;
 /// Publisher commands talk to one IMGAPI server (--url, IMGAPI_URL or the
 /// profile file); consumer commands install images from configured sources
 /// into a local store. Errors print as `imgadm: error (RestCode): message`;
-/// exit status 1 is a server or network failure, 2 a usage error, 3 not found
+/// exit status 1 is a server or network failure, 2 a usage error, 3 not found,
+/// 4 events gone from the change feed (`changes`: resync)
 /// (130: interrupted by Ctrl-C; a rerun of import, get-file or add-file
 /// resumes). A closed stdout ends a command quietly with exit 0.
 #[derive(Debug, Parser)]
@@ -113,6 +114,11 @@ pub enum Command {
     DockerPush(DockerPushArgs),
     /// Operator: retention rules (`rules`, `add`, `delete`) and runs (`run [--dry-run]`).
     Retention(crate::commands::retention::RetentionArgs),
+    /// The server's change feed (an extension): the events after --since SEQ
+    /// (SEQ TIME TYPE UUID NAME@VERSION FIELDS, or -j one JSON event per
+    /// line); --follow keeps watching until Ctrl-C. Exit 4: the server no
+    /// longer has the events after SEQ (resync); 3: it has no change feed.
+    Changes(crate::commands::changes::ChangesArgs),
     /// Write a v2 manifest for an image file (sha1, size, compression; image_size for zvol;
     /// a uuid only with --uuid, for admin-import).
     CreateManifest(CreateManifestArgs),

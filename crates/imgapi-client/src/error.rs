@@ -105,6 +105,45 @@ impl ClientError {
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(404)
     }
+
+    /// What a [`crate::Client::changes`] error means to a follower of the
+    /// change feed: `None` for any other error (see
+    /// [`ClientError::is_transient`] for those worth retrying).
+    pub fn feed_error(&self) -> Option<FeedError> {
+        match self {
+            ClientError::Api { status: 410, .. } => Some(FeedError::Expired),
+            ClientError::Api { rest_code, .. } if rest_code == "ChangesExpired" => {
+                Some(FeedError::Expired)
+            }
+            // An original IMGAPI has no `/changes` route: 404
+            // ResourceNotFound "/changes does not exist".
+            ClientError::Api { status: 404, .. } => Some(FeedError::NoFeed),
+            _ => None,
+        }
+    }
+
+    /// A failure that may pass by itself: the connection (refused, reset,
+    /// timed out) or a 502/503/504 of the server or a proxy in front of it.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Http(e) => {
+                e.is_connect() || e.is_timeout() || e.is_request() || e.is_body()
+            }
+            ClientError::Api { status, .. } => matches!(status, 502..=504),
+            _ => false,
+        }
+    }
+}
+
+/// Why `GET /changes` cannot go on from a cursor (docs/events.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedError {
+    /// 410 ChangesExpired: the cursor is older than the retained log, or
+    /// ahead of it (another database). Resynchronize (a full listing) and
+    /// follow again from `changes(0, Some(0), None)`'s `next`.
+    Expired,
+    /// 404: the server has no change feed (an original IMGAPI).
+    NoFeed,
 }
 
 #[cfg(test)]
@@ -120,6 +159,24 @@ mod tests {
             ClientError::Api { errors, .. } => assert_eq!(errors[0].field, "name"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn feed_errors() {
+        let expired = ClientError::from_body(
+            410,
+            br#"{"code":"ChangesExpired","message":"since 3 is older than the change log"}"#,
+        );
+        assert_eq!(expired.feed_error(), Some(FeedError::Expired));
+        let original = ClientError::from_body(
+            404,
+            br#"{"code":"ResourceNotFound","message":"/changes does not exist"}"#,
+        );
+        assert_eq!(original.feed_error(), Some(FeedError::NoFeed));
+        let unavailable = ClientError::from_body(503, b"");
+        assert_eq!(unavailable.feed_error(), None);
+        assert!(unavailable.is_transient());
+        assert!(!original.is_transient());
     }
 
     #[test]

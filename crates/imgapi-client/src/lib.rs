@@ -50,11 +50,11 @@ pub use docker::{
     DockerEvent, DockerEventDecoder, DockerEvents, DockerImportRequest, DockerReference,
     RegistryAuth,
 };
-pub use error::ClientError;
+pub use error::{ClientError, FeedError};
 pub use imgapi_types::{
-    Channel, DockerMessage, ErrorBody, FieldError, Image, ImageFile, ImageLifecycle, Job, Ping,
-    Quota, QuotaOverrideBody, RecycledImage, RetentionPlan, RetentionPlanImage, RetentionRule,
-    StartedJob, UploadSessionBody,
+    ChangeEvent, ChangeKind, ChangesPage, Channel, DockerMessage, ErrorBody, FieldError, Image,
+    ImageFile, ImageLifecycle, Job, Ping, Quota, QuotaOverrideBody, RecycledImage, RetentionPlan,
+    RetentionPlanImage, RetentionRule, StartedJob, UploadSessionBody,
 };
 pub use progress::{NoProgress, Reporter};
 /// URLs as the client takes them.
@@ -66,6 +66,9 @@ pub use signing::Signer;
 const ATTEMPTS: u32 = 3;
 /// First retry delay; doubled for each further attempt.
 const BACKOFF: Duration = Duration::from_millis(200);
+/// How much longer than its `wait` a `GET /changes` may take (the
+/// server answers at `wait`; this covers a slow network and a busy server).
+const CHANGES_MARGIN: Duration = Duration::from_secs(30);
 /// Upload chunk size.
 const CHUNK: usize = 256 * 1024;
 /// Largest icon the server accepts (api.md §5.9).
@@ -357,6 +360,44 @@ impl Client {
     /// `GET /channels` (404 when the server has no channels).
     pub async fn list_channels(&self) -> Result<Vec<Channel>, ClientError> {
         self.get_json("/channels", &[]).await
+    }
+
+    // ---- change feed (docs/events.md) ----
+
+    /// `GET /changes?since=SEQ[&limit=N][&wait=SECONDS]` (ListChanges, an
+    /// extension): the events after `since` this caller may see, oldest
+    /// first; pass the answer's `next` as the next `since`. `limit` 0
+    /// answers no events and the feed's latest seq as `next` (follow from
+    /// now). With `wait` the server holds the request until an event comes
+    /// or the time is up, so this request's timeout is `wait` plus a
+    /// margin. The client's channel ([`Client::with_channel`]) goes along.
+    /// [`ClientError::feed_error`] tells a 410 (resync) and a server
+    /// without a feed (404) from other errors.
+    pub async fn changes(
+        &self,
+        since: i64,
+        limit: Option<u32>,
+        wait: Option<u32>,
+    ) -> Result<ChangesPage, ClientError> {
+        let since = since.to_string();
+        let limit = limit.map(|l| l.to_string());
+        let wait_text = wait.map(|w| w.to_string());
+        let mut query: Vec<(&str, &str)> = vec![("since", &since)];
+        if let Some(l) = &limit {
+            query.push(("limit", l));
+        }
+        if let Some(w) = &wait_text {
+            query.push(("wait", w));
+        }
+        if let Some(c) = &self.channel {
+            query.push(("channel", c));
+        }
+        let url = self.url("/changes", &query)?;
+        let timeout = Duration::from_secs(u64::from(wait.unwrap_or(0))) + CHANGES_MARGIN;
+        let resp = self
+            .send_retrying(|| Ok(self.request(Method::GET, url.clone())?.timeout(timeout)))
+            .await?;
+        Self::decode(resp).await
     }
 
     // ---- quotas ----

@@ -2,7 +2,8 @@
 //! locks, persisted by one backend behind [`MetaStore`] (one trait per
 //! role: [`ImageStore`], [`JobStore`], [`UploadStore`], [`UsageStore`],
 //! [`RunLockStore`], [`ImageFlagsStore`], [`RetentionRuleStore`],
-//! [`RecycleBinStore`], [`QuotaStore`], [`ChangeStore`], [`WebhookStore`]).
+//! [`RecycleBinStore`], [`QuotaStore`], [`ChangeStore`], [`WebhookStore`],
+//! [`MirrorCursorStore`]).
 //!
 //! Services call stores; stores never call services. Every backend passes the
 //! same conformance suite ([`testsuite`], feature `testing`).
@@ -15,6 +16,7 @@ mod error;
 mod flags;
 mod images;
 mod jobs;
+mod mirror_cursors;
 pub mod postgres;
 mod quotas;
 mod recycle_bin;
@@ -33,6 +35,7 @@ pub use error::MetaError;
 pub use flags::{FlagsChange, ImageFlags, ImageFlagsStore};
 pub use images::{ImageStore, Revision, StoredImage};
 pub use jobs::{JobExecution, JobLease, JobRecord, JobStore};
+pub use mirror_cursors::{MirrorCursor, MirrorCursorKey, MirrorCursorStore};
 pub use postgres::PostgresStore;
 pub use quotas::{
     QuotaLimits, QuotaOverride, QuotaStore, QuotaUse, ReservationRequest, ReserveOutcome,
@@ -59,6 +62,7 @@ pub trait MetaStore:
     + QuotaStore
     + ChangeStore
     + WebhookStore
+    + MirrorCursorStore
 {
 }
 
@@ -74,6 +78,7 @@ impl<T> MetaStore for T where
         + QuotaStore
         + ChangeStore
         + WebhookStore
+        + MirrorCursorStore
 {
 }
 

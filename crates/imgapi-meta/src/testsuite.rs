@@ -22,6 +22,7 @@ use crate::{
 
 mod changes;
 mod flags;
+mod mirror_cursors;
 mod quotas;
 mod recycle_bin;
 mod retention;
@@ -29,6 +30,7 @@ mod usage;
 mod webhooks;
 pub use changes::{changes_follow_every_image_write, changes_paging_bounds, changes_purge};
 pub use flags::{flags_follow_the_image, flags_in_listings, flags_set_merge_and_clear};
+pub use mirror_cursors::mirror_cursors_put_and_get;
 pub use quotas::{
     quota_overrides_crud, quotas_concurrent_reserves_never_overshoot, quotas_reserve_checks_limits,
     quotas_version_claims,
@@ -94,6 +96,7 @@ pub async fn run_all(store: &dyn MetaStore) {
     webhooks_upsert_by_name(store).await;
     webhooks_leases(store).await;
     webhooks_claim_race(store).await;
+    mirror_cursors_put_and_get(store).await;
 }
 
 /// Every committed write moves the generation forward; reads do not.

@@ -69,9 +69,17 @@ struct MirrorArgs {
     #[arg(long, conflicts_with_all = ["upstream", "owner", "channel", "delete"])]
     upstream_simplestreams: Option<String>,
     /// Run again this long after each run ends (e.g. 10m, 1h); SIGINT/SIGTERM
-    /// stop after the image in progress.
+    /// stop after the image in progress. With --follow: a full run this
+    /// often besides the feed, or the polling interval of an upstream
+    /// without a change feed (default 60s).
     #[arg(long, value_parser = parse_interval)]
     interval: Option<Duration>,
+    /// After the first full run, follow the upstream's change feed
+    /// (GET /changes, long-polled) and apply each change within seconds;
+    /// resumes from its saved cursor after a restart. An upstream without a
+    /// feed (an original IMGAPI) is polled every --interval instead.
+    #[arg(long, conflicts_with_all = ["dry_run", "upstream_simplestreams"])]
+    follow: bool,
     /// Only images with this name (`~text`: containing it).
     #[arg(long)]
     name: Option<String>,
@@ -267,6 +275,8 @@ struct StderrReporter {
     terminal: bool,
     /// A progress line is showing (to be cleared before the next line).
     showing: bool,
+    /// `-j`: each summary `--follow` reports also as JSON on stdout.
+    json: bool,
 }
 
 impl imgapi_server::service::import::mirror::Reporter for StderrReporter {
@@ -294,6 +304,14 @@ impl imgapi_server::service::import::mirror::Reporter for StderrReporter {
         );
         let _ = err.flush();
         self.showing = true;
+    }
+
+    fn summary(&mut self, summary: &imgapi_server::service::import::mirror::MirrorSummary) {
+        if self.json {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", summary.to_json());
+            let _ = out.flush();
+        }
     }
 }
 
@@ -374,6 +392,7 @@ async fn mirror(config: Option<&Path>, args: MirrorArgs) -> ExitCode {
     let mut reporter = StderrReporter {
         terminal: std::io::stderr().is_terminal(),
         showing: false,
+        json: args.json,
     };
     // First signal: stop after the image in progress; second: at once.
     let stop = Arc::new(AtomicBool::new(false));
@@ -388,6 +407,40 @@ async fn mirror(config: Option<&Path>, args: MirrorArgs) -> ExitCode {
             }
         }
     });
+    if args.follow {
+        let how = mirror::FollowOptions {
+            interval: args.interval,
+        };
+        let result = {
+            let run = mirror::follow(&app, &opts, &how, &mut reporter, &stop);
+            tokio::pin!(run);
+            loop {
+                tokio::select! {
+                    result = &mut run => break Some(result),
+                    changed = signals.changed() => {
+                        let n = *signals.borrow_and_update();
+                        if changed.is_err() || n >= 2 {
+                            break None;
+                        }
+                        stop.store(true, Ordering::SeqCst);
+                        eprintln!("imgapi mirror: stopping after the image in progress (signal again to stop at once)");
+                    }
+                }
+            }
+        };
+        return match result {
+            Some(Ok(())) => ExitCode::SUCCESS,
+            Some(Err(e)) => {
+                reporter.line(&format!("imgapi mirror: {e}"));
+                let usage = matches!(e, mirror::MirrorError::Options(_));
+                ExitCode::from(if usage { 2 } else { 1 })
+            }
+            None => {
+                reporter.line("imgapi mirror: stopped; a file cut mid-transfer is fetched again from its start by the next run");
+                ExitCode::from(130)
+            }
+        };
+    }
     loop {
         let result = {
             let run = mirror::mirror(&app, &opts, &mut reporter, &stop);

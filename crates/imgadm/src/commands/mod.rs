@@ -6,6 +6,7 @@ mod add_file;
 mod add_icon;
 mod admin_import;
 mod bin;
+pub mod changes;
 mod channel_add;
 mod channels;
 mod create;
@@ -365,6 +366,7 @@ pub async fn run(
         Command::DockerImport(a) => docker_import::run(&ctx, a).await,
         Command::DockerPush(a) => docker_push::run(&ctx, a).await,
         Command::Retention(a) => retention::run(&ctx, a).await,
+        Command::Changes(a) => changes::run(&ctx, a).await,
         Command::Sources(_)
         | Command::Avail(_)
         | Command::Import(_)

@@ -204,6 +204,13 @@ impl SqlBackend for PostgresStore {
                 tx.commit().await.map_err(|e| self.err(e))?;
                 Ok(purged)
             }
+            Write::MirrorCursor(write) => {
+                let done = crate::sql::mirror_cursors::MirrorCursorSql::<Postgres>::write(&write)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| self.err(e))?;
+                Ok(crate::sql::affected_rows(done.rows_affected()))
+            }
             Write::Retention(write) => {
                 let done = RetentionSql::<Postgres>::write(&write)
                     .execute(&self.pool)

@@ -30,6 +30,7 @@ pub(crate) mod flags;
 pub(crate) mod images;
 pub(crate) mod jobs;
 pub(crate) mod list_query;
+pub(crate) mod mirror_cursors;
 pub(crate) mod quotas;
 pub(crate) mod recycle_bin;
 pub(crate) mod retention;
@@ -45,6 +46,7 @@ pub(crate) enum Write {
     Retention(retention::RetentionWrite),
     Changes(changes::ChangesWrite),
     Webhook(webhooks::WebhookWrite),
+    MirrorCursor(mirror_cursors::MirrorCursorWrite),
 }
 
 /// What a backend provides for the role implementations both SQL backends

@@ -221,6 +221,11 @@ async fn apply(conn: &mut SqliteConnection, write: &Write) -> Result<i64, MetaEr
         Write::Changes(write) => crate::sql::changes::apply::<Sqlite>(conn, write)
             .await
             .map_err(map_err),
+        Write::MirrorCursor(write) => affected(
+            crate::sql::mirror_cursors::MirrorCursorSql::<Sqlite>::write(write)
+                .execute(conn)
+                .await,
+        ),
         Write::Retention(write) => {
             let done = RetentionSql::<Sqlite>::write(write).execute(conn).await;
             match (done, write.inserted()) {

@@ -33,6 +33,7 @@ use imgapi_meta::{
     MetaStore, RetentionRuleStore, Revision, RunLockAttempt, RunLockStore, StoredImage,
     StoredRetentionRule, UploadSession, UploadStore, Usage, UsageStore,
 };
+use imgapi_meta::{MirrorCursor, MirrorCursorKey, MirrorCursorStore};
 use imgapi_meta::{QuotaOverride, QuotaStore, QuotaUse, ReservationRequest, ReserveOutcome};
 use imgapi_meta::{StoredWebhook, WebhookProgress, WebhookStore};
 use metrics::Label;
@@ -149,6 +150,8 @@ const META_OPS: &[&str] = &[
     "quota_override",
     "put_quota_override",
     "delete_quota_override",
+    "mirror_cursor",
+    "put_mirror_cursor",
 ];
 
 /// Every `op` of the blob decorator.
@@ -496,6 +499,31 @@ impl ChangeStore for MeteredMeta {
             .time(
                 "continue_change_log_after",
                 self.inner.continue_change_log_after(seq),
+            )
+            .await
+    }
+}
+
+#[async_trait]
+impl MirrorCursorStore for MeteredMeta {
+    async fn mirror_cursor(
+        &self,
+        key: &MirrorCursorKey,
+    ) -> Result<Option<MirrorCursor>, MetaError> {
+        self.timer
+            .time("mirror_cursor", self.inner.mirror_cursor(key))
+            .await
+    }
+
+    async fn put_mirror_cursor(
+        &self,
+        key: &MirrorCursorKey,
+        cursor: MirrorCursor,
+    ) -> Result<(), MetaError> {
+        self.timer
+            .time(
+                "put_mirror_cursor",
+                self.inner.put_mirror_cursor(key, cursor),
             )
             .await
     }

@@ -41,6 +41,7 @@ mod lxd_serve;
 mod metrics;
 mod migrate;
 mod mirror;
+mod mirror_follow;
 mod misc;
 mod multi_instance;
 mod openapi;

@@ -109,6 +109,19 @@ impl Source {
         url
     }
 
+    /// `<base>/changes` (ListChanges, an IMGAPI extension: the change
+    /// feed) with the base's query (`channel`) and these parameters.
+    pub fn changes_url(&self, params: &[(&str, &str)]) -> Url {
+        let mut url = self.under("/changes", None);
+        if !params.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for (k, v) in params {
+                pairs.append_pair(k, v);
+            }
+        }
+        url
+    }
+
     /// A URL a remote document names (a DSAPI `files[].url`), resolved
     /// against the base when it is relative.
     pub fn resolve(&self, raw: &str) -> Result<Url, SourceError> {

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use imgapi_domain::filter::ImageQuery;
+use imgapi_domain::ImageRecord;
 use uuid::Uuid;
 
 use super::error::SyncError;
@@ -35,8 +36,17 @@ impl Run<'_> {
             .list(&ImageQuery::all())
             .await
             .map_err(MirrorError::Local)?;
+        let gone = locals.into_iter().filter(|i| !listed.contains(&i.uuid));
+        self.delete_mirrored(gone.collect(), stop).await;
+        Ok(())
+    }
+
+    /// Of `gone` (local images the upstream no longer has for this
+    /// mirror), delete those this mirror imported from this upstream,
+    /// dependents first; the origin of a remaining image stays.
+    pub(super) async fn delete_mirrored(&mut self, gone: Vec<ImageRecord>, stop: &AtomicBool) {
         let mut candidates = Vec::new();
-        for img in locals.into_iter().filter(|i| !listed.contains(&i.uuid)) {
+        for img in gone {
             match self.mirrored_here(img.uuid).await {
                 Ok(true) => candidates.push(img),
                 Ok(false) => {}
@@ -59,7 +69,7 @@ impl Run<'_> {
                 }
                 if stop.load(Ordering::SeqCst) {
                     self.summary.stopped = true;
-                    return Ok(());
+                    return;
                 }
                 let what = format!("{} {}@{}", img.uuid, img.name, img.version);
                 let dependents = match self.app.meta.dependents(img.uuid, None).await {
@@ -142,6 +152,5 @@ impl Run<'_> {
                 ),
             );
         }
-        Ok(())
     }
 }

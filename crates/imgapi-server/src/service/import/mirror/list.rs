@@ -137,9 +137,9 @@ pub(super) async fn list_upstream(
 }
 
 /// ListImages' filter semantics, for DSAPI listings (which may ignore
-/// them): `name` exact or `~substring`, `type` exact or `!type`, `os` and
+/// them) and for one image a change feed names: `name` exact or `~substring`, `type` exact or `!type`, `os` and
 /// `owner` exact.
-fn matches_filters(m: &Map<String, Value>, opts: &MirrorOptions) -> bool {
+pub(super) fn matches_filters(m: &Map<String, Value>, opts: &MirrorOptions) -> bool {
     let field = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or_default();
     let name_ok = match opts.name.as_deref().filter(|v| !v.is_empty()) {
         None => true,

@@ -58,12 +58,14 @@ use crate::service::images::ImportRecord;
 mod copy;
 mod delete;
 mod error;
+mod follow;
 mod list;
 mod lock;
 mod report;
 mod update;
 
 use error::SyncError;
+pub use follow::{follow, FollowOptions};
 use list::list_upstream;
 pub use lock::lock_registry;
 pub use report::{Lines, MirrorSummary, Problem, Reporter};
@@ -187,45 +189,9 @@ pub async fn mirror(
         return crate::service::lxd::mirror::mirror(app, opts, reporter, stop).await;
     }
     let started = Instant::now();
-    let src = Source::parse(&opts.upstream, Trust::Checked).map_err(MirrorError::Upstream)?;
-    app.remote
-        .precheck(&src.base)
-        .await
-        .map_err(|r| MirrorError::Refused {
-            url: redact_url(src.as_str()).into_owned(),
-            why: r.0,
-        })?;
-    let source_id = src.as_str().to_string();
-    // An origin may be outside the mirrored channel: `channel=*` (any
-    // channel, api.md §1.7) reaches it.
-    let (src, origin_src) = match opts.channel.as_deref().filter(|c| !c.is_empty()) {
-        Some(channel) => (
-            src.with_query_pair("channel", channel),
-            src.with_query_pair("channel", "*"),
-        ),
-        None => (src.clone(), src),
-    };
-    let listing = list_upstream(app, &src, opts).await?;
-    let local_channel = app
-        .channels_enabled()
-        .then(|| app.default_channel().map(|c| c.name.clone()))
-        .flatten();
-    let mut run = Run {
-        app,
-        opts,
-        src,
-        origin_src,
-        source_id: source_id.clone(),
-        upstream: HashMap::new(),
-        handled: HashSet::new(),
-        local_channel,
-        reporter,
-        summary: MirrorSummary {
-            upstream: redact_url(&source_id).into_owned(),
-            dry_run: opts.dry_run,
-            ..MirrorSummary::default()
-        },
-    };
+    let upstream = Upstream::open(app, opts).await?;
+    let listing = list_upstream(app, &upstream.src, opts).await?;
+    let mut run = Run::new(app, opts, &upstream, reporter);
     let mut order = Vec::new();
     let mut listing_ok = true;
     for entry in listing.entries {
@@ -261,6 +227,49 @@ pub async fn mirror(
     let line = run.summary.to_string();
     run.reporter.line(&line);
     Ok(run.summary)
+}
+
+/// The upstream of a mirror, as its requests reach it.
+#[derive(Debug, Clone)]
+pub(crate) struct Upstream {
+    /// With the channel (if any) on every URL.
+    src: Source,
+    /// For origins outside the listing: any channel.
+    origin_src: Source,
+    /// The URL as recorded in `mirror-import` rows.
+    source_id: String,
+}
+
+impl Upstream {
+    /// Parse the upstream URL and check it against the `[remote]` policy.
+    pub(crate) async fn open(
+        app: &AppState,
+        opts: &MirrorOptions,
+    ) -> Result<Upstream, MirrorError> {
+        let src = Source::parse(&opts.upstream, Trust::Checked).map_err(MirrorError::Upstream)?;
+        app.remote
+            .precheck(&src.base)
+            .await
+            .map_err(|r| MirrorError::Refused {
+                url: redact_url(src.as_str()).into_owned(),
+                why: r.0,
+            })?;
+        let source_id = src.as_str().to_string();
+        // An origin may be outside the mirrored channel: `channel=*` (any
+        // channel, api.md §1.7) reaches it.
+        let (src, origin_src) = match opts.channel.as_deref().filter(|c| !c.is_empty()) {
+            Some(channel) => (
+                src.with_query_pair("channel", channel),
+                src.with_query_pair("channel", "*"),
+            ),
+            None => (src.clone(), src),
+        };
+        Ok(Upstream {
+            src,
+            origin_src,
+            source_id,
+        })
+    }
 }
 
 fn label(uuid: Uuid, m: &Map<String, Value>) -> String {
@@ -302,7 +311,41 @@ struct Run<'a> {
     handled: HashSet<Uuid>,
     local_channel: Option<String>,
     reporter: &'a mut dyn Reporter,
+    /// No line for an image skipped as unactivated upstream (following a
+    /// feed, where every image passes through that state).
+    quiet_skips: bool,
     summary: MirrorSummary,
+}
+
+impl<'a> Run<'a> {
+    fn new(
+        app: &'a AppState,
+        opts: &'a MirrorOptions,
+        upstream: &Upstream,
+        reporter: &'a mut dyn Reporter,
+    ) -> Run<'a> {
+        let local_channel = app
+            .channels_enabled()
+            .then(|| app.default_channel().map(|c| c.name.clone()))
+            .flatten();
+        Run {
+            app,
+            opts,
+            src: upstream.src.clone(),
+            origin_src: upstream.origin_src.clone(),
+            source_id: upstream.source_id.clone(),
+            upstream: HashMap::new(),
+            handled: HashSet::new(),
+            local_channel,
+            reporter,
+            quiet_skips: false,
+            summary: MirrorSummary {
+                upstream: redact_url(&upstream.source_id).into_owned(),
+                dry_run: opts.dry_run,
+                ..MirrorSummary::default()
+            },
+        }
+    }
 }
 
 impl Run<'_> {

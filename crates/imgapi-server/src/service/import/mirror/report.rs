@@ -17,6 +17,9 @@ pub trait Reporter: Send {
     /// Bytes of a file received so far (about twice a second while one
     /// downloads).
     fn transfer(&mut self, _uuid: Uuid, _done: u64, _total: u64) {}
+    /// What a full run, or one applied page of a followed change feed,
+    /// did (`imgapi mirror --follow`; a single run returns its summary).
+    fn summary(&mut self, _summary: &MirrorSummary) {}
 }
 
 /// A [`Reporter`] writing lines to any writer (and no transfer progress).
@@ -154,7 +157,9 @@ impl Run<'_> {
             }
             Ok(Outcome::Skipped(why)) => {
                 self.summary.skipped += 1;
-                self.say(&what, &format!("skipped: {why}"));
+                if !self.quiet_skips {
+                    self.say(&what, &format!("skipped: {why}"));
+                }
             }
             Err(message) => self.fail(Some(uuid), &what, message),
         }
