@@ -95,7 +95,7 @@ one_round() {
         psql "$BENCH_FEED_PG_URL" -v ON_ERROR_STOP=1 -qc "CREATE DATABASE $name" >&2 || die "CREATE DATABASE failed"
         db_url="${BENCH_FEED_PG_URL%/*}/$name"
     fi
-    IMGAPI_LISTEN=127.0.0.1:$port IMGAPI_DATA_DIR=$data IMGAPI_MODE=public IMGAPI_LOG_LEVEL=warn \
+    env IMGAPI_LISTEN=127.0.0.1:$port IMGAPI_DATA_DIR=$data IMGAPI_MODE=public IMGAPI_LOG_LEVEL=warn \
         ${db_url:+IMGAPI_DATABASE_URL=$db_url} "$bin" >"$data/server.log" 2>&1 &
     SERVER_PID=$!
     for ((i = 0; i < 100; i++)); do
@@ -110,8 +110,8 @@ one_round() {
     if [[ -n "$db_url" ]]; then
         psql "$BENCH_FEED_PG_URL" -qc "DROP DATABASE ${db_url##*/}" >&2 || true
     fi
-    rm -rf "$data"
     json_field wall_s <"$out"
+    rm -rf "$data"
 }
 
 backends=(sqlite)

@@ -143,6 +143,14 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// How a dialect numbers and inserts one event.
+pub(crate) enum EventInsert {
+    /// Bump the counter ([`NEXT_SEQ`]), then insert the row ([`INSERT`]).
+    CounterThenRow,
+    /// One statement doing both, binding `$1`… as [`INSERT`]'s `$2`….
+    OneStatement(&'static str),
+}
+
 /// Number and insert `events`, inside the caller's transaction. Run last
 /// before COMMIT: the `change_log` row lock it takes orders the commits of
 /// every writer, which is what makes the numbers gapless in commit order.
@@ -151,7 +159,7 @@ pub(crate) async fn insert_events<DB>(
     events: &[EventRow],
 ) -> Result<(), sqlx::Error>
 where
-    DB: Database,
+    DB: ImageDialect,
     for<'a> String: Encode<'a, DB> + Type<DB>,
     for<'a> i64: Encode<'a, DB> + Decode<'a, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
@@ -163,10 +171,15 @@ where
     }
     let time_ms = now_ms();
     for event in events {
-        let seq: i64 = sqlx::query_scalar(NEXT_SEQ).fetch_one(&mut *conn).await?;
         let fields = serde_json::to_string(&event.fields).unwrap_or_else(|_| "[]".to_owned());
-        sqlx::query(INSERT)
-            .bind(seq)
+        let insert = match DB::EVENT_INSERT {
+            EventInsert::OneStatement(sql) => sqlx::query(sql),
+            EventInsert::CounterThenRow => {
+                let seq: i64 = sqlx::query_scalar(NEXT_SEQ).fetch_one(&mut *conn).await?;
+                sqlx::query(INSERT).bind(seq)
+            }
+        };
+        insert
             .bind(time_ms)
             .bind(event.kind.as_str().to_owned())
             .bind(event.uuid.clone())

@@ -156,6 +156,10 @@ pub(crate) trait ImageDialect: Database {
     /// The main-row statements ([`image_writes!`]).
     const WRITES: ImageWrites;
 
+    /// How this dialect numbers and inserts a change-log event
+    /// ([`super::changes::insert_events`]).
+    const EVENT_INSERT: super::changes::EventInsert;
+
     /// Rows a statement touched (sqlx has no common accessor).
     fn rows_affected(done: &Self::QueryResult) -> u64;
 

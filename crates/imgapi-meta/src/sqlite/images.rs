@@ -11,7 +11,7 @@ use sqlx::sqlite::{SqliteConnection, SqliteQueryResult};
 use sqlx::Sqlite;
 
 use super::map_err;
-use crate::sql::changes::insert_events;
+use crate::sql::changes::{insert_events, EventInsert};
 use crate::sql::images::{
     image_writes, Columns, ImageDialect, ImageSql, ImageWrite, ImageWrites, WriteFailure,
 };
@@ -24,6 +24,10 @@ impl ImageDialect for Sqlite {
         "(SELECT value FROM revision_counter WHERE id = 1)",
         "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
     );
+
+    /// SQLite has no data-modifying CTE; its single writer holds the
+    /// counter anyway.
+    const EVENT_INSERT: EventInsert = EventInsert::CounterThenRow;
 
     fn rows_affected(done: &SqliteQueryResult) -> u64 {
         done.rows_affected()
