@@ -9,7 +9,7 @@ use sqlx::Postgres;
 use uuid::Uuid;
 
 use super::{map_err, PostgresStore};
-use crate::sql::changes::{insert_events, EventInsert};
+use crate::sql::changes::insert_events;
 use crate::sql::images::{
     image_writes, Columns, ImageDialect, ImageSql, ImageWrite, ImageWrites, WriteFailure,
 };
@@ -34,11 +34,10 @@ impl ImageDialect for Postgres {
 
     /// One statement, so the counter row's lock (held to COMMIT, and what
     /// every writer queues for) is taken one round trip before the commit.
-    const EVENT_INSERT: EventInsert = EventInsert::OneStatement(
+    const EVENT_INSERT: &'static str =
         "WITH s AS (UPDATE change_log SET last_seq = last_seq + 1 WHERE id = 1 RETURNING last_seq) \
          INSERT INTO image_events (seq, time_ms, kind, uuid, fields, record) \
-         SELECT last_seq, $1, $2, $3, $4, $5 FROM s",
-    );
+         SELECT last_seq, $1, $2, $3, $4, $5 FROM s";
 
     fn rows_affected(done: &PgQueryResult) -> u64 {
         done.rows_affected()

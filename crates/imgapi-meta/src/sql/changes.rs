@@ -15,10 +15,6 @@ use super::images::{decode_record, ImageDialect};
 use super::{decode_uuid, SqlBackend, Write};
 use crate::{ChangeLogBounds, ChangeStore, MetaError, StoredChange};
 
-const NEXT_SEQ: &str =
-    "UPDATE change_log SET last_seq = last_seq + 1 WHERE id = 1 RETURNING last_seq";
-const INSERT: &str = "INSERT INTO image_events (seq, time_ms, kind, uuid, fields, record) \
-                      VALUES ($1, $2, $3, $4, $5, $6)";
 const AFTER: &str = "SELECT seq, time_ms, kind, uuid, fields, record FROM image_events \
                      WHERE seq > $1 ORDER BY seq LIMIT $2";
 const BOUNDS: &str = "SELECT purged_through, last_seq FROM change_log WHERE id = 1";
@@ -143,14 +139,6 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// How a dialect numbers and inserts one event.
-pub(crate) enum EventInsert {
-    /// Bump the counter ([`NEXT_SEQ`]), then insert the row ([`INSERT`]).
-    CounterThenRow,
-    /// One statement doing both, binding `$1`… as [`INSERT`]'s `$2`….
-    OneStatement(&'static str),
-}
-
 /// Number and insert `events`, inside the caller's transaction. Run last
 /// before COMMIT: the `change_log` row lock it takes orders the commits of
 /// every writer, which is what makes the numbers gapless in commit order.
@@ -172,14 +160,7 @@ where
     let time_ms = now_ms();
     for event in events {
         let fields = serde_json::to_string(&event.fields).unwrap_or_else(|_| "[]".to_owned());
-        let insert = match DB::EVENT_INSERT {
-            EventInsert::OneStatement(sql) => sqlx::query(sql),
-            EventInsert::CounterThenRow => {
-                let seq: i64 = sqlx::query_scalar(NEXT_SEQ).fetch_one(&mut *conn).await?;
-                sqlx::query(INSERT).bind(seq)
-            }
-        };
-        insert
+        sqlx::query(DB::EVENT_INSERT)
             .bind(time_ms)
             .bind(event.kind.as_str().to_owned())
             .bind(event.uuid.clone())

@@ -156,9 +156,11 @@ pub(crate) trait ImageDialect: Database {
     /// The main-row statements ([`image_writes!`]).
     const WRITES: ImageWrites;
 
-    /// How this dialect numbers and inserts a change-log event
-    /// ([`super::changes::insert_events`]).
-    const EVENT_INSERT: super::changes::EventInsert;
+    /// The one statement that numbers and inserts a change-log event
+    /// ([`super::changes::insert_events`]): it takes `change_log.last_seq +
+    /// 1` and moves the counter to it, binding `$1`…`$5` as time_ms, kind,
+    /// uuid, fields, record.
+    const EVENT_INSERT: &'static str;
 
     /// Rows a statement touched (sqlx has no common accessor).
     fn rows_affected(done: &Self::QueryResult) -> u64;

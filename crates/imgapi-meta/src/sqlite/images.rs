@@ -11,7 +11,7 @@ use sqlx::sqlite::{SqliteConnection, SqliteQueryResult};
 use sqlx::Sqlite;
 
 use super::map_err;
-use crate::sql::changes::{insert_events, EventInsert};
+use crate::sql::changes::insert_events;
 use crate::sql::images::{
     image_writes, Columns, ImageDialect, ImageSql, ImageWrite, ImageWrites, WriteFailure,
 };
@@ -25,9 +25,12 @@ impl ImageDialect for Sqlite {
         "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
     );
 
-    /// SQLite has no data-modifying CTE; its single writer holds the
-    /// counter anyway.
-    const EVENT_INSERT: EventInsert = EventInsert::CounterThenRow;
+    /// The counter follows by a trigger (migration 0011): SQLite has no
+    /// data-modifying CTE, and each statement is a hand-off to the
+    /// database thread that the single writer pays.
+    const EVENT_INSERT: &'static str =
+        "INSERT INTO image_events (seq, time_ms, kind, uuid, fields, record) \
+         SELECT last_seq + 1, $1, $2, $3, $4, $5 FROM change_log WHERE id = 1";
 
     fn rows_affected(done: &SqliteQueryResult) -> u64 {
         done.rows_affected()
