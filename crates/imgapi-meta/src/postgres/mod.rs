@@ -70,6 +70,9 @@ const POOL_SIZE: u32 = 16;
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long [`PostgresStore::connect`] waits for the first connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// PostgreSQL ends a session left idle inside a transaction this long
+/// (ms); our transactions run their statements back to back.
+const IDLE_IN_TRANSACTION_MS: u32 = 60_000;
 /// Idle pooled connections are closed after this long.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -100,7 +103,14 @@ impl PostgresStore {
                     e
                 ))
             })?
-            .application_name("imgapi");
+            .application_name("imgapi")
+            // A transaction idle between statements is one whose task was
+            // lost: end it rather than hold its locks (the change log's
+            // counter row is every writer's) until the pool closes it.
+            .options([(
+                "idle_in_transaction_session_timeout",
+                IDLE_IN_TRANSACTION_MS,
+            )]);
         let target: Arc<str> = describe(&options).into();
 
         let mut conn = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
@@ -191,7 +201,30 @@ impl SqlBackend for PostgresStore {
         self.err(e)
     }
 
+    /// In a task of its own: a caller that stops waiting (a client gone, a
+    /// timeout) must not leave a transaction open between two of its
+    /// statements. An image write's would hold the change log's counter
+    /// row, which every writer of every instance needs, until its
+    /// connection is closed: a dropped sqlx transaction only queues its
+    /// ROLLBACK for the connection's next use.
     async fn write(&self, write: Write) -> Result<i64, MetaError> {
+        let store = self.clone();
+        tokio::spawn(async move { store.apply_write(write).await })
+            .await
+            .map_err(|e| MetaError::Unavailable(format!("a database write was lost: {e}")))?
+    }
+
+    async fn claim_upload_row(
+        &self,
+        claim: UploadClaim,
+    ) -> Result<Option<UploadSession>, MetaError> {
+        self.claim_returning_upload(claim).await
+    }
+}
+
+impl PostgresStore {
+    /// [`SqlBackend::write`], run to completion.
+    async fn apply_write(&self, write: Write) -> Result<i64, MetaError> {
         match write {
             Write::Image(write) => self.write_image(write).await,
             Write::Job(write) => self.apply_job(write).await,
@@ -232,13 +265,6 @@ impl SqlBackend for PostgresStore {
                 Ok(crate::sql::affected_rows(done.rows_affected()))
             }
         }
-    }
-
-    async fn claim_upload_row(
-        &self,
-        claim: UploadClaim,
-    ) -> Result<Option<UploadSession>, MetaError> {
-        self.claim_returning_upload(claim).await
     }
 }
 

@@ -447,3 +447,52 @@ async fn change_log_gapless_under_concurrent_instances() {
     let seen: std::collections::BTreeSet<Uuid> = seen.into_iter().collect();
     assert_eq!(seen, written);
 }
+
+/// Callers that stop waiting mid-write (a client gone, a timeout) never
+/// leave a transaction open: writes go on to their end in a task of their
+/// own, so the change log's counter row, which every writer takes, is
+/// never held by a write nobody finishes. On a database of its own, so
+/// that no other test's transaction is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_writes_leave_no_transaction_open() {
+    let Some(url) = database_url() else { return };
+    let name = format!("imgapi_abandon_{}", Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(&url).await.unwrap();
+    // `name` is a fixed prefix and a uuid's hex digits.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let own_url = match url.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{name}"),
+        None => panic!("DATABASE_URL has no database part: {url}"),
+    };
+    let store = PostgresStore::connect(&own_url).await.unwrap();
+    let owner = Uuid::new_v4();
+    for i in 0..100u64 {
+        let img = testsuite::fixture(owner);
+        // Give up somewhere inside the transaction.
+        let _ = tokio::time::timeout(
+            Duration::from_micros(100 + (i * 37) % 900),
+            store.insert(&img),
+        )
+        .await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let open: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND state LIKE 'idle in transaction%'",
+    )
+    .fetch_one(&store.pool)
+    .await
+    .unwrap();
+    assert_eq!(open, 0, "abandoned writes left transactions open");
+    let img = testsuite::fixture(owner);
+    let done = tokio::time::timeout(Duration::from_secs(10), store.insert(&img)).await;
+    assert!(matches!(done, Ok(Ok(_))), "{done:?}");
+    store.close().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}
