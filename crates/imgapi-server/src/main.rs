@@ -315,6 +315,29 @@ impl imgapi_server::service::import::mirror::Reporter for StderrReporter {
     }
 }
 
+/// Run `run` to its end, or until a second signal (`None`). The first
+/// signal sets `stop`, which the mirror checks between images.
+async fn until_signalled<T>(
+    run: impl std::future::Future<Output = T>,
+    signals: &mut tokio::sync::watch::Receiver<u32>,
+    stop: &AtomicBool,
+) -> Option<T> {
+    tokio::pin!(run);
+    loop {
+        tokio::select! {
+            result = &mut run => return Some(result),
+            changed = signals.changed() => {
+                let n = *signals.borrow_and_update();
+                if changed.is_err() || n >= 2 {
+                    return None;
+                }
+                stop.store(true, Ordering::SeqCst);
+                eprintln!("imgapi mirror: stopping after the image in progress (signal again to stop at once)");
+            }
+        }
+    }
+}
+
 /// `imgapi mirror`: one run, or runs every `--interval` until a signal.
 async fn mirror(config: Option<&Path>, args: MirrorArgs) -> ExitCode {
     use imgapi_server::service::import::mirror::{self, MirrorOptions, Reporter};
@@ -411,23 +434,8 @@ async fn mirror(config: Option<&Path>, args: MirrorArgs) -> ExitCode {
         let how = mirror::FollowOptions {
             interval: args.interval,
         };
-        let result = {
-            let run = mirror::follow(&app, &opts, &how, &mut reporter, &stop);
-            tokio::pin!(run);
-            loop {
-                tokio::select! {
-                    result = &mut run => break Some(result),
-                    changed = signals.changed() => {
-                        let n = *signals.borrow_and_update();
-                        if changed.is_err() || n >= 2 {
-                            break None;
-                        }
-                        stop.store(true, Ordering::SeqCst);
-                        eprintln!("imgapi mirror: stopping after the image in progress (signal again to stop at once)");
-                    }
-                }
-            }
-        };
+        let run = mirror::follow(&app, &opts, &how, &mut reporter, &stop);
+        let result = until_signalled(run, &mut signals, &stop).await;
         return match result {
             Some(Ok(())) => ExitCode::SUCCESS,
             Some(Err(e)) => {
@@ -442,23 +450,8 @@ async fn mirror(config: Option<&Path>, args: MirrorArgs) -> ExitCode {
         };
     }
     loop {
-        let result = {
-            let run = mirror::mirror(&app, &opts, &mut reporter, &stop);
-            tokio::pin!(run);
-            loop {
-                tokio::select! {
-                    result = &mut run => break Some(result),
-                    changed = signals.changed() => {
-                        let n = *signals.borrow_and_update();
-                        if changed.is_err() || n >= 2 {
-                            break None;
-                        }
-                        stop.store(true, Ordering::SeqCst);
-                        eprintln!("imgapi mirror: stopping after the image in progress (signal again to stop at once)");
-                    }
-                }
-            }
-        };
+        let run = mirror::mirror(&app, &opts, &mut reporter, &stop);
+        let result = until_signalled(run, &mut signals, &stop).await;
         let Some(result) = result else {
             reporter.line("imgapi mirror: stopped; a file cut mid-transfer is fetched again from its start by the next run");
             return ExitCode::from(130);
