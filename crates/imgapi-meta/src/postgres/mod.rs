@@ -238,33 +238,36 @@ impl PostgresStore {
                 Ok(purged)
             }
             Write::MirrorCursor(write) => {
-                let done = crate::sql::mirror_cursors::MirrorCursorSql::<Postgres>::write(&write)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(|e| self.err(e))?;
-                Ok(crate::sql::affected_rows(done.rows_affected()))
+                let statement =
+                    crate::sql::mirror_cursors::MirrorCursorSql::<Postgres>::write(&write);
+                self.execute_one(statement, None).await
             }
             Write::Retention(write) => {
-                let done = RetentionSql::<Postgres>::write(&write)
-                    .execute(&self.pool)
+                self.execute_one(RetentionSql::<Postgres>::write(&write), write.inserted())
                     .await
-                    .map_err(|e| match write.inserted() {
-                        Some(id) => self.insert_err(e, id),
-                        None => self.err(e),
-                    })?;
-                Ok(crate::sql::affected_rows(done.rows_affected()))
             }
             Write::Webhook(write) => {
-                let done = WebhookSql::<Postgres>::write(&write)
-                    .execute(&self.pool)
+                self.execute_one(WebhookSql::<Postgres>::write(&write), write.inserted())
                     .await
-                    .map_err(|e| match write.inserted() {
-                        Some(id) => self.insert_err(e, id),
-                        None => self.err(e),
-                    })?;
-                Ok(crate::sql::affected_rows(done.rows_affected()))
             }
         }
+    }
+
+    /// A write of one statement: the rows it touched. When it inserts the
+    /// row `inserted`, a unique violation means that row exists.
+    async fn execute_one(
+        &self,
+        statement: crate::sql::Statement<Postgres>,
+        inserted: Option<Uuid>,
+    ) -> Result<i64, MetaError> {
+        let done = statement
+            .execute(&self.pool)
+            .await
+            .map_err(|e| match inserted {
+                Some(id) => self.insert_err(e, id),
+                None => self.err(e),
+            })?;
+        Ok(crate::sql::affected_rows(done.rows_affected()))
     }
 }
 
