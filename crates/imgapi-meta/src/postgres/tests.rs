@@ -29,6 +29,42 @@ fn database_url() -> Option<String> {
     }
 }
 
+/// A database of a test's own on the `DATABASE_URL` server (same user,
+/// same `?parameters`), dropped by [`OwnDatabase::drop`].
+struct OwnDatabase {
+    admin: PgConnection,
+    name: String,
+    url: String,
+}
+
+impl OwnDatabase {
+    async fn create(url: &str, prefix: &str) -> OwnDatabase {
+        let name = format!("{prefix}_{}", Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(url).await.unwrap();
+        // `name` is a fixed prefix and a uuid's hex digits.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        let (base, params) = url.split_once('?').unwrap_or((url, ""));
+        let server = &base[..base.rfind('/').unwrap()];
+        let url = if params.is_empty() {
+            format!("{server}/{name}")
+        } else {
+            format!("{server}/{name}?{params}")
+        };
+        OwnDatabase { admin, name, url }
+    }
+
+    async fn drop(mut self) {
+        let drop = format!("DROP DATABASE {} WITH (FORCE)", self.name);
+        sqlx::query(sqlx::AssertSqlSafe(drop))
+            .execute(&mut self.admin)
+            .await
+            .unwrap();
+    }
+}
+
 async fn store() -> Option<PostgresStore> {
     let url = database_url()?;
     Some(PostgresStore::connect(&url).await.unwrap())
@@ -285,20 +321,8 @@ async fn list_filters_have_indexes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn instances_starting_together_migrate_once() {
     let Some(url) = database_url() else { return };
-    let name = format!("imgapi_mig_{}", Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    // Same server and user, the fresh database (any ?parameters kept).
-    let (base, params) = url.split_once('?').unwrap_or((url.as_str(), ""));
-    let server = &base[..base.rfind('/').unwrap()];
-    let fresh = if params.is_empty() {
-        format!("{server}/{name}")
-    } else {
-        format!("{server}/{name}?{params}")
-    };
+    let own = OwnDatabase::create(&url, "imgapi_mig").await;
+    let fresh = own.url.clone();
     let tasks: Vec<_> = (0..4)
         .map(|_| {
             let fresh = fresh.clone();
@@ -318,12 +342,7 @@ async fn instances_starting_together_migrate_once() {
     for store in &stores {
         store.close().await;
     }
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE {name} WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await
-    .unwrap();
+    own.drop().await;
 }
 
 /// The server may start stores from spawned tasks.
@@ -379,24 +398,11 @@ async fn run_lock_has_one_holder_across_stores() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn change_log_purge() {
     let Some(url) = database_url() else { return };
-    let name = format!("imgapi_purge_{}", Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&url).await.unwrap();
-    // `name` is a fixed prefix and a uuid's hex digits.
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let own_url = match url.rsplit_once('/') {
-        Some((server, _)) => format!("{server}/{name}"),
-        None => panic!("DATABASE_URL has no database part: {url}"),
-    };
-    let store = PostgresStore::connect(&own_url).await.unwrap();
+    let own = OwnDatabase::create(&url, "imgapi_purge").await;
+    let store = PostgresStore::connect(&own.url).await.unwrap();
     testsuite::changes_purge(&store).await;
     store.close().await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    own.drop().await;
 }
 
 /// 50 writers on three instances (pools) at once: the log's numbers are
@@ -456,18 +462,8 @@ async fn change_log_gapless_under_concurrent_instances() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abandoned_writes_leave_no_transaction_open() {
     let Some(url) = database_url() else { return };
-    let name = format!("imgapi_abandon_{}", Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&url).await.unwrap();
-    // `name` is a fixed prefix and a uuid's hex digits.
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let own_url = match url.rsplit_once('/') {
-        Some((server, _)) => format!("{server}/{name}"),
-        None => panic!("DATABASE_URL has no database part: {url}"),
-    };
-    let store = PostgresStore::connect(&own_url).await.unwrap();
+    let own = OwnDatabase::create(&url, "imgapi_abandon").await;
+    let store = PostgresStore::connect(&own.url).await.unwrap();
     let owner = Uuid::new_v4();
     for i in 0..100u64 {
         let img = testsuite::fixture(owner);
@@ -491,8 +487,5 @@ async fn abandoned_writes_leave_no_transaction_open() {
     let done = tokio::time::timeout(Duration::from_secs(10), store.insert(&img)).await;
     assert!(matches!(done, Ok(Ok(_))), "{done:?}");
     store.close().await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    own.drop().await;
 }
