@@ -1,5 +1,7 @@
 //! Webhook delivery: a task on every instance that watches the change log
-//! (`change_log_bounds` every `[webhooks] poll_interval_ms`) and, for each
+//! (`change_log_bounds` every `[webhooks] poll_interval_ms` while any
+//! endpoint exists; without one, only the endpoint list, once a second)
+//! and, for each
 //! live endpoint that has events after its cursor and is due (backoff),
 //! takes the endpoint's lease and delivers those events one POST at a
 //! time, in sequence order.
@@ -111,6 +113,12 @@ async fn run(app: App, stop: Arc<tokio::sync::Notify>) {
                 }
             };
             running.remove(&task);
+        }
+        // No endpoint (the common case): re-read only the endpoint list,
+        // once a second, not the log's end at every tick.
+        let idle = hooks.is_empty() && running.is_empty();
+        if idle && listed.is_some_and(|(at, _)| at.elapsed() < RELIST_EVERY) {
+            continue;
         }
         let bounds = match app.meta.change_log_bounds().await {
             Ok(bounds) => bounds,
