@@ -150,6 +150,19 @@ async fn until_stopped<T>(
 }
 
 /// Sleep for `delay`; `false` when `stop` was set meanwhile.
+/// Report `message(seconds)`, then wait the next delay of `backoff`;
+/// `false` when stopped meanwhile.
+async fn retry_after(
+    backoff: &mut Backoff,
+    reporter: &mut dyn Reporter,
+    stop: &AtomicBool,
+    message: impl FnOnce(u64) -> String,
+) -> bool {
+    let delay = backoff.next();
+    reporter.line(&message(delay.as_secs()));
+    pause(stop, delay).await
+}
+
 async fn pause(stop: &AtomicBool, delay: Duration) -> bool {
     until_stopped(stop, tokio::time::sleep(delay))
         .await
@@ -219,12 +232,11 @@ pub async fn follow(
         match app.meta.mirror_cursor(&key).await {
             Ok(saved) => break saved.map(|c| c.cursor),
             Err(e) => {
-                let delay = backoff.next();
-                reporter.line(&format!(
-                    "imgapi mirror: cannot read the saved cursor: {e}; retrying in {}s",
-                    delay.as_secs()
-                ));
-                if !pause(stop, delay).await {
+                if !retry_after(&mut backoff, reporter, stop, |secs| {
+                    format!("imgapi mirror: cannot read the saved cursor: {e}; retrying in {secs}s")
+                })
+                .await
+                {
                     return Ok(());
                 }
             }
@@ -264,12 +276,11 @@ pub async fn follow(
                     match full_run(app, opts, reporter, stop).await {
                         Some(true) => {}
                         Some(false) => {
-                            let delay = backoff.next();
-                            reporter.line(&format!(
-                                "imgapi mirror: trying again in {}s",
-                                delay.as_secs()
-                            ));
-                            if !pause(stop, delay).await {
+                            if !retry_after(&mut backoff, reporter, stop, |secs| {
+                                format!("imgapi mirror: trying again in {secs}s")
+                            })
+                            .await
+                            {
                                 return Ok(());
                             }
                             continue;
@@ -307,12 +318,11 @@ pub async fn follow(
                     }
                 }
                 FeedAnswer::Expired(why) | FeedAnswer::Failed(why) => {
-                    let delay = backoff.next();
-                    reporter.line(&format!(
-                        "imgapi mirror: cannot read the upstream's change feed: {why}; retrying in {}s",
-                        delay.as_secs()
-                    ));
-                    if !pause(stop, delay).await {
+                    if !retry_after(&mut backoff, reporter, stop, |secs| {
+                        format!("imgapi mirror: cannot read the upstream's change feed: {why}; retrying in {secs}s")
+                    })
+                    .await
+                    {
                         return Ok(());
                     }
                 }
@@ -355,13 +365,14 @@ pub async fn follow(
                 };
                 if !applied && failed_attempts + 1 < PAGE_ATTEMPTS {
                     failed_attempts += 1;
-                    let delay = backoff.next();
-                    reporter.line(&format!(
-                        "imgapi mirror: applying the changes after {since} again in {}s (attempt {} of {PAGE_ATTEMPTS})",
-                        delay.as_secs(),
-                        failed_attempts + 1
-                    ));
-                    if !pause(stop, delay).await {
+                    if !retry_after(&mut backoff, reporter, stop, |secs| {
+                        format!(
+                            "imgapi mirror: applying the changes after {since} again in {secs}s (attempt {} of {PAGE_ATTEMPTS})",
+                            failed_attempts + 1
+                        )
+                    })
+                    .await
+                    {
                         return Ok(());
                     }
                     continue;
@@ -391,12 +402,11 @@ pub async fn follow(
                 cursor = None;
             }
             FeedAnswer::Failed(why) => {
-                let delay = backoff.next();
-                reporter.line(&format!(
-                    "imgapi mirror: cannot read the upstream's change feed: {why}; retrying in {}s",
-                    delay.as_secs()
-                ));
-                if !pause(stop, delay).await {
+                if !retry_after(&mut backoff, reporter, stop, |secs| {
+                    format!("imgapi mirror: cannot read the upstream's change feed: {why}; retrying in {secs}s")
+                })
+                .await
+                {
                     return Ok(());
                 }
             }
