@@ -50,11 +50,17 @@ pub enum ChangeKind {
     /// Deprecation or protection changed (`fields`: `deprecated_at`, `protected`).
     #[serde(rename = "image.lifecycle_changed")]
     LifecycleChanged,
+    /// A signature was added or replaced (`fields`: the key's id, docs/signing.md).
+    #[serde(rename = "image.signature_added")]
+    SignatureAdded,
+    /// A signature was removed (`fields`: the key's id).
+    #[serde(rename = "image.signature_removed")]
+    SignatureRemoved,
 }
 
 impl ChangeKind {
     /// Every kind, in documentation order.
-    pub const ALL: [ChangeKind; 15] = [
+    pub const ALL: [ChangeKind; 17] = [
         ChangeKind::Created,
         ChangeKind::FileAdded,
         ChangeKind::IconChanged,
@@ -70,6 +76,8 @@ impl ChangeKind {
         ChangeKind::Restored,
         ChangeKind::Purged,
         ChangeKind::LifecycleChanged,
+        ChangeKind::SignatureAdded,
+        ChangeKind::SignatureRemoved,
     ];
 
     /// The wire name (`image.created`, …).
@@ -90,6 +98,8 @@ impl ChangeKind {
             ChangeKind::Restored => "image.restored",
             ChangeKind::Purged => "image.purged",
             ChangeKind::LifecycleChanged => "image.lifecycle_changed",
+            ChangeKind::SignatureAdded => "image.signature_added",
+            ChangeKind::SignatureRemoved => "image.signature_removed",
         }
     }
 

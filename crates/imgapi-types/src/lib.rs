@@ -18,6 +18,7 @@ pub mod requirements;
 pub mod retention;
 pub mod schema;
 pub mod server;
+pub mod signatures;
 pub mod uploads;
 pub mod webhooks;
 
@@ -37,6 +38,7 @@ pub use recycle_bin::{RecycleBinUsage, RecycledImage};
 pub use requirements::Requirements;
 pub use retention::{RetentionPlan, RetentionPlanImage, RetentionRule};
 pub use schema::{schemas, SCHEMA_NAMES};
+pub use signatures::{AddSignatureBody, ImageSignature, ImageSignatures};
 pub use server::{
     Channel, Exported, Health, HealthCheck, HealthChecks, LogState, OwnerUsage, Ping, ServerState,
     TagUsage, Usage, UsageTotals,

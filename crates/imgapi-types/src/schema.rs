@@ -16,6 +16,7 @@ use crate::{
     ServerState, StartedJob, TagUsage, UploadSessionBody, Usage, UsageQuota, UsageTotals,
 };
 use crate::{RetentionPlan, RetentionPlanImage, RetentionRule};
+use crate::{AddSignatureBody, ImageSignature, ImageSignatures};
 use crate::{Webhook, WebhookTestResult};
 
 /// Where the schemas live in the OpenAPI document; `$ref`s point there.
@@ -66,6 +67,9 @@ wire_types![
     RetentionPlanImage,
     RecycledImage,
     RecycleBinUsage,
+    ImageSignatures,
+    ImageSignature,
+    AddSignatureBody,
     ChangesPage,
     ChangeEvent,
     ChangeKind,
