@@ -121,7 +121,15 @@ async fn stored_signatures(
 
 /// ListImageSignatures, after the load step.
 pub async fn list(app: &AppState, loaded: &Loaded) -> Result<ImageSignatures, ServiceError> {
-    let image = &loaded.stored.image;
+    of_image(app, &loaded.stored.image).await
+}
+
+/// The signatures of `image` and its statement, as ListImageSignatures
+/// answers them.
+pub async fn of_image(
+    app: &AppState,
+    image: &ImageRecord,
+) -> Result<ImageSignatures, ServiceError> {
     let statement = statement_text(image);
     let stored = stored_signatures(app, image.uuid).await?;
     Ok(ImageSignatures {
@@ -292,6 +300,24 @@ pub struct Carried {
     pub refused: Vec<String>,
 }
 
+/// `signature` verified again against `image` (a copy as stored here), in
+/// its stored form; 422 InvalidSignature when it does not verify.
+pub fn verified_copy(
+    image: &ImageRecord,
+    signature: &CarriedSignature,
+) -> Result<StoredSignature, ServiceError> {
+    let verified = verify_for(image, &signature.armored)?;
+    Ok(stored_form(
+        image.uuid,
+        &verified,
+        signature.added_ms.unwrap_or_else(now_ms),
+        signature
+            .added_by
+            .clone()
+            .unwrap_or_else(|| OPERATOR.to_owned()),
+    ))
+}
+
 /// Verify each carried signature again against the copy as stored here and
 /// keep those that verify: a copy never carries a signature its bytes and
 /// fields do not match.
@@ -302,26 +328,25 @@ pub async fn store_carried(
 ) -> Result<Carried, ServiceError> {
     let mut carried = Carried::default();
     for signature in signatures {
-        let verified = match verify_for(image, &signature.armored) {
-            Ok(v) => v,
-            Err(e) => {
-                carried.refused.push(e.to_string());
-                continue;
+        match verified_copy(image, signature) {
+            Ok(stored) => {
+                put(app, &stored, None).await?;
+                carried.stored += 1;
             }
-        };
-        let stored = stored_form(
-            image.uuid,
-            &verified,
-            signature.added_ms.unwrap_or_else(now_ms),
-            signature
-                .added_by
-                .clone()
-                .unwrap_or_else(|| OPERATOR.to_owned()),
-        );
-        put(app, &stored, None).await?;
-        carried.stored += 1;
+            Err(e) => carried.refused.push(e.to_string()),
+        }
     }
     Ok(carried)
+}
+
+impl From<StoredSignature> for CarriedSignature {
+    fn from(s: StoredSignature) -> Self {
+        CarriedSignature {
+            armored: s.signature,
+            added_ms: Some(s.added_ms),
+            added_by: Some(s.added_by),
+        }
+    }
 }
 
 /// The signatures of `uuid` in the form a copy carries them.
@@ -329,10 +354,6 @@ pub async fn carried_of(app: &AppState, uuid: Uuid) -> Result<Vec<CarriedSignatu
     Ok(stored_signatures(app, uuid)
         .await?
         .into_iter()
-        .map(|s| CarriedSignature {
-            armored: s.signature,
-            added_ms: Some(s.added_ms),
-            added_by: Some(s.added_by),
-        })
+        .map(CarriedSignature::from)
         .collect())
 }
