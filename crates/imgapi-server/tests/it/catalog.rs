@@ -791,3 +791,37 @@ async fn chromium_run(
         .expect("chromium timed out")
         .expect("chromium runs")
 }
+
+/// A signed image's page lists its signatures; an unsigned one has no
+/// such section.
+#[tokio::test]
+async fn image_page_lists_signatures() {
+    let s = TestServer::spawn().await;
+    let unsigned = uuid_of(&s.publish(json!({"name": "unsigned"})).await);
+    let (_, _, page) = html(&s, &format!("/catalog/{unsigned}")).await;
+    assert!(!page.contains("<h2>Signatures"), "{page}");
+
+    let img = s.create(json!({"name": "signed"})).await;
+    let uuid = uuid_of(&img);
+    assert_eq!(s.upload(&uuid, b"signed".to_vec()).await.0, 200);
+    let text = crate::signatures::statement(&s, &uuid).await;
+    let (status, sig) =
+        crate::signatures::add_signature(&s, &uuid, &crate::signatures::sshsig(5, &text)).await;
+    assert_eq!(status, 200, "{sig}");
+    assert_eq!(s.activate(&uuid).await.0, 200);
+    let (status, _, page) = html(&s, &format!("/catalog/{uuid}")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("<h2>Signatures</h2>"), "{page}");
+    assert!(
+        page.contains(sig["fingerprint"].as_str().unwrap()),
+        "{page}"
+    );
+    assert!(
+        page.contains("<td data-label=\"Verifies\">yes</td>"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("href=\"/images/{uuid}/signatures\"")),
+        "{page}"
+    );
+}

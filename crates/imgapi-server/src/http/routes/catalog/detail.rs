@@ -77,6 +77,8 @@ async fn render_image(app: &AppState, req: &Req, id: &str) -> Result<Response, A
     }
     facts(&mut body, &manifest, &carry);
     files_section(&mut body, img, &carry);
+    let signatures = crate::service::signatures::of_image(app, img).await?;
+    signatures_section(&mut body, &signatures, &carry);
     for (key, heading) in TABLES {
         if let Some(Value::Object(map)) = manifest.get(key) {
             key_value_table(&mut body, key, heading, map);
@@ -180,6 +182,42 @@ fn files_section(body: &mut String, img: &ImageRecord, carry: &[(&'static str, &
     let _ = writeln!(
         body,
         "<p><a class=\"download\" href=\"{}\" download>Download</a></p>",
+        esc(&href)
+    );
+}
+
+/// The image's signatures (docs/signing.md), when it has any: whose key,
+/// whether it verifies now, and the link to the JSON a consumer checks.
+fn signatures_section(
+    body: &mut String,
+    signed: &imgapi_types::ImageSignatures,
+    carry: &[(&'static str, &str)],
+) {
+    if signed.signatures.is_empty() {
+        return;
+    }
+    body.push_str(
+        "<h2>Signatures</h2>\n<table class=\"signatures stack\"><thead><tr><th>Key</th>\
+<th>Algorithm</th><th>Known as</th><th>Verifies</th><th>Added</th></tr></thead><tbody>",
+    );
+    for sig in &signed.signatures {
+        let _ = write!(
+            body,
+            "<tr><td data-label=\"Key\"><code>{}</code></td><td data-label=\"Algorithm\">{}</td>\
+<td data-label=\"Known as\">{}</td><td data-label=\"Verifies\">{}</td>\
+<td class=\"nw\" data-label=\"Added\">{}</td></tr>",
+            esc(&sig.fingerprint),
+            esc(&sig.algorithm),
+            esc(sig.role.as_deref().unwrap_or("-")),
+            if sig.valid { "yes" } else { "no" },
+            date_html(&sig.added_at),
+        );
+    }
+    body.push_str("</tbody></table>\n");
+    let href = with_query(&format!("/images/{}/signatures", signed.uuid), carry);
+    let _ = writeln!(
+        body,
+        "<p><a href=\"{}\">Signatures and statement (JSON)</a>: check them with <code>ssh-keygen -Y verify -n imgapi</code>.</p>",
         esc(&href)
     );
 }
