@@ -84,7 +84,7 @@ impl AllowedSigners {
                 line,
                 why: why.to_owned(),
             };
-            let tokens = split_tokens(trimmed).map_err(|why| fail(why))?;
+            let tokens = split_tokens(trimmed).map_err(&fail)?;
             let mut rest = tokens.iter().map(String::as_str);
             let principals = rest.next().ok_or_else(|| fail("no principals"))?;
             let second = rest.next().ok_or_else(|| fail("no key"))?;
