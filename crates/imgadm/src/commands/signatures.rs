@@ -300,11 +300,13 @@ pub fn image_signer(key: Option<&Path>) -> Result<ImageSigner, Failure> {
     match ImageSigner::from_key_file(&key, passphrase.as_deref()) {
         Ok(signer) => return Ok(signer),
         Err(ClientError::KeyEncrypted { .. }) if std::io::stdin().is_terminal() => {}
-        Err(ClientError::KeyEncrypted { key: name }) => return Err(Failure::usage(format!(
+        Err(ClientError::KeyEncrypted { key: name }) => {
+            return Err(Failure::usage(format!(
             "{name}: the private key to sign the image with is encrypted (passphrase-protected): \
                  set IMGAPI_KEY_PASSPHRASE, or load the key into ssh-agent (ssh-add) and set \
                  SSH_AUTH_SOCK{agent_note}"
-        ))),
+        )))
+        }
         Err(e) => return Err(fail(e)),
     }
     let mut attempt = 1;
