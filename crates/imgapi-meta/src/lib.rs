@@ -3,7 +3,7 @@
 //! role: [`ImageStore`], [`JobStore`], [`UploadStore`], [`UsageStore`],
 //! [`RunLockStore`], [`ImageFlagsStore`], [`RetentionRuleStore`],
 //! [`RecycleBinStore`], [`QuotaStore`], [`ChangeStore`], [`WebhookStore`],
-//! [`MirrorCursorStore`]).
+//! [`MirrorCursorStore`], [`ImageSignatureStore`]).
 //!
 //! Services call stores; stores never call services. Every backend passes the
 //! same conformance suite ([`testsuite`], feature `testing`).
@@ -22,6 +22,7 @@ mod quotas;
 mod recycle_bin;
 mod retention;
 mod run_lock;
+mod signatures;
 mod sql;
 pub mod sqlite;
 #[cfg(any(test, feature = "testing"))]
@@ -43,6 +44,7 @@ pub use quotas::{
 pub use recycle_bin::{BinEntry, BinUsage, RecycleBinStore};
 pub use retention::{RetentionRuleStore, StoredRetentionRule};
 pub use run_lock::{RunLock, RunLockAttempt, RunLockStore};
+pub use signatures::{ImageSignatureStore, StoredSignature};
 pub use sqlite::SqliteStore;
 pub use uploads::{UploadLease, UploadSession, UploadStore};
 pub use usage::{BillingTagUsage, OwnerUsage, Usage, UsageStore};
@@ -63,6 +65,7 @@ pub trait MetaStore:
     + ChangeStore
     + WebhookStore
     + MirrorCursorStore
+    + ImageSignatureStore
 {
 }
 
@@ -79,6 +82,8 @@ impl<T> MetaStore for T where
         + ChangeStore
         + WebhookStore
         + MirrorCursorStore
+        + ImageSignatureStore
+        + ImageSignatureStore
 {
 }
 

@@ -26,6 +26,7 @@ mod mirror_cursors;
 mod quotas;
 mod recycle_bin;
 mod retention;
+mod signatures;
 mod usage;
 mod webhooks;
 pub use changes::{changes_follow_every_image_write, changes_paging_bounds, changes_purge};
@@ -39,6 +40,7 @@ pub use recycle_bin::{
     recycle_bin_conflicts, recycle_bin_expiry_and_abandoned, recycle_bin_move_restore_purge,
 };
 pub use retention::retention_rules_round_trip;
+pub use signatures::{signatures_follow_the_image, signatures_paging};
 pub use usage::{
     jobs_counted_by_execution, usage_is_one_snapshot, usage_per_owner_and_billing_tag,
 };
@@ -97,6 +99,8 @@ pub async fn run_all(store: &dyn MetaStore) {
     webhooks_leases(store).await;
     webhooks_claim_race(store).await;
     mirror_cursors_put_and_get(store).await;
+    signatures_follow_the_image(store).await;
+    signatures_paging(store).await;
 }
 
 /// Every committed write moves the generation forward; reads do not.

@@ -21,6 +21,9 @@ pub struct AppState {
     /// Further stores files may live in (`files[].stor` names the store).
     pub extra_blobs: Vec<Arc<dyn BlobStore>>,
     pub auth_keys: Arc<crate::auth_keys::AuthKeys>,
+    /// `[signing] allowed_signers`: keys trusted as operators' for image
+    /// signatures (empty when not configured).
+    pub operator_signers: Arc<imgapi_signing::AllowedSigners>,
     pub list_cache: crate::service::list_cache::ListCache,
     /// The last round of `GET /health` checks.
     pub health: crate::service::health::HealthCache,
@@ -45,6 +48,8 @@ pub type App = Arc<AppState>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    #[error("[signing] allowed_signers: {0}")]
+    Signing(String),
     #[error("cannot create data directory {path}: {source}")]
     DataDir {
         path: std::path::PathBuf,
@@ -101,6 +106,17 @@ impl AppState {
             path: config.auth_keys_dir.clone().unwrap_or_default(),
             source,
         })?;
+        let operator_signers = match &config.signing.allowed_signers {
+            Some(path) => {
+                let signers = imgapi_signing::AllowedSigners::read(path)
+                    .map_err(|e| StartupError::Signing(e.to_string()))?;
+                for skipped in &signers.skipped {
+                    tracing::warn!(file = %path.display(), "[signing] allowed_signers: {skipped}");
+                }
+                signers
+            }
+            None => imgapi_signing::AllowedSigners::default(),
+        };
         if config.auth_type == AuthType::Signature {
             tracing::info!(
                 users = stats.users,
@@ -188,6 +204,7 @@ impl AppState {
             blobs,
             extra_blobs,
             auth_keys: Arc::new(auth_keys),
+            operator_signers: Arc::new(operator_signers),
             list_cache: Default::default(),
             health: Default::default(),
             accounts,

@@ -18,7 +18,8 @@ use sections::DatabaseSection;
 pub use sections::{
     AuthType, ChangesConfig, ChannelConfig, DockerConfig, DsapiMode, ExportConfig, LifecycleConfig,
     LxdConfig, OwnerQuota, QuotasConfig, RemoteConfig, RetentionConfig, RetentionRuleConfig,
-    S3Credentials, SimplestreamsConfig, StorageConfig, WebhookEndpointConfig, WebhooksConfig,
+    S3Credentials, SigningConfig, SimplestreamsConfig, StorageConfig, WebhookEndpointConfig,
+    WebhooksConfig,
 };
 
 /// A documented configuration key.
@@ -163,6 +164,9 @@ impl Config {
                 })?;
             }
             cfg.retention = retention;
+        }
+        if let Some(signing) = layer.signing {
+            cfg.signing = signing;
         }
         if let Some(quotas) = layer.quotas {
             cfg.quotas = quotas;

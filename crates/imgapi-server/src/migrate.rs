@@ -13,8 +13,10 @@
 //! The lifecycle data beside the records (docs/lifecycle.md) goes too: each
 //! image's flags (deprecation, protection) with its record, then the
 //! recycle bin (its records and blobs, verified the same way), the stored
-//! quota overrides and the retention rules of the API. Reruns skip what
-//! the target already has.
+//! quota overrides and the retention rules of the API. Each image's
+//! signatures (docs/signing.md) go with its record, verified again against
+//! the record as written to the target. Reruns skip what the target already
+//! has.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -344,6 +346,7 @@ async fn migrate_bin_entry(
         .put(&image)
         .await
         .map_err(|e| format!("writing the target record: {e}"))?;
+    migrate_signatures(source, target, &image).await?;
     // The move takes the deprecation time from the image's flags.
     if let Some(deprecated_ms) = entry.deprecated_ms {
         let change = imgapi_meta::FlagsChange {
@@ -404,6 +407,52 @@ async fn migrate_flags(source: &Stores, target: &Stores, uuid: Uuid) -> Result<(
         .await
         .map(|_| ())
         .map_err(|e| format!("writing the lifecycle flags: {e}"))
+}
+
+/// The signatures of `image` (as written to the target) the target lacks,
+/// each verified again against the target's record: one that no longer
+/// verifies (a signed field changed after signing) stays behind, logged.
+async fn migrate_signatures(
+    source: &Stores,
+    target: &Stores,
+    image: &ImageRecord,
+) -> Result<(), String> {
+    let uuid = image.uuid;
+    let wanted = source
+        .meta
+        .image_signatures(uuid)
+        .await
+        .map_err(|e| format!("reading the signatures: {e}"))?;
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let present = target
+        .meta
+        .image_signatures(uuid)
+        .await
+        .map_err(|e| format!("reading the target's signatures: {e}"))?;
+    for signature in wanted {
+        if present
+            .iter()
+            .any(|p| p.key_id == signature.key_id && p.signature == signature.signature)
+        {
+            continue;
+        }
+        let fingerprint = signature.fingerprint.clone();
+        match crate::service::signatures::verified_copy(image, &signature.into()) {
+            Ok(stored) => target
+                .meta
+                .put_image_signature(&stored, None)
+                .await
+                .map_err(|e| format!("writing a signature: {e}"))?,
+            Err(e) => tracing::warn!(
+                image = %uuid,
+                key = %fingerprint,
+                "signature not migrated: {e}"
+            ),
+        }
+    }
+    Ok(())
 }
 
 /// The stored quota overrides and the retention rules of the API (the
@@ -530,6 +579,7 @@ async fn migrate_one(
     if to_copy.is_empty() && record_current {
         if !opts.dry_run {
             migrate_flags(source, target, image.uuid).await?;
+            migrate_signatures(source, target, &wanted).await?;
         }
         return Ok(Outcome::Skipped);
     }
@@ -556,6 +606,7 @@ async fn migrate_one(
     }
     if !opts.dry_run {
         migrate_flags(source, target, image.uuid).await?;
+        migrate_signatures(source, target, &wanted).await?;
     }
     Ok(Outcome::Copied { bytes })
 }

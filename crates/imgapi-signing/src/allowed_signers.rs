@@ -93,7 +93,8 @@ impl AllowedSigners {
             } else {
                 (
                     Some(second),
-                    rest.next().ok_or_else(|| fail("no key after the options"))?,
+                    rest.next()
+                        .ok_or_else(|| fail("no key after the options"))?,
                 )
             };
             let key_base64 = rest.next().ok_or_else(|| fail("no key data"))?;
@@ -130,8 +131,7 @@ impl AllowedSigners {
     ) -> Option<&TrustedSigner> {
         self.signers.iter().find(|s| {
             s.key.key_data() == signature.key.key_data()
-                && s
-                    .namespaces
+                && s.namespaces
                     .as_ref()
                     .is_none_or(|ns| ns.iter().any(|n| n == NAMESPACE))
                 && s.valid_after.is_none_or(|t| now >= t)

@@ -54,7 +54,10 @@ pub enum StatementError {
     #[error("file {index} has no SHA-256 (stored before SHA-256 was kept): upload it again to sign the image")]
     NoSha256 { index: usize },
     #[error("field \"{field}\" cannot be signed: {why}")]
-    Field { field: &'static str, why: &'static str },
+    Field {
+        field: &'static str,
+        why: &'static str,
+    },
     #[error("not an image statement: {0}")]
     Malformed(String),
 }
@@ -201,7 +204,8 @@ fn is_sha256_hex(s: &str) -> bool {
 
 /// A decimal size without sign or leading zeros (one spelling per number).
 fn parse_size(s: &str) -> Option<u64> {
-    if s.is_empty() || (s.len() > 1 && s.starts_with('0')) || !s.bytes().all(|b| b.is_ascii_digit()) {
+    if s.is_empty() || (s.len() > 1 && s.starts_with('0')) || !s.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     s.parse().ok()
@@ -259,7 +263,10 @@ mod tests {
     fn fields_that_cannot_be_written_are_refused() {
         let mut s = sample();
         s.name = "two\nlines".into();
-        assert!(matches!(s.to_text(), Err(StatementError::Field { field: "name", .. })));
+        assert!(matches!(
+            s.to_text(),
+            Err(StatementError::Field { field: "name", .. })
+        ));
         let mut s = sample();
         s.version = String::new();
         assert!(s.to_text().is_err());

@@ -38,11 +38,11 @@ pub use recycle_bin::{RecycleBinUsage, RecycledImage};
 pub use requirements::Requirements;
 pub use retention::{RetentionPlan, RetentionPlanImage, RetentionRule};
 pub use schema::{schemas, SCHEMA_NAMES};
-pub use signatures::{AddSignatureBody, ImageSignature, ImageSignatures};
 pub use server::{
     Channel, Exported, Health, HealthCheck, HealthChecks, LogState, OwnerUsage, Ping, ServerState,
     TagUsage, Usage, UsageTotals,
 };
+pub use signatures::{AddSignatureBody, ImageSignature, ImageSignatures};
 pub use uploads::{UploadSessionBody, UPLOAD_OFFSET_HEADER};
 pub use webhooks::{Webhook, WebhookTestResult};
 

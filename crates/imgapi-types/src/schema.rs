@@ -5,6 +5,7 @@ use schemars::generate::{Contract, SchemaSettings};
 use schemars::SchemaGenerator;
 use serde_json::Value;
 
+use crate::{AddSignatureBody, ImageSignature, ImageSignatures};
 use crate::{ChangeEvent, ChangeKind, ChangesPage};
 use crate::{
     Channel, DockerErrorMessage, DockerImageCreated, DockerMessage, DockerProgress,
@@ -16,7 +17,6 @@ use crate::{
     ServerState, StartedJob, TagUsage, UploadSessionBody, Usage, UsageQuota, UsageTotals,
 };
 use crate::{RetentionPlan, RetentionPlanImage, RetentionRule};
-use crate::{AddSignatureBody, ImageSignature, ImageSignatures};
 use crate::{Webhook, WebhookTestResult};
 
 /// Where the schemas live in the OpenAPI document; `$ref`s point there.

@@ -173,4 +173,8 @@ pub struct Exported {
     pub image_path: String,
     /// Path of the exported manifest.
     pub manifest_path: String,
+    /// Path of the exported signatures (an extension, docs/signing.md: the
+    /// ListImageSignatures answer as JSON), when the image has any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signatures_path: Option<String>,
 }

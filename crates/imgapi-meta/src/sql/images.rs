@@ -403,6 +403,8 @@ where
                     return Err(Self::missed_write(conn, *old_uuid).await);
                 }
                 let old_uuid = old_uuid.to_string();
+                // They signed the old uuid: no signature carries over.
+                super::signatures::remove_all::<DB>(conn, &old_uuid).await?;
                 events.push(EventRow::whole(ChangeKind::Deleted, &old_uuid, &old_record));
                 events.push(EventRow::whole(ChangeKind::Created, &row.uuid, &row.record));
                 Ok(revision)
@@ -507,18 +509,48 @@ where
                 let uuid = uuid.to_string();
                 let deleted: Option<String> = sqlx::query_scalar(BIN_DELETE)
                     .bind(uuid.clone())
-                    .fetch_optional(conn)
+                    .fetch_optional(&mut *conn)
                     .await?;
+                if deleted.is_some() {
+                    super::signatures::remove_all::<DB>(conn, &uuid).await?;
+                }
                 Ok(Self::removed(ChangeKind::Purged, &uuid, deleted, events))
             }
-            // Side rows go by ON DELETE CASCADE.
+            // Side rows go by ON DELETE CASCADE; signatures (kept while an
+            // image is in the recycle bin) explicitly.
             ImageWrite::Delete(uuid) => {
                 let uuid = uuid.to_string();
                 let deleted: Option<String> = sqlx::query_scalar(DELETE)
                     .bind(uuid.clone())
-                    .fetch_optional(conn)
+                    .fetch_optional(&mut *conn)
                     .await?;
+                if deleted.is_some() {
+                    super::signatures::remove_all::<DB>(conn, &uuid).await?;
+                }
                 Ok(Self::removed(ChangeKind::Deleted, &uuid, deleted, events))
+            }
+            ImageWrite::Signature(write) => {
+                let changed = super::signatures::apply::<DB>(conn, write).await?;
+                if changed > 0 {
+                    let uuid = write.uuid().to_string();
+                    let kind = match write {
+                        super::signatures::SignatureWrite::Put { .. } => ChangeKind::SignatureAdded,
+                        super::signatures::SignatureWrite::Remove { .. } => {
+                            ChangeKind::SignatureRemoved
+                        }
+                    };
+                    // A removal may follow the image into the recycle bin:
+                    // then there is no record to show, and no event.
+                    if let Some(record) = Self::record(conn, &uuid).await? {
+                        events.push(EventRow {
+                            kind,
+                            uuid,
+                            fields: vec![write.key_id().to_owned()],
+                            record,
+                        });
+                    }
+                }
+                Ok(changed)
             }
         }
     }
@@ -628,6 +660,8 @@ pub(crate) enum ImageWrite {
     FromBin(Uuid),
     /// Remove a recycle-bin entry.
     DropFromBin(Uuid),
+    /// Add, replace or remove a signature (`crate::ImageSignatureStore`).
+    Signature(super::signatures::SignatureWrite),
 }
 
 /// A recycle-bin row as written.
@@ -704,6 +738,7 @@ impl ImageWrite {
             }
             ImageWrite::Rename { old_uuid, .. } => *old_uuid,
             ImageWrite::Flags(write) => write.uuid,
+            ImageWrite::Signature(write) => write.uuid(),
             ImageWrite::ToBin { row, .. } => row.id,
             ImageWrite::Delete(uuid)
             | ImageWrite::FromBin(uuid)

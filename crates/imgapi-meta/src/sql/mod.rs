@@ -34,6 +34,7 @@ pub(crate) mod mirror_cursors;
 pub(crate) mod quotas;
 pub(crate) mod recycle_bin;
 pub(crate) mod retention;
+pub(crate) mod signatures;
 pub(crate) mod uploads;
 pub(crate) mod usage;
 pub(crate) mod webhooks;

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::{
     AuthType, ChangesConfig, ChannelConfig, ConfigError, DatabaseSection, DockerConfig, DsapiMode,
     ExportConfig, KeyDoc, LifecycleConfig, LxdConfig, QuotasConfig, RemoteConfig, RetentionConfig,
-    SimplestreamsConfig, StorageConfig, WebhooksConfig,
+    SigningConfig, SimplestreamsConfig, StorageConfig, WebhooksConfig,
 };
 use crate::accounts::AccountDirectoryConfig;
 
@@ -156,6 +156,10 @@ config_keys! {
     changes: ChangesConfig = ChangesConfig::default(), shown "retention_hours = 168",
         file ChangesConfig, env "IMGAPI_CHANGES" json("a JSON object of [changes] keys"),
         "`[changes]` (docs/events.md): every committed image write leaves an event in the change log (`GET /changes`, webhooks). `retention_hours` (168 = 7 days; fractions allowed) is how long an event is kept: the lifecycle sweep (`[lifecycle] sweep_interval_secs`) purges older ones, and a client whose cursor is older gets 410 ChangesExpired and must resynchronize. In the environment: a JSON object.";
+    /// Image signatures (`[signing]`).
+    signing: SigningConfig = SigningConfig::default(), shown "require_for_activation = false, allowed_signers = (none)",
+        file SigningConfig, env "IMGAPI_SIGNING" json("a JSON object of [signing] keys"),
+        "`[signing]` (docs/signing.md): images carry OpenSSH SSHSIG signatures of their statement (`/images/:uuid/signatures`), verified when added. `require_for_activation = true` makes ActivateImage answer 422 SignatureRequired unless the image has a valid signature by a key of its owner (an `auth_keys` user mapped to the owner in `user_accounts`) or of an operator (an `auth_keys` user not mapped to an account, or a key of `allowed_signers`). `allowed_signers`: an OpenSSH allowed_signers file (`ssh-keygen -Y verify -f` format) of keys trusted as operators' (read at start-up). In the environment: a JSON object.";
     /// Per-owner quotas and write-once versions (`[quotas]`).
     quotas: QuotasConfig = QuotasConfig::default(), shown "default_images = 0, default_bytes = 0, owners = {}, write_once_versions = false",
         file QuotasConfig, env "IMGAPI_QUOTAS" json("a JSON object of [quotas] keys"),

@@ -346,6 +346,18 @@ impl ChangesConfig {
     }
 }
 
+/// `[signing]`: image signatures (docs/signing.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SigningConfig {
+    /// ActivateImage requires a valid signature by a key of the image's
+    /// owner or of an operator.
+    pub require_for_activation: bool,
+    /// An OpenSSH allowed_signers file of keys trusted as operators' (for
+    /// countersignatures, and for servers without HTTP Signature keys).
+    pub allowed_signers: Option<std::path::PathBuf>,
+}
+
 /// Milliseconds as an integer, saturating (validated values are finite).
 #[allow(clippy::cast_possible_truncation)]
 fn duration_ms(ms: f64) -> i64 {

@@ -155,6 +155,10 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::ImageProtected(_) => ApiError::new(RestCode::ImageProtected, message),
             ServiceError::ChangesExpired(_) => ApiError::new(RestCode::ChangesExpired, message),
+            ServiceError::InvalidSignature(_) => ApiError::new(RestCode::InvalidSignature, message),
+            ServiceError::SignatureRequired(_) => {
+                ApiError::new(RestCode::SignatureRequired, message)
+            }
             ServiceError::Upload(m) => ApiError::new(RestCode::Upload, m),
             ServiceError::Download(m) => ApiError::new(RestCode::Download, m),
             ServiceError::ImageFileTooBig(m) => ApiError::new(RestCode::ImageFileTooBig, m),

@@ -20,7 +20,7 @@ use super::params::{self as p, Param, ParamType};
 use super::request::Req;
 use super::routes::{
     catalog, changes, datasets, docker, files, images, lifecycle, misc, quotas, recycle_bin,
-    retention, simplestreams, uploads, usage, webhooks,
+    retention, signatures, simplestreams, uploads, usage, webhooks,
 };
 use crate::app::AppState;
 
@@ -250,7 +250,7 @@ operations! {
                   R::NoActivationNoFile, R::ImageUuidAlreadyExists, R::OriginDoesNotExist,
                   R::OriginIsNotActive, R::OperatorOnly, R::RemoteSourceError, R::StorageUnsupported,
                   R::NotMantaPathOwner, R::NotAvailable, R::OwnerDoesNotExist, R::ImageFileMissing,
-                  R::QuotaExceeded, R::ImageVersionExists],
+                  R::QuotaExceeded, R::ImageVersionExists, R::SignatureRequired],
     }
     DeleteImage => images::delete {
         method: DELETE, path: "/images/{uuid}", summary: "Delete an image and its files.",
@@ -359,6 +359,29 @@ operations! {
         success: Success::Json(200, "ImageLifecycle"),
         errors: &[R::InvalidParameter, R::ValidationFailed, R::NotImageOwner, R::InvalidContent,
                   R::RequestEntityTooLarge],
+    }
+    ListImageSignatures => signatures::list {
+        path: "/images/{uuid}/signatures", auth: PASSIVE, origin: Origin::Extension,
+        summary: "The image's signatures (docs/signing.md), each re-verified against the image's statement (`valid`) and with the `role` this server knows its key in, and the statement itself (the exact bytes to sign with `ssh-keygen -Y sign -n imgapi`). Anyone who may see the image may read them.",
+        params: &[p::ACCOUNT, p::CHANNEL],
+        success: Success::Json(200, "ImageSignatures"),
+        errors: &[R::InvalidParameter, R::ValidationFailed],
+    }
+    AddImageSignature => signatures::add {
+        method: POST, path: "/images/{uuid}/signatures", origin: Origin::Extension,
+        summary: "Owners and operators: add an SSHSIG signature of the image's statement (replacing the signature by the same key). It is verified first: 422 InvalidSignature says why it does not verify, and nothing is stored.",
+        params: &[p::ACCOUNT, p::CHANNEL],
+        body: BodyDoc::Json("AddSignatureBody"),
+        success: Success::Json(200, "ImageSignature"),
+        errors: &[R::InvalidParameter, R::ValidationFailed, R::NotImageOwner, R::InvalidSignature,
+                  R::InvalidContent, R::RequestEntityTooLarge],
+    }
+    RemoveImageSignature => signatures::remove {
+        method: DELETE, path: "/images/{uuid}/signatures/{id}", origin: Origin::Extension,
+        summary: "Owners and operators: remove the image's signature by the key whose SHA-256 fingerprint (hex) is `id`.",
+        params: &[p::ACCOUNT, p::CHANNEL],
+        success: Success::Empty(204),
+        errors: &[R::InvalidParameter, R::ValidationFailed, R::NotImageOwner],
     }
     AddImageAcl => images::acl {
         method: POST, path: "/images/{uuid}/acl",

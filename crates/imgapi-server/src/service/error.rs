@@ -31,6 +31,15 @@ pub enum ServiceError {
     /// (docs/events.md).
     #[error("{0}")]
     ChangesExpired(String),
+    /// 422 InvalidSignature: a signature that does not verify against the
+    /// image's statement, or an image that cannot be signed yet
+    /// (docs/signing.md).
+    #[error("{0}")]
+    InvalidSignature(String),
+    /// 422 SignatureRequired: activation under `[signing]
+    /// require_for_activation` without a trusted signature.
+    #[error("image \"{0}\" must be signed by a key of its owner or of an operator before it is activated ([signing] require_for_activation): sign it with `imgadm sign {0}` or `ssh-keygen -Y sign -n imgapi` (docs/signing.md)")]
+    SignatureRequired(Uuid),
     /// 400 Upload (file too large, icon problems).
     #[error("{0}")]
     Upload(String),

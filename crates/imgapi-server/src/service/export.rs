@@ -6,7 +6,9 @@
 //! `<root>/<path>.imgmanifest` and `<root>/<path>.zfs<ext>`, or, when
 //! `<path>` is an existing directory (S3: a key prefix holding objects, or
 //! a path ending in `/`), `<root>/<path>/<name>-<version>.imgmanifest` and
-//! `.zfs<ext>`. Both go through the `BlobStore` trait: the file is streamed
+//! `.zfs<ext>`. An image with signatures (docs/signing.md) also gets
+//! `.imgsignatures`: its ListImageSignatures answer, statement included, so
+//! the export can be checked with `ssh-keygen -Y verify` alone. Both go through the `BlobStore` trait: the file is streamed
 //! from the image's store into the export store (never buffered), written
 //! atomically (staging file + rename / multipart commit) and its size and
 //! SHA-1 checked against the manifest; the manifest is written after the
@@ -291,16 +293,21 @@ pub async fn export_image(
             .is_dir(key)
             .await
             .map_err(ServiceError::blob("error checking the export path"))?;
-    let (file_key, manifest_key) = if is_dir {
+    let (file_key, manifest_key, signatures_key) = if is_dir {
         let base = base_name(img);
         (
             format!("{key}/{base}.zfs{ext}"),
             format!("{key}/{base}.imgmanifest"),
+            format!("{key}/{base}.imgsignatures"),
         )
     } else {
-        (format!("{key}.zfs{ext}"), format!("{key}.imgmanifest"))
+        (
+            format!("{key}.zfs{ext}"),
+            format!("{key}.imgmanifest"),
+            format!("{key}.imgsignatures"),
+        )
     };
-    for k in [&file_key, &manifest_key] {
+    for k in [&file_key, &manifest_key, &signatures_key] {
         validate_key(k).map_err(|_| invalid_path())?;
     }
 
@@ -326,20 +333,49 @@ pub async fn export_image(
             img.uuid, outcome.size, outcome.sha1
         )));
     }
-    let bytes = Bytes::from(manifest_bytes(manifest));
-    let len = bytes.len() as u64;
-    let body: ByteStream = Box::pin(futures_util::stream::once(async move {
-        Ok::<_, std::io::Error>(bytes)
-    }));
-    if let Err(e) = target.store.put_stream(&manifest_key, body, len).await {
+    let signatures = super::signatures::of_image(app, img).await?;
+    let signatures_path = if signatures.signatures.is_empty() {
+        // A sidecar of an earlier export of this path is not this image's.
+        match target.store.delete(&signatures_key).await {
+            Ok(_) | Err(BlobError::NotFound(_)) => {}
+            Err(e) => {
+                discard(target, &file_key).await;
+                return Err(ServiceError::blob("error removing stale image signatures")(
+                    e,
+                ));
+            }
+        }
+        None
+    } else {
+        let mut text = serde_json::to_vec_pretty(&signatures).unwrap_or_default();
+        text.push(b'\n');
+        if let Err(e) = put_bytes(target, &signatures_key, text).await {
+            discard(target, &file_key).await;
+            return Err(ServiceError::blob("error exporting image signatures")(e));
+        }
+        Some(format!("/{signatures_key}"))
+    };
+    if let Err(e) = put_bytes(target, &manifest_key, manifest_bytes(manifest)).await {
         discard(target, &file_key).await;
+        discard(target, &signatures_key).await;
         return Err(ServiceError::blob("error exporting image manifest")(e));
     }
     Ok(Exported {
         manta_url: target.url.clone(),
         image_path: format!("/{file_key}"),
         manifest_path: format!("/{manifest_key}"),
+        signatures_path,
     })
+}
+
+/// Write a small document to the export target.
+async fn put_bytes(target: &ExportTarget, key: &str, bytes: Vec<u8>) -> Result<(), BlobError> {
+    let bytes = Bytes::from(bytes);
+    let len = bytes.len() as u64;
+    let body: ByteStream = Box::pin(futures_util::stream::once(async move {
+        Ok::<_, std::io::Error>(bytes)
+    }));
+    target.store.put_stream(key, body, len).await.map(|_| ())
 }
 
 async fn discard(target: &ExportTarget, key: &str) {

@@ -16,7 +16,7 @@ use crate::app::AppState;
 
 /// How many times a write is re-applied after losing an optimistic-
 /// concurrency race before giving up (many instances may write one image).
-const MAX_WRITE_ATTEMPTS: u32 = 50;
+pub(crate) const MAX_WRITE_ATTEMPTS: u32 = 50;
 
 fn as_object(body: Option<Value>) -> Map<String, Value> {
     match body {

@@ -19,6 +19,7 @@ pub mod lxd;
 pub mod quotas;
 pub mod recycle_bin;
 pub mod retention;
+pub mod signatures;
 pub mod simplestreams;
 pub mod sweeper;
 pub mod uploads;

@@ -33,6 +33,7 @@ use imgapi_meta::{
     MetaStore, RetentionRuleStore, Revision, RunLockAttempt, RunLockStore, StoredImage,
     StoredRetentionRule, UploadSession, UploadStore, Usage, UsageStore,
 };
+use imgapi_meta::{ImageSignatureStore, StoredSignature};
 use imgapi_meta::{MirrorCursor, MirrorCursorKey, MirrorCursorStore};
 use imgapi_meta::{QuotaOverride, QuotaStore, QuotaUse, ReservationRequest, ReserveOutcome};
 use imgapi_meta::{StoredWebhook, WebhookProgress, WebhookStore};
@@ -152,6 +153,10 @@ const META_OPS: &[&str] = &[
     "delete_quota_override",
     "mirror_cursor",
     "put_mirror_cursor",
+    "image_signatures",
+    "put_image_signature",
+    "remove_image_signature",
+    "image_signatures_after",
 ];
 
 /// Every `op` of the blob decorator.
@@ -499,6 +504,50 @@ impl ChangeStore for MeteredMeta {
             .time(
                 "continue_change_log_after",
                 self.inner.continue_change_log_after(seq),
+            )
+            .await
+    }
+}
+
+#[async_trait]
+impl ImageSignatureStore for MeteredMeta {
+    async fn image_signatures(&self, uuid: Uuid) -> Result<Vec<StoredSignature>, MetaError> {
+        self.timer
+            .time("image_signatures", self.inner.image_signatures(uuid))
+            .await
+    }
+
+    async fn put_image_signature(
+        &self,
+        signature: &StoredSignature,
+        expected: Option<Revision>,
+    ) -> Result<(), MetaError> {
+        self.timer
+            .time(
+                "put_image_signature",
+                self.inner.put_image_signature(signature, expected),
+            )
+            .await
+    }
+
+    async fn remove_image_signature(&self, uuid: Uuid, key_id: &str) -> Result<bool, MetaError> {
+        self.timer
+            .time(
+                "remove_image_signature",
+                self.inner.remove_image_signature(uuid, key_id),
+            )
+            .await
+    }
+
+    async fn image_signatures_after(
+        &self,
+        after: Option<(Uuid, String)>,
+        limit: u32,
+    ) -> Result<Vec<StoredSignature>, MetaError> {
+        self.timer
+            .time(
+                "image_signatures_after",
+                self.inner.image_signatures_after(after, limit),
             )
             .await
     }

@@ -1716,6 +1716,11 @@ async fn run_mode(m: ModeCfg) {
     change_feed_cells(&mut w).await;
     mark(&w, "change feed (ListChanges)", from);
 
+    // --- Image signatures (docs/signing.md) ------------------------------
+    let from = w.cells;
+    signature_cells(&mut w, &fx).await;
+    mark(&w, "image signatures", from);
+
     // --- Deprecation (docs/lifecycle.md), last: it changes listings -------
     let from = w.cells;
     deprecation_cells(&mut w, &fx).await;
@@ -1818,6 +1823,64 @@ async fn change_feed_cells(w: &mut World) {
         let seqs: Vec<i64> = events.iter().filter_map(|e| e["seq"].as_i64()).collect();
         if seqs.windows(2).any(|p| p[0] >= p[1]) || seqs.first().is_some_and(|s| *s <= since) {
             w.fail(format!("{label}: sequence numbers out of order: {seqs:?}"));
+        }
+    }
+}
+
+/// Image signatures as every caller sees them: ListImageSignatures answers
+/// exactly as GetImage does; AddImageSignature and RemoveImageSignature as
+/// UpdateImage does, up to the point where they would change something (a
+/// signature that does not verify: 422 InvalidSignature; an unknown id: 404),
+/// so no cell changes the fixtures.
+async fn signature_cells(w: &mut World, fx: &Fixtures) {
+    let m = w.m;
+    let mut targets = Vec::new();
+    for f in [&fx.a, &fx.u, &fx.x] {
+        if let Some(img) = w.truth_of(&f.uuid).await {
+            targets.push(img);
+        }
+    }
+    targets.push(Img::ghost());
+    for t in &targets {
+        for c in CALLERS {
+            let path = format!("/images/{}/signatures", t.uuid);
+            let got = w.call(c, Method::GET, &path, Body::Empty).await;
+            let want = expect_image_ep(&m, c, Ep::GetImage, t);
+            let label = format!("ListImageSignatures {c:?} on {}", t.name);
+            if w.check(&label, &got, &want) && got.status == 200 {
+                let body = got.json();
+                if body["uuid"] != t.uuid.as_str() || body["signatures"] != json!([]) {
+                    w.fail(format!("{label}: {body}"));
+                }
+            }
+
+            let allowed = |e: Expect, then: Expect| match e {
+                Expect::Ok(_) => then,
+                err => err,
+            };
+            let body = Body::Json(json!({"signature": "not a signature"}));
+            let got = w.call(c, Method::POST, &path, body).await;
+            let want = allowed(
+                expect_image_ep(&m, c, Ep::Update, t),
+                Expect::Err(422, "InvalidSignature", None),
+            );
+            w.check(
+                &format!("AddImageSignature {c:?} on {}", t.name),
+                &got,
+                &want,
+            );
+
+            let one = format!("{path}/{}", "0".repeat(64));
+            let got = w.call(c, Method::DELETE, &one, Body::Empty).await;
+            let want = allowed(
+                expect_image_ep(&m, c, Ep::Update, t),
+                Expect::Err(404, "ResourceNotFound", None),
+            );
+            w.check(
+                &format!("RemoveImageSignature {c:?} on {}", t.name),
+                &got,
+                &want,
+            );
         }
     }
 }

@@ -379,3 +379,83 @@ async fn export_path_owner_is_the_ldap_login() {
         );
     }
 }
+
+/// A signed image's export carries its signatures beside the manifest, and
+/// the export alone checks out with `ssh-keygen -Y verify` and `sha256sum`
+/// (docs/signing.md "Checking an export").
+#[tokio::test]
+async fn export_carries_signatures_checkable_with_openssh() {
+    let Some(ssh) = crate::signatures::OpenSsh::new() else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let s = TestServer::spawn_with(&export_toml(root.path())).await;
+    let img = s.create(json!({"name": "signed", "version": "1.0"})).await;
+    let uuid = uuid_of(&img);
+    assert_eq!(s.upload(&uuid, BYTES.to_vec()).await.0, 200);
+    let key = ssh.keygen("publisher", "ed25519", None);
+    let text = crate::signatures::statement(&s, &uuid).await;
+    let (status, _) = crate::signatures::add_signature(&s, &uuid, &ssh.sign(&key, &text)).await;
+    assert_eq!(status, 200);
+    assert_eq!(s.activate(&uuid).await.0, 200);
+
+    let (status, got) = export(&s, &uuid, "&manta_path=/alice/stor/signed").await;
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["signatures_path"], "/alice/stor/signed.imgsignatures");
+    check_exported(&s, root.path(), &uuid, &got).await;
+    let sidecar: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.path().join("alice/stor/signed.imgsignatures")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sidecar, crate::signatures::signatures(&s, &uuid, "").await);
+
+    // What a consumer does with the export and ssh-keygen only.
+    let statement = sidecar["statement"].as_str().unwrap();
+    let sha256 = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(BYTES))
+    };
+    assert!(statement.ends_with(&format!("file {sha256} {}\n", BYTES.len())));
+    let dir = ssh.path("");
+    std::fs::write(dir.join("statement"), statement).unwrap();
+    std::fs::write(
+        dir.join("statement.sig"),
+        sidecar["signatures"][0]["signature"].as_str().unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("allowed_signers"),
+        format!("publisher@example.com {}\n", ssh.public_line(&key)),
+    )
+    .unwrap();
+    let out = std::process::Command::new("ssh-keygen")
+        .args([
+            "-Y",
+            "verify",
+            "-n",
+            "imgapi",
+            "-I",
+            "publisher@example.com",
+            "-f",
+        ])
+        .arg(dir.join("allowed_signers"))
+        .arg("-s")
+        .arg(dir.join("statement.sig"))
+        .stdin(std::fs::File::open(dir.join("statement")).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+
+    // Without signatures, a re-export leaves no stale sidecar behind.
+    let id = sidecar["signatures"][0]["id"].as_str().unwrap();
+    let resp = s
+        .delete(&format!("/images/{uuid}/signatures/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let (status, got) = export(&s, &uuid, "&manta_path=/alice/stor/signed").await;
+    assert_eq!(status, 200, "{got}");
+    assert!(got.get("signatures_path").is_none(), "{got}");
+    assert!(!root.path().join("alice/stor/signed.imgsignatures").exists());
+}

@@ -52,6 +52,7 @@ mod recycle_bin;
 mod remote_import;
 mod restart;
 mod retention;
+mod signatures;
 mod storage_errors;
 mod store_probe;
 mod upload_races;

@@ -68,6 +68,8 @@ struct Snapshot {
     list_admin: Value,
     /// uuid → (manifest with admin fields, file bytes, icon bytes)
     images: BTreeMap<String, Seen>,
+    /// uuid → its signatures (docs/signing.md), when it has any.
+    signatures: BTreeMap<String, Value>,
 }
 
 async fn get_bytes(client: &Client, url: String) -> Option<Vec<u8>> {
@@ -93,8 +95,13 @@ async fn snapshot(url: &str) -> Snapshot {
     let list = get("/images?state=all".into()).await;
     let list_admin = get("/images?state=all&inclAdminFields=true".into()).await;
     let mut images = BTreeMap::new();
+    let mut signatures = BTreeMap::new();
     for img in list_admin.as_array().unwrap() {
         let uuid = uuid_of(img);
+        let signed = get(format!("/images/{uuid}/signatures")).await;
+        if signed["signatures"] != json!([]) {
+            signatures.insert(uuid.clone(), signed);
+        }
         let manifest = get(format!("/images/{uuid}?inclAdminFields=true")).await;
         let plain = get(format!("/images/{uuid}")).await;
         assert_eq!(plain["uuid"], manifest["uuid"]);
@@ -106,6 +113,7 @@ async fn snapshot(url: &str) -> Snapshot {
         list,
         list_admin,
         images,
+        signatures,
     }
 }
 
@@ -147,7 +155,16 @@ async fn run_opts(from: &str, to: &str, opts: MigrateOptions) -> (MigrateSummary
     (summary, text)
 }
 
-/// Publish the fixture images (5); returns their uuids.
+/// Add a valid signature by the ed25519 key of `seed` to `uuid`.
+async fn sign(s: &TestServer, uuid: &str, seed: u8) {
+    let text = crate::signatures::statement(s, uuid).await;
+    let armored = crate::signatures::sshsig(seed, &text);
+    let (status, body) = crate::signatures::add_signature(s, uuid, &armored).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Publish the fixture images (5, three signatures on two); returns their
+/// uuids.
 async fn populate(s: &TestServer) -> Vec<String> {
     let mut uuids = Vec::new();
     // 1. active, with a file and an icon
@@ -161,6 +178,7 @@ async fn populate(s: &TestServer) -> Vec<String> {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+    sign(s, &a, 41).await;
     uuids.push(a);
     // 2. unactivated, with a file
     let b = uuid_of(&s.create(json!({"name": "unactivated"})).await);
@@ -184,6 +202,8 @@ async fn populate(s: &TestServer) -> Vec<String> {
         .collect();
     let (st, _) = s.upload(&c, big).await;
     assert_eq!(st, 200);
+    sign(s, &c, 41).await;
+    sign(s, &c, 42).await;
     let (st, _) = s.activate(&c).await;
     assert_eq!(st, 200);
     uuids.push(c);
@@ -373,6 +393,7 @@ async fn migrate_sqlite_local_roundtrip() {
         (410, Some("ChangesExpired"))
     );
     dst.stop().await;
+    assert_eq!(after.signatures.len(), 2, "{:?}", after.signatures);
     assert_eq!(after, before);
 }
 

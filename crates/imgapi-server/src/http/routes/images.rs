@@ -262,7 +262,11 @@ impl RecordChange<'_> {
     ) -> Result<ImageRecord, ApiError> {
         let (retry, body, operator) = (self.retry, self.body, self.operator);
         Ok(match action {
-            Some("activate") => svc::modify(app, stored, retry, svc::activated).await?,
+            Some("activate") => {
+                crate::service::signatures::ensure_signed_for_activation(app, &stored.image)
+                    .await?;
+                svc::modify(app, stored, retry, svc::activated).await?
+            }
             Some("disable") => {
                 svc::modify(app, stored, retry, |img| Ok(svc::with_disabled(img, true))).await?
             }

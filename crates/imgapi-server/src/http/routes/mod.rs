@@ -12,6 +12,7 @@ pub mod misc;
 pub mod quotas;
 pub mod recycle_bin;
 pub mod retention;
+pub mod signatures;
 pub mod simplestreams;
 pub mod uploads;
 pub mod usage;
