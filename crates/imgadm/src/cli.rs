@@ -527,6 +527,10 @@ pub struct AdminImportArgs {
     /// manifest's files[0].compression, else none).
     #[arg(short = 'c', long)]
     pub compression: Option<String>,
+    /// Sign the image (as `imgadm sign`) once its file is added, before it
+    /// is activated.
+    #[arg(long, requires = "file")]
+    pub sign: bool,
 }
 
 /// Credentials for a Docker registry. Without --registry-user, those
