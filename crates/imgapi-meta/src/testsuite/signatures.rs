@@ -98,7 +98,9 @@ pub async fn signatures_follow_the_image(store: &dyn MetaStore) {
     );
 
     // Through the recycle bin and back, then gone for good with a purge.
-    let stored = ok(store.get(uuid).await, "get").expect("image");
+    let Some(stored) = ok(store.get(uuid).await, "get") else {
+        panic!("image {uuid} vanished");
+    };
     let entry = BinEntry {
         image: stored.image.clone(),
         deleted_ms: 1,
@@ -117,7 +119,9 @@ pub async fn signatures_follow_the_image(store: &dyn MetaStore) {
         ok(store.image_signatures(uuid).await, "list"),
         vec![b2.clone()]
     );
-    let stored = ok(store.get(uuid).await, "get").expect("image");
+    let Some(stored) = ok(store.get(uuid).await, "get") else {
+        panic!("image {uuid} was not restored");
+    };
     ok(
         store.move_to_bin(&entry, stored.revision).await,
         "to bin again",
