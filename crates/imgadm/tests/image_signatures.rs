@@ -458,6 +458,35 @@ fn sources_without_trust_import_as_before_and_list_unchanged() {
     assert_eq!(v[0], serde_json::json!({"url": plain.url}));
     assert_eq!(v[1]["trust"], trust.display().to_string());
 
+    // Adding a configured source again with --trust replaces its file.
+    let other_trust = w.trust("other_signers", &[&key]);
+    let out = w
+        .imgadm()
+        .args(["sources", "add", &plain.url, "--trust", p(&other_trust)])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "Source {} is already configured; it now trusts {}\n",
+            plain.url,
+            other_trust.display()
+        )
+    );
+    let out = w.imgadm().args(["sources"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with(&format!(
+        "{} (trust {})\n",
+        plain.url,
+        other_trust.display()
+    )));
+    // The unsigned image is now refused from that source.
+    w.imgadm()
+        .args(["installed", "delete", IMAGE])
+        .assert()
+        .success();
+    assert_refused(&w, IMAGE, "it has no signatures");
+
     // A trust file that is not one is refused when added.
     let bad = w.path("bad_signers");
     std::fs::write(&bad, "alice@example.com ssh-ed25519 not-base64\n").unwrap();
