@@ -119,6 +119,15 @@ pub enum Command {
     /// line); --follow keeps watching until Ctrl-C. Exit 4: the server no
     /// longer has the events after SEQ (resync); 3: it has no change feed.
     Changes(crate::commands::changes::ChangesArgs),
+    /// Sign an image (docs/signing.md): its statement, checked against its
+    /// manifest, signed as `ssh-keygen -Y sign -n imgapi` would with the
+    /// --key file or ssh-agent's key (as request signing), then added to
+    /// the image. Prints the key's fingerprint.
+    Sign(SignArgs),
+    /// Verify an image's signatures here, against the statement rebuilt
+    /// from its manifest; with --trust, also whether an allowed_signers
+    /// file trusts their keys. Exit 1 when none is valid (or trusted).
+    Verify(VerifyArgs),
     /// Write a v2 manifest for an image file (sha1, size, compression; image_size for zvol;
     /// a uuid only with --uuid, for admin-import).
     CreateManifest(CreateManifestArgs),
@@ -178,7 +187,7 @@ pub enum SourcesAction {
     /// List sources (the default).
     List,
     /// Add a source URL (http or https).
-    Add(UrlArg),
+    Add(SourcesAddArgs),
     /// Delete a source URL.
     Delete(UrlArg),
 }
@@ -190,6 +199,34 @@ pub struct UrlArg {
     // otherwise share this value.
     #[arg(id = "source_url", value_name = "URL")]
     pub url: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SourcesAddArgs {
+    #[command(flatten)]
+    pub source: UrlArg,
+    /// Import from this source only images whose whole origin chain is
+    /// signed by a key of this OpenSSH allowed_signers file (the format of
+    /// `ssh-keygen -Y verify -f`); given for a configured source, replaces
+    /// its trust file.
+    #[arg(long, value_name = "ALLOWED_SIGNERS")]
+    pub trust: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// Image UUID.
+    pub uuid: Uuid,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Image UUID.
+    pub uuid: Uuid,
+    /// An OpenSSH allowed_signers file: also require a valid signature by
+    /// one of its keys.
+    #[arg(long, value_name = "ALLOWED_SIGNERS")]
+    pub trust: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -317,6 +354,10 @@ pub struct CreateArgs {
     /// manifest's files[0].compression, else none).
     #[arg(short = 'c', long)]
     pub compression: Option<String>,
+    /// Sign the image (as `imgadm sign`) once its file is added, before it
+    /// is activated.
+    #[arg(long, requires = "file")]
+    pub sign: bool,
     #[command(flatten)]
     pub resume: ResumeArgs,
 }
@@ -486,6 +527,10 @@ pub struct AdminImportArgs {
     /// manifest's files[0].compression, else none).
     #[arg(short = 'c', long)]
     pub compression: Option<String>,
+    /// Sign the image (as `imgadm sign`) once its file is added, before it
+    /// is activated.
+    #[arg(long, requires = "file")]
+    pub sign: bool,
 }
 
 /// Credentials for a Docker registry. Without --registry-user, those

@@ -72,6 +72,7 @@ fn main() -> ExitCode {
                     cli.json,
                     cli.channel.as_deref(),
                     signer,
+                    cli.key.as_deref(),
                     cli.command,
                 ))
             })

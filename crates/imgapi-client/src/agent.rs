@@ -28,7 +28,9 @@ const SSH_AGENTC_REQUEST_IDENTITIES: u8 = 11;
 const SSH_AGENT_IDENTITIES_ANSWER: u8 = 12;
 const SSH2_AGENTC_SIGN_REQUEST: u8 = 13;
 const SSH_AGENT_SIGN_RESPONSE: u8 = 14;
-const SSH_AGENT_RSA_SHA2_256: u32 = 2;
+pub(crate) const SSH_AGENT_RSA_SHA2_256: u32 = 2;
+/// Asks an RSA key for an `rsa-sha2-512` signature (image signatures).
+pub(crate) const SSH_AGENT_RSA_SHA2_512: u32 = 4;
 
 /// Largest reply accepted (OpenSSH's agent limit).
 const MAX_MESSAGE: usize = 256 * 1024;
@@ -124,35 +126,13 @@ impl AgentKey {
     /// Have the agent sign `message`; the signature as HTTP Signature
     /// carries it.
     pub(crate) fn sign(&self, message: &[u8]) -> Result<Vec<u8>, ClientError> {
-        let mut request = vec![SSH2_AGENTC_SIGN_REQUEST];
-        put_string(&mut request, &self.identity.blob)?;
-        put_string(&mut request, message)?;
         let flags = match self.kind {
             KeyKind::Rsa => SSH_AGENT_RSA_SHA2_256,
             KeyKind::Ed25519 | KeyKind::EcdsaP256 => 0,
         };
-        request.extend_from_slice(&flags.to_be_bytes());
-        let reply = round_trip(&self.socket, &request)?;
-        let fail = |msg: &str| {
-            ClientError::Agent(format!(
-                "{}: signing with {} key \"{}\": {msg}",
-                self.socket.display(),
-                self.identity.key_type(),
-                self.identity.comment
-            ))
-        };
-        match reply.first() {
-            Some(&SSH_AGENT_SIGN_RESPONSE) => {}
-            Some(&SSH_AGENT_FAILURE) => {
-                return Err(fail(
-                    "the agent refused (key removed from the agent, or confirmation denied?)",
-                ))
-            }
-            Some(other) => return Err(fail(&format!("unexpected agent reply type {other}"))),
-            None => return Err(fail("empty agent reply")),
-        }
+        let blob = sign_blob(&self.socket, &self.identity, message, flags)?;
+        let fail = |msg: &str| signing_error(&self.socket, &self.identity, msg);
         let malformed = |_| fail("malformed signature in the agent's reply");
-        let blob = Vec::<u8>::decode(&mut &reply[1..]).map_err(malformed)?;
         let reader = &mut blob.as_slice();
         let format = Vec::<u8>::decode(reader).map_err(malformed)?;
         let signature = Vec::<u8>::decode(reader).map_err(malformed)?;
@@ -183,6 +163,45 @@ impl AgentKey {
             ))),
         }
     }
+}
+
+/// An agent error while signing with `identity`.
+fn signing_error(socket: &Path, identity: &Identity, msg: &str) -> ClientError {
+    ClientError::Agent(format!(
+        "{}: signing with {} key \"{}\": {msg}",
+        socket.display(),
+        identity.key_type(),
+        identity.comment
+    ))
+}
+
+/// Have the agent at `socket` sign `data` with `identity` (`flags`: 0, or
+/// [`SSH_AGENT_RSA_SHA2_256`] / [`SSH_AGENT_RSA_SHA2_512`] for RSA keys);
+/// the SSH signature blob it answers (`string format, string signature`).
+pub(crate) fn sign_blob(
+    socket: &Path,
+    identity: &Identity,
+    data: &[u8],
+    flags: u32,
+) -> Result<Vec<u8>, ClientError> {
+    let mut request = vec![SSH2_AGENTC_SIGN_REQUEST];
+    put_string(&mut request, &identity.blob)?;
+    put_string(&mut request, data)?;
+    request.extend_from_slice(&flags.to_be_bytes());
+    let reply = round_trip(socket, &request)?;
+    let fail = |msg: &str| signing_error(socket, identity, msg);
+    match reply.first() {
+        Some(&SSH_AGENT_SIGN_RESPONSE) => {}
+        Some(&SSH_AGENT_FAILURE) => {
+            return Err(fail(
+                "the agent refused (key removed from the agent, or confirmation denied?)",
+            ))
+        }
+        Some(other) => return Err(fail(&format!("unexpected agent reply type {other}"))),
+        None => return Err(fail("empty agent reply")),
+    }
+    Vec::<u8>::decode(&mut &reply[1..])
+        .map_err(|_| fail("malformed signature in the agent's reply"))
 }
 
 /// The keys the agent at `socket` holds, in its order.

@@ -106,6 +106,23 @@ impl ClientError {
         self.status() == Some(404)
     }
 
+    /// True when a signatures call failed because the server has no image
+    /// signatures (an original IMGAPI, or one before the extension): a 404
+    /// for the path itself (`/images/<uuid>/signatures does not exist`, or
+    /// a 404 without an IMGAPI error body, e.g. from a plain file mirror),
+    /// not one for a missing image (`image <uuid> not found`).
+    pub fn is_signatures_unsupported(&self) -> bool {
+        match self {
+            ClientError::Api {
+                status: 404,
+                rest_code,
+                message,
+                ..
+            } => rest_code.is_empty() || message.ends_with(" does not exist"),
+            _ => false,
+        }
+    }
+
     /// What a [`crate::Client::changes`] error means to a follower of the
     /// change feed: `None` for any other error (see
     /// [`ClientError::is_transient`] for those worth retrying).
@@ -177,6 +194,22 @@ mod tests {
         assert_eq!(unavailable.feed_error(), None);
         assert!(unavailable.is_transient());
         assert!(!original.is_transient());
+    }
+
+    #[test]
+    fn signatures_unsupported_is_a_missing_route_not_a_missing_image() {
+        let route = ClientError::from_body(
+            404,
+            br#"{"code":"ResourceNotFound","message":"/images/2b9a4a1e-0f3c-4b55-9c39-4b2f8c1f5a11/signatures does not exist"}"#,
+        );
+        assert!(route.is_signatures_unsupported());
+        assert!(ClientError::from_body(404, b"<html>Not Found</html>").is_signatures_unsupported());
+        let image = ClientError::from_body(
+            404,
+            br#"{"code":"ResourceNotFound","message":"image 2b9a4a1e-0f3c-4b55-9c39-4b2f8c1f5a11 not found"}"#,
+        );
+        assert!(!image.is_signatures_unsupported());
+        assert!(!ClientError::from_body(422, b"").is_signatures_unsupported());
     }
 
     #[test]

@@ -28,6 +28,7 @@
 pub mod agent;
 pub mod docker;
 pub mod error;
+pub mod image_signing;
 pub mod progress;
 mod resumable;
 pub mod signing;
@@ -51,6 +52,8 @@ pub use docker::{
     RegistryAuth,
 };
 pub use error::{ClientError, FeedError};
+pub use image_signing::ImageSigner;
+pub use imgapi_types::signatures::{AddSignatureBody, ImageSignature, ImageSignatures};
 pub use imgapi_types::{
     ChangeEvent, ChangeKind, ChangesPage, Channel, DockerMessage, ErrorBody, FieldError, Image,
     ImageFile, ImageLifecycle, Job, Ping, Quota, QuotaOverrideBody, RecycledImage, RetentionPlan,
@@ -678,6 +681,67 @@ impl Client {
         self.action(uuid, "channel-add", Some(&body)).await
     }
 
+    // ---- image signatures (an extension, docs/signing.md) ----
+
+    /// `GET /images/:uuid/signatures` (ListImageSignatures), with
+    /// `?account=` when given: the image's statement and signatures. A
+    /// server without image signatures answers 404
+    /// ([`ClientError::is_signatures_unsupported`]).
+    pub async fn list_image_signatures(
+        &self,
+        uuid: &Uuid,
+        account: Option<&Uuid>,
+    ) -> Result<ImageSignatures, ClientError> {
+        let account = account.map(Uuid::to_string);
+        self.get_json(
+            &format!("/images/{uuid}/signatures"),
+            &account_query(account.as_deref()),
+        )
+        .await
+    }
+
+    /// `POST /images/:uuid/signatures` (AddImageSignature) with an armored
+    /// SSHSIG signature of the image's statement; replaces the signature of
+    /// the same key. An invalid signature is 422 `InvalidSignature`.
+    pub async fn add_image_signature(
+        &self,
+        uuid: &Uuid,
+        signature: &str,
+        account: Option<&Uuid>,
+    ) -> Result<ImageSignature, ClientError> {
+        let account = account.map(Uuid::to_string);
+        let body = serde_json::to_value(AddSignatureBody {
+            signature: signature.to_string(),
+        })
+        .map_err(|e| ClientError::Decode(format!("cannot encode the body: {e}")))?;
+        self.post_json(
+            &format!("/images/{uuid}/signatures"),
+            &account_query(account.as_deref()),
+            Some(&body),
+        )
+        .await
+    }
+
+    /// `DELETE /images/:uuid/signatures/:id` (RemoveImageSignature); `id` is
+    /// the key's fingerprint in hex ([`ImageSignature::id`]).
+    pub async fn remove_image_signature(
+        &self,
+        uuid: &Uuid,
+        id: &str,
+        account: Option<&Uuid>,
+    ) -> Result<(), ClientError> {
+        let account = account.map(Uuid::to_string);
+        let mut url = self.url(
+            &format!("/images/{uuid}/signatures"),
+            &account_query(account.as_deref()),
+        )?;
+        url.path_segments_mut()
+            .map_err(|()| ClientError::Decode("the server URL cannot hold a path".to_string()))?
+            .push(id);
+        let resp = self.request(Method::DELETE, url)?.send().await?;
+        Self::check(resp).await.map(|_| ())
+    }
+
     /// `DELETE /images/:uuid`.
     pub async fn delete_image(&self, uuid: &Uuid) -> Result<(), ClientError> {
         self.delete_image_with(uuid, &[]).await
@@ -1261,6 +1325,11 @@ fn check_download(
         });
     }
     Ok(())
+}
+
+/// `?account=<uuid>` when `account` is given.
+fn account_query(account: Option<&str>) -> Vec<(&'static str, &str)> {
+    account.map(|a| ("account", a)).into_iter().collect()
 }
 
 /// `<dest>.part`.

@@ -59,7 +59,7 @@ fn key_error(path: &Path, msg: impl fmt::Display) -> ClientError {
 }
 
 /// Why a private key could not be loaded.
-enum LoadError {
+pub(crate) enum LoadError {
     /// Encrypted, and no passphrase was given.
     Encrypted,
     /// Encrypted, and the passphrase given does not decrypt it.
@@ -81,7 +81,7 @@ impl From<&str> for LoadError {
 
 impl LoadError {
     /// The client error for the key named `name` (a path or "private key").
-    fn into_client_error(self, name: String) -> ClientError {
+    pub(crate) fn into_client_error(self, name: String) -> ClientError {
         match self {
             LoadError::Encrypted => ClientError::KeyEncrypted { key: name },
             LoadError::BadPassphrase => ClientError::KeyPassphrase { key: name },
@@ -281,9 +281,9 @@ impl Signer {
     }
 }
 
-const LEGACY_PEM_ENCRYPTION: &str = "legacy OpenSSL PEM encryption (Proc-Type: 4,ENCRYPTED) is not supported; convert the key to OpenSSH format with `ssh-keygen -p -f FILE`, or load it into ssh-agent";
+pub(crate) const LEGACY_PEM_ENCRYPTION: &str = "legacy OpenSSL PEM encryption (Proc-Type: 4,ENCRYPTED) is not supported; convert the key to OpenSSH format with `ssh-keygen -p -f FILE`, or load it into ssh-agent";
 
-const PUBLIC_NOT_PRIVATE: &str = "this is a public key, not a private key: give the private key, or load it into ssh-agent (SSH_AUTH_SOCK)";
+pub(crate) const PUBLIC_NOT_PRIVATE: &str = "this is a public key, not a private key: give the private key, or load it into ssh-agent (SSH_AUTH_SOCK)";
 
 /// Parse a private key file's contents, decrypting with `passphrase` when
 /// the key is encrypted.
@@ -330,7 +330,10 @@ fn parse_pkcs8(der: &[u8]) -> Result<SigningKey, String> {
 
 /// Decrypt a PKCS#8 `EncryptedPrivateKeyInfo` (PBES2: PBKDF2 or scrypt,
 /// AES-CBC/GCM) into its `PrivateKeyInfo` DER.
-fn decrypt_pkcs8(der: &[u8], passphrase: &str) -> Result<pkcs8::SecretDocument, LoadError> {
+pub(crate) fn decrypt_pkcs8(
+    der: &[u8],
+    passphrase: &str,
+) -> Result<pkcs8::SecretDocument, LoadError> {
     let info = pkcs8::EncryptedPrivateKeyInfoRef::try_from(der)
         .map_err(|e| format!("invalid encrypted PKCS#8 private key: {e}"))?;
     let plain = match info.decrypt(passphrase) {
@@ -386,7 +389,7 @@ pub(crate) fn public_key_of(path: &Path) -> Result<Vec<u8>, String> {
 
 /// The key blob of an OpenSSH public key line (`<type> <base64> [comment]`,
 /// the format of `id_*.pub` files), when `text` starts with one.
-fn parse_public_key_line(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn parse_public_key_line(text: &str) -> Option<Vec<u8>> {
     let line = text
         .lines()
         .map(str::trim)
@@ -402,7 +405,7 @@ fn parse_public_key_line(text: &str) -> Option<Vec<u8>> {
 
 /// Split a PEM file into its label, its `Name: value` header lines and its
 /// decoded body.
-fn parse_pem(text: &str) -> Result<(String, Vec<String>, Vec<u8>), String> {
+pub(crate) fn parse_pem(text: &str) -> Result<(String, Vec<String>, Vec<u8>), String> {
     let mut lines = text.lines().map(str::trim);
     let label = lines
         .by_ref()
@@ -449,6 +452,16 @@ fn openssh_public_blob(data: &[u8]) -> Result<Vec<u8>, String> {
 /// from [`parse_pem`] rather than ssh-key's own PEM reader, which insists
 /// on OpenSSH's exact 70-column line wrapping.
 fn parse_openssh(data: &[u8], passphrase: Option<&str>) -> Result<SigningKey, LoadError> {
+    let key = decrypt_openssh(data, passphrase)?;
+    Ok(signing_key_of(&key)?)
+}
+
+/// The decrypted key of an `OPENSSH PRIVATE KEY` body (see
+/// [`parse_openssh`]).
+pub(crate) fn decrypt_openssh(
+    data: &[u8],
+    passphrase: Option<&str>,
+) -> Result<ssh_key::PrivateKey, LoadError> {
     let key = ssh_key::PrivateKey::from_bytes(data)
         .map_err(|e| format!("invalid OpenSSH private key: {e}"))?;
     let key = if key.is_encrypted() {
@@ -462,7 +475,7 @@ fn parse_openssh(data: &[u8], passphrase: Option<&str>) -> Result<SigningKey, Lo
     } else {
         key
     };
-    Ok(signing_key_of(&key)?)
+    Ok(key)
 }
 
 /// The signing key of a decrypted OpenSSH private key.

@@ -21,6 +21,13 @@ pub async fn run(ctx: &Ctx, args: AdminImportArgs) -> Result<(), Failure> {
         )?),
         None => None,
     };
+    // The signing key is checked before anything is imported.
+    let upload = match (upload, args.sign) {
+        (Some(upload), true) => {
+            Some(upload.with_signer(super::signatures::image_signer(ctx.key.as_deref())?))
+        }
+        (upload, _) => upload,
+    };
     let image = ctx.client.import_image(&manifest).await?;
     let uuid = image.uuid;
     if !ctx.json {

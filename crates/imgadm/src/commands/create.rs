@@ -1,7 +1,7 @@
 use crate::stdout::outln;
 use std::path::{Path, PathBuf};
 
-use imgapi_client::{Image, ResumableOptions};
+use imgapi_client::{Image, ImageSigner, ResumableOptions};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -17,6 +17,13 @@ pub async fn run(ctx: &Ctx, args: CreateArgs) -> Result<(), Failure> {
                 .with_resume(args.resume.clone()),
         ),
         None => None,
+    };
+    // The signing key is checked before anything is created.
+    let upload = match (upload, args.sign) {
+        (Some(upload), true) => {
+            Some(upload.with_signer(super::signatures::image_signer(ctx.key.as_deref())?))
+        }
+        (upload, _) => upload,
     };
     // CreateImage assigns the uuid and refuses one in the body; a manifest
     // from `create-manifest` (or another IMGAPI) has one: publish it anyway.
@@ -80,6 +87,8 @@ pub(super) struct Upload<'a> {
     /// `files[0].sha1` of the manifest: the server refuses other bytes.
     sha1: Option<String>,
     resume: ResumeArgs,
+    /// Sign the image after its file is added, before activating it.
+    signer: Option<ImageSigner>,
 }
 
 impl<'a> Upload<'a> {
@@ -134,12 +143,20 @@ impl<'a> Upload<'a> {
             compression,
             sha1,
             resume: ResumeArgs::default(),
+            signer: None,
         })
     }
 
     /// How to upload (a resumable session above a size, or one PUT).
     pub(super) fn with_resume(mut self, resume: ResumeArgs) -> Upload<'a> {
         self.resume = resume;
+        self
+    }
+
+    /// Sign the image with `signer` between adding its file and activating
+    /// it (a server requiring signatures activates only signed images).
+    pub(super) fn with_signer(mut self, signer: ImageSigner) -> Upload<'a> {
+        self.signer = Some(signer);
         self
     }
 
@@ -203,6 +220,14 @@ impl<'a> Upload<'a> {
         if !ctx.json {
             outln!("Added file {}", self.file.display())?;
         }
+        if let Some(signer) = &self.signer {
+            if let Err(failure) = self.sign(ctx, uuid, signer).await {
+                let failure = failure.context(format!(
+                    "image {uuid} was {done} with its file but signing it failed"
+                ));
+                return Err(roll_back(ctx, uuid, failure).await);
+            }
+        }
         match ctx.client.activate_image(uuid).await {
             Ok(image) => ctx.print_image(&format!("Activated image {}", label(&image)), &image),
             Err(e) => {
@@ -212,6 +237,17 @@ impl<'a> Upload<'a> {
                 Err(roll_back(ctx, uuid, failure).await)
             }
         }
+    }
+
+    /// Sign image `uuid`, whose statement must name this file's SHA-256.
+    async fn sign(&self, ctx: &Ctx, uuid: &Uuid, signer: &ImageSigner) -> Result<(), Failure> {
+        let (sha256, size) = super::signatures::sha256_file(self.file)?;
+        let (image, added) =
+            super::sign::sign_image(ctx, uuid, signer, Some((&sha256, size))).await?;
+        if ctx.json {
+            return Ok(());
+        }
+        super::sign::print_signed(&image, &added)
     }
 
     /// True when the file goes through a resumable upload session.

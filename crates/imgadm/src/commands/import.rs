@@ -1,16 +1,20 @@
 use crate::stdout::outln;
 use std::collections::HashSet;
 
+use std::path::PathBuf;
+
 use imgapi_client::{part_path, Client, FileInfo, Image};
+use imgapi_signing::{AllowedSigners, FileDigest};
 use uuid::Uuid;
 
 use super::local::{write_synced, Local, Lock};
+use super::signatures::{self, FetchError};
 use super::{label, manifest_label, until_interrupted, Failure, RERUN_RESUMES};
 use crate::cli::ImportArgs;
 use crate::reporters::Bar;
 
-/// Find `uuid` on the first source that has it.
-async fn find(local: &Local, uuid: &Uuid) -> Result<(Client, Image), Failure> {
+/// Find `uuid` on the first source that has it; that source's URL too.
+async fn find(local: &Local, uuid: &Uuid) -> Result<(Client, Image, String), Failure> {
     let sources = local.sources()?;
     if sources.is_empty() {
         return Err(Failure::usage(
@@ -21,7 +25,7 @@ async fn find(local: &Local, uuid: &Uuid) -> Result<(Client, Image), Failure> {
     for url in &sources {
         let client = local.client(url)?;
         match client.get_image(uuid).await {
-            Ok(m) => return Ok((client, m)),
+            Ok(m) => return Ok((client, m, url.clone())),
             Err(e) if e.is_not_found() => {}
             Err(e) => {
                 eprintln!("imgadm: warning: source {url}: {e}");
@@ -42,6 +46,14 @@ pub async fn run(local: &Local, args: ImportArgs) -> Result<(), Failure> {
     .await
 }
 
+/// One image of the chain to install, and where it was found.
+struct Member {
+    uuid: Uuid,
+    client: Client,
+    manifest: Image,
+    source: String,
+}
+
 async fn import_chain(local: &Local, args: ImportArgs) -> Result<(), Failure> {
     if let Some(m) = local.installed(&args.uuid)? {
         outln!("Image {} is already installed", manifest_label(&m))?;
@@ -58,32 +70,159 @@ async fn import_chain(local: &Local, args: ImportArgs) -> Result<(), Failure> {
         if local.installed(&uuid)?.is_some() {
             break;
         }
-        let (client, manifest) = find(local, &uuid).await?;
+        let (client, manifest, source) = find(local, &uuid).await?;
         super::lifecycle::warn_if_deprecated(&client, &manifest).await;
         cur = manifest.origin;
-        chain.push((uuid, client, manifest));
+        chain.push(Member {
+            uuid,
+            client,
+            manifest,
+            source,
+        });
     }
-    for (uuid, client, manifest) in chain.into_iter().rev() {
-        install(local, &uuid, &client, &manifest).await?;
+    let signed_files = check_signatures(local, &chain).await?;
+    if signed_files.iter().all(Option::is_none) {
+        for member in chain.iter().rev() {
+            if let Some(staged) = stage(local, member, None).await? {
+                staged.install()?;
+            }
+        }
+        return Ok(());
+    }
+    // Signed images: every file is downloaded and checked against its
+    // signed statement before any image of the chain is installed.
+    let mut staged = Vec::new();
+    for (member, signed) in chain.iter().zip(&signed_files).rev() {
+        staged.extend(stage(local, member, signed.as_ref()).await?);
+    }
+    for s in staged {
+        s.install()?;
     }
     Ok(())
 }
 
-/// Download into `<store>/.tmp-<uuid>/` (resuming what an earlier run left
-/// there), verify, then rename into place.
-async fn install(
+/// With trust files, before anything is downloaded: every image of the
+/// chain must have a valid signature by a key of the trust file of its own
+/// source and of the sources of the images above it (an image's trust
+/// covers its whole origin chain, wherever an origin is found). The signed
+/// file digests of each image, `None` for images no trust file covers.
+async fn check_signatures(
     local: &Local,
-    uuid: &Uuid,
-    client: &Client,
-    manifest: &Image,
-) -> Result<(), Failure> {
+    chain: &[Member],
+) -> Result<Vec<Option<FileDigest>>, Failure> {
+    let sources = local.source_entries()?;
+    let mut required: Vec<(PathBuf, AllowedSigners)> = Vec::new();
+    let mut signed_files = Vec::new();
+    for (depth, member) in chain.iter().enumerate() {
+        let trust = sources
+            .iter()
+            .find(|s| s.url == member.source)
+            .and_then(|s| s.trust.clone());
+        if let Some(path) = trust {
+            if !required.iter().any(|(p, _)| *p == path) {
+                let trust = signatures::read_trust(&path)?;
+                required.push((path, trust));
+            }
+        }
+        if required.is_empty() {
+            signed_files.push(None);
+            continue;
+        }
+        let what = if depth == 0 {
+            format!("image {}", label(&member.manifest))
+        } else {
+            format!(
+                "image {}: its origin {}",
+                chain[0].uuid,
+                label(&member.manifest)
+            )
+        };
+        let refuse = |why: String| {
+            Failure::other(format!(
+                "refusing to import {what} from {}: {why}; nothing was installed",
+                member.source
+            ))
+        };
+        let listed = match signatures::fetch(&member.client, &member.uuid).await {
+            Ok(l) => l,
+            Err(FetchError::Refused(r)) => return Err(refuse(r.to_string())),
+            Err(FetchError::Client(e)) => {
+                return Err(Failure::from(e)
+                    .context(format!("reading the signatures of image {}", member.uuid)))
+            }
+        };
+        let statement = signatures::checked_statement(&member.manifest, &listed)
+            .map_err(|r| refuse(r.to_string()))?;
+        let checked = signatures::verify_all(&statement, &listed.signatures);
+        for (path, trust) in &required {
+            let principals =
+                signatures::trusted_by(&checked, trust, path).map_err(|r| refuse(r.to_string()))?;
+            if !local.json {
+                outln!(
+                    "Image {} is signed by {principals} (trusted by {})",
+                    label(&member.manifest),
+                    path.display()
+                )?;
+            }
+        }
+        signed_files.push(Some(statement.files.first().cloned().ok_or_else(|| {
+            refuse("its signed statement names no file".to_string())
+        })?));
+    }
+    Ok(signed_files)
+}
+
+/// A downloaded, verified image waiting in `<store>/.tmp-<uuid>/` under its
+/// lock.
+struct Staged {
+    _lock: Lock,
+    tmp: PathBuf,
+    dest: PathBuf,
+    store: PathBuf,
+    label: String,
+    info: imgapi_client::FileInfo,
+}
+
+impl Staged {
+    /// Rename the image into place.
+    fn install(self) -> Result<(), Failure> {
+        std::fs::rename(&self.tmp, &self.dest).map_err(|e| {
+            Failure::other(format!(
+                "cannot install {} as {}: {e}",
+                self.tmp.display(),
+                self.dest.display()
+            ))
+        })?;
+        if let Ok(d) = std::fs::File::open(&self.store) {
+            let _ = d.sync_all();
+        }
+        outln!(
+            "Installed image {} ({} bytes, sha1 {})",
+            self.label,
+            self.info.size,
+            self.info.sha1
+        )?;
+        Ok(())
+    }
+}
+
+/// Download into `<store>/.tmp-<uuid>/` (resuming what an earlier run left
+/// there) and verify (with `signed`, also the file's SHA-256 and size
+/// against the signed statement); `None` when another process installed it
+/// meanwhile.
+async fn stage(
+    local: &Local,
+    member: &Member,
+    signed: Option<&FileDigest>,
+) -> Result<Option<Staged>, Failure> {
+    let (uuid, client, manifest) = (&member.uuid, &member.client, &member.manifest);
     std::fs::create_dir_all(&local.store)
         .map_err(|e| Failure::other(format!("cannot create {}: {e}", local.store.display())))?;
-    let _lock = Lock::acquire(local.lock_path(uuid), uuid)?;
+    let lock = Lock::acquire(local.lock_path(uuid), uuid)?;
     // Another process may have finished it while we waited for the lock.
     if local.installed(uuid)?.is_some() {
         outln!("Image {} is already installed", label(manifest))?;
-        return Ok(());
+        return Ok(None);
     }
     if FileInfo::of(manifest).is_none() {
         return Err(Failure::other(format!(
@@ -117,6 +256,22 @@ async fn install(
         .get_image_file(uuid, &file, Some(&bar))
         .await
         .map_err(|e| Failure::from(e).context(format!("downloading image {uuid}")))?;
+    drop(bar);
+    if let Some(signed) = signed {
+        let (sha256, size) = signatures::sha256_file(&file)?;
+        if sha256 != signed.sha256 || size != signed.size {
+            // Not the signed bytes: nothing of it may be kept or resumed.
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(Failure::other(format!(
+                "refusing to import image {} from {}: its file differs from the signed one \
+                 (sha256 {sha256}, {size} bytes; signed: sha256 {}, {} bytes); nothing was installed",
+                label(manifest),
+                member.source,
+                signed.sha256,
+                signed.size
+            )));
+        }
+    }
     let text = serde_json::to_string_pretty(manifest)
         .map_err(|e| Failure::other(format!("cannot encode JSON: {e}")))?;
     let mtmp = tmp.join("manifest.json.tmp");
@@ -124,22 +279,12 @@ async fn install(
     let mpath = tmp.join("manifest.json");
     std::fs::rename(&mtmp, &mpath)
         .map_err(|e| Failure::other(format!("cannot write {}: {e}", mpath.display())))?;
-    let dest = local.image_dir(uuid);
-    std::fs::rename(&tmp, &dest).map_err(|e| {
-        Failure::other(format!(
-            "cannot install {} as {}: {e}",
-            tmp.display(),
-            dest.display()
-        ))
-    })?;
-    if let Ok(d) = std::fs::File::open(&local.store) {
-        let _ = d.sync_all();
-    }
-    outln!(
-        "Installed image {} ({} bytes, sha1 {})",
-        label(manifest),
-        info.size,
-        info.sha1
-    )?;
-    Ok(())
+    Ok(Some(Staged {
+        _lock: lock,
+        dest: local.image_dir(uuid),
+        tmp,
+        store: local.store.clone(),
+        label: label(manifest),
+        info,
+    }))
 }

@@ -20,6 +20,26 @@ pub const TMP_PREFIX: &str = ".tmp-";
 pub const LOCK_PREFIX: &str = ".lock-";
 pub const DEL_PREFIX: &str = ".del-";
 
+/// One configured source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub url: String,
+    /// An OpenSSH allowed_signers file: images from this source (and their
+    /// origin chains) must be signed by one of its keys (docs/signing.md).
+    pub trust: Option<PathBuf>,
+}
+
+impl Source {
+    /// Its `sources.json` entry: `{"url"}`, plus `"trust"` when set.
+    pub fn to_json(&self) -> Value {
+        let mut v = json!({"url": self.url});
+        if let Some(trust) = &self.trust {
+            v["trust"] = json!(trust.display().to_string());
+        }
+        v
+    }
+}
+
 /// Shared state for one consumer invocation.
 pub struct Local {
     pub config_dir: PathBuf,
@@ -72,6 +92,11 @@ impl Local {
 
     /// The configured source URLs, in order (none if there is no config file).
     pub fn sources(&self) -> Result<Vec<String>, Failure> {
+        Ok(self.source_entries()?.into_iter().map(|s| s.url).collect())
+    }
+
+    /// The configured sources with their trust files, in order.
+    pub fn source_entries(&self) -> Result<Vec<Source>, Failure> {
         let path = self.sources_path();
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
@@ -90,24 +115,36 @@ impl Local {
         })?;
         list.iter()
             .map(|s| {
-                s.get("url")
+                let url = s
+                    .get("url")
                     .and_then(Value::as_str)
                     .map(str::to_string)
                     .ok_or_else(|| {
                         Failure::other(format!("invalid {}: source without url", path.display()))
-                    })
+                    })?;
+                let trust = match s.get("trust") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(t)) => Some(PathBuf::from(t)),
+                    Some(_) => {
+                        return Err(Failure::other(format!(
+                            "invalid {}: the trust of source {url} is not a path",
+                            path.display()
+                        )))
+                    }
+                };
+                Ok(Source { url, trust })
             })
             .collect()
     }
 
     /// Replace the sources file atomically (write a temporary file, rename).
-    pub fn save_sources(&self, urls: &[String]) -> Result<(), Failure> {
+    pub fn save_source_entries(&self, sources: &[Source]) -> Result<(), Failure> {
         std::fs::create_dir_all(&self.config_dir).map_err(io_err(format!(
             "cannot create {}",
             self.config_dir.display()
         )))?;
         let v = json!({
-            "sources": urls.iter().map(|u| json!({"url": u})).collect::<Vec<_>>()
+            "sources": sources.iter().map(Source::to_json).collect::<Vec<_>>()
         });
         let path = self.sources_path();
         let tmp = self.config_dir.join("sources.json.tmp");

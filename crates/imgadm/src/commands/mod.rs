@@ -27,7 +27,10 @@ mod ping;
 mod quota;
 mod remove_acl;
 pub mod retention;
+mod sign;
+mod signatures;
 mod update;
+mod verify;
 
 mod completions;
 mod create_manifest;
@@ -208,6 +211,8 @@ fn field_error_line(e: &imgapi_client::FieldError) -> String {
 pub struct Ctx {
     pub client: Client,
     pub json: bool,
+    /// `--key`: also the key that signs images (`sign`, `create --sign`).
+    pub key: Option<std::path::PathBuf>,
 }
 
 impl Ctx {
@@ -326,6 +331,7 @@ pub async fn run(
     json: bool,
     channel: Option<&str>,
     signer: Option<Signer>,
+    key: Option<&std::path::Path>,
     command: Command,
 ) -> Result<(), Failure> {
     let mut client =
@@ -336,7 +342,11 @@ pub async fn run(
     if let Some(channel) = channel {
         client = client.with_channel(channel);
     }
-    let ctx = Ctx { client, json };
+    let ctx = Ctx {
+        client,
+        json,
+        key: key.map(std::path::Path::to_path_buf),
+    };
     match command {
         Command::Ping => ping::run(&ctx).await,
         Command::Get(a) => get::run(&ctx, a).await,
@@ -367,6 +377,8 @@ pub async fn run(
         Command::DockerPush(a) => docker_push::run(&ctx, a).await,
         Command::Retention(a) => retention::run(&ctx, a).await,
         Command::Changes(a) => changes::run(&ctx, a).await,
+        Command::Sign(a) => sign::run(&ctx, a).await,
+        Command::Verify(a) => verify::run(&ctx, a).await,
         Command::Sources(_)
         | Command::Avail(_)
         | Command::Import(_)

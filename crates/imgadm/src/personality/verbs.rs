@@ -339,6 +339,7 @@ impl Ctx {
         commands::Ctx {
             client: self.client.clone(),
             json: false,
+            key: None,
         }
     }
 }
