@@ -129,8 +129,18 @@ impl AllowedSigners {
         signature: &VerifiedSignature,
         now: DateTime<Utc>,
     ) -> Option<&TrustedSigner> {
+        self.trusts_key(signature.key.key_data(), now)
+    }
+
+    /// The trusted signer holding `key`, if it is trusted for the `imgapi`
+    /// namespace at `now`.
+    pub fn trusts_key(
+        &self,
+        key: &ssh_key::public::KeyData,
+        now: DateTime<Utc>,
+    ) -> Option<&TrustedSigner> {
         self.signers.iter().find(|s| {
-            s.key.key_data() == signature.key.key_data()
+            s.key.key_data() == key
                 && s.namespaces
                     .as_ref()
                     .is_none_or(|ns| ns.iter().any(|n| n == NAMESPACE))

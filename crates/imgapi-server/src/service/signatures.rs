@@ -69,15 +69,10 @@ fn role_of(app: &AppState, image: &ImageRecord, key: &ssh_key::PublicKey) -> Opt
             None => operator = true,
         }
     }
-    let now = chrono::Utc::now();
-    let trusted_operator = app.operator_signers.signers.iter().any(|s| {
-        s.key.key_data() == key.key_data()
-            && s.namespaces
-                .as_ref()
-                .is_none_or(|ns| ns.iter().any(|n| n == imgapi_signing::NAMESPACE))
-            && s.valid_after.is_none_or(|t| now >= t)
-            && s.valid_before.is_none_or(|t| now <= t)
-    });
+    let trusted_operator = app
+        .operator_signers
+        .trusts_key(key.key_data(), chrono::Utc::now())
+        .is_some();
     (operator || trusted_operator).then_some("operator")
 }
 
