@@ -96,6 +96,9 @@ impl Run<'_> {
         m: &Map<String, Value>,
     ) -> Result<Outcome, SyncError> {
         let uuid = stored.image.uuid;
+        // Asked first: an upstream that cannot tell its signatures leaves
+        // the image as it is, failed for this run.
+        let signatures = self.upstream_signatures_of(uuid).await?;
         let desired = self.desired(uuid, m).await?;
         let mut fields: Vec<String> = update_body(&stored.image, &desired)
             .keys()
@@ -106,13 +109,19 @@ impl Run<'_> {
         if !matches!(icon, IconChange::None) {
             fields.push("icon".into());
         }
+        let rules = self.app.rules();
         if fields.is_empty() && disabled.is_none() {
+            let signed = self.sync_signatures(&stored.image, &signatures).await?;
+            self.say_signatures(uuid, m, &signed);
             return Ok(Outcome::Unchanged);
         }
         if self.opts.dry_run {
+            // Verified against the record as the update would make it.
+            let would_be = synced(&stored.image, &desired, &rules).map_err(SyncError::Update)?;
+            let signed = self.sync_signatures(&would_be, &signatures).await?;
+            self.say_signatures(uuid, m, &signed);
             return Ok(Outcome::Changed { disabled, fields });
         }
-        let rules = self.app.rules();
         let stored = if fields.iter().any(|f| f != "icon") || disabled.is_some() {
             modify(self.app, stored, true, |img| synced(img, &desired, &rules))
                 .await
@@ -121,6 +130,10 @@ impl Run<'_> {
         } else {
             stored
         };
+        // After the fields: a signed field (name, version...) may have
+        // changed with them.
+        let signed = self.sync_signatures(&stored.image, &signatures).await?;
+        self.say_signatures(uuid, m, &signed);
         match icon {
             IconChange::None => {}
             IconChange::Add => {
