@@ -1,7 +1,8 @@
 //! The cost of a full `imgapi mirror` run over N unchanged images (not
 //! run by default: `cargo test --test it mirror_noop_timing -- --ignored
-//! --nocapture`; `NO_OP_IMAGES=N`, and `NO_OP_SIGNED=1` to time it again
-//! with every image signed).
+//! --nocapture`; `NO_OP_IMAGES=N`, `NO_OP_SIGNED=1` to time it again
+//! with every image signed, `NO_OP_FORGET=1` to have every signature list
+//! asked for).
 
 use std::sync::atomic::AtomicBool;
 
@@ -58,12 +59,31 @@ async fn no_op_run_timing() {
     }
     let s = run_mirror(&target, &upstream.url).await;
     assert_eq!(s.new, n);
+    // NO_OP_FORGET=1: before each run, the position of the signature
+    // look-ahead is set back to the feed's start, as if every image had
+    // changed upstream (the first run after an upgrade, or after a failed
+    // run): every image's list is asked for.
+    let forget = std::env::var("NO_OP_FORGET").is_ok();
     let timed = |label: &'static str| {
         let target = &target;
         let url = upstream.url.clone();
         async move {
             let mut took = Vec::new();
             for _ in 0..5 {
+                if forget {
+                    let app = mirror::open(Config::from_toml(&target.config_toml).unwrap())
+                        .await
+                        .unwrap();
+                    let key = imgapi_meta::MirrorCursorKey {
+                        upstream: format!("{url}/"),
+                        filters: "signatures;".into(),
+                    };
+                    let start = imgapi_meta::MirrorCursor {
+                        cursor: 0,
+                        updated_ms: 0,
+                    };
+                    app.meta.put_mirror_cursor(&key, start).await.unwrap();
+                }
                 let s = run_mirror(target, &url).await;
                 assert_eq!((s.unchanged, s.failed), (n, 0));
                 took.push(s.took);

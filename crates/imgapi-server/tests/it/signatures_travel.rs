@@ -20,6 +20,7 @@ use imgapi_server::Config;
 use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
 
+use crate::metrics::{scrape, value};
 use crate::remote_import::{
     fake_manifest, new_uuid, not_found, publish_bytes, started, wait_job, FakeSource, Handler,
     Reply, OPEN,
@@ -359,6 +360,21 @@ fn signed(s: &MirrorSummary) -> (usize, usize, usize) {
     )
 }
 
+/// ListImageSignatures answered by `s` so far (its metrics).
+async fn list_signature_requests(s: &TestServer) -> f64 {
+    let m = scrape(&s.client, &format!("{}/metrics", s.url)).await;
+    value(
+        &m,
+        "imgapi_http_requests_total",
+        &[
+            ("route", "ListImageSignatures"),
+            ("method", "GET"),
+            ("status", "200"),
+        ],
+    )
+    .unwrap_or(0.0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mirror_carries_signatures_then_follows_additions_and_removals() {
     let keys = Keys::new();
@@ -369,7 +385,7 @@ async fn mirror_carries_signatures_then_follows_additions_and_removals() {
         format!("ops@mirror {}\n", keys.public_line("mirror-ops")),
     )
     .unwrap();
-    let upstream = TestServer::spawn_with(DC).await;
+    let upstream = TestServer::spawn_with(&format!("{DC}\nmetrics_on_main = true")).await;
     let target = TestServer::spawn_with(&format!(
         "{DC}\n{OPEN}\n[signing]\nallowed_signers = {:?}\n",
         allowed.display().to_string()
@@ -411,13 +427,16 @@ async fn mirror_carries_signatures_then_follows_additions_and_removals() {
     assert_eq!(held(&target, &plain).await, vec![]);
     same_signatures(&upstream, &target, &top).await;
 
-    // 2. Nothing new: nothing written (the stale one is refused again).
+    // 2. Nothing new upstream since the last complete run: its feed says
+    // so, no signature list is asked for, nothing is written.
     let start = target.get_json("/changes?limit=0").await.1["next"]
         .as_i64()
         .unwrap();
+    let asked = list_signature_requests(&upstream).await;
     let (s, _) = run_mirror(&target, opts(&upstream.url)).await;
     assert_eq!((s.new, s.unchanged, s.failed), (0, 3, 0));
-    assert_eq!(signed(&s), (0, 1, 0));
+    assert_eq!(signed(&s), (0, 0, 0));
+    assert_eq!(list_signature_requests(&upstream).await, asked);
     let next = target.get_json("/changes?limit=0").await.1["next"]
         .as_i64()
         .unwrap();
@@ -445,6 +464,7 @@ async fn mirror_carries_signatures_then_follows_additions_and_removals() {
     assert!(roles.contains(&&json!("operator")), "{listed}");
 
     // A dry run tells, and writes nothing.
+    let asked = list_signature_requests(&upstream).await;
     let (s, log) = run_mirror(
         &target,
         MirrorOptions {
@@ -468,6 +488,11 @@ async fn mirror_carries_signatures_then_follows_additions_and_removals() {
     let (s, log) = run_mirror(&target, opts(&upstream.url)).await;
     assert_eq!(signed(&s), (1, 1, 2), "{log:?}");
     assert_eq!((s.unchanged, s.failed), (3, 0), "{log:?}");
+    assert_eq!(
+        list_signature_requests(&upstream).await,
+        asked + 4.0,
+        "only the two images the feed named, in the dry run and in this one"
+    );
     assert!(
         log.iter()
             .any(|l| l == &format!("{plain} plain@1.0.0: signatures: 1 carried")),

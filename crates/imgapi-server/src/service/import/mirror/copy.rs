@@ -192,7 +192,7 @@ impl Run<'_> {
         // Asked before the transfer: an upstream that cannot tell its
         // signatures fails the image before its bytes are fetched.
         self.upstream_signatures.remove(&uuid);
-        let signatures = self.upstream_signatures_of(uuid).await?;
+        let signatures = self.fresh_upstream_signatures(uuid).await?;
         let mut received = 0;
         let complete = match stored.image.files.first() {
             Some(f) => self.file_complete(f, &remote).await,

@@ -79,7 +79,7 @@ enum FeedAnswer {
 /// redacted) and a canonical text of the filters. `--delete` is part of
 /// it: switching it on calls for a full run, which deletes what a follow
 /// without it kept.
-fn cursor_key(opts: &MirrorOptions, source_id: &str) -> MirrorCursorKey {
+pub(super) fn cursor_key(opts: &MirrorOptions, source_id: &str) -> MirrorCursorKey {
     let mut filters = form_urlencoded::Serializer::new(String::new());
     for (key, value) in [
         ("channel", &opts.channel),

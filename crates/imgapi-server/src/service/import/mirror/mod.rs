@@ -192,6 +192,9 @@ pub async fn mirror(
     }
     let started = Instant::now();
     let upstream = Upstream::open(app, opts).await?;
+    // Before the listing: what changes upstream from here on is named by
+    // the feed to the next run.
+    let signatures_head = signatures::feed_head(app, &upstream).await;
     let listing = list_upstream(app, &upstream.src, opts).await?;
     let mut run = Run::new(app, opts, &upstream, reporter);
     let mut order = Vec::new();
@@ -209,13 +212,16 @@ pub async fn mirror(
             }
         }
     }
-    run.prefetch_signatures(&order).await;
+    run.prefetch_signatures(&order, signatures_head).await;
     for uuid in &order {
         if stop.load(Ordering::SeqCst) {
             run.summary.stopped = true;
             break;
         }
         run.process(*uuid).await;
+    }
+    if listing_ok {
+        run.save_signatures_position(signatures_head).await;
     }
     if opts.delete && !run.summary.stopped {
         if listing_ok {
@@ -324,6 +330,9 @@ struct Run<'a> {
     /// Every local signature, read once by a full run: an image whose
     /// signatures already match the upstream's costs no query of its own.
     local_signatures: Option<HashMap<Uuid, Vec<StoredSignature>>>,
+    /// Listed images the upstream's feed names no change of since the last
+    /// complete run: their signatures are not asked for.
+    signatures_unchanged: HashSet<Uuid>,
     summary: MirrorSummary,
 }
 
@@ -351,6 +360,7 @@ impl<'a> Run<'a> {
             quiet_skips: false,
             upstream_signatures: HashMap::new(),
             local_signatures: None,
+            signatures_unchanged: HashSet::new(),
             summary: MirrorSummary {
                 upstream: redact_url(&upstream.source_id).into_owned(),
                 dry_run: opts.dry_run,

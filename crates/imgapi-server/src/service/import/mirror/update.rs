@@ -96,15 +96,22 @@ impl Run<'_> {
         m: &Map<String, Value>,
     ) -> Result<Outcome, SyncError> {
         let uuid = stored.image.uuid;
-        // Asked first: an upstream that cannot tell its signatures leaves
-        // the image as it is, failed for this run.
-        let signatures = self.upstream_signatures_of(uuid).await?;
         let desired = self.desired(uuid, m).await?;
         let mut fields: Vec<String> = update_body(&stored.image, &desired)
             .keys()
             .cloned()
             .collect();
         let disabled = (stored.image.disabled != desired.disabled).then_some(desired.disabled);
+        // Asked before any write: an upstream that cannot tell its
+        // signatures leaves the image as it is, failed for this run. When
+        // fields change here, signatures refused against the old record
+        // may verify against the new one: asked again whatever the feed
+        // says.
+        let signatures = if fields.is_empty() {
+            self.upstream_signatures_of(uuid).await?
+        } else {
+            self.fresh_upstream_signatures(uuid).await?
+        };
         let icon = self.icon_change(&stored, m).await?;
         if !matches!(icon, IconChange::None) {
             fields.push("icon".into());
