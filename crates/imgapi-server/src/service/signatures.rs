@@ -76,6 +76,15 @@ fn role_of(app: &AppState, image: &ImageRecord, key: &ssh_key::PublicKey) -> Opt
     (operator || trusted_operator).then_some("operator")
 }
 
+/// Whether this server knows the key of `stored` (as the image's owner's
+/// or an operator's): what a mirror keeps as its own countersignature when
+/// the upstream no longer has it.
+pub fn known_here(app: &AppState, image: &ImageRecord, stored: &StoredSignature) -> bool {
+    ssh_key::PublicKey::from_openssh(&stored.public_key)
+        .ok()
+        .is_some_and(|key| role_of(app, image, &key).is_some())
+}
+
 /// A stored signature as answered, re-verified against `statement`.
 fn to_wire(
     app: &AppState,

@@ -37,6 +37,10 @@ pub enum ImportError {
     /// 503 RemoteSourceError.
     #[error("Unable to get icon of image {uuid}. Error from remote: {source}")]
     Icon { uuid: Uuid, source: FetchError },
+    /// 503 RemoteSourceError: the source has a signatures endpoint, but its
+    /// answer cannot be had (an import never silently loses signatures).
+    #[error("Unable to get the signatures of image {uuid}. Error from remote: {source}")]
+    Signatures { uuid: Uuid, source: FetchError },
     /// 500 InternalError.
     #[error("the origin chain of image {image} is longer than {MAX_ORIGIN_CHAIN} images or loops")]
     OriginChain { image: String },
@@ -136,7 +140,8 @@ impl From<ImportError> for ServiceError {
             ImportError::Manifest { .. }
             | ImportError::OriginManifest { .. }
             | ImportError::Stream { .. }
-            | ImportError::Icon { .. } => ServiceError::RemoteSource(message),
+            | ImportError::Icon { .. }
+            | ImportError::Signatures { .. } => ServiceError::RemoteSource(message),
             ImportError::OriginChain { .. } | ImportError::DatacenterUrl { .. } => {
                 ServiceError::Internal(message)
             }

@@ -11,7 +11,9 @@
 //! - What they share: the outbound fetcher and its `[remote]` policy
 //!   ([`fetch`], [`policy`]), a remote server's URLs ([`source`]), remote
 //!   manifests ([`manifest`]), the walk down an origin chain ([`chain`]),
-//!   the import steps ([`steps`], [`icon`]) and their errors ([`error`]).
+//!   the import steps ([`steps`], [`icon`], [`signatures`]: the source's
+//!   signatures, re-verified against the copy) and their errors
+//!   ([`error`]).
 //!
 //! Every outbound request goes through [`fetch::Fetcher`] and its
 //! `[remote]` policy; a URL the policy refuses is a 422 InvalidParameter
@@ -27,6 +29,7 @@ pub mod manifest;
 pub mod mirror;
 pub mod policy;
 pub mod remote_image;
+pub mod signatures;
 pub mod source;
 pub mod steps;
 

@@ -88,6 +88,12 @@ impl Source {
         self.url(uuid, "/file", None)
     }
 
+    /// ListImageSignatures (an IMGAPI extension, docs/signing.md); a DSAPI
+    /// source has no signatures.
+    pub fn signatures_url(&self, uuid: Uuid) -> Url {
+        self.url(uuid, "/signatures", None)
+    }
+
     pub fn icon_url(&self, uuid: Uuid) -> Url {
         self.url(uuid, "/icon", None)
     }
@@ -153,6 +159,10 @@ mod tests {
         assert_eq!(
             s.file_url(u).as_str(),
             format!("http://h:1/images/{u}/file?channel=staging")
+        );
+        assert_eq!(
+            s.signatures_url(u).as_str(),
+            format!("http://h:1/images/{u}/signatures?channel=staging")
         );
         let s = Source::parse("https://h/prefix/", Trust::Checked).unwrap();
         assert_eq!(

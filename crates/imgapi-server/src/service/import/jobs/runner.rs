@@ -18,6 +18,7 @@ use crate::service::images::{activated, delete_image, modify, Removal};
 use crate::service::import::error::ImportError;
 use crate::service::import::icon::copy_icon;
 use crate::service::import::manifest::{fetch_manifest, remote_file};
+use crate::service::import::signatures::{carry, fetch_signatures};
 use crate::service::import::source::Source;
 use crate::service::import::steps::{add_verified_file, create_from_manifest, source_file};
 use crate::service::retention::{self, run::Deletion};
@@ -495,6 +496,9 @@ impl Run {
         if !has_icon {
             self.copy_icon(src, uuid).await?;
         }
+        // Before activation: an image is never active here without the
+        // signatures it has at the source.
+        self.copy_signatures(src, uuid).await?;
         self.step("activate_image", uuid, || async {
             let stored = self.load_existing(uuid).await?;
             if stored.image.activated {
@@ -532,6 +536,40 @@ impl Run {
             let stored = self.load_existing(uuid).await?;
             copy_icon(app, src, stored, None).await?;
             Ok("added icon".to_string())
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// The source's signatures of `uuid`, each verified again against the
+    /// copy; those that do not verify are refused (logged, named in the
+    /// step's result), never stored. A step only when the source lists
+    /// some, or when asking failed (the step retries, then fails the job:
+    /// an import never silently loses signatures). A source without the
+    /// endpoint (an original IMGAPI answers 404) has none.
+    async fn copy_signatures(&self, src: &Source, uuid: Uuid) -> Result<(), Abort> {
+        let app = &self.app;
+        if let Ok(listed) = fetch_signatures(app, src, uuid).await {
+            if listed.is_empty() {
+                return Ok(());
+            }
+        }
+        self.step("add_signatures", uuid, || async {
+            let listed = fetch_signatures(app, src, uuid)
+                .await
+                .map_err(|source| ImportError::Signatures { uuid, source })?;
+            let stored = self.load_existing(uuid).await?;
+            let sync = carry(app, &stored.image, &listed).await?;
+            let plural = if sync.carried == 1 { "" } else { "s" };
+            let mut result = format!("added {} signature{plural}", sync.carried);
+            if !sync.refused.is_empty() {
+                result.push_str(&format!(
+                    "; refused {} that do not verify against this copy: {}",
+                    sync.refused.len(),
+                    sync.refused.join("; ")
+                ));
+            }
+            Ok(result)
         })
         .await?;
         Ok(())

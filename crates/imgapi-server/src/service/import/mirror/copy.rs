@@ -189,6 +189,10 @@ impl Run<'_> {
             self.summary.bytes += size;
             return Ok(format!(", {}", human_bytes(size)));
         }
+        // Asked before the transfer: an upstream that cannot tell its
+        // signatures fails the image before its bytes are fetched.
+        self.upstream_signatures.remove(&uuid);
+        let signatures = self.fresh_upstream_signatures(uuid).await?;
         let mut received = 0;
         let complete = match stored.image.files.first() {
             Some(f) => self.file_complete(f, &remote).await,
@@ -217,6 +221,9 @@ impl Run<'_> {
         } else {
             stored
         };
+        // Before activation: an image is never active here without the
+        // upstream's signatures that verify against it.
+        let mut signed = self.sync_signatures(&stored.image, &signatures).await?;
         let stored = if stored.image.activated {
             stored
         } else {
@@ -235,16 +242,27 @@ impl Run<'_> {
             // The manifest may have changed since the interrupted run.
             let desired = self.desired(uuid, m).await?;
             let rules = self.app.rules();
-            modify(self.app, stored, true, |img| synced(img, &desired, &rules))
+            let record = modify(self.app, stored, true, |img| synced(img, &desired, &rules))
                 .await
                 .map_err(SyncError::Update)?;
+            // Signed fields may have changed with it: the upstream's
+            // signatures are of its record as it is now.
+            let again = self.sync_signatures(&record, &signatures).await?;
+            signed.carried += again.carried;
+            signed.removed.extend(again.removed);
+            signed.refused = again.refused;
         }
         let disabled = if m.get("disabled") == Some(&Value::Bool(true)) {
             " (disabled, as upstream)"
         } else {
             ""
         };
-        Ok(format!("{disabled}, {}", human_bytes(received)))
+        let signed = if signed.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", signed.describe())
+        };
+        Ok(format!("{disabled}, {}{signed}", human_bytes(received)))
     }
 
     /// The local file is the upstream's, and its blob is there.

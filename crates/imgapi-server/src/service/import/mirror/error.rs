@@ -60,6 +60,13 @@ pub enum SyncError {
     Dependents(MetaError),
     #[error("cannot delete: {0}")]
     Delete(Box<SyncError>),
+    /// The upstream has a signatures endpoint but its answer cannot be
+    /// had: the image is not imported (or not brought up to date) without
+    /// its signatures; the next run tries again.
+    #[error("cannot get the upstream's signatures: {0}")]
+    Signatures(FetchError),
+    #[error("signatures: {0}")]
+    SignatureStore(ServiceError),
 }
 
 #[cfg(test)]

@@ -79,7 +79,7 @@ enum FeedAnswer {
 /// redacted) and a canonical text of the filters. `--delete` is part of
 /// it: switching it on calls for a full run, which deletes what a follow
 /// without it kept.
-fn cursor_key(opts: &MirrorOptions, source_id: &str) -> MirrorCursorKey {
+pub(super) fn cursor_key(opts: &MirrorOptions, source_id: &str) -> MirrorCursorKey {
     let mut filters = form_urlencoded::Serializer::new(String::new());
     for (key, value) in [
         ("channel", &opts.channel),
@@ -416,7 +416,17 @@ pub async fn follow(
 
 /// A page summary with something to tell (not only unchanged images).
 fn summary_worth_telling(s: &MirrorSummary) -> bool {
-    s.new + s.updated + s.disabled + s.enabled + s.deleted + s.conflicts + s.failed > 0
+    s.new
+        + s.updated
+        + s.disabled
+        + s.enabled
+        + s.deleted
+        + s.conflicts
+        + s.failed
+        + s.signatures_carried
+        + s.signatures_refused
+        + s.signatures_removed
+        > 0
 }
 
 /// One full run, reported. `Some(true)` when it listed the upstream (some

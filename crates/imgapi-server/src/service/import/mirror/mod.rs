@@ -44,12 +44,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use imgapi_domain::redact::redact_url;
-use imgapi_meta::{MetaError, StoredImage};
+use imgapi_meta::{MetaError, StoredImage, StoredSignature};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::fetch::Trust;
+use super::fetch::{FetchError, Trust};
 use super::manifest::manifest_str;
+use super::signatures::SourceSignatures;
 use super::source::{Source, SourceError};
 use crate::app::{App, AppState, StartupError};
 use crate::config::Config;
@@ -62,6 +63,7 @@ mod follow;
 mod list;
 mod lock;
 mod report;
+mod signatures;
 mod update;
 
 use error::SyncError;
@@ -190,6 +192,9 @@ pub async fn mirror(
     }
     let started = Instant::now();
     let upstream = Upstream::open(app, opts).await?;
+    // Before the listing: what changes upstream from here on is named by
+    // the feed to the next run.
+    let signatures_head = signatures::feed_head(app, &upstream).await;
     let listing = list_upstream(app, &upstream.src, opts).await?;
     let mut run = Run::new(app, opts, &upstream, reporter);
     let mut order = Vec::new();
@@ -207,12 +212,16 @@ pub async fn mirror(
             }
         }
     }
+    run.prefetch_signatures(&order, signatures_head).await;
     for uuid in &order {
         if stop.load(Ordering::SeqCst) {
             run.summary.stopped = true;
             break;
         }
         run.process(*uuid).await;
+    }
+    if listing_ok {
+        run.save_signatures_position(signatures_head).await;
     }
     if opts.delete && !run.summary.stopped {
         if listing_ok {
@@ -314,6 +323,16 @@ struct Run<'a> {
     /// No line for an image skipped as unactivated upstream (following a
     /// feed, where every image passes through that state).
     quiet_skips: bool,
+    /// The upstream's signatures of the listed images, fetched ahead with
+    /// bounded concurrency by a full run (`signatures`); an image not in
+    /// it (a followed change, an origin) has its list fetched when synced.
+    upstream_signatures: HashMap<Uuid, Result<SourceSignatures, FetchError>>,
+    /// Every local signature, read once by a full run: an image whose
+    /// signatures already match the upstream's costs no query of its own.
+    local_signatures: Option<HashMap<Uuid, Vec<StoredSignature>>>,
+    /// Listed images the upstream's feed names no change of since the last
+    /// complete run: their signatures are not asked for.
+    signatures_unchanged: HashSet<Uuid>,
     summary: MirrorSummary,
 }
 
@@ -339,6 +358,9 @@ impl<'a> Run<'a> {
             local_channel,
             reporter,
             quiet_skips: false,
+            upstream_signatures: HashMap::new(),
+            local_signatures: None,
+            signatures_unchanged: HashSet::new(),
             summary: MirrorSummary {
                 upstream: redact_url(&upstream.source_id).into_owned(),
                 dry_run: opts.dry_run,

@@ -58,12 +58,27 @@ pub struct MirrorSummary {
     pub skipped: usize,
     /// File and icon bytes received (dry run: that would be).
     pub bytes: u64,
+    /// Upstream signatures stored here, each verified against the copy
+    /// (dry run: that would be). Absent from the JSON, and from the line,
+    /// while all three signature counts are 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub signatures_carried: usize,
+    /// Upstream signatures that do not verify against the copy: not stored.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub signatures_refused: usize,
+    /// Signatures removed here because the upstream removed them.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub signatures_removed: usize,
     #[serde(rename = "took_secs", serialize_with = "secs")]
     pub took: Duration,
     /// Ended early by a stop request (after the image in progress).
     pub stopped: bool,
     pub conflict_images: Vec<Problem>,
     pub failures: Vec<Problem>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -86,7 +101,7 @@ impl fmt::Display for MirrorSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}new {}, updated {}, disabled {}, enabled {}, deleted {}, unchanged {}, conflicts {}, failed {}, bytes {}, took {:.1}s",
+            "{}new {}, updated {}, disabled {}, enabled {}, deleted {}, unchanged {}, conflicts {}, failed {}, ",
             if self.dry_run { "dry run: " } else { "" },
             self.new,
             self.updated,
@@ -96,6 +111,17 @@ impl fmt::Display for MirrorSummary {
             self.unchanged,
             self.conflicts,
             self.failed,
+        )?;
+        if self.signatures_carried + self.signatures_refused + self.signatures_removed > 0 {
+            write!(
+                f,
+                "signatures carried {}, signatures refused {}, signatures removed {}, ",
+                self.signatures_carried, self.signatures_refused, self.signatures_removed
+            )?;
+        }
+        write!(
+            f,
+            "bytes {}, took {:.1}s",
             self.bytes,
             self.took.as_secs_f64()
         )
@@ -192,5 +218,19 @@ mod tests {
         );
         assert!(s.ok());
         assert_eq!(s.to_json()["took_secs"], json!(1.5));
+        assert!(
+            s.to_json().get("signatures_carried").is_none(),
+            "no signature counts while there were none"
+        );
+        let signed = MirrorSummary {
+            signatures_carried: 2,
+            signatures_refused: 1,
+            ..s
+        };
+        assert_eq!(
+            signed.to_string(),
+            "new 2, updated 0, disabled 0, enabled 0, deleted 0, unchanged 0, conflicts 1, failed 0, signatures carried 2, signatures refused 1, signatures removed 0, bytes 1234, took 1.5s"
+        );
+        assert_eq!(signed.to_json()["signatures_refused"], json!(1));
     }
 }

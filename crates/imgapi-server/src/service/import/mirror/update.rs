@@ -102,17 +102,33 @@ impl Run<'_> {
             .cloned()
             .collect();
         let disabled = (stored.image.disabled != desired.disabled).then_some(desired.disabled);
+        // Asked before any write: an upstream that cannot tell its
+        // signatures leaves the image as it is, failed for this run. When
+        // fields change here, signatures refused against the old record
+        // may verify against the new one: asked again whatever the feed
+        // says.
+        let signatures = if fields.is_empty() {
+            self.upstream_signatures_of(uuid).await?
+        } else {
+            self.fresh_upstream_signatures(uuid).await?
+        };
         let icon = self.icon_change(&stored, m).await?;
         if !matches!(icon, IconChange::None) {
             fields.push("icon".into());
         }
+        let rules = self.app.rules();
         if fields.is_empty() && disabled.is_none() {
+            let signed = self.sync_signatures(&stored.image, &signatures).await?;
+            self.say_signatures(uuid, m, &signed);
             return Ok(Outcome::Unchanged);
         }
         if self.opts.dry_run {
+            // Verified against the record as the update would make it.
+            let would_be = synced(&stored.image, &desired, &rules).map_err(SyncError::Update)?;
+            let signed = self.sync_signatures(&would_be, &signatures).await?;
+            self.say_signatures(uuid, m, &signed);
             return Ok(Outcome::Changed { disabled, fields });
         }
-        let rules = self.app.rules();
         let stored = if fields.iter().any(|f| f != "icon") || disabled.is_some() {
             modify(self.app, stored, true, |img| synced(img, &desired, &rules))
                 .await
@@ -121,6 +137,10 @@ impl Run<'_> {
         } else {
             stored
         };
+        // After the fields: a signed field (name, version...) may have
+        // changed with them.
+        let signed = self.sync_signatures(&stored.image, &signatures).await?;
+        self.say_signatures(uuid, m, &signed);
         match icon {
             IconChange::None => {}
             IconChange::Add => {
