@@ -42,7 +42,6 @@ mod metrics;
 mod migrate;
 mod mirror;
 mod mirror_follow;
-mod mirror_noop_timing;
 mod misc;
 mod multi_instance;
 mod openapi;
