@@ -8,8 +8,13 @@
 #      ListImages cache key) and cached (identical URL).
 #   2. Server start-up time with those images: process start -> first 200
 #      from /ping (SCALE_STARTS runs, median).
-#   3. Upload/download of a SCALE_MIB (256) MiB file through Garage (S3),
-#      next to local disk (SCALE_XFER_RUNS runs, median).
+#   3. Deep pages (issue 20): a walk through every image by `marker=` (the
+#      way mirrors and `imgadm avail` page), and pages reached by marker at
+#      the first, middle and last position next to the first page
+#      (bench/scale_pages.py).
+#   4. Upload/download of a SCALE_MIB (256) MiB file through Garage (S3),
+#      next to local disk (SCALE_XFER_RUNS runs, median; SCALE_SKIP_XFER=1
+#      leaves it out).
 #
 #   bench/scale.sh            # builds, fills (once), measures, prints results
 #
@@ -164,9 +169,21 @@ for backend in sqlite postgres; do
             done <<<"$out"
         done
     done
+    # Deep pages: a walk through every image by marker, and pages reached by
+    # marker at the first, middle and last position next to the first page.
+    out=$(python3 "$here/scale_pages.py" 127.0.0.1 "$PORT" "$Q_PAGE" "$REQS") \
+        || die "scale_pages.py $backend failed"
+    server_alive
+    while IFS== read -r k v; do
+        record "pages_${backend}_$k" "$v"
+    done <<<"$out"
     record "server_${backend}_rss_kib" "$(rss_kib "$IMGAPI_PID")"
     stop_server
 done
+if [[ -n "${SCALE_SKIP_XFER:-}" ]]; then
+    log "SCALE_SKIP_XFER set: no upload/download part"
+    exit 0
+fi
 
 # --- 256 MiB upload / download: local disk vs Garage ---------------------------
 log "creating a $MIB MiB random file"

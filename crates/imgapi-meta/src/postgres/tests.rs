@@ -248,6 +248,57 @@ async fn generation_moves_only_at_commit() {
     assert!(store.get(img.uuid).await.unwrap().is_some());
 }
 
+/// A page reached by `marker=` seeks the sort index: the bound is an index
+/// condition of `images_sort` (not a filter applied while scanning every row
+/// before it), in both orders.
+#[tokio::test]
+async fn marker_pages_seek_the_sort_index() {
+    use crate::sql::SqlBackend as _;
+    use imgapi_domain::filter::{ImageQuery, Predicate, SortOrder};
+    let Some(store) = store().await else { return };
+    let mut tx = store.pool.begin().await.unwrap();
+    // On a small test table another plan may cost less (a bitmap scan and a
+    // sort); with those off, what is left shows whether the sort index can
+    // seek: an index condition, or only a filter on every row it passes.
+    for setting in ["enable_seqscan", "enable_bitmapscan", "enable_sort"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("SET LOCAL {setting} = off")))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    for (order, bound) in [
+        (SortOrder::Asc, Predicate::PublishedAtGe(5)),
+        (SortOrder::Desc, Predicate::PublishedAtLe(5)),
+    ] {
+        let query = ImageQuery {
+            any_of: vec![vec![bound]],
+            order,
+            limit: Some(1000),
+        };
+        let built = crate::sql::list_query::list_query::<sqlx::Postgres>(
+            &PostgresStore::LIST_DIALECT,
+            &query,
+        );
+        let sql = format!("EXPLAIN {}", built.sql().as_str());
+        let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(5_i64)
+            .bind(5_i64)
+            .bind(1000_i64)
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+        assert!(
+            plan.iter().any(|l| l.contains("images_sort")),
+            "{order:?}: {plan:#?}"
+        );
+        assert!(
+            plan.iter()
+                .any(|l| l.contains("Index Cond") && l.contains("COALESCE")),
+            "{order:?}: {plan:#?}"
+        );
+    }
+}
+
 /// Every ListImages filter and the unfiltered sorted page can be answered
 /// from an index (with sequential scans disabled, a plan that still scans a
 /// table means there is no usable index).

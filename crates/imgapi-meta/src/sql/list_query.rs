@@ -180,12 +180,20 @@ where
             push_exists(b, &dialect.key_lookup, "image_channels", "channel", v);
         }
         Predicate::AclContains(v) => push_exists(b, &KeyLookup::Plain, "image_acl", "account", v),
-        // NULL (no published_at) compares as unknown: never matches.
+        // NULL (no published_at) compares as unknown: never matches. The
+        // same bound on `COALESCE(published_ms, 0)` adds no condition (a
+        // row passing the first has that value) but is the `images_sort`
+        // index's own expression, so a marker page seeks to its first row
+        // instead of scanning every row before it.
         Predicate::PublishedAtGe(ms) => {
-            b.push("published_ms >= ").push_bind(*ms);
+            b.push("(published_ms >= ").push_bind(*ms);
+            b.push(" AND COALESCE(published_ms, 0) >= ").push_bind(*ms);
+            b.push(")");
         }
         Predicate::PublishedAtLe(ms) => {
-            b.push("published_ms <= ").push_bind(*ms);
+            b.push("(published_ms <= ").push_bind(*ms);
+            b.push(" AND COALESCE(published_ms, 0) <= ").push_bind(*ms);
+            b.push(")");
         }
         Predicate::NotDeprecated {
             at_ms,

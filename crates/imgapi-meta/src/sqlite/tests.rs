@@ -268,6 +268,45 @@ async fn list_uses_the_sort_index() {
     );
 }
 
+/// A page reached by `marker=` seeks the sort index to its first row (a
+/// SEARCH on `images_sort`), in both orders, instead of scanning every row
+/// before it: paging through a registry stays linear.
+#[tokio::test]
+async fn marker_pages_seek_the_sort_index() {
+    use crate::sql::SqlBackend as _;
+    let store = SqliteStore::open_in_memory().await.unwrap();
+    for (order, bound) in [
+        (SortOrder::Asc, Predicate::PublishedAtGe(5)),
+        (SortOrder::Desc, Predicate::PublishedAtLe(5)),
+    ] {
+        let query = ImageQuery {
+            any_of: vec![vec![bound]],
+            order,
+            limit: Some(10),
+        };
+        let built =
+            crate::sql::list_query::list_query::<sqlx::Sqlite>(&SqliteStore::LIST_DIALECT, &query);
+        let sql = format!("EXPLAIN QUERY PLAN {}", built.sql().as_str());
+        let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(5_i64)
+            .bind(5_i64)
+            .bind(10_i64)
+            .fetch_all(&store.reader)
+            .await
+            .unwrap();
+        let plan: Vec<&str> = rows.iter().map(|r| r.3.as_str()).collect();
+        assert!(
+            plan.iter()
+                .any(|d| d.starts_with("SEARCH") && d.contains("images_sort")),
+            "{order:?}: plan: {plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|d| d.contains("TEMP B-TREE")),
+            "{order:?}: plan: {plan:?}"
+        );
+    }
+}
+
 #[test]
 fn engine_from_url() {
     assert_eq!(
