@@ -6,7 +6,7 @@ MODE uncached: append `&_n=<run>-<i>` to PATH on every request. The server
 ignores the unknown parameter, but the ListImages cache key is the full
 request URL, so every request misses the cache. MODE cached: one warm-up
 request, then COUNT identical requests (served from the cache).
-Prints key=value lines: n, median_ms, p90_ms, min_ms, max_ms, bytes, items.
+Prints key=value lines: n, median_ms, p90_ms, p99_ms, min_ms, max_ms, bytes, items.
 """
 import http.client
 import json
@@ -42,6 +42,7 @@ times.sort()
 print(f"n={count}")
 print(f"median_ms={statistics.median(times):.2f}")
 print(f"p90_ms={times[min(len(times) - 1, int(len(times) * 0.9))]:.2f}")
+print(f"p99_ms={times[min(len(times) - 1, int(len(times) * 0.99))]:.2f}")
 print(f"min_ms={times[0]:.2f}")
 print(f"max_ms={times[-1]:.2f}")
 print(f"bytes={len(body)}")
