@@ -22,6 +22,9 @@ const BOUNDS: &str = "SELECT purged_through, last_seq FROM change_log WHERE id =
 /// by walking the log from its start, so only purged rows are read).
 const FIRST_KEPT: &str = "SELECT seq FROM image_events WHERE time_ms >= $1 ORDER BY seq LIMIT 1";
 const LAST_SEQ: &str = "SELECT last_seq FROM change_log WHERE id = 1";
+/// Takes the counter row's lock (a no-op update) so no event commits while
+/// a purge decides what to remove.
+const LOCK_COUNTER: &str = "UPDATE change_log SET last_seq = last_seq WHERE id = 1";
 const PURGE: &str = "DELETE FROM image_events WHERE seq <= $1";
 const MARK_PURGED: &str =
     "UPDATE change_log SET purged_through = $1 WHERE id = 1 AND purged_through < $1";
@@ -208,6 +211,11 @@ where
             return Ok(super::affected_rows(DB::rows_affected(&purged)));
         }
     };
+    // Every writer numbers its events through the counter row, so holding
+    // its lock first keeps the two reads below about one log: without it,
+    // on PostgreSQL an event committed between them (after FIRST_KEPT found
+    // nothing young, before LAST_SEQ counted it) was purged at once.
+    sqlx::query(LOCK_COUNTER).execute(&mut *conn).await?;
     let first_kept: Option<i64> = sqlx::query_scalar(FIRST_KEPT)
         .bind(*before_ms)
         .fetch_optional(&mut *conn)
