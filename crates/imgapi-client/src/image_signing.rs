@@ -99,20 +99,7 @@ impl ImageSigner {
     pub fn from_agent(socket: &Path, key: Option<&Path>) -> Result<ImageSigner, ClientError> {
         let identities = agent::list_identities(socket)?;
         let identity = match key {
-            Some(path) => {
-                let blob = signing::public_key_of(path)
-                    .map_err(|e| ClientError::Key(format!("{}: {e}", path.display())))?;
-                identities
-                    .into_iter()
-                    .find(|i| i.blob == blob)
-                    .ok_or_else(|| {
-                        ClientError::Agent(format!(
-                            "the agent at {} does not hold the key {}",
-                            socket.display(),
-                            path.display()
-                        ))
-                    })?
-            }
+            Some(path) => signing::agent_identity_of(socket, identities, path)?,
             None => identities
                 .into_iter()
                 .find(|i| public_key_of_blob(&i.blob).is_ok())

@@ -58,6 +58,26 @@ fn key_error(path: &Path, msg: impl fmt::Display) -> ClientError {
     ClientError::Key(format!("{}: {msg}", path.display()))
 }
 
+/// The identity among the agent's `identities` (at `socket`) whose public
+/// key is that of the key file `path`.
+pub(crate) fn agent_identity_of(
+    socket: &Path,
+    identities: Vec<agent::Identity>,
+    path: &Path,
+) -> Result<agent::Identity, ClientError> {
+    let blob = public_key_of(path).map_err(|e| key_error(path, e))?;
+    identities
+        .into_iter()
+        .find(|i| i.blob == blob)
+        .ok_or_else(|| {
+            ClientError::Agent(format!(
+                "the agent at {} does not hold the key {}",
+                socket.display(),
+                path.display()
+            ))
+        })
+}
+
 /// Why a private key could not be loaded.
 pub(crate) enum LoadError {
     /// Encrypted, and no passphrase was given.
@@ -160,18 +180,7 @@ impl Signer {
         let identities = agent::list_identities(socket)?;
         let (identity, kind) = match key {
             Some(path) => {
-                let blob = public_key_of(path).map_err(|e| key_error(path, e))?;
-                let identity =
-                    identities
-                        .into_iter()
-                        .find(|i| i.blob == blob)
-                        .ok_or_else(|| {
-                            ClientError::Agent(format!(
-                                "the agent at {} does not hold the key {}",
-                                socket.display(),
-                                path.display()
-                            ))
-                        })?;
+                let identity = agent_identity_of(socket, identities, path)?;
                 let kind = KeyKind::of_blob(&identity.blob).ok_or_else(|| {
                     key_error(
                         path,

@@ -111,7 +111,8 @@ fn to_wire(
     }
 }
 
-async fn stored_signatures(
+/// The stored signatures of `uuid`, oldest first.
+pub(crate) async fn stored_signatures(
     app: &AppState,
     uuid: Uuid,
 ) -> Result<Vec<StoredSignature>, ServiceError> {

@@ -15,7 +15,9 @@ use uuid::Uuid;
 use super::fetch::FetchError;
 use super::source::Source;
 use crate::app::AppState;
-use crate::service::signatures::{known_here, store_carried, verify_for, CarriedSignature};
+use crate::service::signatures::{
+    known_here, store_carried, stored_signatures, verify_for, CarriedSignature,
+};
 use crate::service::ServiceError;
 
 /// One signature as the source lists it.
@@ -223,19 +225,6 @@ pub(crate) async fn apply(
     Ok(sync)
 }
 
-/// The local signatures of `uuid`.
-pub(crate) async fn local_signatures(
-    app: &AppState,
-    uuid: Uuid,
-) -> Result<Vec<StoredSignature>, ServiceError> {
-    app.meta
-        .image_signatures(uuid)
-        .await
-        .map_err(ServiceError::meta(format!(
-            "error loading the signatures of image {uuid}"
-        )))
-}
-
 /// Bring the signatures of `image` (a copy just made, or being finished)
 /// in line with `source`'s list: no removals (a fresh copy has nothing of
 /// its own to lose).
@@ -247,7 +236,7 @@ pub(crate) async fn carry(
     if source.is_empty() {
         return Ok(SignatureSync::default());
     }
-    let local = local_signatures(app, image.uuid).await?;
+    let local = stored_signatures(app, image.uuid).await?;
     let plan = plan(app, image, source, &local, false);
     apply(app, image, &plan, false).await
 }

@@ -29,7 +29,7 @@ use super::{label, upstream_activated, Run, Upstream};
 use crate::app::AppState;
 use crate::service::import::fetch::FetchError;
 use crate::service::import::signatures::{
-    apply, fetch_signatures, local_signatures, plan, SignatureSync, SourceSignatures,
+    apply, fetch_signatures, plan, SignatureSync, SourceSignatures,
 };
 use crate::service::lifecycle::now_ms;
 
@@ -252,7 +252,7 @@ impl Run<'_> {
                 return Ok(SignatureSync::default());
             }
         }
-        let local = local_signatures(self.app, uuid)
+        let local = crate::service::signatures::stored_signatures(self.app, uuid)
             .await
             .map_err(SyncError::SignatureStore)?;
         let mut planned = plan(self.app, image, upstream, &local, true);
