@@ -16,9 +16,9 @@
 //! the parent directories that changed. Any failure, or dropping the future,
 //! removes the staging file.
 //!
-//! Get pipeline (`get_stream`): a reader task reads 1 MiB chunks on the
-//! blocking pool (no extra copy) and keeps up to four of them ready ahead of
-//! the consumer.
+//! Get pipeline (`get_stream`): a reader task reads chunks on the blocking
+//! pool (no extra copy) and keeps some ready ahead of the consumer, within a
+//! memory budget shared by all readers (see `read.rs`).
 //!
 //! Staged uploads (resumable sessions): one part file per upload,
 //! `<root>/.staging/sessions/<handle>.part`, created (and its directory
@@ -33,14 +33,14 @@
 //! session sweeper through `staged_leftovers`.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use tokio::sync::mpsc;
 
 use crate::digest::{DigestValues, Digests, StreamDigests};
 use crate::lane::Lane;
@@ -48,6 +48,7 @@ use crate::{
     BlobError, BlobMeta, BlobRead, BlobStore, ByteStream, PutOutcome, StagedChunk, StagedProgress,
     StagedRef, STAGED_KEY_SUFFIX,
 };
+use read::{read_stream, Readers};
 
 /// Name of the staging directory under the root; reserved, never a key.
 pub const STAGING_DIR: &str = ".staging";
@@ -60,8 +61,6 @@ const CHUNK: usize = 1 << 20;
 /// Buffers queued per put lane (memory per put is bounded by about
 /// `(LANE_DEPTH + 2) * CHUNK` whatever the object size).
 const LANE_DEPTH: usize = 4;
-/// Chunks a read keeps ready ahead of its consumer.
-const READ_AHEAD: usize = 4;
 /// Default interval, in bytes written, between early `fdatasync` calls.
 pub const DEFAULT_WRITEBACK_EVERY: u64 = 32 << 20;
 /// The same for staged-upload chunks, at most: every chunk ends with an
@@ -80,6 +79,7 @@ pub struct LocalBlobStore {
     root: PathBuf,
     staging: PathBuf,
     writeback_every: u64,
+    readers: Arc<Readers>,
 }
 
 impl LocalBlobStore {
@@ -94,6 +94,7 @@ impl LocalBlobStore {
             root: root.to_path_buf(),
             staging,
             writeback_every: DEFAULT_WRITEBACK_EVERY,
+            readers: Arc::default(),
         })
     }
 
@@ -507,60 +508,6 @@ fn open_regular(key: &str, path: &Path) -> Result<(File, u64), BlobError> {
     Ok((file, meta.len()))
 }
 
-/// Stream `len` bytes from `file`'s current position in `CHUNK` pieces.
-fn read_stream(file: File, len: u64) -> ByteStream {
-    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(READ_AHEAD);
-    tokio::spawn(async move {
-        let mut file = file;
-        let mut remaining = len;
-        while remaining > 0 {
-            // Wait for room first, so nothing is read for a gone consumer.
-            let Ok(permit) = tx.reserve().await else {
-                return;
-            };
-            let n = usize::try_from(remaining.min(CHUNK as u64)).unwrap_or(CHUNK);
-            let read = tokio::task::spawn_blocking(move || {
-                let mut buf = BytesMut::zeroed(n);
-                read_full(&mut file, &mut buf)?;
-                Ok::<_, io::Error>((file, buf.freeze()))
-            })
-            .await
-            .map_err(|e| io::Error::other(format!("blob read task failed: {e}")));
-            match read {
-                Ok(Ok((f, buf))) => {
-                    file = f;
-                    remaining -= n as u64;
-                    permit.send(Ok(buf));
-                }
-                Ok(Err(e)) | Err(e) => {
-                    permit.send(Err(e));
-                    return;
-                }
-            }
-        }
-    });
-    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    }))
-}
-
-fn read_full(file: &mut File, mut buf: &mut [u8]) -> io::Result<()> {
-    while !buf.is_empty() {
-        match file.read(buf) {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "blob file shorter than expected (truncated while reading?)",
-                ))
-            }
-            Ok(n) => buf = &mut buf[n..],
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
 /// Collect the keys of regular files under `dir` (whose key is `dir_key`,
 /// empty for the root) that start with `prefix`.
 fn walk(
@@ -705,9 +652,9 @@ impl BlobStore for LocalBlobStore {
         let path = self.path_for(key)?;
         let key = key.to_owned();
         let (file, total_size, range) = blocking(move || {
-            let (mut file, total) = open_regular(&key, &path)?;
+            let (file, total) = open_regular(&key, &path)?;
             // The caller clamps; clamp again so a stale range cannot read past
-            // the end or go backwards.
+            // the end or go backwards. (Reads are positioned: no seek.)
             let range = match range {
                 Some(r) => {
                     let end = r.end.min(total);
@@ -715,13 +662,10 @@ impl BlobStore for LocalBlobStore {
                 }
                 None => 0..total,
             };
-            if range.start > 0 {
-                file.seek(SeekFrom::Start(range.start))?;
-            }
             Ok((file, total, range))
         })
         .await?;
-        let stream = read_stream(file, range.end - range.start);
+        let stream = read_stream(&self.readers, file, range.clone());
         Ok(BlobRead {
             total_size,
             range,
@@ -977,5 +921,6 @@ impl BlobStore for LocalBlobStore {
 }
 
 mod aside;
+mod read;
 #[cfg(test)]
 mod tests;
