@@ -106,6 +106,12 @@ impl LocalBlobStore {
         self
     }
 
+    /// Bytes of read buffers charged to the read budget now (tests).
+    #[cfg(test)]
+    pub(crate) fn readers_in_flight(&self) -> usize {
+        self.readers.charged()
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }

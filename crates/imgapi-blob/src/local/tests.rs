@@ -294,6 +294,60 @@ async fn dropping_a_read_stream_early_is_fine() {
     store.delete("k").await.unwrap();
 }
 
+/// Many readers at once share the read budget (small chunks, page-cached
+/// data read inline): every one still gets exactly its bytes, slow and
+/// stalled readers included, and the account is back to zero afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_readers_get_their_exact_bytes() {
+    let (_dir, store) = store();
+    let data = random_bytes((3 << 20) + 7, 11);
+    store
+        .put_stream("k", chunked(data.clone(), &[1 << 20]), u64::MAX)
+        .await
+        .unwrap();
+    // one reader that takes a chunk and then stops reading
+    let mut stalled = store.get_stream("k", None).await.unwrap();
+    let _ = stalled.stream.next().await.unwrap().unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..64u64 {
+        let store = store.clone();
+        let data = data.clone();
+        tasks.push(tokio::spawn(async move {
+            let start = (i * 40_503) % (1 << 20);
+            let end = data.len() as u64 - i * 7;
+            let mut read = store.get_stream("k", Some(start..end)).await.unwrap();
+            let mut got = Vec::new();
+            let mut largest = 0;
+            while let Some(chunk) = read.stream.next().await {
+                let chunk = chunk.unwrap();
+                largest = largest.max(chunk.len());
+                got.extend_from_slice(&chunk);
+                if i % 8 == 0 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+            assert!(got == data[start as usize..end as usize], "reader {i}");
+            largest
+        }));
+    }
+    let mut smallest_largest = usize::MAX;
+    for t in tasks {
+        smallest_largest = smallest_largest.min(t.await.unwrap());
+    }
+    assert!(
+        smallest_largest < CHUNK,
+        "with 65 readers some read in chunks smaller than 1 MiB"
+    );
+    drop(stalled);
+    for _ in 0..100 {
+        if store.readers_in_flight() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{} bytes still charged", store.readers_in_flight());
+}
+
 /// A failed append may leave a write of its last buffer running, detached,
 /// on the blocking pool. The retry (which truncates to the committed offset
 /// and writes other bytes there) must never be overwritten by it: many
