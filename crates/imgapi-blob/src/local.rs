@@ -16,9 +16,10 @@
 //! the parent directories that changed. Any failure, or dropping the future,
 //! removes the staging file.
 //!
-//! Get pipeline (`get_stream`): a reader task reads chunks on the blocking
-//! pool (no extra copy) and keeps some ready ahead of the consumer, within a
-//! memory budget shared by all readers (see `read.rs`).
+//! Get pipeline (`get_stream`): a reader task reads chunks (no extra copy)
+//! on the blocking pool, or inline from the page cache when many read at
+//! once, and keeps some ready ahead of the consumer, within a memory budget
+//! shared by all readers (see `read.rs`).
 //!
 //! Staged uploads (resumable sessions): one part file per upload,
 //! `<root>/.staging/sessions/<handle>.part`, created (and its directory
@@ -108,7 +109,7 @@ impl LocalBlobStore {
 
     /// Bytes of read buffers charged to the read budget now (tests).
     #[cfg(test)]
-    pub(crate) fn readers_in_flight(&self) -> usize {
+    pub(crate) fn read_bytes_charged(&self) -> usize {
         self.readers.charged()
     }
 

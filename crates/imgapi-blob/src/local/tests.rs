@@ -340,12 +340,12 @@ async fn many_concurrent_readers_get_their_exact_bytes() {
     );
     drop(stalled);
     for _ in 0..100 {
-        if store.readers_in_flight() == 0 {
+        if store.read_bytes_charged() == 0 {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("{} bytes still charged", store.readers_in_flight());
+    panic!("{} bytes still charged", store.read_bytes_charged());
 }
 
 /// A failed append may leave a write of its last buffer running, detached,
