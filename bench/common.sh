@@ -40,6 +40,66 @@ server_alive() {
 # json_field FIELD: read JSON on stdin, print a top-level field
 json_field() { python3 -c 'import sys,json;print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 
+# idle_pct: the share of CPU time idle over one second (other work on the
+# machine skews every figure: each script records it before measuring)
+idle_pct() { python3 -c '
+import time
+def snap():
+    f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    return f[3] + f[4], sum(f)
+i0, t0 = snap(); time.sleep(1); i1, t1 = snap()
+print(round(100 * (i1 - i0) / max(1, t1 - t0)))'; }
+
+# record_idle: record machine_idle_before_pct, warning when below 90%
+record_idle() {
+    local idle
+    idle=$(idle_pct)
+    record machine_idle_before_pct "$idle"
+    ((idle >= 90)) || log "warning: the CPU is only $idle% idle before the run; other work will skew the figures"
+}
+
+# build_id REPO: the commit measured, and whether the crates differ from it
+build_id() {
+    printf '%s%s' "$(cd "$1" && git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+        "$(cd "$1" && git diff --quiet HEAD -- crates Cargo.toml 2>/dev/null || echo ' + uncommitted changes')"
+}
+
+# free_ports N: N free loopback ports, on one line
+free_ports() { python3 -c '
+import socket, sys
+ss = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in ss])
+for s in ss: s.close()' "$1"; }
+
+# wait_http URL PID NAME: wait (10 s at most) for URL to answer while PID lives
+wait_http() {
+    local i
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$2" 2>/dev/null || die "$3 exited during start-up"
+        curl -s -o /dev/null "$1" && return 0
+        sleep 0.1
+    done
+    die "$3 did not answer on $1 within 10 s"
+}
+
+# stop_pid PID [NAME]: end a process this script started (TERM, up to 10 s,
+# then KILL; only that PID) and reap it; nothing when PID is empty or gone
+stop_pid() {
+    local pid=$1 name=${2:-process} i
+    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "$name (pid $pid) did not stop after TERM; sending KILL"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
 BENCH_OWNER="${BENCH_OWNER:-00000000-0000-0000-0000-0000000000aa}"
 
 # create_image NAME: create an unactivated image, print its uuid

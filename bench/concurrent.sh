@@ -34,7 +34,6 @@ if [[ -z "${CONC_NO_BUILD:-}${CONC_BIN:-}" ]]; then
 fi
 
 IMGAPI_PID="" NGINX_PID="" SAMPLER_PID=""
-stop_pid() { if [[ -n "$1" ]]; then kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; fi; }
 cleanup() {
     local rc=$?
     stop_pid "$SAMPLER_PID"
@@ -46,36 +45,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-read -r PORT NGINX_PORT < <(python3 -c '
-import socket
-ss = [socket.socket() for _ in range(2)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in ss])
-for s in ss: s.close()')
+read -r PORT NGINX_PORT < <(free_ports 2)
 IMGAPI_URL=http://127.0.0.1:$PORT
 NGINX_URL=http://127.0.0.1:$NGINX_PORT
 export IMGAPI_URL
 
-wait_http() { # wait_http URL PID NAME
-    local i
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$2" 2>/dev/null || die "$3 exited during start-up"
-        curl -s -o /dev/null "$1" && return 0
-        sleep 0.1
-    done
-    die "$3 did not answer on $1 within 10 s"
-}
 
-idle=$(python3 -c '
-import time
-def snap():
-    f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
-    return f[3] + f[4], sum(f)
-i0, t0 = snap(); time.sleep(1); i1, t1 = snap()
-print(round(100 * (i1 - i0) / max(1, t1 - t0)))')
-record machine_idle_before_pct "$idle"
-record server_build "$(cd "$root" && git rev-parse --short HEAD)$(cd "$root" && git diff --quiet HEAD -- crates Cargo.toml || echo ' + uncommitted changes')"
-((idle >= 90)) || log "warning: the CPU is only $idle% idle; other work will skew the figures"
+record_idle
+record server_build "$(build_id "$root")"
 
 chmod 755 "$DIR"
 mkdir -p "$DIR/data" "$DIR/nginx/www" "$DIR/nginx/tmp"

@@ -29,27 +29,17 @@ fi
 IMGAPI_PID=""
 cleanup() {
     local rc=$?
-    if [[ -n "$IMGAPI_PID" ]]; then
-        kill "$IMGAPI_PID" 2>/dev/null || true
-        wait "$IMGAPI_PID" 2>/dev/null || true
-    fi
+    stop_pid "$IMGAPI_PID"
     rm -rf "$DIR"
     exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-idle=$(python3 -c '
-import time
-def snap():
-    f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
-    return f[3] + f[4], sum(f)
-i0, t0 = snap(); time.sleep(1); i1, t1 = snap()
-print(round(100 * (i1 - i0) / max(1, t1 - t0)))')
-record machine_idle_before_pct "$idle"
-record server_build "$(cd "$root" && git rev-parse --short HEAD)$(cd "$root" && git diff --quiet HEAD -- crates Cargo.toml || echo ' + uncommitted changes')"
+record_idle
+record server_build "$(build_id "$root")"
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_ports 1)
 IMGAPI_URL=http://127.0.0.1:$PORT
 export IMGAPI_URL
 mkdir -p "$DIR/up"
@@ -58,11 +48,7 @@ IMGAPI_LISTEN=127.0.0.1:$PORT IMGAPI_DATA_DIR=$DIR/up IMGAPI_MODE=public IMGAPI_
     IMGAPI_METRICS_LISTEN=127.0.0.1:0 "$BIN" >"$IMGAPI_LOG" 2>&1 &
 IMGAPI_PID=$!
 export IMGAPI_PID IMGAPI_LOG
-for ((i = 0; i < 100; i++)); do
-    curl -s -o /dev/null "$IMGAPI_URL/ping" && break
-    kill -0 "$IMGAPI_PID" 2>/dev/null || die "upstream exited during start-up"
-    sleep 0.1
-done
+wait_http "$IMGAPI_URL/ping" "$IMGAPI_PID" upstream
 log "upstream: creating $N images of $BYTES bytes"
 python3 "$here/create_images.py" --url "$IMGAPI_URL" -n "$N" -c 8 --file-bytes "$BYTES" >"$DIR/create.json" \
     || die "creating the upstream's images failed: $(cat "$DIR/create.json")"

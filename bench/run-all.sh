@@ -68,20 +68,6 @@ BENCH_TMP=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/imgapi-bench.XXXXXX")
 export BENCH_TMP
 IMGAPI_PID="" NGINX_PID=""
 
-stop_pid() { # stop_pid PID NAME: TERM, wait up to 10 s, then KILL; only that PID
-    local pid=$1 name=$2 i
-    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "$name (pid $pid) did not stop after TERM; sending KILL"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
@@ -114,26 +100,12 @@ chmod 755 "$NGINX_PREFIX" "$NGINX_ROOT"
 : >"$RESULTS"
 export DATA_DIR NGINX_ROOT RESULTS
 
-read -r PORT NGINX_PORT ECHO_PORT REGISTRY_PORT < <(python3 -c '
-import socket
-ss = [socket.socket() for _ in range(4)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in ss])
-for s in ss: s.close()')
+read -r PORT NGINX_PORT ECHO_PORT REGISTRY_PORT < <(free_ports 4)
 IMGAPI_URL=http://127.0.0.1:$PORT
 NGINX_URL=http://127.0.0.1:$NGINX_PORT
 NGINX_ECHO_URL=http://127.0.0.1:$ECHO_PORT
 export IMGAPI_URL NGINX_URL NGINX_ECHO_URL REGISTRY_PORT
 
-wait_http() { # wait_http URL PID NAME
-    local i
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$2" 2>/dev/null || die "$3 exited during start-up"
-        curl -s -o /dev/null "$1" && return 0
-        sleep 0.1
-    done
-    die "$3 did not answer on $1 within 10 s"
-}
 
 # --- machine -----------------------------------------------------------------
 record machine_nproc "$(nproc)"
@@ -142,21 +114,9 @@ record machine_cpu "$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 record machine_kernel "$(uname -r)"
 record machine_fs "$(df -PT "$DATA_DIR" | awk 'NR==2 {print $2 " (" $1 ")"}')"
 record machine_when "$(date -u +%Y-%m-%dT%H:%MZ)"
-# other work on the machine skews every figure: note how busy it was
-idle_pct() { python3 -c '
-import time
-def snap():
-    f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
-    return f[3] + f[4], sum(f)
-i0, t0 = snap(); time.sleep(1); i1, t1 = snap()
-print(round(100 * (i1 - i0) / max(1, t1 - t0)))'; }
-idle=$(idle_pct)
-record machine_idle_before_pct "$idle"
+record_idle
 record machine_loadavg_before "$(cut -d' ' -f1-3 /proc/loadavg)"
-if ((idle < 90)); then
-    log "warning: the CPU is only $idle% idle before the run; other work will skew the figures"
-fi
-record server_build "$(cd "$repo" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$repo" && git diff --quiet HEAD -- crates Cargo.toml 2>/dev/null || echo ' + uncommitted changes'), release"
+record server_build "$(build_id "$repo"), release"
 
 # --- start the server ----------------------------------------------------------
 IMGAPI_LOG=$BENCH_TMP/imgapi.log

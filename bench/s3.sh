@@ -32,11 +32,8 @@ fi
 
 IMGAPI_PID=""
 stop_server() {
-    if [[ -n "$IMGAPI_PID" ]]; then
-        kill "$IMGAPI_PID" 2>/dev/null || true
-        wait "$IMGAPI_PID" 2>/dev/null || true
-        IMGAPI_PID=""
-    fi
+    stop_pid "$IMGAPI_PID"
+    IMGAPI_PID=""
 }
 cleanup() {
     local rc=$?
@@ -64,22 +61,15 @@ export RCLONE_CONFIG_G_TYPE=s3 RCLONE_CONFIG_G_PROVIDER=Other RCLONE_CONFIG_G_EN
 RCLONE=(rclone --s3-chunk-size "$PART" --s3-upload-concurrency "$CONCURRENCY" --s3-upload-cutoff 0
     --s3-disable-checksum --retries 1 --low-level-retries 1)
 
-idle=$(python3 -c '
-import time
-def snap():
-    f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
-    return f[3] + f[4], sum(f)
-i0, t0 = snap(); time.sleep(1); i1, t1 = snap()
-print(round(100 * (i1 - i0) / max(1, t1 - t0)))')
-record machine_idle_before_pct "$idle"
-record server_build "$(cd "$root" && git rev-parse --short HEAD)$(cd "$root" && git diff --quiet HEAD -- crates Cargo.toml || echo ' + uncommitted changes')"
+record_idle
+record server_build "$(build_id "$root")"
 
 log "writing a $MIB MiB random file"
 head -c "$((MIB * 1048576))" /dev/urandom >"$DIR/big.bin"
 size=$(stat -c %s "$DIR/big.bin")
 sha1=$(sha1sum "$DIR/big.bin" | cut -d' ' -f1)
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_ports 1)
 IMGAPI_URL=http://127.0.0.1:$PORT
 export IMGAPI_URL
 start_server() { # start_server REDIRECT(true|false)
@@ -91,13 +81,7 @@ start_server() { # start_server REDIRECT(true|false)
     "$BIN" >>"$IMGAPI_LOG" 2>&1 &
     IMGAPI_PID=$!
     export IMGAPI_PID IMGAPI_LOG
-    local i
-    for ((i = 0; i < 100; i++)); do
-        curl -s -o /dev/null "$IMGAPI_URL/ping" && return 0
-        kill -0 "$IMGAPI_PID" 2>/dev/null || die "imgapi exited during start-up: $(tail -3 "$IMGAPI_LOG")"
-        sleep 0.1
-    done
-    die "imgapi did not answer"
+    wait_http "$IMGAPI_URL/ping" "$IMGAPI_PID" imgapi
 }
 seconds() { python3 -c 'import sys,time; t=time.monotonic(); import subprocess; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); print(time.monotonic()-t)' "$@"; }
 
